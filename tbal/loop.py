@@ -19,11 +19,12 @@ import numpy as np
 
 from tbal.confidence import ConfidenceFunction, make_confidence
 from tbal.config import TBALConfig
+from tbal.data import Dataset
 from tbal.errors import TBALInputError
 from tbal.models import Classifier, build_model, resolve_device
 from tbal.query import select_queries
 from tbal.thresholds import ThresholdResult, auto_label_mask, estimate_thresholds
-from tbal.training import Predictions, predict, train_classifier
+from tbal.training import Predictions, one_hot, predict, train_classifier
 
 ProgressCallback = Callable[[str, float], None]
 """Called with (stage, fraction of that stage done in [0, 1])."""
@@ -150,10 +151,12 @@ def run_round(
     )
 
 
-def split_validation(n: int, calibration_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def split_validation(
+    n: int, calibration_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Random split of n validation rows into D_cal (ν·n rows) and D_th (the rest)."""
     order = rng.permutation(n)
-    n_cal = int(round(calibration_fraction * n))
+    n_cal = round(calibration_fraction * n)
     return np.sort(order[:n_cal]), np.sort(order[n_cal:])
 
 
@@ -174,7 +177,8 @@ def _check_round_input(inputs: RoundInput) -> None:
     k = inputs.num_classes
     if inputs.targets_train.shape != (inputs.X_train.shape[0], k):
         raise TBALInputError(
-            f"expected targets_train of shape ({inputs.X_train.shape[0]}, {k}), got {inputs.targets_train.shape}"
+            f"expected targets_train of shape ({inputs.X_train.shape[0]}, {k}), "
+            f"got {inputs.targets_train.shape}"
         )
     if inputs.X_train.shape[0] == 0:
         raise TBALInputError("a round needs at least one human training label, got none")
@@ -202,3 +206,239 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 def _no_progress(stage: str, fraction: float) -> None:
     return None
+
+
+@dataclass
+class RoundRecord:
+    """What one round of :func:`run_tbal` did (JSON-ready via :meth:`to_dict`)."""
+
+    round: int
+    human_training_labels: int  # cumulative, seed included
+    human_validation_labels: int  # N_v drawn at the start (the validation set only shrinks)
+    humans_used: int  # training + validation labels paid for so far
+    auto_labeled_round: int
+    auto_labeled_total: int
+    coverage: float  # auto-labeled so far / pool size
+    pool_remaining: int  # pool points neither human- nor auto-labeled after this round
+    validation_remaining: int  # validation points left after removing those in the auto-labeled region
+    queried: int  # points sent to humans for the next round
+    thresholds: list[float | None]  # per class; None = class not auto-labeled (+inf)
+    estimated_error: list[float | None]
+    error_bound: list[float | None]
+    threshold_points: list[int]
+    pooled_estimated_error: float | None
+    pooled_error_bound: float | None
+    delta_used: float
+    true_error_round: float | None  # None when nothing was auto-labeled
+    true_error_total: float | None
+    classifier_accuracy_pool: float | None  # accuracy on the pool points still unlabeled before this round
+    timings: dict[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunResult:
+    """A whole run: every round's record and the final auto-labeling outcome."""
+
+    seed: int
+    pool_size: int
+    rounds: list[RoundRecord]
+    auto_labeled_index: np.ndarray  # data rows auto-labeled, in order
+    auto_labels: np.ndarray  # their labels
+    wall_time_s: float
+
+    @property
+    def coverage(self) -> float:
+        return self.rounds[-1].coverage if self.rounds else 0.0
+
+    @property
+    def true_error(self) -> float | None:
+        return self.rounds[-1].true_error_total if self.rounds else None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "seed": self.seed,
+            "pool_size": self.pool_size,
+            "coverage": self.coverage,
+            "true_error": self.true_error,
+            "auto_labeled": int(self.auto_labels.size),
+            "wall_time_s": self.wall_time_s,
+            "rounds": [r.to_dict() for r in self.rounds],
+        }
+
+
+RoundCallback = Callable[[RoundRecord], None]
+
+
+def run_tbal(
+    dataset: Dataset,
+    config: TBALConfig,
+    *,
+    seed: int,
+    on_round: RoundCallback | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Run the whole TBAL loop on an in-memory data set, simulating humans with ``dataset.y``.
+
+    The validation set (N_v points) is drawn at random and kept out of the pool, as in the papers (where it
+    comes from a separate split); the seed training set is drawn at random from the pool. Rounds follow
+    :func:`run_round` until the human training labels reach the budget N_t (seed included), the pool is
+    empty, fewer than 2 validation points are left, or ``max_rounds`` is reached. Coverage is auto-labeled /
+    pool size; true error is measured against ``dataset.y``.
+    """
+    started = time.perf_counter()
+    loop = config.loop
+    rng = np.random.default_rng(seed)
+    rows = _working_rows(len(dataset), loop.pool_size, rng)
+    _check_budget(len(rows), config)
+
+    order = rng.permutation(rows)
+    validation = order[: loop.validation_size]
+    pool = order[loop.validation_size :]
+    train = pool[: loop.seed_size]  # a uniform draw from the pool (it is already shuffled)
+    unlabeled = np.ones(len(dataset), dtype=bool)
+    unlabeled[validation] = False
+    unlabeled[train] = False
+    in_pool = np.zeros(len(dataset), dtype=bool)
+    in_pool[pool] = True
+
+    auto_index: list[np.ndarray] = []
+    auto_labels: list[np.ndarray] = []
+    records: list[RoundRecord] = []
+    rounds_total = loop.planned_rounds
+    for round_index in range(rounds_total):
+        pool_rows = np.flatnonzero(unlabeled & in_pool)
+        n_queries = max(0, min(loop.batch_size, loop.label_budget - train.size))
+        inputs = RoundInput(
+            X_train=dataset.X[train],
+            targets_train=human_targets(dataset, train, config),
+            X_val=dataset.X[validation],
+            y_val=dataset.y[validation],
+            X_pool=dataset.X[pool_rows],
+            num_classes=dataset.num_classes,
+            n_queries=n_queries if round_index + 1 < rounds_total else 0,
+            round_index=round_index,
+            rounds_total=rounds_total,
+        )
+        out = run_round(inputs, config, seed=_round_seed(seed, round_index), progress=progress)
+
+        newly = pool_rows[out.auto_mask]
+        auto_index.append(newly)
+        auto_labels.append(out.pool_predicted[out.auto_mask])
+        unlabeled[newly] = False
+        queried = pool_rows[out.query_index]
+        unlabeled[queried] = False
+        accuracy = float(np.mean(out.pool_predicted == dataset.y[pool_rows])) if pool_rows.size else None
+        validation = validation[~out.val_removed]
+        train = np.concatenate([train, queried])
+
+        record = _round_record(
+            round_index,
+            out,
+            dataset,
+            newly,
+            auto_index,
+            auto_labels,
+            pool.size,
+            accuracy,
+            train.size,
+            loop.validation_size,
+            int(np.sum(unlabeled & in_pool)),
+            validation.size,
+            queried.size,
+        )
+        records.append(record)
+        if on_round is not None:
+            on_round(record)
+        if queried.size == 0 or not np.any(unlabeled & in_pool) or validation.size < 2:
+            break
+
+    all_index = np.concatenate(auto_index) if auto_index else np.empty(0, dtype=np.int64)
+    all_labels = np.concatenate(auto_labels) if auto_labels else np.empty(0, dtype=np.int64)
+    return RunResult(seed, int(pool.size), records, all_index, all_labels, time.perf_counter() - started)
+
+
+def human_targets(dataset: Dataset, rows: np.ndarray, config: TBALConfig) -> np.ndarray:
+    """Target distributions the simulated humans give for ``rows``: one-hot of ``y`` for hard targets;
+    the human label distributions ``soft`` for soft / sampled targets when the data set has them."""
+    if config.train.targets != "hard" and dataset.soft is not None:
+        return dataset.soft[rows].astype(np.float32)
+    return one_hot(dataset.y[rows], dataset.num_classes)
+
+
+def _working_rows(n: int, pool_size: int | None, rng: np.random.Generator) -> np.ndarray:
+    if pool_size is None or pool_size >= n:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=pool_size, replace=False))
+
+
+def _check_budget(n: int, config: TBALConfig) -> None:
+    loop = config.loop
+    needed = loop.validation_size + loop.seed_size
+    if needed >= n:
+        raise TBALInputError(
+            f"budget larger than the data: validation_size ({loop.validation_size}) + seed_size "
+            f"({loop.seed_size}) = {needed} needs more than the {n} points available"
+        )
+
+
+def _round_seed(seed: int, round_index: int) -> int:
+    """Independent, reproducible seed per round (SeedSequence mixing, not seed + i)."""
+    return int(np.random.SeedSequence([seed, round_index]).generate_state(1)[0])
+
+
+def _round_record(
+    round_index: int,
+    out: RoundOutput,
+    dataset: Dataset,
+    newly: np.ndarray,
+    auto_index: list[np.ndarray],
+    auto_labels: list[np.ndarray],
+    pool_size: int,
+    accuracy: float | None,
+    n_train: int,
+    n_validation: int,
+    pool_remaining: int,
+    validation_remaining: int,
+    queried: int,
+) -> RoundRecord:
+    all_index = np.concatenate(auto_index)
+    all_labels = np.concatenate(auto_labels)
+    th = out.thresholds
+    return RoundRecord(
+        round=round_index,
+        human_training_labels=n_train,
+        human_validation_labels=n_validation,
+        humans_used=n_train + n_validation,
+        auto_labeled_round=int(newly.size),
+        auto_labeled_total=int(all_index.size),
+        coverage=all_index.size / pool_size if pool_size else 0.0,
+        pool_remaining=pool_remaining,
+        validation_remaining=validation_remaining,
+        queried=queried,
+        thresholds=_finite_or_none(th.thresholds),
+        estimated_error=_finite_or_none(th.estimated_error),
+        error_bound=_finite_or_none(th.error_bound),
+        threshold_points=[int(n) for n in th.n_points],
+        pooled_estimated_error=_float_or_none(th.pooled_estimated_error),
+        pooled_error_bound=_float_or_none(th.pooled_error_bound),
+        delta_used=float(th.delta_used),
+        true_error_round=_error_or_none(out.pool_predicted[out.auto_mask], dataset.y[newly]),
+        true_error_total=_error_or_none(all_labels, dataset.y[all_index]),
+        classifier_accuracy_pool=accuracy,
+        timings={k: round(v, 4) for k, v in out.timings.items()},
+    )
+
+
+def _error_or_none(labels: np.ndarray, truth: np.ndarray) -> float | None:
+    return float(np.mean(labels != truth)) if labels.size else None
+
+
+def _float_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _finite_or_none(values: np.ndarray) -> list[float | None]:
+    return [_float_or_none(float(v)) for v in values]

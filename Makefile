@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   creates the environment, starts the service (SQLite, in-process work) and drives a project over HTTP
+#   make test   creates the environment if needed and runs ruff, mypy and the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?=
+LINTED := tbal app worker migrations tests bench
+
+.PHONY: env test lint typecheck pytest demo serve clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: an unpinned torch would pull several GB of CUDA packages.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+env: $(STAMP)
+
+lint: env
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+typecheck: env
+	$(BIN)/mypy tbal app worker
+
+pytest: env
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+demo: env
+	$(BIN)/python -m app.demo $(if $(DATA),--data $(DATA),)
+
+serve: env
+	$(BIN)/tbal serve
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
