@@ -25,9 +25,8 @@ class TemperatureScaling(ConfidenceFunction):
 
     The NLL is convex in 1/T, hence unimodal in log T, and is minimised by bounded Brent search on
     log T ∈ [log 1e-2, log 1e2] (float64). The Colander paper's variant adds a bias to z / T; a bias
-    shared by all classes does not change the softmax, so we leave it out. Temperature scaling keeps
-    ŷ and rescales every point's confidence monotonically in its margin structure; the score is for ŷ
-    from the classifier (argmax z = argmax z / T).
+    shared by all classes does not change the softmax, so we leave it out. Dividing by T keeps the
+    classifier's ŷ (argmax z = argmax z / T), so the score is the calibrated probability of ŷ.
     """
 
     name = "temperature"

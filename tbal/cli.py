@@ -1,0 +1,261 @@
+"""The ``tbal`` command.
+
+``tbal run`` runs the whole TBAL loop on a data set file over one or more seeds; ``tbal bench`` runs a
+grid of confidence functions × train-time methods × bounds and prints a markdown table. The service's
+verbs (``serve``, ``worker``, ``migrate``, ``create-key``) are added by installed plugins through the
+``tbal.commands`` entry-point group, so this pure library never imports the service.
+
+Bad input (missing file, wrong keys, labels out of range, NaN features, ε ∉ (0, 1), a budget larger than
+the data) prints one line naming the problem and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tbal.config import (
+    BOUND_NAMES,
+    CONFIDENCE_NAMES,
+    GUARANTEE_NAMES,
+    MODEL_NAMES,
+    PRESET_NAMES,
+    QUERY_NAMES,
+    TARGET_MODES,
+    TRAIN_METHODS,
+    ConfigError,
+    TBALConfig,
+    config_to_dict,
+    preset,
+    with_overrides,
+)
+from tbal.errors import TBALInputError
+
+EXIT_BAD_INPUT = 2
+Handler = Callable[[argparse.Namespace], int]
+
+# Command-line flag -> dotted config field. Every value can also be set with --set FIELD=VALUE.
+_FLAG_FIELDS: dict[str, str] = {
+    "model": "model.name",
+    "train": "train.method",
+    "targets": "train.targets",
+    "epochs": "train.epochs",
+    "device": "train.device",
+    "confidence": "confidence.name",
+    "bound": "thresholds.bound",
+    "guarantee": "thresholds.guarantee",
+    "epsilon": "thresholds.epsilon",
+    "delta": "thresholds.delta",
+    "query": "query.strategy",
+    "budget": "loop.label_budget",
+    "seed_size": "loop.seed_size",
+    "batch": "loop.batch_size",
+    "validation_size": "loop.validation_size",
+    "pool_size": "loop.pool_size",
+    "max_rounds": "loop.max_rounds",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tbal`` console script."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "func", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return handler(args)
+    except (TBALInputError, ConfigError, FileNotFoundError) as exc:
+        print(f"tbal: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("tbal: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tbal", description="Threshold-based auto-labeling with a guarantee."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(commands)
+    _add_bench(commands)
+    _add_plugins(commands)
+    return parser
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser("run", help="run the TBAL loop on a .npz data set over one or more seeds")
+    _add_common(run)
+    run.add_argument("--json", type=Path, help="write every round's record to this JSON file")
+    run.add_argument("--quiet", action="store_true", help="no progress line per round")
+    run.set_defaults(func=_run_command)
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    bench = commands.add_parser("bench", help="grid of confidence functions × train-time methods × bounds")
+    _add_common(bench)
+    bench.add_argument("--confidences", default="softmax,temperature,colander", help="comma-separated names")
+    bench.add_argument("--methods", default="vanilla", help="comma-separated train-time methods")
+    bench.add_argument("--bounds", default="paper,valid", help="comma-separated bounds")
+    bench.add_argument("--json", type=Path, help="write all runs to this JSON file")
+    bench.set_defaults(func=_bench_command)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path, help="a .npz data set (see README: accepted keys)")
+    p.add_argument("--split", default="auto", help="which X_<split>/y_<split> arrays to use (default: auto)")
+    p.add_argument("--preset", choices=PRESET_NAMES, help="start from the papers' budgets")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument("--model", choices=MODEL_NAMES)
+    p.add_argument("--train", choices=TRAIN_METHODS, help="train-time method")
+    p.add_argument("--targets", choices=TARGET_MODES, help="hard / soft / sampled human labels")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--device", help="auto (CUDA when present), cpu, cuda")
+    p.add_argument("--confidence", choices=CONFIDENCE_NAMES)
+    p.add_argument("--bound", choices=BOUND_NAMES)
+    p.add_argument("--guarantee", choices=GUARANTEE_NAMES)
+    p.add_argument("--epsilon", type=float, help="error tolerance ε in (0, 1)")
+    p.add_argument("--delta", type=float, help="failure probability δ in (0, 1) of the valid bound")
+    p.add_argument("--query", choices=QUERY_NAMES)
+    p.add_argument("--budget", type=int, help="N_t: human training labels, seed included")
+    p.add_argument("--seed-size", dest="seed_size", type=int)
+    p.add_argument("--batch", type=int, help="queries per round")
+    p.add_argument("--validation-size", dest="validation_size", type=int, help="N_v")
+    p.add_argument("--pool-size", dest="pool_size", type=int, help="use a random subset of this size")
+    p.add_argument("--max-rounds", dest="max_rounds", type=int)
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any config field, e.g. --set confidence.colander.lam=100 (repeatable)",
+    )
+
+
+def _add_plugins(commands: argparse._SubParsersAction) -> None:
+    """Verbs of installed plugins (the service registers serve / worker / migrate / create-key)."""
+    for entry in entry_points(group="tbal.commands"):
+        try:
+            register = entry.load()
+        except ImportError as exc:  # a plugin whose dependencies are missing must not break `tbal run`
+            logging.getLogger(__name__).warning("tbal plugin %s not loaded: %s", entry.name, exc)
+            continue
+        register(commands)
+
+
+def config_from_args(args: argparse.Namespace) -> TBALConfig:
+    """The preset (or defaults) with every flag and ``--set`` applied."""
+    config = preset(args.preset) if args.preset else TBALConfig()
+    overrides: dict[str, Any] = {
+        field: getattr(args, flag) for flag, field in _FLAG_FIELDS.items() if getattr(args, flag) is not None
+    }
+    for item in args.settings:
+        if "=" not in item:
+            raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    return with_overrides(config, overrides)
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--seeds expects comma-separated integers, got {text!r}") from exc
+    if not seeds:
+        raise ConfigError("--seeds is empty")
+    return seeds
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from tbal.reports import format_round_line, format_summary_table, run_seeds
+
+    config = config_from_args(args)
+    seeds = parse_seeds(args.seeds)
+    dataset = _load(args)
+    on_round = None if args.quiet else (lambda seed, r: print(format_round_line(seed, r), flush=True))
+    results = run_seeds(dataset, config, seeds, on_round=on_round)
+    print(format_summary_table([(_label(config), results)], config.thresholds.epsilon))
+    if args.json:
+        _write_json(args.json, {"data": str(args.data), "config": config_to_dict(config), "runs": results})
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _bench_command(args: argparse.Namespace) -> int:
+    from tbal.reports import format_summary_table, run_seeds
+
+    base = config_from_args(args)
+    seeds = parse_seeds(args.seeds)
+    dataset = _load(args)
+    rows = []
+    for method in _names(args.methods, TRAIN_METHODS, "--methods"):
+        for confidence in _names(args.confidences, CONFIDENCE_NAMES, "--confidences"):
+            for bound in _names(args.bounds, BOUND_NAMES, "--bounds"):
+                config = with_overrides(
+                    base, {"train.method": method, "confidence.name": confidence, "thresholds.bound": bound}
+                )
+                results = run_seeds(dataset, config, seeds)
+                rows.append((_label(config), results))
+                print(f"done: {_label(config)}", file=sys.stderr, flush=True)
+    print(format_summary_table(rows, base.thresholds.epsilon))
+    if args.json:
+        payload = {"data": str(args.data), "config": config_to_dict(base), "grid": dict(rows)}
+        _write_json(args.json, payload)
+    return 0
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from tbal.data import load_dataset
+
+    return load_dataset(args.data, split=args.split)
+
+
+def _names(text: str, valid: tuple[str, ...], flag: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    for name in names:
+        if name not in valid:
+            raise ConfigError(f"{flag}: unknown name {name!r}; valid: {', '.join(valid)}")
+    return names
+
+
+def _label(config: TBALConfig) -> str:
+    return f"{config.train.method} / {config.confidence.name} / {config.thresholds.bound}"
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        text = f"file not found: {exc.filename}"
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
