@@ -330,18 +330,21 @@ def init_parameters(model: nn.Module, seed: int) -> None:
     """Fill every parameter and buffer of ``model`` from ``torch.Generator().manual_seed(seed)``.
 
     Linear / conv weights: for tanh networks PyTorch's default U(±1/√fan_in) (weights and biases); for
-    ReLU networks (``model.relu``) He-normal N(0, 2/fan_in) weights and zero biases (He et al. 2015).
+    the hidden layers of ReLU networks (``model.relu``) He-normal N(0, 2/fan_in) weights and zero biases
+    (He et al. 2015); the output layer (``model.head``) always gets the default.
     Batch norm: weight 1, bias 0, running mean 0, running variance 1. Parameters are drawn on the CPU in
     module order and copied to the model's device, so a seed gives the same weights on every device.
     Raises TypeError for a module type it does not know (so no parameter is left uninitialised).
     """
     generator = torch.Generator().manual_seed(int(seed))
-    relu = bool(getattr(model, "relu", False))
+    relu_net = bool(getattr(model, "relu", False))
+    head = getattr(model, "head", None)
     for module in model.modules():
         own = list(module.parameters(recurse=False))
         if isinstance(module, (nn.Linear, nn.Conv2d)):
             weight = module.weight
             fan_in = weight[0].numel()
+            relu = relu_net and module is not head  # the output layer keeps the default scale
             if relu:
                 w = torch.randn(weight.shape, generator=generator) * math.sqrt(2.0 / fan_in)
             else:

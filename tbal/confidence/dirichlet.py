@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tbal.config import ConfigError
 from tbal.confidence._common import log_softmax, require_points
 from tbal.confidence.base import ConfidenceFunction
+from tbal.config import ConfigError
 from tbal.training import Predictions
 
 

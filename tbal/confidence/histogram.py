@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tbal.config import ConfigError
 from tbal.confidence._common import UniformMassBins, require_points, with_tie_break
 from tbal.confidence.base import ConfidenceFunction
 from tbal.confidence.softmax import max_softmax
+from tbal.config import ConfigError
 from tbal.training import Predictions
 
 

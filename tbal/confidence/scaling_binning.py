@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tbal.config import ConfigError
 from tbal.confidence._common import UniformMassBins, require_points, with_tie_break
 from tbal.confidence.base import ConfidenceFunction
 from tbal.confidence.softmax import max_softmax
 from tbal.confidence.temperature import fit_temperature
+from tbal.config import ConfigError
 from tbal.training import Predictions
 
 

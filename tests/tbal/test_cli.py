@@ -1,0 +1,121 @@
+"""The command: a short end-to-end run on the digits, the JSON record, and one clear line for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tbal.cli import main
+
+FAST = [
+    "--epochs",
+    "5",
+    "--budget",
+    "300",
+    "--seed-size",
+    "200",
+    "--batch",
+    "100",
+    "--validation-size",
+    "400",
+]
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_on_digits_two_rounds_writes_the_json_record(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_json = tmp_path / "run.json"
+    code, out, err = _run(
+        [
+            "run",
+            "--data",
+            str(shared_data / "sklearn_digits.npz"),
+            *FAST,
+            "--bound",
+            "paper",
+            "--json",
+            str(out_json),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "seed 0 round  0" in out and "seed 0 round  1" in out
+    assert "| vanilla / softmax / paper |" in out
+    record = json.loads(out_json.read_text())
+    rounds = record["runs"][0]["rounds"]
+    assert len(rounds) == 2
+    assert rounds[0]["human_training_labels"] == 200 and rounds[1]["human_training_labels"] == 300
+    assert rounds[-1]["auto_labeled_total"] > 0  # digits are easy: the paper bound auto-labels a lot
+    assert set(rounds[0]["timings"]) == {"train", "calibrate", "thresholds", "auto-label", "query"}
+    assert record["config"]["thresholds"]["bound"] == "paper"
+
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.fixture()
+def good_arrays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {"X": rng.normal(size=(60, 4)).astype(np.float32), "y": rng.integers(0, 3, size=60)}
+
+
+@pytest.mark.parametrize(
+    ("case", "needle"),
+    [
+        ("missing-file", "not found"),
+        ("wrong-keys", "X"),
+        ("labels-out-of-range", "label"),
+        ("nan-features", "NaN"),
+        ("epsilon", "epsilon"),
+        ("budget", "budget larger than the data"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code_2(
+    case: str,
+    needle: str,
+    tmp_path: Path,
+    good_arrays: dict[str, np.ndarray],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = tmp_path / "d.npz"
+    extra: list[str] = []
+    if case == "missing-file":
+        data = tmp_path / "absent.npz"
+    elif case == "wrong-keys":
+        _write_npz(data, features=good_arrays["X"], labels=good_arrays["y"])
+    elif case == "labels-out-of-range":
+        y = good_arrays["y"].copy()
+        y[0] = -1
+        _write_npz(data, X=good_arrays["X"], y=y)
+    elif case == "nan-features":
+        X = good_arrays["X"].copy()
+        X[3, 1] = np.nan
+        _write_npz(data, X=X, y=good_arrays["y"])
+    else:
+        _write_npz(data, **good_arrays)
+        extra = (
+            ["--epsilon", "1.5"] if case == "epsilon" else ["--validation-size", "50", "--seed-size", "20"]
+        )
+    code, out, err = _run(["run", "--data", str(data), "--epochs", "1", *extra], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("tbal: error:") and needle.lower() in lines[0].lower(), lines[0]
+    assert "Traceback" not in err
+
+
+def test_unknown_choice_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--data", "x.npz", "--confidence", "magic"])
+    assert exc.value.code == 2

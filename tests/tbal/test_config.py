@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+
+from tbal.config import (
+    ConfigError,
+    TBALConfig,
+    ThresholdConfig,
+    config_from_dict,
+    config_to_dict,
+    preset,
+    with_overrides,
+)
+
+
+def test_presets_carry_the_papers_budgets() -> None:
+    mnist = preset("mnist-paper")
+    assert (mnist.loop.label_budget, mnist.loop.seed_size, mnist.loop.batch_size) == (500, 200, 20)
+    assert mnist.loop.validation_size == 500 and mnist.model.name == "lenet5"
+    assert mnist.thresholds.epsilon == 0.05
+    cifar = preset("cifar10-paper")
+    assert (cifar.loop.label_budget, cifar.loop.seed_size, cifar.loop.batch_size) == (10_000, 4_000, 400)
+    assert cifar.loop.validation_size == 8_000 and cifar.model.name == "cnn"
+    text = preset("text-paper")
+    assert (text.loop.label_budget, text.loop.seed_size, text.loop.batch_size) == (2_000, 400, 100)
+    assert text.loop.validation_size == 1_600 and text.model.hidden == (1000, 500, 30)
+
+
+def test_planned_rounds_counts_the_seed_round() -> None:
+    assert preset("mnist-paper").loop.planned_rounds == 16
+    assert preset("text-paper").loop.planned_rounds == 17
+
+
+def test_unknown_preset_lists_the_valid_names() -> None:
+    with pytest.raises(ConfigError, match="mnist-paper"):
+        preset("nope")
+
+
+def test_overrides_parse_strings_to_the_field_type() -> None:
+    config = with_overrides(
+        TBALConfig(),
+        {
+            "train.epochs": "7",
+            "confidence.colander.lam": "100",
+            "model.hidden": "64,32",
+            "loop.max_rounds": "none",
+        },
+    )
+    assert config.train.epochs == 7
+    assert config.confidence.colander.lam == 100.0
+    assert config.model.hidden == (64, 32)
+    assert config.loop.max_rounds is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("thresholds.epsilon", "1.5", "thresholds.epsilon"),
+        ("thresholds.epsilon", "0", "thresholds.epsilon"),
+        ("thresholds.bound", "magic", "valid, paper, hoeffding"),
+        ("train.epochs", "abc", "train.epochs"),
+        ("train.nope", "1", "unknown setting"),
+        ("loop.seed_size", "100000", "loop.seed_size"),
+    ],
+)
+def test_bad_values_name_the_field(field: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        with_overrides(TBALConfig(), {field: value})
+
+
+def test_config_round_trips_through_a_dict() -> None:
+    config = with_overrides(preset("text-paper"), {"thresholds.guarantee": "per-class"})
+    assert config_from_dict(config_to_dict(config)) == config
+
+
+def test_threshold_config_rejects_delta_outside_the_unit_interval() -> None:
+    with pytest.raises(ConfigError, match="delta"):
+        ThresholdConfig(delta=1.0)

@@ -1,0 +1,73 @@
+"""run_round / run_tbal on small synthetic data: bookkeeping, budgets, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tbal.config import TBALConfig, with_overrides
+from tbal.data import make_dataset
+from tbal.errors import TBALInputError
+from tbal.loop import run_tbal
+
+
+def _blobs(n: int = 1200, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3.0, size=(k, 8))
+    y = rng.integers(0, k, size=n)
+    X = centers[y] + rng.normal(size=(n, 8))
+    return X.astype(np.float32), y
+
+
+def _config(**overrides: object) -> TBALConfig:
+    base = {
+        "model.name": "mlp",
+        "model.hidden": "32,16",
+        "train.epochs": 5,
+        "loop.label_budget": 120,
+        "loop.seed_size": 60,
+        "loop.batch_size": 20,
+        "loop.validation_size": 300,
+        "thresholds.bound": "paper",
+    }
+    base.update(overrides)
+    return with_overrides(TBALConfig(), base)
+
+
+def test_loop_respects_the_budget_and_keeps_sets_apart() -> None:
+    X, y = _blobs()
+    result = run_tbal(make_dataset(X, y), _config(), seed=1)
+    rounds = result.rounds
+    assert [r.round for r in rounds] == list(range(len(rounds)))
+    assert len(rounds) <= 4  # 1 seed round + (120 - 60) / 20 query rounds
+    assert rounds[-1].human_training_labels <= 120
+    # auto-labels are unique pool points and never validation points
+    assert np.unique(result.auto_labeled_index).size == result.auto_labeled_index.size
+    assert result.pool_size == 1200 - 300
+    assert result.coverage == pytest.approx(result.auto_labeled_index.size / result.pool_size)
+    totals = [r.auto_labeled_total for r in rounds]
+    assert totals == sorted(totals)
+    assert result.coverage > 0.5  # separable blobs: most of the pool is auto-labeled
+    assert result.true_error is not None and result.true_error <= 0.05
+
+
+def test_loop_is_reproducible_for_a_seed() -> None:
+    X, y = _blobs()
+    a = run_tbal(make_dataset(X, y), _config(), seed=3)
+    b = run_tbal(make_dataset(X, y), _config(), seed=3)
+    assert np.array_equal(a.auto_labeled_index, b.auto_labeled_index)
+    assert [r.thresholds for r in a.rounds] == [r.thresholds for r in b.rounds]
+
+
+def test_validation_points_in_the_auto_labeled_region_are_removed() -> None:
+    X, y = _blobs()
+    result = run_tbal(make_dataset(X, y), _config(), seed=2)
+    first = result.rounds[0]
+    if first.auto_labeled_round > 0:
+        assert first.validation_remaining < 300
+
+
+def test_budget_larger_than_the_data_is_refused() -> None:
+    X, y = _blobs(n=100)
+    with pytest.raises(TBALInputError, match="budget larger than the data"):
+        run_tbal(make_dataset(X, y), _config(), seed=0)
