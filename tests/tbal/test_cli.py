@@ -107,7 +107,7 @@ def test_bad_input_gives_one_line_and_exit_code_2(
         extra = (
             ["--epsilon", "1.5"] if case == "epsilon" else ["--validation-size", "50", "--seed-size", "20"]
         )
-    code, out, err = _run(["run", "--data", str(data), "--epochs", "1", *extra], capsys)
+    code, _out, err = _run(["run", "--data", str(data), "--epochs", "1", *extra], capsys)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
