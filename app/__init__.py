@@ -1,0 +1,1 @@
+"""tbal service: the FastAPI application, its database and the round function shared with the worker."""

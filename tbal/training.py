@@ -1,18 +1,54 @@
 """Training classifiers on target distributions (hard labels are one-hot rows), and prediction.
 
-CONTRACT (stub, to be implemented): keep these names and signatures.
+Training follows the reference runs of Vishwakarma et al. (NeurIPS 2023, 2024; ``../shared/PAPERS.md``):
+SGD with momentum and weight decay, a cosine learning-rate schedule over all steps, mini-batches drawn by
+a seeded permutation each epoch.
+
+How the target distributions T (n, K) are used (``TrainConfig.targets``):
+
+- ``hard``: cross-entropy with the class argmax_k T[i, k];
+- ``soft``: cross-entropy against the distribution, −Σ_k T[i, k] · log softmax(z_i)_k;
+- ``sampled``: each epoch draws one class per row from T[i] (seeded) and uses it as a hard label.
+
+The train-time method (``TrainConfig.method``) is an :class:`Objective` looked up by name in
+:data:`OBJECTIVES`; each one gets the model, the batch inputs and the batch targets and returns the loss,
+so methods that change the inputs (mixup), the targets (label smoothing) or keep per-sample state (CRL)
+fit the same slot. Methods that change the optimiser step itself (SAM) would need a step hook as well.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from tbal.config import TrainConfig
-from tbal.models import Classifier
+from tbal.config import ConfigError, TrainConfig
+from tbal.errors import TBALInputError
+from tbal.models import Classifier, init_parameters, resolve_device
+
+__all__ = [
+    "OBJECTIVES",
+    "Objective",
+    "Predictions",
+    "Squentropy",
+    "TargetBatch",
+    "Vanilla",
+    "cosine_lr",
+    "make_objective",
+    "one_hot",
+    "predict",
+    "soft_cross_entropy",
+    "squentropy_penalty",
+    "train_classifier",
+]
+
+TARGET_ROW_TOLERANCE = 1e-3
+"""Largest accepted |Σ_k T[i, k] − 1| of a target row."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +84,82 @@ def one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
     return out
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Train-time methods
+
+
+@dataclass(frozen=True)
+class TargetBatch:
+    """The targets of one mini-batch of B rows.
+
+    classes: (B,) int64 target class (argmax of the target row; the drawn class in ``sampled`` mode).
+    probs: (B, K) float32 target distributions in ``soft`` mode, else None (the target is ``classes``).
+    index: (B,) int64 rows of the training set (for methods that keep per-sample state).
+    """
+
+    classes: torch.Tensor
+    probs: torch.Tensor | None
+    index: torch.Tensor
+
+
+class Objective(Protocol):
+    """A train-time method: the loss of one mini-batch (a scalar tensor to minimise)."""
+
+    def __call__(self, model: Classifier, x: torch.Tensor, target: TargetBatch) -> torch.Tensor: ...
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: TargetBatch) -> torch.Tensor:
+    """Mean cross-entropy of logits (B, K): −(1/B) Σ_i Σ_k t_ik · log softmax(z_i)_k, with t the target
+    distribution in soft mode and the one-hot row of ``target.classes`` otherwise."""
+    if target.probs is None:
+        return F.cross_entropy(logits, target.classes)
+    return -(target.probs * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def squentropy_penalty(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """(1/(B·K)) Σ_i Σ_{k ≠ y_i} z_ik²: the mean over all B·K entries of the squared off-class logits
+    (the target class's entry counts as 0). Squentropy (Hui, Belkin, Wright, ICML 2023) as the Colander
+    paper's reference code uses it; the original paper averages over the K − 1 off-class entries instead,
+    a constant factor K / (K − 1)."""
+    off_class = logits.scatter(1, classes[:, None], 0.0)  # (B, K), target entries zeroed
+    return off_class.square().mean()
+
+
+class Vanilla:
+    """Cross-entropy alone (see :func:`soft_cross_entropy`)."""
+
+    def __call__(self, model: Classifier, x: torch.Tensor, target: TargetBatch) -> torch.Tensor:
+        logits, _ = model(x)  # (B, K)
+        return soft_cross_entropy(logits, target)
+
+
+class Squentropy:
+    """Cross-entropy + the mean squared off-class logit (:func:`squentropy_penalty`); the off-class
+    entries are all classes but ``target.classes`` (the argmax of a soft row)."""
+
+    def __call__(self, model: Classifier, x: torch.Tensor, target: TargetBatch) -> torch.Tensor:
+        logits, _ = model(x)  # (B, K)
+        return soft_cross_entropy(logits, target) + squentropy_penalty(logits, target.classes)
+
+
+OBJECTIVES: dict[str, Callable[[], Objective]] = {
+    "vanilla": Vanilla,
+    "squentropy": Squentropy,
+}
+"""Train-time methods by name; each entry makes a fresh objective for one training run."""
+
+
+def make_objective(name: str) -> Objective:
+    """A fresh :class:`Objective` for the method ``name``; raises ConfigError listing the valid names."""
+    if name not in OBJECTIVES:
+        raise ConfigError(f"train.method must be one of {', '.join(OBJECTIVES)}; got {name!r}")
+    return OBJECTIVES[name]()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training and prediction
+
+
 def train_classifier(
     model: Classifier,
     X: np.ndarray,
@@ -57,14 +169,147 @@ def train_classifier(
     seed: int,
     device: torch.device | None = None,
     progress: Callable[[float], None] | None = None,
+    reinitialize: bool = True,
 ) -> Classifier:
     """Train ``model`` in place on prepared inputs X (n, ...) and target distributions (n, K)
-    (rows sum to 1; ``config.targets`` says how they are used: hard = argmax, soft, sampled)."""
-    raise NotImplementedError
+    (rows sum to 1; ``config.targets`` says how they are used: hard = argmax, soft, sampled).
+
+    SGD(lr, momentum, weight decay) for ``config.epochs`` epochs of ⌈n / batch_size⌉ steps; the learning
+    rate at step s of S is lr · ½(1 + cos(π s / S)). Everything random comes from ``seed``: the initial
+    parameters (when ``reinitialize``, the default: a fresh classifier, as every round of the papers
+    trains one), the shuffling, the ``sampled`` labels and the dropout masks, each from its own generator.
+    On the CPU the same seed gives bit-identical weights. ``device``: None uses ``config.device``; the
+    model is moved there. ``progress(fraction)`` is called after each epoch. Returns the model in eval mode.
+    """
+    X32, T = _check_training_inputs(model, X, targets)
+    objective = make_objective(config.method)
+    target_device = device if device is not None else resolve_device(config.device)
+    init_seed, shuffle_seed, sample_seed, dropout_seed = (
+        int(s) for s in np.random.SeedSequence(seed).generate_state(4)
+    )
+    if reinitialize:
+        init_parameters(model, init_seed)
+    model.to(target_device)
+    shuffle_gen = torch.Generator().manual_seed(shuffle_seed)
+    sample_gen = torch.Generator().manual_seed(sample_seed)
+    model.set_dropout_generator(torch.Generator(device=target_device).manual_seed(dropout_seed))
+
+    n = X32.shape[0]
+    x_all = torch.from_numpy(X32).to(target_device)  # (n, ...)
+    t_cpu = torch.from_numpy(T)  # (n, K)
+    t_all = t_cpu.to(target_device)
+    argmax_all = t_all.argmax(dim=1)  # (n,)
+    soft = config.targets == "soft"
+    sampled = config.targets == "sampled"
+
+    steps_per_epoch = -(-n // config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    model.train()
+    step = 0
+    try:
+        for epoch in range(config.epochs):
+            perm = torch.randperm(n, generator=shuffle_gen).to(target_device)  # (n,)
+            classes_all = argmax_all
+            if False:
+                classes_all = torch.multinomial(t_cpu, 1, generator=sample_gen)[:, 0].to(target_device)
+            loss = torch.zeros(())
+            for start in range(0, n, config.batch_size):
+                index = perm[start : start + config.batch_size]  # (B,)
+                lr = cosine_lr(config.lr, step, total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                batch = TargetBatch(
+                    classes=classes_all[index], probs=t_all[index] if soft else None, index=index
+                )
+                loss = objective(model, x_all[index], batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+            if not bool(torch.isfinite(loss)):
+                raise FloatingPointError(
+                    f"training diverged: the loss became {float(loss.detach())} in epoch {epoch + 1}; "
+                    f"lower train.lr (now {config.lr:g})"
+                )
+            if progress is not None:
+                progress((epoch + 1) / config.epochs)
+    finally:
+        model.set_dropout_generator(None)
+    model.eval()
+    return model
+
+
+def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
+    """Cosine schedule without restarts (Loshchilov & Hutter 2017): lr · ½(1 + cos(π · step / total))."""
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * step / total_steps))
 
 
 def predict(
     model: Classifier, X: np.ndarray, *, device: torch.device | None = None, batch_size: int = 2048
 ) -> Predictions:
-    """Logits and penultimate features of X in eval mode, no gradients."""
-    raise NotImplementedError
+    """Logits and penultimate features of X in eval mode, no gradients.
+
+    X: (n, *model.input_shape) prepared inputs (n may be 0). ``device``: None uses the device the model
+    is on; otherwise the model is moved there. The model's train / eval mode is restored afterwards.
+    Returns float32 logits (n, K) and features (n, d).
+    """
+    if not isinstance(batch_size, int) or batch_size <= 0:
+        raise TBALInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    X32 = _check_inputs(model, X)
+    if device is not None:
+        model.to(device)
+    else:
+        device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    logits = np.empty((X32.shape[0], model.num_classes), dtype=np.float32)
+    features = np.empty((X32.shape[0], model.feature_dim), dtype=np.float32)
+    try:
+        with torch.no_grad():
+            for start in range(0, X32.shape[0], batch_size):
+                xb = torch.from_numpy(X32[start : start + batch_size]).to(device)
+                z, h = model(xb)  # (B, K), (B, d)
+                logits[start : start + xb.shape[0]] = z.float().cpu().numpy()
+                features[start : start + xb.shape[0]] = h.float().cpu().numpy()
+    finally:
+        model.train(was_training)
+    return Predictions(logits=logits, features=features)
+
+
+def _check_inputs(model: Classifier, X: np.ndarray) -> np.ndarray:
+    if not isinstance(X, np.ndarray):
+        raise TBALInputError(f"expected X as a numpy array, got {type(X).__name__}")
+    expected = tuple(model.input_shape)
+    if X.ndim != len(expected) + 1 or tuple(X.shape[1:]) != expected:
+        raise TBALInputError(f"expected X of shape (n, {', '.join(map(str, expected))}), got {X.shape}")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise TBALInputError(f"expected X as prepared float32 inputs, got dtype {X.dtype}")
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def _check_training_inputs(
+    model: Classifier, X: np.ndarray, targets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    X32 = _check_inputs(model, X)
+    n, k = X32.shape[0], model.num_classes
+    if n == 0:
+        raise TBALInputError("training needs at least one labeled point, got none")
+    if not np.isfinite(X32).all():
+        raise TBALInputError("expected finite inputs X, got NaN or inf")
+    if not isinstance(targets, np.ndarray) or targets.shape != (n, k):
+        shape = targets.shape if isinstance(targets, np.ndarray) else type(targets).__name__
+        raise TBALInputError(f"expected targets of shape ({n}, {k}) (one distribution a row), got {shape}")
+    T = np.ascontiguousarray(targets, dtype=np.float32)
+    if not np.isfinite(T).all() or (T < 0).any():
+        raise TBALInputError("expected targets as non-negative finite probabilities, got NaN, inf or < 0")
+    off = np.abs(T.sum(axis=1, dtype=np.float64) - 1.0)
+    if off.max() > TARGET_ROW_TOLERANCE:
+        row = int(np.argmax(off))
+        raise TBALInputError(
+            f"expected target rows summing to 1 (tolerance {TARGET_ROW_TOLERANCE:g}), "
+            f"got row {row} summing to {T[row].sum():.6g}"
+        )
+    return X32, T

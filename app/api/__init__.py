@@ -1,0 +1,1 @@
+"""HTTP layer: one thin router per resource under ``/api/v1``."""

@@ -1,0 +1,80 @@
+"""Typed dependencies, declared once: sessions, settings, the dispatcher, the caller's API key and the
+project of the path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from app.db.models import ApiKey, Project
+from app.metrics import Metrics
+from app.services.api_keys import authenticate
+from app.services.dispatch import Dispatcher
+from app.services.predict import ArtifactCache
+from app.services.projects import get_project
+from app.settings import Settings
+from app.state import AppState
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.tbal
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    """One session per request; services commit what they write, the rest is rolled back at close."""
+    with state.session_factory() as session:
+        yield session
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+def get_dispatcher(state: StateDep) -> Dispatcher:
+    return state.dispatcher
+
+
+def get_metrics(state: StateDep) -> Metrics:
+    return state.metrics
+
+
+def get_artifacts(state: StateDep) -> ArtifactCache:
+    return state.artifacts
+
+
+bearer = HTTPBearer(auto_error=False, description="an API key made with `tbal create-key`")
+
+
+def require_api_key(
+    state: StateDep,
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> ApiKey:
+    """The caller's key (``Authorization: Bearer <key>``), checked in its own short transaction."""
+    with state.session_factory() as session:
+        key = authenticate(session, request.headers.get("authorization"))
+        session.rollback()
+    return key
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ArtifactsDep = Annotated[ArtifactCache, Depends(get_artifacts)]
+ApiKeyDep = Annotated[ApiKey, Depends(require_api_key)]
+
+
+def get_path_project(project_id: int, session: SessionDep) -> Project:
+    return get_project(session, project_id)
+
+
+ProjectDep = Annotated[Project, Depends(get_path_project)]

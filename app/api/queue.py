@@ -1,0 +1,32 @@
+"""/projects/{id}/queue (what humans should label next) and /projects/{id}/simulate."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.api.deps import ProjectDep, SessionDep
+from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
+from app.schemas.queue import QueuePage, SimulateResult
+from app.services import queue as service
+
+router = APIRouter(prefix="/projects/{project_id}", tags=["queue"])
+
+
+@router.get("/queue")
+def read_queue(
+    *,
+    project: ProjectDep,
+    session: SessionDep,
+    after_id: AfterId = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    include_data: bool = False,
+) -> QueuePage:
+    """Items to label next, each with its purpose (validation or training). The first read draws the
+    validation and seed sets from the pool."""
+    return service.read_queue(session, project, after_id=after_id, limit=limit, include_data=include_data)
+
+
+@router.post("/simulate")
+def simulate(*, project: ProjectDep, session: SessionDep) -> SimulateResult:
+    """Answer every open queue item from its ground truth (422 if one has none)."""
+    return service.simulate(session, project)

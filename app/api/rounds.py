@@ -1,0 +1,39 @@
+"""/projects/{id}/rounds and /rounds/{id}."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.api.deps import DispatcherDep, MetricsDep, ProjectDep, SessionDep
+from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
+from app.repositories import rounds as repo
+from app.schemas.rounds import RoundPage, RoundRead
+from app.services import rounds as service
+
+router = APIRouter(tags=["rounds"])
+
+
+@router.post("/projects/{project_id}/rounds", status_code=status.HTTP_202_ACCEPTED)
+def start_round(
+    *, project: ProjectDep, session: SessionDep, dispatcher: DispatcherDep, metrics: MetricsDep
+) -> RoundRead:
+    """Start a round: it is queued, committed, then sent to a worker. Poll ``GET /rounds/{id}``."""
+    round_ = service.start_round(session, project, dispatcher)
+    metrics.rounds_started.inc()
+    return RoundRead.model_validate(round_)
+
+
+@router.get("/projects/{project_id}/rounds")
+def list_rounds(
+    *, project: ProjectDep, session: SessionDep, after_id: AfterId = 0, limit: Limit = DEFAULT_LIMIT
+) -> RoundPage:
+    rows = repo.page(session, project.id, after_id=after_id, limit=limit)
+    return RoundPage(
+        items=[RoundRead.model_validate(r) for r in rows],
+        next_after_id=rows[-1].id if len(rows) == limit else None,
+    )
+
+
+@router.get("/rounds/{round_id}")
+def read_round(*, round_id: int, session: SessionDep) -> RoundRead:
+    return RoundRead.model_validate(service.get_round(session, round_id))

@@ -1,0 +1,131 @@
+"""The service's verbs of the ``tbal`` command (loaded through the ``tbal.commands`` entry point group):
+``serve``, ``migrate``, ``create-key``, ``revoke-key``, ``list-keys``, ``worker``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from app.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the service's subcommands; each sets ``func(args) -> int``."""
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the API (embedded default: SQLite file and in-process rounds)",
+        description="Run the API with uvicorn. Settings come from TBAL_* variables (TBAL_DATABASE_URL, "
+        "TBAL_BROKER_URL, TBAL_ARTIFACTS_DIR...). On SQLite the migrations run first.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-migrate", action="store_true", help="do not run the migrations on SQLite first")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+
+    migrate = subparsers.add_parser("migrate", help="apply the database migrations (alembic upgrade head)")
+    migrate.add_argument("--revision", default="head")
+    migrate.set_defaults(func=_migrate)
+
+    create_key = subparsers.add_parser("create-key", help="create an API key and print its secret once")
+    create_key.add_argument("--name", required=True, help="who or what uses the key")
+    create_key.set_defaults(func=_create_key)
+
+    revoke_key = subparsers.add_parser("revoke-key", help="revoke an API key by its id")
+    revoke_key.add_argument("--id", type=int, required=True, dest="key_id")
+    revoke_key.set_defaults(func=_revoke_key)
+
+    list_keys = subparsers.add_parser("list-keys", help="list API keys (never their secrets)")
+    list_keys.set_defaults(func=_list_keys)
+
+    worker = subparsers.add_parser("worker", help="run a Celery worker for rounds (needs TBAL_BROKER_URL)")
+    worker.add_argument("--queues", default="default,gpu")
+    worker.add_argument("--concurrency", type=int, default=1)
+    worker.add_argument("--loglevel", default="INFO")
+    worker.set_defaults(func=_worker)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.db.migrate import upgrade
+    from app.main import create_app
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = Settings()
+    if settings.is_sqlite and not args.no_migrate:
+        upgrade(settings)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from app.db.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings, args.revision)
+    print(f"database at revision {args.revision}: {_safe_url(settings.database_url)}")
+    return 0
+
+
+def _create_key(args: argparse.Namespace) -> int:
+    from app.db.session import make_engine, make_session_factory
+    from app.services.api_keys import create_key
+
+    engine = make_engine(Settings())
+    try:
+        key, secret = create_key(make_session_factory(engine), args.name)
+    finally:
+        engine.dispose()
+    print(secret)
+    print(f"key {key.id} ({key.name}) created; the secret above is shown only once", file=sys.stderr)
+    return 0
+
+
+def _revoke_key(args: argparse.Namespace) -> int:
+    from app.db.session import make_engine, make_session_factory
+    from app.services.api_keys import revoke_key
+
+    engine = make_engine(Settings())
+    try:
+        done = revoke_key(make_session_factory(engine), args.key_id)
+    finally:
+        engine.dispose()
+    if not done:
+        print(f"no active key {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"key {args.key_id} revoked")
+    return 0
+
+
+def _list_keys(args: argparse.Namespace) -> int:
+    from app.db.session import make_engine, make_session_factory
+    from app.repositories import api_keys as repo
+
+    engine = make_engine(Settings())
+    try:
+        with make_session_factory(engine)() as session:
+            for key in repo.list_all(session):
+                state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+                print(f"{key.id}\t{key.prefix}…\t{key.name}\t{key.created_at:%Y-%m-%d}\t{state}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from worker.celery_app import celery_app
+
+    celery_app.worker_main(
+        ["worker", "-Q", args.queues, "--concurrency", str(args.concurrency), "--loglevel", args.loglevel]
+    )
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

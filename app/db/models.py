@@ -1,0 +1,186 @@
+"""Tables of the service (SQLAlchemy 2.0 typed models).
+
+No ORM relationships: every query is explicit (repositories), so nothing lazy-loads by accident.
+Item data are raw little-endian bytes (float32 features, uint8 images), never JSON lists of floats.
+Deleting a project deletes its rows through ``ON DELETE CASCADE``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, IdType, UTCDateTime, utcnow
+
+DATA_KINDS = ("features", "image")
+ITEM_ROLES = ("pool", "validation", "train", "removed")
+"""pool: not drawn nor asked for; validation: drawn for the validation set; train: asked for (or labeled
+unasked) as a training label; removed: a validation item inside a round's auto-labeled region."""
+ROUND_STATUSES = ("queued", "running", "succeeded", "failed")
+ACTIVE_ROUND_STATUSES = ("queued", "running")
+QUERY_PURPOSES = ("validation", "training")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    classes: Mapped[list[str]] = mapped_column(JSON)
+    data_kind: Mapped[str] = mapped_column(String(16))
+    input_shape: Mapped[list[int]] = mapped_column(JSON)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    seed: Mapped[int] = mapped_column(IdType, default=0)
+    sets_drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (CheckConstraint(_in("data_kind", DATA_KINDS), name="data_kind"),)
+
+
+class Item(Base):
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(255))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    role: Mapped[str] = mapped_column(String(16), default="pool")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("project_id", "external_id"),
+        CheckConstraint(_in("role", ITEM_ROLES), name="role"),
+        Index("ix_items_project_id_role_id", "project_id", "role", "id"),
+    )
+
+
+class GroundTruth(Base):
+    """True labels given at ingestion: used only by simulations and audits, never by a round."""
+
+    __tablename__ = "ground_truth"
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[int] = mapped_column(Integer)
+
+
+class HumanLabel(Base):
+    __tablename__ = "human_labels"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), unique=True)
+    label: Mapped[int] = mapped_column(Integer)
+    distribution: Mapped[list[float] | None] = mapped_column(JSON)
+    votes: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(32), default="api")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_human_labels_project_id_id", "project_id", "id"),)
+
+
+class Round(Base):
+    __tablename__ = "rounds"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    stage: Mapped[str | None] = mapped_column(String(32))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    n_queries: Mapped[int] = mapped_column(Integer, default=0)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    model_version: Mapped[str | None] = mapped_column(String(128))
+    artifact_path: Mapped[str | None] = mapped_column(String(1024))
+    error: Mapped[str | None] = mapped_column(Text)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("project_id", "index"),
+        CheckConstraint(_in("status", ROUND_STATUSES), name="status"),
+        # At most one queued or running round per project, whatever number of API processes.
+        Index(
+            "uq_rounds_project_id_active",
+            "project_id",
+            unique=True,
+            sqlite_where=text(_in("status", ACTIVE_ROUND_STATUSES)),
+            postgresql_where=text(_in("status", ACTIVE_ROUND_STATUSES)),
+        ),
+    )
+
+
+class AutoLabel(Base):
+    __tablename__ = "auto_labels"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
+    label: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("project_id", "item_id"),
+        Index("ix_auto_labels_project_id_id", "project_id", "id"),
+        Index("ix_auto_labels_round_id_id", "round_id", "id"),
+        Index("ix_auto_labels_project_id_label_id", "project_id", "label", "id"),
+    )
+
+
+class LabelQuery(Base):
+    """An item the service asked humans to label (the queue is the unanswered ones)."""
+
+    __tablename__ = "queries"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), unique=True)
+    round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id", ondelete="SET NULL"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    answered: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(_in("purpose", QUERY_PURPOSES), name="purpose"),
+        Index("ix_queries_project_id_answered_id", "project_id", "answered", "id"),
+    )
+
+
+class ApiKey(Base):
+    """An API key: only the sha256 of the secret is stored, and a short prefix to recognise it."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

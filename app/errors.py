@@ -1,0 +1,101 @@
+"""Domain errors: each carries its HTTP status, the field it is about and a reason; one set of handlers
+renders every error as ``{"detail": {"field": ..., "reason": ...}}`` (validation errors add ``errors``).
+
+Services raise these; routers never build ``HTTPException`` themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """An expected condition the client must know about; ``status`` is the HTTP status."""
+
+    status: int = 400
+
+    def __init__(self, field: str, reason: str, *, status: int | None = None) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        if status is not None:
+            self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": {"field": self.field, "reason": self.reason}}
+
+
+class Unauthorized(DomainError):
+    status = 401
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+
+
+class UnsupportedMedia(DomainError):
+    status = 415
+
+
+class Invalid(DomainError):
+    status = 422
+
+
+class Unavailable(DomainError):
+    status = 503
+
+
+def error_response(status: int, field: str, reason: str, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": {"field": field, "reason": reason, **extra}}, status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that render every error in the one shape above."""
+
+    @app.exception_handler(DomainError)
+    async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
+        return error_response(exc.status, exc.field, exc.reason)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field_name(err.get("loc", ())), "reason": str(err.get("msg", "invalid"))}
+            for err in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "reason": "invalid request"}
+        return error_response(422, first["field"], first["reason"], errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, "request", str(exc.detail))
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+        logger.warning("database unavailable: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
+        return error_response(503, "database", "the database is unreachable or busy; retry later")
+
+
+def _field_name(loc: Any) -> str:
+    """``("body", "items", 3, "features")`` -> ``items.3.features`` (the location without "body")."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] if len(parts) > 1 else parts
+    return ".".join(parts) or "body"

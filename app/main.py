@@ -1,0 +1,96 @@
+"""The FastAPI application: ``create_app(settings) -> FastAPI``.
+
+Routes live under ``/api/v1`` (OpenAPI at ``/api/v1/openapi.json``, docs at ``/api/v1/docs``) and need
+an API key; ``/health`` does not; ``/metrics`` (Prometheus) does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, FastAPI
+
+import tbal
+from app.api import auto_labels, items, labels, predict, projects, queue, rounds, system
+from app.api.deps import require_api_key
+from app.db.base import utcnow
+from app.db.session import make_engine, make_session_factory
+from app.errors import install_error_handlers
+from app.metrics import Metrics
+from app.middleware import BodySizeLimit, RequestMetrics
+from app.repositories import rounds as rounds_repo
+from app.services.dispatch import InProcessDispatcher, make_dispatcher
+from app.services.predict import ArtifactCache
+from app.settings import Settings, get_settings
+from app.state import AppState
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The application for ``settings`` (default: from ``TBAL_*`` environment variables). The database
+    must already be migrated (``tbal migrate``; ``tbal serve`` does it on SQLite)."""
+    settings = settings or get_settings()
+    engine = make_engine(settings)
+    factory = make_session_factory(engine)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        session_factory=factory,
+        dispatcher=make_dispatcher(settings, factory),
+        metrics=Metrics(factory),
+        artifacts=ArtifactCache(),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if isinstance(state.dispatcher, InProcessDispatcher):
+            _resume_rounds(state)
+        try:
+            yield
+        finally:
+            state.dispatcher.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="tbal",
+        version=tbal.__version__,
+        summary="Threshold-based auto-labeling with an error guarantee",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.tbal = state
+    install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=settings.max_request_bytes, max_json_bytes=settings.max_json_bytes
+    )
+    app.add_middleware(RequestMetrics, metrics=state.metrics)
+
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_api_key)])
+    for module in (projects, items, labels, queue, rounds, auto_labels, predict):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(system.router)
+    return app
+
+
+def _resume_rounds(state: AppState) -> None:
+    """Embedded mode: rounds left queued (or running with a stale heartbeat) by a previous process run."""
+    try:
+        stale_before = utcnow() - timedelta(seconds=state.settings.round_stale_after_s)
+        with state.session_factory() as session:
+            ids = rounds_repo.stale_or_queued_ids(session, stale_before)
+            session.rollback()
+    except Exception as exc:
+        logger.warning("could not look for unfinished rounds: %s", exc)
+        return
+    for round_id in ids:
+        logger.info("resuming round %s", round_id)
+        state.dispatcher.enqueue_round(round_id)

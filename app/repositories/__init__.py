@@ -1,0 +1,1 @@
+"""SQL: one module per table group; functions take a Session and return rows or counts."""

@@ -1,0 +1,197 @@
+"""SQL for items, their ground truth, and loading their data as arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Select, and_, bindparam, exists, func, select, text, update
+from sqlalchemy.orm import Session
+
+from app.db.base import UTCDateTime
+from app.db.models import AutoLabel, GroundTruth, HumanLabel, Item
+from app.repositories.bulk import chunks, clear_stage, create_stage, stage_rows
+
+STAGE = "staged_items"
+STAGE_COLUMNS = (
+    ("seq", "int8", "INTEGER"),
+    ("external_id", "text", "TEXT"),
+    ("data", "bytea", "BLOB"),
+    ("ground_truth", "int4", "INTEGER"),
+)
+
+
+def start_ingest(session: Session) -> None:
+    """Prepare the staging table for :func:`ingest_chunk` calls in this transaction."""
+    create_stage(session, STAGE, STAGE_COLUMNS)
+
+
+def ingest_chunk(
+    session: Session, project_id: int, rows: Sequence[tuple[int, str, bytes, int | None]], now: datetime
+) -> tuple[int, int]:
+    """Insert (seq, external_id, data, ground_truth) rows whose external_id is new in the project;
+    existing ones are left as they are. Returns (items inserted, ground-truth rows inserted)."""
+    stage_rows(session, STAGE, STAGE_COLUMNS, rows)
+    inserted = session.execute(
+        text(
+            "INSERT INTO items (project_id, external_id, data, role, created_at) "
+            f"SELECT :pid, s.external_id, s.data, 'pool', :now FROM {STAGE} s WHERE true ORDER BY s.seq "
+            "ON CONFLICT (project_id, external_id) DO NOTHING"
+        ).bindparams(bindparam("now", type_=UTCDateTime())),
+        {"pid": project_id, "now": now},
+    ).rowcount  # type: ignore[attr-defined]
+    truth = session.execute(
+        text(
+            "INSERT INTO ground_truth (item_id, label) "
+            f"SELECT i.id, s.ground_truth FROM {STAGE} s "
+            "JOIN items i ON i.project_id = :pid AND i.external_id = s.external_id "
+            "WHERE s.ground_truth IS NOT NULL ON CONFLICT (item_id) DO NOTHING"
+        ),
+        {"pid": project_id},
+    ).rowcount  # type: ignore[attr-defined]
+    clear_stage(session, STAGE)
+    return int(inserted), int(truth)
+
+
+def ids_by_external(session: Session, project_id: int, external_ids: Sequence[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for part in chunks(list(external_ids)):
+        rows = session.execute(
+            select(Item.external_id, Item.id).where(Item.project_id == project_id, Item.external_id.in_(part))
+        )
+        found.update({ext: item_id for ext, item_id in rows})
+    return found
+
+
+def roles_by_id(session: Session, project_id: int, ids: Sequence[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for part in chunks(list(ids)):
+        rows = session.execute(
+            select(Item.id, Item.role).where(Item.project_id == project_id, Item.id.in_(part))
+        )
+        found.update({item_id: role for item_id, role in rows})
+    return found
+
+
+def set_role(
+    session: Session, ids: Sequence[int] | np.ndarray, role: str, *, only_from: str | None = None
+) -> int:
+    """Set the role of items ``ids`` (only of those whose role is ``only_from`` when given)."""
+    changed = 0
+    for part in chunks(ids):
+        stmt = update(Item).where(Item.id.in_(part)).values(role=role)
+        if only_from is not None:
+            stmt = stmt.where(Item.role == only_from)
+        changed += session.execute(stmt.execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    return changed
+
+
+def unlabeled_pool_ids(session: Session, project_id: int) -> np.ndarray:
+    """(n,) int64 ids of pool items with neither a human nor an auto-label, in id order."""
+    rows = session.scalars(pool_query(project_id, select(Item.id)).order_by(Item.id))
+    return np.fromiter(rows, dtype=np.int64)
+
+
+def pool_query(project_id: int, stmt: Select) -> Select:
+    auto = exists().where(AutoLabel.project_id == Item.project_id, AutoLabel.item_id == Item.id)
+    human = exists().where(HumanLabel.item_id == Item.id)
+    return stmt.where(Item.project_id == project_id, Item.role == "pool", ~auto, ~human)
+
+
+def count_pool(session: Session, project_id: int) -> int:
+    return int(session.scalar(pool_query(project_id, select(func.count()).select_from(Item))) or 0)
+
+
+def count_items(session: Session, project_id: int, role: str | None = None) -> int:
+    stmt = select(func.count()).select_from(Item).where(Item.project_id == project_id)
+    if role is not None:
+        stmt = stmt.where(Item.role == role)
+    return int(session.scalar(stmt) or 0)
+
+
+def count_labeled(session: Session, project_id: int, role: str) -> int:
+    """Items of ``role`` that have a human label."""
+    stmt = (
+        select(func.count())
+        .select_from(Item)
+        .join(HumanLabel, HumanLabel.item_id == Item.id)
+        .where(Item.project_id == project_id, Item.role == role)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def page(session: Session, project_id: int, *, after_id: int, limit: int, role: str | None) -> list[Any]:
+    """Items after ``after_id`` in id order, with whether each has ground truth / a human / an auto-label."""
+    stmt = (
+        select(
+            Item.id,
+            Item.external_id,
+            Item.role,
+            Item.created_at,
+            GroundTruth.label.label("ground_truth"),
+            HumanLabel.label.label("human_label"),
+            AutoLabel.label.label("auto_label"),
+        )
+        .outerjoin(GroundTruth, GroundTruth.item_id == Item.id)
+        .outerjoin(HumanLabel, HumanLabel.item_id == Item.id)
+        .outerjoin(AutoLabel, and_(AutoLabel.project_id == Item.project_id, AutoLabel.item_id == Item.id))
+        .where(Item.project_id == project_id, Item.id > after_id)
+        .order_by(Item.id)
+        .limit(limit)
+    )
+    if role is not None:
+        stmt = stmt.where(Item.role == role)
+    return list(session.execute(stmt))
+
+
+def data_by_ids(session: Session, project_id: int, ids: Sequence[int]) -> dict[int, bytes]:
+    found: dict[int, bytes] = {}
+    for part in chunks(list(ids)):
+        rows = session.execute(
+            select(Item.id, Item.data).where(Item.project_id == project_id, Item.id.in_(part))
+        )
+        found.update({item_id: data for item_id, data in rows})
+    return found
+
+
+def ground_truth_by_ids(session: Session, ids: Sequence[int]) -> dict[int, int]:
+    found: dict[int, int] = {}
+    for part in chunks(list(ids)):
+        rows = session.execute(
+            select(GroundTruth.item_id, GroundTruth.label).where(GroundTruth.item_id.in_(part))
+        )
+        found.update({item_id: label for item_id, label in rows})
+    return found
+
+
+def load_rows(
+    session: Session, stmt: Select, n: int, row_bytes: int, *, batch: int = 20_000
+) -> tuple[np.ndarray, np.ndarray, list[tuple[Any, ...]]]:
+    """Stream ``stmt`` (columns: id, data, extra...) into an (n, row_bytes) uint8 array filled in place.
+
+    Returns (ids (n,) int64, data (n, row_bytes) uint8, the extra columns per row). ``n`` must be the
+    number of rows the statement returns (count it in the same snapshot); each data value must be
+    ``row_bytes`` long. Rows are read in batches (a server-side cursor on PostgreSQL), and each batch is
+    copied into the preallocated array at once, so memory holds the array plus one batch.
+    """
+    ids = np.empty(n, dtype=np.int64)
+    data = np.empty((n, row_bytes), dtype=np.uint8)
+    extras: list[tuple[Any, ...]] = []
+    filled = 0
+    result = session.execute(stmt.execution_options(yield_per=batch))
+    for part in result.partitions():
+        k = len(part)
+        if filled + k > n:
+            raise RuntimeError(f"expected {n} rows, the query returned more")
+        joined = b"".join(row[1] for row in part)
+        if len(joined) != k * row_bytes:
+            raise RuntimeError(f"expected item data of {row_bytes} bytes, got rows of other sizes")
+        data[filled : filled + k] = np.frombuffer(joined, dtype=np.uint8).reshape(k, row_bytes)
+        ids[filled : filled + k] = [row[0] for row in part]
+        extras.extend(tuple(row[2:]) for row in part)
+        filled += k
+    if filled != n:
+        raise RuntimeError(f"expected {n} rows, the query returned {filled}")
+    return ids, data, extras

@@ -1,0 +1,137 @@
+"""SQL for rounds: creation, the claim under a row lock, progress, and the final state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.db.models import ACTIVE_ROUND_STATUSES, Round
+
+
+def add(session: Session, round_: Round) -> Round:
+    session.add(round_)
+    session.flush()
+    return round_
+
+
+def get(session: Session, round_id: int) -> Round | None:
+    return session.get(Round, round_id)
+
+
+def active(session: Session, project_id: int) -> Round | None:
+    stmt = select(Round).where(Round.project_id == project_id, Round.status.in_(ACTIVE_ROUND_STATUSES))
+    return session.scalars(stmt).first()
+
+
+def next_index(session: Session, project_id: int) -> int:
+    last = session.scalar(select(func.max(Round.index)).where(Round.project_id == project_id))
+    return 0 if last is None else int(last) + 1
+
+
+def last_succeeded(session: Session, project_id: int) -> Round | None:
+    stmt = (
+        select(Round)
+        .where(Round.project_id == project_id, Round.status == "succeeded")
+        .order_by(Round.index.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def count_succeeded(session: Session, project_id: int) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Round)
+        .where(Round.project_id == project_id, Round.status == "succeeded")
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def count_all(session: Session, project_id: int) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(Round).where(Round.project_id == project_id)) or 0
+    )
+
+
+def page(session: Session, project_id: int, *, after_id: int, limit: int) -> list[Round]:
+    stmt = (
+        select(Round)
+        .where(Round.project_id == project_id, Round.id > after_id)
+        .order_by(Round.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def lock(session: Session, round_id: int) -> Round | None:
+    """The round row under ``SELECT ... FOR UPDATE`` (PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already
+    serialises writers)."""
+    stmt = select(Round).where(Round.id == round_id).with_for_update()
+    return session.execute(stmt.execution_options(populate_existing=True)).scalars().one_or_none()
+
+
+def claim(session: Session, round_id: int, token: str, now: datetime, stale_before: datetime) -> bool:
+    """Mark the round running under ``token`` if it is queued, or running with a heartbeat older than
+    ``stale_before`` (its worker died). True when this caller got it."""
+    result = session.execute(
+        update(Round)
+        .where(
+            Round.id == round_id,
+            or_(
+                Round.status == "queued",
+                (Round.status == "running")
+                & or_(Round.heartbeat_at.is_(None), Round.heartbeat_at < stale_before),
+            ),
+        )
+        .values(
+            status="running",
+            claim_token=token,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=Round.attempts + 1,
+            stage="load",
+            progress=0.0,
+            error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def update_claimed(session: Session, round_id: int, token: str, **values: Any) -> bool:
+    """Change a running round that ``token`` still holds; False when the claim was lost."""
+    result = session.execute(
+        update(Round)
+        .where(Round.id == round_id, Round.claim_token == token, Round.status == "running")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def stale_or_queued_ids(session: Session, stale_before: datetime) -> list[int]:
+    stmt = (
+        select(Round.id)
+        .where(
+            or_(
+                Round.status == "queued",
+                (Round.status == "running")
+                & or_(Round.heartbeat_at.is_(None), Round.heartbeat_at < stale_before),
+            )
+        )
+        .order_by(Round.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def fail(session: Session, round_id: int, reason: str, now: datetime) -> None:
+    """Mark a queued round failed (it could not be enqueued)."""
+    session.execute(
+        update(Round)
+        .where(Round.id == round_id, Round.status == "queued")
+        .values(status="failed", error=reason, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,1 @@
+"""Pydantic request and response schemas (``XCreate`` in, ``XRead`` out)."""

@@ -1,0 +1,116 @@
+"""Project schemas: what a client sends to create or change a project, and what it reads back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class ProjectSettings(BaseModel):
+    """A project's TBAL settings. Every field is optional: unset ones come from ``preset`` (or the library's
+    defaults). Values are checked by building the library's configuration; a bad one is a 422 naming it.
+
+    ``min_validation_labels``: the fewest human validation labels a round may start with (default: the
+    fewest that split into non-empty D_cal and D_th, at least 2).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str | None = None
+    epsilon: float | None = None
+    delta: float | None = None
+    bound: str | None = None
+    guarantee: str | None = None
+    model: str | None = None
+    hidden: list[int] | None = None
+    train_method: str | None = None
+    targets: str | None = None
+    epochs: int | None = None
+    train_batch_size: int | None = None
+    lr: float | None = None
+    confidence: str | None = None
+    query_strategy: str | None = None
+    label_budget: int | None = None
+    validation_size: int | None = None
+    seed_size: int | None = None
+    batch_size: int | None = None
+    calibration_fraction: float | None = None
+    max_rounds: int | None = None
+    colander: dict[str, float] | None = None
+    min_validation_labels: int | None = Field(default=None, ge=2)
+
+
+class ProjectCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, description="letters, digits, '.', '_', '-'; 1–64 characters")
+    classes: list[str] = Field(min_length=2, max_length=10_000)
+    data_kind: Literal["features", "image"]
+    input_shape: list[int] = Field(
+        min_length=1,
+        max_length=3,
+        description="features: [d]; images: [H, W] (grey) or [H, W, C], uint8 as uploaded",
+    )
+    settings: ProjectSettings = Field(default_factory=ProjectSettings)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct_classes(cls, classes: list[str]) -> list[str]:
+        if len(set(classes)) != len(classes):
+            raise ValueError("class names must be distinct")
+        if any(not c for c in classes):
+            raise ValueError("class names must not be empty")
+        return classes
+
+    @field_validator("input_shape")
+    @classmethod
+    def _positive_shape(cls, shape: list[int]) -> list[int]:
+        if any(s <= 0 for s in shape):
+            raise ValueError(f"dimensions must be positive, got {shape}")
+        return shape
+
+
+class ProjectUpdate(BaseModel):
+    """Settings given here replace those of the project one by one (unset ones stay)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    settings: ProjectSettings
+
+
+class ProjectRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    classes: list[str]
+    data_kind: str
+    input_shape: list[int]
+    seed: int
+    settings: dict[str, Any]
+    config: dict[str, Any] = Field(description="the effective library configuration of the settings")
+    sets_drawn_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectCounts(BaseModel):
+    items: int
+    pool: int
+    validation_labels: int
+    training_labels: int
+    human_labels: int
+    auto_labels: int
+    open_queries: int
+    budget_used: int
+    label_budget: int
+    rounds: int
+
+
+class ProjectDetail(ProjectRead):
+    counts: ProjectCounts

@@ -1,0 +1,1 @@
+"""Rules of the service: round lifecycle, drawing sets, label aggregation, ingestion, exports."""

@@ -1,0 +1,149 @@
+"""Ingesting items: JSON batches and binary uploads (.npy/.npz), idempotent on ``external_id``.
+
+A request is written in one transaction (all of it or nothing). Rows go to the database in chunks
+through a staging table (binary COPY on PostgreSQL), so a large upload is never held as several copies:
+the uploaded file is memory-mapped and only one chunk is converted to bytes at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app.db.base import utcnow
+from app.db.models import Project
+from app.errors import Invalid
+from app.repositories import items as items_repo
+from app.schemas.items import IngestResult, ItemsCreate
+from app.services.arrays import Layout, check_array, json_batch, layout_of, to_storage
+from app.services.classes import class_index
+from app.services.npy_files import open_npy, open_npz, sniff
+
+MAX_EXTERNAL_ID = 255
+
+
+def ingest_json(session: Session, project: Project, body: ItemsCreate, *, chunk_rows: int) -> IngestResult:
+    layout = layout_of(project)
+    for i, item in enumerate(body.items):
+        if item.features is None and layout.kind == "features":
+            raise Invalid(f"items.{i}.features", "this project takes feature vectors: give 'features'")
+        if item.image is None and layout.kind == "image":
+            raise Invalid(f"items.{i}.image", "this project takes images: give 'image'")
+    external_ids = [item.external_id for item in body.items]
+    _check_unique(external_ids, "items", per_item=True)
+    X = json_batch(
+        layout, [item.features if layout.kind == "features" else item.image for item in body.items], "items"
+    )
+    truth = np.full(len(body.items), -1, dtype=np.int64)
+    for i, item in enumerate(body.items):
+        if item.ground_truth is not None:
+            truth[i] = class_index(project.classes, item.ground_truth, f"items.{i}.ground_truth")
+    return _store(session, project, layout, X, external_ids, truth, chunk_rows)
+
+
+def ingest_file(
+    session: Session, project: Project, path: Path, *, id_prefix: str, chunk_rows: int
+) -> IngestResult:
+    """Ingest an uploaded file: a .npy array X, or an .npz with ``X`` and optional ``external_ids``
+    (strings) and ``y`` (ground-truth class indices, -1 for unknown). Without ``external_ids``, row i
+    gets the id ``<id_prefix><i>``, so re-sending the same file adds nothing twice."""
+    layout = layout_of(project)
+    if sniff(path) == "npy":
+        arrays = {"X": open_npy(path)}
+    else:
+        arrays = open_npz(path)
+        unknown = sorted(set(arrays) - {"X", "external_ids", "y"})
+        if unknown:
+            raise Invalid(
+                f"file.{unknown[0]}",
+                "unexpected array; an .npz holds X, external_ids (optional), y (optional)",
+            )
+        if "X" not in arrays:
+            raise Invalid("file.X", "the .npz has no array named X")
+    X = arrays["X"]
+    check_array(layout, X, "file.X")
+    n = X.shape[0]
+    external_ids = _external_ids(arrays.get("external_ids"), n, id_prefix)
+    truth = _truth(arrays.get("y"), n, len(project.classes))
+    return _store(session, project, layout, X, external_ids, truth, chunk_rows)
+
+
+def _external_ids(raw: np.ndarray | None, n: int, prefix: str) -> list[str]:
+    if raw is None:
+        return [f"{prefix}{i}" for i in range(n)]
+    if raw.shape != (n,):
+        raise Invalid("file.external_ids", f"expected shape ({n},) like X's rows, got {raw.shape}")
+    if raw.dtype.kind == "U":
+        ids = [str(s) for s in raw.tolist()]
+    elif raw.dtype.kind == "S":
+        try:
+            ids = [bytes(s).decode("utf-8") for s in raw.tolist()]
+        except UnicodeDecodeError as exc:
+            raise Invalid("file.external_ids", "expected UTF-8 strings") from exc
+    elif raw.dtype.kind in "iu":
+        ids = [str(int(s)) for s in raw.tolist()]
+    else:
+        raise Invalid("file.external_ids", f"expected strings, got dtype {raw.dtype}")
+    for i, ext in enumerate(ids):
+        if not ext or len(ext) > MAX_EXTERNAL_ID:
+            raise Invalid(
+                "file.external_ids", f"row {i}: external ids must have 1..{MAX_EXTERNAL_ID} characters"
+            )
+    _check_unique(ids, "file.external_ids", per_item=False)
+    return ids
+
+
+def _truth(raw: np.ndarray | None, n: int, k: int) -> np.ndarray:
+    if raw is None:
+        return np.full(n, -1, dtype=np.int64)
+    if raw.shape != (n,) or raw.dtype.kind not in "iu":
+        raise Invalid(
+            "file.y", f"expected integer class indices of shape ({n},), got {raw.dtype} {raw.shape}"
+        )
+    y = np.asarray(raw, dtype=np.int64)
+    bad = (y < -1) | (y >= k)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise Invalid(
+            "file.y", f"row {row}: unknown class {int(y[row])}; expected 0..{k - 1} (or -1: unknown)"
+        )
+    return y
+
+
+def _check_unique(external_ids: Sequence[str], field: str, *, per_item: bool) -> None:
+    seen: dict[str, int] = {}
+    for i, ext in enumerate(external_ids):
+        if ext in seen:
+            where = f"{field}.{i}.external_id" if per_item else field
+            raise Invalid(where, f"duplicate external id {ext!r} in this batch (rows {seen[ext]} and {i})")
+        seen[ext] = i
+
+
+def _store(
+    session: Session,
+    project: Project,
+    layout: Layout,
+    X: np.ndarray,
+    external_ids: list[str],
+    truth: np.ndarray,
+    chunk_rows: int,
+) -> IngestResult:
+    now = utcnow()
+    inserted = truth_added = 0
+    items_repo.start_ingest(session)
+    for start in range(0, len(external_ids), chunk_rows):
+        stop = min(start + chunk_rows, len(external_ids))
+        block = to_storage(layout, X[start:stop])
+        rows = [
+            (start + j, external_ids[start + j], block[j].tobytes(), int(t) if t >= 0 else None)
+            for j, t in enumerate(truth[start:stop].tolist())
+        ]
+        new, gt = items_repo.ingest_chunk(session, project.id, rows, now)
+        inserted += new
+        truth_added += gt
+    session.commit()
+    n = len(external_ids)
+    return IngestResult(received=n, inserted=inserted, skipped=n - inserted, ground_truth_added=truth_added)

@@ -1,0 +1,110 @@
+"""Turning a project's settings (and the service's settings) into the library's TBALConfig.
+
+Each project setting maps to one dotted field of :class:`tbal.config.TBALConfig`; a section's changes
+are applied together (so that, e.g., ``label_budget`` and ``seed_size`` are checked against each other
+and not against the defaults). A :class:`tbal.config.ConfigError` becomes a 422 naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from app.errors import Invalid
+from app.settings import Settings
+from tbal.config import ColanderConfig, ConfigError, TBALConfig, preset
+
+SETTING_PATHS: dict[str, tuple[str, str]] = {
+    "epsilon": ("thresholds", "epsilon"),
+    "delta": ("thresholds", "delta"),
+    "bound": ("thresholds", "bound"),
+    "guarantee": ("thresholds", "guarantee"),
+    "model": ("model", "name"),
+    "hidden": ("model", "hidden"),
+    "train_method": ("train", "method"),
+    "targets": ("train", "targets"),
+    "epochs": ("train", "epochs"),
+    "train_batch_size": ("train", "batch_size"),
+    "lr": ("train", "lr"),
+    "confidence": ("confidence", "name"),
+    "query_strategy": ("query", "strategy"),
+    "label_budget": ("loop", "label_budget"),
+    "validation_size": ("loop", "validation_size"),
+    "seed_size": ("loop", "seed_size"),
+    "batch_size": ("loop", "batch_size"),
+    "calibration_fraction": ("loop", "calibration_fraction"),
+    "max_rounds": ("loop", "max_rounds"),
+}
+SERVICE_ONLY = ("preset", "min_validation_labels")
+IMAGE_MODELS = ("lenet5", "cnn", "resnet")
+
+
+def build_config(settings: dict[str, Any], *, data_kind: str | None = None) -> TBALConfig:
+    """The TBALConfig of a project's ``settings`` (the API's names, see :class:`ProjectSettings`).
+
+    Raises :class:`~app.errors.Invalid` with ``field="settings.<name>"`` for a value the library refuses.
+    """
+    try:
+        config = preset(settings["preset"]) if settings.get("preset") else TBALConfig()
+    except ConfigError as exc:
+        raise Invalid("settings.preset", str(exc)) from exc
+    sections: dict[str, dict[str, Any]] = {}
+    for name, value in settings.items():
+        if value is None or name in SERVICE_ONLY or name == "colander":
+            continue
+        if name not in SETTING_PATHS:
+            raise Invalid(f"settings.{name}", f"unknown setting; valid: {', '.join(sorted(SETTING_PATHS))}")
+        section, fld = SETTING_PATHS[name]
+        sections.setdefault(section, {})[fld] = tuple(value) if name == "hidden" else value
+    try:
+        for section, values in sections.items():
+            current = getattr(config, section)
+            config = dataclasses.replace(config, **{section: dataclasses.replace(current, **values)})
+        if settings.get("colander"):
+            config = _with_colander(config, settings["colander"])
+    except ConfigError as exc:
+        raise Invalid(_setting_of(str(exc)), str(exc)) from exc
+    if data_kind == "features" and config.model.name in IMAGE_MODELS:
+        raise Invalid(
+            "settings.model", f"model {config.model.name!r} needs images; this project has features"
+        )
+    return config
+
+
+def runtime_config(project_settings: dict[str, Any], settings: Settings) -> TBALConfig:
+    """The configuration a round runs with: the project's, on the service's training device."""
+    config = build_config(project_settings)
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, device=settings.train_device))
+
+
+def min_validation_labels(project_settings: dict[str, Any], config: TBALConfig) -> int:
+    """Fewest validation labels a round starts with: both D_cal (ν·n) and D_th non-empty, at least 2, or
+    the project's ``min_validation_labels``."""
+    nu = config.loop.calibration_fraction
+    floor = max(2, math.ceil(1 / nu - 1e-9), math.ceil(1 / (1 - nu) - 1e-9))
+    return max(floor, int(project_settings.get("min_validation_labels") or 0))
+
+
+def _with_colander(config: TBALConfig, values: dict[str, Any]) -> TBALConfig:
+    valid = {f.name: f.type for f in dataclasses.fields(ColanderConfig)}
+    for key in values:
+        if key not in valid:
+            raise Invalid(f"settings.colander.{key}", f"unknown Colander setting; valid: {', '.join(valid)}")
+    ints = {f.name for f in dataclasses.fields(ColanderConfig) if f.type in (int, "int")}
+    coerced = {k: int(v) if k in ints and float(v).is_integer() else v for k, v in values.items()}
+    colander = dataclasses.replace(config.confidence.colander, **coerced)
+    return dataclasses.replace(config, confidence=dataclasses.replace(config.confidence, colander=colander))
+
+
+def _setting_of(message: str) -> str:
+    """The API field named first in a ConfigError message (``loop.seed_size ...`` -> settings.seed_size)."""
+    dotted = {f"{s}.{f}": name for name, (s, f) in SETTING_PATHS.items()}
+    found = [(message.find(path), name) for path, name in dotted.items() if path in message]
+    colander = message.find("confidence.colander.")
+    if colander >= 0:
+        key = message[colander + len("confidence.colander.") :].split(" ")[0]
+        found.append((colander, f"colander.{key}"))
+    if not found:
+        return "settings"
+    return f"settings.{min(found)[1]}"

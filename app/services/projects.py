@@ -1,0 +1,115 @@
+"""Projects: creation (settings checked by building the library's configuration), reads with counts,
+settings changes (not while a round is queued or running) and deletion (rows and artifacts)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.db.models import Project
+from app.errors import Conflict, Invalid, NotFound
+from app.repositories import auto_labels as auto_repo
+from app.repositories import items as items_repo
+from app.repositories import labels as labels_repo
+from app.repositories import projects as projects_repo
+from app.repositories import rounds as rounds_repo
+from app.schemas.projects import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
+from app.services.project_config import build_config
+from tbal.config import config_to_dict
+
+
+def get_project(session: Session, project_id: int) -> Project:
+    project = projects_repo.get(session, project_id)
+    if project is None:
+        raise NotFound("project_id", f"no project {project_id}")
+    return project
+
+
+def create_project(session: Session, body: ProjectCreate) -> Project:
+    if body.data_kind == "features" and len(body.input_shape) != 1:
+        raise Invalid("input_shape", f"feature projects take [d], got {body.input_shape}")
+    if body.data_kind == "image" and len(body.input_shape) not in (2, 3):
+        raise Invalid("input_shape", f"image projects take [H, W] or [H, W, C], got {body.input_shape}")
+    settings = body.settings.model_dump(exclude_none=True)
+    build_config(settings, data_kind=body.data_kind)
+    if projects_repo.by_name(session, body.name) is not None:
+        raise Conflict("name", f"a project named {body.name!r} exists")
+    project = Project(
+        name=body.name,
+        classes=list(body.classes),
+        data_kind=body.data_kind,
+        input_shape=list(body.input_shape),
+        settings=settings,
+        seed=body.seed,
+    )
+    try:
+        projects_repo.add(session, project)
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise Conflict("name", f"a project named {body.name!r} exists") from exc
+    return project
+
+
+def update_settings(session: Session, project: Project, body: ProjectUpdate) -> Project:
+    active = rounds_repo.active(session, project.id)
+    if active is not None:
+        raise Conflict("round", f"round {active.id} is {active.status}; change settings when it has finished")
+    merged = {**project.settings, **body.settings.model_dump(exclude_unset=True)}
+    merged = {k: v for k, v in merged.items() if v is not None}
+    build_config(merged, data_kind=project.data_kind)
+    project.settings = merged
+    session.commit()
+    return project
+
+
+def delete_project(session: Session, project: Project, artifacts_dir: Path) -> None:
+    active = rounds_repo.active(session, project.id)
+    if active is not None and active.status == "running":
+        raise Conflict("round", f"round {active.id} is running; delete the project when it has finished")
+    projects_repo.remove(session, project.id)
+    session.commit()
+    shutil.rmtree(Path(artifacts_dir) / str(project.id), ignore_errors=True)
+
+
+def read(project: Project) -> ProjectRead:
+    return ProjectRead.model_validate(
+        {**_fields(project), "config": config_to_dict(build_config(project.settings))}
+    )
+
+
+def read_detail(session: Session, project: Project) -> ProjectDetail:
+    config = build_config(project.settings)
+    counts = ProjectCounts(
+        items=items_repo.count_items(session, project.id),
+        pool=items_repo.count_pool(session, project.id),
+        validation_labels=items_repo.count_labeled(session, project.id, "validation"),
+        training_labels=items_repo.count_labeled(session, project.id, "train"),
+        human_labels=labels_repo.count_human_labels(session, project.id),
+        auto_labels=auto_repo.count(session, project.id),
+        open_queries=labels_repo.count_open_queries(session, project.id),
+        budget_used=items_repo.count_items(session, project.id, role="train"),
+        label_budget=config.loop.label_budget,
+        rounds=rounds_repo.count_all(session, project.id),
+    )
+    return ProjectDetail.model_validate(
+        {**_fields(project), "config": config_to_dict(config), "counts": counts}
+    )
+
+
+def _fields(project: Project) -> dict[str, object]:
+    return {
+        "id": project.id,
+        "name": project.name,
+        "classes": project.classes,
+        "data_kind": project.data_kind,
+        "input_shape": project.input_shape,
+        "seed": project.seed,
+        "settings": project.settings,
+        "sets_drawn_at": project.sets_drawn_at,
+        "created_at": project.created_at,
+        "updated_at": project.updated_at,
+    }

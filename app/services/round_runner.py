@@ -1,0 +1,495 @@
+"""THE round function, shared by the Celery worker and the in-process dispatcher.
+
+``execute_round(round_id, session_factory, settings)``:
+
+1. claims the round in a short transaction (the row under ``SELECT ... FOR UPDATE``, then a conditional
+   ``UPDATE ... WHERE status = 'queued'`` that also takes over a running round whose heartbeat is stale,
+   i.e. whose worker died); returns at once if the round is final or running elsewhere;
+2. loads the arrays (one consistent snapshot) and calls :func:`tbal.loop.run_round`, while a heartbeat
+   thread writes stage, progress and a timestamp to the round row (throttled);
+3. saves the artifacts (``<artifacts_dir>/<project id>/<project>-r<index>.pt``, written atomically);
+4. writes every result in ONE transaction, only if it still holds the claim: auto-labels (unique per
+   project and item, never over a human label), validation removals, next queries, metrics, status.
+
+A crash leaves nothing half-written and a re-delivered task writes nothing twice. Library input and
+configuration errors mark the round failed with a readable reason; transient database errors
+(``OperationalError``) give the round back (status queued) and propagate so that Celery can retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.base import utcnow
+from app.db.models import HumanLabel, Item, Project, Round
+from app.errors import DomainError
+from app.repositories import auto_labels as auto_repo
+from app.repositories import items as items_repo
+from app.repositories import labels as labels_repo
+from app.repositories import rounds as rounds_repo
+from app.services.arrays import Layout, from_bytes, layout_of, model_inputs
+from app.services.project_config import runtime_config
+from app.services.rounds import queries_for_next_round
+from app.settings import Settings
+from tbal.config import ConfigError, TBALConfig
+from tbal.errors import TBALInputError
+
+if TYPE_CHECKING:
+    from tbal.loop import RoundOutput
+
+logger = logging.getLogger(__name__)
+
+STAGE_WEIGHTS: dict[str, float] = {
+    "load": 0.05,
+    "train": 0.55,
+    "calibrate": 0.15,
+    "thresholds": 0.05,
+    "auto-label": 0.1,
+    "query": 0.05,
+    "write": 0.05,
+}
+
+
+class RoundTimeLimit(Exception):
+    """The round ran longer than ``settings.round_time_limit_s``."""
+
+
+class ClaimLost(Exception):
+    """Another worker took the round over (this one was too slow to send a heartbeat)."""
+
+
+@dataclass
+class LoadedRound:
+    """Everything a round reads from the database, as arrays."""
+
+    project_id: int
+    project_name: str
+    classes: list[str]
+    layout: Layout
+    config: TBALConfig
+    round_index: int
+    rounds_total: int
+    seed: int
+    n_queries: int
+    n_items: int
+    train_ids: np.ndarray
+    X_train: np.ndarray
+    targets_train: np.ndarray
+    val_ids: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    pool_ids: np.ndarray
+    X_pool: np.ndarray
+
+
+def execute_round(round_id: int, session_factory: sessionmaker[Session], settings: Settings) -> None:
+    """Run round ``round_id`` to its end (see the module docstring). Safe to call twice."""
+    token = _claim(round_id, session_factory, settings)
+    if token is None:
+        return
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    tracker = _Progress(round_id, token, session_factory, settings)
+    tracker.start()
+    try:
+        _run_claimed(round_id, token, session_factory, settings, tracker)
+    except OperationalError:
+        tracker.stop()
+        _give_back(round_id, token, session_factory)
+        raise
+    except ClaimLost:
+        logger.warning("round %s: claim lost to another worker; nothing written", round_id)
+    except (TBALInputError, ConfigError, DomainError, RoundTimeLimit) as exc:
+        _fail(round_id, token, session_factory, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        if type(exc).__name__ in ("SoftTimeLimitExceeded", "TimeLimitExceeded"):
+            _fail(round_id, token, session_factory, "time limit exceeded")
+        else:
+            logger.exception("round %s failed", round_id)
+            _fail(round_id, token, session_factory, f"internal error: {type(exc).__name__}: {exc}")
+    finally:
+        tracker.stop()
+
+
+def _run_claimed(
+    round_id: int, token: str, factory: sessionmaker[Session], settings: Settings, tracker: _Progress
+) -> None:
+    from tbal.artifacts import RoundArtifacts, save_artifacts
+    from tbal.loop import RoundInput, run_round
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    loaded = load_round(round_id, factory, settings)
+    timings["load"] = time.perf_counter() - start
+    tracker.report("train", 0.0)
+    output = run_round(
+        RoundInput(
+            X_train=loaded.X_train,
+            targets_train=loaded.targets_train,
+            X_val=loaded.X_val,
+            y_val=loaded.y_val,
+            X_pool=loaded.X_pool,
+            num_classes=len(loaded.classes),
+            n_queries=loaded.n_queries,
+            round_index=loaded.round_index,
+            rounds_total=loaded.rounds_total,
+        ),
+        loaded.config,
+        seed=loaded.seed,
+        progress=tracker.report,
+    )
+    tracker.report("write", 0.0)
+    start = time.perf_counter()
+    model_version = f"{loaded.project_name}-r{loaded.round_index}"
+    path = Path(settings.artifacts_dir) / str(loaded.project_id) / f"{model_version}.pt"
+    save_artifacts(
+        path,
+        RoundArtifacts(
+            model=output.model,
+            confidence=output.confidence,
+            thresholds=output.thresholds.thresholds,
+            model_config=loaded.config.model,
+            input_shape=tuple(loaded.X_train.shape[1:]),
+            num_classes=len(loaded.classes),
+        ),
+    )
+    timings["save"] = time.perf_counter() - start
+    tracker.stop()
+    write_results(
+        round_id,
+        token,
+        factory,
+        loaded,
+        output,
+        model_version=model_version,
+        artifact_path=path,
+        timings=timings,
+    )
+
+
+def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings) -> LoadedRound:
+    """Read a round's inputs in one snapshot (REPEATABLE READ on PostgreSQL; SQLite's write lock)."""
+    with factory() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        round_ = session.get(Round, round_id)
+        project = session.get(Project, round_.project_id) if round_ is not None else None
+        if round_ is None or project is None:
+            raise ClaimLost(f"round {round_id} or its project no longer exists")
+        config = runtime_config(project.settings, settings)
+        layout = layout_of(project)
+        k = len(project.classes)
+
+        labeled = select(Item.id, Item.data, HumanLabel.label, HumanLabel.distribution).join(
+            HumanLabel, HumanLabel.item_id == Item.id
+        )
+        n_train = items_repo.count_labeled(session, project.id, "train")
+        train_stmt = labeled.where(Item.project_id == project.id, Item.role == "train").order_by(Item.id)
+        train_ids, train_raw, train_extra = items_repo.load_rows(
+            session, train_stmt, n_train, layout.row_bytes
+        )
+        targets = np.zeros((n_train, k), dtype=np.float32)
+        for row, (label, distribution) in enumerate(train_extra):
+            if distribution is not None and len(distribution) == k:
+                targets[row] = distribution
+            else:
+                targets[row, label] = 1.0
+
+        n_val = items_repo.count_labeled(session, project.id, "validation")
+        val_stmt = labeled.where(Item.project_id == project.id, Item.role == "validation").order_by(Item.id)
+        val_ids, val_raw, val_extra = items_repo.load_rows(session, val_stmt, n_val, layout.row_bytes)
+        y_val = np.fromiter((label for label, _ in val_extra), dtype=np.int64, count=n_val)
+
+        n_pool = items_repo.count_pool(session, project.id)
+        pool_stmt = items_repo.pool_query(project.id, select(Item.id, Item.data)).order_by(Item.id)
+        pool_ids, pool_raw, _ = items_repo.load_rows(session, pool_stmt, n_pool, layout.row_bytes)
+
+        n_queries = queries_for_next_round(session, project)
+        n_items = items_repo.count_items(session, project.id)
+        seed = int(np.random.SeedSequence([project.seed, round_.index]).generate_state(1)[0])
+        loaded = LoadedRound(
+            project_id=project.id,
+            project_name=project.name,
+            classes=list(project.classes),
+            layout=layout,
+            config=config,
+            round_index=round_.index,
+            rounds_total=max(config.loop.planned_rounds, round_.index + 1),
+            seed=seed,
+            n_queries=n_queries,
+            n_items=n_items,
+            train_ids=train_ids,
+            X_train=model_inputs(layout, from_bytes(layout, train_raw)),
+            targets_train=targets,
+            val_ids=val_ids,
+            X_val=model_inputs(layout, from_bytes(layout, val_raw)),
+            y_val=y_val,
+            pool_ids=pool_ids,
+            X_pool=model_inputs(layout, from_bytes(layout, pool_raw)),
+        )
+        session.commit()
+    return loaded
+
+
+def write_results(
+    round_id: int,
+    token: str,
+    factory: sessionmaker[Session],
+    loaded: LoadedRound,
+    output: RoundOutput,
+    *,
+    model_version: str,
+    artifact_path: Path,
+    timings: dict[str, float],
+) -> None:
+    """Every result of the round in one transaction, only while ``token`` holds the claim."""
+    start = time.perf_counter()
+    with factory() as session:
+        round_ = rounds_repo.lock(session, round_id)
+        if round_ is None or round_.claim_token != token or round_.status != "running":
+            raise ClaimLost(f"round {round_id} is no longer held by this worker")
+        now = utcnow()
+        auto = np.asarray(output.auto_mask, dtype=bool)
+        inserted = auto_repo.write(
+            session,
+            loaded.project_id,
+            round_id,
+            loaded.pool_ids[auto],
+            np.asarray(output.pool_predicted)[auto],
+            np.asarray(output.pool_scores)[auto],
+            now,
+        )
+        removed_ids = loaded.val_ids[np.asarray(output.val_removed, dtype=bool)]
+        removed = items_repo.set_role(session, removed_ids, "removed", only_from="validation")
+        queried = labels_repo.add_round_queries(
+            session,
+            loaded.project_id,
+            round_id,
+            loaded.pool_ids[np.asarray(output.query_index, dtype=np.int64)],
+            now,
+        )
+        timings = {**timings, **{k: float(v) for k, v in output.timings.items()}}
+        metrics = _metrics(
+            session, round_id, loaded, output, inserted=inserted, removed=removed, queried=queried
+        )
+        timings["write"] = time.perf_counter() - start
+        metrics["timings"] = {k: round(v, 4) for k, v in timings.items()}
+        done = rounds_repo.update_claimed(
+            session,
+            round_id,
+            token,
+            status="succeeded",
+            stage="done",
+            progress=1.0,
+            n_queries=queried,
+            metrics=metrics,
+            model_version=model_version,
+            artifact_path=str(artifact_path),
+            finished_at=now,
+            heartbeat_at=now,
+        )
+        if not done:
+            raise ClaimLost(f"round {round_id} is no longer held by this worker")
+        session.commit()
+
+
+def _metrics(
+    session: Session,
+    round_id: int,
+    loaded: LoadedRound,
+    output: RoundOutput,
+    *,
+    inserted: int,
+    removed: int,
+    queried: int,
+) -> dict[str, Any]:
+    th = output.thresholds
+    auto = np.asarray(output.auto_mask, dtype=bool)
+    per_class_auto = np.bincount(np.asarray(output.pool_predicted)[auto], minlength=len(loaded.classes))
+    classes = [
+        {
+            "class": name,
+            "index": k,
+            "threshold": _num(th.thresholds[k]),
+            "estimated_error": _num(th.estimated_error[k]),
+            "error_bound": _num(th.error_bound[k]),
+            "n_points": int(th.n_points[k]),
+            "auto_labeled": int(per_class_auto[k]),
+        }
+        for k, name in enumerate(loaded.classes)
+    ]
+    n_round, known_round, wrong_round = auto_repo.error_stats(
+        session, project_id=loaded.project_id, round_id=round_id
+    )
+    n_total, known_total, wrong_total = auto_repo.error_stats(session, project_id=loaded.project_id)
+    n_pool = int(loaded.pool_ids.size)
+    cfg = loaded.config
+    return {
+        "pool_size": n_pool,
+        "auto_labeled": inserted,
+        "auto_labeled_total": n_total,
+        "coverage": inserted / n_pool if n_pool else 0.0,
+        "coverage_total": n_total / loaded.n_items if loaded.n_items else 0.0,
+        "validation_labels": int(loaded.val_ids.size),
+        "validation_removed": removed,
+        "training_labels": int(loaded.train_ids.size),
+        "human_labels": labels_repo.count_human_labels(session, loaded.project_id),
+        "queries": queried,
+        "thresholds": classes,
+        "pooled_estimated_error": _num(th.pooled_estimated_error),
+        "pooled_error_bound": _num(th.pooled_error_bound),
+        "delta_used": _num(th.delta_used),
+        "epsilon": cfg.thresholds.epsilon,
+        "delta": cfg.thresholds.delta,
+        "bound": cfg.thresholds.bound,
+        "guarantee": cfg.thresholds.guarantee,
+        "rounds_total": loaded.rounds_total,
+        "seed": loaded.seed,
+        "true_error": {
+            "round": wrong_round / known_round if known_round else None,
+            "round_known": known_round,
+            "round_wrong": wrong_round,
+            "total": wrong_total / known_total if known_total else None,
+            "total_known": known_total,
+            "total_wrong": wrong_total,
+        },
+        "auto_labeled_round_rows": n_round,
+    }
+
+
+def _num(value: Any) -> float | None:
+    """A JSON-safe float: None for NaN and infinities."""
+    x = float(value)
+    return x if math.isfinite(x) else None
+
+
+def _claim(round_id: int, factory: sessionmaker[Session], settings: Settings) -> str | None:
+    with factory() as session:
+        round_ = rounds_repo.lock(session, round_id)
+        if round_ is None:
+            logger.warning("round %s does not exist; nothing to do", round_id)
+            return None
+        now = utcnow()
+        stale_before = now - timedelta(seconds=settings.round_stale_after_s)
+        if round_.status in ("succeeded", "failed"):
+            return None
+        if (
+            round_.status == "running"
+            and round_.heartbeat_at is not None
+            and round_.heartbeat_at >= stale_before
+        ):
+            logger.info("round %s is running elsewhere", round_id)
+            return None
+        token = uuid.uuid4().hex
+        if not rounds_repo.claim(session, round_id, token, now, stale_before):
+            session.rollback()
+            return None
+        session.commit()
+        return token
+
+
+def _fail(round_id: int, token: str, factory: sessionmaker[Session], reason: str) -> None:
+    logger.warning("round %s failed: %s", round_id, reason)
+    with factory() as session:
+        rounds_repo.update_claimed(
+            session,
+            round_id,
+            token,
+            status="failed",
+            error=reason[:4000],
+            finished_at=utcnow(),
+            claim_token=None,
+        )
+        session.commit()
+
+
+def _give_back(round_id: int, token: str, factory: sessionmaker[Session]) -> None:
+    """After a transient error: the round goes back to queued so that a retry can claim it at once."""
+    try:
+        with factory() as session:
+            rounds_repo.update_claimed(
+                session, round_id, token, status="queued", stage=None, progress=0.0, claim_token=None
+            )
+            session.commit()
+    except Exception:  # the database is still away: the heartbeat goes stale and a retry takes it over
+        logger.warning("round %s: could not give the claim back; it will be taken over when stale", round_id)
+
+
+class _Progress:
+    """Stage and progress of a running round: the library reports them (cheap, in memory); a thread
+    writes them to the round row at most every ``progress_interval_s`` and refreshes the heartbeat."""
+
+    def __init__(self, round_id: int, token: str, factory: sessionmaker[Session], settings: Settings) -> None:
+        self._round_id = round_id
+        self._token = token
+        self._factory = factory
+        self._interval = max(0.05, settings.progress_interval_s)
+        self._heartbeat_every = max(self._interval, min(30.0, settings.round_stale_after_s / 4))
+        self._limit = settings.round_time_limit_s
+        self._started = time.monotonic()
+        self._stage = "load"
+        self._fraction = 0.0
+        self._dirty = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"tbal-progress-{round_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def report(self, stage: str, fraction: float) -> None:
+        """The library's progress callback; also enforces the time limit."""
+        elapsed = time.monotonic() - self._started
+        if elapsed > self._limit:
+            raise RoundTimeLimit(f"round ran {elapsed:.0f} s, over the limit of {self._limit:.0f} s")
+        self._stage, self._fraction, self._dirty = stage, min(max(float(fraction), 0.0), 1.0), True
+
+    def overall(self) -> float:
+        done = 0.0
+        for stage, weight in STAGE_WEIGHTS.items():
+            if stage == self._stage:
+                return min(1.0, done + weight * self._fraction)
+            done += weight
+        return min(1.0, done)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        last_write = 0.0
+        while not self._stop.wait(self._interval):
+            if self._dirty or time.monotonic() - last_write >= self._heartbeat_every:
+                self._dirty = False
+                self._flush()
+                last_write = time.monotonic()
+
+    def _flush(self) -> None:
+        try:
+            with self._factory() as session:
+                rounds_repo.update_claimed(
+                    session,
+                    self._round_id,
+                    self._token,
+                    stage=self._stage,
+                    progress=round(self.overall(), 4),
+                    heartbeat_at=utcnow(),
+                )
+                session.commit()
+        except Exception as exc:  # progress is best effort; the round goes on
+            logger.warning("round %s: could not write progress: %s", self._round_id, exc)

@@ -1,0 +1,63 @@
+"""The service's settings: one validated object read from ``TBAL_*`` environment variables.
+
+The library (``tbal/``) never reads the environment; the service turns these settings and each project's
+settings into the library's :class:`~tbal.config.TBALConfig` (see :mod:`app.services.project_config`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; ``TBAL_DATABASE_URL=... tbal serve`` and so on."""
+
+    model_config = SettingsConfigDict(env_prefix="TBAL_", extra="ignore")
+
+    database_url: str = "sqlite:///./var/tbal.sqlite"
+    broker_url: str | None = None
+    """Celery broker (``redis://...``); None runs rounds in the API process (the embedded default)."""
+    result_backend: str | None = None
+    artifacts_dir: Path = Path("./var/artifacts")
+
+    round_queue: Literal["default", "gpu"] = "gpu"
+    """Celery queue that rounds go to (training is the heavy part; ``gpu`` workers use CUDA when present)."""
+    train_device: str = "auto"
+    """The library's ``train.device``: ``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:1``..."""
+    torch_threads: int | None = Field(default=None, ge=1)
+    in_process_workers: int = Field(default=1, ge=1, le=8)
+
+    max_request_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    """Largest request body (binary uploads); larger ones get 413 before they are read whole."""
+    max_json_bytes: int = Field(default=64 * 1024**2, ge=1024)
+    """Largest JSON body (JSON batches are parsed in memory: use the binary upload for big batches)."""
+    max_batch_items: int = Field(default=10_000, ge=1)
+    """Most items (or labels) in one JSON request."""
+    ingest_chunk_rows: int = Field(default=5_000, ge=1)
+
+    round_time_limit_s: float = Field(default=6 * 3600.0, gt=0)
+    round_stale_after_s: float = Field(default=600.0, gt=0)
+    """A running round whose heartbeat is older than this may be claimed again (its worker died)."""
+    progress_interval_s: float = Field(default=1.0, ge=0)
+
+    upload_dir: Path | None = None
+    """Where uploaded files wait while they are ingested (None: the system's temporary folder)."""
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_connect_timeout_s: int = Field(default=5, ge=1)
+    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings from the environment (``create_app`` takes explicit ones in tests)."""
+    return Settings()

@@ -1,0 +1,184 @@
+"""Fixtures of the service tests: a real database built by the migrations, on SQLite and on PostgreSQL.
+
+Every test that uses ``db`` runs twice: on a fresh SQLite file (copied from one migrated template) and
+on PostgreSQL (``TBAL_TEST_POSTGRES_URL``, default postgresql+psycopg://postgres@127.0.0.1:5432/test),
+in a schema of its own migrated once per session and truncated between tests. Background round threads
+rule out a rolled-back outer transaction, hence fresh files / truncation. With ``CI=true`` PostgreSQL
+must be reachable (the tests fail otherwise); elsewhere its tests are skipped when it is not.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.migrate import upgrade
+from app.db.session import make_engine, make_session_factory
+from app.main import create_app
+from app.services.api_keys import create_key
+from app.settings import Settings
+
+POSTGRES_URL = os.environ.get("TBAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TABLES = ("api_keys", "projects", "items", "ground_truth", "human_labels", "rounds", "auto_labels", "queries")
+
+
+def _postgres_problem() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"PostgreSQL unreachable at {make_url(POSTGRES_URL).render_as_string(hide_password=True)}: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "template.sqlite"
+    upgrade(Settings(database_url=f"sqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_url() -> Iterator[str]:
+    problem = _postgres_problem()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    schema = f"tbal_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    url_text = url.render_as_string(hide_password=False)
+    upgrade(Settings(database_url=url_text))
+    try:
+        yield url_text
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database for one test."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "tbal.sqlite"
+        shutil.copy(template, path)
+        yield f"sqlite:///{path}"
+        return
+    url: str = request.getfixturevalue("postgres_schema_url")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        artifacts_dir=tmp_path / "artifacts",
+        upload_dir=tmp_path / "uploads",
+        progress_interval_s=0.05,
+        train_device="cpu",
+        torch_threads=1,
+        db_pool_size=4,
+    )
+
+
+@pytest.fixture
+def session_factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@dataclass
+class Api:
+    """A test client with a valid key, and helpers for the common calls."""
+
+    client: TestClient
+    headers: dict[str, str]
+    settings: Settings
+
+    def get(self, url: str, **kw: Any) -> Any:
+        return self.client.get(url, headers=self.headers, **kw)
+
+    def post(self, url: str, **kw: Any) -> Any:
+        return self.client.post(url, headers={**self.headers, **kw.pop("headers", {})}, **kw)
+
+    def patch(self, url: str, **kw: Any) -> Any:
+        return self.client.patch(url, headers=self.headers, **kw)
+
+    def delete(self, url: str, **kw: Any) -> Any:
+        return self.client.delete(url, headers=self.headers, **kw)
+
+    def wait_round(self, round_id: int, timeout: float = 120.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.get(f"/api/v1/rounds/{round_id}").json()
+            if body["status"] in ("succeeded", "failed"):
+                return dict(body)
+            time.sleep(0.05)
+        raise AssertionError(f"round {round_id} did not finish in {timeout} s")
+
+
+@pytest.fixture
+def api(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[Api]:
+    _key, secret = create_key(session_factory, "tests")
+    app = create_app(settings)
+    with TestClient(app) as client:
+        yield Api(client=client, headers={"Authorization": f"Bearer {secret}"}, settings=settings)
+
+
+@pytest.fixture
+def make_project(api: Api) -> Callable[..., dict[str, Any]]:
+    """Create a project (features of dimension 4, classes a/b/c unless told otherwise)."""
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": f"p{uuid.uuid4().hex[:8]}",
+            "classes": ["a", "b", "c"],
+            "data_kind": "features",
+            "input_shape": [4],
+            "settings": {},
+        }
+        body.update(overrides)
+        response = api.post("/api/v1/projects", json=body)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    return make
+
+
+def blobs(n: int, d: int = 4, k: int = 3, seed: int = 0, spread: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Well-separated Gaussian blobs: X (n, d) float32, y (n,) in 0..k-1."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3.0, size=(k, d))
+    y = rng.integers(0, k, size=n)
+    X = centers[y] + rng.normal(scale=spread, size=(n, d))
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def count_rows(factory: sessionmaker[Session], table: str) -> int:
+    with factory() as session:
+        return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())

@@ -1,0 +1,166 @@
+"""Projects CRUD, authentication, health, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.services.api_keys import create_key, revoke_key
+from tests.app.conftest import Api, count_rows
+
+
+def test_health_needs_no_key_and_reports_the_database(api: Api) -> None:
+    response = api.client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "dispatcher": "in-process"}
+
+
+def test_every_api_route_needs_a_key(api: Api) -> None:
+    for path in ("/api/v1/projects", "/api/v1/rounds/1", "/metrics"):
+        missing = api.client.get(path)
+        assert missing.status_code == 401, path
+        assert missing.json()["detail"]["field"] == "authorization"
+        assert "Bearer" in missing.json()["detail"]["reason"]
+        wrong = api.client.get(path, headers={"Authorization": "Bearer tbal_not-a-key"})
+        assert wrong.status_code == 401
+        assert wrong.json()["detail"]["reason"] == "unknown API key"
+    basic = api.client.get("/api/v1/projects", headers={"Authorization": "Basic abc"})
+    assert basic.status_code == 401
+
+
+def test_revoked_key_is_refused(api: Api, session_factory: sessionmaker[Session]) -> None:
+    key, secret = create_key(session_factory, "temporary")
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert api.client.get("/api/v1/projects", headers=headers).status_code == 200
+    assert revoke_key(session_factory, key.id)
+    response = api.client.get("/api/v1/projects", headers=headers)
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]["reason"]
+
+
+def test_keys_are_stored_hashed(api: Api, session_factory: sessionmaker[Session]) -> None:
+    from sqlalchemy import select
+
+    from app.db.models import ApiKey
+
+    _key, secret = create_key(session_factory, "hashed")
+    with session_factory() as session:
+        stored = [(k.key_hash, k.prefix) for k in session.scalars(select(ApiKey))]
+    assert all(secret != h and secret[12:] not in h for h, _ in stored)
+
+
+def test_openapi_and_docs_are_served(api: Api) -> None:
+    spec = api.client.get("/api/v1/openapi.json").json()
+    paths = set(spec["paths"])
+    for path in (
+        "/api/v1/projects",
+        "/api/v1/projects/{project_id}",
+        "/api/v1/projects/{project_id}/items",
+        "/api/v1/projects/{project_id}/items/upload",
+        "/api/v1/projects/{project_id}/labels",
+        "/api/v1/projects/{project_id}/queue",
+        "/api/v1/projects/{project_id}/rounds",
+        "/api/v1/rounds/{round_id}",
+        "/api/v1/projects/{project_id}/auto-labels",
+        "/api/v1/projects/{project_id}/export",
+        "/api/v1/projects/{project_id}/predict",
+        "/api/v1/projects/{project_id}/simulate",
+    ):
+        assert path in paths, path
+    assert api.client.get("/api/v1/docs").status_code == 200
+
+
+def test_metrics_are_prometheus_text(api: Api) -> None:
+    api.get("/api/v1/projects")
+    response = api.get("/metrics")
+    assert response.status_code == 200
+    assert "tbal_http_requests_total" in response.text
+    assert 'tbal_rounds{status="queued"} 0.0' in response.text
+
+
+def test_project_crud(api: Api) -> None:
+    body: dict[str, Any] = {
+        "name": "digits-1",
+        "classes": ["zero", "one"],
+        "data_kind": "image",
+        "input_shape": [8, 8],
+        "settings": {"epsilon": 0.1, "label_budget": 100, "seed_size": 40, "colander": {"lam": 5}},
+        "seed": 7,
+    }
+    created = api.post("/api/v1/projects", json=body)
+    assert created.status_code == 201, created.text
+    project = created.json()
+    assert project["config"]["thresholds"]["epsilon"] == 0.1
+    assert project["config"]["loop"]["label_budget"] == 100
+    assert project["config"]["confidence"]["colander"]["lam"] == 5
+    pid = project["id"]
+
+    assert api.post("/api/v1/projects", json=body).status_code == 409
+    listed = api.get("/api/v1/projects").json()
+    assert [p["name"] for p in listed] == ["digits-1"]
+    detail = api.get(f"/api/v1/projects/{pid}").json()
+    assert detail["counts"]["items"] == 0 and detail["counts"]["label_budget"] == 100
+
+    patched = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"epsilon": 0.02, "query_strategy": "margin"}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["settings"]["epsilon"] == 0.02
+    assert patched.json()["settings"]["label_budget"] == 100  # kept
+    assert patched.json()["config"]["query"]["strategy"] == "margin"
+
+    assert api.delete(f"/api/v1/projects/{pid}").status_code == 204
+    missing = api.get(f"/api/v1/projects/{pid}")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == {"field": "project_id", "reason": f"no project {pid}"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"epsilon": 1.5}, "settings.epsilon"),
+        ({"bound": "magic"}, "settings.bound"),
+        ({"confidence": "nope"}, "settings.confidence"),
+        ({"seed_size": 600, "label_budget": 500}, "settings.seed_size"),
+        ({"colander": {"lam": -1}}, "settings.colander.lam"),
+        ({"colander": {"gamma": 1}}, "settings.colander.gamma"),
+        ({"preset": "unknown"}, "settings.preset"),
+        ({"model": "lenet5"}, "settings.model"),
+        ({"whatever": 1}, "settings.whatever"),
+    ],
+)
+def test_bad_settings_are_422_naming_the_field(
+    api: Api, session_factory: sessionmaker[Session], settings: dict[str, Any], field: str
+) -> None:
+    body = {"name": "bad", "classes": ["a", "b"], "data_kind": "features", "input_shape": [3], "settings": settings}
+    response = api.post("/api/v1/projects", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]["field"] == field
+    assert response.json()["detail"]["reason"]
+    assert count_rows(session_factory, "projects") == 0
+
+
+def test_budget_and_seed_are_checked_together(api: Api) -> None:
+    body = {
+        "name": "small",
+        "classes": ["a", "b"],
+        "data_kind": "features",
+        "input_shape": [3],
+        "settings": {"label_budget": 100, "seed_size": 50},
+    }
+    assert api.post("/api/v1/projects", json=body).status_code == 201
+
+
+def test_bad_project_fields(api: Api) -> None:
+    base = {"name": "x", "classes": ["a", "b"], "data_kind": "features", "input_shape": [3]}
+    for change, field in (
+        ({"name": "has space"}, "name"),
+        ({"classes": ["a", "a"]}, "classes"),
+        ({"classes": ["a"]}, "classes"),
+        ({"input_shape": [0]}, "input_shape"),
+        ({"input_shape": [3, 3]}, "input_shape"),
+        ({"data_kind": "audio"}, "data_kind"),
+    ):
+        response = api.post("/api/v1/projects", json={**base, **change})
+        assert response.status_code == 422, change
+        assert response.json()["detail"]["field"] == field, response.json()

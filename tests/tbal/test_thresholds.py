@@ -1,0 +1,442 @@
+"""Threshold search: brute-force references, known answers, edge cases, and the guarantee by simulation."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from scipy.stats import beta
+
+from tbal.config import ThresholdConfig
+from tbal.errors import TBALInputError
+from tbal.thresholds import ThresholdResult, auto_label_mask, estimate_thresholds
+
+INF = math.inf
+
+# ---------------------------------------------------------------------------------------------------
+# Brute-force reference: plain loops over every candidate, written from the rules, not from the module.
+
+
+def bf_upper(bound: str, m: int, n: int, delta: float) -> float:
+    if bound == "valid":
+        return 1.0 if m == n else float(beta.ppf(1 - delta, m + 1, n - m))
+    return min(1.0, m / n + math.sqrt(math.log(1 / delta) / (2 * n)))
+
+
+def bf_walk(keys: list[float], wrong: list[bool], bound: str, eps: float, delta: float) -> float:
+    """Fixed sequence over the distinct keys, largest (most confident) first. Candidates where even zero
+    mistakes could not pass are skipped; then stop at the first failure. Returns the last passing key."""
+    last = -INF
+    started = False
+    for v in sorted(set(keys), reverse=True):
+        n = sum(1 for x in keys if x >= v)
+        m = sum(1 for x, w in zip(keys, wrong, strict=True) if x >= v and w)
+        if not started:
+            if bf_upper(bound, 0, n, delta) > eps:
+                continue
+            started = True
+        if bf_upper(bound, m, n, delta) <= eps:
+            last = v
+        else:
+            break
+    return last
+
+
+def bf_paper(keys: list[float], wrong: list[bool], eps: float, c1: float, n0: int) -> float:
+    best = INF
+    for v in set(keys):
+        n = sum(1 for x in keys if x >= v)
+        m = sum(1 for x, w in zip(keys, wrong, strict=True) if x >= v and w)
+        e = m / n
+        if n > n0 and e + c1 * math.sqrt(e * (1 - e)) <= eps:
+            best = min(best, v)
+    return best
+
+
+def bf_thresholds(s, yhat, wrong, k: int, cfg: ThresholdConfig, divisor: int) -> tuple[list[float], str]:
+    """Reference thresholds and which rule produced them ('per-class', 'common' or 'rank')."""
+    s, yhat, wrong = list(map(float, s)), list(map(int, yhat)), list(map(bool, wrong))
+    if cfg.bound == "paper" or cfg.guarantee == "per-class":
+        out = []
+        for c in range(k):
+            keys = [x for x, y in zip(s, yhat, strict=True) if y == c]
+            ws = [w for w, y in zip(wrong, yhat, strict=True) if y == c]
+            if not keys:
+                out.append(INF)
+            elif cfg.bound == "paper":
+                out.append(bf_paper(keys, ws, cfg.epsilon, cfg.c1, cfg.min_points))
+            else:
+                t = bf_walk(keys, ws, cfg.bound, cfg.epsilon, cfg.delta / divisor / k)
+                out.append(INF if t == -INF else t)
+        return out, "per-class"
+    delta = cfg.delta / divisor / 2
+    # family 1: one common cut over all points
+    cut = bf_walk(s, wrong, cfg.bound, cfg.epsilon, delta)
+    common = [INF] * k
+    if cut > -INF:
+        for x, y in zip(s, yhat, strict=True):
+            if x >= cut:
+                common[y] = cut
+    # family 2: equal within-class share r = #{same class, score ≥ mine} / #{same class}
+    share = []
+    for x, y in zip(s, yhat, strict=True):
+        same = [z for z, yy in zip(s, yhat, strict=True) if yy == y]
+        share.append(sum(1 for z in same if z >= x) / len(same))
+    rho = bf_walk([-r for r in share], wrong, cfg.bound, cfg.epsilon, delta)
+    rank = [INF] * k
+    if rho > -INF:
+        for x, y, r in zip(s, yhat, share, strict=True):
+            if r <= -rho:
+                rank[y] = min(rank[y], x)
+
+    def covered(t: list[float]) -> int:
+        return sum(1 for x, y in zip(s, yhat, strict=True) if x >= t[y])
+
+    return (common, "common") if covered(common) >= covered(rank) else (rank, "rank")
+
+
+def random_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    k = int(rng.integers(1, 5))
+    n = int(rng.integers(0, 400))
+    ties = rng.random() < 0.5
+    s = rng.integers(0, 25, n) / 25.0 if ties else rng.random(n)  # heavy ties half of the time
+    yhat = rng.integers(0, k, n)
+    scale = rng.uniform(0.5, 1.0, k)  # classes on different score scales now and then
+    if rng.random() < 0.5:
+        s = s * scale[yhat]
+    p_wrong = rng.uniform(0.05, 0.6) * (1 - s) ** 2
+    wrong = rng.random(n) < p_wrong
+    return s, yhat, wrong, k
+
+
+CONFIGS = [
+    ThresholdConfig(bound="valid", guarantee="per-class", epsilon=0.2, delta=0.2),
+    ThresholdConfig(bound="valid", guarantee="per-class", epsilon=0.1, delta=0.1),
+    ThresholdConfig(bound="valid", guarantee="pooled", epsilon=0.2, delta=0.2),
+    ThresholdConfig(bound="valid", guarantee="pooled", epsilon=0.1, delta=0.05),
+    ThresholdConfig(bound="hoeffding", guarantee="per-class", epsilon=0.3, delta=0.2),
+    ThresholdConfig(bound="hoeffding", guarantee="pooled", epsilon=0.25, delta=0.2),
+    ThresholdConfig(bound="paper", guarantee="per-class", epsilon=0.1, min_points=5),
+    ThresholdConfig(bound="paper", guarantee="pooled", epsilon=0.05, c1=0.5, min_points=3),
+]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.bound}-{c.guarantee}-{c.epsilon}")
+def test_search_matches_brute_force(cfg: ThresholdConfig) -> None:
+    rng = np.random.default_rng(12345)
+    rules: dict[str, int] = {}
+    passed = 0
+    for _ in range(60):
+        s, yhat, wrong, k = random_case(rng)
+        divisor = int(rng.integers(1, 3))
+        got = estimate_thresholds(s, yhat, ~wrong, k, cfg, delta_divisor=divisor)
+        want, rule = bf_thresholds(s, yhat, wrong, k, cfg, divisor)
+        np.testing.assert_array_equal(got.thresholds, np.array(want))
+        rules[rule] = rules.get(rule, 0) + 1
+        passed += int(np.isfinite(got.thresholds).any())
+        check_summary(got, s, yhat, wrong, k, cfg)
+    assert passed >= 10, "the random cases should certify something often enough to test the search"
+    if cfg.guarantee == "pooled" and cfg.bound != "paper":
+        assert set(rules) == {"common", "rank"}, f"both pooled families should be chosen at times: {rules}"
+
+
+def check_summary(got: ThresholdResult, s, yhat, wrong, k: int, cfg: ThresholdConfig) -> None:
+    """Per-class and pooled statistics recomputed by loops at the returned thresholds."""
+    per_class = cfg.bound == "paper" or cfg.guarantee == "per-class"
+    tot_n = tot_m = 0
+    for c in range(k):
+        above = [w for x, y, w in zip(s, yhat, wrong, strict=True) if y == c and x >= got.thresholds[c]]
+        n, m = len(above), sum(above)
+        tot_n, tot_m = tot_n + n, tot_m + m
+        assert got.n_points[c] == n
+        if n == 0:
+            assert math.isnan(got.estimated_error[c]) and math.isnan(got.error_bound[c])
+            continue
+        assert got.estimated_error[c] == pytest.approx(m / n)
+        if not per_class:
+            assert math.isnan(got.error_bound[c])
+        elif cfg.bound == "paper":
+            e = m / n
+            assert got.error_bound[c] == pytest.approx(e + cfg.c1 * math.sqrt(e * (1 - e)))
+            assert got.error_bound[c] <= cfg.epsilon + 1e-12
+        else:
+            assert got.error_bound[c] == pytest.approx(bf_upper(cfg.bound, m, n, got.delta_used), rel=1e-9)
+            assert got.error_bound[c] <= cfg.epsilon
+    if tot_n == 0:
+        assert math.isnan(got.pooled_estimated_error) and math.isnan(got.pooled_error_bound)
+        return
+    assert got.pooled_estimated_error == pytest.approx(tot_m / tot_n)
+    if cfg.bound != "paper":
+        assert got.pooled_error_bound == pytest.approx(
+            bf_upper(cfg.bound, tot_m, tot_n, got.delta_used), rel=1e-9
+        )
+    if not per_class:
+        assert got.pooled_error_bound <= cfg.epsilon
+
+
+# ---------------------------------------------------------------------------------------------------
+# Known answers
+
+
+def test_clopper_pearson_needs_59_clean_points_at_5_percent() -> None:
+    """With no mistake, U(0, n) = 1 − δ^(1/n) ≤ 0.05 needs n ≥ ln 0.05 / ln 0.95 = 58.4 (ARCHITECTURE.md)."""
+    cfg = ThresholdConfig(bound="valid", guarantee="per-class", epsilon=0.05, delta=0.05)
+    for n, certified in [(58, False), (59, True)]:
+        s = np.linspace(0.5, 1.0, n)
+        r = estimate_thresholds(s, np.zeros(n, dtype=int), np.ones(n, dtype=bool), 1, cfg)
+        assert r.thresholds[0] == (0.5 if certified else INF)
+        if certified:
+            assert r.error_bound[0] == pytest.approx(1 - 0.05 ** (1 / 59))
+            assert r.n_points[0] == 59 and r.estimated_error[0] == 0.0
+
+
+def test_hoeffding_needs_600_clean_points_at_5_percent() -> None:
+    """sqrt(ln(1/δ)/(2n)) ≤ 0.05 ⇔ n ≥ ln 20 / 0.005 = 599.1."""
+    cfg = ThresholdConfig(bound="hoeffding", guarantee="per-class", epsilon=0.05, delta=0.05)
+    for n, certified in [(599, False), (600, True)]:
+        s = np.linspace(0.0, 1.0, n)
+        r = estimate_thresholds(s, np.zeros(n, dtype=int), np.ones(n, dtype=bool), 1, cfg)
+        assert np.isfinite(r.thresholds[0]) == certified
+
+
+def test_walk_stops_at_the_first_failure() -> None:
+    """A mistake early in the sequence stops the walk, even if lower candidates would pass again;
+    the paper rule instead takes the smallest passing candidate."""
+    n = 400
+    s = np.arange(n, 0, -1) / n  # distinct, decreasing
+    wrong = np.zeros(n, dtype=bool)
+    wrong[[60, 61, 62]] = True  # mistakes right after the 60th point: U(1, 61) ≈ 0.076 > 0.05
+    cfg = ThresholdConfig(bound="valid", guarantee="per-class", epsilon=0.05, delta=0.05)
+    r = estimate_thresholds(s, np.zeros(n, dtype=int), ~wrong, 1, cfg)
+    assert r.thresholds[0] == s[60 - 1] and r.n_points[0] == 60  # the last point before the mistakes
+    assert bf_upper("valid", 3, 400, 0.05) <= 0.05  # the whole set would pass on its own
+    paper = estimate_thresholds(s, np.zeros(n, dtype=int), ~wrong, 1, ThresholdConfig(bound="paper"))
+    assert paper.thresholds[0] == s[-1]
+
+
+def test_ties_enter_together() -> None:
+    """All points with an equal score enter at once: 60 clean points then a block of 10 tied points with
+    one mistake; the threshold is either above the block or at it, never inside it."""
+    s = np.r_[np.linspace(1.0, 0.9, 60), np.full(10, 0.5)]
+    wrong = np.zeros(70, dtype=bool)
+    wrong[65] = True
+    cfg = ThresholdConfig(bound="paper", min_points=60, epsilon=0.05, c1=0.0)
+    r = estimate_thresholds(s, np.zeros(70, dtype=int), ~wrong, 1, cfg)
+    assert r.thresholds[0] == 0.5 and r.n_points[0] == 70  # n > 60 only once the block is in
+
+
+def test_paper_rule_counts_more_than_min_points() -> None:
+    s = np.linspace(1.0, 0.0, 30)
+    ok = np.ones(30, dtype=bool)
+    for n0, want in [(30, INF), (29, 0.0)]:
+        r = estimate_thresholds(
+            s, np.zeros(30, dtype=int), ok, 1, ThresholdConfig(bound="paper", min_points=n0)
+        )
+        assert r.thresholds[0] == want
+
+
+def test_delta_bookkeeping() -> None:
+    rng = np.random.default_rng(0)
+    s, yhat, ok = rng.random(300), rng.integers(0, 3, 300), np.ones(300, dtype=bool)
+    per = estimate_thresholds(
+        s, yhat, ok, 3, ThresholdConfig(guarantee="per-class", delta=0.06), delta_divisor=4
+    )
+    assert per.delta_used == pytest.approx(0.06 / 4 / 3)
+    pooled = estimate_thresholds(
+        s, yhat, ok, 3, ThresholdConfig(guarantee="pooled", delta=0.06), delta_divisor=4
+    )
+    assert pooled.delta_used == pytest.approx(0.06 / 4 / 2)  # two families at δ/2 each
+    assert math.isnan(estimate_thresholds(s, yhat, ok, 3, ThresholdConfig(bound="paper")).delta_used)
+
+
+def test_pooled_certifies_classes_too_small_for_per_class() -> None:
+    """The point of the pooled guarantee: 8 classes of 30 clean points each; per class 30 < 59 points
+    certify nothing (at δ/8 even fewer), pooled 240 points certify every class."""
+    k, m = 8, 30
+    s = np.tile(np.linspace(0.6, 1.0, m), k)
+    yhat = np.repeat(np.arange(k), m)
+    ok = np.ones(k * m, dtype=bool)
+    per = estimate_thresholds(s, yhat, ok, k, ThresholdConfig(guarantee="per-class"))
+    pooled = estimate_thresholds(s, yhat, ok, k, ThresholdConfig(guarantee="pooled"))
+    assert np.isinf(per.thresholds).all()
+    np.testing.assert_array_equal(pooled.thresholds, np.full(k, 0.6))
+    assert pooled.pooled_error_bound == pytest.approx(1 - 0.025 ** (1 / 240))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Edge cases and input checks
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.bound}-{c.guarantee}")
+def test_empty_class_and_empty_input(cfg: ThresholdConfig) -> None:
+    rng = np.random.default_rng(1)
+    s = rng.random(500)
+    yhat = rng.integers(0, 2, 500)  # class 2 of 3 never predicted
+    r = estimate_thresholds(s, yhat, np.ones(500, dtype=bool), 3, cfg)
+    assert r.thresholds[2] == INF and r.n_points[2] == 0 and math.isnan(r.estimated_error[2])
+    assert np.isfinite(r.thresholds[:2]).all()  # all correct: classes 0 and 1 are certified
+    e = estimate_thresholds(np.zeros(0), np.zeros(0, dtype=int), np.zeros(0, dtype=bool), 3, cfg)
+    assert np.isinf(e.thresholds).all() and (e.n_points == 0).all()
+    assert math.isnan(e.pooled_estimated_error) and math.isnan(e.pooled_error_bound)
+    assert e.thresholds.dtype == np.float64 and e.n_points.dtype == np.int64
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.bound}-{c.guarantee}")
+def test_all_correct_takes_every_point_and_all_wrong_takes_none(cfg: ThresholdConfig) -> None:
+    rng = np.random.default_rng(2)
+    s, yhat = rng.random(2000), rng.integers(0, 2, 2000)
+    good = estimate_thresholds(s, yhat, np.ones(2000, dtype=bool), 2, cfg)
+    assert auto_label_mask(s, yhat, good.thresholds).all()  # the walk reaches the lowest candidate
+    assert good.n_points.sum() == 2000 and good.pooled_estimated_error == 0.0
+    bad = estimate_thresholds(s, yhat, np.zeros(2000, dtype=bool), 2, cfg)
+    assert np.isinf(bad.thresholds).all() and bad.n_points.sum() == 0
+
+
+@pytest.mark.parametrize("bound", ["valid", "hoeffding"])
+@pytest.mark.parametrize("guarantee", ["per-class", "pooled"])
+def test_tiny_epsilon_certifies_nothing(bound: str, guarantee: str) -> None:
+    rng = np.random.default_rng(3)
+    s, yhat = rng.random(3000), rng.integers(0, 3, 3000)
+    cfg = ThresholdConfig(bound=bound, guarantee=guarantee, epsilon=1e-5)  # type: ignore[arg-type]
+    r = estimate_thresholds(s, yhat, np.ones(3000, dtype=bool), 3, cfg)
+    assert np.isinf(r.thresholds).all()
+    # the paper rule has no n in its bound: with a mistake in every region it certifies nothing either
+    ok = np.ones(3000, dtype=bool)
+    for c in range(3):
+        ok[np.flatnonzero(yhat == c)[np.argmax(s[yhat == c])]] = False
+    r = estimate_thresholds(s, yhat, ok, 3, ThresholdConfig(bound="paper", epsilon=1e-5))
+    assert np.isinf(r.thresholds).all()
+
+
+@pytest.mark.parametrize(
+    ("scores", "predicted", "correct", "k", "match"),
+    [
+        (np.zeros((4, 1)), np.zeros(4, int), np.ones(4, bool), 2, "scores of shape"),
+        (np.zeros(4), np.zeros(3, int), np.ones(4, bool), 2, r"predicted of shape \(4,\)"),
+        (np.zeros(4), np.zeros(4, int), np.ones(3, bool), 2, r"correct of shape \(4,\)"),
+        (np.zeros(4), np.array([0, 1, 2, 0]), np.ones(4, bool), 2, r"predicted in \[0, 2\)"),
+        (np.zeros(4), np.array([0, -1, 1, 0]), np.ones(4, bool), 2, r"predicted in \[0, 2\)"),
+        (np.zeros(4), np.zeros(4, float), np.ones(4, bool), 2, "integer class indices"),
+        (np.array([0.1, np.nan, 0.2, 0.3]), np.zeros(4, int), np.ones(4, bool), 2, "finite scores"),
+        (np.zeros(4), np.zeros(4, int), np.array([0, 1, 2, 1]), 2, "booleans"),
+        (np.zeros(4), np.zeros(4, int), np.ones(4, bool), 0, "num_classes"),
+    ],
+)
+def test_invalid_inputs_raise(scores, predicted, correct, k, match) -> None:
+    with pytest.raises(TBALInputError, match=match):
+        estimate_thresholds(scores, predicted, correct, k, ThresholdConfig())
+
+
+def test_invalid_config_and_divisor_raise() -> None:
+    s, y, c = np.zeros(3), np.zeros(3, int), np.ones(3, bool)
+    with pytest.raises(TBALInputError, match="delta_divisor"):
+        estimate_thresholds(s, y, c, 1, ThresholdConfig(), delta_divisor=0)
+    with pytest.raises(TBALInputError, match="ThresholdConfig"):
+        estimate_thresholds(s, y, c, 1, {"bound": "valid"})  # type: ignore[arg-type]
+
+
+def test_auto_label_mask() -> None:
+    s = np.array([0.9, 0.5, 0.7, 0.7, 0.2])
+    y = np.array([0, 0, 1, 2, 1])
+    t = np.array([0.6, 0.7, INF])
+    np.testing.assert_array_equal(auto_label_mask(s, y, t), [True, False, True, False, False])
+    with pytest.raises(TBALInputError, match="thresholds of shape"):
+        auto_label_mask(s, y, t[None, :])
+    with pytest.raises(TBALInputError, match=r"predicted in \[0, 3\)"):
+        auto_label_mask(s, np.array([0, 0, 3, 2, 1]), t)
+    with pytest.raises(TBALInputError, match=r"predicted of shape \(5,\)"):
+        auto_label_mask(s, y[:4], t)
+    with pytest.raises(TBALInputError, match="NaN"):
+        auto_label_mask(s, y, np.array([0.1, np.nan, 0.2]))
+
+
+def test_large_input_is_fast() -> None:
+    rng = np.random.default_rng(4)
+    n, k = 10_000, 10
+    s = rng.random(n)
+    yhat = rng.integers(0, k, n)
+    ok = rng.random(n) > 0.2 * (1 - s) ** 2
+    for cfg in (ThresholdConfig(), ThresholdConfig(guarantee="per-class"), ThresholdConfig(bound="paper")):
+        estimate_thresholds(s, yhat, ok, k, cfg)  # warm-up
+        start = time.perf_counter()
+        r = estimate_thresholds(s, yhat, ok, k, cfg)
+        assert time.perf_counter() - start < 0.25, f"{cfg.bound}/{cfg.guarantee} took too long"
+        assert np.isfinite(r.thresholds).sum() >= k // 2  # the walks go deep into the data
+
+
+# ---------------------------------------------------------------------------------------------------
+# The guarantee by simulation
+#
+# Population: K = 4 predicted classes, equally likely; a latent u ~ U(0, 1); score s = b_k·u (class
+# score scales differ, so both pooled families get used); P(wrong | u, k) = a_k (1 − u)², decreasing in
+# the score. For a class threshold t the region is u ≥ q = t / b_k, with
+#     mass (1 − q)/K,   mistakes a_k (1 − q)³ / (3K),
+# so the true per-class error is a_k (1 − q)² / 3 and the pooled error is Σ mistakes / Σ mass.
+# A draw violates the guarantee when the true error of what it auto-labels exceeds ε. Over R draws the
+# violation count is Binomial(R, p) with p ≤ δ for a valid rule; we accept up to δ + 3·sqrt(δ(1−δ)/R),
+# a 3-sigma margin (false failure rate ≈ 0.1% at p = δ, less since the tests are conservative).
+
+A_K = np.array([0.2, 0.4, 0.6, 0.8])
+B_K = np.array([1.0, 0.9, 0.8, 0.7])
+DRAWS = 1000
+
+
+def true_errors(thresholds: np.ndarray) -> tuple[float, np.ndarray]:
+    q = np.clip(np.where(np.isfinite(thresholds), thresholds / B_K, 1.0), 0.0, 1.0)
+    mass = (1 - q) / len(A_K)
+    mistakes = A_K * (1 - q) ** 3 / (3 * len(A_K))
+    pooled = mistakes.sum() / mass.sum() if mass.sum() > 0 else 0.0
+    per_class = np.divide(mistakes, mass, out=np.zeros_like(mass), where=mass > 0)
+    return float(pooled), per_class
+
+
+def violation_rates(cfg: ThresholdConfig, n: int, seed: int) -> tuple[float, float, float]:
+    """Share of draws whose pooled error exceeds ε, share where some class's error does, mean coverage."""
+    rng = np.random.default_rng(seed)
+    k = len(A_K)
+    pooled_bad = class_bad = 0
+    coverage = 0.0
+    for _ in range(DRAWS):
+        yhat = rng.integers(0, k, n)
+        u = rng.random(n)
+        wrong = rng.random(n) < A_K[yhat] * (1 - u) ** 2
+        r = estimate_thresholds(B_K[yhat] * u, yhat, ~wrong, k, cfg)
+        pooled, per_class = true_errors(r.thresholds)
+        pooled_bad += pooled > cfg.epsilon
+        class_bad += bool((per_class > cfg.epsilon).any())
+        q = np.clip(np.where(np.isfinite(r.thresholds), r.thresholds / B_K, 1.0), 0.0, 1.0)
+        coverage += float((1 - q).mean())
+    return pooled_bad / DRAWS, class_bad / DRAWS, coverage / DRAWS
+
+
+def slack(delta: float) -> float:
+    return 3 * math.sqrt(delta * (1 - delta) / DRAWS)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "n"),
+    [
+        (ThresholdConfig(bound="valid", guarantee="pooled", epsilon=0.05, delta=0.05), 1200),
+        (ThresholdConfig(bound="valid", guarantee="per-class", epsilon=0.05, delta=0.05), 1200),
+        (ThresholdConfig(bound="hoeffding", guarantee="pooled", epsilon=0.1, delta=0.1), 1200),
+    ],
+    ids=["valid-pooled", "valid-per-class", "hoeffding-pooled"],
+)
+def test_valid_bounds_hold_by_simulation(cfg: ThresholdConfig, n: int) -> None:
+    pooled_rate, class_rate, coverage = violation_rates(cfg, n, seed=7)
+    assert coverage > 0.05, "the rule should auto-label something, or the check says nothing"
+    if cfg.guarantee == "pooled":
+        assert pooled_rate <= cfg.delta + slack(cfg.delta), pooled_rate
+    else:
+        assert class_rate <= cfg.delta + slack(cfg.delta), class_rate
+
+
+def test_paper_rule_breaks_the_guarantee_by_simulation() -> None:
+    """Same population, small D_th (about 60 points a class): the paper rule exceeds ε far more often
+    than δ = 0.05 would allow, for a class and for the pool."""
+    cfg = ThresholdConfig(bound="paper", epsilon=0.05, min_points=10)
+    pooled_rate, class_rate, _ = violation_rates(cfg, 240, seed=8)
+    assert class_rate > 0.05 + 5 * slack(0.05), class_rate
+    assert pooled_rate > 0.05 + slack(0.05), pooled_rate

@@ -1,0 +1,135 @@
+"""The Celery application that runs rounds in worker processes (production: Redis broker, PostgreSQL).
+
+``celery -A worker.celery_app worker`` (or ``tbal worker``) loads :data:`celery_app`, built from the
+``TBAL_*`` environment by :func:`make_celery`; tests build their own with explicit settings.
+
+What the configuration guarantees (Celery's task guide; the service issue):
+
+- JSON messages only: a task message carries a round id, never arrays, pickles or ORM objects.
+- ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged after the round
+  function returns, so a worker that dies in the middle of a round leaves the message to be delivered
+  again; the round function claims the round under a row lock, so a second delivery never runs it twice.
+- ``worker_prefetch_multiplier = 1``: a worker reserves one round at a time (rounds are long; prefetching
+  would park rounds behind a busy worker while another one idles).
+- Time limits: the soft limit (``TBAL_ROUND_TIME_LIMIT_S``) raises inside the round, which marks it
+  failed with a readable reason; the hard limit, a few minutes later, kills the process.
+- The Redis ``visibility_timeout`` (how long an unacknowledged message waits before Redis hands it to
+  another worker) is longer than the hard limit, so a long round is never delivered twice while it runs.
+- Two queues: ``gpu`` (rounds: training is the heavy part; CUDA where the worker has it) and ``default``.
+  A worker started without ``-Q`` consumes both; a GPU machine runs ``tbal worker --queues gpu``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu import Exchange, Queue
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+RUN_ROUND_TASK = "tbal.run_round"
+DEFAULT_QUEUE = "default"
+GPU_QUEUE = "gpu"
+QUEUES: tuple[str, ...] = (DEFAULT_QUEUE, GPU_QUEUE)
+
+HARD_LIMIT_GRACE_S = 300
+"""Seconds between the soft limit (the round marks itself failed) and the hard limit (process killed)."""
+VISIBILITY_MARGIN_S = 3600
+"""How much longer than the hard limit Redis waits before redelivering an unacknowledged message."""
+EMBEDDED_BROKER = "memory://"
+"""Broker when ``TBAL_BROKER_URL`` is unset: the embedded default runs rounds in the API process and
+never sends a message; this only lets the module import (a worker on it would see no tasks)."""
+
+
+class TBALCelery(Celery):
+    """A Celery application that carries the service settings its tasks read.
+
+    Tasks reach the database through :meth:`session_factory`, built on first use in the process that
+    runs them (after the prefork pool has forked: an engine's connections must not cross a fork).
+    """
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__("tbal", **kwargs)
+        self.tbal_settings = settings
+        self._session_factory: sessionmaker[Session] | None = None
+
+    def session_factory(self) -> sessionmaker[Session]:
+        """The process's session factory for ``tbal_settings.database_url`` (one engine per process)."""
+        if self._session_factory is None:
+            from app.db.session import make_engine, make_session_factory
+
+            self._session_factory = make_session_factory(make_engine(self.tbal_settings))
+        return self._session_factory
+
+    def reset_session_factory(self) -> None:
+        """Drop the engine (a forked child must not reuse its parent's connections)."""
+        if self._session_factory is not None:
+            engine = self._session_factory.kw.get("bind")
+            if engine is not None:
+                engine.dispose(close=False)
+        self._session_factory = None
+
+
+def time_limits(settings: Settings) -> tuple[float, float]:
+    """(soft, hard) time limits of a round in seconds: soft = ``round_time_limit_s``, hard = soft + grace."""
+    soft = float(settings.round_time_limit_s)
+    return soft, soft + HARD_LIMIT_GRACE_S
+
+
+def make_celery(settings: Settings | None = None) -> TBALCelery:
+    """A Celery application configured from ``settings`` (the environment's when None).
+
+    The broker is ``settings.broker_url`` (``memory://`` when unset); results are stored only when
+    ``settings.result_backend`` is set (round state lives in the database, not in Celery results).
+    """
+    settings = settings if settings is not None else get_settings()
+    soft, hard = time_limits(settings)
+    app = TBALCelery(settings, include=["worker.tasks"])
+    app.conf.update(
+        broker_url=settings.broker_url or EMBEDDED_BROKER,
+        result_backend=settings.result_backend,
+        task_ignore_result=settings.result_backend is None,
+        # Serialisation: JSON only, in and out.
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        # Delivery: acknowledge after the work, one message reserved at a time, redeliver on a lost worker.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_soft_time_limit=soft,
+        task_time_limit=hard,
+        broker_transport_options={"visibility_timeout": int(hard + VISIBILITY_MARGIN_S)},
+        result_backend_transport_options={"visibility_timeout": int(hard + VISIBILITY_MARGIN_S)},
+        broker_connection_retry_on_startup=True,
+        # Queues and routes: rounds go to the queue the settings name (``gpu`` by default).
+        task_default_queue=DEFAULT_QUEUE,
+        task_queues=tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES),
+        task_routes={RUN_ROUND_TASK: {"queue": settings.round_queue, "routing_key": settings.round_queue}},
+        task_track_started=False,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+        timezone="UTC",
+    )
+    return app
+
+
+celery_app: TBALCelery = make_celery()
+"""What ``celery -A worker.celery_app`` and ``tbal worker`` run (from the ``TBAL_*`` environment)."""
+
+
+def _reset_after_fork(**_kwargs: Any) -> None:
+    celery_app.reset_session_factory()
+
+
+# A prefork child inherits the parent's memory: start it without the parent's database connections.
+worker_process_init.connect(_reset_after_fork, weak=False)

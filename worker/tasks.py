@@ -1,0 +1,82 @@
+"""Celery tasks: thin wrappers that take ids and call the service's round function.
+
+``tbal.run_round(round_id)`` calls :func:`app.services.round_runner.execute_round`, the same function the
+embedded default runs in the API process. That function claims the round under a row lock (a round
+already running elsewhere or already final is left alone), so a message delivered twice writes nothing
+twice; it records stage, progress, metrics and failures in the round row, not on the task object.
+
+Only transient errors are retried here (the database or the broker unreachable for a while), with
+exponential backoff and jitter; an algorithm error is not an exception at this level: the round function
+marks the round failed with a readable reason and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import kombu.exceptions
+import redis.exceptions
+import sqlalchemy.exc
+from celery import Task, shared_task
+
+from worker.celery_app import RUN_ROUND_TASK, TBALCelery
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,  # connection refused / dropped, SQLite "database is locked"
+    sqlalchemy.exc.InterfaceError,  # a connection closed under us
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    kombu.exceptions.OperationalError,
+    ConnectionError,  # ConnectionRefusedError, ConnectionResetError, BrokenPipeError
+)
+"""Errors worth retrying: they say that a service underneath is away, not that the round is wrong."""
+
+MAX_RETRIES = 8
+RETRY_BACKOFF_S = 5
+"""First retry after about 5 s, then 10, 20, ... (full jitter), at most :data:`RETRY_BACKOFF_MAX_S`."""
+RETRY_BACKOFF_MAX_S = 600
+
+
+@shared_task(
+    name=RUN_ROUND_TASK,
+    bind=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=RETRY_BACKOFF_S,
+    retry_backoff_max=RETRY_BACKOFF_MAX_S,
+    retry_jitter=True,
+    max_retries=MAX_RETRIES,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
+def run_round(self: Task, round_id: int) -> None:
+    """Run round ``round_id`` (claim it, train, calibrate, threshold, auto-label, choose queries).
+
+    Idempotent: a round that another delivery already finished or is running is left as it is.
+    """
+    round_id = _check_round_id(round_id)
+    from app.services.round_runner import execute_round
+
+    app = _tbal_app(self.app)
+    logger.info("round %d: delivery %s (retry %d)", round_id, self.request.id, self.request.retries)
+    execute_round(round_id, app.session_factory(), app.tbal_settings)
+
+
+def _check_round_id(round_id: Any) -> int:
+    """Round ids arrive as JSON numbers; anything else is a caller's bug, not a transient error."""
+    if isinstance(round_id, bool) or not isinstance(round_id, int) or round_id <= 0:
+        raise TypeError(f"{RUN_ROUND_TASK} expects a positive integer round id, got {round_id!r}")
+    return round_id
+
+
+def _tbal_app(app: Any) -> TBALCelery:
+    """The task's application with its settings (a plain Celery app gets the environment's)."""
+    if isinstance(app, TBALCelery):
+        return app
+    from worker.celery_app import celery_app
+
+    logger.warning("task bound to a non-tbal Celery app %r: using worker.celery_app's settings", app)
+    return cast(TBALCelery, celery_app)
