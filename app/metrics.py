@@ -29,10 +29,10 @@ class _RoundCollector(Collector):
         gauge = GaugeMetricFamily("tbal_rounds", "Rounds by status", labels=["status"])
         try:
             with self._factory() as session:
-                counts = dict(
-                    session.execute(select(Round.status, func.count()).group_by(Round.status)).tuples()
-                )
-        except Exception:  # the database is away: report nothing rather than fail the scrape
+                rows = session.execute(select(Round.status, func.count()).group_by(Round.status))
+                counts = {status: int(n) for status, n in rows}
+        except Exception as exc:  # the database is away: report nothing rather than fail the scrape
+            logger.warning("metrics: could not count rounds: %s", exc)
             return
         for status in ROUND_STATUSES:
             gauge.add_metric([status], float(counts.get(status, 0)))

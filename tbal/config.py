@@ -254,10 +254,19 @@ def preset(name: str) -> TBALConfig:
 
 def with_overrides(config: TBALConfig, overrides: dict[str, Any]) -> TBALConfig:
     """Return ``config`` with dotted fields replaced, e.g. ``{"train.epochs": 10,
-    "confidence.colander.lam": 100}``. String values are parsed to the field's type."""
+    "confidence.colander.lam": 100}``. String values are parsed to the field's type. All changes to one
+    section are applied together, so that checks across its fields see the final values."""
+    nested: dict[str, Any] = {}
     for dotted, value in overrides.items():
-        config = _replace_dotted(config, dotted.split("."), value, dotted)
-    return config
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"setting {dotted!r}: {part!r} has no sub-settings")
+            node = child
+        node[leaf] = value
+    return _replace_nested(config, nested, "")
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -280,18 +289,26 @@ def _flatten(data: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
             out[f"{prefix}{key}"] = value
 
 
-def _replace_dotted(obj: Any, path: list[str], value: Any, dotted: str) -> Any:
+def _replace_nested(obj: Any, changes: dict[str, Any], prefix: str) -> Any:
     names = {f.name for f in dataclasses.fields(obj)}
-    head = path[0]
-    if head not in names:
-        raise ConfigError(f"unknown setting {dotted!r}; {type(obj).__name__} has: {', '.join(sorted(names))}")
-    if len(path) == 1:
-        hint = get_type_hints(type(obj))[head]
-        return dataclasses.replace(obj, **{head: _coerce(value, hint, dotted)})
-    child = getattr(obj, head)
-    if not dataclasses.is_dataclass(child):
-        raise ConfigError(f"setting {dotted!r}: {head!r} has no sub-settings")
-    return dataclasses.replace(obj, **{head: _replace_dotted(child, path[1:], value, dotted)})
+    hints = get_type_hints(type(obj))
+    updates: dict[str, Any] = {}
+    for name, value in changes.items():
+        dotted = f"{prefix}{name}"
+        if name not in names:
+            raise ConfigError(
+                f"unknown setting {dotted!r}; {type(obj).__name__} has: {', '.join(sorted(names))}"
+            )
+        child = getattr(obj, name)
+        if isinstance(value, dict):
+            if not dataclasses.is_dataclass(child):
+                raise ConfigError(f"setting {dotted!r} is a value, not a section")
+            updates[name] = _replace_nested(child, value, f"{dotted}.")
+        elif dataclasses.is_dataclass(child):
+            raise ConfigError(f"setting {dotted!r} is a section; set one of its fields ({dotted}.FIELD)")
+        else:
+            updates[name] = _coerce(value, hints[name], dotted)
+    return dataclasses.replace(obj, **updates)
 
 
 def _coerce(value: Any, hint: Any, dotted: str) -> Any:

@@ -213,7 +213,7 @@ class RoundRecord:
     """What one round of :func:`run_tbal` did (JSON-ready via :meth:`to_dict`)."""
 
     round: int
-    human_training_labels: int  # cumulative, seed included
+    human_training_labels: int  # labels this round's classifier was trained on (seed included)
     human_validation_labels: int  # N_v drawn at the start (the validation set only shrinks)
     humans_used: int  # training + validation labels paid for so far
     auto_labeled_round: int
@@ -228,7 +228,7 @@ class RoundRecord:
     threshold_points: list[int]
     pooled_estimated_error: float | None
     pooled_error_bound: float | None
-    delta_used: float
+    delta_used: float | None  # None for the paper bound (it has no δ)
     true_error_round: float | None  # None when nothing was auto-labeled
     true_error_total: float | None
     classifier_accuracy_pool: float | None  # accuracy on the pool points still unlabeled before this round
@@ -332,6 +332,7 @@ def run_tbal(
         unlabeled[queried] = False
         accuracy = float(np.mean(out.pool_predicted == dataset.y[pool_rows])) if pool_rows.size else None
         validation = validation[~out.val_removed]
+        n_train = train.size
         train = np.concatenate([train, queried])
 
         record = _round_record(
@@ -343,7 +344,7 @@ def run_tbal(
             auto_labels,
             pool.size,
             accuracy,
-            train.size,
+            n_train,
             loop.validation_size,
             int(np.sum(unlabeled & in_pool)),
             validation.size,
@@ -424,7 +425,7 @@ def _round_record(
         threshold_points=[int(n) for n in th.n_points],
         pooled_estimated_error=_float_or_none(th.pooled_estimated_error),
         pooled_error_bound=_float_or_none(th.pooled_error_bound),
-        delta_used=float(th.delta_used),
+        delta_used=_float_or_none(th.delta_used),
         true_error_round=_error_or_none(out.pool_predicted[out.auto_mask], dataset.y[newly]),
         true_error_total=_error_or_none(all_labels, dataset.y[all_index]),
         classifier_accuracy_pool=accuracy,

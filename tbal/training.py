@@ -213,7 +213,7 @@ def train_classifier(
         for epoch in range(config.epochs):
             perm = torch.randperm(n, generator=shuffle_gen).to(target_device)  # (n,)
             classes_all = argmax_all
-            if False:
+            if sampled:
                 classes_all = torch.multinomial(t_cpu, 1, generator=sample_gen)[:, 0].to(target_device)
             loss = torch.zeros(())
             for start in range(0, n, config.batch_size):

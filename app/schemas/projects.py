@@ -15,7 +15,8 @@ class ProjectSettings(BaseModel):
     defaults). Values are checked by building the library's configuration; a bad one is a 422 naming it.
 
     ``min_validation_labels``: the fewest human validation labels a round may start with (default: the
-    fewest that split into non-empty D_cal and D_th, at least 2).
+    fewest that split into non-empty D_cal and D_th, at least 2). ``pixel_scale`` (images): the divisor
+    that maps pixels to [0, 1] (default: 16 when no pixel exceeds 16, as in 4-bit digits, else 255).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -42,6 +43,7 @@ class ProjectSettings(BaseModel):
     max_rounds: int | None = None
     colander: dict[str, float] | None = None
     min_validation_labels: int | None = Field(default=None, ge=2)
+    pixel_scale: float | None = Field(default=None, gt=0, le=65535)
 
 
 class ProjectCreate(BaseModel):

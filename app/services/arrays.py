@@ -56,7 +56,8 @@ def check_array(layout: Layout, X: np.ndarray, field: str) -> None:
         if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
             raise Invalid(field, f"expected a float array, got dtype {X.dtype}")
         for start in range(0, X.shape[0], CHECK_CHUNK):
-            part = np.asarray(X[start : start + CHECK_CHUNK], dtype=np.float32)
+            with np.errstate(over="ignore"):
+                part = np.asarray(X[start : start + CHECK_CHUNK], dtype=np.float32)
             bad = ~np.isfinite(part)
             if bad.any():
                 row = start + int(np.argwhere(bad)[0][0])
@@ -88,7 +89,7 @@ def json_payload(layout: Layout, value: Any, field: str) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise Invalid(field, "NaN or infinite values are not allowed")
     if layout.kind == "features":
-        if not np.isfinite(arr.astype(np.float32)).all():
+        if arr.size and np.abs(arr).max() > np.finfo(np.float32).max:
             raise Invalid(field, "values beyond the float32 range")
         return arr.astype(np.float32)
     if (arr != np.round(arr)).any() or arr.min() < 0 or arr.max() > 255:
@@ -109,9 +110,27 @@ def from_bytes(layout: Layout, data: np.ndarray) -> np.ndarray:
     return data.view(layout.dtype).reshape(data.shape[0], *layout.shape)
 
 
-def model_inputs(layout: Layout, X: np.ndarray) -> np.ndarray:
-    """Stored arrays -> the classifier's inputs (float32; images (n, C, H, W) in [0, 1])."""
+FOUR_BIT_MAX = 16
+
+
+def pixel_scale(layout: Layout, *arrays: np.ndarray, configured: float | None = None) -> float | None:
+    """The divisor that maps a project's pixels to [0, 1], the same for every array of a round (and for
+    predictions with its model): ``configured`` (the project's ``pixel_scale``) if set, else 16 when no
+    pixel exceeds 16 (4-bit images such as scikit-learn's digits), else 255. None for features."""
+    if layout.kind != "image":
+        return None
+    if configured:
+        return float(configured)
+    peak = max((int(a.max()) for a in arrays if a.size), default=255)
+    return float(FOUR_BIT_MAX) if peak <= FOUR_BIT_MAX else 255.0
+
+
+def model_inputs(layout: Layout, X: np.ndarray, scale: float | None) -> np.ndarray:
+    """Stored arrays -> the classifier's inputs (float32; images (n, C, H, W) divided by ``scale``)."""
     from tbal.data import prepare_inputs
 
-    prepared, _kind = prepare_inputs(X if layout.kind == "image" else X.astype(np.float32, copy=False))
+    if layout.kind == "features":
+        prepared, _kind = prepare_inputs(X.astype(np.float32, copy=False))
+    else:
+        prepared, _kind = prepare_inputs(X, scale=scale)
     return prepared

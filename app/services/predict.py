@@ -14,7 +14,7 @@ from app.db.models import Project
 from app.errors import Conflict, Invalid
 from app.repositories import rounds as rounds_repo
 from app.schemas.predict import Prediction, PredictRequest, PredictResponse
-from app.services.arrays import json_batch, layout_of, model_inputs
+from app.services.arrays import json_batch, layout_of, model_inputs, pixel_scale
 
 if TYPE_CHECKING:
     from tbal.artifacts import RoundArtifacts
@@ -63,8 +63,11 @@ def predict(
         layout, [item.features if layout.kind == "features" else item.image for item in body.items], "items"
     )
     artifacts = cache.get(latest.artifact_path)
+    scale = (latest.metrics or {}).get("input_scale") or pixel_scale(
+        layout, X, configured=project.settings.get("pixel_scale")
+    )
     predicted, scores, clears = score_points(
-        artifacts.model, artifacts.confidence, artifacts.thresholds, model_inputs(layout, X)
+        artifacts.model, artifacts.confidence, artifacts.thresholds, model_inputs(layout, X, scale)
     )
     return PredictResponse(
         model_version=latest.model_version,

@@ -33,6 +33,8 @@ def create_project(session: Session, body: ProjectCreate) -> Project:
         raise Invalid("input_shape", f"feature projects take [d], got {body.input_shape}")
     if body.data_kind == "image" and len(body.input_shape) not in (2, 3):
         raise Invalid("input_shape", f"image projects take [H, W] or [H, W, C], got {body.input_shape}")
+    if body.data_kind == "image" and len(body.input_shape) == 3 and body.input_shape[2] not in (1, 3, 4):
+        raise Invalid("input_shape", f"images take 1, 3 or 4 channels (last), got {body.input_shape[2]}")
     settings = body.settings.model_dump(exclude_none=True)
     build_config(settings, data_kind=body.data_kind)
     if projects_repo.by_name(session, body.name) is not None:

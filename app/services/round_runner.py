@@ -40,7 +40,7 @@ from app.repositories import auto_labels as auto_repo
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
 from app.repositories import rounds as rounds_repo
-from app.services.arrays import Layout, from_bytes, layout_of, model_inputs
+from app.services.arrays import Layout, from_bytes, layout_of, model_inputs, pixel_scale
 from app.services.project_config import runtime_config
 from app.services.rounds import queries_for_next_round
 from app.settings import Settings
@@ -85,6 +85,7 @@ class LoadedRound:
     seed: int
     n_queries: int
     n_items: int
+    input_scale: float | None
     train_ids: np.ndarray
     X_train: np.ndarray
     targets_train: np.ndarray
@@ -219,6 +220,15 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
         pool_stmt = items_repo.pool_query(project.id, select(Item.id, Item.data)).order_by(Item.id)
         pool_ids, pool_raw, _ = items_repo.load_rows(session, pool_stmt, n_pool, layout.row_bytes)
 
+        if n_train == 0:
+            raise TBALInputError("a round needs at least one human training label, got none")
+        if n_val < 2:
+            raise TBALInputError(f"a round needs at least 2 human validation labels, got {n_val}")
+        if n_pool == 0:
+            raise TBALInputError("no unlabeled items are left in the pool")
+        scale = pixel_scale(
+            layout, train_raw, val_raw, pool_raw, configured=project.settings.get("pixel_scale")
+        )
         n_queries = queries_for_next_round(session, project)
         n_items = items_repo.count_items(session, project.id)
         seed = int(np.random.SeedSequence([project.seed, round_.index]).generate_state(1)[0])
@@ -234,13 +244,14 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
             n_queries=n_queries,
             n_items=n_items,
             train_ids=train_ids,
-            X_train=model_inputs(layout, from_bytes(layout, train_raw)),
+            input_scale=scale,
+            X_train=model_inputs(layout, from_bytes(layout, train_raw), scale),
             targets_train=targets,
             val_ids=val_ids,
-            X_val=model_inputs(layout, from_bytes(layout, val_raw)),
+            X_val=model_inputs(layout, from_bytes(layout, val_raw), scale),
             y_val=y_val,
             pool_ids=pool_ids,
-            X_pool=model_inputs(layout, from_bytes(layout, pool_raw)),
+            X_pool=model_inputs(layout, from_bytes(layout, pool_raw), scale),
         )
         session.commit()
     return loaded
@@ -360,6 +371,7 @@ def _metrics(
         "guarantee": cfg.thresholds.guarantee,
         "rounds_total": loaded.rounds_total,
         "seed": loaded.seed,
+        "input_scale": loaded.input_scale,
         "true_error": {
             "round": wrong_round / known_round if known_round else None,
             "round_known": known_round,

@@ -24,9 +24,12 @@ class Colander(ConfidenceFunction):
     """A small network g trained on D_cal to maximise a surrogate of the auto-labeling coverage under a
     penalty on the auto-labeling error.
 
-    Input z = [logits, penultimate features] (d = K + d_feat). With ``standardize`` (default) each
-    column is standardised with its D_cal mean and standard deviation — our addition, not in the paper:
-    logits and features live on different scales, and unscaled logits saturate the tanh units.
+    Input z = [logits, penultimate features] (d = K + d_feat), as in the paper. ``standardize=True``
+    (off by default) standardises each column of z with its D_cal mean and standard deviation. We
+    tried it as our addition and measured (MNIST, MLP classifier on 500 labels, 250 D_cal points, 4
+    seeds): AUROC of correctness 0.71 with it vs 0.73 without, and with logits scaled ×5, 0.71 vs 0.82:
+    unscaled logits dominate z and keep g close to the classifier's own ranking, while standardising
+    dilutes them among the feature columns. So the paper's raw z is the default.
 
         g(x) = softmax(W₂ · tanh(W₁ · z + b₁) + b₂),   W₁: d → m·d (m = ``hidden_multiplier``), W₂: m·d → K.
 
@@ -61,7 +64,7 @@ class Colander(ConfidenceFunction):
         num_classes: int,
         config: ColanderConfig | None = None,
         *,
-        standardize: bool = True,
+        standardize: bool = False,
         selection_fraction: float = 0.0,
         snapshot_every: int = 10,
     ) -> None:

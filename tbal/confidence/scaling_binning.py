@@ -16,7 +16,8 @@ from tbal.training import Predictions
 class ScalingBinning(ConfidenceFunction):
     """Scaling-binning on the top-label confidence, as in Kumar et al. (2019), Algorithm 1:
 
-    D_cal is split at random (``seed``) into thirds T1, T2, T3.
+    D_cal is split at random into thirds T1, T2, T3 (``np.random.default_rng(seed).permutation``, cut by
+    ``np.array_split``).
       1. Scaling: fit a temperature T on T1 (NLL); g(x) = max_k softmax(z / T)_k.
       2. Binning scheme: ``n_bins`` uniform-mass bins on g over T2 (fewer when T2 has fewer points).
       3. Discretisation: bin value = mean of g over the T3 points in the bin — the mean *scaled

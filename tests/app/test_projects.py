@@ -116,7 +116,7 @@ def test_project_crud(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    ("settings", "field"),
+    ("project_settings", "field"),
     [
         ({"epsilon": 1.5}, "settings.epsilon"),
         ({"bound": "magic"}, "settings.bound"),
@@ -130,9 +130,15 @@ def test_project_crud(api: Api) -> None:
     ],
 )
 def test_bad_settings_are_422_naming_the_field(
-    api: Api, session_factory: sessionmaker[Session], settings: dict[str, Any], field: str
+    api: Api, session_factory: sessionmaker[Session], project_settings: dict[str, Any], field: str
 ) -> None:
-    body = {"name": "bad", "classes": ["a", "b"], "data_kind": "features", "input_shape": [3], "settings": settings}
+    body = {
+        "name": "bad",
+        "classes": ["a", "b"],
+        "data_kind": "features",
+        "input_shape": [3],
+        "settings": project_settings,
+    }
     response = api.post("/api/v1/projects", json=body)
     assert response.status_code == 422, response.text
     assert response.json()["detail"]["field"] == field

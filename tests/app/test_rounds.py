@@ -1,0 +1,336 @@
+"""Rounds: the start checks, the round function (claim, idempotence, human labels on top, failures)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.base import utcnow
+from app.db.models import AutoLabel, HumanLabel, Item, LabelQuery, Round
+from app.repositories import auto_labels as auto_repo
+from app.services import round_runner
+from app.services.round_runner import ClaimLost, execute_round, load_round, write_results
+from app.settings import Settings
+from tests.app.conftest import Api, blobs, count_rows
+
+MakeProject = Callable[..., dict[str, Any]]
+FAST = {
+    "validation_size": 120,
+    "seed_size": 40,
+    "label_budget": 60,
+    "batch_size": 10,
+    "model": "mlp",
+    "hidden": [16],
+    "epochs": 20,
+    "lr": 0.05,
+    "confidence": "softmax",
+    "epsilon": 0.1,
+}
+
+
+class RecordingDispatcher:
+    """Takes the place of the in-process dispatcher: rounds stay queued until a test runs them."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.enqueued: list[int] = []
+
+    def enqueue_round(self, round_id: int) -> None:
+        self.enqueued.append(round_id)
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def recorder(api: Api) -> Iterator[RecordingDispatcher]:
+    state = api.client.app.state.tbal  # type: ignore[attr-defined]
+    real = state.dispatcher
+    state.dispatcher = RecordingDispatcher()
+    yield state.dispatcher
+    state.dispatcher = real
+
+
+def ready_project(api: Api, make_project: MakeProject, n: int = 400, **settings: Any) -> int:
+    """A project with ``n`` blob items carrying ground truth, its first queue answered from it."""
+    pid = int(make_project(settings={**FAST, **settings})["id"])
+    X, y = blobs(n, seed=5)
+    buffer = io.BytesIO()
+    np.savez(buffer, X=X, y=y)
+    response = api.post(
+        f"/api/v1/projects/{pid}/items/upload",
+        content=buffer.getvalue(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 200, response.text
+    assert api.post(f"/api/v1/projects/{pid}/simulate").status_code == 200
+    return pid
+
+
+def _counts(factory: sessionmaker[Session]) -> dict[str, int]:
+    return {t: count_rows(factory, t) for t in ("auto_labels", "human_labels", "queries", "items")}
+
+
+def test_round_start_checks(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session], recorder: RecordingDispatcher
+) -> None:
+    assert api.post("/api/v1/projects/777/rounds").status_code == 404
+    pid = make_project(settings=FAST)["id"]
+    X, y = blobs(200)
+    buffer = io.BytesIO()
+    np.savez(buffer, X=X, y=y)
+    api.post(
+        f"/api/v1/projects/{pid}/items/upload", content=buffer.getvalue(), headers={"Content-Type": "x/y"}
+    )
+    too_few = api.post(f"/api/v1/projects/{pid}/rounds")
+    assert too_few.status_code == 409
+    assert too_few.json()["detail"]["field"] == "validation_labels"
+    assert "at least 2 human validation labels, got 0 (120 validation items" in too_few.json()["detail"]["reason"]
+    queue = api.get(f"/api/v1/projects/{pid}/queue", params={"limit": 1000}).json()["items"]
+    val = [q["item_id"] for q in queue if q["purpose"] == "validation"]
+    api.post(f"/api/v1/projects/{pid}/labels", json={"labels": [{"item_id": val[0], "label": 0}]})
+    assert api.post(f"/api/v1/projects/{pid}/rounds").json()["detail"]["field"] == "validation_labels"
+    api.post(f"/api/v1/projects/{pid}/labels", json={"labels": [{"item_id": val[1], "label": 1}]})
+    no_train = api.post(f"/api/v1/projects/{pid}/rounds")
+    assert no_train.status_code == 409 and no_train.json()["detail"]["field"] == "training_labels"
+    assert count_rows(session_factory, "rounds") == 0 and recorder.enqueued == []
+
+    # the project's own minimum
+    api.patch(f"/api/v1/projects/{pid}", json={"settings": {"min_validation_labels": 50}})
+    api.post(f"/api/v1/projects/{pid}/simulate")
+    api.patch(f"/api/v1/projects/{pid}", json={"settings": {"min_validation_labels": 500}})
+    need = api.post(f"/api/v1/projects/{pid}/rounds")
+    assert need.status_code == 409 and "at least 500" in need.json()["detail"]["reason"]
+    api.patch(f"/api/v1/projects/{pid}", json={"settings": {"min_validation_labels": 50}})
+
+    started = api.post(f"/api/v1/projects/{pid}/rounds")
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] == "queued" and started.json()["n_queries"] == 10
+    assert recorder.enqueued == [started.json()["id"]]
+    busy = api.post(f"/api/v1/projects/{pid}/rounds")
+    assert busy.status_code == 409 and busy.json()["detail"]["field"] == "round"
+    locked = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"epsilon": 0.2}})
+    assert locked.status_code == 409
+    listed = api.get(f"/api/v1/projects/{pid}/rounds").json()["items"]
+    assert [r["id"] for r in listed] == recorder.enqueued
+    assert api.get("/api/v1/rounds/424242").status_code == 404
+
+
+def test_execute_round_twice_writes_nothing_twice(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    recorder: RecordingDispatcher,
+) -> None:
+    pid = ready_project(api, make_project)
+    rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
+    execute_round(rid, session_factory, settings)
+    first = _counts(session_factory)
+    body = api.get(f"/api/v1/rounds/{rid}").json()
+    assert body["status"] == "succeeded", body
+    assert first["auto_labels"] == body["metrics"]["auto_labeled"] > 0
+    assert body["model_version"].endswith("-r0") and body["progress"] == 1.0
+    execute_round(rid, session_factory, settings)  # a re-delivered task
+    assert _counts(session_factory) == first
+    assert api.get(f"/api/v1/rounds/{rid}").json() == body
+
+    # The bulk write itself is idempotent too (unique key per project and item).
+    with session_factory() as session:
+        rows = session.execute(select(AutoLabel.item_id, AutoLabel.label, AutoLabel.confidence)).all()
+        ids = np.array([r[0] for r in rows])
+        again = auto_repo.write(
+            session, pid, rid, ids, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]), utcnow()
+        )
+        session.commit()
+    assert again == 0 and _counts(session_factory) == first
+
+
+def test_a_round_taken_over_from_a_dead_worker_writes_once(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    recorder: RecordingDispatcher,
+) -> None:
+    from tbal.loop import RoundInput, run_round
+
+    pid = ready_project(api, make_project)
+    rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
+    slow_token = round_runner._claim(rid, session_factory, settings)
+    assert slow_token is not None
+    execute_round(rid, session_factory, settings)  # heartbeat fresh: running elsewhere, nothing done
+    assert api.get(f"/api/v1/rounds/{rid}").json()["status"] == "running"
+    loaded = load_round(rid, session_factory, settings)
+    output = run_round(
+        RoundInput(
+            loaded.X_train, loaded.targets_train, loaded.X_val, loaded.y_val, loaded.X_pool, 3, loaded.n_queries
+        ),
+        loaded.config,
+        seed=loaded.seed,
+    )
+    with session_factory() as session:  # the slow worker's heartbeat goes stale
+        session.execute(update(Round).where(Round.id == rid).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+        session.commit()
+    execute_round(rid, session_factory, settings)  # another worker takes it over and finishes
+    done = api.get(f"/api/v1/rounds/{rid}").json()
+    assert done["status"] == "succeeded" and done["attempts"] == 2
+    before = _counts(session_factory)
+    with pytest.raises(ClaimLost):
+        write_results(
+            rid, slow_token, session_factory, loaded, output, model_version="x", artifact_path=settings.artifacts_dir,
+            timings={},
+        )
+    assert _counts(session_factory) == before
+    assert api.get(f"/api/v1/rounds/{rid}").json() == done
+
+
+def test_an_auto_label_never_overwrites_a_human_label(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    recorder: RecordingDispatcher,
+) -> None:
+    from tbal.loop import RoundInput, run_round
+
+    pid = ready_project(api, make_project)
+    rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
+    token = round_runner._claim(rid, session_factory, settings)
+    assert token is not None
+    loaded = load_round(rid, session_factory, settings)
+    output = run_round(
+        RoundInput(
+            loaded.X_train, loaded.targets_train, loaded.X_val, loaded.y_val, loaded.X_pool, 3, loaded.n_queries
+        ),
+        loaded.config,
+        seed=loaded.seed,
+    )
+    auto_ids = loaded.pool_ids[output.auto_mask]
+    assert auto_ids.size > 2
+    target = int(auto_ids[0])
+    predicted = int(output.pool_predicted[output.auto_mask][0])
+    human = (predicted + 1) % 3
+    # A human labels the item while the round runs (after its arrays were loaded).
+    response = api.post(f"/api/v1/projects/{pid}/labels", json={"labels": [{"item_id": target, "label": human}]})
+    assert response.status_code == 200
+    write_results(
+        rid, token, session_factory, loaded, output, model_version="v", artifact_path=settings.artifacts_dir,
+        timings={},
+    )
+    with session_factory() as session:
+        assert session.scalar(select(AutoLabel).where(AutoLabel.item_id == target)) is None
+        assert session.scalar(select(HumanLabel.label).where(HumanLabel.item_id == target)) == human
+        n_auto = session.scalar(select(AutoLabel.id).where(AutoLabel.round_id == rid).limit(1))
+    assert n_auto is not None
+    assert count_rows(session_factory, "auto_labels") == auto_ids.size - 1
+
+    # A human label given after an auto-label wins in the exports.
+    other = int(auto_ids[1])
+    api.post(f"/api/v1/projects/{pid}/labels", json={"labels": [{"item_id": other, "label": 0}]})
+    lines = api.get(f"/api/v1/projects/{pid}/export", params={"format": "jsonl"}).text.splitlines()
+    import json
+
+    records = [json.loads(line) for line in lines]
+    mine = [r for r in records if r["item_id"] == other]
+    assert len(mine) == 1 and mine[0]["source"] == "human" and mine[0]["label"] == 0
+    assert len(records) == len({r["item_id"] for r in records})
+
+
+def test_library_errors_fail_the_round_with_a_reason(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    recorder: RecordingDispatcher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tbal.loop
+    from tbal.errors import TBALInputError
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TBALInputError("expected targets of shape (5, 3), got (5, 2)")
+
+    pid = ready_project(api, make_project)
+    monkeypatch.setattr(tbal.loop, "run_round", broken)
+    rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
+    execute_round(rid, session_factory, settings)
+    body = api.get(f"/api/v1/rounds/{rid}").json()
+    assert body["status"] == "failed"
+    assert body["error"] == "TBALInputError: expected targets of shape (5, 3), got (5, 2)"
+    assert count_rows(session_factory, "auto_labels") == 0
+    monkeypatch.undo()
+    retry = api.post(f"/api/v1/projects/{pid}/rounds")  # a failed round does not block the next one
+    assert retry.status_code == 202
+
+
+def test_time_limit_fails_the_round(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    recorder: RecordingDispatcher,
+) -> None:
+    pid = ready_project(api, make_project)
+    rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
+    execute_round(rid, session_factory, settings.model_copy(update={"round_time_limit_s": 1e-9}))
+    body = api.get(f"/api/v1/rounds/{rid}").json()
+    assert body["status"] == "failed" and body["error"].startswith("RoundTimeLimit: round ran")
+
+
+def test_transient_database_errors_give_the_round_back_and_propagate(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    recorder: RecordingDispatcher,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pid = ready_project(api, make_project)
+    rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(round_runner, "write_results", flaky)
+    with pytest.raises(OperationalError):
+        execute_round(rid, session_factory, settings)
+    body = api.get(f"/api/v1/rounds/{rid}").json()
+    assert body["status"] == "queued" and body["attempts"] == 1
+    monkeypatch.undo()
+    execute_round(rid, session_factory, settings)  # the retry
+    assert api.get(f"/api/v1/rounds/{rid}").json()["status"] == "succeeded"
+
+
+def test_round_queries_move_items_to_training(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    recorder: RecordingDispatcher,
+) -> None:
+    pid = ready_project(api, make_project)
+    rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
+    execute_round(rid, session_factory, settings)
+    with session_factory() as session:
+        queried = session.execute(
+            select(LabelQuery.item_id, Item.role, LabelQuery.purpose)
+            .join(Item, Item.id == LabelQuery.item_id)
+            .where(LabelQuery.round_id == rid)
+        ).all()
+        auto = set(session.scalars(select(AutoLabel.item_id)))
+    assert len(queried) == 10
+    assert all(role == "train" and purpose == "training" for _, role, purpose in queried)
+    assert not auto & {q[0] for q in queried}
+    queue = api.get(f"/api/v1/projects/{pid}/queue").json()
+    assert {q["item_id"] for q in queue["items"]} == {q[0] for q in queried}
+    assert all(q["round_id"] == rid for q in queue["items"])
