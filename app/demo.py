@@ -52,9 +52,11 @@ DIGITS_SETTINGS: dict[str, Any] = {
     "model": "mlp",
     "hidden": [256, 64],
     "epochs": 30,
+    "lr": 0.05,
     "confidence": "softmax",
     "query_strategy": "margin-random",
     "validation_size": 500,
+    "calibration_fraction": 0.1,  # softmax fits nothing on D_cal: most validation labels go to D_th
     "seed_size": 100,
     "label_budget": 300,
     "batch_size": 50,

@@ -1,4 +1,4 @@
-"""Loading .npz data sets, preparing inputs for the classifiers, seeded splits.
+"""Loading .npz data sets and preparing inputs for the classifiers.
 
 A data set file is a NumPy ``.npz`` archive (``../shared/data/DATA.md`` lists the real ones) with
 

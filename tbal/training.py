@@ -287,7 +287,9 @@ def _check_inputs(model: Classifier, X: np.ndarray) -> np.ndarray:
         raise TBALInputError(f"expected X of shape (n, {', '.join(map(str, expected))}), got {X.shape}")
     if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
         raise TBALInputError(f"expected X as prepared float32 inputs, got dtype {X.dtype}")
-    return np.ascontiguousarray(X, dtype=np.float32)
+    out = np.ascontiguousarray(X, dtype=np.float32)
+    # torch.from_numpy warns on read-only arrays (e.g. np.frombuffer over stored bytes): copy those once
+    return out if out.flags.writeable else out.copy()
 
 
 def _check_training_inputs(
@@ -302,7 +304,7 @@ def _check_training_inputs(
     if not isinstance(targets, np.ndarray) or targets.shape != (n, k):
         shape = targets.shape if isinstance(targets, np.ndarray) else type(targets).__name__
         raise TBALInputError(f"expected targets of shape ({n}, {k}) (one distribution a row), got {shape}")
-    T = np.ascontiguousarray(targets, dtype=np.float32)
+    T = np.array(targets, dtype=np.float32, order="C", copy=True)  # (n, K), writable for torch
     if not np.isfinite(T).all() or (T < 0).any():
         raise TBALInputError("expected targets as non-negative finite probabilities, got NaN, inf or < 0")
     off = np.abs(T.sum(axis=1, dtype=np.float64) - 1.0)

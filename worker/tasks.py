@@ -6,8 +6,10 @@ already running elsewhere or already final is left alone), so a message delivere
 twice; it records stage, progress, metrics and failures in the round row, not on the task object.
 
 Only transient errors are retried here (the database or the broker unreachable for a while), with
-exponential backoff and jitter; an algorithm error is not an exception at this level: the round function
-marks the round failed with a readable reason and returns.
+exponential backoff and jitter; the round function gives the round back (status queued) before such an
+error reaches the task, so the retry claims it at once. When the retries are spent, the round is marked
+failed with the reason. An algorithm error is not an exception at this level: the round function marks
+the round failed with a readable reason and returns.
 """
 
 from __future__ import annotations
@@ -40,8 +42,38 @@ RETRY_BACKOFF_S = 5
 RETRY_BACKOFF_MAX_S = 600
 
 
+class RoundTask(Task):
+    """Base of :func:`run_round`: when a transient error outlives the retries, mark the round failed."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if not isinstance(exc, TRANSIENT_ERRORS) or not args:
+            return
+        round_id = args[0]
+        if isinstance(round_id, bool) or not isinstance(round_id, int):
+            return
+        reason = f"gave up after {self.request.retries} retries: {type(exc).__name__}: {exc}"
+        mark_failed(_tbal_app(self.app), round_id, reason)
+
+
+def mark_failed(app: TBALCelery, round_id: int, reason: str) -> None:
+    """Mark a queued round failed (best effort: the database may still be away; the round then stays
+    queued and can be started again)."""
+    from app.db.base import utcnow
+    from app.repositories import rounds as rounds_repo
+
+    try:
+        with app.session_factory()() as session:
+            rounds_repo.fail(session, round_id, reason[:4000], utcnow())
+            session.commit()
+    except Exception as exc:
+        logger.warning("round %d: could not mark it failed (%s): %s", round_id, reason, exc)
+    else:
+        logger.error("round %d failed: %s", round_id, reason)
+
+
 @shared_task(
     name=RUN_ROUND_TASK,
+    base=RoundTask,
     bind=True,
     autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=RETRY_BACKOFF_S,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
+import torch
 
 from tbal.errors import TBALInputError
 
@@ -11,6 +15,20 @@ from tbal.errors import TBALInputError
 # (1 − TIE_BREAK)·bin value + TIE_BREAK·raw score, raw score in [0, 1]: the score moves by at most
 # TIE_BREAK, stays in [0, 1], and points of one bin are ranked by their raw score.
 TIE_BREAK = 1e-6
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread, then restore the setting. The calibrators fit tiny models
+    (e.g. batches of 64 × ~100): extra threads only add synchronisation, and on a busy 2-core machine
+    they cost 5–20× the CPU time (measured). torch's thread count is process-wide, so a torch job
+    running concurrently in another thread of the same process also runs single-threaded meanwhile."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tbal.confidence._common import log_softmax, require_points
+from tbal.confidence._common import log_softmax, one_torch_thread, require_points
 from tbal.confidence.base import ConfidenceFunction
 from tbal.config import ConfigError
 from tbal.training import Predictions
@@ -65,7 +65,8 @@ class DirichletCalibration(ConfidenceFunction):
             loss.backward()  # type: ignore[no-untyped-call]
             return loss
 
-        optimizer.step(closure)  # type: ignore[no-untyped-call]
+        with one_torch_thread():
+            optimizer.step(closure)  # type: ignore[no-untyped-call]
         self.weight = weight.detach().numpy().copy()
         self.bias = bias.detach().numpy().copy()
 

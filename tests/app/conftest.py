@@ -42,7 +42,9 @@ def _postgres_problem() -> str | None:
             conn.execute(text("SELECT 1"))
         engine.dispose()
     except Exception as exc:
-        return f"PostgreSQL unreachable at {make_url(POSTGRES_URL).render_as_string(hide_password=True)}: {exc}"
+        return (
+            f"PostgreSQL unreachable at {make_url(POSTGRES_URL).render_as_string(hide_password=True)}: {exc}"
+        )
     return None
 
 
@@ -170,7 +172,9 @@ def make_project(api: Api) -> Callable[..., dict[str, Any]]:
     return make
 
 
-def blobs(n: int, d: int = 4, k: int = 3, seed: int = 0, spread: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+def blobs(
+    n: int, d: int = 4, k: int = 3, seed: int = 0, spread: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
     """Well-separated Gaussian blobs: X (n, d) float32, y (n,) in 0..k-1."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=3.0, size=(k, d))

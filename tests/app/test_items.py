@@ -44,7 +44,9 @@ def test_json_ingest_is_idempotent_and_stores_float32_bytes(
     first = api.post(f"/api/v1/projects/{pid}/items", json={"items": items})
     assert first.status_code == 200, first.text
     assert first.json() == {"received": 3, "inserted": 3, "skipped": 0, "ground_truth_added": 2}
-    again = api.post(f"/api/v1/projects/{pid}/items", json={"items": [*items, {"external_id": "d", "features": [0] * 4}]})
+    again = api.post(
+        f"/api/v1/projects/{pid}/items", json={"items": [*items, {"external_id": "d", "features": [0] * 4}]}
+    )
     assert again.json() == {"received": 4, "inserted": 1, "skipped": 3, "ground_truth_added": 0}
     with session_factory() as session:
         rows = {i.external_id: i for i in session.scalars(select(Item).order_by(Item.id))}
@@ -60,10 +62,14 @@ def test_json_ingest_is_idempotent_and_stores_float32_bytes(
     assert [i["external_id"] for i in rest["items"]] == ["c", "d"] and rest["next_after_id"] is None
 
 
-def test_image_ingest_json(api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]) -> None:
+def test_image_ingest_json(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
     pid = make_project(data_kind="image", input_shape=[2, 3])
     image = [[0, 255, 3], [4, 5, 6]]
-    response = api.post(f"/api/v1/projects/{pid['id']}/items", json={"items": [{"external_id": "x", "image": image}]})
+    response = api.post(
+        f"/api/v1/projects/{pid['id']}/items", json={"items": [{"external_id": "x", "image": image}]}
+    )
     assert response.status_code == 200, response.text
     with session_factory() as session:
         data = session.scalars(select(Item.data)).one()
@@ -110,19 +116,46 @@ def test_upload_npy_multipart_and_compressed_npz(
 def _bad_cases() -> list[tuple[str, dict[str, Any], str]]:
     ok = [0.0, 1.0, 2.0, 3.0]
     return [
-        ("wrong dimension", {"items": [{"external_id": "a", "features": ok}, {"external_id": "b", "features": [1.0]}]},
-         "items.1.features"),
-        ("NaN", {"items": [{"external_id": "a", "features": [0.0, float("nan"), 1.0, 2.0]}]}, "items.0.features"),
-        ("inf", {"items": [{"external_id": "a", "features": [0.0, float("inf"), 1.0, 2.0]}]}, "items.0.features"),
-        ("beyond float32", {"items": [{"external_id": "a", "features": [1e300, 0, 0, 0]}]}, "items.0.features"),
-        ("unknown class", {"items": [{"external_id": "a", "features": ok, "ground_truth": "zebra"}]},
-         "items.0.ground_truth"),
-        ("class index out of range", {"items": [{"external_id": "a", "features": ok, "ground_truth": 3}]},
-         "items.0.ground_truth"),
-        ("duplicate external ids",
-         {"items": [{"external_id": "a", "features": ok}, {"external_id": "a", "features": ok}]},
-         "items.1.external_id"),
-        ("image for a feature project", {"items": [{"external_id": "a", "image": [[1]]}]}, "items.0.features"),
+        (
+            "wrong dimension",
+            {"items": [{"external_id": "a", "features": ok}, {"external_id": "b", "features": [1.0]}]},
+            "items.1.features",
+        ),
+        (
+            "NaN",
+            {"items": [{"external_id": "a", "features": [0.0, float("nan"), 1.0, 2.0]}]},
+            "items.0.features",
+        ),
+        (
+            "inf",
+            {"items": [{"external_id": "a", "features": [0.0, float("inf"), 1.0, 2.0]}]},
+            "items.0.features",
+        ),
+        (
+            "beyond float32",
+            {"items": [{"external_id": "a", "features": [1e300, 0, 0, 0]}]},
+            "items.0.features",
+        ),
+        (
+            "unknown class",
+            {"items": [{"external_id": "a", "features": ok, "ground_truth": "zebra"}]},
+            "items.0.ground_truth",
+        ),
+        (
+            "class index out of range",
+            {"items": [{"external_id": "a", "features": ok, "ground_truth": 3}]},
+            "items.0.ground_truth",
+        ),
+        (
+            "duplicate external ids",
+            {"items": [{"external_id": "a", "features": ok}, {"external_id": "a", "features": ok}]},
+            "items.1.external_id",
+        ),
+        (
+            "image for a feature project",
+            {"items": [{"external_id": "a", "image": [[1]]}]},
+            "items.0.features",
+        ),
         ("no payload", {"items": [{"external_id": "a"}]}, "items.0"),
         ("empty batch", {"items": []}, "items"),
     ]
@@ -139,7 +172,9 @@ def test_bad_json_items_write_nothing(
 ) -> None:
     pid = make_project()["id"]
     raw = json.dumps(body)  # NaN and Infinity as the JSON literals Python writes
-    response = api.post(f"/api/v1/projects/{pid}/items", content=raw, headers={"Content-Type": "application/json"})
+    response = api.post(
+        f"/api/v1/projects/{pid}/items", content=raw, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422, (case, response.text)
     detail = response.json()["detail"]
     assert detail["field"] == field, (case, detail)
@@ -158,17 +193,27 @@ def test_nan_sent_as_json_literal_is_refused(api: Api, make_project: MakeProject
     assert response.json()["detail"]["field"] == "items.0.features"
 
 
-def test_bad_image_shape_and_pixels(api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]) -> None:
+def test_bad_image_shape_and_pixels(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
     pid = make_project(data_kind="image", input_shape=[2, 2])["id"]
-    for image, reason in (([[1, 2, 3], [4, 5, 6]], "shape"), ([[1, 2], [3, 256]], "0..255"), ([[1, 2], [3]], "shape")):
-        response = api.post(f"/api/v1/projects/{pid}/items", json={"items": [{"external_id": "a", "image": image}]})
+    for image, reason in (
+        ([[1, 2, 3], [4, 5, 6]], "shape"),
+        ([[1, 2], [3, 256]], "0..255"),
+        ([[1, 2], [3]], "shape"),
+    ):
+        response = api.post(
+            f"/api/v1/projects/{pid}/items", json={"items": [{"external_id": "a", "image": image}]}
+        )
         assert response.status_code == 422
         assert response.json()["detail"]["field"] == "items.0.image"
         assert reason in response.json()["detail"]["reason"]
     assert count_rows(session_factory, "items") == 0
 
 
-def test_bad_uploads_write_nothing(api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]) -> None:
+def test_bad_uploads_write_nothing(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
     pid = make_project()["id"]
     url = f"/api/v1/projects/{pid}/items/upload"
     X, y = blobs(10)
@@ -194,7 +239,9 @@ def test_bad_uploads_write_nothing(api: Api, make_project: MakeProject, session_
 
 
 def test_unknown_project_is_404(api: Api) -> None:
-    response = api.post("/api/v1/projects/999/items", json={"items": [{"external_id": "a", "features": [1, 2, 3, 4]}]})
+    response = api.post(
+        "/api/v1/projects/999/items", json={"items": [{"external_id": "a", "features": [1, 2, 3, 4]}]}
+    )
     assert response.status_code == 404
     assert response.json()["detail"]["field"] == "project_id"
 

@@ -122,12 +122,30 @@ def _bad_labels(item: int, other: int) -> list[tuple[str, list[dict[str, Any]], 
     return [
         ("unknown class name", [{"item_id": item, "label": "zebra"}], "labels.0.label", 422),
         ("class index out of range", [{"item_id": item, "label": 3}], "labels.0.label", 422),
-        ("distribution not summing to 1", [{"item_id": item, "distribution": [0.5, 0.4, 0.3]}],
-         "labels.0.distribution", 422),
-        ("distribution of wrong length", [{"item_id": item, "distribution": [0.5, 0.5]}], "labels.0.distribution", 422),
-        ("negative probability", [{"item_id": item, "distribution": [1.5, -0.5, 0.0]}], "labels.0.distribution", 422),
-        ("votes for a missing class", [{"item_id": item, "votes": {"ann1": "a", "ann2": "zebra"}}],
-         "labels.0.votes.ann2", 422),
+        (
+            "distribution not summing to 1",
+            [{"item_id": item, "distribution": [0.5, 0.4, 0.3]}],
+            "labels.0.distribution",
+            422,
+        ),
+        (
+            "distribution of wrong length",
+            [{"item_id": item, "distribution": [0.5, 0.5]}],
+            "labels.0.distribution",
+            422,
+        ),
+        (
+            "negative probability",
+            [{"item_id": item, "distribution": [1.5, -0.5, 0.0]}],
+            "labels.0.distribution",
+            422,
+        ),
+        (
+            "votes for a missing class",
+            [{"item_id": item, "votes": {"ann1": "a", "ann2": "zebra"}}],
+            "labels.0.votes.ann2",
+            422,
+        ),
         ("no votes", [{"item_id": item, "votes": {}}], "labels.0.votes", 422),
         ("unknown item", [{"item_id": 10**9, "label": 0}], "labels.0.item_id", 422),
         ("unknown external id", [{"external_id": "nope", "label": 0}], "labels.0.external_id", 422),
@@ -171,9 +189,11 @@ def test_simulate_answers_the_queue_from_ground_truth(
     result = api.post(f"/api/v1/projects/{pid}/simulate").json()
     assert result == {"answered": 30, "validation": 20, "training": 10}
     assert api.get(f"/api/v1/projects/{pid}/queue").json()["items"] == []
-    X, y = blobs(50)
+    _, y = blobs(50)
     with session_factory() as session:
-        rows = session.execute(select(Item.external_id, HumanLabel.label, HumanLabel.source).join(HumanLabel)).all()
+        rows = session.execute(
+            select(Item.external_id, HumanLabel.label, HumanLabel.source).join(HumanLabel)
+        ).all()
     assert len(rows) == 30
     assert all(label == y[int(ext[1:])] and source == "simulation" for ext, label, source in rows)
 

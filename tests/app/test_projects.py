@@ -103,7 +103,9 @@ def test_project_crud(api: Api) -> None:
     detail = api.get(f"/api/v1/projects/{pid}").json()
     assert detail["counts"]["items"] == 0 and detail["counts"]["label_budget"] == 100
 
-    patched = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"epsilon": 0.02, "query_strategy": "margin"}})
+    patched = api.patch(
+        f"/api/v1/projects/{pid}", json={"settings": {"epsilon": 0.02, "query_strategy": "margin"}}
+    )
     assert patched.status_code == 200, patched.text
     assert patched.json()["settings"]["epsilon"] == 0.02
     assert patched.json()["settings"]["label_budget"] == 100  # kept
@@ -170,3 +172,24 @@ def test_bad_project_fields(api: Api) -> None:
         response = api.post("/api/v1/projects", json={**base, **change})
         assert response.status_code == 422, change
         assert response.json()["detail"]["field"] == field, response.json()
+
+
+def test_unreachable_database_is_503_not_500(tmp_path: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    down = Settings(
+        database_url="postgresql+psycopg://postgres@127.0.0.1:9/nowhere",
+        db_connect_timeout_s=1,
+        artifacts_dir=tmp_path,
+    )
+    with TestClient(create_app(down)) as client:
+        health = client.get("/health")
+        assert health.status_code == 503
+        assert health.json()["detail"]["field"] == "database"
+        assert "unreachable" in health.json()["detail"]["reason"]
+        api = client.get("/api/v1/projects", headers={"Authorization": "Bearer tbal_x"})
+        assert api.status_code == 503
+        assert api.json()["detail"]["field"] == "database"

@@ -244,3 +244,12 @@ def test_predict_batches_and_modes() -> None:
     assert isinstance(empty, Predictions) and empty.logits.shape == (0, 3) and empty.features.shape == (0, 6)
     with pytest.raises(TBALInputError, match=r"expected X of shape \(n, 10\)"):
         predict(model, X[:, :4])
+
+
+def test_read_only_inputs_are_accepted() -> None:
+    X, y = _blobs(30)
+    frozen = np.frombuffer(X.tobytes(), dtype=np.float32).reshape(X.shape)  # read-only, as from stored bytes
+    assert not frozen.flags.writeable
+    model = _mlp(10, 3)
+    train_classifier(model, frozen, one_hot(y, 3), _config(epochs=1), seed=0, device=CPU)
+    np.testing.assert_array_equal(predict(model, frozen).logits, predict(model, X).logits)
