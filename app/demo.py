@@ -251,7 +251,6 @@ def upload_items(client: httpx.Client, project_id: int, data: DemoData) -> dict[
         f"{API}/projects/{project_id}/items/upload",
         content=buffer.getvalue(),
         headers={"Content-Type": "application/octet-stream"},
-        timeout=300.0,
     )
     return _json(response, 200)
 

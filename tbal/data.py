@@ -186,7 +186,7 @@ def load_dataset(path: str | Path, *, split: str = "auto") -> Dataset:
     """
     file = Path(path)
     if not file.exists():
-        raise DataError(f"data set file {str(file)!r} does not exist")
+        raise DataError(f"data set file {str(file)!r} not found")
     if not file.is_file():
         raise DataError(f"data set path {str(file)!r} is not a file")
     try:

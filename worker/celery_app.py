@@ -115,7 +115,6 @@ def make_celery(settings: Settings | None = None) -> TBALCelery:
         task_queues=tuple(Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES),
         task_routes={RUN_ROUND_TASK: {"queue": settings.round_queue, "routing_key": settings.round_queue}},
         task_track_started=False,
-        worker_hijack_root_logger=False,
         worker_send_task_events=False,
         enable_utc=True,
         timezone="UTC",

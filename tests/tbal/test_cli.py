@@ -12,7 +12,7 @@ from tbal.cli import main
 
 FAST = [
     "--epochs",
-    "5",
+    "30",
     "--budget",
     "300",
     "--seed-size",

@@ -85,7 +85,7 @@ def _images(n: int = 6) -> np.ndarray:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match="not found"):
         load_dataset(tmp_path / "nope.npz")
 
 

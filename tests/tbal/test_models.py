@@ -126,20 +126,23 @@ def test_same_seed_same_weights_and_no_global_rng(name: str) -> None:
 
 
 def test_default_initialisation_scales() -> None:
-    """tanh nets: U(±1/√fan_in) (PyTorch's default); ReLU nets: He-normal N(0, 2/fan_in), zero biases."""
+    """Weights U(±g·√(3/fan_in)) (variance g²/fan_in), zero biases: g = 5/3 for tanh hidden layers,
+    √2 for ReLU hidden layers, 1 for the output layer."""
     mlp = build_model(ModelConfig(name="mlp", hidden=(256,)), (400,), 3, seed=0)
     assert isinstance(mlp, MLP)
     first = mlp.layers[0]
     assert isinstance(first, nn.Linear)
-    w = first.weight
-    bound = 1 / math.sqrt(400)
-    assert w.abs().max() <= bound and w.abs().max() > 0.99 * bound
-    assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.02)  # std of U(−b, b)
+    bound = 5 / 3 * math.sqrt(3 / 400)
+    assert first.weight.abs().max() <= bound and first.weight.abs().max() > 0.99 * bound
+    assert first.weight.std().item() == pytest.approx(5 / 3 / math.sqrt(400), rel=0.02)
+    assert first.bias.abs().max() == 0
+    assert mlp.head.weight.abs().max() <= math.sqrt(3 / 256)
+    assert mlp.head.weight.std().item() == pytest.approx(1 / math.sqrt(256), rel=0.1)
     cnn = build_model(ModelConfig(name="cnn"), (3, 32, 32), 10, seed=0)
     assert isinstance(cnn, CNN)
     assert cnn.fc1.weight.std().item() == pytest.approx(math.sqrt(2 / 4096), rel=0.01)
     assert cnn.fc1.bias.abs().max() == 0
-    assert cnn.head.weight.abs().max() <= 1 / math.sqrt(512)  # the output layer keeps the default scale
+    assert cnn.head.weight.abs().max() <= math.sqrt(3 / 512)
 
 
 def test_batch_norm_buffers_are_initialised() -> None:

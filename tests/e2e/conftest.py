@@ -1,0 +1,127 @@
+"""Fixtures of the end-to-end tests: a fresh PostgreSQL database and a Redis database of their own.
+
+PostgreSQL: ``TBAL_TEST_POSTGRES_URL`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/test``)
+is the admin connection; each test session creates ``tbal_e2e_<random>`` beside it, migrates it with
+``tbal migrate`` and drops it afterwards.
+
+Redis: ``TBAL_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379``). With a database number in the URL
+that database is used (and flushed); without one, a free database (1..15, empty) is claimed with a marker
+key so that two test runs at once never share a broker, and flushed after the run.
+
+With ``CI=true`` both must be reachable (the tests fail otherwise); elsewhere the tests are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTGRES_URL = os.environ.get("TBAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TBAL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+CLAIM_KEY = "tbal-e2e-claim"
+
+
+def unavailable(reason: str) -> None:
+    """Fail under CI (the services must be there), skip elsewhere."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def service_env(**values: str) -> dict[str, str]:
+    """The environment of a child process: this one's without any TBAL_* variable, plus ``values``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TBAL_")}
+    env.update(values)
+    env.setdefault("PYTHONPATH", str(ROOT))
+    return env
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated database ``tbal_e2e_<random>``; dropped at the end of the session."""
+    admin_url = make_url(POSTGRES_URL)
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        unavailable(f"PostgreSQL unreachable at {admin_url.render_as_string(hide_password=True)}: {exc}")
+    name = f"tbal_e2e_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    try:
+        migrated = subprocess.run(
+            [sys.executable, "-m", "tbal.cli", "migrate"],
+            env=service_env(TBAL_DATABASE_URL=url),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrated.returncode == 0, f"tbal migrate failed:\n{migrated.stdout}\n{migrated.stderr}"
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database of this test run, empty at the start and flushed at the end."""
+    import redis
+
+    base = REDIS_URL.rstrip("/")
+    try:
+        probe = redis.Redis.from_url(base, socket_connect_timeout=3)
+        probe.ping()
+    except Exception as exc:
+        unavailable(f"Redis unreachable at {base}: {exc}")
+    token = uuid.uuid4().hex
+    fixed = make_url_db(base)
+    candidates = [fixed] if fixed is not None else list(range(1, 16))
+    chosen: redis.Redis | None = None
+    for db in candidates:
+        client = redis.Redis.from_url(f"{strip_db(base)}/{db}", socket_connect_timeout=3)
+        if fixed is None and client.dbsize() != 0:
+            client.close()
+            continue
+        if client.set(CLAIM_KEY, token, nx=True, ex=3600) or fixed is not None:
+            chosen = client
+            break
+        client.close()
+    if chosen is None:
+        unavailable(f"no empty Redis database (1..15) at {base}; set TBAL_TEST_REDIS_URL=redis://host:port/N")
+        raise AssertionError("unreachable")
+    db = chosen.connection_pool.connection_kwargs["db"]
+    chosen.flushdb()
+    chosen.set(CLAIM_KEY, token, ex=3600)
+    try:
+        yield f"{strip_db(base)}/{db}"
+    finally:
+        chosen.flushdb()
+        chosen.close()
+
+
+def make_url_db(url: str) -> int | None:
+    """The database number in ``redis://host:port/N``, or None."""
+    tail = url.split("://", 1)[-1]
+    if "/" not in tail:
+        return None
+    path = tail.split("/", 1)[1].split("?")[0]
+    return int(path) if path.isdigit() else None
+
+
+def strip_db(url: str) -> str:
+    scheme, _, tail = url.partition("://")
+    return f"{scheme}://{tail.split('/', 1)[0]}"
