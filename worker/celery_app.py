@@ -104,7 +104,9 @@ def make_celery(settings: Settings | None = None) -> TBALCelery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A lost broker connection must not kill a running round: it finishes and writes its results;
+        # its message, not acknowledged on the old connection, comes again and finds the round final.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_soft_time_limit=soft,
         task_time_limit=hard,
         broker_transport_options={"visibility_timeout": int(hard + VISIBILITY_MARGIN_S)},

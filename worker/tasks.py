@@ -3,7 +3,10 @@
 ``tbal.run_round(round_id)`` calls :func:`app.services.round_runner.execute_round`, the same function the
 embedded default runs in the API process. That function claims the round under a row lock (a round
 already running elsewhere or already final is left alone), so a message delivered twice writes nothing
-twice; it records stage, progress, metrics and failures in the round row, not on the task object.
+twice; it records stage, progress, metrics and failures in the round row, not on the task object. A
+delivery that finds the round running elsewhere sends one delayed message to look again: if the holder
+died (its heartbeat went stale), that message takes the round over, so a killed worker process never
+leaves a round stuck in "running".
 
 Only transient errors are retried here (the database or the broker unreachable for a while), with
 exponential backoff and jitter; the round function gives the round back (status queued) before such an
@@ -21,6 +24,7 @@ import kombu.exceptions
 import redis.exceptions
 import sqlalchemy.exc
 from celery import Task, shared_task
+from sqlalchemy import select
 
 from worker.celery_app import RUN_ROUND_TASK, TBALCelery
 
@@ -40,6 +44,8 @@ MAX_RETRIES = 8
 RETRY_BACKOFF_S = 5
 """First retry after about 5 s, then 10, 20, ... (full jitter), at most :data:`RETRY_BACKOFF_MAX_S`."""
 RETRY_BACKOFF_MAX_S = 600
+STALE_MARGIN_S = 5.0
+"""A round found running elsewhere is looked at again ``round_stale_after_s`` + this many seconds later."""
 
 
 class RoundTask(Task):
@@ -87,7 +93,10 @@ def mark_failed(app: TBALCelery, round_id: int, reason: str) -> None:
 def run_round(self: Task, round_id: int) -> None:
     """Run round ``round_id`` (claim it, train, calibrate, threshold, auto-label, choose queries).
 
-    Idempotent: a round that another delivery already finished or is running is left as it is.
+    Idempotent: a round that another delivery already finished is left as it is. A round that another
+    delivery is running is watched: one new message checks it again once a heartbeat would have gone
+    stale (``round_stale_after_s``), and takes the round over then if its runner died (a worker process
+    killed mid-round gets its message redelivered at once, while the round still looks alive).
     """
     round_id = _check_round_id(round_id)
     from app.services.round_runner import execute_round
@@ -95,6 +104,21 @@ def run_round(self: Task, round_id: int) -> None:
     app = _tbal_app(self.app)
     logger.info("round %d: delivery %s (retry %d)", round_id, self.request.id, self.request.retries)
     execute_round(round_id, app.session_factory(), app.tbal_settings)
+    _watch_if_running_elsewhere(self, app, round_id)
+
+
+def _watch_if_running_elsewhere(task: Task, app: TBALCelery, round_id: int) -> None:
+    """After the round function returned: if the round is still active, another delivery holds it;
+    send one message that looks again when that holder's heartbeat would be stale."""
+    from app.db.models import ACTIVE_ROUND_STATUSES, Round
+
+    with app.session_factory()() as session:
+        status = session.scalar(select(Round.status).where(Round.id == round_id))
+    if status not in ACTIVE_ROUND_STATUSES:
+        return
+    countdown = float(app.tbal_settings.round_stale_after_s) + STALE_MARGIN_S
+    logger.info("round %d is %s elsewhere; checking again in %.0f s", round_id, status, countdown)
+    task.apply_async(args=[round_id], countdown=countdown)
 
 
 def _check_round_id(round_id: Any) -> int:

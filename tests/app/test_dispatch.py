@@ -43,9 +43,9 @@ def test_celery_dispatcher_sends_the_round_id_as_json() -> None:
     client = _redis()
     queue = f"tbal-test-{os.getpid()}"
     client.delete(queue)
-    dispatcher = CeleryDispatcher(Settings(broker_url=REDIS_URL, round_queue="gpu").model_copy(
-        update={"round_queue": queue}
-    ))
+    dispatcher = CeleryDispatcher(
+        Settings(broker_url=REDIS_URL, round_queue="gpu").model_copy(update={"round_queue": queue})
+    )
     try:
         dispatcher.enqueue_round(42)
         raw = client.lpop(queue)
@@ -96,7 +96,8 @@ def test_two_rounds_requested_at_once_create_one(
     def request() -> None:
         with session_factory() as session:
             project = get_project(session, pid)
-            barrier.wait()
+            session.commit()  # hold no lock while waiting for the others
+            barrier.wait(timeout=30)
             try:
                 start_round(session, project, dispatcher)
                 outcomes.append("started")

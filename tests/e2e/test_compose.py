@@ -175,9 +175,9 @@ def test_gpu_profile_reserves_an_nvidia_device(services: dict[str, dict[str, Any
     gpu = services["worker-gpu"]
     assert gpu["profiles"] == ["gpu"]
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
-    assert any(
-        d["driver"] == "nvidia" and d["count"] == 1 and "gpu" in d["capabilities"] for d in devices
-    ), devices
+    assert any(d["driver"] == "nvidia" and d["count"] == 1 and "gpu" in d["capabilities"] for d in devices), (
+        devices
+    )
     # Everything else runs without the profile.
     assert [n for n, s in services.items() if s.get("profiles")] == ["worker-gpu"]
 

@@ -37,6 +37,8 @@ def test_delivery_flags(app: TBALCelery) -> None:
     assert app.conf.task_acks_late is True
     assert app.conf.task_reject_on_worker_lost is True
     assert app.conf.worker_prefetch_multiplier == 1
+    # A broker hiccup must not kill a running round (its redelivery finds the round final instead).
+    assert app.conf.worker_cancel_long_running_tasks_on_connection_loss is False
 
 
 def test_time_limits_and_visibility_timeout(app: TBALCelery) -> None:

@@ -4,15 +4,21 @@ other errors are not retried."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import app.services.round_runner as round_runner
+from app.db.base import utcnow
+from app.db.models import Round
+from app.settings import Settings
 from tests.worker.conftest import Client, queued_round, table_counts
 from worker.celery_app import RUN_ROUND_TASK, TBALCelery
+from worker.tasks import STALE_MARGIN_S
 
 
 def _transient() -> OperationalError:
@@ -120,3 +126,46 @@ def test_unknown_round_is_a_no_op(celery: TBALCelery, session_factory: sessionma
     before = table_counts(session_factory)
     assert celery.tasks[RUN_ROUND_TASK].apply(args=[424242]).successful()
     assert table_counts(session_factory) == before
+
+
+def test_a_round_running_elsewhere_is_watched_and_taken_over_when_its_runner_dies(
+    client: Client,
+    celery: TBALCelery,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _pid, rid = queued_round(client)
+
+    def hold(heartbeat: datetime) -> None:
+        with session_factory() as session:
+            session.execute(
+                update(Round)
+                .where(Round.id == rid)
+                .values(
+                    status="running",
+                    claim_token="other",
+                    attempts=1,
+                    started_at=heartbeat,
+                    heartbeat_at=heartbeat,
+                )
+            )
+            session.commit()
+
+    hold(utcnow())  # another delivery holds the round and is alive
+    task = celery.tasks[RUN_ROUND_TASK]
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(task, "apply_async", lambda **kw: sent.append(kw))
+    assert task.apply(args=[rid]).successful()
+    assert sent == [{"args": [rid], "countdown": settings.round_stale_after_s + STALE_MARGIN_S}]
+    body = client.get(f"/api/v1/rounds/{rid}").json()
+    assert body["status"] == "running" and body["attempts"] == 1
+    assert table_counts(session_factory)["auto_labels"] == 0
+
+    # The holder died: by the time the watching message comes, its heartbeat is stale.
+    hold(utcnow() - timedelta(seconds=settings.round_stale_after_s + 1))
+    assert task.apply(args=[rid]).successful()
+    body = client.get(f"/api/v1/rounds/{rid}").json()
+    assert body["status"] == "succeeded" and body["attempts"] == 2
+    assert table_counts(session_factory)["auto_labels"] == body["metrics"]["auto_labeled"]
+    assert len(sent) == 1  # a final round is not watched
