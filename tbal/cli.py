@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
+        _set_threads(getattr(args, "threads", None))
         return handler(args)
     except (TBALInputError, ConfigError, FileNotFoundError) as exc:
         print(f"tbal: error: {_one_line(exc)}", file=sys.stderr)
@@ -117,6 +118,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="auto", help="which X_<split>/y_<split> arrays to use (default: auto)")
     p.add_argument("--preset", choices=PRESET_NAMES, help="start from the papers' budgets")
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default: torch's choice; use 1 when other jobs share the cores)",
+    )
     p.add_argument("--model", choices=MODEL_NAMES)
     p.add_argument("--train", choices=TRAIN_METHODS, help="train-time method")
     p.add_argument("--targets", choices=TARGET_MODES, help="hard / soft / sampled human labels")
@@ -215,6 +221,17 @@ def _bench_command(args: argparse.Namespace) -> int:
         payload = {"data": str(args.data), "config": config_to_dict(base), "grid": dict(rows)}
         _write_json(args.json, payload)
     return 0
+
+
+def _set_threads(threads: int | None) -> None:
+    """The command, not the library, owns the process-wide thread setting."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads must be a positive integer, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _load(args: argparse.Namespace) -> Any:

@@ -27,7 +27,7 @@ def list_auto_labels(
     session: SessionDep,
     after_id: AfterId = 0,
     limit: Limit = DEFAULT_LIMIT,
-    round_id: Annotated[int | None, Query(ge=0)] = None,
+    round_id: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     class_: ClassFilter = None,
     min_confidence: Confidence = None,
     max_confidence: Confidence = None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -73,7 +73,10 @@ ArtifactsDep = Annotated[ArtifactCache, Depends(get_artifacts)]
 ApiKeyDep = Annotated[ApiKey, Depends(require_api_key)]
 
 
-def get_path_project(project_id: int, session: SessionDep) -> Project:
+ProjectId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the project's id")]
+
+
+def get_path_project(project_id: ProjectId, session: SessionDep) -> Project:
     return get_project(session, project_id)
 
 

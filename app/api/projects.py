@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from app.api.deps import ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
+from app.repositories import projects as repo
 from app.schemas.projects import ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.services import projects as service
 
@@ -21,8 +22,6 @@ def create_project(*, body: ProjectCreate, session: SessionDep) -> ProjectRead:
 def list_projects(
     *, session: SessionDep, after_id: AfterId = 0, limit: Limit = DEFAULT_LIMIT
 ) -> list[ProjectRead]:
-    from app.repositories import projects as repo
-
     return [service.read(p) for p in repo.page(session, after_id=after_id, limit=limit)]
 
 

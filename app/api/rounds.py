@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
 
 from app.api.deps import DispatcherDep, MetricsDep, ProjectDep, SessionDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
@@ -35,5 +37,5 @@ def list_rounds(
 
 
 @router.get("/rounds/{round_id}")
-def read_round(*, round_id: int, session: SessionDep) -> RoundRead:
+def read_round(*, round_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep) -> RoundRead:
     return RoundRead.model_validate(service.get_round(session, round_id))

@@ -63,4 +63,5 @@ def stage_rows(
 
 
 def clear_stage(session: Session, name: str) -> None:
-    session.execute(text(f"DELETE FROM {name}"))
+    verb = "TRUNCATE" if dialect(session) == "postgresql" else "DELETE FROM"
+    session.execute(text(f"{verb} {name}"))

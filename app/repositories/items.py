@@ -42,15 +42,17 @@ def ingest_chunk(
         ).bindparams(bindparam("now", type_=UTCDateTime())),
         {"pid": project_id, "now": now},
     ).rowcount  # type: ignore[attr-defined]
-    truth = session.execute(
-        text(
-            "INSERT INTO ground_truth (item_id, label) "
-            f"SELECT i.id, s.ground_truth FROM {STAGE} s "
-            "JOIN items i ON i.project_id = :pid AND i.external_id = s.external_id "
-            "WHERE s.ground_truth IS NOT NULL ON CONFLICT (item_id) DO NOTHING"
-        ),
-        {"pid": project_id},
-    ).rowcount  # type: ignore[attr-defined]
+    truth = 0
+    if any(row[3] is not None for row in rows):
+        truth = session.execute(
+            text(
+                "INSERT INTO ground_truth (item_id, label) "
+                f"SELECT i.id, s.ground_truth FROM {STAGE} s "
+                "JOIN items i ON i.project_id = :pid AND i.external_id = s.external_id "
+                "WHERE s.ground_truth IS NOT NULL ON CONFLICT (item_id) DO NOTHING"
+            ),
+            {"pid": project_id},
+        ).rowcount  # type: ignore[attr-defined]
     clear_stage(session, STAGE)
     return int(inserted), int(truth)
 

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ClassRef = int | str
 """A class given by its index (0..K-1) or its name."""
+NO_NUL = r"^[^\x00]*$"
+"""Text without NUL characters (PostgreSQL text cannot hold them)."""
 
 
 class ItemCreate(BaseModel):
@@ -17,7 +19,7 @@ class ItemCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str = Field(min_length=1, max_length=255)
+    external_id: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
     features: list[float] | None = None
     image: list[Any] | None = None
     ground_truth: ClassRef | None = None

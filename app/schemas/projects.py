@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+BIG = 1_000_000_000
+MAX_ITEM_VALUES = 1 << 24
 
 
 class ProjectSettings(BaseModel):
@@ -27,22 +29,22 @@ class ProjectSettings(BaseModel):
     bound: str | None = None
     guarantee: str | None = None
     model: str | None = None
-    hidden: list[int] | None = None
+    hidden: list[Annotated[int, Field(le=100_000)]] | None = Field(default=None, max_length=16)
     train_method: str | None = None
     targets: str | None = None
-    epochs: int | None = None
-    train_batch_size: int | None = None
+    epochs: int | None = Field(default=None, le=100_000)
+    train_batch_size: int | None = Field(default=None, le=1_000_000)
     lr: float | None = None
     confidence: str | None = None
     query_strategy: str | None = None
-    label_budget: int | None = None
-    validation_size: int | None = None
-    seed_size: int | None = None
-    batch_size: int | None = None
+    label_budget: int | None = Field(default=None, le=BIG)
+    validation_size: int | None = Field(default=None, le=BIG)
+    seed_size: int | None = Field(default=None, le=BIG)
+    batch_size: int | None = Field(default=None, le=BIG)
     calibration_fraction: float | None = None
-    max_rounds: int | None = None
-    colander: dict[str, float] | None = None
-    min_validation_labels: int | None = Field(default=None, ge=2)
+    max_rounds: int | None = Field(default=None, le=1_000_000)
+    colander: dict[str, Annotated[float, Field(allow_inf_nan=False, le=1e6)]] | None = None
+    min_validation_labels: int | None = Field(default=None, ge=2, le=BIG)
     pixel_scale: float | None = Field(default=None, gt=0, le=65535)
 
 
@@ -50,9 +52,9 @@ class ProjectCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN, description="letters, digits, '.', '_', '-'; 1–64 characters")
-    classes: list[str] = Field(min_length=2, max_length=10_000)
+    classes: list[Annotated[str, Field(max_length=200)]] = Field(min_length=2, max_length=10_000)
     data_kind: Literal["features", "image"]
-    input_shape: list[int] = Field(
+    input_shape: list[Annotated[int, Field(le=100_000)]] = Field(
         min_length=1,
         max_length=3,
         description="features: [d]; images: [H, W] (grey) or [H, W, C], uint8 as uploaded",
@@ -74,6 +76,11 @@ class ProjectCreate(BaseModel):
     def _positive_shape(cls, shape: list[int]) -> list[int]:
         if any(s <= 0 for s in shape):
             raise ValueError(f"dimensions must be positive, got {shape}")
+        values = 1
+        for s in shape:
+            values *= s
+        if values > MAX_ITEM_VALUES:
+            raise ValueError(f"an item may hold at most {MAX_ITEM_VALUES} values, got {values}")
         return shape
 
 

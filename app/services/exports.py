@@ -18,6 +18,7 @@ from app.repositories import auto_labels as auto_repo
 
 ExportFormat = Literal["jsonl", "csv", "manifest"]
 PAGE = 5_000
+BLOCK_LINES = 1_000
 CSV_FIELDS = [
     "item_id",
     "external_id",
@@ -77,36 +78,43 @@ def export_records(factory: sessionmaker[Session], project_id: int) -> Iterator[
 def render(
     records: Iterator[dict[str, Any]], project: Project, fmt: ExportFormat, job_name: str
 ) -> Iterator[str]:
-    classes = list(project.classes)
+    """The export's text in blocks of about ``BLOCK_LINES`` lines (one network write per block)."""
+    block: list[str] = [_csv_line(CSV_FIELDS)] if fmt == "csv" else []
+    for record in records:
+        block.append(_line(record, project, fmt, job_name))
+        if len(block) >= BLOCK_LINES:
+            yield "".join(block)
+            block = []
+    if block:
+        yield "".join(block)
+
+
+def _line(r: dict[str, Any], project: Project, fmt: ExportFormat, job_name: str) -> str:
+    classes = project.classes
     if fmt == "csv":
-        yield _csv_line(CSV_FIELDS)
-        for r in records:
-            yield _csv_line(
-                [
-                    r["item_id"],
-                    r["external_id"],
-                    r["label"],
-                    classes[r["label"]],
-                    r["confidence"],
-                    r["source"],
-                    "" if r["round_id"] is None else r["round_id"],
-                    _iso(r["created_at"]),
-                ]
-            )
-    elif fmt == "jsonl":
-        for r in records:
-            yield (
-                json.dumps({**r, "class_name": classes[r["label"]], "created_at": _iso(r["created_at"])})
-                + "\n"
-            )
-    else:
-        kind = (
-            "groundtruth/image-classification"
-            if project.data_kind == "image"
-            else "groundtruth/text-classification"
+        round_id = "" if r["round_id"] is None else r["round_id"]
+        return _csv_line(
+            [
+                r["item_id"],
+                r["external_id"],
+                r["label"],
+                classes[r["label"]],
+                r["confidence"],
+                r["source"],
+                round_id,
+                _iso(r["created_at"]),
+            ]
         )
-        for r in records:
-            yield json.dumps(_manifest_line(r, classes, job_name, kind)) + "\n"
+    if fmt == "jsonl":
+        return (
+            json.dumps({**r, "class_name": classes[r["label"]], "created_at": _iso(r["created_at"])}) + "\n"
+        )
+    kind = (
+        "groundtruth/image-classification"
+        if project.data_kind == "image"
+        else "groundtruth/text-classification"
+    )
+    return json.dumps(_manifest_line(r, classes, job_name, kind)) + "\n"
 
 
 def _manifest_line(r: dict[str, Any], classes: list[str], job: str, kind: str) -> dict[str, Any]:

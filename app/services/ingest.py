@@ -88,9 +88,10 @@ def _external_ids(raw: np.ndarray | None, n: int, prefix: str) -> list[str]:
     else:
         raise Invalid("file.external_ids", f"expected strings, got dtype {raw.dtype}")
     for i, ext in enumerate(ids):
-        if not ext or len(ext) > MAX_EXTERNAL_ID:
+        if not ext or len(ext) > MAX_EXTERNAL_ID or "\x00" in ext:
             raise Invalid(
-                "file.external_ids", f"row {i}: external ids must have 1..{MAX_EXTERNAL_ID} characters"
+                "file.external_ids",
+                f"row {i}: external ids must have 1..{MAX_EXTERNAL_ID} characters, no NUL",
             )
     _check_unique(ids, "file.external_ids", per_item=False)
     return ids

@@ -57,6 +57,7 @@ def predict(
     latest = rounds_repo.last_succeeded(session, project.id)
     if latest is None or latest.artifact_path is None or latest.model_version is None:
         raise Conflict("model", "no model yet: run a round first")
+    session.commit()  # end the read transaction before the slow part (loading the model, scoring)
     if not Path(latest.artifact_path).is_file():
         raise Conflict("model", f"the artifacts of {latest.model_version} are missing on this server")
     X = json_batch(

@@ -273,3 +273,32 @@ def test_oversized_bodies_get_413(settings: Settings, session_factory: sessionma
         )
         assert streamed.status_code == 413
     assert count_rows(session_factory, "items") == 0
+
+
+def test_hostile_values_are_4xx_not_500(api: Api, make_project: MakeProject) -> None:
+    pid = make_project()["id"]
+    for url in (
+        f"/api/v1/projects/{2**70}",
+        "/api/v1/projects/0",
+        f"/api/v1/rounds/{2**64}",
+        "/api/v1/projects/x",
+    ):
+        assert api.get(url).status_code == 422, url
+    nul = api.post(
+        f"/api/v1/projects/{pid}/items", json={"items": [{"external_id": "a\x00b", "features": [1] * 4}]}
+    )
+    assert nul.status_code == 422 and nul.json()["detail"]["field"] == "items.0.external_id"
+    big = api.post(f"/api/v1/projects/{pid}/labels", json={"labels": [{"item_id": 2**70, "label": 0}]})
+    assert big.status_code == 422 and big.json()["detail"]["field"] == "labels.0.item_id"
+    huge = {
+        "name": "h",
+        "classes": ["a", "b"],
+        "data_kind": "features",
+        "input_shape": [3],
+        "settings": {"epochs": 10**30},
+    }
+    assert api.post("/api/v1/projects", json=huge).json()["detail"]["field"] == "settings.epochs"
+    shape = {"name": "h", "classes": ["a", "b"], "data_kind": "image", "input_shape": [10_000, 10_000]}
+    assert api.post("/api/v1/projects", json=shape).json()["detail"]["field"] == "input_shape"
+    page = api.get(f"/api/v1/projects/{pid}/items", params={"limit": 0})
+    assert page.status_code == 422 and page.json()["detail"]["field"] == "limit"

@@ -365,3 +365,24 @@ def test_round_queries_move_items_to_training(
     queue = api.get(f"/api/v1/projects/{pid}/queue").json()
     assert {q["item_id"] for q in queue["items"]} == {q[0] for q in queried}
     assert all(q["round_id"] == rid for q in queue["items"])
+
+
+def test_deleting_a_project_with_a_queued_round(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    recorder: RecordingDispatcher,
+) -> None:
+    pid = ready_project(api, make_project)
+    rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
+    token = round_runner._claim(rid, session_factory, settings)
+    assert token is not None
+    running = api.delete(f"/api/v1/projects/{pid}")
+    assert running.status_code == 409 and running.json()["detail"]["field"] == "round"
+    with session_factory() as session:
+        session.execute(update(Round).where(Round.id == rid).values(status="queued"))
+        session.commit()
+    assert api.delete(f"/api/v1/projects/{pid}").status_code == 204
+    execute_round(rid, session_factory, settings)  # the task arrives after the delete: nothing to do
+    assert _counts(session_factory) == {"auto_labels": 0, "human_labels": 0, "queries": 0, "items": 0}
