@@ -215,11 +215,13 @@ def _bench_command(args: argparse.Namespace) -> int:
                 )
                 results = run_seeds(dataset, config, seeds)
                 rows.append((_label(config), results))
-                print(f"done: {_label(config)}", file=sys.stderr, flush=True)
+                # Each finished cell is printed and saved at once, so a long grid loses nothing when stopped.
+                last_line = format_summary_table(rows[-1:], base.thresholds.epsilon).splitlines()[-1]
+                print(f"done: {last_line}", file=sys.stderr, flush=True)
+                if args.json:
+                    payload = {"data": str(args.data), "config": config_to_dict(base), "grid": dict(rows)}
+                    _write_json(args.json, payload)
     print(format_summary_table(rows, base.thresholds.epsilon))
-    if args.json:
-        payload = {"data": str(args.data), "config": config_to_dict(base), "grid": dict(rows)}
-        _write_json(args.json, payload)
     return 0
 
 
