@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DATA ?=
 LINTED := tbal app worker migrations tests bench
 
-.PHONY: env test lint typecheck pytest demo serve clean
+.PHONY: env browser test lint typecheck pytest demo serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
+# The browser tests use Debian's Chromium (Playwright never downloads a browser here). Installed when
+# missing and when we may (root); otherwise those tests say what is missing.
+browser:
+	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null)
+
 lint: env
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
@@ -26,7 +32,7 @@ lint: env
 typecheck: env
 	$(BIN)/mypy tbal app worker
 
-pytest: env
+pytest: env browser
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

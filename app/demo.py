@@ -13,14 +13,15 @@ Data: scikit-learn's bundled digits (1,797 8×8 images, used as 64-d feature vec
 ``--data FILE.npz`` with ``X``/``y`` (or ``X_train``/``y_train``) arrays, e.g.
 ``../shared/data/mnist_test.npz``.
 
-The functions that talk to the API (:func:`drive_project` and its parts) take any ``httpx.Client``
-pointed at the service; the end-to-end tests call them with FastAPI's TestClient too.
+The functions that talk to the API (:func:`drive_project` and its parts) go through the typed client
+(:class:`tbal.client.TBALClient`: chunked binary uploads with retries, keyset iteration, round waits);
+they also take a plain ``httpx.Client`` pointed at the service, which they wrap (the end-to-end tests pass
+FastAPI's TestClient).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,10 @@ from typing import Any
 import httpx
 import numpy as np
 
+from tbal.client import APIError, TBALClient, TBALClientError, WaitTimeout
+
 API = "/api/v1"
+PAGE_SIZE = 5000
 FINAL_STATUSES = ("succeeded", "failed")
 STOP_FIELDS = ("label_budget", "pool", "max_rounds")
 """A 409 on one of these fields when starting a round means the project is done."""
@@ -81,6 +85,9 @@ QUICK_SETTINGS: dict[str, Any] = {"epochs": 10, "label_budget": 200, "batch_size
 
 Progress = Callable[[dict[str, Any]], None]
 """Called with a round's JSON each time it is polled."""
+Client = TBALClient | httpx.Client
+"""What the driving functions take: the typed client, or an httpx.Client (e.g. FastAPI's TestClient)
+with the base URL and the ``Authorization`` header, which they wrap in one."""
 
 
 class DemoError(RuntimeError):
@@ -190,7 +197,7 @@ class DemoResult:
 
 
 def drive_project(
-    client: httpx.Client,
+    client: Client,
     data: DemoData,
     settings: dict[str, Any],
     *,
@@ -202,18 +209,19 @@ def drive_project(
     log: Callable[[str], None] = lambda _msg: None,
 ) -> DemoResult:
     """Create a project, ingest ``data``, simulate the humans and run rounds until the budget is spent or
-    the pool is empty; read the labels back and evaluate them. ``client`` carries the base URL and the
-    ``Authorization`` header."""
+    the pool is empty; read the labels back and evaluate them. ``client``: a :class:`TBALClient`, or an
+    ``httpx.Client`` carrying the base URL and the ``Authorization`` header."""
+    tb = as_client(client)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    project = create_project(client, data, settings, name=name, seed=seed)
+    project = create_project(tb, data, settings, name=name, seed=seed)
     log(f"project {project['id']} ({project['name']}): {len(data.classes)} classes, {data.data_kind}")
-    ingest = upload_items(client, project["id"], data)
+    ingest = upload_items(tb, project["id"], data)
     timings["ingest"] = time.perf_counter() - start
     log(f"ingested {ingest['inserted']} items ({ingest['ground_truth_added']} with ground truth)")
     start = time.perf_counter()
     rounds = run_rounds(
-        client,
+        tb,
         project["id"],
         poll_s=poll_s,
         round_timeout_s=round_timeout_s,
@@ -222,41 +230,43 @@ def drive_project(
     )
     timings["rounds"] = time.perf_counter() - start
     start = time.perf_counter()
-    auto = fetch_all(client, f"{API}/projects/{project['id']}/auto-labels")
-    human = fetch_all(client, f"{API}/projects/{project['id']}/labels")
+    auto = [asdict(a) for a in tb.iter_auto_labels(project["id"], page_size=PAGE_SIZE)]
+    human = [asdict(h) for h in tb.iter_human_labels(project["id"], page_size=PAGE_SIZE)]
     timings["read_back"] = time.perf_counter() - start
     evaluation = evaluate(auto, human, data.truth_by_external_id(), epsilon=_epsilon(project))
     return DemoResult(project, rounds, auto, human, evaluation, timings)
 
 
+def as_client(client: Client) -> TBALClient:
+    """``client`` itself, or a :class:`TBALClient` over an ``httpx.Client`` (e.g. FastAPI's TestClient)."""
+    return client if isinstance(client, TBALClient) else TBALClient(http=client)
+
+
 def create_project(
-    client: httpx.Client, data: DemoData, settings: dict[str, Any], *, name: str, seed: int = 0
+    client: Client, data: DemoData, settings: dict[str, Any], *, name: str, seed: int = 0
 ) -> dict[str, Any]:
-    body = {
-        "name": name,
-        "classes": data.classes,
-        "data_kind": data.data_kind,
-        "input_shape": data.input_shape,
-        "settings": settings,
-        "seed": seed,
-    }
-    return _json(client.post(f"{API}/projects", json=body), 201)
-
-
-def upload_items(client: httpx.Client, project_id: int, data: DemoData) -> dict[str, Any]:
-    """One binary upload: an ``.npz`` with X, external_ids and y (ground truth, for the simulation)."""
-    buffer = io.BytesIO()
-    np.savez(buffer, X=data.X, external_ids=np.asarray(data.external_ids), y=data.y)
-    response = client.post(
-        f"{API}/projects/{project_id}/items/upload",
-        content=buffer.getvalue(),
-        headers={"Content-Type": "application/octet-stream"},
+    project = as_client(client).create_project(
+        name,
+        classes=data.classes,
+        data_kind="image" if data.data_kind == "image" else "features",
+        input_shape=data.input_shape,
+        settings=settings,
+        seed=seed,
     )
-    return _json(response, 200)
+    return project.raw
+
+
+def upload_items(client: Client, project_id: int, data: DemoData) -> dict[str, Any]:
+    """The items with their external ids and ground truth (for the simulation), in binary ``.npz``
+    chunks (the client retries each chunk on transient errors)."""
+    result = as_client(client).upload_items(
+        project_id, data.X, external_ids=data.external_ids, ground_truth=data.y
+    )
+    return asdict(result)
 
 
 def run_rounds(
-    client: httpx.Client,
+    client: Client,
     project_id: int,
     *,
     poll_s: float = 0.25,
@@ -267,23 +277,23 @@ def run_rounds(
     """Answer the queue from the ground truth and run rounds until the service says the project is done
     (409 on the label budget, the pool or max_rounds). Returns the finished rounds; a failed round
     raises :class:`DemoError` with its reason."""
+    tb = as_client(client)
     finished: list[dict[str, Any]] = []
     for _ in range(MAX_ROUNDS):
-        queue = _json(client.get(f"{API}/projects/{project_id}/queue", params={"limit": 1}), 200)
-        if queue["open_validation"] or queue["open_training"]:
-            answered = _json(client.post(f"{API}/projects/{project_id}/simulate"), 200)
+        if tb.queue_counts(project_id).total:
+            answered = tb.simulate(project_id)
             log(
-                f"humans (simulated) answered {answered['answered']} queries: "
-                f"{answered['validation']} validation, {answered['training']} training"
+                f"humans (simulated) answered {answered.answered} queries: "
+                f"{answered.validation} validation, {answered.training} training"
             )
-        response = client.post(f"{API}/projects/{project_id}/rounds")
-        if response.status_code == 409:
-            detail = response.json().get("detail", {})
-            if detail.get("field") in STOP_FIELDS:
-                log(f"done: {detail.get('reason')}")
+        try:
+            started = tb.start_round(project_id)
+        except APIError as exc:
+            if exc.status == 409 and exc.field in STOP_FIELDS:
+                log(f"done: {exc.reason}")
                 return finished
-            raise DemoError(f"could not start a round: {detail}")
-        round_ = wait_round(client, _json(response, 202)["id"], poll_s, round_timeout_s, on_progress)
+            raise DemoError(f"could not start a round: {exc}") from exc
+        round_ = wait_round(tb, started.id, poll_s, round_timeout_s, on_progress)
         if round_["status"] != "succeeded":
             raise DemoError(f"round {round_['index']} {round_['status']}: {round_.get('error')}")
         finished.append(round_)
@@ -291,31 +301,22 @@ def run_rounds(
 
 
 def wait_round(
-    client: httpx.Client, round_id: int, poll_s: float, timeout_s: float, on_progress: Progress | None = None
+    client: Client, round_id: int, poll_s: float, timeout_s: float, on_progress: Progress | None = None
 ) -> dict[str, Any]:
-    """Poll ``GET /rounds/{id}`` until the round is final."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        round_ = _json(client.get(f"{API}/rounds/{round_id}"), 200)
-        if on_progress is not None:
-            on_progress(round_)
-        if round_["status"] in FINAL_STATUSES:
-            return round_
-        if time.monotonic() > deadline:
-            raise DemoError(f"round {round_id} still {round_['status']} after {timeout_s:.0f} s")
-        time.sleep(poll_s)
+    """Poll ``GET /rounds/{id}`` until the round is final; its JSON."""
+    report = None if on_progress is None else (lambda r: on_progress(r.raw))
+    try:
+        done = as_client(client).wait_round(
+            round_id, poll_s=poll_s, timeout_s=timeout_s, progress=report, raise_on_failure=False
+        )
+    except WaitTimeout as exc:
+        raise DemoError(str(exc)) from exc
+    return done.raw
 
 
-def fetch_all(client: httpx.Client, path: str, *, limit: int = 5000) -> list[dict[str, Any]]:
+def fetch_all(client: Client, path: str, *, limit: int = PAGE_SIZE) -> list[dict[str, Any]]:
     """Every row of a keyset-paginated listing (``after_id`` / ``next_after_id``)."""
-    rows: list[dict[str, Any]] = []
-    after_id = 0
-    while True:
-        page = _json(client.get(path, params={"after_id": after_id, "limit": limit}), 200)
-        rows.extend(page["items"])
-        if page["next_after_id"] is None:
-            return rows
-        after_id = int(page["next_after_id"])
+    return list(as_client(client).paginate(path, page_size=limit))
 
 
 def evaluate(
@@ -385,15 +386,6 @@ def _seconds(round_: dict[str, Any]) -> str:
 
 def _epsilon(project: dict[str, Any]) -> float:
     return float(project["config"]["thresholds"]["epsilon"])
-
-
-def _json(response: httpx.Response, expected: int) -> Any:
-    if response.status_code != expected:
-        raise DemoError(
-            f"{response.request.method} {response.request.url.path}: expected {expected}, "
-            f"got {response.status_code}: {response.text[:500]}"
-        )
-    return response.json()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -533,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _main(args)
-    except DemoError as exc:
+    except (DemoError, TBALClientError) as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
 
@@ -554,9 +546,7 @@ def _main(args: argparse.Namespace) -> int:
     try:
         key = create_api_key(server.env)
         say(f"API key created with `tbal create-key` ({key[:12]}…)")
-        with httpx.Client(
-            base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60.0
-        ) as client:
+        with TBALClient(server.base_url, key=key, timeout_s=60.0) as client:
             result = drive_project(
                 client,
                 data,
@@ -566,13 +556,13 @@ def _main(args: argparse.Namespace) -> int:
                 on_progress=_ProgressLine(),
                 log=say,
             )
-            dashboard = client.get("/dashboard").status_code == 200
+        dashboard = httpx.get(f"{server.base_url}/dashboard", timeout=10.0).status_code == 200
         elapsed = time.perf_counter() - started
         say("")
         say(format_table(result.rounds, result.evaluation))
         say("")
         say(f"{len(result.rounds)} rounds in {elapsed:.0f} s (ingest {result.timings['ingest']:.1f} s)")
-        _where_to_look(server, result, workdir, dashboard, keep_running=args.keep_running)
+        _where_to_look(server, result, workdir, dashboard, key=key, keep_running=args.keep_running)
         if args.json:
             _write_json(args.json, result)
         if not result.evaluation.within_epsilon:
@@ -582,7 +572,7 @@ def _main(args: argparse.Namespace) -> int:
             server.process.wait()
     except KeyboardInterrupt:
         say("interrupted")
-    except DemoError:
+    except (DemoError, TBALClientError):
         say(f"server log ({server.log_path}):\n{server.log_tail()}")
         raise
     finally:
@@ -591,14 +581,18 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _where_to_look(
-    server: Server, result: DemoResult, workdir: Path, dashboard: bool, *, keep_running: bool
+    server: Server, result: DemoResult, workdir: Path, dashboard: bool, *, key: str, keep_running: bool
 ) -> None:
     pid = result.project["id"]
     say("where to look (while the server runs; rerun with --keep-running, or start it again below):")
     say(f"  API docs     {server.base_url}{API}/docs")
     say(f"  OpenAPI      {server.base_url}{API}/openapi.json")
+    # The key travels in the URL fragment, which the browser never sends to the server (the page keeps it
+    # in localStorage and sends it as a Bearer header); this is the demo's throwaway key.
     say(
-        f"  dashboard    {server.base_url}/dashboard" if dashboard else "  dashboard    (not in this version)"
+        f"  dashboard    {server.base_url}/dashboard?project={pid}#key={key}"
+        if dashboard
+        else "  dashboard    (not in this version)"
     )
     say(f"  auto-labels  {server.base_url}{API}/projects/{pid}/auto-labels")
     say(f"  export       {server.base_url}{API}/projects/{pid}/export?format=jsonl")

@@ -16,9 +16,11 @@ from fastapi import APIRouter, Depends, FastAPI
 import tbal
 from app.api import auto_labels, items, labels, predict, projects, queue, rounds, system
 from app.api.deps import require_api_key
+from app.dashboard import router as dashboard_router
 from app.db.base import utcnow
 from app.db.session import make_engine, make_session_factory
 from app.errors import install_error_handlers
+from app.integrations.label_studio.router import router as label_studio_router
 from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestMetrics
 from app.repositories import rounds as rounds_repo
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(system.router)
+    app.include_router(dashboard_router)
+    app.include_router(label_studio_router)
     return app
 
 

@@ -92,6 +92,10 @@ class ColanderConfig:
     batch_size: int = 64
     hidden_multiplier: int = 2  # W1: d → hidden_multiplier·d
     cosine_t_max: int = 100
+    standardize: bool = False  # standardise each column of z with its D_cal mean and sd
+    logit_skip: float = 0.0  # g = softmax(logit_skip·logits + W2·tanh(W1·z)); 0 = the paper's g
+    selection_fraction: float = 0.0  # share of D_cal held out to pick the snapshot (0: keep the last)
+    snapshot_every: int = 10  # epochs between snapshots when selection_fraction > 0
 
     def __post_init__(self) -> None:
         _check_range("confidence.colander.lam", self.lam, 0.0, float("inf"))
@@ -102,6 +106,11 @@ class ColanderConfig:
         _check_positive_int("confidence.colander.batch_size", self.batch_size)
         _check_positive_int("confidence.colander.hidden_multiplier", self.hidden_multiplier)
         _check_positive_int("confidence.colander.cosine_t_max", self.cosine_t_max)
+        _check_range("confidence.colander.logit_skip", self.logit_skip, 0.0, float("inf"))
+        _check_range(
+            "confidence.colander.selection_fraction", self.selection_fraction, 0.0, 1.0, high_open=True
+        )
+        _check_positive_int("confidence.colander.snapshot_every", self.snapshot_every)
 
 
 @dataclass(frozen=True)

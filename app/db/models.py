@@ -184,3 +184,41 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LabelStudioConnection(Base):
+    """A project's Label Studio ML-backend connection: the sha256 of the secret in its URL, where a task's
+    data are read from, and the Choices control last seen in Label Studio's ``/setup``."""
+
+    __tablename__ = "label_studio_connections"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_prefix: Mapped[str] = mapped_column(String(16))
+    data_field: Mapped[str] = mapped_column(String(64))
+    id_field: Mapped[str] = mapped_column(String(64))
+    from_name: Mapped[str | None] = mapped_column(String(255))
+    to_name: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class LabelStudioAnnotation(Base):
+    """One Label Studio annotation of an item: its annotator and class (None: cancelled, or no usable
+    choice). An item's human label is the aggregate of its annotations (webhooks and imported exports)."""
+
+    __tablename__ = "label_studio_annotations"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    annotation_id: Mapped[int] = mapped_column(IdType)
+    task_id: Mapped[int] = mapped_column(IdType)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    annotator: Mapped[str] = mapped_column(String(255))
+    label: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("project_id", "annotation_id"),
+        Index("ix_label_studio_annotations_item_id_annotation_id", "item_id", "annotation_id"),
+    )

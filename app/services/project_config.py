@@ -13,7 +13,7 @@ from typing import Any
 
 from app.errors import Invalid
 from app.settings import Settings
-from tbal.config import ColanderConfig, ConfigError, TBALConfig, preset
+from tbal.config import ColanderConfig, ConfigError, TBALConfig, preset, with_overrides
 
 SETTING_PATHS: dict[str, tuple[str, str]] = {
     "epsilon": ("thresholds", "epsilon"),
@@ -87,14 +87,12 @@ def min_validation_labels(project_settings: dict[str, Any], config: TBALConfig) 
 
 
 def _with_colander(config: TBALConfig, values: dict[str, Any]) -> TBALConfig:
-    valid = {f.name: f.type for f in dataclasses.fields(ColanderConfig)}
+    valid = [f.name for f in dataclasses.fields(ColanderConfig)]
     for key in values:
         if key not in valid:
             raise Invalid(f"settings.colander.{key}", f"unknown Colander setting; valid: {', '.join(valid)}")
-    ints = {f.name for f in dataclasses.fields(ColanderConfig) if f.type in (int, "int")}
-    coerced = {k: int(v) if k in ints and float(v).is_integer() else v for k, v in values.items()}
-    colander = dataclasses.replace(config.confidence.colander, **coerced)
-    return dataclasses.replace(config, confidence=dataclasses.replace(config.confidence, colander=colander))
+    # The library parses and checks each value against its field's type.
+    return with_overrides(config, {f"confidence.colander.{k}": v for k, v in values.items()})
 
 
 def _setting_of(message: str) -> str:

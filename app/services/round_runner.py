@@ -381,6 +381,37 @@ def _metrics(
             "total_wrong": wrong_total,
         },
         "auto_labeled_round_rows": n_round,
+        "reliability": _reliability(loaded, output),
+    }
+
+
+def _reliability(loaded: LoadedRound, output: RoundOutput, n_bins: int = 10) -> dict[str, Any] | None:
+    """Reliability diagram of the confidence function on D_th (the human-labeled points that set the
+    thresholds), for the dashboard: per equal-width bin, points, mean confidence and accuracy
+    (:func:`tbal.metrics.reliability_diagram`), and the ECE. The D_th scores are recomputed (one forward
+    pass over D_th). None when there is no D_th or the scores are not in [0, 1]."""
+    from tbal.loop import score_points
+    from tbal.metrics import expected_calibration_error, reliability_diagram
+
+    th = np.asarray(output.th_index, dtype=np.int64)
+    if th.size == 0:
+        return None
+    predicted, scores, _ = score_points(
+        output.model, output.confidence, output.thresholds.thresholds, loaded.X_val[th]
+    )
+    correct = np.asarray(predicted) == loaded.y_val[th]
+    try:
+        edges, accuracy, confidence, counts = reliability_diagram(scores, correct, n_bins)
+    except TBALInputError:
+        return None
+    return {
+        "source": "D_th",
+        "n": int(th.size),
+        "ece": _num(expected_calibration_error(scores, correct, n_bins)),
+        "edges": [float(e) for e in edges],
+        "accuracy": [_num(a) for a in accuracy],
+        "confidence": [_num(c) for c in confidence],
+        "counts": [int(c) for c in counts],
     }
 
 

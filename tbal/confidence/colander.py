@@ -64,14 +64,17 @@ class Colander(ConfidenceFunction):
         num_classes: int,
         config: ColanderConfig | None = None,
         *,
-        standardize: bool = False,
-        selection_fraction: float = 0.0,
-        snapshot_every: int = 10,
+        standardize: bool | None = None,
+        selection_fraction: float | None = None,
+        snapshot_every: int | None = None,
     ) -> None:
         super().__init__(num_classes)
         config = ColanderConfig() if config is None else config
         if not isinstance(config, ColanderConfig):
             raise ConfigError(f"colander expects a ColanderConfig, got {type(config).__name__}")
+        standardize = config.standardize if standardize is None else standardize
+        selection_fraction = config.selection_fraction if selection_fraction is None else selection_fraction
+        snapshot_every = config.snapshot_every if snapshot_every is None else snapshot_every
         if isinstance(selection_fraction, bool) or not 0.0 <= selection_fraction < 1.0:
             raise ConfigError(f"colander selection_fraction must be in [0, 1), got {selection_fraction!r}")
         if isinstance(snapshot_every, bool) or not isinstance(snapshot_every, int) or snapshot_every < 1:
@@ -104,6 +107,7 @@ class Colander(ConfidenceFunction):
             self.scale = np.ones(z.shape[1])
         data = _Batch(
             torch.from_numpy(((z - self.mean) / self.scale).astype(np.float32)),
+            torch.from_numpy(self.config.logit_skip * np.asarray(cal.logits, dtype=np.float32)),
             torch.from_numpy(cal.predicted),
             torch.from_numpy((cal.predicted != y).astype(np.float32)),
         )
@@ -136,7 +140,8 @@ class Colander(ConfidenceFunction):
     def _g_at(self, preds: Predictions, predicted: np.ndarray) -> np.ndarray:
         """g(x)[ŷ] in float64 for (n,) points."""
         z = (_inputs(preds) - self.mean) / self.scale  # (n, d)
-        out = np.tanh(z @ self.w1 + self.b1) @ self.w2 + self.b2  # (n, K)
+        skip = self.config.logit_skip * np.asarray(preds.logits, dtype=np.float64)  # (n, K)
+        out = skip + np.tanh(z @ self.w1 + self.b1) @ self.w2 + self.b2  # (n, K)
         out -= out.max(axis=1, keepdims=True)
         log_g = out - np.log(np.exp(out).sum(axis=1, keepdims=True))
         return np.exp(log_g[np.arange(len(predicted)), predicted])
@@ -145,11 +150,12 @@ class Colander(ConfidenceFunction):
 @dataclass(frozen=True)
 class _Batch:
     z: torch.Tensor  # (n, d) float32, standardised inputs
+    skip: torch.Tensor  # (n, K) float32, logit_skip · logits
     predicted: torch.Tensor  # (n,) int64, ŷ
     wrong: torch.Tensor  # (n,) float32, 1[y ≠ ŷ]
 
     def take(self, index: torch.Tensor) -> _Batch:
-        return _Batch(self.z[index], self.predicted[index], self.wrong[index])
+        return _Batch(self.z[index], self.skip[index], self.predicted[index], self.wrong[index])
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,7 @@ def _loss(
 ) -> torch.Tensor:
     """−P̃ + λ·Ẽ on a batch (see :class:`Colander`)."""
     w1, b1, w2, b2 = params
-    out = torch.addmm(b2, torch.tanh(torch.addmm(b1, batch.z, w1)), w2)  # (b, K)
+    out = batch.skip + torch.addmm(b2, torch.tanh(torch.addmm(b1, batch.z, w1)), w2)  # (b, K)
     log_g = torch.log_softmax(out, dim=1)
     g_pred = log_g.gather(1, batch.predicted[:, None]).squeeze(1).exp()  # (b,) g(x)[ŷ]
     s = torch.sigmoid(alpha * (g_pred - t[batch.predicted]))  # (b,)
@@ -199,11 +205,12 @@ def _train(
     n, d = data.z.shape
     hidden = config.hidden_multiplier * d
     generator = torch.Generator().manual_seed(seed)
+    head = 0.0 if config.logit_skip > 0 else 1.0 / math.sqrt(hidden)
     params = [
         _uniform((d, hidden), 1.0 / math.sqrt(d), generator),  # W₁
         _uniform((hidden,), 1.0 / math.sqrt(d), generator),  # b₁
-        _uniform((hidden, num_classes), 1.0 / math.sqrt(hidden), generator),  # W₂
-        _uniform((num_classes,), 1.0 / math.sqrt(hidden), generator),  # b₂
+        _uniform((hidden, num_classes), head, generator),  # W₂
+        _uniform((num_classes,), head, generator),  # b₂
     ]
     t = torch.full((num_classes,), 1.0 / num_classes, requires_grad=True)
     optimizer = torch.optim.Adam(

@@ -1,0 +1,282 @@
+"""The dashboard's numbers: counts and per-class figures aggregated in SQL (:mod:`app.dashboard.queries`),
+per-round figures from the metrics each round recorded when it finished (rounds are few), and the
+running round's stage and progress from its row."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.dashboard import queries
+from app.dashboard.schemas import (
+    ProjectOverview,
+    ProjectsOverview,
+    ProjectSummary,
+    QueueEntry,
+    ReliabilityBin,
+    RoundState,
+    SummaryClass,
+    SummaryCounts,
+    SummaryProject,
+    SummaryReliability,
+    SummaryRound,
+)
+from app.db.models import ACTIVE_ROUND_STATUSES, AutoLabel, HumanLabel, Item, Project, Round
+from app.errors import NotFound
+from app.services.project_config import build_config
+
+MAX_ROUNDS_SHOWN = 500
+QUEUE_HEAD = 8
+
+
+def project_summary(session: Session, project: Project, round_index: int | None = None) -> ProjectSummary:
+    """Everything the project page shows, in one read; its size does not grow with the items. The
+    per-class figures and the reliability diagram are those of round ``round_index`` (default: the
+    latest that succeeded)."""
+    started = time.perf_counter()
+    config = build_config(project.settings)
+    k = len(project.classes)
+
+    roles = queries.items_by_role(session, project.id)
+    human = queries.human_labels_by_role_and_class(session, project.id)
+    auto_by_class = queries.auto_labels_by_class(session, project.id)
+    open_by_purpose = queries.open_queries_by_purpose(session, project.id)
+    round_rows = queries.rounds(session, project.id, MAX_ROUNDS_SHOWN)
+    rounds_total = round_rows[-1].index + 1 if round_rows else 0
+    head = queries.queue_head(session, project.id, QUEUE_HEAD)
+
+    n_items = sum(roles.values())
+    n_auto = sum(auto_by_class.values())
+    unlabeled = queries.unlabeled_pool(session, project.id, n_pool=roles.get("pool", 0), n_auto=n_auto)
+    validation_by_class = [0] * k
+    training_by_class = [0] * k
+    for role, label, n in human:
+        if 0 <= label < k:
+            if role == "validation":
+                validation_by_class[label] += n
+            elif role == "train":
+                training_by_class[label] += n
+    counts = SummaryCounts(
+        items=n_items,
+        roles={role: roles.get(role, 0) for role in ("pool", "validation", "train", "removed")},
+        unlabeled_pool=unlabeled,
+        human_labels=sum(n for _, _, n in human),
+        validation_labels=sum(validation_by_class),
+        validation_removed=roles.get("removed", 0),
+        training_labels=sum(training_by_class),
+        auto_labels=n_auto,
+        coverage=n_auto / n_items if n_items else 0.0,
+        budget_used=roles.get("train", 0),
+        label_budget=config.loop.label_budget,
+        open_validation=open_by_purpose.get("validation", 0),
+        open_training=open_by_purpose.get("training", 0),
+    )
+
+    succeeded = [r for r in round_rows if r.status == "succeeded" and r.metrics]
+    latest = succeeded[-1] if succeeded else None
+    if round_index is not None:
+        latest = next((r for r in succeeded if r.index == round_index), None)
+        if latest is None:
+            shown = ", ".join(str(r.index) for r in succeeded[-20:]) or "none yet"
+            raise NotFound("round_index", f"no succeeded round {round_index}; succeeded: {shown}")
+    per_class = {
+        int(c["index"]): c
+        for c in ((latest.metrics or {}).get("thresholds") or [] if latest else [])
+        if isinstance(c, dict) and "index" in c
+    }
+    classes = [
+        SummaryClass(
+            index=i,
+            name=name,
+            threshold=_finite(per_class.get(i, {}).get("threshold")),
+            estimated_error=_finite(per_class.get(i, {}).get("estimated_error")),
+            error_bound=_finite(per_class.get(i, {}).get("error_bound")),
+            n_points=_int(per_class.get(i, {}).get("n_points")),
+            auto_labeled_round=_int(per_class.get(i, {}).get("auto_labeled")),
+            auto_labels=auto_by_class.get(i, 0),
+            coverage=auto_by_class.get(i, 0) / n_items if n_items else 0.0,
+            validation_left=validation_by_class[i],
+            training_labels=training_by_class[i],
+        )
+        for i, name in enumerate(project.classes)
+    ]
+    active = next((r for r in reversed(round_rows) if r.status in ACTIVE_ROUND_STATUSES), None)
+    cfg = config.thresholds
+    return ProjectSummary(
+        project=SummaryProject(
+            id=project.id,
+            name=project.name,
+            classes=list(project.classes),
+            data_kind=project.data_kind,
+            input_shape=list(project.input_shape),
+            created_at=project.created_at,
+            epsilon=cfg.epsilon,
+            delta=cfg.delta,
+            bound=cfg.bound,
+            guarantee=cfg.guarantee,
+            confidence=config.confidence.name,
+            model=config.model.name,
+            query_strategy=config.query.strategy,
+            label_budget=config.loop.label_budget,
+            validation_size=config.loop.validation_size,
+            batch_size=config.loop.batch_size,
+        ),
+        counts=counts,
+        classes=classes,
+        classes_round_index=latest.index if latest else None,
+        rounds=[summary_round(r) for r in round_rows],
+        rounds_shown=len(round_rows),
+        rounds_total=rounds_total,
+        reliability=_reliability(latest),
+        queue_head=[QueueEntry(external_id=e, purpose=p, round_id=r) for e, p, r in head],
+        active_round=round_state(active) if active else None,
+        query_ms=round(1000 * (time.perf_counter() - started), 2),
+    )
+
+
+def summary_round(r: Round) -> SummaryRound:
+    """A round's row of the page: its state, and its figures when it finished."""
+    m: dict[str, Any] = r.metrics or {}
+    truth = m.get("true_error") or {}
+    estimated, bound, kind = _round_error(m)
+    duration = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else None
+    return SummaryRound(
+        id=r.id,
+        index=r.index,
+        status=r.status,
+        stage=r.stage,
+        progress=r.progress,
+        n_queries=r.n_queries,
+        model_version=r.model_version,
+        error=r.error,
+        created_at=r.created_at,
+        started_at=r.started_at,
+        finished_at=r.finished_at,
+        duration_s=duration,
+        pool_size=_int(m.get("pool_size")),
+        auto_labeled=_int(m.get("auto_labeled")),
+        auto_labeled_total=_int(m.get("auto_labeled_total")),
+        coverage=_finite(m.get("coverage")),
+        coverage_total=_finite(m.get("coverage_total")),
+        human_labels=_int(m.get("human_labels")),
+        training_labels=_int(m.get("training_labels")),
+        validation_labels=_int(m.get("validation_labels")),
+        validation_removed=_int(m.get("validation_removed")),
+        estimated_error=estimated,
+        error_bound=bound,
+        error_bound_kind=kind,
+        true_error=_finite(truth.get("round")),
+        true_error_known=_int(truth.get("round_known")),
+        true_error_total=_finite(truth.get("total")),
+        epsilon=_finite(m.get("epsilon")),
+        delta=_finite(m.get("delta")),
+    )
+
+
+def round_state(r: Round) -> RoundState:
+    return RoundState(
+        id=r.id, index=r.index, status=r.status, stage=r.stage, progress=r.progress, started_at=r.started_at
+    )
+
+
+def projects_overview(session: Session, *, after_id: int, limit: int) -> ProjectsOverview:
+    """One row per project: a GROUP BY per table over the page's projects, never a query per project."""
+    projects = queries.projects_page(session, after_id=after_id, limit=limit)
+    ids = [p.id for p in projects]
+    items = queries.count_per_project(session, Item.project_id, ids)
+    auto = queries.count_per_project(session, AutoLabel.project_id, ids)
+    human = queries.count_per_project(session, HumanLabel.project_id, ids)
+    n_rounds = queries.count_per_project(session, Round.project_id, ids)
+    last = queries.latest_rounds(session, ids)
+    rows = [
+        ProjectOverview(
+            id=p.id,
+            name=p.name,
+            data_kind=p.data_kind,
+            n_classes=len(p.classes),
+            items=items.get(p.id, 0),
+            auto_labels=auto.get(p.id, 0),
+            human_labels=human.get(p.id, 0),
+            coverage=auto.get(p.id, 0) / items[p.id] if items.get(p.id) else 0.0,
+            rounds=n_rounds.get(p.id, 0),
+            last_round=round_state(last[p.id]) if p.id in last else None,
+            created_at=p.created_at,
+        )
+        for p in projects
+    ]
+    return ProjectsOverview(items=rows, next_after_id=ids[-1] if len(ids) == limit else None)
+
+
+def _round_error(m: dict[str, Any]) -> tuple[float | None, float | None, Any]:
+    """(estimated error, error bound, which bound) of a round: the pooled figures when the round has them
+    (pooled guarantee), else the largest per-class bound among the classes it auto-labeled, with the
+    estimated error of all their D_th points together."""
+    estimated, bound = _finite(m.get("pooled_estimated_error")), _finite(m.get("pooled_error_bound"))
+    if bound is not None:
+        return estimated, bound, "pooled"
+    certified = [
+        c
+        for c in m.get("thresholds") or []
+        if isinstance(c, dict)
+        and _finite(c.get("threshold")) is not None
+        and _finite(c.get("error_bound")) is not None
+    ]
+    if not certified:
+        return estimated, None, None
+    bound = max(float(c["error_bound"]) for c in certified)
+    points = sum(int(c.get("n_points") or 0) for c in certified)
+    if estimated is None and points:
+        wrong = sum(float(c.get("estimated_error") or 0.0) * int(c.get("n_points") or 0) for c in certified)
+        estimated = wrong / points
+    return estimated, bound, "max over classes"
+
+
+def _reliability(latest: Round | None) -> SummaryReliability | None:
+    diagram = (latest.metrics or {}).get("reliability") if latest else None
+    if latest is None or not isinstance(diagram, dict):
+        return None
+    edges = [float(e) for e in diagram.get("edges") or []]
+    counts = diagram.get("counts") or []
+    accuracy = diagram.get("accuracy") or []
+    confidence = diagram.get("confidence") or []
+    if len(edges) != len(counts) + 1 or not len(counts) == len(accuracy) == len(confidence):
+        return None
+    return SummaryReliability(
+        round_id=latest.id,
+        round_index=latest.index,
+        source=str(diagram.get("source", "D_th")),
+        n=int(diagram.get("n") or sum(counts)),
+        ece=_finite(diagram.get("ece")),
+        bins=[
+            ReliabilityBin(
+                lo=edges[b],
+                hi=edges[b + 1],
+                count=int(counts[b]),
+                accuracy=_finite(accuracy[b]),
+                confidence=_finite(confidence[b]),
+            )
+            for b in range(len(counts))
+        ],
+    )
+
+
+def _finite(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,1 @@
+"""Integrations with annotation tools (Label Studio)."""

@@ -1,0 +1,162 @@
+"""SQL for the Label Studio tables: connections, the annotations behind human labels, and the few reads
+and writes on the service's tables that only this integration needs (removing a label whose every
+annotation was deleted, the auto-labels of given items)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.db.models import (
+    AutoLabel,
+    HumanLabel,
+    Item,
+    LabelQuery,
+    LabelStudioAnnotation,
+    LabelStudioConnection,
+)
+from app.repositories.bulk import chunks, dialect
+
+SOURCE = "label-studio"
+"""``human_labels.source`` of the labels this integration writes."""
+
+
+def connection(session: Session, project_id: int) -> LabelStudioConnection | None:
+    return session.get(LabelStudioConnection, project_id)
+
+
+def remove_connection(session: Session, project_id: int) -> bool:
+    result = session.execute(
+        delete(LabelStudioConnection)
+        .where(LabelStudioConnection.project_id == project_id)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def set_control(session: Session, project_id: int, from_name: str, to_name: str) -> None:
+    session.execute(
+        update(LabelStudioConnection)
+        .where(LabelStudioConnection.project_id == project_id)
+        .values(from_name=from_name, to_name=to_name)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def upsert_annotations(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert annotations, replacing one whose (project_id, annotation_id) exists (rows: project_id,
+    annotation_id, task_id, item_id, annotator, label, updated_at)."""
+    if not rows:
+        return
+    make = postgresql.insert if dialect(session) == "postgresql" else sqlite.insert
+    for start in range(0, len(rows), 2_000):
+        stmt = make(LabelStudioAnnotation)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[LabelStudioAnnotation.project_id, LabelStudioAnnotation.annotation_id],
+            set_={
+                name: getattr(stmt.excluded, name)
+                for name in ("task_id", "item_id", "annotator", "label", "updated_at")
+            },
+        )
+        session.execute(stmt, rows[start : start + 2_000])
+
+
+def delete_annotations(session: Session, project_id: int, annotation_ids: Sequence[int]) -> list[int]:
+    """Delete annotations by their Label Studio ids; returns the ids of the items they were about."""
+    items: set[int] = set()
+    for part in chunks(list(annotation_ids)):
+        where = (LabelStudioAnnotation.project_id == project_id) & LabelStudioAnnotation.annotation_id.in_(
+            part
+        )
+        items.update(session.scalars(select(LabelStudioAnnotation.item_id).where(where)))
+        session.execute(
+            delete(LabelStudioAnnotation).where(where).execution_options(synchronize_session=False)
+        )
+    return sorted(items)
+
+
+def lock_items(session: Session, project_id: int, item_ids: Sequence[int]) -> None:
+    """Lock the rows of ``item_ids`` (``FOR UPDATE``, in id order) so that two webhooks about one item
+    aggregate its annotations one after the other (SQLite's ``BEGIN IMMEDIATE`` already serialises)."""
+    for part in chunks(sorted(item_ids)):
+        session.execute(
+            select(Item.id)
+            .where(Item.project_id == project_id, Item.id.in_(part))
+            .order_by(Item.id)
+            .with_for_update()
+        ).all()
+
+
+def annotations_of(session: Session, item_ids: Sequence[int]) -> dict[int, list[tuple[str, int]]]:
+    """(annotator, class) of every usable annotation (label not null) of ``item_ids``, oldest first."""
+    found: dict[int, list[tuple[str, int]]] = {}
+    for part in chunks(list(item_ids)):
+        rows = session.execute(
+            select(
+                LabelStudioAnnotation.item_id, LabelStudioAnnotation.annotator, LabelStudioAnnotation.label
+            )
+            .where(LabelStudioAnnotation.item_id.in_(part), LabelStudioAnnotation.label.is_not(None))
+            .order_by(LabelStudioAnnotation.annotation_id)
+        )
+        for item_id, annotator, label in rows:
+            if label is not None:
+                found.setdefault(item_id, []).append((annotator, label))
+    return found
+
+
+def remove_labels(session: Session, project_id: int, item_ids: Sequence[int]) -> int:
+    """Undo the Label Studio human labels of ``item_ids`` (their annotations are all gone): the label is
+    deleted, the item's query is open again, and an item labeled unasked goes back to the pool.
+    Labels from other sources are left alone. Returns the number of labels deleted."""
+    removed = 0
+    for part in chunks(list(item_ids)):
+        ours = list(
+            session.scalars(
+                select(HumanLabel.item_id).where(
+                    HumanLabel.project_id == project_id,
+                    HumanLabel.item_id.in_(part),
+                    HumanLabel.source == SOURCE,
+                )
+            )
+        )
+        if not ours:
+            continue
+        session.execute(
+            delete(HumanLabel)
+            .where(HumanLabel.item_id.in_(ours))
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(LabelQuery)
+            .where(LabelQuery.item_id.in_(ours))
+            .values(answered=False)
+            .execution_options(synchronize_session=False)
+        )
+        asked = select(LabelQuery.item_id).where(LabelQuery.item_id.in_(ours))
+        session.execute(
+            update(Item)
+            .where(Item.id.in_(ours), Item.role == "train", Item.id.not_in(asked))
+            .values(role="pool")
+            .execution_options(synchronize_session=False)
+        )
+        removed += len(ours)
+    return removed
+
+
+def auto_labels_of(
+    session: Session, project_id: int, item_ids: Sequence[int]
+) -> dict[int, tuple[int, float]]:
+    """(class, confidence) of the auto-labeled items among ``item_ids``."""
+    found: dict[int, tuple[int, float]] = {}
+    for part in chunks(list(item_ids)):
+        rows = session.execute(
+            select(AutoLabel.item_id, AutoLabel.label, AutoLabel.confidence).where(
+                AutoLabel.project_id == project_id, AutoLabel.item_id.in_(part)
+            )
+        )
+        found.update({item_id: (int(label), float(conf)) for item_id, label, conf in rows})
+    return found

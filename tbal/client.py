@@ -1,0 +1,1017 @@
+"""A typed Python client of the tbal service, built on httpx; it imports nothing of the server.
+
+::
+
+    from tbal.client import TBALClient
+
+    with TBALClient("http://127.0.0.1:8000", key="tbal_...") as tb:
+        project = tb.create_project("digits", classes=[str(c) for c in range(10)],
+                                    data_kind="features", input_shape=[64], settings={"epsilon": 0.05})
+        tb.upload_items(project.id, X)                     # (n, d) array, sent in chunks, with retries
+        for item in tb.iter_queue(project.id): ...          # what humans should label next
+        tb.post_labels(project.id, {"17": 3, "42": "7"})    # external id -> class (index or name)
+        done = tb.run_round(project.id, progress=True)      # start, then wait with a progress line
+        for a in tb.iter_auto_labels(project.id): ...       # keyset pages under the hood
+        tb.export(project.id, "labels.jsonl")               # human labels first, then auto-labels
+
+Everything the service answers comes back as frozen dataclasses (``Project``, ``Round``, ``AutoLabel``...),
+each keeping the full JSON in ``raw``. A non-2xx answer raises :class:`APIError` carrying the status and the
+service's ``{"field", "reason"}``.
+
+Retries (:class:`RetryPolicy`): requests that are safe to repeat (reads, uploads and labels, which the
+service applies idempotently by external id) are retried on connection errors, timeouts and 429/500/502/
+503/504, with exponential backoff and jitter (``Retry-After`` is honoured). Requests that are not
+(creating a project, starting a round) are retried only when the service cannot have acted on them: the
+connection was never made, or the answer was 429 or 503.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import httpx
+import numpy as np
+
+API_PREFIX = "/api/v1"
+FINAL_STATUSES = ("succeeded", "failed")
+EXPORT_FORMATS = ("jsonl", "csv", "manifest")
+ExportFormat = Literal["jsonl", "csv", "manifest"]
+ClassRef = int | str
+"""A class given by its index (0..K-1) or its name."""
+
+DEFAULT_CHUNK_BYTES = 32 * 1024**2
+"""Upload chunks are sized to about this many bytes of item data."""
+DEFAULT_LABEL_BATCH = 5_000
+"""Labels per request (the service takes at most ``TBAL_MAX_BATCH_ITEMS``, 10,000 by default)."""
+DEFAULT_PAGE_SIZE = 1_000
+MAX_PAGE_SIZE = 10_000
+
+
+# ---------------------------------------------------------------------------------------------------
+# Errors
+
+
+class TBALClientError(Exception):
+    """Base class of the client's errors."""
+
+
+class APIError(TBALClientError):
+    """The service answered with an error status. ``field`` and ``reason`` come from its
+    ``{"detail": {"field", "reason"}}`` body (``field`` is "response" when the body has another shape)."""
+
+    def __init__(self, method: str, path: str, status: int, field: str, reason: str, body: Any) -> None:
+        super().__init__(f"{method} {path}: {status} {field}: {reason}")
+        self.method = method
+        self.path = path
+        self.status = status
+        self.field = field
+        self.reason = reason
+        self.body = body
+
+
+class ServiceUnreachable(TBALClientError):
+    """No answer after every retry (connection refused, timeouts, ...); the message names the last error."""
+
+
+class RoundFailed(TBALClientError):
+    """A waited-for round ended with status ``failed``; ``round`` holds it (``round.error``: the reason)."""
+
+    def __init__(self, round_: Round) -> None:
+        super().__init__(f"round {round_.index} (id {round_.id}) failed: {round_.error}")
+        self.round = round_
+
+
+class WaitTimeout(TBALClientError):
+    """A round was not final within the time given to :meth:`TBALClient.wait_round`."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Retries
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How requests are retried.
+
+    ``attempts``: tries in all (1 = no retry). The wait before retry r (r = 1, 2, ...) is
+    ``min(max_backoff_s, backoff_s · 2^(r−1))`` times a factor drawn uniformly from [1 − jitter, 1 + jitter],
+    or the server's ``Retry-After`` (seconds) when it sends one, capped at ``max_backoff_s``.
+    """
+
+    attempts: int = 5
+    backoff_s: float = 0.5
+    max_backoff_s: float = 8.0
+    jitter: float = 0.25
+    retry_statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+    unsafe_retry_statuses: frozenset[int] = frozenset({429, 503})
+    """Statuses on which a request that is not safe to repeat is still retried (nothing was done)."""
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be ≥ 1, got {self.attempts}")
+        if self.backoff_s < 0 or self.max_backoff_s < 0:
+            raise ValueError(f"backoff times must be ≥ 0, got {self.backoff_s} and {self.max_backoff_s}")
+        if not 0.0 <= self.jitter < 1.0:
+            raise ValueError(f"jitter must be in [0, 1), got {self.jitter}")
+
+    def wait_s(self, retry: int, rng: random.Random, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
+        if retry_after is not None:
+            return min(self.max_backoff_s, max(0.0, retry_after))
+        base = min(self.max_backoff_s, self.backoff_s * 2 ** (retry - 1))
+        return base * rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the service answers
+
+
+@dataclass(frozen=True)
+class ProjectCounts:
+    items: int
+    pool: int
+    validation_labels: int
+    training_labels: int
+    human_labels: int
+    auto_labels: int
+    open_queries: int
+    budget_used: int
+    label_budget: int
+    rounds: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProjectCounts:
+        return cls(**{name: int(data[name]) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project; ``config`` is the effective library configuration of its ``settings``; ``counts`` only
+    from :meth:`TBALClient.get_project`."""
+
+    id: int
+    name: str
+    classes: list[str]
+    data_kind: str
+    input_shape: list[int]
+    seed: int
+    settings: dict[str, Any]
+    config: dict[str, Any]
+    created_at: str
+    counts: ProjectCounts | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def epsilon(self) -> float:
+        return float(self.config["thresholds"]["epsilon"])
+
+    @property
+    def label_budget(self) -> int:
+        return int(self.config["loop"]["label_budget"])
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Project:
+        counts = data.get("counts")
+        return cls(
+            id=int(data["id"]),
+            name=str(data["name"]),
+            classes=[str(c) for c in data["classes"]],
+            data_kind=str(data["data_kind"]),
+            input_shape=[int(s) for s in data["input_shape"]],
+            seed=int(data["seed"]),
+            settings=dict(data.get("settings") or {}),
+            config=dict(data.get("config") or {}),
+            created_at=str(data["created_at"]),
+            counts=ProjectCounts.from_json(counts) if counts else None,
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    received: int
+    inserted: int
+    skipped: int
+    ground_truth_added: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> IngestResult:
+        return cls(**{name: int(data[name]) for name in cls.__dataclass_fields__})
+
+    def __add__(self, other: IngestResult) -> IngestResult:
+        return IngestResult(
+            self.received + other.received,
+            self.inserted + other.inserted,
+            self.skipped + other.skipped,
+            self.ground_truth_added + other.ground_truth_added,
+        )
+
+
+@dataclass(frozen=True)
+class LabelsResult:
+    received: int
+    created: int
+    updated: int
+    validation: int
+    training: int
+    answered_queries: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LabelsResult:
+        return cls(**{name: int(data[name]) for name in cls.__dataclass_fields__})
+
+    def __add__(self, other: LabelsResult) -> LabelsResult:
+        return LabelsResult(
+            *(getattr(self, n) + getattr(other, n) for n in LabelsResult.__dataclass_fields__)
+        )
+
+
+@dataclass(frozen=True)
+class SimulateResult:
+    answered: int
+    validation: int
+    training: int
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SimulateResult:
+        return cls(**{name: int(data[name]) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """An item the service wants a human label for; ``data`` only when asked for (``include_data``)."""
+
+    query_id: int
+    item_id: int
+    external_id: str
+    purpose: str
+    round_id: int | None
+    data: list[Any] | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> QueueItem:
+        return cls(
+            query_id=int(data["query_id"]),
+            item_id=int(data["item_id"]),
+            external_id=str(data["external_id"]),
+            purpose=str(data["purpose"]),
+            round_id=None if data.get("round_id") is None else int(data["round_id"]),
+            data=data.get("data"),
+        )
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    open_validation: int
+    open_training: int
+
+    @property
+    def total(self) -> int:
+        return self.open_validation + self.open_training
+
+
+@dataclass(frozen=True)
+class Round:
+    """A round: status (queued, running, succeeded, failed), stage and progress in [0, 1] while it runs;
+    ``metrics`` (see the API's RoundRead) and ``model_version`` once it succeeded, ``error`` if it failed."""
+
+    id: int
+    project_id: int
+    index: int
+    status: str
+    stage: str | None
+    progress: float
+    n_queries: int
+    metrics: dict[str, Any] | None
+    model_version: str | None
+    error: str | None
+    attempts: int
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Round:
+        return cls(
+            id=int(data["id"]),
+            project_id=int(data["project_id"]),
+            index=int(data["index"]),
+            status=str(data["status"]),
+            stage=data.get("stage"),
+            progress=float(data.get("progress") or 0.0),
+            n_queries=int(data.get("n_queries") or 0),
+            metrics=data.get("metrics"),
+            model_version=data.get("model_version"),
+            error=data.get("error"),
+            attempts=int(data.get("attempts") or 0),
+            created_at=str(data["created_at"]),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class AutoLabel:
+    id: int
+    item_id: int
+    external_id: str
+    round_id: int
+    label: int
+    class_name: str
+    confidence: float
+    created_at: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AutoLabel:
+        return cls(
+            id=int(data["id"]),
+            item_id=int(data["item_id"]),
+            external_id=str(data["external_id"]),
+            round_id=int(data["round_id"]),
+            label=int(data["label"]),
+            class_name=str(data["class_name"]),
+            confidence=float(data["confidence"]),
+            created_at=str(data["created_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class HumanLabel:
+    id: int
+    item_id: int
+    external_id: str
+    role: str
+    label: int
+    class_name: str
+    distribution: list[float] | None
+    votes: dict[str, int] | None
+    source: str
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HumanLabel:
+        return cls(
+            id=int(data["id"]),
+            item_id=int(data["item_id"]),
+            external_id=str(data["external_id"]),
+            role=str(data["role"]),
+            label=int(data["label"]),
+            class_name=str(data["class_name"]),
+            distribution=data.get("distribution"),
+            votes=data.get("votes"),
+            source=str(data["source"]),
+            created_at=str(data["created_at"]),
+            updated_at=str(data["updated_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: int
+    class_name: str
+    confidence: float
+    clears_threshold: bool
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    model_version: str
+    round_id: int
+    predictions: list[Prediction]
+
+
+# ---------------------------------------------------------------------------------------------------
+# What the client sends
+
+
+@dataclass(frozen=True)
+class Label:
+    """A human label for one item, named by ``external_id`` or ``item_id``: exactly one of ``label`` (a
+    class index or name), ``distribution`` (K probabilities) or ``votes`` ({annotator: class})."""
+
+    external_id: str | None = None
+    item_id: int | None = None
+    label: ClassRef | None = None
+    distribution: Sequence[float] | None = None
+    votes: Mapping[str, ClassRef] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.external_id is None) == (self.item_id is None):
+            raise ValueError(
+                f"give exactly one of external_id or item_id, got {self.external_id!r} / {self.item_id!r}"
+            )
+        given = [n for n in ("label", "distribution", "votes") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of label, distribution or votes, got {given or 'none'}")
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = (
+            {"external_id": self.external_id} if self.external_id is not None else {"item_id": self.item_id}
+        )
+        if self.label is not None:
+            body["label"] = _class_ref(self.label)
+        elif self.distribution is not None:
+            body["distribution"] = [float(p) for p in self.distribution]
+        else:
+            assert self.votes is not None
+            body["votes"] = {str(k): _class_ref(v) for k, v in self.votes.items()}
+        return body
+
+
+LabelsInput = Mapping[str, ClassRef] | Iterable[Label | Mapping[str, Any]]
+"""``{external_id: class}``, or :class:`Label` objects, or dicts in the API's shape."""
+
+
+def _class_ref(value: ClassRef) -> ClassRef:
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"expected a class index or name, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Progress line
+
+
+class ProgressLine:
+    """Writes a round's stage and progress to ``stream`` (stderr by default): one line rewritten in place
+    on a terminal, a new line per change of stage elsewhere (logs stay short). No dependency."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._tty = bool(getattr(self._stream, "isatty", lambda: False)())
+        self._last: tuple[Any, ...] | None = None
+        self._started = time.monotonic()
+
+    def __call__(self, round_: Round) -> None:
+        key: tuple[Any, ...] = (round_.id, round_.status, round_.stage)
+        if self._tty:
+            key += (round(round_.progress, 2),)
+        if key == self._last:
+            return
+        self._last = key
+        filled = round(self.WIDTH * min(max(round_.progress, 0.0), 1.0))
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        elapsed = time.monotonic() - self._started
+        text = (
+            f"round {round_.index}: {round_.status:<9} {round_.stage or '-':<10} [{bar}] "
+            f"{100 * round_.progress:5.1f}%  {elapsed:5.0f} s"
+        )
+        if self._tty:
+            end = "\n" if round_.is_final else ""
+            self._stream.write(f"\r{text}{end}")
+        else:
+            self._stream.write(text + "\n")
+        self._stream.flush()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The client
+
+
+class TBALClient:
+    """The service's HTTP API as methods. ``url``: where ``tbal serve`` listens; ``key``: an API key from
+    ``tbal create-key`` (sent as ``Authorization: Bearer``). ``http``: an existing ``httpx.Client`` to use
+    instead (its base URL, headers and timeouts are kept; e.g. FastAPI's TestClient); ``transport``: an httpx
+    transport for the client made here (tests). ``sleep`` and ``rng`` drive the retry waits."""
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8000",
+        key: str | None = None,
+        *,
+        timeout_s: float = 60.0,
+        upload_timeout_s: float = 600.0,
+        retry: RetryPolicy | None = None,
+        http: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if timeout_s <= 0 or upload_timeout_s <= 0:
+            raise ValueError(f"timeouts must be positive, got {timeout_s} and {upload_timeout_s}")
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.upload_timeout_s = upload_timeout_s
+        self._sleep = sleep
+        self._rng = rng if rng is not None else random.Random()
+        self._auth = {"Authorization": f"Bearer {key}"} if key else {}
+        if http is not None:
+            self._http, self._owned = http, False
+        else:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+            self._http = httpx.Client(base_url=url, timeout=timeout_s, transport=transport)
+            self._owned = True
+
+    @property
+    def base_url(self) -> str:
+        return str(self._http.base_url)
+
+    def close(self) -> None:
+        if self._owned:
+            self._http.close()
+
+    def __enter__(self) -> TBALClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- the service ------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health`` (no key needed): ``{"status": "ok", "database": "ok", "dispatcher": ...}``."""
+        return dict(self._json("GET", "/health"))
+
+    # -- projects ---------------------------------------------------------------------------------
+
+    def create_project(
+        self,
+        name: str,
+        *,
+        classes: Sequence[str],
+        data_kind: Literal["features", "image"],
+        input_shape: Sequence[int],
+        settings: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> Project:
+        """A new project. ``input_shape``: [d] for feature vectors, [H, W] or [H, W, C] for uint8 images;
+        ``settings``: ε, δ, model, budgets... (see the API's ProjectSettings; unset ones from defaults)."""
+        body = {
+            "name": name,
+            "classes": [str(c) for c in classes],
+            "data_kind": data_kind,
+            "input_shape": [int(s) for s in input_shape],
+            "settings": dict(settings or {}),
+            "seed": int(seed),
+        }
+        data = self._json("POST", f"{API_PREFIX}/projects", json=body, expected=201, idempotent=False)
+        return Project.from_json(data)
+
+    def list_projects(self) -> list[Project]:
+        return [Project.from_json(p) for p in self.paginate(f"{API_PREFIX}/projects", items_key=None)]
+
+    def get_project(self, project_id: int) -> Project:
+        """The project with its counts (items, pool, labels, open queries, budget used, rounds)."""
+        return Project.from_json(self._json("GET", f"{API_PREFIX}/projects/{int(project_id)}"))
+
+    def find_project(self, name: str) -> Project | None:
+        return next((p for p in self.list_projects() if p.name == name), None)
+
+    def update_settings(self, project_id: int, settings: Mapping[str, Any]) -> Project:
+        """Replace the given settings one by one (409 while a round is queued or running)."""
+        data = self._json(
+            "PATCH", f"{API_PREFIX}/projects/{int(project_id)}", json={"settings": dict(settings)}
+        )
+        return Project.from_json(data)
+
+    def delete_project(self, project_id: int) -> None:
+        self._request("DELETE", f"{API_PREFIX}/projects/{int(project_id)}", expected=(204,))
+
+    # -- items ------------------------------------------------------------------------------------
+
+    def upload_items(
+        self,
+        project_id: int,
+        X: np.ndarray,
+        *,
+        external_ids: Sequence[str] | np.ndarray | None = None,
+        ground_truth: Sequence[int] | np.ndarray | None = None,
+        id_prefix: str = "",
+        chunk_rows: int | None = None,
+        on_chunk: Callable[[int, int], None] | None = None,
+    ) -> IngestResult:
+        """Upload items as ``.npz`` chunks (binary, never JSON lists of floats), each retried on its own.
+
+        ``X``: (n, d) feature vectors (sent as float32) or (n, H, W[, C]) uint8 images. ``external_ids``:
+        (n,) strings naming the items (default ``<id_prefix><row>``, as the service names rows of one
+        file). ``ground_truth``: (n,) class indices, −1 for unknown (for simulations and audits only: a
+        round never reads it). ``chunk_rows``: rows per request (default: about 32 MiB of data).
+        ``on_chunk(rows_done, rows_total)`` is called after each chunk. Re-sending rows adds nothing twice
+        (idempotent on external id); the returned counts are summed over the chunks.
+        """
+        X = _check_items(X)
+        n = X.shape[0]
+        ids = _external_ids(external_ids, n, id_prefix)
+        truth = _ground_truth(ground_truth, n)
+        if chunk_rows is None:
+            row_bytes = max(1, int(np.prod(X.shape[1:], dtype=np.int64)) * X.dtype.itemsize)
+            chunk_rows = max(1, DEFAULT_CHUNK_BYTES // row_bytes)
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be ≥ 1, got {chunk_rows}")
+        total = IngestResult(0, 0, 0, 0)
+        path = f"{API_PREFIX}/projects/{int(project_id)}/items/upload"
+        extra: dict[str, Any] = {"timeout": self.upload_timeout_s} if self._owned else {}
+        for start in range(0, n, chunk_rows):
+            stop = min(n, start + chunk_rows)
+            buffer = io.BytesIO()
+            arrays: dict[str, np.ndarray] = {"X": X[start:stop], "external_ids": ids[start:stop]}
+            if truth is not None:
+                arrays["y"] = truth[start:stop]
+            np.savez(buffer, **arrays)  # type: ignore[arg-type]
+            data = self._json(
+                "POST",
+                path,
+                content=buffer.getvalue(),
+                headers={"Content-Type": "application/octet-stream"},
+                **extra,
+            )
+            total = total + IngestResult.from_json(data)
+            if on_chunk is not None:
+                on_chunk(stop, n)
+        return total
+
+    def iter_items(
+        self, project_id: int, *, role: str | None = None, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        """Items in id order (external id, role, whether each has a human / an auto-label)."""
+        params = {"role": role} if role else {}
+        yield from self.paginate(
+            f"{API_PREFIX}/projects/{int(project_id)}/items", params, page_size=page_size
+        )
+
+    # -- the queue and human labels -----------------------------------------------------------------
+
+    def queue_counts(self, project_id: int) -> QueueCounts:
+        """Open queries by purpose (the first read draws the validation and seed sets)."""
+        page = self._json("GET", f"{API_PREFIX}/projects/{int(project_id)}/queue", params={"limit": 1})
+        return QueueCounts(int(page["open_validation"]), int(page["open_training"]))
+
+    def iter_queue(
+        self, project_id: int, *, include_data: bool = False, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[QueueItem]:
+        """The items to label next, each with its purpose (validation or training)."""
+        params = {"include_data": "true"} if include_data else {}
+        for row in self.paginate(
+            f"{API_PREFIX}/projects/{int(project_id)}/queue", params, page_size=page_size
+        ):
+            yield QueueItem.from_json(row)
+
+    def post_labels(
+        self,
+        project_id: int,
+        labels: LabelsInput,
+        *,
+        source: str = "api",
+        batch_size: int = DEFAULT_LABEL_BATCH,
+    ) -> LabelsResult:
+        """Human labels: ``{external_id: class}``, :class:`Label` objects or API-shaped dicts. Sent in
+        batches of ``batch_size``; each batch is applied whole or not at all (a re-sent batch updates the
+        same labels, so retries are safe); the counts are summed over the batches."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        if isinstance(labels, Mapping):
+            bodies = [Label(external_id=str(k), label=v).to_json() for k, v in labels.items()]
+        else:
+            bodies = [lab.to_json() if isinstance(lab, Label) else dict(lab) for lab in labels]
+        if not bodies:
+            raise ValueError("expected at least one label, got none")
+        total = LabelsResult(0, 0, 0, 0, 0, 0)
+        path = f"{API_PREFIX}/projects/{int(project_id)}/labels"
+        for start in range(0, len(bodies), batch_size):
+            body = {"labels": bodies[start : start + batch_size], "source": source}
+            total = total + LabelsResult.from_json(self._json("POST", path, json=body))
+        return total
+
+    def simulate(self, project_id: int) -> SimulateResult:
+        """Answer every open query from the items' ground truth (demos and benchmarks; 422 when an item
+        has none)."""
+        return SimulateResult.from_json(
+            self._json("POST", f"{API_PREFIX}/projects/{int(project_id)}/simulate")
+        )
+
+    def iter_human_labels(
+        self, project_id: int, *, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[HumanLabel]:
+        for row in self.paginate(f"{API_PREFIX}/projects/{int(project_id)}/labels", page_size=page_size):
+            yield HumanLabel.from_json(row)
+
+    # -- rounds -----------------------------------------------------------------------------------
+
+    def start_round(self, project_id: int) -> Round:
+        """Queue a round (202). 409 with ``field`` label_budget / pool / max_rounds when the project is
+        done, validation_labels / training_labels when humans must label first, round when one runs."""
+        data = self._json(
+            "POST", f"{API_PREFIX}/projects/{int(project_id)}/rounds", expected=202, idempotent=False
+        )
+        return Round.from_json(data)
+
+    def get_round(self, round_id: int) -> Round:
+        return Round.from_json(self._json("GET", f"{API_PREFIX}/rounds/{int(round_id)}"))
+
+    def list_rounds(self, project_id: int) -> list[Round]:
+        return [Round.from_json(r) for r in self.paginate(f"{API_PREFIX}/projects/{int(project_id)}/rounds")]
+
+    def wait_round(
+        self,
+        round_id: int,
+        *,
+        poll_s: float = 1.0,
+        timeout_s: float | None = None,
+        progress: bool | Callable[[Round], None] | None = False,
+        raise_on_failure: bool = True,
+    ) -> Round:
+        """Poll the round until it is final. ``progress``: True for a progress line on stderr, or a
+        callable given the round at each poll. Raises :class:`RoundFailed` (unless ``raise_on_failure``
+        is False) and :class:`WaitTimeout` after ``timeout_s``."""
+        if poll_s < 0:
+            raise ValueError(f"poll_s must be ≥ 0, got {poll_s}")
+        report: Callable[[Round], None] | None = ProgressLine() if progress is True else progress or None
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            round_ = self.get_round(round_id)
+            if report is not None:
+                report(round_)
+            if round_.is_final:
+                if raise_on_failure and not round_.succeeded:
+                    raise RoundFailed(round_)
+                return round_
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeout(
+                    f"round {round_.index} (id {round_id}) still {round_.status} "
+                    f"({round_.stage}, {100 * round_.progress:.0f}%) after {timeout_s:.0f} s"
+                )
+            self._sleep(poll_s)
+
+    def run_round(
+        self,
+        project_id: int,
+        *,
+        poll_s: float = 1.0,
+        timeout_s: float | None = None,
+        progress: bool | Callable[[Round], None] | None = False,
+    ) -> Round:
+        """Start a round and wait for it (see :meth:`wait_round`)."""
+        started = self.start_round(project_id)
+        return self.wait_round(started.id, poll_s=poll_s, timeout_s=timeout_s, progress=progress)
+
+    # -- auto-labels, export, predictions ----------------------------------------------------------
+
+    def iter_auto_labels(
+        self,
+        project_id: int,
+        *,
+        round_id: int | None = None,
+        class_: ClassRef | None = None,
+        min_confidence: float | None = None,
+        max_confidence: float | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[AutoLabel]:
+        """Every auto-label (optionally of one round, one class, a confidence range), in id order, read
+        in keyset pages: memory holds one page, and rows written meanwhile are not skipped."""
+        params: dict[str, Any] = {}
+        if round_id is not None:
+            params["round_id"] = int(round_id)
+        if class_ is not None:
+            params["class"] = str(_class_ref(class_))
+        if min_confidence is not None:
+            params["min_confidence"] = float(min_confidence)
+        if max_confidence is not None:
+            params["max_confidence"] = float(max_confidence)
+        path = f"{API_PREFIX}/projects/{int(project_id)}/auto-labels"
+        for row in self.paginate(path, params, page_size=page_size):
+            yield AutoLabel.from_json(row)
+
+    def export(
+        self,
+        project_id: int,
+        dest: str | Path | IO[bytes],
+        *,
+        format: ExportFormat = "jsonl",
+        job_name: str | None = None,
+    ) -> int:
+        """Stream the project's labels (human labels first, then auto-labels) as JSONL, CSV or a SageMaker
+        Ground Truth style manifest into ``dest`` (a path, written atomically, or a binary file). Returns
+        the bytes written. A path is retried from the start on a transient error; a file object is not
+        (bytes may already be in it)."""
+        if format not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {format!r}; valid: {', '.join(EXPORT_FORMATS)}")
+        params = {"format": format, **({"job_name": job_name} if job_name else {})}
+        path = f"{API_PREFIX}/projects/{int(project_id)}/export"
+        if not isinstance(dest, (str, Path)):
+            return self._stream_to(path, params, dest, attempts=1)
+        target = Path(dest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                written = self._stream_to(path, params, out, attempts=self.retry.attempts)
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return written
+
+    def predict(self, project_id: int, X: np.ndarray, *, batch_size: int = 1_000) -> PredictResult:
+        """Class, confidence and whether each row of ``X`` clears its class's threshold, by the latest
+        model version (409 before the first round)."""
+        X = _check_items(X)
+        kind = "image" if X.dtype == np.uint8 and X.ndim >= 3 else "features"
+        predictions: list[Prediction] = []
+        version, round_id = "", 0
+        path = f"{API_PREFIX}/projects/{int(project_id)}/predict"
+        for start in range(0, X.shape[0], batch_size):
+            items = [{kind: row.tolist()} for row in X[start : start + batch_size]]
+            data = self._json("POST", path, json={"items": items})
+            version, round_id = str(data["model_version"]), int(data["round_id"])
+            predictions += [
+                Prediction(
+                    int(p["label"]), str(p["class_name"]), float(p["confidence"]), bool(p["clears_threshold"])
+                )
+                for p in data["predictions"]
+            ]
+        return PredictResult(model_version=version, round_id=round_id, predictions=predictions)
+
+    def summary(self, project_id: int) -> dict[str, Any]:
+        """The dashboard's numbers for one project (aggregated by the service; see ``/dashboard``)."""
+        return dict(self._json("GET", f"{API_PREFIX}/projects/{int(project_id)}/summary"))
+
+    # -- HTTP -------------------------------------------------------------------------------------
+
+    def paginate(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        items_key: str | None = "items",
+    ) -> Iterator[dict[str, Any]]:
+        """Every row of a keyset-paginated listing (``after_id`` / ``limit``; the next ``after_id`` is the
+        page's ``next_after_id``, or the last row's ``id`` when the listing is a bare list)."""
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be in 1..{MAX_PAGE_SIZE}, got {page_size}")
+        after_id = 0
+        while True:
+            query = {**(params or {}), "after_id": after_id, "limit": page_size}
+            page = self._json("GET", path, params=query)
+            rows = page if items_key is None else page[items_key]
+            yield from rows
+            if items_key is None:
+                if len(rows) < page_size:
+                    return
+                after_id = int(rows[-1]["id"])
+            else:
+                if page.get("next_after_id") is None:
+                    return
+                after_id = int(page["next_after_id"])
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        expected: int = 200,
+        idempotent: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        return self._request(method, path, expected=(expected,), idempotent=idempotent, **kwargs).json()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        expected: tuple[int, ...] = (200,),
+        idempotent: bool = True,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries (see the module docstring); raise :class:`APIError` on an unexpected status."""
+        merged = {**self._auth, **(headers or {})}
+        policy = self.retry
+        for attempt in range(1, policy.attempts + 1):
+            last = attempt == policy.attempts
+            try:
+                response = self._http.request(method, path, headers=merged, **kwargs)
+            except httpx.TransportError as exc:
+                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                if last or not (idempotent or never_sent):
+                    raise ServiceUnreachable(
+                        f"{method} {path}: {type(exc).__name__}: {exc or 'no answer'} "
+                        f"(after {attempt} attempt{'s' if attempt > 1 else ''}) at {self.base_url}"
+                    ) from exc
+                self._sleep(policy.wait_s(attempt, self._rng))
+                continue
+            if response.status_code in expected:
+                return response
+            retryable = policy.retry_statuses if idempotent else policy.unsafe_retry_statuses
+            if last or response.status_code not in retryable:
+                raise _api_error(method, path, response)
+            self._sleep(policy.wait_s(attempt, self._rng, _retry_after(response)))
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _stream_to(self, path: str, params: Mapping[str, Any], out: IO[bytes], *, attempts: int) -> int:
+        for attempt in range(1, attempts + 1):
+            written = 0
+            if attempt > 1 and hasattr(out, "seek"):
+                out.seek(0)
+                out.truncate()
+            try:
+                with self._http.stream("GET", path, params=dict(params), headers=self._auth) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        if attempt < attempts and response.status_code in self.retry.retry_statuses:
+                            self._sleep(self.retry.wait_s(attempt, self._rng, _retry_after(response)))
+                            continue
+                        raise _api_error("GET", path, response)
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                        written += len(chunk)
+                return written
+            except httpx.TransportError as exc:
+                if attempt == attempts:
+                    raise ServiceUnreachable(f"GET {path}: {type(exc).__name__}: {exc}") from exc
+                self._sleep(self.retry.wait_s(attempt, self._rng))
+        raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _api_error(method: str, path: str, response: httpx.Response) -> APIError:
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:2000]
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, dict) and "reason" in detail:
+        field_, reason = str(detail.get("field", "request")), str(detail["reason"])
+    else:
+        field_, reason = "response", str(detail if detail is not None else body)[:500]
+    return APIError(method, path, response.status_code, field_, reason, body)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None  # an HTTP date: fall back to the backoff
+
+
+def _check_items(X: np.ndarray) -> np.ndarray:
+    """(n, d) float32 features or (n, H, W[, C]) uint8 images; other float/int dtypes become float32."""
+    arr = np.asarray(X)
+    if arr.ndim < 2:
+        raise ValueError(f"expected items of shape (n, d) or (n, H, W[, C]), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError("expected at least one item, got 0 rows")
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"expected numeric items (float features or uint8 images), got dtype {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("expected finite values, got NaN or infinity in the items")
+    return arr
+
+
+def _external_ids(ids: Sequence[str] | np.ndarray | None, n: int, prefix: str) -> np.ndarray:
+    if ids is None:
+        return np.asarray([f"{prefix}{i}" for i in range(n)])
+    arr = np.asarray([str(s) for s in ids])
+    if arr.shape != (n,):
+        raise ValueError(f"expected {n} external ids (one per row of X), got {arr.shape[0]}")
+    if len(set(arr.tolist())) != n:
+        raise ValueError("expected distinct external ids, got duplicates")
+    return arr
+
+
+def _ground_truth(y: Sequence[int] | np.ndarray | None, n: int) -> np.ndarray | None:
+    if y is None:
+        return None
+    arr = np.asarray(y)
+    if arr.shape != (n,) or arr.dtype.kind not in "iu":
+        raise ValueError(
+            f"expected ground_truth of shape ({n},) with class indices, got {arr.dtype} {arr.shape}"
+        )
+    return arr.astype(np.int64)
