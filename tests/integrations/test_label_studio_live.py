@@ -151,11 +151,10 @@ class LSProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_label_studio(python: Path, data_dir: Path, *, timeout_s: float = 400.0) -> LSProcess:
+def start_label_studio(python: Path, data_dir: Path, log: Path, *, timeout_s: float = 400.0) -> LSProcess:
     """``label-studio start`` on 127.0.0.1:<free port>; waits for /health (Label Studio silently moves
     to another port when its port is taken: the log must name ours)."""
     port = free_port()
-    log = data_dir.parent / f"{data_dir.name}.log"
     command = [
         str(python), "-m", "label_studio.server", "start", "--no-browser",
         "--internal-host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
@@ -180,14 +179,14 @@ def start_label_studio(python: Path, data_dir: Path, *, timeout_s: float = 400.0
     raise AssertionError(f"Label Studio did not answer /health in {timeout_s:.0f} s:\n{server.tail()}")
 
 
-def fresh_data_dir(python: Path, target: Path) -> None:
+def fresh_data_dir(python: Path, target: Path, log: Path) -> None:
     """A migrated Label Studio data folder with the admin user at ``target``: a copy of the cached one,
     made (by one cold start) when missing."""
     if not (TEMPLATE / "label_studio.sqlite3").is_file():
         staging = TEMPLATE.with_name(f"{TEMPLATE.name}.tmp-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        start_label_studio(python, staging).stop()
+        start_label_studio(python, staging, log).stop()
         shutil.rmtree(TEMPLATE, ignore_errors=True)
         staging.rename(TEMPLATE)
     shutil.copytree(TEMPLATE, target)
@@ -198,9 +197,9 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LSProcess
     if os.environ.get("TBAL_SKIP_LABEL_STUDIO") == "1" and os.environ.get("CI") != "true":
         pytest.skip("TBAL_SKIP_LABEL_STUDIO=1")
     python = ls_python()
-    data_dir = tmp_path_factory.mktemp("label-studio") / "data"
-    fresh_data_dir(python, data_dir)
-    server = start_label_studio(python, data_dir)
+    folder = tmp_path_factory.mktemp("label-studio")
+    fresh_data_dir(python, folder / "data", folder / "first-start.log")
+    server = start_label_studio(python, folder / "data", folder / "label-studio.log")
     yield server
     server.stop()
 
@@ -459,6 +458,20 @@ def test_label_studio_end_to_end(
     wall = time.monotonic() - started
     record_property("label_studio_flow_s", round(wall, 1))
     print(f"\nLabel Studio end-to-end flow: {wall:.1f} s (Label Studio already running)")
+    for route, (count, total) in _latencies(tbal).items():
+        print(f"  tbal {route}: {count} calls, mean {1000 * total / count:.0f} ms")
+
+
+def _latencies(tbal: httpx.Client) -> dict[str, tuple[int, float]]:
+    """(calls, seconds) per Label Studio protocol route, from tbal's Prometheus metrics."""
+    found: dict[str, list[float]] = {}
+    for line in tbal.get("/metrics").text.splitlines():
+        match = re.match(
+            r'tbal_http_request_seconds_(count|sum)\{method="\w+",route="[^"]*\{secret\}(/\w*)"\} (\S+)', line
+        )
+        if match:
+            found.setdefault(match.group(2), [0.0, 0.0])[match.group(1) == "sum"] = float(match.group(3))
+    return {route: (int(v[0]), v[1]) for route, v in found.items() if v[0]}
 
 
 def test_png_previews_decode_with_pillow() -> None:

@@ -111,6 +111,17 @@ def test_annotators_votes_updates_cancels_and_deletes(
         kept = session.scalars(select(LabelStudioAnnotation.annotation_id).order_by(LabelStudioAnnotation.id))
         assert list(kept) == [12, 13]  # the unusable ones are remembered, without a class
 
+    # bulk annotations (Label Studio's "predictions to annotations"), then the task deleted
+    bulk = [_annotation(30, 2, 1, "Negative"), _annotation(31, 2, 2, "Negative")]
+    _hook(api, project, "ANNOTATIONS_CREATED", annotation=bulk, task=[_task(2), _task(2)])
+    assert _label(session_factory, "ls-2").votes == {"ls-user-1": NEGATIVE, "ls-user-2": NEGATIVE}  # type: ignore[union-attr]
+    assert _hook(api, project, "TASKS_DELETED", tasks=[{"id": 2}])["labels_removed"] == 1
+    assert _label(session_factory, "ls-2") is None and _role(session_factory, "ls-2") == "pool"
+    broken = api.client.post(
+        f"{project.path}/webhook", json={"action": "ANNOTATION_CREATED", "task": _task(2)}
+    )
+    assert broken.status_code == 422 and "needs 'annotation' and 'task'" in broken.json()["detail"]["reason"]
+
     # an item annotated by task data that names no item is reported, not guessed
     missing = _hook(
         api,
@@ -313,7 +324,7 @@ def test_image_projects_export_a_viewable_image(api: Api, make_project: Any) -> 
         input_shape=[8, 8],
         settings={"validation_size": 3, "seed_size": 1},
     )
-    api.post(f"/api/v1/projects/{project['id']}/label-studio/connection")
+    # no connection: the default fields (external_id, pixels)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 17, size=(6, 8, 8)).astype(np.uint8)  # 4-bit digits: shown ×255/16
     upload(api, project["id"], images, ids=[f"img-{i}" for i in range(6)])

@@ -69,6 +69,17 @@ def get_connection(session: Session, project: Project) -> LabelStudioConnection:
     return row
 
 
+def settings_of(session: Session, project: Project) -> LabelStudioConnection:
+    """The project's connection, or (without one) an unsaved row with the default task data fields: how
+    imports and the queue file read and write task data."""
+    row = repo.connection(session, project.id)
+    if row is not None:
+        return row
+    return LabelStudioConnection(
+        project_id=project.id, data_field=DEFAULT_DATA_FIELD[project.data_kind], id_field="external_id"
+    )
+
+
 def disconnect(session: Session, project: Project) -> None:
     if not repo.remove_connection(session, project.id):
         raise NotFound("label_studio", f"project {project.id} has no Label Studio connection")

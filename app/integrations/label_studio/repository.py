@@ -18,6 +18,7 @@ from app.db.models import (
     LabelQuery,
     LabelStudioAnnotation,
     LabelStudioConnection,
+    Round,
 )
 from app.repositories.bulk import chunks, dialect
 
@@ -47,6 +48,16 @@ def set_control(session: Session, project_id: int, from_name: str, to_name: str)
     )
 
 
+def model_versions(session: Session, project_id: int) -> list[str]:
+    """Model versions of the project's succeeded rounds, in round order."""
+    stmt = (
+        select(Round.model_version)
+        .where(Round.project_id == project_id, Round.status == "succeeded", Round.model_version.is_not(None))
+        .order_by(Round.index)
+    )
+    return [v for v in session.scalars(stmt) if v]
+
+
 def upsert_annotations(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert annotations, replacing one whose (project_id, annotation_id) exists (rows: project_id,
     annotation_id, task_id, item_id, annotator, label, updated_at)."""
@@ -65,17 +76,22 @@ def upsert_annotations(session: Session, rows: list[dict[str, Any]]) -> None:
         session.execute(stmt, rows[start : start + 2_000])
 
 
-def delete_annotations(session: Session, project_id: int, annotation_ids: Sequence[int]) -> list[int]:
-    """Delete annotations by their Label Studio ids; returns the ids of the items they were about."""
+def delete_annotations(
+    session: Session, project_id: int, *, annotation_ids: Sequence[int] = (), task_ids: Sequence[int] = ()
+) -> list[int]:
+    """Delete annotations by their Label Studio ids, and those of deleted tasks; returns the ids of the
+    items they were about."""
     items: set[int] = set()
-    for part in chunks(list(annotation_ids)):
-        where = (LabelStudioAnnotation.project_id == project_id) & LabelStudioAnnotation.annotation_id.in_(
-            part
-        )
-        items.update(session.scalars(select(LabelStudioAnnotation.item_id).where(where)))
-        session.execute(
-            delete(LabelStudioAnnotation).where(where).execution_options(synchronize_session=False)
-        )
+    for column, ids in (
+        (LabelStudioAnnotation.annotation_id, annotation_ids),
+        (LabelStudioAnnotation.task_id, task_ids),
+    ):
+        for part in chunks(list(ids)):
+            where = (LabelStudioAnnotation.project_id == project_id) & column.in_(part)
+            items.update(session.scalars(select(LabelStudioAnnotation.item_id).where(where)))
+            session.execute(
+                delete(LabelStudioAnnotation).where(where).execution_options(synchronize_session=False)
+            )
     return sorted(items)
 
 

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter, ValidationError
 
 from app.api.deps import (
     ArtifactsDep,
@@ -23,9 +22,7 @@ from app.api.deps import (
     SettingsDep,
     require_api_key,
 )
-from app.errors import Invalid
 from app.integrations.label_studio import connections, service
-from app.integrations.label_studio import repository as repo
 from app.integrations.label_studio.connections import Linked
 from app.integrations.label_studio.label_config import ChoicesControl
 from app.integrations.label_studio.predictions import queue_tasks
@@ -34,7 +31,6 @@ from app.integrations.label_studio.schemas import (
     ConnectionCreated,
     ConnectionRead,
     ImportResult,
-    LSExportTask,
     PredictRequest,
     SetupRequest,
     Webhook,
@@ -42,7 +38,6 @@ from app.integrations.label_studio.schemas import (
 )
 
 TAGS: list[str | Any] = ["label-studio"]
-_EXPORT = TypeAdapter(list[LSExportTask])
 
 
 def get_linked(
@@ -154,22 +149,9 @@ def import_export(
 ) -> ImportResult:
     """Import a Label Studio JSON export: tasks -> items (new ones join the pool), annotations -> human
     labels (several annotators -> a soft label, cancelled ones dropped). Idempotent."""
-    for i, task in enumerate(body):
-        if not isinstance(task.get("data"), dict):
-            raise Invalid(
-                f"{i}.data",
-                "expected Label Studio's JSON export (tasks with 'data' and 'annotations'); JSON_MIN and "
-                "CSV exports drop cancelled annotations and task data: export as JSON",
-            )
-    try:
-        tasks = _EXPORT.validate_python(body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise Invalid(where or "body", str(first.get("msg", "invalid export"))) from exc
-    result = service.import_export(
-        session, project, tasks, repo.connection(session, project.id), settings, from_name=from_name
-    )
+    tasks = service.read_export(body)
+    connection = connections.settings_of(session, project)
+    result = service.import_export(session, project, tasks, connection, settings, from_name=from_name)
     metrics.labels_received.inc(result.labels_written)
     metrics.items_ingested.inc(result.items_created)
     return result
@@ -186,8 +168,9 @@ def export_tasks(
     to_name: Annotated[str | None, Query(max_length=255)] = None,
 ) -> JSONResponse:
     """The open queue as a Label Studio import file (a JSON list of tasks), with tbal's predictions once
-    a model exists. Import it in Label Studio (Import, or ``POST /api/projects/{id}/import``)."""
-    row = connections.get_connection(session, project)
+    a model exists (``from_name`` / ``to_name`` default to the control seen at Label Studio's last
+    ``/setup``). Import it in Label Studio (Import, or ``POST /api/projects/{id}/import``)."""
+    row = connections.settings_of(session, project)
     name_from = from_name or row.from_name
     name_to = to_name or row.to_name
     control = (

@@ -54,14 +54,15 @@ class PredictRequest(BaseModel):
 
 
 class Webhook(BaseModel):
-    """A webhook: ``action`` says which of the other fields come with it."""
+    """A webhook: ``action`` says which of the other fields come with it (``annotation`` and ``task`` are
+    lists in ``ANNOTATIONS_CREATED``; ``tasks`` hold only ids in ``TASKS_DELETED``)."""
 
     model_config = ConfigDict(extra="ignore")
 
     action: str
-    annotation: LSAnnotation | None = None
+    annotation: LSAnnotation | list[LSAnnotation] | None = None
     annotations: list[dict[str, Any]] | None = None
-    task: LSTask | None = None
+    task: LSTask | list[LSTask] | None = None
     tasks: list[LSTask] | None = None
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from app.db.models import LabelStudioConnection, Project, Round
+from app.db.models import LabelStudioConnection, Project
 from app.errors import Invalid
 from app.integrations.label_studio import repository as repo
 from app.integrations.label_studio import votes
-from app.integrations.label_studio.connections import DEFAULT_DATA_FIELD, Linked
+from app.integrations.label_studio.connections import Linked
 from app.integrations.label_studio.label_config import ChoicesControl, matching_control
 from app.integrations.label_studio.predictions import load_items, ls_prediction, score_items
 from app.integrations.label_studio.schemas import (
@@ -42,7 +43,19 @@ from app.settings import Settings
 logger = logging.getLogger(__name__)
 
 MODEL_CLASS = "tbal"
+_EXPORT = TypeAdapter(list[LSExportTask])
 SHOWN_PROBLEMS = 5
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording a batch of annotations did."""
+
+    recorded: int
+    cancelled: int
+    unusable: int
+    written: int
+    removed: int
 
 
 def model_version(session: Session, project: Project) -> str:
@@ -70,16 +83,8 @@ def setup(session: Session, linked: Linked, body: SetupRequest) -> dict[str, str
 
 
 def versions(session: Session, linked: Linked) -> dict[str, list[str]]:
-    stmt = (
-        select(Round.model_version)
-        .where(
-            Round.project_id == linked.project.id,
-            Round.status == "succeeded",
-            Round.model_version.is_not(None),
-        )
-        .order_by(Round.index)
-    )
-    found = [v for v in session.scalars(stmt) if v]
+    """The model versions of the project's succeeded rounds, oldest first."""
+    found = repo.model_versions(session, linked.project.id)
     return {"versions": found or [model_version(session, linked.project)]}
 
 
@@ -122,15 +127,16 @@ def predict_tasks(
 def webhook(
     session: Session, linked: Linked, body: Webhook, dispatcher: Dispatcher, settings: Settings
 ) -> WebhookResult:
-    """Record what a webhook carries (see the module docstring); unknown actions are acknowledged."""
+    """Record what a webhook carries (see the module docstring); other actions are acknowledged."""
     action = body.action
-    if action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
-        if body.annotation is None or body.task is None:
-            raise Invalid("annotation", f"{action} needs 'annotation' and 'task'")
-        return _annotations(session, linked, action, [(body.task, body.annotation)], settings)
-    if action == "ANNOTATIONS_DELETED":
-        ids = [int(a["id"]) for a in body.annotations or [] if isinstance(a.get("id"), int)]
-        items = votes.forget(session, linked.project, ids)
+    if action in ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED"):
+        return _annotations(session, linked, action, _pairs(body), settings)
+    if action in ("ANNOTATIONS_DELETED", "TASKS_DELETED"):
+        if action == "ANNOTATIONS_DELETED":
+            ids = [a["id"] for a in body.annotations or [] if isinstance(a.get("id"), int)]
+            items = votes.forget(session, linked.project, annotation_ids=ids)
+        else:
+            items = votes.forget(session, linked.project, task_ids=[t.id for t in body.tasks or []])
         done = votes.aggregate(session, linked.project, items)
         return WebhookResult(
             action=action, status="ok", labels_written=done.written, labels_removed=done.removed
@@ -149,30 +155,64 @@ def webhook(
     return WebhookResult(action=action, status="ignored")
 
 
+def _pairs(body: Webhook) -> list[tuple[LSTask, LSAnnotation]]:
+    """(task, annotation) pairs of an annotation webhook: one of each, or lists (ANNOTATIONS_CREATED)
+    matched through the annotation's ``task`` id."""
+    annotations = body.annotation if isinstance(body.annotation, list) else [body.annotation]
+    tasks = body.task if isinstance(body.task, list) else [body.task]
+    if not annotations or annotations[0] is None or not tasks or tasks[0] is None:
+        raise Invalid("annotation", f"{body.action} needs 'annotation' and 'task'")
+    by_id = {t.id: t for t in tasks if t is not None}
+    pairs: list[tuple[LSTask, LSAnnotation]] = []
+    for i, annotation in enumerate(annotations):
+        assert annotation is not None
+        task = by_id.get(annotation.task) if annotation.task is not None else None
+        if task is None and len(by_id) == 1:
+            task = next(iter(by_id.values()))
+        if task is None:
+            raise Invalid(f"annotation.{i}.task", f"no task {annotation.task} in the webhook's 'task'")
+        pairs.append((task, annotation))
+    return pairs
+
+
+def read_export(body: list[dict[str, Any]]) -> list[LSExportTask]:
+    """The tasks of a Label Studio JSON export (``exportType=JSON``); 422 for anything else."""
+    for i, task in enumerate(body):
+        if not isinstance(task.get("data"), dict):
+            raise Invalid(
+                f"{i}.data",
+                "expected Label Studio's JSON export (tasks with 'data' and 'annotations'); JSON_MIN and CSV "
+                "exports flatten tasks and lose the cancelled flag of annotations: export as JSON",
+            )
+    try:
+        return _EXPORT.validate_python(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise Invalid(where or "body", str(first.get("msg", "invalid export"))) from exc
+
+
 def import_export(
     session: Session,
     project: Project,
     tasks: list[LSExportTask],
-    connection: LabelStudioConnection | None,
+    connection: LabelStudioConnection,
     settings: Settings,
     *,
     from_name: str | None = None,
 ) -> ImportResult:
     """Import a Label Studio JSON export: its tasks become items (when new), its annotations human labels
     (several annotators -> a soft label; cancelled ones dropped). Annotation ids make it idempotent.
-    Task data are read as the project's connection says (the defaults without one); ``from_name`` picks
+    Task data are read as ``connection`` says (see :func:`connections.settings_of`); ``from_name`` picks
     the Choices control when annotations have several."""
-    row = connection or LabelStudioConnection(
-        project_id=project.id, data_field=DEFAULT_DATA_FIELD[project.data_kind], id_field="external_id"
-    )
-    linked = Linked(project=project, connection=row)
+    linked = Linked(project=project, connection=connection)
     resolved = _resolve(session, linked, tasks, settings)
     entries = [
         (task, annotation, item_id)
         for task, item_id in zip(tasks, resolved.item_ids, strict=True)
         for annotation in task.annotations
     ]
-    done = _record(session, project, entries, from_name or row.from_name)
+    done = _record(session, project, entries, from_name or connection.from_name)
     return ImportResult(
         tasks=len(tasks),
         items_created=resolved.created,
@@ -183,15 +223,6 @@ def import_export(
         labels_removed=done.removed,
         skipped_tasks=_problems(tasks, resolved),
     )
-
-
-@dataclass(frozen=True)
-class Recorded:
-    recorded: int
-    cancelled: int
-    unusable: int
-    written: int
-    removed: int
 
 
 def _annotations(

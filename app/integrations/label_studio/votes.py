@@ -94,9 +94,11 @@ def record(
     )
 
 
-def forget(session: Session, project: Project, annotation_ids: Sequence[int]) -> list[int]:
-    """Delete annotations; returns the items they were about (not committed)."""
-    return repo.delete_annotations(session, project.id, annotation_ids)
+def forget(
+    session: Session, project: Project, *, annotation_ids: Sequence[int] = (), task_ids: Sequence[int] = ()
+) -> list[int]:
+    """Delete annotations (by id, or all of deleted tasks); returns their items (not committed)."""
+    return repo.delete_annotations(session, project.id, annotation_ids=annotation_ids, task_ids=task_ids)
 
 
 def aggregate(session: Session, project: Project, item_ids: Sequence[int]) -> Aggregated:
