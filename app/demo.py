@@ -363,7 +363,7 @@ def format_table(rounds: list[dict[str, Any]], evaluation: Evaluation | None = N
         lines.append(
             f"all auto-labels: {evaluation.n_auto} of {evaluation.n_items} items "
             f"(coverage {_pct(evaluation.coverage)}), {evaluation.n_wrong} wrong: true error "
-            f"{_pct(evaluation.true_error)} ≤ ε = {_pct(evaluation.epsilon)}? {verdict}; "
+            f"{_pct(evaluation.true_error)}, {verdict} = {_pct(evaluation.epsilon)}; "
             f"human labels: {evaluation.n_human}; duplicate auto-labels: {evaluation.duplicate_auto}; "
             f"auto-labels on human-labeled items: {evaluation.auto_on_human}"
         )
