@@ -49,23 +49,6 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist_test.npz"
 CACHE = Path(os.environ.get("TBAL_TUNE_CACHE", "/tmp/tbal_tune_cache"))
 
 
-def normalized(dataset: Dataset, how: str) -> Dataset:
-    """The data set with its inputs transformed (an experiment on input normalisation):
-    ``none``; ``global``: (x − mean) / sd over all input values (label-free); ``pm1``: 2x − 1."""
-    import dataclasses
-
-    if how == "none":
-        return dataset
-    X = dataset.X
-    if how == "global":
-        X = (X - X.mean()) / X.std()
-    elif how == "pm1":
-        X = 2.0 * X - 1.0
-    else:
-        raise SystemExit(f"unknown --normalize {how!r}; valid: none, global, pm1")
-    return dataclasses.replace(dataset, X=X.astype(np.float32))
-
-
 def _set_threads() -> None:
     import torch
 
@@ -106,14 +89,21 @@ def round0_predictions(dataset: Dataset, config: TBALConfig, seed: int, tag: str
     from tbal.training import predict, train_classifier
 
     key = json.dumps(
-        {"train": config_to_dict(config.train), "model": config_to_dict(config.model),
-         "loop": config_to_dict(config.loop), "seed": seed, "tag": tag},
+        {
+            "train": config_to_dict(config.train),
+            "model": config_to_dict(config.model),
+            "loop": config_to_dict(config.loop),
+            "seed": seed,
+            "tag": tag,
+        },
         sort_keys=True,
     )
     path = CACHE / f"r0_{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
     if path.exists():
         z = np.load(path)
-        return Round0(**{k: z[k] for k in z.files if k != "train_seconds"}, train_seconds=float(z["train_seconds"]))
+        return Round0(
+            **{k: z[k] for k in z.files if k != "train_seconds"}, train_seconds=float(z["train_seconds"])
+        )
     loop = config.loop
     rng = np.random.default_rng(seed)
     rows = _working_rows(len(dataset), loop.pool_size, rng)
@@ -124,8 +114,13 @@ def round0_predictions(dataset: Dataset, config: TBALConfig, seed: int, tag: str
     rest = pool[loop.seed_size :]
     started = time.process_time()
     model = build_model(config.model, dataset.input_shape, dataset.num_classes)
-    train_classifier(model, dataset.X[train], human_targets(dataset, train, config), config.train,
-                     seed=_round_seed(seed, 0))
+    train_classifier(
+        model,
+        dataset.X[train],
+        human_targets(dataset, train, config),
+        config.train,
+        seed=_round_seed(seed, 0),
+    )
     seconds = time.process_time() - started
     v = predict(model, dataset.X[validation])
     p = predict(model, dataset.X[rest])
@@ -136,7 +131,7 @@ def round0_predictions(dataset: Dataset, config: TBALConfig, seed: int, tag: str
 
 
 def auroc(scores: np.ndarray, correct: np.ndarray) -> float:
-    """P(score of a correct point > score of a wrong one), ties counting one half (nan if one group is empty)."""
+    """P(score of a correct point > score of a wrong one), ties counting ½; nan if a group is empty."""
     from scipy.stats import rankdata
 
     pos, neg = int(correct.sum()), int((~correct).sum())
@@ -165,7 +160,11 @@ def evaluate_round0(r0: Round0, config: TBALConfig, seed: int) -> dict[str, floa
     fit_seconds = time.process_time() - started
     th_preds = val.subset(th)
     result = estimate_thresholds(
-        conf.score(th_preds), th_preds.predicted, th_preds.predicted == r0.y_val[th], k, config.thresholds,
+        conf.score(th_preds),
+        th_preds.predicted,
+        th_preds.predicted == r0.y_val[th],
+        k,
+        config.thresholds,
         delta_divisor=config.loop.planned_rounds if config.thresholds.split_delta_over_rounds else 1,
     )
     s = conf.score(pool)
@@ -187,40 +186,50 @@ def evaluate_round0(r0: Round0, config: TBALConfig, seed: int) -> dict[str, floa
 
 def cmd_round0(args: argparse.Namespace) -> None:
     _set_threads()
-    dataset = normalized(load_dataset(args.data), args.normalize)
+    dataset = load_dataset(args.data)
     base = with_overrides(preset(args.preset), parse_overrides(args.set))
     settings = args.conf or ["softmax"]
     seeds = [int(s) for s in args.seeds.split(",")]
     rows: dict[str, list[dict[str, float]]] = {s: [] for s in settings}
     for seed in seeds:
-        r0 = round0_predictions(dataset, base, seed, f"{args.tag}|{args.normalize}")
+        r0 = round0_predictions(dataset, base, seed, args.tag)
         for setting in settings:
             name, _, rest = setting.partition(":")
             overrides = {"confidence.name": name, **parse_overrides([rest] if rest else [])}
             config = with_overrides(base, overrides)
             rows[setting].append(evaluate_round0(r0, config, seed))
-        print(f"seed {seed}: classifier accuracy on the pool {rows[settings[0]][-1]['acc']:.4f} "
-              f"(train {r0.train_seconds:.1f} s CPU)", flush=True)
-    print(f"\n| setting | AUROC | within-class AUROC | round-0 coverage % | round-0 error % | max error % "
-          f"| val left | fit s |  ({len(seeds)} seeds)")
+        print(
+            f"seed {seed}: classifier accuracy on the pool {rows[settings[0]][-1]['acc']:.4f} "
+            f"(train {r0.train_seconds:.1f} s CPU)",
+            flush=True,
+        )
+    print(
+        f"\n| setting | AUROC | within-class AUROC | round-0 coverage % | round-0 error % | max error % "
+        f"| val left | fit s |  ({len(seeds)} seeds)"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for setting, res in rows.items():
+
         def mean(key: str, res: list[dict[str, float]] = res) -> float:
             return float(np.mean([r[key] for r in res]))
-        print(f"| {setting} | {mean('auroc'):.3f} | {mean('auroc_within'):.3f} | {100 * mean('coverage'):.1f} "
-              f"| {100 * mean('error'):.2f} | {100 * max(r['error'] for r in res):.2f} | {mean('val_left'):.0f} "
-              f"| {mean('fit_s'):.2f} |")
+
+        print(
+            f"| {setting} | {mean('auroc'):.3f} | {mean('auroc_within'):.3f} | {100 * mean('coverage'):.1f} "
+            f"| {100 * mean('error'):.2f} | {100 * max(r['error'] for r in res):.2f} "
+            f"| {mean('val_left'):.0f} "
+            f"| {mean('fit_s'):.2f} |"
+        )
 
 
 # --------------------------------------------------------------------------------------------------------
 # Whole loop
 
 
-def _one_loop(data: str, preset_name: str, overrides: dict[str, str], seed: int, how: str) -> dict[str, Any]:
+def _one_loop(data: str, preset_name: str, overrides: dict[str, str], seed: int) -> dict[str, Any]:
     _set_threads()
     from tbal.loop import run_tbal
 
-    dataset = normalized(load_dataset(data), how)
+    dataset = load_dataset(data)
     config = with_overrides(preset(preset_name), overrides)
     cpu = time.process_time()
     result = run_tbal(dataset, config, seed=seed)
@@ -237,7 +246,9 @@ def _one_loop(data: str, preset_name: str, overrides: dict[str, str], seed: int,
         "wall_s": result.wall_time_s,
         "cpu_s": time.process_time() - cpu,
         "timings": timings,
-        "per_round": [(r.auto_labeled_round, r.true_error_round, r.validation_remaining) for r in result.rounds],
+        "per_round": [
+            (r.auto_labeled_round, r.true_error_round, r.validation_remaining) for r in result.rounds
+        ],
     }
 
 
@@ -245,24 +256,38 @@ def cmd_loop(args: argparse.Namespace) -> None:
     overrides = parse_overrides(args.set)
     seeds = [int(s) for s in args.seeds.split(",")]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        results = list(pool.map(_one_loop, [str(args.data)] * len(seeds), [args.preset] * len(seeds),
-                                [overrides] * len(seeds), seeds, [args.normalize] * len(seeds)))
+        results = list(
+            pool.map(
+                _one_loop,
+                [str(args.data)] * len(seeds),
+                [args.preset] * len(seeds),
+                [overrides] * len(seeds),
+                seeds,
+            )
+        )
     for r in results:
         stages = " ".join(f"{k} {v:.1f}" for k, v in r["timings"].items())
-        print(f"seed {r['seed']}: coverage {100 * r['coverage']:.1f}%  error {100 * r['error']:.2f}%  "
-              f"rounds {r['rounds']} (auto-labeling in {r['auto_rounds']})  wall {r['wall_s']:.0f} s  "
-              f"cpu {r['cpu_s']:.0f} s  [{stages}]")
+        print(
+            f"seed {r['seed']}: coverage {100 * r['coverage']:.1f}%  error {100 * r['error']:.2f}%  "
+            f"rounds {r['rounds']} (auto-labeling in {r['auto_rounds']})  wall {r['wall_s']:.0f} s  "
+            f"cpu {r['cpu_s']:.0f} s  [{stages}]"
+        )
         if args.verbose:
             print("   per round (auto-labeled, error, val left):", r["per_round"])
     cov = np.array([r["coverage"] for r in results])
     err = np.array([r["error"] for r in results])
-    print(f"mean coverage {100 * cov.mean():.1f}% (min {100 * cov.min():.1f}), mean error {100 * err.mean():.2f}% "
-          f"(max {100 * err.max():.2f}); seeds meeting coverage ≥ 90% and error ≤ 5%: "
-          f"{int(np.sum((cov >= 0.9) & (err <= 0.05)))} / {len(seeds)}   overrides: {overrides}")
+    print(
+        f"mean coverage {100 * cov.mean():.1f}% (min {100 * cov.min():.1f}), "
+        f"mean error {100 * err.mean():.2f}% "
+        f"(max {100 * err.max():.2f}); seeds meeting coverage ≥ 90% and error ≤ 5%: "
+        f"{int(np.sum((cov >= 0.9) & (err <= 0.05)))} / {len(seeds)}   overrides: {overrides}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="verb", required=True)
     for verb in ("round0", "loop"):
         p = sub.add_parser(verb)
@@ -270,7 +295,6 @@ def main() -> None:
         p.add_argument("--preset", default="mnist-paper")
         p.add_argument("--seeds", default="10,11,12")
         p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
-        p.add_argument("--normalize", default="none", help="input transform for experiments: none, global, pm1")
     r0 = sub.choices["round0"]
     r0.add_argument("--conf", action="append", help="NAME or NAME:FIELD=VALUE,... (repeatable)")
     r0.add_argument("--tag", default="", help="cache tag (change it after editing the classifier code)")

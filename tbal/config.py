@@ -68,6 +68,8 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-3
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
+    standardize_inputs: bool = False  # inputs → (x − mean) / sd, both from the training inputs
+    augment_shift: int = 0  # images: random translations by up to this many pixels while training
 
     def __post_init__(self) -> None:
         _check_choice("train.method", self.method, TRAIN_METHODS)
@@ -77,12 +79,17 @@ class TrainConfig:
         _check_range("train.lr", self.lr, 0.0, float("inf"), low_open=True)
         _check_range("train.momentum", self.momentum, 0.0, 1.0, high_open=True)
         _check_range("train.weight_decay", self.weight_decay, 0.0, float("inf"))
+        shift = self.augment_shift
+        if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+            raise ConfigError(f"train.augment_shift must be an integer ≥ 0, got {self.augment_shift!r}")
 
 
 @dataclass(frozen=True)
 class ColanderConfig:
     """Colander (Pearls from Pebbles, NeurIPS 2024): g = softmax(W2·tanh(W1·[logits, features])),
-    loss −P̃ + λ·Ẽ with sigmoid surrogates of slope α, Adam, cosine schedule."""
+    loss −P̃ + λ·Ẽ with sigmoid surrogates of slope α, Adam, cosine schedule. The defaults are the
+    paper's network; ``logit_skip`` > 0 adds logit_skip·logits inside the softmax (a residual on the
+    classifier, W2 starting at 0), ``standardize`` standardises z on D_cal (see tbal.confidence.colander)."""
 
     lam: float = 10.0
     alpha: float = 1.0
@@ -219,13 +226,35 @@ class TBALConfig:
 
 
 def _mnist_paper() -> TBALConfig:
+    """The papers' MNIST budgets (N_t 500 with a seed of 200, 20 a round, N_v 500, ε 0.05) and LeNet-5.
+
+    Chosen once on MNIST seeds 10–15 (never the benchmark's seeds 0–4) with bench/tune_mnist.py; see
+    BENCHMARKS.md. Classifier: inputs standardised, random shifts of up to 2 pixels, lr 0.05, 100 epochs
+    (the reference: raw inputs, lr 0.01, 50 epochs): round-0 accuracy 86% → 93%. ν = 0.3: a round's
+    thresholds need D_th points of each class, and the validation set only shrinks. n₀ = 5 for the paper
+    rule. Colander: residual on the logits, standardised z, weight decay 0.1, 100 epochs (the paper's
+    g over raw z overfits the 150–250 D_cal points: AUROC of correctness 0.69 vs softmax's 0.93).
+    """
     return TBALConfig(
-        loop=LoopConfig(label_budget=500, seed_size=200, batch_size=20, validation_size=500),
+        loop=LoopConfig(
+            label_budget=500, seed_size=200, batch_size=20, validation_size=500, calibration_fraction=0.3
+        ),
         model=ModelConfig(name="lenet5"),
-        train=TrainConfig(epochs=50, batch_size=32, lr=0.01, weight_decay=1e-2),
-        # The paper's MNIST vanilla grid point (λ 10, α 0.01, lr 0.1, wd 1.0) gives nearly flat scores;
-        # these values were chosen on the digits data (BENCHMARKS.md) and keep the ranking sharper.
-        confidence=ConfidenceConfig(colander=ColanderConfig(lam=10.0, alpha=1.0, lr=0.01, weight_decay=0.01)),
+        train=TrainConfig(
+            epochs=100, batch_size=32, lr=0.05, weight_decay=1e-2, standardize_inputs=True, augment_shift=2
+        ),
+        confidence=ConfidenceConfig(
+            colander=ColanderConfig(
+                lam=10.0,
+                alpha=1.0,
+                lr=0.01,
+                weight_decay=0.1,
+                epochs=100,
+                standardize=True,
+                logit_skip=1.0,
+            )
+        ),
+        thresholds=ThresholdConfig(min_points=5),
     )
 
 

@@ -77,9 +77,22 @@ class Classifier(nn.Module):
     feature_dim: int
     input_shape: tuple[int, ...]
     relu: bool = False
+    input_mean: torch.Tensor  # () buffer: subtracted from every input value (0 unless standardised)
+    input_std: torch.Tensor  # () buffer: divides every input value (1 unless standardised)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("input_mean", torch.zeros(()))
+        self.register_buffer("input_std", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
+
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """(x − input_mean) / input_std, the first step of every forward pass; the buffers are 0 and 1
+        (the identity) unless :func:`tbal.training.train_classifier` set them from the training inputs
+        (``TrainConfig.standardize_inputs``). Being buffers, they travel in the state dict."""
+        return (x - self.input_mean) / self.input_std
 
     def set_dropout_generator(self, generator: torch.Generator | None) -> None:
         """Draw every dropout mask of this model from ``generator`` (None: the global RNG)."""
@@ -118,7 +131,7 @@ class MLP(Classifier):
         self.relu = activation == "relu"
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = x  # (n, d)
+        h = self.standardize(x)  # (n, d)
         for i, layer in enumerate(self.layers):
             h = self.act(layer(self.dropout(h) if i > 0 else h))  # (n, h_i)
         return self.head(self.dropout(h)), h  # (n, K), features (n, h_L) before dropout
@@ -158,6 +171,7 @@ class LeNet5(Classifier):
         self.feature_dim = 84
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.standardize(x)
         if self.resize_to is not None:
             x = F.interpolate(x, size=(self.resize_to, self.resize_to), mode="bilinear", align_corners=False)
         h = self.features_net(x)  # (n, 120)
@@ -199,7 +213,7 @@ class CNN(Classifier):
         self.relu = True
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.conv(x)  # (n, 4096)
+        h = self.conv(self.standardize(x))  # (n, 4096)
         h = F.relu(self.fc1(self.dropout(h)))  # (n, 1024)
         features = F.relu(self.fc2(self.dropout(h)))  # (n, 512)
         return self.head(self.dropout(features)), features
@@ -255,7 +269,7 @@ class ResNet(Classifier):
         self.relu = True
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.stages(self.stem(x))  # (n, 64, H/4, W/4)
+        h = self.stages(self.stem(self.standardize(x)))  # (n, 64, H/4, W/4)
         features = h.mean(dim=(2, 3))  # (n, 64)
         return self.head(self.dropout(features)), features
 
@@ -334,7 +348,8 @@ def init_parameters(model: nn.Module, seed: int) -> None:
     5/3 for tanh networks, √2 for ReLU networks (``model.relu``), and 1 for the output layer
     (``model.head``), which feeds the softmax. (PyTorch's own default is U(±1/√fan_in), g = 1/√3, which
     makes tanh networks such as LeNet-5 learn several times slower at the papers' lr 0.01.)
-    Batch norm: weight 1, bias 0, running mean 0, running variance 1. Parameters are drawn on the CPU in
+    Batch norm: weight 1, bias 0, running mean 0, running variance 1. A classifier's input standardisation
+    buffers: mean 0, sd 1 (the identity). Parameters are drawn on the CPU in
     module order and copied to the model's device, so a seed gives the same weights on every device.
     Raises TypeError for a module type it does not know (so no parameter is left uninitialised).
     """
@@ -342,7 +357,10 @@ def init_parameters(model: nn.Module, seed: int) -> None:
     hidden_gain = math.sqrt(2.0) if getattr(model, "relu", False) else 5.0 / 3.0
     head = getattr(model, "head", None)
     for module in model.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d)):
+        if isinstance(module, Classifier):
+            module.input_mean.zero_()
+            module.input_std.fill_(1.0)
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
             weight = module.weight
             gain = 1.0 if module is head else hidden_gain
             bound = gain * math.sqrt(3.0 / weight[0].numel())  # weight[0].numel() = fan_in

@@ -42,6 +42,7 @@ __all__ = [
     "make_objective",
     "one_hot",
     "predict",
+    "random_shift",
     "soft_cross_entropy",
     "squentropy_penalty",
     "train_classifier",
@@ -177,20 +178,37 @@ def train_classifier(
     SGD(lr, momentum, weight decay) for ``config.epochs`` epochs of ⌈n / batch_size⌉ steps; the learning
     rate at step s of S is lr · ½(1 + cos(π s / S)). Everything random comes from ``seed``: the initial
     parameters (when ``reinitialize``, the default: a fresh classifier, as every round of the papers
-    trains one), the shuffling, the ``sampled`` labels and the dropout masks, each from its own generator.
+    trains one), the shuffling, the ``sampled`` labels, the dropout masks and the image shifts, each from
+    its own generator.
+
+    Two additions to the reference training, both off by default:
+    ``config.standardize_inputs`` sets the model's input standardisation to the mean and standard
+    deviation of all values of X (one scalar each, label-free; only when ``reinitialize``), so the network
+    sees inputs of mean 0 and sd 1 (LeCun et al. 1998, "Efficient BackProp"); predictions apply the same
+    statistics, which are saved with the model. ``config.augment_shift`` = s > 0 translates every training
+    image (n, C, H, W inputs only; feature vectors are left alone) by its own random whole-pixel offset
+    in [−s, s]² at each step (:func:`random_shift`), the usual augmentation for small image data sets.
+    Measured on MNIST (LeNet-5, 200 random labels, 3 seeds, 50 epochs, lr 0.05): accuracy 86.8% with
+    neither, 92.0% with shifts of 2 pixels, 93.6% with shifts, standardisation and 100 epochs; at 500
+    labels 92.5% with neither, 96.1% with both and 100 epochs (bench/tune_mnist.py).
     On the CPU the same seed gives bit-identical weights. ``device``: None uses ``config.device``; the
     model is moved there. ``progress(fraction)`` is called after each epoch. Returns the model in eval mode.
     """
     X32, T = _check_training_inputs(model, X, targets)
     objective = make_objective(config.method)
     target_device = device if device is not None else resolve_device(config.device)
-    init_seed, shuffle_seed, sample_seed, dropout_seed = (
-        int(s) for s in np.random.SeedSequence(seed).generate_state(4)
+    # generate_state(n) is prefix-stable: adding the shift seed kept the first four seeds as they were
+    init_seed, shuffle_seed, sample_seed, dropout_seed, shift_seed = (
+        int(s) for s in np.random.SeedSequence(seed).generate_state(5)
     )
     if reinitialize:
         init_parameters(model, init_seed)
+        if config.standardize_inputs:
+            _set_input_statistics(model, X32)
     model.to(target_device)
     shuffle_gen = torch.Generator().manual_seed(shuffle_seed)
+    shift_gen = torch.Generator().manual_seed(shift_seed)
+    shift = config.augment_shift if X32.ndim == 4 else 0
     sample_gen = torch.Generator().manual_seed(sample_seed)
     model.set_dropout_generator(torch.Generator(device=target_device).manual_seed(dropout_seed))
 
@@ -224,7 +242,10 @@ def train_classifier(
                 batch = TargetBatch(
                     classes=classes_all[index], probs=t_all[index] if soft else None, index=index
                 )
-                loss = objective(model, x_all[index], batch)
+                x = x_all[index]  # (B, ...)
+                if shift > 0:
+                    x = random_shift(x, shift, shift_gen)
+                loss = objective(model, x, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -240,6 +261,36 @@ def train_classifier(
         model.set_dropout_generator(None)
     model.eval()
     return model
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image of x (B, C, H, W) by its own whole-pixel offset (dy, dx), each drawn
+    uniformly from {−s, …, s} (s = ``max_shift``) with the CPU ``generator``; pixels shifted in from
+    outside the image are 0 (the background of [0, 1] images). Returns (B, C, H, W) on x's device."""
+    if x.ndim != 4:
+        raise TBALInputError(f"random_shift expects images of shape (B, C, H, W), got {tuple(x.shape)}")
+    if max_shift <= 0:
+        return x
+    b, c, h, w = x.shape
+    s = max_shift
+    padded = F.pad(x, (s, s, s, s))  # (B, C, H + 2s, W + 2s)
+    dy = torch.randint(0, 2 * s + 1, (b,), generator=generator).to(x.device)  # (B,) top offset
+    dx = torch.randint(0, 2 * s + 1, (b,), generator=generator).to(x.device)  # (B,) left offset
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (B, 1, 1, W)
+    images = torch.arange(b, device=x.device)[:, None, None, None]  # (B, 1, 1, 1)
+    channels = torch.arange(c, device=x.device)[None, :, None, None]  # (1, C, 1, 1)
+    return padded[images, channels, rows, cols]  # (B, C, H, W)
+
+
+def _set_input_statistics(model: Classifier, X: np.ndarray) -> None:
+    """Set the model's input standardisation to the mean and sd of all values of X (sd 1 if X is
+    constant), computed in float64."""
+    mean = float(X.mean(dtype=np.float64))
+    std = float(X.std(dtype=np.float64))
+    with torch.no_grad():
+        model.input_mean.fill_(mean)
+        model.input_std.fill_(std if std > 1e-8 else 1.0)
 
 
 def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
