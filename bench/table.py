@@ -1,6 +1,7 @@
 """Markdown table of one or more `tbal bench --json` files (mean ± sd over seeds, in %).
 
-Usage: .venv/bin/python bench/table.py bench/results/mnist-main.json [more.json ...] [--epsilon 0.05]
+Usage: .venv/bin/python bench/table.py FILE.json [more.json ...] [--epsilon 0.05]
+(`tbal bench --json` grids, or `tbal run --json` files, whose runs of one configuration are merged).
 """
 
 from __future__ import annotations
@@ -31,10 +32,19 @@ def main() -> None:
     args = parser.parse_args()
     print("| train / confidence / bound | coverage % | true error % | max error % | seeds > ε | time/run s |")
     print("|---|---|---|---|---|---|")
+    grid: dict[str, list[dict]] = {}
     for path in args.files:
-        grid = json.loads(path.read_text())["grid"]
-        for label, runs in grid.items():
-            print(summary_row(label, runs, args.epsilon))
+        payload = json.loads(path.read_text())
+        if "grid" in payload:  # tbal bench --json
+            for label, runs in payload["grid"].items():
+                grid.setdefault(label, []).extend(runs)
+        else:  # tbal run --json: runs of one configuration (files of single seeds are merged)
+            config = payload["config"]
+            parts = (config["train"]["method"], config["confidence"]["name"], config["thresholds"]["bound"])
+            label = " / ".join(parts)
+            grid.setdefault(label, []).extend(payload["runs"])
+    for label, runs in grid.items():
+        print(summary_row(label, runs, args.epsilon))
 
 
 if __name__ == "__main__":
