@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The engine benchmarks of BENCHMARKS.md (issue: the auto-labeling engine). Each line writes a markdown
 # table to stdout and every round's record to bench/results/<name>.json.
-# Usage: bash bench/engine.sh mnist|mnist-reference|mnist-tuned-seed|mnist-baselines|sst2|time   (from the repository root, after `make env`)
+# Usage: bash bench/engine.sh mnist|mnist-reference|mnist-tuned-seed|mnist-tuned-grid|mnist-baselines|sst2|time   (from the repository root, after `make env`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TBAL=".venv/bin/tbal"
@@ -24,9 +24,16 @@ case "${1:-}" in
     $TBAL bench --data "$DATA/mnist_test.npz" --preset mnist-paper --threads "$THREADS" --seeds "${SEEDS:-0,1,2,3,4}" \
       --confidences "${CONFIDENCES:-colander,softmax}" --bounds paper,valid "${MNIST_REFERENCE[@]}" \
       --json "$OUT/mnist-${TAG:-main}.json" ;;
-  mnist-tuned-seed)  # one seed of the tuned preset, Colander, paper bound (run seeds in parallel)
-    $TBAL run --data "$DATA/mnist_test.npz" --preset mnist-paper --confidence colander --bound paper \
-      --seeds "${SEED:-0}" --threads "$THREADS" --json "$OUT/mnist-tuned-colander-paper-s${SEED:-0}.json" ;;
+  mnist-tuned-seed)  # one seed of the tuned preset, one confidence function and bound (run several in parallel)
+    C="${CONFIDENCE:-colander}"; B="${BOUND:-paper}"; S="${SEED:-0}"
+    $TBAL run --data "$DATA/mnist_test.npz" --preset mnist-paper --confidence "$C" --bound "$B" \
+      --seeds "$S" --threads "$THREADS" --json "$OUT/mnist-tuned-$C-$B-s$S.json" ;;
+  mnist-tuned-grid)  # the six confidence functions x both bounds x seeds, two runs at a time, skipping done ones
+    for s in ${SEEDS:-0 1 2 3 4}; do for c in colander softmax temperature histogram scaling-binning dirichlet; do
+      for b in paper valid; do
+        test -s "$OUT/mnist-tuned-$c-$b-s$s.json" || echo "$c $b $s"
+      done; done; done |
+      xargs -P "${JOBS:-2}" -L 1 sh -c 'CONFIDENCE=$0 BOUND=$1 SEED=$2 bash bench/engine.sh mnist-tuned-seed > "bench/results/mnist-tuned-$0-$1-s$2.log" 2>&1' ;;
   mnist-baselines)  # the other calibrators
     $TBAL bench --data "$DATA/mnist_test.npz" --preset mnist-paper --threads "$THREADS" --seeds "${SEEDS:-0,1,2,3,4}" \
       --confidences "${CONFIDENCES:-temperature,histogram,scaling-binning,dirichlet}" --bounds paper,valid \
@@ -38,5 +45,5 @@ case "${1:-}" in
   time)  # wall time of one full MNIST run and where it goes (per-stage timings are in the JSON)
     /usr/bin/time -v $TBAL run --data "$DATA/mnist_test.npz" --preset mnist-paper --confidence colander \
       --bound paper --seeds 0 --json "$OUT/mnist-time.json" ;;
-  *) echo "usage: bash bench/engine.sh mnist|mnist-reference|mnist-tuned-seed|mnist-baselines|sst2|time" >&2; exit 2 ;;
+  *) echo "usage: bash bench/engine.sh mnist|mnist-reference|mnist-tuned-seed|mnist-tuned-grid|mnist-baselines|sst2|time" >&2; exit 2 ;;
 esac
