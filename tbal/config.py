@@ -18,7 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_type_hints
 
 ModelName = Literal["auto", "mlp", "lenet5", "cnn", "resnet"]
-TrainMethod = Literal["vanilla", "squentropy"]
+TrainMethod = Literal[
+    "vanilla",
+    "squentropy",
+    "label_smoothing",
+    "mixup",
+    "cutmix",
+    "autolabel",
+    "saliency_mixup",
+    "crl",
+    "fmfp",
+]
+AutoLabelAugment = Literal["mixup", "noise"]
 TargetMode = Literal["hard", "soft", "sampled"]
 ConfidenceName = Literal["softmax", "temperature", "histogram", "scaling-binning", "dirichlet", "colander"]
 BoundName = Literal["valid", "paper", "hoeffding"]
@@ -28,6 +39,7 @@ QueryName = Literal["random", "margin", "margin-random", "entropy", "least-confi
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 TRAIN_METHODS: tuple[str, ...] = get_args(TrainMethod)
 TARGET_MODES: tuple[str, ...] = get_args(TargetMode)
+AUTOLABEL_AUGMENTS: tuple[str, ...] = get_args(AutoLabelAugment)
 CONFIDENCE_NAMES: tuple[str, ...] = get_args(ConfidenceName)
 BOUND_NAMES: tuple[str, ...] = get_args(BoundName)
 GUARANTEE_NAMES: tuple[str, ...] = get_args(GuaranteeName)
@@ -70,6 +82,18 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     standardize_inputs: bool = False  # inputs → (x − mean) / sd, both from the training inputs
     augment_shift: int = 0  # images: random translations by up to this many pixels while training
+    # Hyperparameters of the train-time methods (tbal.training); each is read only by its method.
+    label_smoothing: float = 0.1  # label_smoothing: ε of t ← (1 − ε)·t + ε/K (Szegedy et al. 2016)
+    mixup_alpha: float = 0.2  # mixup, saliency_mixup: λ ~ Beta(α, α) (Zhang et al. 2018: 0.1–0.4)
+    cutmix_alpha: float = 1.0  # cutmix: λ ~ Beta(α, α), box area 1 − λ (Yun et al. 2019 on CIFAR)
+    autolabel_augment: AutoLabelAugment = "mixup"  # autolabel: the augmentation whose labels it learns
+    autolabel_buckets: int = 5  # autolabel: distance buckets of augmentation strength
+    autolabel_step: float = 1.0  # autolabel: α of ỹ ← ỹ − α·ECE·sign(conf − acc)
+    autolabel_noise: float = 1.0  # autolabel noise: largest σ, in standard deviations of the inputs
+    autolabel_holdout: float = 0.1  # autolabel without a validation set: share of rows held out for it
+    saliency_mix_weights: tuple[float, ...] = (0.8, 0.1, 0.1)  # saliency_mixup: β, γ, δ
+    crl_weight: float = 1.0  # crl: weight of the ranking loss (Moon et al. 2020 use 0.8–1.0)
+    sam_rho: float = 0.05  # fmfp: SAM neighbourhood radius ρ (Foret et al. 2021)
 
     def __post_init__(self) -> None:
         _check_choice("train.method", self.method, TRAIN_METHODS)
@@ -82,6 +106,21 @@ class TrainConfig:
         shift = self.augment_shift
         if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
             raise ConfigError(f"train.augment_shift must be an integer ≥ 0, got {self.augment_shift!r}")
+        _check_range("train.label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
+        _check_range("train.mixup_alpha", self.mixup_alpha, 0.0, float("inf"), low_open=True)
+        _check_range("train.cutmix_alpha", self.cutmix_alpha, 0.0, float("inf"), low_open=True)
+        _check_choice("train.autolabel_augment", self.autolabel_augment, AUTOLABEL_AUGMENTS)
+        _check_positive_int("train.autolabel_buckets", self.autolabel_buckets)
+        _check_range("train.autolabel_step", self.autolabel_step, 0.0, float("inf"))
+        _check_range("train.autolabel_noise", self.autolabel_noise, 0.0, float("inf"), low_open=True)
+        _check_range(
+            "train.autolabel_holdout", self.autolabel_holdout, 0.0, 1.0, low_open=True, high_open=True
+        )
+        weights = self.saliency_mix_weights
+        if len(weights) != 3 or any(not isinstance(w, (int, float)) or w < 0 for w in weights):
+            raise ConfigError(f"train.saliency_mix_weights must be 3 weights ≥ 0 (β, γ, δ), got {weights!r}")
+        _check_range("train.crl_weight", self.crl_weight, 0.0, float("inf"))
+        _check_range("train.sam_rho", self.sam_rho, 0.0, float("inf"), low_open=True)
 
 
 @dataclass(frozen=True)

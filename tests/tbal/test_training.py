@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tbal.config import ConfigError, ModelConfig, TrainConfig
+from tbal.config import TRAIN_METHODS, ConfigError, ModelConfig, TrainConfig
 from tbal.data import load_dataset
 from tbal.errors import TBALInputError
 from tbal.models import Classifier, build_model
@@ -19,6 +19,7 @@ from tbal.training import (
     OBJECTIVES,
     Predictions,
     TargetBatch,
+    TrainContext,
     cosine_lr,
     make_objective,
     one_hot,
@@ -74,8 +75,10 @@ def test_squentropy_penalty_known_values() -> None:
 
 def test_objective_registry() -> None:
     assert set(OBJECTIVES) >= {"vanilla", "squentropy"}
-    with pytest.raises(ConfigError, match=r"must be one of vanilla, squentropy.*'mixup'"):
-        make_objective("mixup")
+    assert set(OBJECTIVES) == set(TRAIN_METHODS)  # every method the config accepts can be built
+    context = TrainContext(TrainConfig(), torch.zeros(4, 2), torch.full((4, 2), 0.5))
+    with pytest.raises(ConfigError, match=r"must be one of vanilla, squentropy.*'mixupp'"):
+        make_objective("mixupp", context)
 
 
 def test_cosine_schedule() -> None:

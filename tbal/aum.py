@@ -1,0 +1,156 @@
+"""Area under the margin (AUM) as a label-quality signal, and the saliency pairing of AUM-guided mixup.
+
+AUM (Pleiss, Zhang, Elenberg, Weinberger, "Identifying Mislabeled Data using the Area Under the Margin
+Ranking", NeurIPS 2020): the margin of training point i at epoch e is
+M_e(i) = z_e(i)[y_i] − max_{k ≠ y_i} z_e(i)[k] (logits z, y_i the assigned label), and
+AUM(i) = (1/E) Σ_e M_e(i). A correctly labeled point is soon learned by generalisation and its margin
+grows; a mislabeled one is learned only by memorisation, late, and its margin stays low or negative, so a
+low AUM marks a human label that is probably wrong. Here the margins are taken after each epoch with the
+model in eval mode (no dropout, no augmentation), a pass that leaves the training itself unchanged.
+
+Saliency-guided mixup (Park & Caragea, "On the Calibration of Pre-trained Language Models using Mixup
+Guided by Area Under the Margin and Saliency", ACL 2022): the training points are split at the median
+AUM into easy (≥ median) and hard ones; each point's saliency is the gradient magnitude of its loss with
+respect to the logits, |∂L/∂z| = |softmax(z) − t| for cross-entropy against t; each point is mixed with the
+point of the other half whose saliency is most similar (cosine) and with the one most dissimilar, and the
+loss is β·L + γ·L′ + δ·L″ (see :class:`tbal.training.SaliencyMixup`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tbal.config import TrainConfig
+from tbal.errors import TBALInputError
+from tbal.models import Classifier
+
+__all__ = [
+    "AUMRecorder",
+    "compute_aum",
+    "easy_mask",
+    "eval_logits",
+    "likely_mislabeled",
+    "margins",
+    "saliency",
+    "saliency_partners",
+]
+
+
+def margins(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """Margins z[y] − max_{k ≠ y} z[k] (Pleiss et al. 2020) of logits (n, K) for classes (n,); (n,)."""
+    assigned = logits.gather(1, classes[:, None])[:, 0]  # (n,)
+    others = logits.scatter(1, classes[:, None], float("-inf"))  # (n, K), the assigned entry masked
+    return assigned - others.max(dim=1).values
+
+
+def eval_logits(model: Classifier, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
+    """Logits (n, K) of x (n, ...) in eval mode without gradients; the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([model(x[s : s + batch_size])[0] for s in range(0, x.shape[0], batch_size)])
+    finally:
+        model.train(was_training)
+
+
+class AUMRecorder:
+    """An epoch hook for :func:`tbal.training.train_classifier` that records every training point's
+    margin after each epoch. x: (n, ...) the training inputs as passed to training, classes: (n,) the
+    assigned labels (argmax of the targets)."""
+
+    def __init__(self, x: torch.Tensor, classes: torch.Tensor) -> None:
+        self.x = x
+        self.classes = classes
+        self.history: list[np.ndarray] = []  # one (n,) float64 array of margins per epoch
+
+    def __call__(self, model: Classifier, epoch: int) -> None:
+        device = next(model.parameters()).device
+        logits = eval_logits(model, self.x.to(device))
+        self.history.append(margins(logits, self.classes.to(device)).double().cpu().numpy())
+
+    @property
+    def aum(self) -> np.ndarray:
+        """(n,) mean margin over the recorded epochs."""
+        if not self.history:
+            raise TBALInputError("no epoch recorded yet: AUM needs at least one finished epoch")
+        return np.mean(np.stack(self.history), axis=0)
+
+
+def compute_aum(
+    model: Classifier,
+    X: np.ndarray,
+    targets: np.ndarray,
+    config: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> np.ndarray:
+    """Train ``model`` in place exactly as :func:`tbal.training.train_classifier` does (same arguments,
+    same weights for the same seed) and return each training point's AUM (n,) float64 against the label
+    argmax_k targets[i, k]. Points with a low (negative) AUM are the likely label errors
+    (:func:`likely_mislabeled`)."""
+    from tbal.training import train_classifier  # deferred: training imports this module's helpers
+
+    X = np.asarray(X)
+    targets = np.asarray(targets)
+    if targets.ndim != 2 or targets.shape[0] != X.shape[0]:
+        raise TBALInputError(f"expected targets of shape ({X.shape[0]}, K), got {targets.shape}")
+    recorder = AUMRecorder(
+        torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)),
+        torch.from_numpy(targets.argmax(axis=1).astype(np.int64)),
+    )
+    train_classifier(
+        model, X, targets, config, seed=seed, device=device, progress=progress, epoch_hooks=[recorder]
+    )
+    return recorder.aum
+
+
+def likely_mislabeled(aum: np.ndarray, *, threshold: float = 0.0) -> np.ndarray:
+    """Rows whose AUM is below ``threshold``, lowest AUM first, (m,) int64. With the default 0 these are
+    the points whose assigned class lost, on average over training, to another class: the model never
+    learned them by generalisation (Pleiss et al. 2020 set the threshold from fake-class points instead)."""
+    aum = np.asarray(aum, dtype=np.float64)
+    if aum.ndim != 1:
+        raise TBALInputError(f"expected AUM of shape (n,), got {aum.shape}")
+    order = np.argsort(aum, kind="stable")
+    return order[aum[order] < threshold].astype(np.int64)
+
+
+def easy_mask(aum: np.ndarray) -> np.ndarray:
+    """(n,) bool: AUM ≥ the median AUM (easy), else hard (Park & Caragea 2022)."""
+    aum = np.asarray(aum, dtype=np.float64)
+    return aum >= np.median(aum)
+
+
+def saliency(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """|∂L_i/∂z_i| = |softmax(z_i) − t_i| (n, K): the logit gradient of cross-entropy against t."""
+    return (F.softmax(logits, dim=1) - targets).abs()
+
+
+def saliency_partners(
+    sal: torch.Tensor, easy: torch.Tensor, chunk: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For every point i, the point of the *other* half (easy ↔ hard) whose saliency has the highest
+    cosine similarity with i's, and the one with the lowest. sal: (n, K); easy: (n,) bool.
+    Returns two (n,) int64 index tensors; a point whose other half is empty is its own partner."""
+    n = sal.shape[0]
+    unit = F.normalize(sal.float(), dim=1, eps=1e-12)  # (n, K)
+    similar = torch.arange(n, device=sal.device)
+    dissimilar = similar.clone()
+    for half in (True, False):
+        rows = torch.nonzero(easy == half)[:, 0]  # this half
+        cols = torch.nonzero(easy != half)[:, 0]  # the other half
+        if rows.numel() == 0 or cols.numel() == 0:
+            continue
+        for start in range(0, rows.numel(), chunk):
+            r = rows[start : start + chunk]
+            cosine = unit[r] @ unit[cols].T  # (chunk, |cols|)
+            similar[r] = cols[cosine.argmax(dim=1)]
+            dissimilar[r] = cols[cosine.argmin(dim=1)]
+    return similar, dissimilar
