@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_type_hints
 
 ModelName = Literal["auto", "mlp", "lenet5", "cnn", "resnet"]
+UncertaintyName = Literal["none", "mc-dropout", "sngp", "duq"]
 TrainMethod = Literal[
     "vanilla",
     "squentropy",
@@ -37,6 +38,7 @@ GuaranteeName = Literal["per-class", "pooled"]
 QueryName = Literal["random", "margin", "margin-random", "entropy", "least-confidence"]
 
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+UNCERTAINTY_NAMES: tuple[str, ...] = get_args(UncertaintyName)
 TRAIN_METHODS: tuple[str, ...] = get_args(TrainMethod)
 TARGET_MODES: tuple[str, ...] = get_args(TargetMode)
 AUTOLABEL_AUGMENTS: tuple[str, ...] = get_args(AutoLabelAugment)
@@ -53,12 +55,33 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class ModelConfig:
     """The classifier. ``auto`` picks LeNet-5 for 28×28 / 32×32 grey images, the CNN for 32×32 colour
-    images and the MLP for feature vectors."""
+    images and the MLP for feature vectors.
+
+    ``uncertainty`` wraps the network into an uncertainty-aware model (:mod:`tbal.uncertainty`):
+    ``mc-dropout`` (T = ``mc_passes`` dropout passes averaged at prediction; needs ``dropout`` > 0, e.g.
+    0.3), ``sngp`` (spectral norm ≤ ``sngp_norm_bound`` on the hidden layers, a random-feature GP output
+    with ``sngp_features`` features, length scale ``sngp_length_scale``·√d over layer-normalised features,
+    Laplace covariance with prior precision ``sngp_ridge``), ``duq`` (RBF centroids in an embedding of
+    ``duq_embedding`` dimensions, length scale ``duq_length_scale``, centroid momentum ``duq_gamma``,
+    gradient penalty ``duq_gradient_penalty``). Train these with
+    :func:`tbal.uncertainty.train_uncertainty_model` (SNGP's covariance and DUQ's loss need it).
+    ``resnet_blocks``: basic blocks per stage of ``resnet`` (3: ResNet-20; 1: ResNet-8)."""
 
     name: ModelName = "auto"
     hidden: tuple[int, ...] = (1000, 500, 30)  # MLP widths (the text preset's 1000-500-30)
     activation: Literal["tanh", "relu"] = "tanh"
     dropout: float = 0.0
+    resnet_blocks: int = 3
+    uncertainty: UncertaintyName = "none"
+    mc_passes: int = 10
+    sngp_norm_bound: float = 6.0
+    sngp_features: int = 1024
+    sngp_length_scale: float = 0.5
+    sngp_ridge: float = 1.0
+    duq_embedding: int = 128
+    duq_length_scale: float = 0.1
+    duq_gamma: float = 0.999
+    duq_gradient_penalty: float = 0.5
 
     def __post_init__(self) -> None:
         _check_choice("model.name", self.name, MODEL_NAMES)
@@ -66,6 +89,19 @@ class ModelConfig:
             raise ConfigError(f"model.hidden must be positive widths, got {self.hidden}")
         _check_choice("model.activation", self.activation, ("tanh", "relu"))
         _check_range("model.dropout", self.dropout, 0.0, 1.0, high_open=True)
+        _check_positive_int("model.resnet_blocks", self.resnet_blocks)
+        _check_choice("model.uncertainty", self.uncertainty, UNCERTAINTY_NAMES)
+        if self.uncertainty == "mc-dropout" and self.dropout == 0.0:
+            raise ConfigError("model.uncertainty 'mc-dropout' needs model.dropout > 0 (e.g. 0.3), got 0")
+        _check_positive_int("model.mc_passes", self.mc_passes)
+        _check_range("model.sngp_norm_bound", self.sngp_norm_bound, 0.0, float("inf"), low_open=True)
+        _check_positive_int("model.sngp_features", self.sngp_features)
+        _check_range("model.sngp_length_scale", self.sngp_length_scale, 0.0, float("inf"), low_open=True)
+        _check_range("model.sngp_ridge", self.sngp_ridge, 0.0, float("inf"), low_open=True)
+        _check_positive_int("model.duq_embedding", self.duq_embedding)
+        _check_range("model.duq_length_scale", self.duq_length_scale, 0.0, float("inf"), low_open=True)
+        _check_range("model.duq_gamma", self.duq_gamma, 0.0, 1.0, high_open=True)
+        _check_range("model.duq_gradient_penalty", self.duq_gradient_penalty, 0.0, float("inf"))
 
 
 @dataclass(frozen=True)

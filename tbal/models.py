@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from typing import Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -294,6 +295,10 @@ def build_model(
     # every parameter and buffer afterwards.
     with torch.device("meta"):
         model = _construct(name, config, shape, num_classes)
+        if config.uncertainty != "none":
+            from tbal.uncertainty import build_uncertainty_model  # here: tbal.uncertainty imports this module
+
+            model = build_uncertainty_model(model, config)
     model = model.to_empty(device="cpu")
     init_parameters(model, 0 if seed is None else seed)
     return model
@@ -334,9 +339,17 @@ def _construct(name: str, config: ModelConfig, shape: tuple[int, ...], num_class
         c, h, w = shape
         if h < 8 or w < 8:
             raise ConfigError(f"model 'resnet' expects images of at least 8×8 (32×32 reference), got {shape}")
-        return ResNet((c, h, w), num_classes, config.dropout)
+        return ResNet((c, h, w), num_classes, config.dropout, blocks=config.resnet_blocks)
     valid = ", ".join(n for n in MODEL_NAMES)
     raise ConfigError(f"model.name must be one of {valid}; got {name!r}")
+
+
+@runtime_checkable
+class SelfInitializing(Protocol):
+    """A layer that fills its own parameters and buffers from :func:`init_parameters`' generator (the
+    layers of :mod:`tbal.uncertainty`)."""
+
+    def init_from_generator(self, generator: torch.Generator) -> None: ...
 
 
 @torch.no_grad()
@@ -371,6 +384,10 @@ def init_parameters(model: nn.Module, seed: int) -> None:
             module.weight.fill_(1.0)
             module.bias.zero_()
             module.reset_running_stats()
+        elif isinstance(module, SelfInitializing):
+            # tbal.uncertainty's layers (spectral-norm vectors, random features, RBF centroids) fill their
+            # own parameters and buffers from the same generator
+            module.init_from_generator(generator)
         elif any(True for _ in module.parameters(recurse=False)):
             raise TypeError(f"init_parameters does not know how to initialise {type(module).__name__}")
         elif any(True for _ in module.buffers(recurse=False)):
