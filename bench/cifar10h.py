@@ -1,0 +1,195 @@
+"""Soft labels on CIFAR-10H: hard / soft / sampled targets × plain / MC Dropout / SNGP / DUQ.
+
+The table shape of "Do soft labels enhance neural network training?": a ResNet trained on a fixed training
+split of the CIFAR-10 test set with its CIFAR-10H human label distributions (Peterson et al., ICCV 2019),
+evaluated on the held-out split: accuracy, ECE (10 bins), NLL, cross-entropy against the human
+distributions, second-best accuracy, OOD AUROC against MNIST (resized to 32×32×3), and the accuracy drop
+under FGSM with ε = 0.005 on the [0, 1] input scale (tbal.evaluation).
+
+    .venv/bin/python bench/cifar10h.py --models plain --targets hard,soft,sampled --seeds 0,1,2 \\
+        --json bench/results/cifar10h-plain.json
+
+Every run is appended to the JSON file as soon as it ends, so a long grid can be read while it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tbal.confidence.kernel import kernel_score
+from tbal.config import ModelConfig, TrainConfig, config_to_dict
+from tbal.data import prepare_inputs
+from tbal.evaluation import ScoreFunction, auroc, evaluate_model, max_softmax_score
+from tbal.models import build_model
+from tbal.soft_labels import majority_vote, votes_to_distribution
+from tbal.training import Predictions, one_hot, predict
+from tbal.uncertainty import train_uncertainty_model
+
+SPLIT_SEED = 2024  # the fixed train / held-out split of the 10k images
+
+
+def main() -> None:
+    args = _parse()
+    torch.set_num_threads(args.threads)
+    data = np.load(args.data)
+    X, _ = prepare_inputs(data["X"])  # (10000, 3, 32, 32) in [0, 1]
+    y = data["y"].astype(np.int64)
+    counts = data["counts"]
+    soft = votes_to_distribution(counts)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(y))
+    train_rows, test_rows = order[: args.train_size], order[args.train_size :][: args.test_size]
+    X_ood = _mnist_as_cifar(args.ood, args.ood_size)
+    targets_by_mode = {
+        "hard": one_hot(majority_vote(counts[train_rows]), 10),
+        "soft": soft[train_rows],
+        "sampled": soft[train_rows],
+    }
+    train_base = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=0.9,
+        weight_decay=args.weight_decay,
+        device="cpu",
+        standardize_inputs=True,
+        augment_shift=args.shift,
+    )
+    out = Path(args.json)
+    records: list[dict[str, Any]] = json.loads(out.read_text())["runs"] if out.exists() else []
+    for seed in _ints(args.seeds):
+        for kind in args.models.split(","):
+            for mode in args.targets.split(","):
+                model_config = _model_config(kind, args)
+                train_config = TrainConfig(**{**config_to_dict(train_base), "targets": mode})
+                record = _run(
+                    model_config, train_config, X, y, soft, train_rows, test_rows, X_ood,
+                    targets_by_mode[mode], seed, args.fgsm_points,
+                )  # fmt: skip
+                record.update(model=kind, targets=mode, seed=seed)
+                records.append(record)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps({"args": vars(args), "runs": records}, indent=1))
+                print(_line(record), flush=True)
+    _summary(records)
+
+
+def _run(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    X: np.ndarray,
+    y: np.ndarray,
+    soft: np.ndarray,
+    train_rows: np.ndarray,
+    test_rows: np.ndarray,
+    X_ood: np.ndarray,
+    targets: np.ndarray,
+    seed: int,
+    fgsm_points: int,
+) -> dict[str, Any]:
+    model = build_model(model_config, (3, 32, 32), 10, seed=seed)
+    start = time.perf_counter()
+    train_uncertainty_model(model, X[train_rows], targets, train_config, model_config, seed=seed)
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    score: ScoreFunction = _kernel_score if model_config.uncertainty == "duq" else max_softmax_score
+    report = evaluate_model(
+        model, X[test_rows], y[test_rows], human=soft[test_rows], X_ood=X_ood, score=score,
+        fgsm_epsilon=0.005, fgsm_points=fgsm_points,
+    )  # fmt: skip
+    record: dict[str, Any] = {**report.to_dict(), "train_s": train_s, "eval_s": time.perf_counter() - start}
+    record["ood_score"] = "kernel" if model_config.uncertainty == "duq" else "max-softmax"
+    if model_config.uncertainty == "duq":  # the softmax of the log-kernels too, for comparison
+        record["ood_auroc_max_softmax"] = auroc(
+            max_softmax_score(predict(model, X[test_rows])), max_softmax_score(predict(model, X_ood))
+        )
+    record["model_config"] = config_to_dict(model_config)
+    record["train_config"] = config_to_dict(train_config)
+    return record
+
+
+def _kernel_score(preds: Predictions) -> np.ndarray:
+    return kernel_score(preds.logits)
+
+
+def _model_config(kind: str, args: argparse.Namespace) -> ModelConfig:
+    base: dict[str, Any] = {"name": "resnet", "resnet_blocks": args.blocks}
+    if kind == "plain":
+        return ModelConfig(**base)
+    if kind == "mc-dropout":
+        return ModelConfig(**base, uncertainty="mc-dropout", dropout=0.3, mc_passes=args.mc_passes)
+    if kind == "sngp":
+        return ModelConfig(**base, uncertainty="sngp")
+    if kind == "duq":
+        return ModelConfig(**base, uncertainty="duq", duq_gradient_penalty=args.duq_penalty)
+    raise SystemExit(f"unknown model kind {kind!r}; use plain, mc-dropout, sngp, duq")
+
+
+def _mnist_as_cifar(path: str, n: int) -> np.ndarray:
+    """The first n MNIST test digits as (n, 3, 32, 32) float32 in [0, 1]: bilinear 28 → 32, grey → RGB."""
+    digits = np.load(path)["X"][:n].astype(np.float32) / 255.0  # (n, 28, 28)
+    x = F.interpolate(torch.from_numpy(digits)[:, None], size=(32, 32), mode="bilinear", align_corners=False)
+    return x.clamp(0.0, 1.0).repeat(1, 3, 1, 1).numpy()
+
+
+def _line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['model']:>10} {r['targets']:>7} s{r['seed']}: acc {r['accuracy']:.4f} ece {r['ece']:.4f} "
+        f"nll {r['nll']:.3f} ce-human {r['human_cross_entropy']:.3f} sba {r['second_best_accuracy']:.3f} "
+        f"ood {r['ood_auroc']:.3f} fgsm-drop {r['fgsm_drop']:.4f} train {r['train_s']:.0f}s"
+    )
+
+
+def _summary(records: list[dict[str, Any]]) -> None:
+    keys = ("accuracy", "ece", "nll", "human_cross_entropy", "second_best_accuracy", "ood_auroc", "fgsm_drop")
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["model"], r["targets"]), []).append(r)
+    print("| model | targets | seeds | " + " | ".join(keys) + " |")
+    for (kind, mode), rs in groups.items():
+        cells = []
+        for k in keys:
+            v = np.array([r[k] for r in rs], dtype=float)
+            cells.append(f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v.mean():.4f}")
+        print(f"| {kind} | {mode} | {len(rs)} | " + " | ".join(cells) + " |")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data/cifar10_test_cifar10h.npz")
+    p.add_argument("--ood", default="../shared/data/mnist_test.npz")
+    p.add_argument("--models", default="plain", help="comma-separated: plain, mc-dropout, sngp, duq")
+    p.add_argument("--targets", default="hard,soft,sampled")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--train-size", type=int, default=5000)
+    p.add_argument("--test-size", type=int, default=5000)
+    p.add_argument("--ood-size", type=int, default=2000)
+    p.add_argument("--fgsm-points", type=int, default=1000)
+    p.add_argument(
+        "--blocks", type=int, default=1, help="ResNet blocks per stage: 1 = ResNet-8, 3 = ResNet-20"
+    )
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--shift", type=int, default=4, help="random translations of up to this many pixels")
+    p.add_argument("--mc-passes", type=int, default=10)
+    p.add_argument("--duq-penalty", type=float, default=0.5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", required=True)
+    return p.parse_args()
+
+
+if __name__ == "__main__":
+    main()
