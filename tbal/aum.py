@@ -70,8 +70,10 @@ class AUMRecorder:
 
     def __call__(self, model: Classifier, epoch: int) -> None:
         device = next(model.parameters()).device
-        logits = eval_logits(model, self.x.to(device))
-        self.history.append(margins(logits, self.classes.to(device)).double().cpu().numpy())
+        if self.x.device != device:  # moved once, on the first call
+            self.x, self.classes = self.x.to(device), self.classes.to(device)
+        logits = eval_logits(model, self.x)
+        self.history.append(margins(logits, self.classes).double().cpu().numpy())
 
     @property
     def aum(self) -> np.ndarray:

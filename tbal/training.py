@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -160,7 +160,7 @@ class TrainContext:
     config: TrainConfig
     inputs: torch.Tensor
     targets: torch.Tensor
-    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    rng: np.random.Generator
     validation: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @property
@@ -276,7 +276,7 @@ class Mixup:
     def __call__(self, model: Classifier, x: torch.Tensor, target: TargetBatch) -> torch.Tensor:
         lam = float(self.rng.beta(self.alpha, self.alpha))
         partner = torch.from_numpy(self.rng.permutation(x.shape[0])).to(x.device)  # (B,)
-        mixed_x, mixed_t = mix(x, target_probs(target, _num_classes(model)), lam, partner)
+        mixed_x, mixed_t = mix(x, target_probs(target, model.num_classes), lam, partner)
         logits, _ = model(mixed_x)
         return _cross_entropy_to(logits, mixed_t)
 
@@ -297,7 +297,7 @@ class CutMix:
     def __call__(self, model: Classifier, x: torch.Tensor, target: TargetBatch) -> torch.Tensor:
         lam = float(self.rng.beta(self.alpha, self.alpha))
         partner = torch.from_numpy(self.rng.permutation(x.shape[0])).to(x.device)  # (B,)
-        mixed_x, mixed_t = cutmix(x, target_probs(target, _num_classes(model)), lam, partner, self.rng)
+        mixed_x, mixed_t = cutmix(x, target_probs(target, model.num_classes), lam, partner, self.rng)
         logits, _ = model(mixed_x)
         return _cross_entropy_to(logits, mixed_t)
 
@@ -314,7 +314,8 @@ class AutoLabel:
     the target ỹ_b on its class and (1 − ỹ_b)/(K − 1) elsewhere. The held-out points (the context's
     validation) are augmented once the same way; after each epoch :meth:`end_epoch` measures per bucket
     conf, acc and ECE of the model on them and moves ỹ_b (:class:`tbal.augment.AutoLabelTargets`).
-    ``history`` holds ỹ after each epoch.
+    ``history`` holds ỹ after each epoch. The class a row keeps is ``target.classes`` (the argmax of a
+    soft row, the drawn class in sampled mode): AutoLabel replaces the target distribution by its own.
     """
 
     def __init__(self, context: TrainContext) -> None:
@@ -424,7 +425,8 @@ class FMFP(Vanilla):
     """Flat minima (Zhu et al. 2022) by sharpness-aware minimisation (SAM, Foret et al., ICLR 2021):
     cross-entropy, each step with the gradient taken at the worst nearby weights w + ρ·g/‖g‖₂
     (g the batch gradient, ‖·‖₂ over all parameters, ρ = ``sam_rho``), then applied at w by the optimiser
-    (momentum and weight decay as usual). The second pass draws its own dropout masks."""
+    (momentum and weight decay as usual). The second pass draws its own dropout masks and, in models with
+    batch normalisation, updates the running statistics a second time."""
 
     def __init__(self, context: TrainContext) -> None:
         self.rho = context.config.sam_rho
@@ -449,10 +451,6 @@ class FMFP(Vanilla):
                 p.sub_(e)
         optimizer.step()
         return loss.detach()
-
-
-def _num_classes(model: Classifier) -> int:
-    return int(model.num_classes)
 
 
 OBJECTIVES: dict[str, Callable[[TrainContext], Objective]] = {

@@ -76,7 +76,9 @@ def test_squentropy_penalty_known_values() -> None:
 def test_objective_registry() -> None:
     assert set(OBJECTIVES) >= {"vanilla", "squentropy"}
     assert set(OBJECTIVES) == set(TRAIN_METHODS)  # every method the config accepts can be built
-    context = TrainContext(TrainConfig(), torch.zeros(4, 2), torch.full((4, 2), 0.5))
+    context = TrainContext(
+        TrainConfig(), torch.zeros(4, 2), torch.full((4, 2), 0.5), np.random.default_rng(0)
+    )
     with pytest.raises(ConfigError, match=r"must be one of vanilla, squentropy.*'mixupp'"):
         make_objective("mixupp", context)
 
