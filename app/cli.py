@@ -28,8 +28,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     migrate.add_argument("--revision", default="head")
     migrate.set_defaults(func=_migrate)
 
-    create_key = subparsers.add_parser("create-key", help="create an API key and print its secret once")
+    create_key = subparsers.add_parser(
+        "create-key",
+        help="create an API key and print its secret once",
+        description="Without --project the key is admin: every project, and it can manage keys over "
+        "HTTP (POST/GET/DELETE /api/v1/keys). With --project it may use only those projects.",
+    )
     create_key.add_argument("--name", required=True, help="who or what uses the key")
+    create_key.add_argument(
+        "--project",
+        type=int,
+        action="append",
+        default=[],
+        dest="projects",
+        metavar="ID",
+        help="a project the key may use (repeat for several); the key is then not admin",
+    )
     create_key.set_defaults(func=_create_key)
 
     revoke_key = subparsers.add_parser("revoke-key", help="revoke an API key by its id")
@@ -73,15 +87,20 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _create_key(args: argparse.Namespace) -> int:
     from app.db.session import make_engine, make_session_factory
+    from app.errors import DomainError
     from app.services.api_keys import create_key
 
     engine = make_engine(Settings())
     try:
-        key, secret = create_key(make_session_factory(engine), args.name)
+        key, secret = create_key(make_session_factory(engine), args.name, project_ids=args.projects)
+    except DomainError as exc:
+        print(f"tbal: error: {exc.field}: {exc.reason}", file=sys.stderr)
+        return 2
     finally:
         engine.dispose()
+    scope = "admin" if key.is_admin else "projects " + ", ".join(map(str, sorted(set(args.projects))))
     print(secret)
-    print(f"key {key.id} ({key.name}) created; the secret above is shown only once", file=sys.stderr)
+    print(f"key {key.id} ({key.name}, {scope}) created; the secret above is shown only once", file=sys.stderr)
     return 0
 
 
@@ -108,9 +127,12 @@ def _list_keys(args: argparse.Namespace) -> int:
     engine = make_engine(Settings())
     try:
         with make_session_factory(engine)() as session:
-            for key in repo.list_all(session):
+            keys = repo.list_all(session)
+            projects = repo.project_ids_by_key(session, [k.id for k in keys])
+            for key in keys:
                 state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
-                print(f"{key.id}\t{key.prefix}…\t{key.name}\t{key.created_at:%Y-%m-%d}\t{state}")
+                scope = "admin" if key.is_admin else "projects " + ",".join(map(str, projects[key.id]))
+                print(f"{key.id}\t{key.prefix}…\t{key.name}\t{key.created_at:%Y-%m-%d}\t{state}\t{scope}")
     finally:
         engine.dispose()
     return 0

@@ -1,5 +1,5 @@
-"""Typed dependencies, declared once: sessions, settings, the dispatcher, the caller's API key and the
-project of the path."""
+"""Typed dependencies, declared once: sessions, settings, the dispatcher, the caller (from its API key)
+and the project of the path, which the caller must be allowed to use (403 otherwise)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from app.db.models import ApiKey, Project
+from app.db.models import Project
 from app.metrics import Metrics
-from app.services.api_keys import authenticate
+from app.services.api_keys import Caller, authenticate, check_project
 from app.services.dispatch import Dispatcher
 from app.services.predict import ArtifactCache
 from app.services.projects import get_project
@@ -57,8 +57,9 @@ def require_api_key(
     state: StateDep,
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> ApiKey:
-    """The caller's key (``Authorization: Bearer <key>``), checked in its own short transaction."""
+) -> Caller:
+    """The caller of the key in ``Authorization: Bearer <key>``, checked in its own short transaction
+    (FastAPI caches it per request: the router's dependency and the project check share one lookup)."""
     with state.session_factory() as session:
         key = authenticate(session, request.headers.get("authorization"))
         session.rollback()
@@ -70,13 +71,14 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ArtifactsDep = Annotated[ArtifactCache, Depends(get_artifacts)]
-ApiKeyDep = Annotated[ApiKey, Depends(require_api_key)]
+CallerDep = Annotated[Caller, Depends(require_api_key)]
 
 
 ProjectId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the project's id")]
 
 
-def get_path_project(project_id: ProjectId, session: SessionDep) -> Project:
+def get_path_project(project_id: ProjectId, session: SessionDep, caller: CallerDep) -> Project:
+    check_project(caller, project_id)
     return get_project(session, project_id)
 
 

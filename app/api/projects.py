@@ -4,25 +4,34 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app.api.deps import ProjectDep, SessionDep, SettingsDep
+from app.api.deps import CallerDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
+from app.repositories import api_keys as keys_repo
 from app.repositories import projects as repo
 from app.schemas.projects import ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.services import projects as service
+from app.services.api_keys import check_admin
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_project(*, body: ProjectCreate, session: SessionDep) -> ProjectRead:
+def create_project(*, body: ProjectCreate, session: SessionDep, caller: CallerDep) -> ProjectRead:
+    """Create a project (admin keys only; give other keys access with ``POST /keys``)."""
+    check_admin(caller, "create projects")
     return service.read(service.create_project(session, body))
 
 
 @router.get("")
 def list_projects(
-    *, session: SessionDep, after_id: AfterId = 0, limit: Limit = DEFAULT_LIMIT
+    *, session: SessionDep, caller: CallerDep, after_id: AfterId = 0, limit: Limit = DEFAULT_LIMIT
 ) -> list[ProjectRead]:
-    return [service.read(p) for p in repo.page(session, after_id=after_id, limit=limit)]
+    """The projects the key may use (all of them for an admin key)."""
+    if caller.is_admin:
+        rows = repo.page(session, after_id=after_id, limit=limit)
+    else:
+        rows = keys_repo.projects_page(session, caller.key_id, after_id=after_id, limit=limit)
+    return [service.read(p) for p in rows]
 
 
 @router.get("/{project_id}")

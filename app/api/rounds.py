@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from app.api.deps import DispatcherDep, MetricsDep, ProjectDep, SessionDep
+from app.api.deps import CallerDep, DispatcherDep, MetricsDep, ProjectDep, SessionDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
 from app.repositories import rounds as repo
 from app.schemas.rounds import RoundPage, RoundRead
 from app.services import rounds as service
+from app.services.api_keys import check_project
 
 router = APIRouter(tags=["rounds"])
 
@@ -37,5 +38,9 @@ def list_rounds(
 
 
 @router.get("/rounds/{round_id}")
-def read_round(*, round_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep) -> RoundRead:
-    return RoundRead.model_validate(service.get_round(session, round_id))
+def read_round(
+    *, round_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep, caller: CallerDep
+) -> RoundRead:
+    round_ = service.get_round(session, round_id)
+    check_project(caller, round_.project_id)
+    return RoundRead.model_validate(round_)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.api.deps import StateDep, require_api_key
+from app.api.deps import CallerDep, StateDep
 from app.errors import Unavailable
+from app.services.api_keys import check_admin
 
 router = APIRouter(tags=["system"])
 
@@ -28,6 +29,8 @@ def health(*, state: StateDep) -> dict[str, str]:
     return {"status": "ok", "database": "ok", "dispatcher": state.dispatcher.name}
 
 
-@router.get("/metrics", dependencies=[Depends(require_api_key)], response_class=Response)
-def metrics(*, state: StateDep) -> Response:
+@router.get("/metrics", response_class=Response)
+def metrics(*, state: StateDep, caller: CallerDep) -> Response:
+    """Prometheus metrics of the whole service (admin keys only)."""
+    check_admin(caller, "read the service's metrics")
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
 import tbal
-from app.api.deps import ProjectDep, SessionDep, require_api_key
+from app.api.deps import CallerDep, ProjectDep, SessionDep, require_api_key
 from app.api.pagination import AfterId, Limit
 from app.dashboard import service
 from app.dashboard.schemas import ProjectsOverview, ProjectSummary
@@ -91,9 +91,12 @@ def project_summary(
 
 
 @api.get("/dashboard/projects")
-def projects_overview(*, session: SessionDep, after_id: AfterId = 0, limit: Limit = 100) -> ProjectsOverview:
-    """One row per project (items, labels, coverage, the last round), keyset-paginated."""
-    return service.projects_overview(session, after_id=after_id, limit=limit)
+def projects_overview(
+    *, session: SessionDep, caller: CallerDep, after_id: AfterId = 0, limit: Limit = 100
+) -> ProjectsOverview:
+    """One row per project the key may use (items, labels, coverage, the last round), keyset-paginated."""
+    key_id = None if caller.is_admin else caller.key_id
+    return service.projects_overview(session, after_id=after_id, limit=limit, key_id=key_id)
 
 
 router.include_router(api)

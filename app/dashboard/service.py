@@ -26,6 +26,7 @@ from app.dashboard.schemas import (
 )
 from app.db.models import ACTIVE_ROUND_STATUSES, AutoLabel, HumanLabel, Item, Project, Round
 from app.errors import NotFound
+from app.repositories import api_keys as keys_repo
 from app.services.project_config import build_config
 
 MAX_ROUNDS_SHOWN = 500
@@ -182,9 +183,15 @@ def round_state(r: Round) -> RoundState:
     )
 
 
-def projects_overview(session: Session, *, after_id: int, limit: int) -> ProjectsOverview:
-    """One row per project: a GROUP BY per table over the page's projects, never a query per project."""
-    projects = queries.projects_page(session, after_id=after_id, limit=limit)
+def projects_overview(
+    session: Session, *, after_id: int, limit: int, key_id: int | None = None
+) -> ProjectsOverview:
+    """One row per project: a GROUP BY per table over the page's projects, never a query per project.
+    With ``key_id``, only the projects that (non-admin) key may use."""
+    if key_id is None:
+        projects = queries.projects_page(session, after_id=after_id, limit=limit)
+    else:
+        projects = keys_repo.projects_page(session, key_id, after_id=after_id, limit=limit)
     ids = [p.id for p in projects]
     items = queries.count_per_project(session, Item.project_id, ids)
     auto = queries.count_per_project(session, AutoLabel.project_id, ids)

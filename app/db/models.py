@@ -23,18 +23,20 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdType, UTCDateTime, utcnow
 
 DATA_KINDS = ("features", "image")
-ITEM_ROLES = ("pool", "validation", "train", "removed")
+ITEM_ROLES = ("pool", "validation", "train", "removed", "audit")
 """pool: not drawn nor asked for; validation: drawn for the validation set; train: asked for (or labeled
-unasked) as a training label; removed: a validation item inside a round's auto-labeled region."""
+unasked) as a training label; removed: a validation item inside a round's auto-labeled region; audit: an
+auto-labeled item sampled for human review (its human label checks the auto-label, never trains)."""
 ROUND_STATUSES = ("queued", "running", "succeeded", "failed")
 ACTIVE_ROUND_STATUSES = ("queued", "running")
-QUERY_PURPOSES = ("validation", "training")
+QUERY_PURPOSES = ("validation", "training", "audit")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -174,7 +176,8 @@ class LabelQuery(Base):
 
 
 class ApiKey(Base):
-    """An API key: only the sha256 of the secret is stored, and a short prefix to recognise it."""
+    """An API key: only the sha256 of the secret is stored, and a short prefix to recognise it.
+    An admin key uses every project and manages keys; any other key uses only its ``api_key_projects``."""
 
     __tablename__ = "api_keys"
 
@@ -182,8 +185,20 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(128))
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ApiKeyProject(Base):
+    """A project that a non-admin key may use (read and write)."""
+
+    __tablename__ = "api_key_projects"
+
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+
+    __table_args__ = (Index("ix_api_key_projects_project_id", "project_id"),)
 
 
 class LabelStudioConnection(Base):
