@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -88,9 +89,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, "request", str(exc.detail))
 
     @app.exception_handler(OperationalError)
-    async def _database_down(_request: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(InterfaceError)
+    async def _database_down(_request: Request, exc: OperationalError | InterfaceError) -> JSONResponse:
         logger.warning("database unavailable: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
-        return error_response(503, "database", "the database is unreachable or busy; retry later")
+        return _unavailable("the database is unreachable or busy; retry later")
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_request: Request, exc: PoolTimeout) -> JSONResponse:
+        logger.warning("no database connection free: %s", exc)
+        return _unavailable("no database connection became free in time; retry later")
+
+
+def _unavailable(reason: str) -> JSONResponse:
+    response = error_response(503, "database", reason)
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def _field_name(loc: Any) -> str:

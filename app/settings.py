@@ -50,6 +50,13 @@ class Settings(BaseSettings):
 
     db_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_s: int = Field(default=5, ge=1)
+    db_pool_timeout_s: float = Field(default=10.0, gt=0)
+    """Longest wait for a pooled connection before the request answers 503."""
+    db_tcp_user_timeout_ms: int = Field(default=30_000, ge=0)
+    """PostgreSQL: a connection whose sent data stay unacknowledged this long is dropped (a dead host
+    or a cut network fails the request with 503 instead of hanging; 0 = the kernel's default)."""
+    broker_timeout_s: float = Field(default=5.0, gt=0)
+    """Connect and socket timeout towards the broker when the API enqueues a round (503 past it)."""
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
 
     @property

@@ -25,11 +25,14 @@ def make_engine(settings: Settings) -> Engine:
     connect_args: dict[str, Any] = {}
     if url.get_backend_name() == "postgresql":
         connect_args["connect_timeout"] = settings.db_connect_timeout_s
+        if settings.db_tcp_user_timeout_ms:
+            connect_args["tcp_user_timeout"] = settings.db_tcp_user_timeout_ms
     return create_engine(
         url,
         pool_pre_ping=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_s,
         connect_args=connect_args,
     )
 

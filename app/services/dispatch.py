@@ -95,7 +95,15 @@ class CeleryDispatcher:
 
             app = Celery("tbal-api", broker=self._settings.broker_url, backend=self._settings.result_backend)
             app.conf.update(task_serializer="json", accept_content=["json"], broker_connection_retry=False)
-            app.conf.broker_transport_options = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+            # Bounded: with the broker away, a round request answers 503 within seconds, never hangs.
+            timeout = self._settings.broker_timeout_s
+            app.conf.broker_transport_options = {
+                "max_retries": 2,
+                "interval_start": 0,
+                "interval_step": 0.5,
+                "socket_connect_timeout": timeout,
+                "socket_timeout": timeout,
+            }
             self._app = app
         return self._app
 
