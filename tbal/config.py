@@ -60,8 +60,8 @@ class ModelConfig:
     ``uncertainty`` wraps the network into an uncertainty-aware model (:mod:`tbal.uncertainty`):
     ``mc-dropout`` (T = ``mc_passes`` dropout passes averaged at prediction; needs ``dropout`` > 0, e.g.
     0.3), ``sngp`` (spectral norm ≤ ``sngp_norm_bound`` on the hidden layers, a random-feature GP output
-    with ``sngp_features`` features, length scale ``sngp_length_scale``·√d over layer-normalised features,
-    Laplace covariance with prior precision ``sngp_ridge``), ``duq`` (RBF centroids in an embedding of
+    with ``sngp_features`` features and kernel length scale ``sngp_length_scale``, a Laplace covariance
+    with prior precision ``sngp_ridge``), ``duq`` (RBF centroids in an embedding of
     ``duq_embedding`` dimensions, length scale ``duq_length_scale``, centroid momentum ``duq_gamma``,
     gradient penalty ``duq_gradient_penalty``). Train these with
     :func:`tbal.uncertainty.train_uncertainty_model` (SNGP's covariance and DUQ's loss need it).
@@ -76,7 +76,7 @@ class ModelConfig:
     mc_passes: int = 10
     sngp_norm_bound: float = 6.0
     sngp_features: int = 1024
-    sngp_length_scale: float = 0.5
+    sngp_length_scale: float = 2.0
     sngp_ridge: float = 1.0
     duq_embedding: int = 128
     duq_length_scale: float = 0.1

@@ -174,10 +174,12 @@ def apply_spectral_norm(module: nn.Module, bound: float, skip: tuple[nn.Module, 
 
 
 class RandomFeatureGP(nn.Module):
-    """Random Fourier features of an RBF kernel (Rahimi & Recht 2007) over layer-normalised inputs:
-    φ(h) = √(2/D) · cos(W·LN(h) / ℓ + b), W ~ N(0, 1) (d × D) and b ~ U(0, 2π) fixed; then
-    k(h, h') ≈ φ(h)ᵀφ(h') = exp(−‖LN(h) − LN(h')‖² / (2ℓ²)). LN has no parameters (‖LN(h)‖² = d), and
-    ℓ = ``length_scale``·√d. Holds the Laplace precision / covariance of the output weights (D × D)."""
+    """Random Fourier features of an RBF kernel (Rahimi & Recht 2007; the output layer of Liu et al. 2020):
+    φ(h) = √(2/D) · cos(W·h / ℓ + b), W ~ N(0, 1) (d × D) and b ~ U(0, 2π) fixed, so that
+    φ(h)ᵀφ(h') ≈ exp(−‖h − h'‖² / (2ℓ²)), ℓ = ``length_scale``. The features h are not normalised: the
+    distances between them are what the spectral-normalised layers preserve (a layer norm here, tried
+    first, mapped far-away inputs onto the data's directions: on a 2-d toy the posterior variance 6 units
+    away from the data was 1.5× the variance on it, 2.1× without). Holds the Laplace covariance (D × D)."""
 
     projection: torch.Tensor
     offset: torch.Tensor
@@ -188,7 +190,7 @@ class RandomFeatureGP(nn.Module):
         super().__init__()
         self.in_dim = in_dim
         self.num_features = num_features
-        self.scale = float(length_scale) * math.sqrt(in_dim)
+        self.scale = float(length_scale)
         self.register_buffer("projection", torch.empty(in_dim, num_features))
         self.register_buffer("offset", torch.empty(num_features))
         self.register_buffer("covariance", torch.empty(num_features, num_features))
@@ -201,7 +203,6 @@ class RandomFeatureGP(nn.Module):
         self.fitted.fill_(False)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        h = F.layer_norm(h, (self.in_dim,))  # (n, d)
         return math.sqrt(2.0 / self.num_features) * torch.cos(h @ self.projection / self.scale + self.offset)
 
 
