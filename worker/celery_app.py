@@ -15,6 +15,9 @@ What the configuration guarantees (Celery's task guide; the service issue):
   failed with a readable reason; the hard limit, a few minutes later, kills the process.
 - The Redis ``visibility_timeout`` (how long an unacknowledged message waits before Redis hands it to
   another worker) is longer than the hard limit, so a long round is never delivered twice while it runs.
+- A worker that starts marks failed the running rounds whose heartbeat is stale (a whole worker killed
+  with SIGKILL leaves its round "running" and its message unacknowledged for the visibility timeout);
+  the API does the same for a project before it starts a round there.
 - Two queues: ``gpu`` (rounds: training is the heavy part; CUDA where the worker has it) and ``default``.
   A worker started without ``-Q`` consumes both; a GPU machine runs ``tbal worker --queues gpu``.
 """
@@ -25,7 +28,7 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from kombu import Exchange, Queue
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -134,3 +137,25 @@ def _reset_after_fork(**_kwargs: Any) -> None:
 
 # A prefork child inherits the parent's memory: start it without the parent's database connections.
 worker_process_init.connect(_reset_after_fork, weak=False)
+
+
+def reap_stale_rounds_on_start(sender: Any = None, **_kwargs: Any) -> list[int]:
+    """At worker start: mark failed the rounds whose worker died (see
+    :func:`app.services.round_runner.reap_stale_rounds`). Best effort: the database may be away."""
+    from app.db.session import make_engine, make_session_factory
+    from app.services.round_runner import reap_stale_rounds
+
+    app = getattr(sender, "app", None)
+    settings = app.tbal_settings if isinstance(app, TBALCelery) else celery_app.tbal_settings
+    engine = make_engine(settings)  # its own engine, disposed: nothing crosses into the pool processes
+    try:
+        with make_session_factory(engine)() as session:
+            return reap_stale_rounds(session, settings)
+    except Exception as exc:
+        logger.warning("could not look for rounds whose worker died: %s", exc)
+        return []
+    finally:
+        engine.dispose()
+
+
+worker_ready.connect(reap_stale_rounds_on_start, weak=False)

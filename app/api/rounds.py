@@ -6,21 +6,30 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from app.api.deps import CallerDep, DispatcherDep, MetricsDep, ProjectDep, SessionDep
+from app.api.deps import CallerDep, DispatcherDep, MetricsDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
 from app.repositories import rounds as repo
 from app.schemas.rounds import RoundPage, RoundRead
 from app.services import rounds as service
 from app.services.api_keys import check_project
+from app.services.round_runner import reap_stale_rounds
 
 router = APIRouter(tags=["rounds"])
 
 
 @router.post("/projects/{project_id}/rounds", status_code=status.HTTP_202_ACCEPTED)
 def start_round(
-    *, project: ProjectDep, session: SessionDep, dispatcher: DispatcherDep, metrics: MetricsDep
+    *,
+    project: ProjectDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    dispatcher: DispatcherDep,
+    metrics: MetricsDep,
 ) -> RoundRead:
-    """Start a round: it is queued, committed, then sent to a worker. Poll ``GET /rounds/{id}``."""
+    """Start a round: it is queued, committed, then sent to a worker. Poll ``GET /rounds/{id}``.
+    A running round of the project whose worker died (heartbeat older than ``round_stale_after_s``) is
+    marked failed first, so it does not block the new one (409 while a live round runs)."""
+    reap_stale_rounds(session, settings, project_id=project.id)
     round_ = service.start_round(session, project, dispatcher)
     metrics.rounds_started.inc()
     return RoundRead.model_validate(round_)

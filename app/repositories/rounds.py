@@ -135,3 +135,24 @@ def fail(session: Session, round_id: int, reason: str, now: datetime) -> None:
         .values(status="failed", error=reason, finished_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+def fail_stale(
+    session: Session, stale_before: datetime, now: datetime, reason: str, *, project_id: int | None = None
+) -> list[int]:
+    """Mark failed every running round whose heartbeat is older than ``stale_before`` (its worker died);
+    returns their ids. The claim token is cleared, so a late write by a runner that was only slow finds
+    the claim lost and writes nothing."""
+    stmt = (
+        update(Round)
+        .where(
+            Round.status == "running",
+            or_(Round.heartbeat_at.is_(None), Round.heartbeat_at < stale_before),
+        )
+        .values(status="failed", error=reason, finished_at=now, claim_token=None, stage=None)
+        .returning(Round.id)
+        .execution_options(synchronize_session=False)
+    )
+    if project_id is not None:
+        stmt = stmt.where(Round.project_id == project_id)
+    return sorted(session.scalars(stmt))
