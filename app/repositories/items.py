@@ -12,7 +12,16 @@ from sqlalchemy.orm import Session
 
 from app.db.base import UTCDateTime
 from app.db.models import AutoLabel, GroundTruth, HumanLabel, Item
-from app.repositories.bulk import chunks, clear_stage, create_stage, stage_rows
+from app.repositories.bulk import (
+    chunks,
+    clear_stage,
+    copy_new_rows,
+    create_stage,
+    dialect,
+    encode_copy_rows,
+    pg_timestamp,
+    stage_rows,
+)
 
 STAGE = "staged_items"
 STAGE_COLUMNS = (
@@ -21,6 +30,63 @@ STAGE_COLUMNS = (
     ("data", "bytea", "BLOB"),
     ("ground_truth", "int4", "INTEGER"),
 )
+
+
+COPY_COLUMNS = ("project_id", "data", "role", "created_at", "external_id")
+
+
+def can_copy(session: Session) -> bool:
+    """Whether :func:`copy_chunk` can be tried (PostgreSQL)."""
+    return dialect(session) == "postgresql"
+
+
+def copy_chunk(
+    session: Session,
+    project_id: int,
+    external_ids: Sequence[str],
+    data: np.ndarray,
+    truth: np.ndarray,
+    now: datetime,
+) -> tuple[int, int] | None:
+    """The fast path of ingestion (PostgreSQL): binary COPY of k new items straight into ``items``.
+
+    ``data`` (k, row_bytes) uint8 as stored, ``truth`` (k,) class indices (-1: none). Items get ids in
+    row order (COPY inserts in order), as :func:`ingest_chunk` gives them. Returns (items inserted,
+    ground-truth rows inserted), or None, with nothing written, when an external id already exists in
+    the project: the caller then uses :func:`ingest_chunk`, which skips the existing ones.
+    """
+    k = len(external_ids)
+    payload = encode_copy_rows(
+        k,
+        [
+            (">i8", project_id),
+            (f"V{data.shape[1]}", data),
+            ("S4", b"pool"),
+            (">i8", pg_timestamp(now)),
+        ],
+        tail=[ext.encode("utf-8") for ext in external_ids],
+    )
+    inserted = copy_new_rows(session, "items", COPY_COLUMNS, [payload])
+    if inserted is None:
+        return None
+    known = np.flatnonzero(truth >= 0)
+    added = 0
+    if known.size:
+        added = session.execute(
+            text(
+                "INSERT INTO ground_truth (item_id, label) "
+                "SELECT i.id, t.label FROM unnest(CAST(:ext AS text[]), CAST(:label AS int4[])) "
+                "AS t(external_id, label) "
+                "JOIN items i ON i.project_id = :pid AND i.external_id = t.external_id "
+                "ON CONFLICT (item_id) DO NOTHING"
+            ),
+            {
+                "pid": project_id,
+                "ext": [external_ids[i] for i in known.tolist()],
+                "label": truth[known].tolist(),
+            },
+        ).rowcount  # type: ignore[attr-defined]
+    return inserted, int(added)
 
 
 def start_ingest(session: Session) -> None:

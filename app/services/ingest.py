@@ -8,6 +8,7 @@ the uploaded file is memory-mapped and only one chunk is converted to bytes at a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +72,24 @@ def ingest_file(
     return _store(session, project, layout, X, external_ids, truth, chunk_rows)
 
 
-def _external_ids(raw: np.ndarray | None, n: int, prefix: str) -> list[str]:
+@dataclass(frozen=True)
+class _GeneratedIds:
+    """The ids ``<prefix><i>`` of rows without external ids, made one chunk at a time (a million
+    strings are never held at once, and they need no uniqueness check)."""
+
+    prefix: str
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, rows: slice) -> list[str]:
+        return [f"{self.prefix}{i}" for i in range(*rows.indices(self.n))]
+
+
+def _external_ids(raw: np.ndarray | None, n: int, prefix: str) -> list[str] | _GeneratedIds:
     if raw is None:
-        return [f"{prefix}{i}" for i in range(n)]
+        return _GeneratedIds(prefix, n)
     if raw.shape != (n,):
         raise Invalid("file.external_ids", f"expected shape ({n},) like X's rows, got {raw.shape}")
     if raw.dtype.kind == "U":
@@ -128,23 +144,38 @@ def _store(
     project: Project,
     layout: Layout,
     X: np.ndarray,
-    external_ids: list[str],
+    external_ids: list[str] | _GeneratedIds,
     truth: np.ndarray,
     chunk_rows: int,
 ) -> IngestResult:
+    """Write the rows chunk by chunk: straight binary COPY into ``items`` while no external id of the
+    request exists yet (PostgreSQL; the common case of new items), else through the staging table,
+    which skips the existing ones (re-sent files, SQLite). The same rows and ids either way."""
     now = utcnow()
     inserted = truth_added = 0
-    items_repo.start_ingest(session)
+    fast = items_repo.can_copy(session)
+    staged = False
     for start in range(0, len(external_ids), chunk_rows):
         stop = min(start + chunk_rows, len(external_ids))
         block = to_storage(layout, X[start:stop])
-        rows = [
-            (start + j, external_ids[start + j], block[j].tobytes(), int(t) if t >= 0 else None)
-            for j, t in enumerate(truth[start:stop].tolist())
-        ]
-        new, gt = items_repo.ingest_chunk(session, project.id, rows, now)
-        inserted += new
-        truth_added += gt
+        ids = external_ids[start:stop]
+        part_truth = truth[start:stop]
+        done = None
+        if fast:
+            data = block.reshape(stop - start, -1).view(np.uint8)
+            done = items_repo.copy_chunk(session, project.id, ids, data, part_truth, now)
+            fast = done is not None
+        if done is None:
+            if not staged:
+                items_repo.start_ingest(session)
+                staged = True
+            rows = [
+                (start + j, ids[j], block[j].tobytes(), int(t) if t >= 0 else None)
+                for j, t in enumerate(part_truth.tolist())
+            ]
+            done = items_repo.ingest_chunk(session, project.id, rows, now)
+        inserted += done[0]
+        truth_added += done[1]
     session.commit()
     n = len(external_ids)
     return IngestResult(received=n, inserted=inserted, skipped=n - inserted, ground_truth_added=truth_added)
