@@ -218,7 +218,7 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
 
         n_pool = items_repo.count_pool(session, project.id)
         pool_stmt = items_repo.pool_query(project.id, select(Item.id, Item.data)).order_by(Item.id)
-        pool_ids, pool_raw, _ = items_repo.load_rows(session, pool_stmt, n_pool, layout.row_bytes)
+        pool_ids, pool_raw = items_repo.load_id_data(session, pool_stmt, n_pool, layout.row_bytes)
 
         if n_train == 0:
             raise TBALInputError("a round needs at least one human training label, got none")
