@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DATA ?=
 LINTED := tbal app worker migrations tests bench
 
-.PHONY: env browser test lint typecheck pytest demo serve clean
+.PHONY: env browser test lint typecheck pytest soak demo serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ pytest: env browser
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# Too slow for CI: schemathesis with many examples per operation (SQLite, then PostgreSQL) and whatever
+# else is under tests/soak (those tests skip unless TBAL_SOAK=1). Needs PostgreSQL and Redis like CI.
+soak: env
+	TBAL_FUZZ_EXAMPLES=100 $(BIN)/pytest -q tests/app/test_fuzz.py
+	TBAL_SOAK=1 $(BIN)/pytest -q tests/soak
 
 demo: env
 	$(BIN)/python -m app.demo $(if $(DATA),--data $(DATA),)

@@ -86,7 +86,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, "request", str(exc.detail))
+        # 413 comes from the body-size middleware while the body streams in: the body is what is wrong.
+        field = "body" if exc.status_code == 413 else "request"
+        return error_response(exc.status_code, field, str(exc.detail))
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

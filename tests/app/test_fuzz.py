@@ -1,0 +1,146 @@
+"""Hostile input: schemathesis generates requests from the OpenAPI schema (valid and invalid bodies,
+parameters and headers) and sends them with an admin key; no answer may be a 5xx.
+
+Bounded for CI: ``TBAL_FUZZ_EXAMPLES`` examples per operation (default 5: about a minute in all);
+``make soak`` runs it with 150. The database is a migrated SQLite file holding one project with items,
+labels and a finished round, so that routes with ``{project_id}`` / ``{round_id}`` = 1 reach real rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+
+from app.db.migrate import upgrade
+from app.db.session import make_engine, make_session_factory
+from app.main import create_app
+from app.services.api_keys import create_key
+from app.settings import Settings
+
+EXAMPLES = int(os.environ.get("TBAL_FUZZ_EXAMPLES", "5"))
+SECRET: dict[str, str] = {}
+SPARED = {("DELETE", "/api/v1/keys/{key_id}"), ("DELETE", "/api/v1/projects/{project_id}")}
+"""Not fuzzed: they would revoke the fuzzer's own key or delete the seeded project (tests/app/test_access.py
+and test_projects.py cover them)."""
+
+
+def _seed_project(client: TestClient) -> None:
+    """Project 1 with items, labels and one finished round (small: the fuzzer may start more rounds)."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(scale=3.0, size=(3, 4))
+    y = rng.integers(0, 3, size=120)
+    X = (centers[y] + rng.normal(scale=0.3, size=(120, 4))).astype(np.float32)
+    created = client.post(
+        "/api/v1/projects",
+        json={
+            "name": "fuzzed",
+            "classes": ["a", "b", "c"],
+            "data_kind": "features",
+            "input_shape": [4],
+            "settings": {
+                "validation_size": 40,
+                "seed_size": 20,
+                "label_budget": 30,
+                "batch_size": 5,
+                "model": "mlp",
+                "hidden": [8],
+                "epochs": 3,
+            },
+        },
+    )
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    items = [
+        {"external_id": f"i{i}", "features": X[i].tolist(), "ground_truth": int(y[i])} for i in range(120)
+    ]
+    assert client.post(f"/api/v1/projects/{pid}/items", json={"items": items}).status_code == 200
+    assert client.post(f"/api/v1/projects/{pid}/simulate").status_code == 200
+    assert client.post(f"/api/v1/projects/{pid}/rounds").status_code == 202
+    client.app.state.tbal.dispatcher.wait_idle(120)  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def seeded_app(database_url: str, tmp: Path) -> Iterator[Any]:
+    """The application on a migrated ``database_url`` with an admin key (in ``SECRET``) and project 1."""
+    config = Settings(
+        database_url=database_url,
+        artifacts_dir=tmp / "artifacts",
+        upload_dir=tmp / "uploads",
+        train_device="cpu",
+        torch_threads=1,
+        max_request_bytes=4 * 1024**2,
+        max_json_bytes=1024**2,
+        max_batch_items=500,
+    )
+    upgrade(config)
+    engine = make_engine(config)
+    _key, SECRET["value"] = create_key(make_session_factory(engine), "fuzz")
+    engine.dispose()
+    app = create_app(config)
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {SECRET['value']}"
+        _seed_project(client)
+        yield app
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    tmp: Path = tmp_path_factory.mktemp("fuzz")
+    with seeded_app(f"sqlite:///{tmp / 'fuzz.sqlite'}", tmp) as app:
+        yield app
+
+
+def _fuzz_operation(operation: Any, mode: GenerationMode, secret: str, examples: int) -> list[str]:
+    """Send ``examples`` generated requests to one operation; the 5xx answers, described."""
+    failures: list[str] = []
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case: Any) -> None:
+        response = case.call(headers={**(case.headers or {}), "Authorization": f"Bearer {secret}"})
+        if response.status_code >= 500 and len(failures) < 3:
+            failures.append(
+                f"{case.method} {case.formatted_path} ({mode.value}) -> {response.status_code}: "
+                f"{response.text[:300]}\n  {case.as_curl_command()}"
+            )
+
+    with contextlib.suppress(Unsatisfiable):  # nothing invalid to generate (no parameters): nothing sent
+        run()
+    return failures
+
+
+def fuzz(app: Any, examples: int = EXAMPLES) -> None:
+    """Every operation of the schema (but ``SPARED``), valid and invalid requests; fails on a 5xx."""
+    schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
+    failures: list[str] = []
+    operations = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        operations += 1
+        if (operation.method.upper(), operation.path) in SPARED:
+            continue
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            failures += _fuzz_operation(operation, mode, SECRET["value"], examples)
+    assert operations >= 30, f"only {operations} operations in the schema"
+    assert not failures, "\n".join(failures)
+
+
+def test_no_server_error(fuzz_app: Any) -> None:
+    fuzz(fuzz_app)
