@@ -218,7 +218,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.from_json:
-        record = {"results": {}}
+        record: dict[str, Any] = {"results": {}}
         for path in args.from_json:
             record["results"].update(json.loads(path.read_text())["results"])
     else:

@@ -65,10 +65,15 @@ def _config(**changes: object) -> TrainConfig:
     return TrainConfig(**base)  # type: ignore[arg-type]
 
 
-def _context(X: np.ndarray, y: np.ndarray, k: int, config: TrainConfig, **kw: object) -> TrainContext:
-    return TrainContext(
-        config, torch.from_numpy(X), torch.from_numpy(one_hot(y, k)), np.random.default_rng(0), **kw
-    )  # type: ignore[arg-type]
+def _context(
+    X: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    config: TrainConfig,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> TrainContext:
+    targets = torch.from_numpy(one_hot(y, k))
+    return TrainContext(config, torch.from_numpy(X), targets, np.random.default_rng(0), validation)
 
 
 def _batch(y: np.ndarray, index: np.ndarray | None = None) -> TargetBatch:
@@ -220,9 +225,11 @@ def test_autolabel_lowers_the_targets_of_far_buckets_for_an_over_confident_model
     # points: far buckets (even blends) are right far less often than p_max says, so ỹ goes down there
     X, y = _blobs(400)
     model = train_classifier(_mlp(), X[:200], one_hot(y[:200], 3), _config(), seed=0, device=CPU)
+    head = model.head
+    assert isinstance(head, torch.nn.Linear)
     with torch.no_grad():
-        model.head.weight.mul_(20.0)  # type: ignore[operator]
-        model.head.bias.mul_(20.0)  # type: ignore[operator]
+        head.weight.mul_(20.0)
+        head.bias.mul_(20.0)
     val = (torch.from_numpy(X[200:]), torch.from_numpy(y[200:]))
     objective = AutoLabel(_context(X[:200], y[:200], 3, _config(method="autolabel"), validation=val))
     objective.end_epoch(model, 0)
@@ -383,7 +390,7 @@ def test_sam_step_uses_the_gradient_at_the_perturbed_weights() -> None:
     params = list(reference.parameters())
     loss = F.cross_entropy(reference(xb)[0], batch.classes)
     grads = torch.autograd.grad(loss, params)
-    norm = torch.sqrt(sum((g**2).sum() for g in grads))
+    norm = torch.sqrt(torch.stack([(g**2).sum() for g in grads]).sum())
     with torch.no_grad():
         shifted = copy.deepcopy(reference)
         for p, g in zip(shifted.parameters(), grads, strict=True):
