@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--batches", type=int, nargs="+", default=[2048, 16384])
+    parser.add_argument("--batches", type=int, nargs="+", default=[4096])
     parser.add_argument("--confidence", default="softmax")
     parser.add_argument("--out", default="scale-score")
     args = parser.parse_args()
