@@ -6,7 +6,8 @@ PostgreSQL path before issue 6).
     .venv/bin/python bench/scale_autolabels.py --n 1000000
 
 Order: COPY, writer, staged path, COPY again; the table is emptied (TRUNCATE) between runs. The items
-(N, with 8-byte data: the rows' size does not matter here) and 1,000 human labels are set up first.
+(N × 384 float32, as in a real project: the foreign-key checks lock item rows, so their size matters)
+and 1,000 human labels are set up first.
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=384, help="feature size of the items (their row size)")
     parser.add_argument("--pg", default=os.environ.get("TBAL_BENCH_PG", DEFAULT_PG))
     parser.add_argument("--tmp", default=None)
     parser.add_argument("--no-staged", action="store_true", help="skip the (slow) staged path")
     parser.add_argument("--out", default="scale-autolabels")
     args = parser.parse_args()
-    record: dict[str, Any] = {"n": args.n, "before": conditions()}
+    record: dict[str, Any] = {"n": args.n, "dim": args.dim, "before": conditions()}
     with scratch_dir(args.tmp) as tmp, pg_schema(args.pg) as url:
         record.update(_run(args, url, Path(tmp)))
     record["after"] = conditions()
@@ -96,13 +98,16 @@ def _run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
         session.commit()
         rid = round_.id
     npy = folder / "X.npy"
-    np.save(npy, np.zeros((n, 2), dtype=np.float32))
+    np.save(npy, np.zeros((n, args.dim), dtype=np.float32))
     encoded_items_file(folder / "items.copy", npy, pid, "x")
     copy_file(
         conninfo, "items", ("project_id", "data", "role", "created_at", "external_id"), folder / "items.copy"
     )
+    npy.unlink()
+    (folder / "items.copy").unlink()
+    with engine.connect() as conn:  # a settled table, as autovacuum leaves it after a bulk insert
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE items"))
     with factory() as session:
-        session.execute(text("ANALYZE items"))
         item_ids = np.fromiter(
             session.scalars(select(Item.id).where(Item.project_id == pid).order_by(Item.id)), np.int64
         )
