@@ -68,7 +68,7 @@ def list_items(
     session: SessionDep,
     after_id: AfterId = 0,
     limit: Limit = DEFAULT_LIMIT,
-    role: Annotated[str | None, Query(pattern="^(pool|validation|train|removed)$")] = None,
+    role: Annotated[str | None, Query(pattern="^(pool|validation|train|removed|audit)$")] = None,
 ) -> ItemPage:
     rows = repo.page(session, project.id, after_id=after_id, limit=limit, role=role)
     items = [

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Path, status
 from app.api.deps import CallerDep, DispatcherDep, MetricsDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
 from app.repositories import rounds as repo
+from app.schemas.audit import AuditPage, AuditRead
 from app.schemas.rounds import RoundPage, RoundRead
 from app.services import rounds as service
 from app.services.api_keys import check_project
+from app.services.audit import round_audit
 from app.services.round_runner import reap_stale_rounds
 
 router = APIRouter(tags=["rounds"])
@@ -53,3 +55,26 @@ def read_round(
     round_ = service.get_round(session, round_id)
     check_project(caller, round_.project_id)
     return RoundRead.model_validate(round_)
+
+
+@router.get("/rounds/{round_id}/audit")
+def read_round_audit(
+    *, round_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep, caller: CallerDep
+) -> AuditRead:
+    """Audit mode (project setting ``audit_size``): the error of the round's auto-labels measured on the
+    human-labeled audit sample, its Clopper–Pearson interval at 1 − δ, beside ε and the round's bound."""
+    round_ = service.get_round(session, round_id)
+    check_project(caller, round_.project_id)
+    return round_audit(session, round_)
+
+
+@router.get("/projects/{project_id}/audit")
+def list_audits(
+    *, project: ProjectDep, session: SessionDep, after_id: AfterId = 0, limit: Limit = DEFAULT_LIMIT
+) -> AuditPage:
+    """The audit report of each round of the project (keyset pages by round id)."""
+    rows = repo.page(session, project.id, after_id=after_id, limit=limit)
+    return AuditPage(
+        items=[round_audit(session, r) for r in rows],
+        next_after_id=rows[-1].id if len(rows) == limit else None,
+    )

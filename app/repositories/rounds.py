@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import ACTIVE_ROUND_STATUSES, Round
+from app.db.models import ACTIVE_ROUND_STATUSES, AutoLabel, HumanLabel, LabelQuery, Round
 
 
 def add(session: Session, round_: Round) -> Round:
@@ -156,3 +156,21 @@ def fail_stale(
     if project_id is not None:
         stmt = stmt.where(Round.project_id == project_id)
     return sorted(session.scalars(stmt))
+
+
+def audit_counts(session: Session, round_id: int) -> tuple[int, int, int]:
+    """(sampled, answered, wrong) of a round's audit: its queries of purpose ``audit``, those with a human
+    label, and those whose human label (the hard class) differs from the item's auto-label."""
+    wrong = case((HumanLabel.label != AutoLabel.label, 1), else_=0)
+    stmt = (
+        select(func.count(LabelQuery.id), func.count(HumanLabel.id), func.coalesce(func.sum(wrong), 0))
+        .select_from(LabelQuery)
+        .outerjoin(HumanLabel, HumanLabel.item_id == LabelQuery.item_id)
+        .outerjoin(
+            AutoLabel,
+            (AutoLabel.item_id == LabelQuery.item_id) & (AutoLabel.project_id == LabelQuery.project_id),
+        )
+        .where(LabelQuery.round_id == round_id, LabelQuery.purpose == "audit")
+    )
+    sampled, answered, n_wrong = session.execute(stmt).one()
+    return int(sampled), int(answered), int(n_wrong)

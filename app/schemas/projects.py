@@ -46,6 +46,13 @@ class ProjectSettings(BaseModel):
     colander: dict[str, Annotated[float, Field(allow_inf_nan=False, le=1e6)]] | None = None
     min_validation_labels: int | None = Field(default=None, ge=2, le=BIG)
     pixel_scale: float | None = Field(default=None, gt=0, le=65535)
+    audit_size: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000,
+        description="audit mode: auto-labels per round sampled uniformly for human review (purpose 'audit'"
+        " in the queue); GET /rounds/{id}/audit compares their error with the round's bound",
+    )
 
 
 class ProjectCreate(BaseModel):

@@ -11,7 +11,7 @@ class QueueItem(BaseModel):
     query_id: int
     item_id: int
     external_id: str
-    purpose: Literal["validation", "training"]
+    purpose: Literal["validation", "training", "audit"]
     round_id: int | None
     data: list[Any] | None = None
 

@@ -36,7 +36,7 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "calibration_fraction": ("loop", "calibration_fraction"),
     "max_rounds": ("loop", "max_rounds"),
 }
-SERVICE_ONLY = ("preset", "min_validation_labels", "pixel_scale")
+SERVICE_ONLY = ("preset", "min_validation_labels", "pixel_scale", "audit_size")
 IMAGE_MODELS = ("lenet5", "cnn", "resnet")
 
 

@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,10 @@ STAGE_WEIGHTS: dict[str, float] = {
 }
 
 
+AUDIT_STREAM = 0xA0D17
+"""Second word of the audit sample's seed (the first is the round's seed): its own random stream."""
+
+
 class RoundTimeLimit(Exception):
     """The round ran longer than ``settings.round_time_limit_s``."""
 
@@ -94,6 +98,8 @@ class LoadedRound:
     y_val: np.ndarray
     pool_ids: np.ndarray
     X_pool: np.ndarray
+    audit_size: int = 0
+    """Audit mode: auto-labels of this round to sample for human review (the project's ``audit_size``)."""
 
 
 def execute_round(round_id: int, session_factory: sessionmaker[Session], settings: Settings) -> None:
@@ -252,6 +258,7 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
             y_val=y_val,
             pool_ids=pool_ids,
             X_pool=model_inputs(layout, from_bytes(layout, pool_raw), scale),
+            audit_size=int(project.settings.get("audit_size") or 0),
         )
         session.commit()
     return loaded
@@ -294,10 +301,12 @@ def write_results(
             loaded.pool_ids[np.asarray(output.query_index, dtype=np.int64)],
             now,
         )
+        audited = _sample_audit(session, round_id, loaded, loaded.pool_ids[auto], now)
         timings = {**timings, **{k: float(v) for k, v in output.timings.items()}}
         metrics = _metrics(
             session, round_id, loaded, output, inserted=inserted, removed=removed, queried=queried
         )
+        metrics["audit_sampled"] = audited
         timings["write"] = time.perf_counter() - start
         metrics["timings"] = {k: round(v, 4) for k, v in timings.items()}
         done = rounds_repo.update_claimed(
@@ -317,6 +326,23 @@ def write_results(
         if not done:
             raise ClaimLost(f"round {round_id} is no longer held by this worker")
         session.commit()
+
+
+def _sample_audit(
+    session: Session, round_id: int, loaded: LoadedRound, auto_ids: np.ndarray, now: datetime
+) -> int:
+    """Audit mode: ``audit_size`` of this round's auto-labeled items, drawn uniformly without replacement
+    (seeded by the round), go to the human queue with purpose ``audit``. Their role becomes ``audit``, so
+    their human labels never train or validate a later round: they only measure the auto-labels' error
+    (an unbiased sample of this round's auto-labels; see :mod:`app.services.audit`). Returns how many."""
+    k = min(loaded.audit_size, int(auto_ids.size))
+    if k <= 0:
+        return 0
+    rng = np.random.default_rng([loaded.seed, AUDIT_STREAM])
+    sample = np.sort(rng.choice(auto_ids, size=k, replace=False))
+    items_repo.set_role(session, sample, "audit", only_from="pool")
+    labels_repo.add_queries(session, loaded.project_id, sample, "audit", round_id, now)
+    return k
 
 
 def _metrics(
