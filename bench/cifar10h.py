@@ -49,6 +49,9 @@ SPLIT_SEED = 2024  # the fixed train / held-out split of the 10k images
 def main() -> None:
     args = _parse()
     torch.set_num_threads(args.threads)
+    if args.summarize:  # re-print the table of finished runs from one or more JSON files
+        _summary([r for path in args.json.split(",") for r in json.loads(Path(path).read_text())["runs"]])
+        return
     if args.tbal:
         _tbal(args)
         return
@@ -227,6 +230,7 @@ def _line(r: dict[str, Any]) -> str:
 
 def _summary(records: list[dict[str, Any]]) -> None:
     keys = ("accuracy", "ece", "nll", "human_cross_entropy", "second_best_accuracy", "ood_auroc", "fgsm_drop")
+    print("mean ± sd over seeds (sd with ddof 1)")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["model"], r["targets"]), []).append(r)
@@ -271,6 +275,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--tbal-seed-size", type=int, default=1000)
     p.add_argument("--tbal-batch", type=int, default=500)
     p.add_argument("--tbal-validation", type=int, default=2000)
+    p.add_argument("--summarize", action="store_true", help="print the table of --json (comma-separated)")
     p.add_argument("--json", required=True)
     return p.parse_args()
 

@@ -182,8 +182,9 @@ def fgsm_attack(
 
     X: (n, ...) prepared inputs on the [0, 1] scale, the scale ε is measured on; the model's own input
     standardisation is part of its forward pass, so the gradient is taken with respect to the [0, 1]
-    inputs. The model runs in eval mode (no dropout noise, batch-norm running statistics); the loss is the
-    cross-entropy of softmax(logits). Returns float32 (n, ...) adversarial inputs."""
+    inputs. The model runs in eval mode (batch-norm running statistics; an MC Dropout model averages its
+    seeded passes, so the attack sees the prediction that is evaluated); the loss is the cross-entropy of
+    softmax(logits). Returns float32 (n, ...) adversarial inputs."""
     if not epsilon >= 0.0:
         raise TBALInputError(f"expected epsilon ≥ 0, got {epsilon!r}")
     y = _check_labels(y, X.shape[0], model.num_classes)
