@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import text
 
 from app.db.session import make_engine, make_session_factory
@@ -100,6 +101,10 @@ def two_apis(
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
+        # The accepted rounds' messages must not reach the workers of later tests on this Redis database.
+        broker = redis.Redis.from_url(redis_url)
+        broker.delete("gpu", "default")
+        broker.close()
 
 
 def _ready_project(base: str, headers: dict[str, str], i: int) -> int:
