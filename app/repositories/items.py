@@ -89,6 +89,50 @@ def copy_chunk(
     return inserted, int(added)
 
 
+def insert_chunk(
+    session: Session,
+    project_id: int,
+    external_ids: Sequence[str],
+    data: np.ndarray,
+    truth: np.ndarray,
+    now: datetime,
+) -> tuple[int, int]:
+    """SQLite's ingestion: k rows straight into ``items`` by one ``executemany`` in row order (new ids
+    in that order), ``ON CONFLICT DO NOTHING`` skipping external ids the project has; then the ground
+    truth of the rows that have one. No staging table (SQLite writes it as it writes any table).
+    ``data`` (k, row_bytes) uint8 as stored, ``truth`` (k,) (-1: none). Returns what
+    :func:`ingest_chunk` returns."""
+    dialect_ = session.get_bind().dialect
+    process = UTCDateTime().bind_processor(dialect_)
+    stamp = process(now) if process else now
+    raw = session.connection().connection.driver_connection
+    cursor = raw.cursor()  # type: ignore[union-attr]
+    try:
+        rows = data.reshape(-1).data  # one flat buffer: a slice per row, no bytes copied here
+        width = data.shape[1]
+        cursor.executemany(
+            "INSERT INTO items (project_id, external_id, data, role, created_at) "
+            "VALUES (?, ?, ?, 'pool', ?) ON CONFLICT (project_id, external_id) DO NOTHING",
+            (
+                (project_id, ext, rows[i * width : (i + 1) * width], stamp)
+                for i, ext in enumerate(external_ids)
+            ),
+        )
+        inserted = cursor.rowcount
+        known = np.flatnonzero(truth >= 0).tolist()
+        added = 0
+        if known:
+            cursor.executemany(
+                "INSERT INTO ground_truth (item_id, label) SELECT id, ? FROM items "
+                "WHERE project_id = ? AND external_id = ? ON CONFLICT (item_id) DO NOTHING",
+                ((int(truth[i]), project_id, external_ids[i]) for i in known),
+            )
+            added = cursor.rowcount
+    finally:
+        cursor.close()
+    return int(inserted), int(added)
+
+
 def start_ingest(session: Session) -> None:
     """Prepare the staging table for :func:`ingest_chunk` calls in this transaction."""
     create_stage(session, STAGE, STAGE_COLUMNS)

@@ -148,21 +148,24 @@ def _store(
     truth: np.ndarray,
     chunk_rows: int,
 ) -> IngestResult:
-    """Write the rows chunk by chunk: straight binary COPY into ``items`` while no external id of the
-    request exists yet (PostgreSQL; the common case of new items), else through the staging table,
-    which skips the existing ones (re-sent files, SQLite). The same rows and ids either way."""
+    """Write the rows chunk by chunk. PostgreSQL: straight binary COPY into ``items`` while no external
+    id of the request exists yet (the common case of new items), else through the staging table, which
+    skips the existing ones (re-sent files). SQLite: one ``executemany`` per chunk that skips them.
+    The same rows and ids every way."""
     now = utcnow()
     inserted = truth_added = 0
-    fast = items_repo.can_copy(session)
+    copy_ok = fast = items_repo.can_copy(session)
     staged = False
     for start in range(0, len(external_ids), chunk_rows):
         stop = min(start + chunk_rows, len(external_ids))
         block = to_storage(layout, X[start:stop])
         ids = external_ids[start:stop]
         part_truth = truth[start:stop]
+        data = block.reshape(stop - start, -1).view(np.uint8)
         done = None
-        if fast:
-            data = block.reshape(stop - start, -1).view(np.uint8)
+        if not copy_ok:
+            done = items_repo.insert_chunk(session, project.id, ids, data, part_truth, now)
+        elif fast:
             done = items_repo.copy_chunk(session, project.id, ids, data, part_truth, now)
             fast = done is not None
         if done is None:
