@@ -54,6 +54,13 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--tmp", default=None, help="folder for the large files (default: the system's)")
     parser.add_argument("--resend", type=int, default=0, help="then re-send the first R rows (all skipped)")
+    parser.add_argument(
+        "--staged",
+        type=int,
+        default=0,
+        help="also ingest the first S rows in this process through the staging table (the path of "
+        "PostgreSQL before issue 6, and its path for re-sent rows now), beside the COPY path",
+    )
     parser.add_argument("--out", default="scale-ingest")
     args = parser.parse_args()
 
@@ -123,6 +130,8 @@ def _run(
         np.save(part, np.load(npy, mmap_mode="r")[: args.resend])
         pid = out["api"]["project_id"]
         out["resend"] = _upload(client, server.pid, pid, part, args.resend, conninfo, expect_new=0)
+    if args.staged:
+        out["staged"] = _in_process(url, folder, npy, args.staged, args.dim)
     engine = create_engine(url)
     with engine.connect() as conn:
         counted = conn.execute(
@@ -186,6 +195,55 @@ def _upload(
         "feature_matrix_mb": npy.stat().st_size / 2**20,
         "loadavg": os.getloadavg()[0],
     }
+
+
+def _in_process(url: str, folder: Path, npy: Path, n: int, dim: int) -> dict[str, Any]:
+    """The first n rows ingested by the service function in this process, once through COPY and once
+    through the staging table (``copy_chunk`` made to decline, as on a conflict), each into a new
+    project."""
+    from app.db.models import Project
+    from app.db.session import make_engine, make_session_factory
+    from app.repositories import items as items_repo
+    from app.services import ingest
+    from app.settings import Settings
+
+    part = folder / "staged.npy"
+    np.save(part, np.load(npy, mmap_mode="r")[:n])
+    engine = make_engine(Settings(database_url=url))
+    factory = make_session_factory(engine)
+    out: dict[str, Any] = {"n": n}
+    real = items_repo.copy_chunk
+    for path in ("copy", "staged"):
+        items_repo.copy_chunk = (lambda *a: None) if path == "staged" else real  # type: ignore[assignment]
+        try:
+            with factory() as session:
+                project = Project(
+                    name=f"in-process-{path}",
+                    classes=["a"],
+                    data_kind="features",
+                    input_shape=[dim],
+                    settings={},
+                )
+                session.add(project)
+                session.commit()
+                backend = session.connection().connection.driver_connection.info.backend_pid
+                cpu0, server0 = time.process_time(), proc_cpu_s(backend)
+                start = time.perf_counter()
+                result = ingest.ingest_file(session, project, part, id_prefix="x", chunk_rows=5_000)
+                wall = time.perf_counter() - start
+                out[path] = {
+                    "wall_s": wall,
+                    "items_per_s": n / wall,
+                    "client_cpu_s": time.process_time() - cpu0,
+                    "server_cpu_s": proc_cpu_s(backend) - server0,
+                    "inserted": result.inserted,
+                    "loadavg": os.getloadavg()[0],
+                }
+        finally:
+            items_repo.copy_chunk = real  # type: ignore[assignment]
+    engine.dispose()
+    part.unlink()
+    return out
 
 
 def _api_backends(server_pid: int, conninfo: str) -> list[int]:
@@ -264,6 +322,13 @@ def _print(record: dict[str, Any]) -> None:
         f"ratio to plain COPY: {record['ratio_items_per_s']:.2f} (items/s), "
         f"{record['ratio_server_cpu']:.2f} (PostgreSQL CPU)"
     )
+    if "staged" in record:
+        for path in ("copy", "staged"):
+            r = record["staged"][path]
+            print(
+                f"in process, {record['staged']['n']:,} rows by {path}: {r['items_per_s']:,.0f} items/s, "
+                f"PostgreSQL CPU {r['server_cpu_s']:.1f} s, client CPU {r['client_cpu_s']:.1f} s"
+            )
     if "resend" in record:
         r = record["resend"]
         print(f"re-send of {r['result']['received']:,} known rows: {r['items_per_s']:,.0f} items/s (skipped)")
