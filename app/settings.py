@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     round_time_limit_s: float = Field(default=6 * 3600.0, gt=0)
     round_stale_after_s: float = Field(default=600.0, gt=0)
     """A running round whose heartbeat is older than this may be claimed again (its worker died)."""
+    round_reap_after_s: float | None = Field(default=None, gt=0)
+    """A running round without a heartbeat for this long is marked failed (its whole worker died, so no
+    message will come to take it over). None: 3 × ``round_stale_after_s``, so that a redelivered message
+    (which looks again ``round_stale_after_s`` + 5 s after it found the round running) takes it over
+    first when its worker is still there."""
     progress_interval_s: float = Field(default=1.0, ge=0)
 
     upload_dir: Path | None = None
@@ -58,6 +63,10 @@ class Settings(BaseSettings):
     broker_timeout_s: float = Field(default=5.0, gt=0)
     """Connect and socket timeout towards the broker when the API enqueues a round (503 past it)."""
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    @property
+    def reap_after_s(self) -> float:
+        return self.round_reap_after_s or 3.0 * self.round_stale_after_s
 
     @property
     def is_sqlite(self) -> bool:

@@ -15,9 +15,11 @@ What the configuration guarantees (Celery's task guide; the service issue):
   failed with a readable reason; the hard limit, a few minutes later, kills the process.
 - The Redis ``visibility_timeout`` (how long an unacknowledged message waits before Redis hands it to
   another worker) is longer than the hard limit, so a long round is never delivered twice while it runs.
-- A worker that starts marks failed the running rounds whose heartbeat is stale (a whole worker killed
-  with SIGKILL leaves its round "running" and its message unacknowledged for the visibility timeout);
-  the API does the same for a project before it starts a round there.
+- A worker that starts, and then every ``reap_after_s`` / 4 seconds, marks failed the running rounds
+  without a heartbeat for ``reap_after_s`` (3 × ``round_stale_after_s``, after a redelivered message had
+  its chance to take the round over) (a whole worker killed with SIGKILL leaves its round "running" and its
+  message unacknowledged for the visibility timeout); the API does the same for a project before it
+  starts a round there.
 - Two queues: ``gpu`` (rounds: training is the heavy part; CUDA where the worker has it) and ``default``.
   A worker started without ``-Q`` consumes both; a GPU machine runs ``tbal worker --queues gpu``.
 """
@@ -25,10 +27,11 @@ What the configuration guarantees (Celery's task guide; the service issue):
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from kombu import Exchange, Queue
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -158,4 +161,41 @@ def reap_stale_rounds_on_start(sender: Any = None, **_kwargs: Any) -> list[int]:
         engine.dispose()
 
 
-worker_ready.connect(reap_stale_rounds_on_start, weak=False)
+class Reaper(threading.Thread):
+    """In the worker's main process: :func:`reap_stale_rounds_on_start` every ``interval_s`` seconds, so
+    that a dead worker's round is marked failed even when no worker restarts and nobody asks for a
+    round (each pass opens and closes its own engine: nothing is held across the pool's forks)."""
+
+    def __init__(self, sender: Any, interval_s: float) -> None:
+        super().__init__(name="tbal-reaper", daemon=True)
+        self._sender = sender
+        self.interval_s = interval_s
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval_s):
+            reap_stale_rounds_on_start(self._sender)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+_reapers: list[Reaper] = []
+
+
+def _on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
+    reap_stale_rounds_on_start(sender, **kwargs)
+    app = getattr(sender, "app", None)
+    settings = app.tbal_settings if isinstance(app, TBALCelery) else celery_app.tbal_settings
+    reaper = Reaper(sender, max(1.0, settings.reap_after_s / 4))
+    reaper.start()
+    _reapers.append(reaper)
+
+
+def _on_worker_shutdown(**_kwargs: Any) -> None:
+    while _reapers:
+        _reapers.pop().stop()
+
+
+worker_ready.connect(_on_worker_ready, weak=False)
+worker_shutdown.connect(_on_worker_shutdown, weak=False)

@@ -29,7 +29,7 @@ def start_round(
     metrics: MetricsDep,
 ) -> RoundRead:
     """Start a round: it is queued, committed, then sent to a worker. Poll ``GET /rounds/{id}``.
-    A running round of the project whose worker died (heartbeat older than ``round_stale_after_s``) is
+    A running round of the project whose worker died (no heartbeat for ``reap_after_s``) is
     marked failed first, so it does not block the new one (409 while a live round runs)."""
     reap_stale_rounds(session, settings, project_id=project.id)
     round_ = service.start_round(session, project, dispatcher)

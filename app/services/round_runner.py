@@ -449,17 +449,19 @@ def _num(value: Any) -> float | None:
 
 def reap_stale_rounds(session: Session, settings: Settings, *, project_id: int | None = None) -> list[int]:
     """Mark failed the running rounds (of ``project_id``, or all) whose heartbeat is older than
-    ``settings.round_stale_after_s``: their worker died (a whole worker killed leaves its message
-    unacknowledged in the broker for the visibility timeout, hours). Commits; returns their ids.
+    ``settings.reap_after_s`` (3 × ``round_stale_after_s`` by default): their worker died (a whole worker
+    killed leaves its message unacknowledged in the broker for the visibility timeout, hours), and a
+    redelivered message, which takes a round over after ``round_stale_after_s``, had its chance.
+    Commits; returns their ids.
 
     Called when a worker starts and before a round is started, so a dead round never blocks its project.
     Nothing of the dead round was written (results are written in one transaction at its end), and a
     late delivery of its message finds it final and does nothing.
     """
     now = utcnow()
-    stale_before = now - timedelta(seconds=settings.round_stale_after_s)
+    stale_before = now - timedelta(seconds=settings.reap_after_s)
     reason = (
-        f"worker lost: no heartbeat for more than {settings.round_stale_after_s:g} s "
+        f"worker lost: no heartbeat for more than {settings.reap_after_s:g} s "
         "(marked failed; start a new round)"
     )
     ids = rounds_repo.fail_stale(session, stale_before, now, reason, project_id=project_id)

@@ -1,5 +1,6 @@
-"""Rounds whose worker died: a running round with a stale heartbeat is marked failed (when a worker
-starts, and before a round of its project is started), so that a new round can run; nothing of the dead
+"""Rounds whose worker died: a running round without a heartbeat for ``reap_after_s`` (3 ×
+``round_stale_after_s``) is marked failed (when a worker starts, periodically in workers, and before a
+round of its project is started), so that a new round can run; nothing of the dead
 round is written, nothing is duplicated or lost, no human label changes.
 
 The first tests use the SQLite stack of ``conftest``; the last kills a whole real ``tbal worker`` (its
@@ -52,12 +53,12 @@ def test_a_round_request_reaps_the_dead_round_of_its_project(
     client: Client, session_factory: sessionmaker[Session], settings: Settings
 ) -> None:
     pid, rid = queued_round(client)
-    _pretend_running(session_factory, rid, heartbeat_age_s=10)  # alive: its heartbeat is fresh
+    _pretend_running(session_factory, rid, heartbeat_age_s=10)  # alive: its heartbeat is recent
     busy = client.post(f"/api/v1/projects/{pid}/rounds")
     assert busy.status_code == 409 and busy.json()["detail"]["field"] == "round"
 
     before = table_counts(session_factory)
-    _pretend_running(session_factory, rid, heartbeat_age_s=settings.round_stale_after_s + 1)
+    _pretend_running(session_factory, rid, heartbeat_age_s=settings.reap_after_s + 1)
     started = client.post(f"/api/v1/projects/{pid}/rounds")
     assert started.status_code == 202, started.text
     dead = client.get(f"/api/v1/rounds/{rid}").json()
@@ -72,8 +73,8 @@ def test_a_starting_worker_reaps_dead_rounds_only(
 ) -> None:
     _pid, dead = queued_round(client)
     _pid2, alive = queued_round(client)
-    _pretend_running(session_factory, dead, heartbeat_age_s=settings.round_stale_after_s * 2)
-    _pretend_running(session_factory, alive, heartbeat_age_s=1)
+    _pretend_running(session_factory, dead, heartbeat_age_s=settings.reap_after_s + 1)
+    _pretend_running(session_factory, alive, heartbeat_age_s=settings.round_stale_after_s + 1)
     celery = make_celery(settings)
     try:
         reaped = reap_stale_rounds_on_start(sender=type("Consumer", (), {"app": celery})())
@@ -82,6 +83,32 @@ def test_a_starting_worker_reaps_dead_rounds_only(
     assert reaped == [dead]
     assert client.get(f"/api/v1/rounds/{dead}").json()["status"] == "failed"
     assert client.get(f"/api/v1/rounds/{alive}").json()["status"] == "running"
+
+
+def test_the_periodic_reaper_marks_a_dead_round_failed(
+    client: Client, session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    from worker.celery_app import Reaper
+
+    _pid, rid = queued_round(client)
+    fast = settings.model_copy(update={"round_stale_after_s": 1.0})  # reaped after 3 s
+    celery = make_celery(fast)
+    reaper = Reaper(type("Consumer", (), {"app": celery})(), interval_s=0.2)
+    _pretend_running(session_factory, rid, heartbeat_age_s=0)
+    reaper.start()
+    try:
+        deadline = time.monotonic() + 15
+        status = "running"
+        while status == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = client.get(f"/api/v1/rounds/{rid}").json()["status"]
+        waited = 15 - (deadline - time.monotonic())
+    finally:
+        reaper.stop()
+        reaper.join(5)
+        celery.close()
+    assert status == "failed"
+    assert waited >= 2.5, "marked failed before it was 3 s without a heartbeat"
 
 
 def test_a_late_write_of_a_reaped_round_writes_nothing(
@@ -189,10 +216,11 @@ def test_a_whole_worker_killed_mid_round_blocks_nothing_and_loses_nothing(
         _stop(worker)
     killed_at = time.monotonic()
     assert http.get(f"{API}/rounds/{rid}").json()["status"] == "running"
-    # While its heartbeat is fresh the round looks alive: a new one is refused.
-    if time.monotonic() - killed_at < STALE_AFTER_S - 1:
+    # Until it is 3 × round_stale_after_s without a heartbeat the round may still be taken over: a new
+    # one is refused.
+    if time.monotonic() - killed_at < 3 * STALE_AFTER_S - 1:
         assert http.post(f"{API}/projects/{pid}/rounds").status_code == 409
-    time.sleep(max(0.0, STALE_AFTER_S + 1 - (time.monotonic() - killed_at)))
+    time.sleep(max(0.0, 3 * STALE_AFTER_S + 1 - (time.monotonic() - killed_at)))
 
     # A new worker starts: it marks the dead round failed.
     worker = _start_worker(env, tmp_path / "worker2.log", celery)
