@@ -53,6 +53,12 @@ METHODS: dict[str, dict[str, Any]] = {
     "mixup-alpha1": {"method": "mixup", "mixup_alpha": 1.0},  # λ ~ U(0, 1), as AutoLabel's mixup draws it
     "onehot-mixup": {"method": "autolabel", "autolabel_augment": "mixup", "autolabel_step": 0.0},
     "onehot-noise": {"method": "autolabel", "autolabel_augment": "noise", "autolabel_step": 0.0},
+    # the other train-time methods, for reference
+    "squentropy": {"method": "squentropy"},
+    "crl": {"method": "crl"},
+    "fmfp": {"method": "fmfp"},
+    "saliency_mixup": {"method": "saliency_mixup"},
+    "cutmix": {"method": "cutmix"},
 }
 CORRUPTIONS: dict[str, tuple[float, ...]] = {
     "noise": (0.2, 0.4, 0.6),

@@ -52,9 +52,8 @@ def mix(
     """Mixup (Zhang et al. 2018): x̃_i = λ·x_i + (1 − λ)·x_{partner[i]}, likewise the targets.
 
     x: (B, ...) inputs; targets: (B, K) distributions; lam: one λ or (B,) per-row λ; partner: (B,) int64
-    rows of the same batch (a permutation for mixup, any rows for the saliency-guided variant when the
-    partner inputs are passed in already gathered: see :func:`tbal.training.SaliencyMixup`).
-    Returns (B, ...) mixed inputs and (B, K) mixed targets.
+    rows of the same batch (a random permutation in mixup). Returns (B, ...) mixed inputs and (B, K)
+    mixed targets.
     """
     lam_t = torch.as_tensor(lam, dtype=x.dtype, device=x.device)
     lam_x = _per_row(lam_t, x) if lam_t.ndim else lam_t
