@@ -38,10 +38,12 @@ pytest: env browser
 test: lint typecheck pytest
 
 # Too slow for CI: schemathesis with many examples per operation (SQLite, then PostgreSQL) and whatever
-# else is under tests/soak (those tests skip unless TBAL_SOAK=1). Needs PostgreSQL and Redis like CI.
+# else is under tests/soak (those tests skip unless TBAL_SOAK=1), then the 60 s load test of BENCHMARKS.md
+# (exit 1 on any error). Needs PostgreSQL and Redis like CI.
 soak: env
 	TBAL_FUZZ_EXAMPLES=100 $(BIN)/pytest -q tests/app/test_fuzz.py
 	TBAL_SOAK=1 $(BIN)/pytest -q tests/soak
+	$(BIN)/python bench/load_test.py --clients 50 --duration 60
 
 demo: env
 	$(BIN)/python -m app.demo $(if $(DATA),--data $(DATA),)
