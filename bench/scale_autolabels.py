@@ -48,6 +48,12 @@ def main() -> int:
     parser.add_argument("--pg", default=os.environ.get("TBAL_BENCH_PG", DEFAULT_PG))
     parser.add_argument("--tmp", default=None)
     parser.add_argument("--no-staged", action="store_true", help="skip the (slow) staged path")
+    parser.add_argument(
+        "--without-fk",
+        action="store_true",
+        help="also time the plain COPY with the table's triggers (its foreign-key checks) disabled, "
+        "in the throw-away schema only: what the checks cost",
+    )
     parser.add_argument("--out", default="scale-autolabels")
     args = parser.parse_args()
     record: dict[str, Any] = {"n": args.n, "dim": args.dim, "before": conditions()}
@@ -58,6 +64,12 @@ def main() -> int:
     for i, run in enumerate(record["baseline_copy"]):
         print(
             f"plain COPY #{i + 1}: {run['rows_per_s']:,.0f} rows/s, "
+            f"PostgreSQL CPU {run['server_cpu_s']:.1f} s"
+        )
+    if "copy_without_fk" in record:
+        run = record["copy_without_fk"]
+        print(
+            f"plain COPY without FK checks: {run['rows_per_s']:,.0f} rows/s, "
             f"PostgreSQL CPU {run['server_cpu_s']:.1f} s"
         )
     for name in ("writer", "staged"):
@@ -192,6 +204,14 @@ def _run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
     if not args.no_staged:
         out["staged"] = writer(staged=True)
     out["baseline_copy"].append(baseline())
+    if args.without_fk:
+        with factory() as session:
+            session.execute(text("ALTER TABLE auto_labels DISABLE TRIGGER ALL"))
+            session.commit()
+        out["copy_without_fk"] = baseline()
+        with factory() as session:
+            session.execute(text("ALTER TABLE auto_labels ENABLE TRIGGER ALL"))
+            session.commit()
     truncate()
     engine.dispose()
     copy_rate = float(np.mean([r["rows_per_s"] for r in out["baseline_copy"]]))
