@@ -22,6 +22,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-migrate", action="store_true", help="do not run the migrations on SQLite first")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes (uvicorn workers; each has its own pool of threads and database connections)",
+    )
     serve.set_defaults(func=_serve)
 
     migrate = subparsers.add_parser("migrate", help="apply the database migrations (alembic upgrade head)")
@@ -72,6 +78,16 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     if settings.is_sqlite and not args.no_migrate:
         upgrade(settings)
+    if args.workers > 1:  # each process builds its app from the same TBAL_* environment
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            workers=args.workers,
+        )
+        return 0
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 

@@ -6,10 +6,10 @@ Usage (PostgreSQL at TBAL_TEST_POSTGRES_URL or --postgres; the script makes and 
     .venv/bin/python bench/load_test.py --clients 50 --duration 60 --json bench/results/load.json
 
 Set-up, before the clock starts: a fresh database migrated with ``tbal migrate``, ``tbal serve`` started
-as a child process (one uvicorn process, in-process rounds, ``--threads`` torch threads), an admin key,
-one project of ``--items`` Gaussian-blob items (64 float32 features, 3 classes) uploaded as ``.npz``,
-its validation and seed sets answered from ground truth, and one real round run to the end so that
-auto-label pages have rows. Then ``--clients`` asyncio clients (httpx, one connection each) loop for
+as a child process (``--workers`` uvicorn processes, in-process rounds, ``--threads`` torch threads),
+an admin key, one project of ``--items`` Gaussian-blob items (64 float32 features, 3 classes) uploaded
+as ``.npz``, its validation and seed sets answered from ground truth, and one real round run to the end
+so that auto-label pages have rows. Then ``--clients`` asyncio clients (httpx, one connection each) loop for
 ``--duration`` seconds, each request drawn with these weights:
 
 - ``ingest``: POST /items, a JSON batch of ``--batch`` new items (unique external ids);
@@ -112,21 +112,13 @@ def _tbal(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(env: dict[str, str], log: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
+    command = [sys.executable, "-m", "tbal.cli", "serve", "--no-migrate", "--port", str(port)]
+    command += ["--log-level", "warning", "--workers", str(workers)]
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tbal.cli",
-                "serve",
-                "--no-migrate",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
+            command,
             env=env,
             cwd=ROOT,
             stdout=out,
@@ -330,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=20_000, help="items in the project before the load")
     parser.add_argument("--batch", type=int, default=100, help="items per ingestion request")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the server (set-up round)")
+    parser.add_argument("--workers", type=int, default=1, help="API processes of tbal serve")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -345,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _tbal(env, "migrate")
         key = _tbal(env, "create-key", "--name", "load-test").strip()
-        server, base = start_server(env, log)
+        server, base = start_server(env, log, args.workers)
         t0 = time.perf_counter()
         ctx = prepare(base, key, args.items)
         setup_s = time.perf_counter() - t0
@@ -362,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             "ingest_batch": args.batch,
             "weights": dict(zip(KINDS, WEIGHTS, strict=True)),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "server": "tbal serve (one uvicorn process) on PostgreSQL, load generator on the same machine",
+            "server": f"tbal serve --workers {args.workers} on PostgreSQL; load generator on this machine",
             "summary": summarise(stats, elapsed),
         }
         print(markdown(result))
