@@ -280,6 +280,11 @@ def test_aum_of_flipped_labels_is_below_the_median() -> None:
     assert np.isin(suspects, flipped).mean() >= 0.8  # AUM < 0: nearly all suspects are flips ...
     assert np.isin(flipped, suspects).mean() >= 0.6  # ... and most flips are caught (here 23 / 30)
     assert np.isin(flipped, likely_mislabeled(aum, threshold=median)).mean() >= 0.9
+    budget = likely_mislabeled(aum, fraction=0.1)  # review the lowest 10 %: 30 rows
+    assert len(budget) == 30 and np.all(aum[budget] <= np.sort(aum)[29])
+    assert np.isin(budget, flipped).mean() >= 0.8
+    with pytest.raises(TBALInputError, match="fraction"):
+        likely_mislabeled(aum, fraction=1.5)
 
 
 def test_recording_margins_does_not_change_the_training() -> None:
