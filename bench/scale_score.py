@@ -11,6 +11,8 @@ thread count (1, 2) and each batch size, it reports items/s. No database: this i
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
 import sys
 import time
@@ -36,6 +38,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batches", type=int, nargs="+", default=[4096])
     parser.add_argument("--confidence", default="softmax")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["no_grad"],
+        choices=["no_grad", "inference_mode"],
+        help="no_grad: predict as it is (it uses torch.no_grad); inference_mode: inside torch.inference_mode",
+    )
     parser.add_argument("--out", default="scale-score")
     args = parser.parse_args()
     record: dict[str, Any] = {
@@ -47,27 +57,34 @@ def main() -> int:
     }
     rng = np.random.default_rng(0)
     X = rng.standard_normal(size=(args.n, args.dim), dtype=np.float32)
-    for name, hidden in MODELS.items():
-        for threads in args.threads:
-            for batch in args.batches:
-                run = _score(args, X, name, hidden, threads, batch)
-                record["runs"].append(run)
-                print(
-                    f"{name} threads={threads} batch={batch}: predict {run['predict_items_per_s']:,.0f}/s, "
-                    f"confidence+thresholds {run['score_items_per_s']:,.0f}/s, whole "
-                    f"{run['items_per_s']:,.0f}/s; plain mm {run['mm_items_per_s']:,.0f}/s "
-                    f"(ratio {run['ratio_to_mm']:.2f}); per CPU s: whole {run['items_per_cpu_s']:,.0f}/s, "
-                    f"plain mm {run['mm_items_per_cpu_s']:,.0f}/s; CPU/wall {run['cpu_per_wall']:.2f}; "
-                    f"peak +{run['peak_rss_delta_mb']:,.0f} MiB"
-                )
-                save(args.out, record)
+    for name in args.models:
+        hidden = MODELS[name]
+        for threads, batch, mode in itertools.product(args.threads, args.batches, args.modes):
+            run = _score(args, X, name, hidden, threads, batch, mode)
+            record["runs"].append(run)
+            print(
+                f"{name} threads={threads} batch={batch} {mode}: "
+                f"predict {run['predict_items_per_s']:,.0f}/s, "
+                f"confidence+thresholds {run['score_items_per_s']:,.0f}/s, whole "
+                f"{run['items_per_s']:,.0f}/s; plain mm {run['mm_items_per_s']:,.0f}/s "
+                f"(ratio {run['ratio_to_mm']:.2f}); per CPU s: whole {run['items_per_cpu_s']:,.0f}/s, "
+                f"plain mm {run['mm_items_per_cpu_s']:,.0f}/s; CPU/wall {run['cpu_per_wall']:.2f}; "
+                f"peak +{run['peak_rss_delta_mb']:,.0f} MiB"
+            )
+            save(args.out, record)
     record["after"] = conditions()
     print(f"saved {save(args.out, record)}")
     return 0
 
 
 def _score(
-    args: argparse.Namespace, X: np.ndarray, name: str, hidden: tuple[int, ...], threads: int, batch: int
+    args: argparse.Namespace,
+    X: np.ndarray,
+    name: str,
+    hidden: tuple[int, ...],
+    threads: int,
+    batch: int,
+    mode: str,
 ) -> dict[str, Any]:
     import torch
 
@@ -89,7 +106,8 @@ def _score(
         rss0, _ = sampler.reset()
         cpu0 = time.process_time()
         start = time.perf_counter()
-        preds = predict(model, X, batch_size=batch)
+        with torch.inference_mode() if mode == "inference_mode" else contextlib.nullcontext():
+            preds = predict(model, X, batch_size=batch)
         t_predict = time.perf_counter() - start
         cpu_predict = time.process_time() - cpu0
         start2 = time.perf_counter()
@@ -107,6 +125,7 @@ def _score(
         "model": name,
         "threads": threads,
         "batch": batch,
+        "mode": mode,
         "predict_s": t_predict,
         "score_s": t_score,
         "predict_items_per_s": n / t_predict,
