@@ -13,7 +13,9 @@ validation split to move its targets, given to it as ``validation=`` (the other 
 Example (from the repository root)::
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/augment_calibration.py --seeds 0,1,2 \
-        --json bench/results/augment_calibration.json
+        --methods vanilla,label_smoothing,mixup,autolabel-mixup,autolabel-noise --json part1.json
+
+Results are written once all runs are done (``--json``); each finished run prints its clean scores.
 """
 
 from __future__ import annotations
