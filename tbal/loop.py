@@ -78,7 +78,8 @@ def run_round(
     seed: int,
     progress: ProgressCallback | None = None,
 ) -> RoundOutput:
-    """Run one TBAL round; deterministic on CPU for a given seed."""
+    """Run one TBAL round; deterministic on CPU for a given seed and torch thread count (another thread
+    count sums in another order, and a threshold can then move by one point)."""
     _check_round_input(inputs)
     report = progress or _no_progress
     rng = np.random.default_rng(seed)
