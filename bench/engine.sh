@@ -40,7 +40,7 @@ case "${1:-}" in
       --json "$OUT/mnist-baselines-${TAG:-main}.json" ;;
   sst2)  # text embeddings, pool of 20k, the text-paper budgets
     $TBAL bench --data "$DATA/sst2_minilm.npz" --preset text-paper --pool-size 20000 --threads "$THREADS" \
-      --seeds "${SEEDS:-0,1,2}" --confidences "${CONFIDENCES:-softmax,temperature,colander}" --bounds paper,valid \
+      --seeds "${SEEDS:-0,1,2}" --confidences "${CONFIDENCES:-softmax,temperature,colander}" --bounds "${BOUNDS:-paper,valid}" \
       --json "$OUT/sst2-${TAG:-main}.json" ;;
   time)  # wall time of one full MNIST run and where it goes (per-stage timings are in the JSON)
     /usr/bin/time -v $TBAL run --data "$DATA/mnist_test.npz" --preset mnist-paper --confidence colander \
