@@ -24,7 +24,8 @@ from tbal.errors import TBALInputError
 from tbal.models import Classifier, build_model, resolve_device
 from tbal.query import select_queries
 from tbal.thresholds import ThresholdResult, auto_label_mask, estimate_thresholds
-from tbal.training import Predictions, one_hot, predict, train_classifier
+from tbal.training import Predictions, one_hot, predict
+from tbal.uncertainty import train_uncertainty_model
 
 ProgressCallback = Callable[[str, float], None]
 """Called with (stage, fraction of that stage done in [0, 1])."""
@@ -89,11 +90,14 @@ def run_round(
     with _timed(timings, "train"):
         report("train", 0.0)
         model = build_model(config.model, tuple(inputs.X_train.shape[1:]), inputs.num_classes)
-        train_classifier(
+        # uncertainty-aware models need their own training (DUQ's loss, SNGP's covariance); plain ones
+        # go straight to train_classifier
+        train_uncertainty_model(
             model,
             inputs.X_train,
             inputs.targets_train,
             config.train,
+            config.model,
             seed=seed,
             device=device,
             progress=lambda f: report("train", f),

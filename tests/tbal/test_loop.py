@@ -71,3 +71,30 @@ def test_budget_larger_than_the_data_is_refused() -> None:
     X, y = _blobs(n=100)
     with pytest.raises(TBALInputError, match="budget larger than the data"):
         run_tbal(make_dataset(X, y), _config(), seed=0)
+
+
+@pytest.mark.parametrize("uncertainty", ["sngp", "duq"])
+def test_rounds_train_uncertainty_models_with_their_own_procedure(
+    uncertainty: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SNGP's covariance and DUQ's loss are part of their training: a round must use them."""
+    import tbal.uncertainty as uncertainty_module
+
+    called: list[str] = []
+    real_cov, real_duq = uncertainty_module.fit_sngp_covariance, uncertainty_module.train_duq
+
+    def spy_cov(*args: object, **kwargs: object) -> object:
+        called.append("sngp-covariance")
+        return real_cov(*args, **kwargs)  # type: ignore[arg-type]
+
+    def spy_duq(*args: object, **kwargs: object) -> object:
+        called.append("duq")
+        return real_duq(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(uncertainty_module, "fit_sngp_covariance", spy_cov)
+    monkeypatch.setattr(uncertainty_module, "train_duq", spy_duq)
+    X, y = _blobs(n=600)
+    config = _config(**{"model.uncertainty": uncertainty, "loop.label_budget": 80, "loop.seed_size": 60})
+    result = run_tbal(make_dataset(X, y), config, seed=0)
+    expected = "sngp-covariance" if uncertainty == "sngp" else "duq"
+    assert called == [expected] * len(result.rounds)
