@@ -30,6 +30,11 @@ class ProjectSettings(BaseModel):
     guarantee: str | None = None
     model: str | None = None
     hidden: list[Annotated[int, Field(le=100_000)]] | None = Field(default=None, max_length=16)
+    dropout: float | None = None
+    uncertainty: str | None = Field(
+        default=None,
+        description="uncertainty-aware model: none, mc-dropout (needs dropout > 0, e.g. 0.3), sngp or duq",
+    )
     train_method: str | None = None
     targets: str | None = None
     epochs: int | None = Field(default=None, le=100_000)

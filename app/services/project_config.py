@@ -22,6 +22,8 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "guarantee": ("thresholds", "guarantee"),
     "model": ("model", "name"),
     "hidden": ("model", "hidden"),
+    "dropout": ("model", "dropout"),
+    "uncertainty": ("model", "uncertainty"),
     "train_method": ("train", "method"),
     "targets": ("train", "targets"),
     "epochs": ("train", "epochs"),

@@ -128,6 +128,8 @@ def test_project_crud(api: Api) -> None:
         ({"colander": {"gamma": 1}}, "settings.colander.gamma"),
         ({"preset": "unknown"}, "settings.preset"),
         ({"model": "lenet5"}, "settings.model"),
+        ({"uncertainty": "magic"}, "settings.uncertainty"),
+        ({"uncertainty": "mc-dropout"}, "settings.uncertainty"),
         ({"whatever": 1}, "settings.whatever"),
     ],
 )
@@ -193,3 +195,18 @@ def test_unreachable_database_is_503_not_500(tmp_path: Any) -> None:
         api = client.get("/api/v1/projects", headers={"Authorization": "Bearer tbal_x"})
         assert api.status_code == 503
         assert api.json()["detail"]["field"] == "database"
+
+
+def test_training_options_are_project_settings(api: Api) -> None:
+    body: dict[str, Any] = {
+        "name": "mc-dropout",
+        "classes": ["a", "b"],
+        "data_kind": "features",
+        "input_shape": [4],
+        "settings": {"train_method": "mixup", "targets": "soft", "uncertainty": "mc-dropout", "dropout": 0.3},
+    }
+    created = api.post("/api/v1/projects", json=body)
+    assert created.status_code == 201, created.text
+    config = created.json()["config"]
+    assert config["train"]["method"] == "mixup" and config["train"]["targets"] == "soft"
+    assert config["model"]["uncertainty"] == "mc-dropout" and config["model"]["dropout"] == 0.3
