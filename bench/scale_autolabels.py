@@ -36,8 +36,6 @@ from bench.scale_common import (
     scratch_dir,
 )
 
-COLUMNS = ("project_id", "item_id", "round_id", "label", "confidence", "created_at")
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(
@@ -166,7 +164,7 @@ def _run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
 
     def baseline() -> dict[str, Any]:
         truncate()
-        run: dict[str, Any] = copy_file(conninfo, "auto_labels", COLUMNS, copy_path)
+        run: dict[str, Any] = copy_file(conninfo, "auto_labels", auto_repo.COPY_COLUMNS, copy_path)
         run["rows_per_s"] = expected / run["wall_s"]
         run["loadavg"] = os.getloadavg()[0]
         return run
