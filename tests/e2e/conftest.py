@@ -24,6 +24,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from app.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("TBAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TBAL_TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -43,6 +45,21 @@ def service_env(**values: str) -> dict[str, str]:
     env.update(values)
     env.setdefault("PYTHONPATH", str(ROOT))
     return env
+
+
+def worker_env(settings: Settings, *, db_pool_size: int = 2) -> dict[str, str]:
+    """The environment of a `tbal worker` child with the services and round settings of the test's
+    ``settings`` (device, torch threads, progress interval, stale-round timeout) and its own smaller pool."""
+    return service_env(
+        TBAL_DATABASE_URL=settings.database_url,
+        TBAL_BROKER_URL=str(settings.broker_url),
+        TBAL_ARTIFACTS_DIR=str(settings.artifacts_dir),
+        TBAL_TRAIN_DEVICE=settings.train_device,
+        TBAL_TORCH_THREADS=str(settings.torch_threads or 1),
+        TBAL_PROGRESS_INTERVAL_S=str(settings.progress_interval_s),
+        TBAL_DB_POOL_SIZE=str(db_pool_size),
+        TBAL_ROUND_STALE_AFTER_S=str(settings.round_stale_after_s),
+    )
 
 
 @pytest.fixture(scope="session")

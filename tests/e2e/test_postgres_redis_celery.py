@@ -35,7 +35,7 @@ from app.demo import API, drive_project, evaluate, fetch_all, load_digits_data, 
 from app.main import create_app
 from app.services.api_keys import create_key
 from app.settings import Settings
-from tests.e2e.conftest import ROOT, service_env
+from tests.e2e.conftest import ROOT, worker_env
 from worker.celery_app import GPU_QUEUE, RUN_ROUND_TASK, TBALCelery, make_celery
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
@@ -115,19 +115,11 @@ def stack(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
         train_device="cpu",
         torch_threads=1,
         db_pool_size=4,
-    )
-    env = service_env(
-        TBAL_DATABASE_URL=postgres_url,
-        TBAL_BROKER_URL=redis_url,
-        TBAL_ARTIFACTS_DIR=str(settings.artifacts_dir),
-        TBAL_TRAIN_DEVICE="cpu",
-        TBAL_TORCH_THREADS="1",
-        TBAL_PROGRESS_INTERVAL_S="0.1",
-        TBAL_DB_POOL_SIZE="2",
         # A round whose heartbeat is 5 s old may be taken over (production: 600 s), so that deliveries
         # that find a round running elsewhere look again after seconds, not minutes.
-        TBAL_ROUND_STALE_AFTER_S=str(STALE_AFTER_S),
+        round_stale_after_s=STALE_AFTER_S,
     )
+    env = worker_env(settings)
     celery = make_celery(settings)
     log_path = tmp / "worker.log"
     worker = _start_worker(env, log_path, celery)

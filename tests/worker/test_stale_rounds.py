@@ -30,7 +30,7 @@ from app.db.session import make_engine, make_session_factory
 from app.main import create_app
 from app.services.api_keys import create_key
 from app.settings import Settings
-from tests.e2e.conftest import postgres_url, redis_url, service_env  # noqa: F401  (fixtures)
+from tests.e2e.conftest import postgres_url, redis_url, worker_env  # noqa: F401  (fixtures)
 from tests.worker.conftest import Client, queued_round, table_counts
 from worker.celery_app import make_celery, reap_stale_rounds_on_start
 
@@ -163,16 +163,7 @@ def real_stack(
         round_stale_after_s=STALE_AFTER_S,
         progress_interval_s=0.1,
     )
-    env = service_env(
-        TBAL_DATABASE_URL=postgres_url,
-        TBAL_BROKER_URL=redis_url,
-        TBAL_ARTIFACTS_DIR=str(settings.artifacts_dir),
-        TBAL_TRAIN_DEVICE="cpu",
-        TBAL_TORCH_THREADS="1",
-        TBAL_PROGRESS_INTERVAL_S="0.1",
-        TBAL_DB_POOL_SIZE="2",
-        TBAL_ROUND_STALE_AFTER_S=str(STALE_AFTER_S),
-    )
+    env = worker_env(settings)
     engine = make_engine(settings)
     factory = make_session_factory(engine)
     _key, secret = create_key(factory, "stale-rounds")
