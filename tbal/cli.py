@@ -195,7 +195,8 @@ def _run_command(args: argparse.Namespace) -> int:
     results = run_seeds(dataset, config, seeds, on_round=on_round)
     print(format_summary_table([(_label(config), results)], config.thresholds.epsilon))
     if args.json:
-        _write_json(args.json, {"data": str(args.data), "config": config_to_dict(config), "runs": results})
+        payload = {"data": str(args.data), "config": config_to_dict(config), "runs": results}
+        _write_json(args.json, {**payload, "environment": run_environment()})
         print(f"wrote {args.json}")
     return 0
 
@@ -219,7 +220,12 @@ def _bench_command(args: argparse.Namespace) -> int:
                 last_line = format_summary_table(rows[-1:], base.thresholds.epsilon).splitlines()[-1]
                 print(f"done: {last_line}", file=sys.stderr, flush=True)
                 if args.json:
-                    payload = {"data": str(args.data), "config": config_to_dict(base), "grid": dict(rows)}
+                    payload = {
+                        "data": str(args.data),
+                        "config": config_to_dict(base),
+                        "grid": dict(rows),
+                        "environment": run_environment(),
+                    }
                     _write_json(args.json, payload)
     print(format_summary_table(rows, base.thresholds.epsilon))
     return 0
@@ -234,6 +240,36 @@ def _set_threads(threads: int | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def run_environment() -> dict[str, Any]:
+    """What a run's numbers depend on beyond seed and config. Runs are bit-reproducible on the CPU only
+    for the same torch thread count, library versions and CPU (its vector units change summation order):
+    two machines with the same code gave different MNIST rounds."""
+    import platform
+
+    import scipy
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu": _cpu_model() or platform.processor(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def _load(args: argparse.Namespace) -> Any:

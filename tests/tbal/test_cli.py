@@ -57,6 +57,9 @@ def test_run_on_digits_two_rounds_writes_the_json_record(
     assert rounds[-1]["auto_labeled_total"] > 0  # digits are easy: the paper bound auto-labels a lot
     assert set(rounds[0]["timings"]) == {"train", "calibrate", "thresholds", "auto-label", "query"}
     assert record["config"]["thresholds"]["bound"] == "paper"
+    # what bit-reproducibility depends on travels with the numbers
+    env = record["environment"]
+    assert env["torch_threads"] >= 1 and env["torch"] and env["numpy"] and env["cpu"]
 
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> Path:
