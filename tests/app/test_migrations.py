@@ -3,13 +3,15 @@ service relies on hold (one active round per project, one auto-label per item)."
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, delete, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -99,3 +101,100 @@ def test_one_auto_label_per_item_and_cascading_delete(session_factory: sessionma
         session.commit()
         assert session.execute(text("SELECT count(*) FROM auto_labels")).scalar_one() == 0
         assert session.execute(text("SELECT count(*) FROM items")).scalar_one() == 0
+
+
+def _auto_label_fks(engine: Engine) -> dict[str, str | None]:
+    """Referred table → ON DELETE rule of the foreign keys of ``auto_labels``."""
+    fks = inspect(engine).get_foreign_keys("auto_labels")
+    return {fk["referred_table"]: (fk.get("options") or {}).get("ondelete") for fk in fks}
+
+
+def _project_with_auto_label(session: Session, name: str) -> tuple[int, int]:
+    """A project with one item, one round and one auto-label; returns (project id, item id)."""
+    project = Project(name=name, classes=["a", "b"], data_kind="features", input_shape=[2], settings={})
+    session.add(project)
+    session.flush()
+    item = Item(project_id=project.id, external_id="x", data=b"\x00" * 8)
+    round_ = Round(project_id=project.id, index=0, status="succeeded")
+    session.add_all([item, round_])
+    session.flush()
+    session.add(
+        AutoLabel(project_id=project.id, item_id=item.id, round_id=round_.id, label=0, confidence=0.9)
+    )
+    session.commit()
+    return project.id, item.id
+
+
+def _count_auto_labels(session: Session) -> int:
+    return session.execute(text("SELECT count(*) FROM auto_labels")).scalar_one()
+
+
+def test_0004_drops_the_item_and_round_keys_and_goes_down(empty_url: str) -> None:
+    """0004 keeps the rows, the unique constraint and the project's cascade; its downgrade removes rows
+    that the restored keys would reject and restores both keys with ON DELETE CASCADE."""
+    settings = Settings(database_url=empty_url)
+    upgrade(settings, "0003")
+    engine = make_engine(settings)
+    try:
+        assert _auto_label_fks(engine) == {"projects": "CASCADE", "items": "CASCADE", "rounds": "CASCADE"}
+        with Session(engine) as session:
+            kept_project, kept_item = _project_with_auto_label(session, "kept")
+        upgrade(settings, "0004")
+        assert _auto_label_fks(engine) == {"projects": "CASCADE"}
+        assert {"project_id", "item_id"} in [
+            set(u["column_names"]) for u in inspect(engine).get_unique_constraints("auto_labels")
+        ]
+        with Session(engine) as session:
+            assert _count_auto_labels(session) == 1
+            # Without the keys an orphan row can exist (no code path makes one); the downgrade drops it.
+            session.execute(
+                text(
+                    "INSERT INTO auto_labels (project_id, item_id, round_id, label, confidence, created_at) "
+                    "VALUES (:p, :i, 0, 1, 0.5, CURRENT_TIMESTAMP)"
+                ),
+                {"p": kept_project, "i": kept_item + 1000},
+            )
+            session.commit()
+            assert _count_auto_labels(session) == 2
+        downgrade(settings, "0003")
+        assert _auto_label_fks(engine) == {"projects": "CASCADE", "items": "CASCADE", "rounds": "CASCADE"}
+        with Session(engine) as session:
+            assert session.execute(text("SELECT item_id FROM auto_labels")).scalars().all() == [kept_item]
+    finally:
+        engine.dispose()
+
+
+def test_deleting_a_project_removes_its_auto_labels_without_item_keys(
+    session_factory: sessionmaker[Session],
+) -> None:
+    """At head, the project's cascade alone removes its auto-labels (and its items and rounds); another
+    project's rows stay."""
+    with session_factory() as session:
+        gone, _ = _project_with_auto_label(session, "gone")
+        _, kept_item = _project_with_auto_label(session, "kept")
+        session.execute(delete(Project).where(Project.id == gone))
+        session.commit()
+        assert session.execute(text("SELECT item_id FROM auto_labels")).scalars().all() == [kept_item]
+        assert session.execute(text("SELECT count(*) FROM items")).scalar_one() == 1
+        assert session.execute(text("SELECT count(*) FROM rounds")).scalar_one() == 1
+
+
+SERVICE_DIRS = ("app", "worker")
+SINGLE_ROW_DELETES = re.compile(
+    r"delete\(\s*(Item|Round|AutoLabel)\b|DELETE\s+FROM\s+(items|rounds|auto_labels)\b", re.IGNORECASE
+)
+
+
+def test_no_code_path_deletes_items_rounds_or_auto_labels_alone() -> None:
+    """0004's premise: with no foreign keys from ``auto_labels`` to ``items`` and ``rounds``, only the
+    project's cascade may delete those rows. A path deleting them by themselves must also delete the
+    matching auto-labels in its transaction (then extend this test to check it)."""
+    root = Path(__file__).resolve().parents[2]
+    hits = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in SERVICE_DIRS
+        for path in sorted((root / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if SINGLE_ROW_DELETES.search(line)
+    ]
+    assert hits == []
