@@ -77,6 +77,7 @@ def main() -> None:
         device="cpu",
         standardize_inputs=True,
         augment_shift=args.shift,
+        method=args.train_method,
     )
     out = Path(args.json)
     records: list[dict[str, Any]] = json.loads(out.read_text())["runs"] if out.exists() else []
@@ -89,7 +90,7 @@ def main() -> None:
                     model_config, train_config, X, y, soft, train_rows, test_rows, X_ood,
                     targets_by_mode[mode], seed, args.fgsm_points,
                 )  # fmt: skip
-                record.update(model=kind, targets=mode, seed=seed)
+                record.update(model=kind, targets=mode, seed=seed, method=args.train_method)
                 records.append(record)
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps({"args": vars(args), "runs": records}, indent=1))
@@ -152,6 +153,7 @@ def _tbal(args: argparse.Namespace) -> None:
                 auto = result.auto_labeled_index
                 record = {
                     "seed": seed,
+                    "bound": args.bound,
                     "targets": mode,
                     "confidence": confidence,
                     "coverage": result.coverage,
@@ -191,7 +193,7 @@ def _tbal_config(args: argparse.Namespace, mode: str, confidence: str) -> TBALCo
             weight_decay=args.weight_decay, device="cpu", standardize_inputs=True, augment_shift=args.shift,
         ),
         confidence=dataclasses.replace(base.confidence, name=confidence),
-        thresholds=base.thresholds,
+        thresholds=dataclasses.replace(base.thresholds, bound=args.bound),
         query=base.query,
     )  # fmt: skip
 
@@ -231,16 +233,16 @@ def _line(r: dict[str, Any]) -> str:
 def _summary(records: list[dict[str, Any]]) -> None:
     keys = ("accuracy", "ece", "nll", "human_cross_entropy", "second_best_accuracy", "ood_auroc", "fgsm_drop")
     print("mean ± sd over seeds (sd with ddof 1)")
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault((r["model"], r["targets"]), []).append(r)
-    print("| model | targets | seeds | " + " | ".join(keys) + " |")
-    for (kind, mode), rs in groups.items():
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in records:  # runs from before --train-method are vanilla
+        groups.setdefault((r["model"], r.get("method", "vanilla"), r["targets"]), []).append(r)
+    print("| model | train method | targets | seeds | " + " | ".join(keys) + " |")
+    for (kind, method, mode), rs in groups.items():
         cells = []
         for k in keys:
             v = np.array([r[k] for r in rs], dtype=float)
             cells.append(f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else f"{v.mean():.4f}")
-        print(f"| {kind} | {mode} | {len(rs)} | " + " | ".join(cells) + " |")
+        print(f"| {kind} | {method} | {mode} | {len(rs)} | " + " | ".join(cells) + " |")
 
 
 def _ints(text: str) -> list[int]:
@@ -262,6 +264,9 @@ def _parse() -> argparse.Namespace:
         "--blocks", type=int, default=1, help="ResNet blocks per stage: 1 = ResNet-8, 3 = ResNet-20"
     )
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument(
+        "--train-method", default="vanilla", help="train.method of the classifier (e.g. mixup, cutmix)"
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--weight-decay", type=float, default=5e-4)
@@ -271,6 +276,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tbal", action="store_true", help="run the TBAL loop (see the module docstring)")
     p.add_argument("--confidences", default="softmax,colander", help="--tbal: confidence functions")
+    p.add_argument("--bound", default="valid", help="--tbal: threshold bound (valid, paper, hoeffding)")
     p.add_argument("--tbal-budget", type=int, default=2000, help="--tbal: human training labels N_t")
     p.add_argument("--tbal-seed-size", type=int, default=1000)
     p.add_argument("--tbal-batch", type=int, default=500)
