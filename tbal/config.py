@@ -32,7 +32,9 @@ TrainMethod = Literal[
 ]
 AutoLabelAugment = Literal["mixup", "noise"]
 TargetMode = Literal["hard", "soft", "sampled"]
-ConfidenceName = Literal["softmax", "temperature", "histogram", "scaling-binning", "dirichlet", "colander"]
+ConfidenceName = Literal[
+    "softmax", "temperature", "histogram", "scaling-binning", "dirichlet", "colander", "kernel"
+]
 BoundName = Literal["valid", "paper", "hoeffding"]
 GuaranteeName = Literal["per-class", "pooled"]
 QueryName = Literal["random", "margin", "margin-random", "entropy", "least-confidence"]
@@ -42,10 +44,27 @@ UNCERTAINTY_NAMES: tuple[str, ...] = get_args(UncertaintyName)
 TRAIN_METHODS: tuple[str, ...] = get_args(TrainMethod)
 TARGET_MODES: tuple[str, ...] = get_args(TargetMode)
 AUTOLABEL_AUGMENTS: tuple[str, ...] = get_args(AutoLabelAugment)
+TRAIN_METHOD_PARAMS: tuple[str, ...] = (
+    "label_smoothing",
+    "mixup_alpha",
+    "cutmix_alpha",
+    "autolabel_augment",
+    "autolabel_buckets",
+    "autolabel_step",
+    "autolabel_noise",
+    "autolabel_holdout",
+    "saliency_mix_weights",
+    "crl_weight",
+    "sam_rho",
+)
+"""The fields of :class:`TrainConfig` that only a train-time method reads (its hyperparameters)."""
 CONFIDENCE_NAMES: tuple[str, ...] = get_args(ConfidenceName)
 BOUND_NAMES: tuple[str, ...] = get_args(BoundName)
 GUARANTEE_NAMES: tuple[str, ...] = get_args(GuaranteeName)
 QUERY_NAMES: tuple[str, ...] = get_args(QueryName)
+KERNEL_CONFIDENCE_MODELS: tuple[str, ...] = ("duq",)
+"""model.uncertainty values whose logits are log kernel values, the only ones the ``kernel`` confidence
+(:class:`tbal.confidence.kernel.KernelConfidence`) can score."""
 
 
 class ConfigError(ValueError):
@@ -298,6 +317,14 @@ class TBALConfig:
     confidence: ConfidenceConfig = field(default_factory=ConfidenceConfig)
     thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
+
+    def __post_init__(self) -> None:
+        # checked here, across sections, so that the choice fails when it is made and not mid-round
+        if self.confidence.name == "kernel" and self.model.uncertainty not in KERNEL_CONFIDENCE_MODELS:
+            raise ConfigError(
+                "confidence.name 'kernel' scores the model's own kernel values and needs model.uncertainty "
+                f"in {', '.join(KERNEL_CONFIDENCE_MODELS)}; got model.uncertainty {self.model.uncertainty!r}"
+            )
 
 
 def _mnist_paper() -> TBALConfig:

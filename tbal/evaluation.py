@@ -31,6 +31,7 @@ __all__ = [
     "ScoreFunction",
     "auroc",
     "evaluate_model",
+    "evaluate_predictions",
     "fgsm_attack",
     "human_cross_entropy",
     "max_softmax_score",
@@ -97,19 +98,8 @@ def evaluate_model(
     """
     y = _check_labels(y, X.shape[0] if isinstance(X, np.ndarray) else -1, model.num_classes)
     preds = predict(model, X, device=device)
-    probs = preds.probs.astype(np.float64)  # (n, K)
-    predicted = preds.predicted
-    correct = predicted == y
-    report: dict[str, float | int | None] = {
-        "n": int(y.size),
-        "accuracy": float(correct.mean()) if y.size else float("nan"),
-        "ece": expected_calibration_error(np.clip(probs.max(axis=1), 0.0, 1.0), correct, n_bins),
-        "nll": negative_log_likelihood(np.clip(probs, 0.0, 1.0), y),
-    }
-    if human is not None:
-        report["human_cross_entropy"] = human_cross_entropy(probs, human)
-        if model.num_classes >= 3:  # with two classes the second choice is fixed by the first
-            report["second_best_accuracy"], report["second_best_items"] = second_best_accuracy(probs, human)
+    report = _in_distribution(preds, y, human, n_bins)
+    correct = preds.predicted == y
     if X_ood is not None:
         report["ood_auroc"] = auroc(score(preds), score(predict(model, X_ood, device=device)))
     if fgsm_epsilon is not None:
@@ -125,6 +115,34 @@ def evaluate_model(
             fgsm_drop=clean_accuracy - adv_accuracy,
         )
     return EvaluationReport(**report)  # type: ignore[arg-type]
+
+
+def evaluate_predictions(
+    preds: Predictions, y: np.ndarray, *, human: np.ndarray | None = None, n_bins: int = 10
+) -> EvaluationReport:
+    """The in-distribution part of :func:`evaluate_model` (accuracy, ECE, NLL and, with ``human`` (n, K),
+    the cross-entropy against the human distributions and the second-best accuracy) from predictions a
+    caller already has, e.g. a TBAL round's predictions on its validation set: no forward pass."""
+    y = _check_labels(y, preds.probs.shape[0], preds.probs.shape[1])
+    return EvaluationReport(**_in_distribution(preds, y, human, n_bins))  # type: ignore[arg-type]
+
+
+def _in_distribution(
+    preds: Predictions, y: np.ndarray, human: np.ndarray | None, n_bins: int
+) -> dict[str, float | int | None]:
+    probs = preds.probs.astype(np.float64)  # (n, K)
+    correct = preds.predicted == y
+    report: dict[str, float | int | None] = {
+        "n": int(y.size),
+        "accuracy": float(correct.mean()) if y.size else float("nan"),
+        "ece": expected_calibration_error(np.clip(probs.max(axis=1), 0.0, 1.0), correct, n_bins),
+        "nll": negative_log_likelihood(np.clip(probs, 0.0, 1.0), y),
+    }
+    if human is not None:
+        report["human_cross_entropy"] = human_cross_entropy(probs, human)
+        if probs.shape[1] >= 3:  # with two classes the second choice is fixed by the first
+            report["second_best_accuracy"], report["second_best_items"] = second_best_accuracy(probs, human)
+    return report
 
 
 def human_cross_entropy(probs: np.ndarray, human: np.ndarray) -> float:

@@ -16,11 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
+from tbal.aum import AUMRecorder
 from tbal.confidence import ConfidenceFunction, make_confidence
 from tbal.config import TBALConfig
 from tbal.data import Dataset
 from tbal.errors import TBALInputError
+from tbal.evaluation import EvaluationReport, evaluate_predictions
 from tbal.models import Classifier, build_model, resolve_device
 from tbal.query import select_queries
 from tbal.thresholds import ThresholdResult, auto_label_mask, estimate_thresholds
@@ -42,6 +45,11 @@ class RoundInput:
     (n_v,) int. X_pool: (n_p, ...) the points still unlabeled (neither human- nor auto-labeled).
     n_queries: how many pool points to query for the next round (0 when the budget is spent).
     rounds_total: how many rounds δ is split over (1 = this round alone).
+    human_val: (n_v, K) the humans' label distributions of the validation points (one-hot rows where a
+    point has a hard label only), for the evaluation report's cross-entropy against the humans; None when
+    the humans gave no distributions.
+    record_aum: record each training label's area under the margin while the classifier trains
+    (:mod:`tbal.aum`; one extra eval-mode pass over X_train per epoch, which leaves the training as it is).
     """
 
     X_train: np.ndarray
@@ -53,6 +61,8 @@ class RoundInput:
     n_queries: int
     round_index: int = 0
     rounds_total: int = 1
+    human_val: np.ndarray | None = None
+    record_aum: bool = False
 
 
 @dataclass
@@ -69,6 +79,9 @@ class RoundOutput:
     query_index: np.ndarray  # (q,) pool rows to send to humans next
     cal_index: np.ndarray  # validation rows used as D_cal
     th_index: np.ndarray  # validation rows used as D_th
+    evaluation: EvaluationReport | None = None  # the classifier on the whole validation set (10-bin ECE)
+    train_aum: np.ndarray | None = None  # (n_t,) AUM of each training label (RoundInput.record_aum)
+    train_predicted: np.ndarray | None = None  # (n_t,) the trained classifier's class for each, with AUM
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -90,6 +103,7 @@ def run_round(
     with _timed(timings, "train"):
         report("train", 0.0)
         model = build_model(config.model, tuple(inputs.X_train.shape[1:]), inputs.num_classes)
+        recorder = _aum_recorder(inputs) if inputs.record_aum else None
         # uncertainty-aware models need their own training (DUQ's loss, SNGP's covariance); plain ones
         # go straight to train_classifier
         train_uncertainty_model(
@@ -101,9 +115,14 @@ def run_round(
             seed=seed,
             device=device,
             progress=lambda f: report("train", f),
+            epoch_hooks=[recorder] if recorder is not None else (),
         )
         val_preds = predict(model, inputs.X_val, device=device)
         pool_preds = predict(model, inputs.X_pool, device=device)
+        train_predicted = predict(model, inputs.X_train, device=device).predicted if recorder else None
+
+    with _timed(timings, "evaluate"):  # no stage of its own: a few numpy sums on val_preds
+        evaluation = evaluate_predictions(val_preds, inputs.y_val, human=inputs.human_val)
 
     with _timed(timings, "calibrate"):
         report("calibrate", 0.0)
@@ -152,7 +171,19 @@ def run_round(
         query_index=query_index,
         cal_index=cal_index,
         th_index=th_index,
+        evaluation=evaluation,
+        train_aum=recorder.aum if recorder is not None else None,
+        train_predicted=train_predicted,
         timings=timings,
+    )
+
+
+def _aum_recorder(inputs: RoundInput) -> AUMRecorder:
+    """Margins against each training point's label argmax_k targets[i, k] (its hard label; for a soft
+    label the humans' majority), as :func:`tbal.aum.compute_aum` takes them."""
+    return AUMRecorder(
+        torch.from_numpy(np.ascontiguousarray(inputs.X_train, dtype=np.float32)),
+        torch.from_numpy(inputs.targets_train.argmax(axis=1).astype(np.int64)),
     )
 
 
@@ -198,6 +229,10 @@ def _check_round_input(inputs: RoundInput) -> None:
             )
     if inputs.n_queries < 0:
         raise TBALInputError(f"n_queries must be ≥ 0, got {inputs.n_queries}")
+    if inputs.human_val is not None and inputs.human_val.shape != (inputs.X_val.shape[0], k):
+        raise TBALInputError(
+            f"expected human_val of shape ({inputs.X_val.shape[0]}, {k}), got {inputs.human_val.shape}"
+        )
 
 
 @contextmanager

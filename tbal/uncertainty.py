@@ -24,7 +24,7 @@ for MC Dropout and SNGP (then the SNGP covariance pass), DUQ's own loss (:func:`
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -376,12 +376,14 @@ def train_duq(
     gradient_penalty_weight: float,
     device: torch.device | None = None,
     progress: Callable[[float], None] | None = None,
+    epoch_hooks: Sequence[Callable[[Classifier, int], None]] = (),
 ) -> DUQClassifier:
     """Train DUQ on prepared inputs X (n, ...) and target distributions (n, K) (``config.targets``: hard =
     argmax, soft = the distributions as the per-class BCE targets, sampled = a class drawn each epoch).
     Loss = BCE on K + λ·gradient penalty (λ = ``gradient_penalty_weight``); after every step the batch's
     embeddings update the centroids. Optimiser, schedule, shuffling, standardisation and shifts as
-    :func:`tbal.training.train_classifier` (SGD, momentum, weight decay, cosine learning rate)."""
+    :func:`tbal.training.train_classifier` (SGD, momentum, weight decay, cosine learning rate).
+    ``epoch_hooks``: each is called as hook(model, epoch) after every epoch, as in train_classifier."""
     if config.method != "vanilla":
         raise ConfigError(
             f"DUQ trains with its own loss: train.method must be 'vanilla', not {config.method!r}"
@@ -442,6 +444,8 @@ def train_duq(
             step += 1
         if not bool(torch.isfinite(loss)):
             raise FloatingPointError(f"DUQ training diverged in epoch {epoch + 1}; lower train.lr")
+        for hook in epoch_hooks:
+            hook(model, epoch)
         if progress is not None:
             progress((epoch + 1) / config.epochs)
     model.eval()
@@ -490,9 +494,11 @@ def train_uncertainty_model(
     seed: int,
     device: torch.device | None = None,
     progress: Callable[[float], None] | None = None,
+    epoch_hooks: Sequence[Callable[[Classifier, int], None]] = (),
 ) -> Classifier:
     """Train any classifier, uncertainty-aware or not: DUQ with :func:`train_duq`; the others with
-    :func:`tbal.training.train_classifier`, followed for SNGP by :func:`fit_sngp_covariance` on X."""
+    :func:`tbal.training.train_classifier`, followed for SNGP by :func:`fit_sngp_covariance` on X.
+    ``epoch_hooks`` are called after every epoch (e.g. :class:`tbal.aum.AUMRecorder`)."""
     if isinstance(model, DUQClassifier):
         return train_duq(
             model,
@@ -503,8 +509,18 @@ def train_uncertainty_model(
             gradient_penalty_weight=model_config.duq_gradient_penalty,
             device=device,
             progress=progress,
+            epoch_hooks=epoch_hooks,
         )
-    train_classifier(model, X, targets, train_config, seed=seed, device=device, progress=progress)
+    train_classifier(
+        model,
+        X,
+        targets,
+        train_config,
+        seed=seed,
+        device=device,
+        progress=progress,
+        epoch_hooks=epoch_hooks,
+    )
     if isinstance(model, SNGPClassifier):
         fit_sngp_covariance(model, X)
     return model

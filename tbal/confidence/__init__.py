@@ -2,7 +2,9 @@
 
 Each scores the classifier's predicted class ŷ: ``softmax`` (max softmax probability), ``temperature``
 (temperature scaling), ``histogram`` (top-label histogram binning), ``scaling-binning``, ``dirichlet``
-(Dirichlet calibration) and ``colander`` (the trained confidence function of "Pearls from Pebbles").
+(Dirichlet calibration), ``colander`` (the trained confidence function of "Pearls from Pebbles") and
+``kernel`` (DUQ's own certainty max_c K_c; only for ``model.uncertainty = duq``, which the configuration
+checks).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from tbal.confidence.base import ConfidenceFunction
 from tbal.confidence.colander import Colander
 from tbal.confidence.dirichlet import DirichletCalibration
 from tbal.confidence.histogram import HistogramBinning
+from tbal.confidence.kernel import KernelConfidence
 from tbal.confidence.scaling_binning import ScalingBinning
 from tbal.confidence.softmax import SoftmaxConfidence
 from tbal.confidence.temperature import TemperatureScaling
@@ -23,6 +26,7 @@ __all__ = [
     "ConfidenceFunction",
     "DirichletCalibration",
     "HistogramBinning",
+    "KernelConfidence",
     "ScalingBinning",
     "SoftmaxConfidence",
     "TemperatureScaling",
@@ -36,13 +40,14 @@ _BUILDERS: dict[str, Callable[[ConfidenceConfig, int], ConfidenceFunction]] = {
     "scaling-binning": lambda config, k: ScalingBinning(k, n_bins=config.scaling_binning_bins),
     "dirichlet": lambda config, k: DirichletCalibration(k, reg=config.dirichlet_reg),
     "colander": lambda config, k: Colander(k, config.colander),
+    "kernel": lambda config, k: KernelConfidence(k),
 }
 assert set(_BUILDERS) == set(CONFIDENCE_NAMES), "every configured confidence name needs a builder"
 
 
 def make_confidence(config: ConfidenceConfig, num_classes: int) -> ConfidenceFunction:
     """The (unfitted) confidence function named by ``config.name`` (softmax, temperature, histogram,
-    scaling-binning, dirichlet, colander) for ``num_classes`` classes; raises
+    scaling-binning, dirichlet, colander, kernel) for ``num_classes`` classes; raises
     :class:`~tbal.config.ConfigError` listing the valid names for an unknown name."""
     if not isinstance(config, ConfidenceConfig):
         raise ConfigError(f"expected a ConfidenceConfig, got {type(config).__name__}")

@@ -19,6 +19,7 @@ from tbal.confidence import (
     ConfidenceFunction,
     DirichletCalibration,
     HistogramBinning,
+    KernelConfidence,
     ScalingBinning,
     SoftmaxConfidence,
     TemperatureScaling,
@@ -26,7 +27,14 @@ from tbal.confidence import (
 )
 from tbal.confidence._common import TIE_BREAK, UniformMassBins
 from tbal.confidence.temperature import LOG_T_BOUNDS, fit_temperature, temperature_nll
-from tbal.config import CONFIDENCE_NAMES, ColanderConfig, ConfidenceConfig, ConfigError
+from tbal.config import (
+    CONFIDENCE_NAMES,
+    ColanderConfig,
+    ConfidenceConfig,
+    ConfigError,
+    TBALConfig,
+    with_overrides,
+)
 from tbal.errors import TBALInputError
 from tbal.metrics import expected_calibration_error, negative_log_likelihood
 from tbal.training import Predictions
@@ -54,6 +62,17 @@ def _planted(
     return Predictions((z * temperature).astype(np.float32), features), y
 
 
+def _as_inputs_of(name: str, preds: Predictions) -> Predictions:
+    """The kernel confidence scores log kernel values (≤ 0, as DUQ's logits are): give it log-softmax
+    logits, which carry the same ranking; every other function gets the raw logits."""
+    if name != "kernel":
+        return preds
+    z = preds.logits.astype(np.float64)
+    log_probs = z - z.max(axis=1, keepdims=True)
+    log_probs -= np.log(np.exp(log_probs).sum(axis=1, keepdims=True))
+    return Predictions(log_probs.astype(np.float32), preds.features)
+
+
 def _build(name: str, k: int) -> ConfidenceFunction:
     return make_confidence(
         ConfidenceConfig(name=name, colander=FAST_COLANDER, histogram_points_per_bin=10),
@@ -72,6 +91,7 @@ def test_make_confidence_builds_each_name_with_its_hyperparameters() -> None:
         "scaling-binning": ScalingBinning,
         "dirichlet": DirichletCalibration,
         "colander": Colander,
+        "kernel": KernelConfidence,
     }
     assert set(classes) == set(CONFIDENCE_NAMES)
     for name, cls in classes.items():
@@ -101,6 +121,21 @@ def test_make_confidence_rejects_an_unknown_name_listing_the_valid_ones() -> Non
         assert name in str(info.value)
     with pytest.raises(ConfigError, match="softmax, temperature"):
         ConfidenceConfig(name="platt")  # type: ignore[arg-type]
+
+
+def test_kernel_confidence_needs_a_model_with_a_kernel_score() -> None:
+    """``kernel`` thresholds DUQ's own certainty; chosen with any other model, the configuration says so
+    when it is built (not mid-round, when the first raw logit > 0 reaches the score)."""
+    with pytest.raises(ConfigError, match=r"confidence\.name 'kernel'.*model\.uncertainty in duq.*'none'"):
+        with_overrides(TBALConfig(), {"confidence.name": "kernel"})
+    with pytest.raises(ConfigError, match=r"got model\.uncertainty 'sngp'"):
+        with_overrides(TBALConfig(), {"confidence.name": "kernel", "model.uncertainty": "sngp"})
+    config = with_overrides(TBALConfig(), {"confidence.name": "kernel", "model.uncertainty": "duq"})
+    assert type(make_confidence(config.confidence, 3)) is KernelConfidence
+    with pytest.raises(TBALInputError, match="log-scores ≤ 0"):  # raw logits, whatever the config said
+        KernelConfidence(2).fit(*_planted(20, 2, 1.0, np.random.default_rng(0))).score(
+            Predictions(np.array([[2.0, -1.0]], np.float32), np.zeros((1, 3), np.float32))
+        )
 
 
 def test_make_confidence_rejects_too_few_classes() -> None:
@@ -133,6 +168,7 @@ def test_contract_shapes_range_determinism_and_pickling(name: str) -> None:
     rng = np.random.default_rng(1)
     cal, y = _planted(120, 3, 2.0, rng)
     test, _ = _planted(50, 3, 2.0, rng)
+    cal, test = _as_inputs_of(name, cal), _as_inputs_of(name, test)
     fn = _build(name, 3)
     assert fn.fit(cal, y, seed=5) is fn
     scores = fn.score(test)
@@ -151,11 +187,13 @@ def test_scores_depend_on_each_point_alone_never_on_labels(name: str) -> None:
     fitted on, by position, would fail). ŷ comes from the logits: scoring cannot see labels."""
     rng = np.random.default_rng(2)
     cal, y = _planted(120, 3, 2.0, rng)
+    cal = _as_inputs_of(name, cal)
     fn = _build(name, 3).fit(cal, y, seed=0)
     base = fn.score(cal)
     order = rng.permutation(len(cal))
     np.testing.assert_allclose(fn.score(cal.subset(order)), base[order], rtol=0, atol=1e-12)
     other, _ = _planted(30, 3, 2.0, rng)
+    other = _as_inputs_of(name, other)
     mixed = Predictions(
         np.concatenate([other.logits, cal.logits[:40]]), np.concatenate([other.features, cal.features[:40]])
     )
@@ -166,6 +204,7 @@ def test_scores_depend_on_each_point_alone_never_on_labels(name: str) -> None:
 def test_input_validation(name: str) -> None:
     rng = np.random.default_rng(3)
     cal, y = _planted(60, 3, 1.0, rng)
+    cal = _as_inputs_of(name, cal)
     fn = _build(name, 3)
     with pytest.raises(TBALInputError, match="call fit"):
         fn.score(cal)
@@ -182,7 +221,7 @@ def test_input_validation(name: str) -> None:
         fn.score(Predictions(np.zeros((5, 3), np.float32), np.zeros((4, 3), np.float32)))
 
 
-@pytest.mark.parametrize("name", [n for n in CONFIDENCE_NAMES if n != "softmax"])
+@pytest.mark.parametrize("name", [n for n in CONFIDENCE_NAMES if n not in ("softmax", "kernel")])
 def test_learned_functions_refuse_an_empty_calibration_set(name: str) -> None:
     empty = Predictions(np.zeros((0, 3), np.float32), np.zeros((0, 2), np.float32))
     with pytest.raises(TBALInputError, match=r"expected at least \d calibration points, got 0"):
