@@ -282,6 +282,12 @@ class LoopConfig:
     calibration_fraction: float = 0.5  # ν: share of the validation set that fits the confidence function
     max_rounds: int | None = None
     pool_size: int | None = None  # use a random subset of the data as the pool (None: all of it)
+    # Keep at least this many validation points: at the start of a round, if fewer are left (validation
+    # points in auto-labeled regions are removed every round), the shortfall (at most one batch) is drawn
+    # uniformly at random from the pool, labeled by humans and added to the validation set, and the
+    # round queries that many fewer training points. The labels count against label_budget, so the
+    # humans' total stays N_t + N_v. 0 (default) never tops up: the papers' loop.
+    validation_floor: int = 0
 
     def __post_init__(self) -> None:
         _check_positive_int("loop.label_budget", self.label_budget)
@@ -299,6 +305,8 @@ class LoopConfig:
             _check_positive_int("loop.max_rounds", self.max_rounds)
         if self.pool_size is not None:
             _check_positive_int("loop.pool_size", self.pool_size)
+        if not isinstance(self.validation_floor, int) or self.validation_floor < 0:
+            raise ConfigError(f"loop.validation_floor must be an integer ≥ 0, got {self.validation_floor!r}")
 
     @property
     def planned_rounds(self) -> int:

@@ -20,7 +20,7 @@ import torch
 
 from tbal.aum import AUMRecorder
 from tbal.confidence import ConfidenceFunction, make_confidence
-from tbal.config import TBALConfig
+from tbal.config import LoopConfig, TBALConfig
 from tbal.data import Dataset
 from tbal.errors import TBALInputError
 from tbal.evaluation import EvaluationReport, evaluate_predictions
@@ -254,7 +254,8 @@ class RoundRecord:
 
     round: int
     human_training_labels: int  # labels this round's classifier was trained on (seed included)
-    human_validation_labels: int  # N_v drawn at the start (the validation set only shrinks)
+    human_validation_labels: int  # N_v drawn at the start, plus top-ups so far (loop.validation_floor)
+    validation_added: int  # validation labels drawn from the pool before this round (top-up)
     humans_used: int  # training + validation labels paid for so far
     auto_labeled_round: int
     auto_labeled_total: int
@@ -325,8 +326,10 @@ def run_tbal(
     The validation set (N_v points) is drawn at random and kept out of the pool, as in the papers (where it
     comes from a separate split); the seed training set is drawn at random from the pool. Rounds follow
     :func:`run_round` until the human training labels reach the budget N_t (seed included), the pool is
-    empty, fewer than 2 validation points are left, or ``max_rounds`` is reached. Coverage is auto-labeled /
-    pool size; true error is measured against ``dataset.y``.
+    empty, fewer than 2 validation points are left, or ``max_rounds`` is reached. With
+    ``loop.validation_floor`` > 0, a round may first top the validation set up from the pool
+    (:func:`_validation_top_up`), paid from N_t. Coverage is auto-labeled / pool size (human-labeled
+    pool points count in the size, as in the papers); true error is measured against ``dataset.y``.
     """
     started = time.perf_counter()
     loop = config.loop
@@ -348,9 +351,17 @@ def run_tbal(
     auto_labels: list[np.ndarray] = []
     records: list[RoundRecord] = []
     rounds_total = loop.planned_rounds
+    topped_up = 0  # validation labels bought with the training budget (loop.validation_floor)
     for round_index in range(rounds_total):
+        budget_left = loop.label_budget - train.size - topped_up
+        top_up = _validation_top_up(
+            np.flatnonzero(unlabeled & in_pool), validation.size, loop, budget_left, seed, round_index
+        )
+        validation = np.concatenate([validation, top_up])
+        unlabeled[top_up] = False
+        topped_up += top_up.size
         pool_rows = np.flatnonzero(unlabeled & in_pool)
-        n_queries = max(0, min(loop.batch_size, loop.label_budget - train.size))
+        n_queries = max(0, min(loop.batch_size - top_up.size, budget_left - top_up.size))
         inputs = RoundInput(
             X_train=dataset.X[train],
             targets_train=human_targets(dataset, train, config),
@@ -385,20 +396,50 @@ def run_tbal(
             pool.size,
             accuracy,
             n_train,
-            loop.validation_size,
+            loop.validation_size + topped_up,
             int(np.sum(unlabeled & in_pool)),
             validation.size,
             queried.size,
+            top_up.size,
         )
         records.append(record)
         if on_round is not None:
             on_round(record)
-        if queried.size == 0 or not np.any(unlabeled & in_pool) or validation.size < 2:
+        # no label bought this round means the budget is spent (or nothing is left to query)
+        if queried.size + top_up.size == 0 or not np.any(unlabeled & in_pool) or validation.size < 2:
             break
 
     all_index = np.concatenate(auto_index) if auto_index else np.empty(0, dtype=np.int64)
     all_labels = np.concatenate(auto_labels) if auto_labels else np.empty(0, dtype=np.int64)
     return RunResult(seed, int(pool.size), records, all_index, all_labels, time.perf_counter() - started)
+
+
+def _validation_top_up(
+    pool_rows: np.ndarray,
+    n_validation: int,
+    loop: LoopConfig,
+    budget_left: int,
+    seed: int,
+    round_index: int,
+) -> np.ndarray:
+    """Pool rows to add to the validation set before this round (``loop.validation_floor``).
+
+    Why: validation points inside auto-labeled regions are removed every round, so that D_th keeps the
+    distribution of the pool that is left; after a large first round only a few dozen may remain, too few
+    for any class to reach the bound's minimum, and later rounds, whose classifiers are better, certify
+    nothing. Points drawn uniformly from the pool that is left have exactly that distribution and were
+    never trained on, so they are valid validation points. Never in round 0 (nothing has been removed);
+    at most one batch, within the budget. Its own random stream, so runs without a floor are unchanged.
+    """
+    shortfall = loop.validation_floor - n_validation
+    n = min(shortfall, loop.batch_size, budget_left, pool_rows.size)
+    if round_index == 0 or n <= 0:
+        return np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, round_index, _TOP_UP_STREAM]))
+    return np.sort(rng.choice(pool_rows, size=n, replace=False)).astype(np.int64)
+
+
+_TOP_UP_STREAM = 7  # third word of the top-up draw's seed: a stream of its own
 
 
 def human_targets(dataset: Dataset, rows: np.ndarray, config: TBALConfig) -> np.ndarray:
@@ -444,6 +485,7 @@ def _round_record(
     pool_remaining: int,
     validation_remaining: int,
     queried: int,
+    validation_added: int,
 ) -> RoundRecord:
     all_index = np.concatenate(auto_index)
     all_labels = np.concatenate(auto_labels)
@@ -452,6 +494,7 @@ def _round_record(
         round=round_index,
         human_training_labels=n_train,
         human_validation_labels=n_validation,
+        validation_added=validation_added,
         humans_used=n_train + n_validation,
         auto_labeled_round=int(newly.size),
         auto_labeled_total=int(all_index.size),

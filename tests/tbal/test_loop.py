@@ -98,3 +98,37 @@ def test_rounds_train_uncertainty_models_with_their_own_procedure(
     result = run_tbal(make_dataset(X, y), config, seed=0)
     expected = "sngp-covariance" if uncertainty == "sngp" else "duq"
     assert called == [expected] * len(result.rounds)
+
+
+def test_validation_floor_tops_up_from_the_pool_within_the_budget() -> None:
+    """Blobs are easy: round 0 auto-labels most of the pool and removes most validation points. With a
+    floor, later rounds draw new validation points from the pool that is left, paid from N_t."""
+    X, y = _blobs()
+    floor = 250
+    plain = run_tbal(make_dataset(X, y), _config(), seed=1)
+    topped = run_tbal(make_dataset(X, y), _config(**{"loop.validation_floor": floor}), seed=1)
+    assert all(r.validation_added == 0 for r in plain.rounds)
+    assert plain.rounds[0].validation_remaining < floor  # the premise: round 0 depleted the set
+
+    added = [r.validation_added for r in topped.rounds]
+    assert added[0] == 0  # nothing is removed before round 0
+    assert added[1] == min(20, floor - topped.rounds[0].validation_remaining)  # at most one batch
+    for before, r in zip(topped.rounds, topped.rounds[1:], strict=False):
+        # a round buys one batch in all: its top-up plus the training queries for the next round
+        assert r.validation_added + r.queried <= 20
+        assert r.human_validation_labels == before.human_validation_labels + r.validation_added
+        assert r.human_training_labels == before.human_training_labels + before.queried
+    last = topped.rounds[-1]
+    # the humans' total is unchanged: top-ups replace training labels
+    assert last.human_training_labels + last.human_validation_labels - 300 <= 120
+    assert last.human_validation_labels == 300 + sum(added)
+    assert np.unique(topped.auto_labeled_index).size == topped.auto_labeled_index.size
+    # round 0 is the same run with or without the floor (the top-up draw has its own random stream)
+    assert topped.rounds[0].thresholds == plain.rounds[0].thresholds
+
+
+def test_validation_floor_must_be_a_non_negative_integer() -> None:
+    from tbal.config import ConfigError
+
+    with pytest.raises(ConfigError, match="validation_floor"):
+        _config(**{"loop.validation_floor": -1})
