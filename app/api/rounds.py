@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, status
 
 from app.api.deps import CallerDep, DispatcherDep, MetricsDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
 from app.repositories import rounds as repo
 from app.schemas.audit import AuditPage, AuditRead
+from app.schemas.round_reports import EvaluationRead, LabelReviewPage
 from app.schemas.rounds import RoundPage, RoundRead
 from app.services import rounds as service
 from app.services.api_keys import check_project
 from app.services.audit import round_audit
+from app.services.round_reports import finished_round, label_review, round_evaluation
 from app.services.round_runner import reap_stale_rounds
 
 router = APIRouter(tags=["rounds"])
@@ -78,3 +80,33 @@ def list_audits(
         items=[round_audit(session, r) for r in rows],
         next_after_id=rows[-1].id if len(rows) == limit else None,
     )
+
+
+@router.get("/rounds/{round_id}/evaluation")
+def read_round_evaluation(
+    *, round_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep, caller: CallerDep
+) -> EvaluationRead:
+    """The round's classifier on its validation set (human labels it never trained on): accuracy, ECE
+    (10 bins), NLL and, when humans gave label distributions, the cross-entropy against them. 409 until
+    the round has succeeded."""
+    round_ = service.get_round(session, round_id)
+    check_project(caller, round_.project_id)
+    return round_evaluation(round_)
+
+
+@router.get("/projects/{project_id}/label-review")
+def read_label_review(
+    *,
+    project: ProjectDep,
+    session: SessionDep,
+    round_id: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="default: the latest finished")
+    ] = None,
+    after_rank: Annotated[int, Query(ge=0, le=2**31, description="the last rank seen (0 to start)")] = 0,
+    limit: Limit = DEFAULT_LIMIT,
+) -> LabelReviewPage:
+    """Human training labels that are probably wrong, lowest area under the margin (AUM) first, as the
+    round that trained on them measured it: item, its human label, the model's class and the AUM. 409
+    when no round has finished (or the given one has not)."""
+    round_ = finished_round(session, project, round_id)
+    return label_review(session, project, round_, after_rank=after_rank, limit=limit)

@@ -164,3 +164,17 @@ def human_labels_page(session: Session, project_id: int, *, after_id: int, limit
         .limit(limit)
     )
     return list(session.execute(stmt))
+
+
+def items_with_labels(session: Session, project_id: int, item_ids: Sequence[int]) -> dict[int, Any]:
+    """(external_id, current human label or None) of the project's items ``item_ids``, by item id; ids of
+    other projects or deleted items are absent."""
+    found: dict[int, Any] = {}
+    for part in chunks(list(item_ids)):
+        stmt = (
+            select(Item.id, Item.external_id, HumanLabel.label)
+            .outerjoin(HumanLabel, HumanLabel.item_id == Item.id)
+            .where(Item.project_id == project_id, Item.id.in_(part))
+        )
+        found.update({row.id: row for row in session.execute(stmt)})
+    return found

@@ -7,9 +7,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tbal.config import TRAIN_METHOD_PARAMS
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 BIG = 1_000_000_000
 MAX_ITEM_VALUES = 1 << 24
+MethodParam = (
+    Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[str, Field(max_length=64)]
+    | Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(max_length=16)]
+)
+"""One train-time method hyperparameter: a number, a name (autolabel_augment) or weights; the library
+parses it to its field's type."""
 
 
 class ProjectSettings(BaseModel):
@@ -49,6 +58,21 @@ class ProjectSettings(BaseModel):
     calibration_fraction: float | None = None
     max_rounds: int | None = Field(default=None, le=1_000_000)
     colander: dict[str, Annotated[float, Field(allow_inf_nan=False, le=1e6)]] | None = None
+    method_params: dict[str, MethodParam] | None = Field(
+        default=None,
+        max_length=64,
+        description="hyperparameters of the train-time methods, each read only by its method: "
+        + ", ".join(TRAIN_METHOD_PARAMS)
+        + " (tbal.config.TrainConfig: ranges and defaults); replaced as a whole by a PATCH",
+        examples=[{"label_smoothing": 0.05}, {"mixup_alpha": 0.4}, {"saliency_mix_weights": [0.8, 0.1, 0.1]}],
+    )
+    label_review_fraction: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="label review: share of the human training labels with the lowest AUM listed by "
+        "GET /projects/{id}/label-review (default 0.05; labels with AUM < 0 are always listed)",
+    )
     min_validation_labels: int | None = Field(default=None, ge=2, le=BIG)
     pixel_scale: float | None = Field(default=None, gt=0, le=65535)
     audit_size: int | None = Field(

@@ -5,7 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+LABEL_REVIEW_COLUMNS = ("item_id", "aum", "label", "predicted")
+"""Per-label columns of metrics["label_review"]: up to 1000 entries each, served by the label-review
+endpoint and left out of round responses, which list many rounds at once."""
 
 
 class RoundRead(BaseModel):
@@ -27,7 +31,9 @@ class RoundRead(BaseModel):
             "where a class is not auto-labeled), pooled_estimated_error, pooled_error_bound, delta_used, "
             "epsilon, delta, bound, guarantee, rounds_total (δ is split over them), true_error (round / "
             "total: share of wrong auto-labels among those with ground truth, null when none), timings "
-            "(seconds per stage), seed, input_scale"
+            "(seconds per stage), seed, input_scale, evaluation (the classifier on the validation set; "
+            "also GET /rounds/{id}/evaluation), label_review (counts only: the labels themselves are at "
+            "GET /projects/{id}/label-review)"
         )
     )
     model_version: str | None
@@ -36,6 +42,15 @@ class RoundRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+    @field_validator("metrics")
+    @classmethod
+    def _review_counts_only(cls, metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+        review = (metrics or {}).get("label_review")
+        if metrics is None or not isinstance(review, dict):
+            return metrics
+        counts = {k: v for k, v in review.items() if k not in LABEL_REVIEW_COLUMNS}
+        return {**metrics, "label_review": counts}  # a copy: the ORM row's dict stays as it is
 
 
 class RoundPage(BaseModel):

@@ -13,7 +13,14 @@ from typing import Any
 
 from app.errors import Invalid
 from app.settings import Settings
-from tbal.config import ColanderConfig, ConfigError, TBALConfig, preset, with_overrides
+from tbal.config import (
+    TRAIN_METHOD_PARAMS,
+    ColanderConfig,
+    ConfigError,
+    TBALConfig,
+    preset,
+    with_overrides,
+)
 
 SETTING_PATHS: dict[str, tuple[str, str]] = {
     "epsilon": ("thresholds", "epsilon"),
@@ -38,7 +45,9 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "calibration_fraction": ("loop", "calibration_fraction"),
     "max_rounds": ("loop", "max_rounds"),
 }
-SERVICE_ONLY = ("preset", "min_validation_labels", "pixel_scale", "audit_size")
+SERVICE_ONLY = ("preset", "min_validation_labels", "pixel_scale", "audit_size", "label_review_fraction")
+NESTED = ("colander", "method_params")
+"""Settings holding a dict of one library section's fields, checked key by key by the library."""
 IMAGE_MODELS = ("lenet5", "cnn", "resnet")
 
 
@@ -53,18 +62,20 @@ def build_config(settings: dict[str, Any], *, data_kind: str | None = None) -> T
         raise Invalid("settings.preset", str(exc)) from exc
     sections: dict[str, dict[str, Any]] = {}
     for name, value in settings.items():
-        if value is None or name in SERVICE_ONLY or name == "colander":
+        if value is None or name in SERVICE_ONLY or name in NESTED:
             continue
         if name not in SETTING_PATHS:
             raise Invalid(f"settings.{name}", f"unknown setting; valid: {', '.join(sorted(SETTING_PATHS))}")
         section, fld = SETTING_PATHS[name]
         sections.setdefault(section, {})[fld] = tuple(value) if name == "hidden" else value
     try:
-        for section, values in sections.items():
-            current = getattr(config, section)
-            config = dataclasses.replace(config, **{section: dataclasses.replace(current, **values)})
+        # all sections at once: TBALConfig checks choices across them (e.g. the kernel confidence and DUQ)
+        replaced = {s: dataclasses.replace(getattr(config, s), **v) for s, v in sections.items()}
+        config = dataclasses.replace(config, **replaced)
         if settings.get("colander"):
             config = _with_colander(config, settings["colander"])
+        if settings.get("method_params"):
+            config = _with_method_params(config, settings["method_params"])
     except ConfigError as exc:
         raise Invalid(_setting_of(str(exc)), str(exc)) from exc
     if data_kind == "features" and config.model.name in IMAGE_MODELS:
@@ -97,9 +108,22 @@ def _with_colander(config: TBALConfig, values: dict[str, Any]) -> TBALConfig:
     return with_overrides(config, {f"confidence.colander.{k}": v for k, v in values.items()})
 
 
+def _with_method_params(config: TBALConfig, values: dict[str, Any]) -> TBALConfig:
+    """The train-time methods' hyperparameters (``TRAIN_METHOD_PARAMS``); the library parses each value to
+    its field's type and checks its range (TrainConfig), so the service repeats no range here."""
+    for key in values:
+        if key not in TRAIN_METHOD_PARAMS:
+            raise Invalid(
+                f"settings.method_params.{key}",
+                f"unknown training-method setting; valid: {', '.join(TRAIN_METHOD_PARAMS)}",
+            )
+    return with_overrides(config, {f"train.{k}": v for k, v in values.items()})
+
+
 def _setting_of(message: str) -> str:
     """The API field named first in a ConfigError message (``loop.seed_size ...`` -> settings.seed_size)."""
     dotted = {f"{s}.{f}": name for name, (s, f) in SETTING_PATHS.items()}
+    dotted.update({f"train.{key}": f"method_params.{key}" for key in TRAIN_METHOD_PARAMS})
     found = [(message.find(path), name) for path, name in dotted.items() if path in message]
     colander = message.find("confidence.colander.")
     if colander >= 0:

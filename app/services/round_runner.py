@@ -63,6 +63,13 @@ STAGE_WEIGHTS: dict[str, float] = {
 }
 
 
+LABEL_REVIEW_FRACTION = 0.05
+"""Default share of the training labels, lowest AUM first, listed for review (project setting
+``label_review_fraction``); every label with AUM < 0 is listed too (see :func:`_label_review`)."""
+LABEL_REVIEW_MAX = 1000
+"""Most labels a round stores for review: bounds the round's metrics row whatever the label budget."""
+ECE_BINS = 10
+
 AUDIT_STREAM = 0xA0D17
 """Second word of the audit sample's seed (the first is the round's seed): its own random stream."""
 
@@ -100,6 +107,11 @@ class LoadedRound:
     X_pool: np.ndarray
     audit_size: int = 0
     """Audit mode: auto-labels of this round to sample for human review (the project's ``audit_size``)."""
+    val_human: np.ndarray | None = None
+    """(n_v, K) the validation labels as distributions (one-hot where hard), when any label is soft."""
+    val_soft: int = 0
+    """Validation labels given as a distribution."""
+    label_review_fraction: float = LABEL_REVIEW_FRACTION
 
 
 def execute_round(round_id: int, session_factory: sessionmaker[Session], settings: Settings) -> None:
@@ -155,6 +167,8 @@ def _run_claimed(
             n_queries=loaded.n_queries,
             round_index=loaded.round_index,
             rounds_total=loaded.rounds_total,
+            human_val=loaded.val_human,
+            record_aum=True,
         ),
         loaded.config,
         seed=loaded.seed,
@@ -210,17 +224,13 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
         train_ids, train_raw, train_extra = items_repo.load_rows(
             session, train_stmt, n_train, layout.row_bytes
         )
-        targets = np.zeros((n_train, k), dtype=np.float32)
-        for row, (label, distribution) in enumerate(train_extra):
-            if distribution is not None and len(distribution) == k:
-                targets[row] = distribution
-            else:
-                targets[row, label] = 1.0
+        targets, _ = _label_distributions(train_extra, k)
 
         n_val = items_repo.count_labeled(session, project.id, "validation")
         val_stmt = labeled.where(Item.project_id == project.id, Item.role == "validation").order_by(Item.id)
         val_ids, val_raw, val_extra = items_repo.load_rows(session, val_stmt, n_val, layout.row_bytes)
         y_val = np.fromiter((label for label, _ in val_extra), dtype=np.int64, count=n_val)
+        val_distributions, val_soft = _label_distributions(val_extra, k)
 
         n_pool = items_repo.count_pool(session, project.id)
         pool_stmt = items_repo.pool_query(project.id, select(Item.id, Item.data)).order_by(Item.id)
@@ -259,9 +269,33 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
             pool_ids=pool_ids,
             X_pool=model_inputs(layout, from_bytes(layout, pool_raw), scale),
             audit_size=int(project.settings.get("audit_size") or 0),
+            val_human=val_distributions if val_soft else None,
+            val_soft=val_soft,
+            label_review_fraction=_setting_or(
+                project.settings, "label_review_fraction", LABEL_REVIEW_FRACTION
+            ),
         )
         session.commit()
     return loaded
+
+
+def _label_distributions(rows: list[Any], k: int) -> tuple[np.ndarray, int]:
+    """(n, K) float32 target distributions of (label, distribution) rows, one-hot where a label has no
+    distribution of K values; and how many rows had one."""
+    targets = np.zeros((len(rows), k), dtype=np.float32)
+    soft = 0
+    for row, (label, distribution) in enumerate(rows):
+        if distribution is not None and len(distribution) == k:
+            targets[row] = distribution
+            soft += 1
+        else:
+            targets[row, label] = 1.0
+    return targets, soft
+
+
+def _setting_or(project_settings: dict[str, Any], name: str, default: float) -> float:
+    value = project_settings.get(name)
+    return default if value is None else float(value)
 
 
 def write_results(
@@ -408,6 +442,54 @@ def _metrics(
         },
         "auto_labeled_round_rows": n_round,
         "reliability": _reliability(loaded, output),
+        "evaluation": _evaluation(loaded, output),
+        "label_review": _label_review(loaded, output),
+    }
+
+
+def _evaluation(loaded: LoadedRound, output: RoundOutput) -> dict[str, Any] | None:
+    """The classifier on the round's validation set (human labels it never trained on): accuracy, ECE
+    (10 equal-width bins of the top softmax probability), NLL and, when humans gave distributions, the
+    cross-entropy against them (:class:`tbal.evaluation.EvaluationReport`; OOD AUROC and FGSM need inputs
+    the service does not have, so they stay out). Values that are not finite become null."""
+    report = output.evaluation
+    if report is None:
+        return None
+    values = {
+        k: v for k, v in report.to_dict().items() if v is not None and not k.startswith(("fgsm", "ood"))
+    }
+    evaluation: dict[str, Any] = {"source": "validation", "ece_bins": ECE_BINS}
+    evaluation.update({k: v if isinstance(v, int) else _num(v) for k, v in values.items()})
+    evaluation["human_distributions"] = loaded.val_soft
+    evaluation.setdefault("human_cross_entropy", None)
+    return evaluation
+
+
+def _label_review(loaded: LoadedRound, output: RoundOutput) -> dict[str, Any] | None:
+    """The human training labels that AUM says are probably wrong, lowest AUM first: every label with
+    AUM < 0 (its class lost to another on average over training) and at least the lowest
+    ``label_review_fraction`` of them (the review budget), at most :data:`LABEL_REVIEW_MAX`. Columns:
+    item ids, AUM, the label trained on (argmax of the targets) and the model's predicted class."""
+    from tbal.aum import likely_mislabeled
+
+    aum, predicted = output.train_aum, output.train_predicted
+    if aum is None or predicted is None:
+        return None
+    below_zero = likely_mislabeled(aum)
+    budget = likely_mislabeled(aum, fraction=loaded.label_review_fraction)
+    rows = below_zero if below_zero.size > budget.size else budget  # both prefixes of one stable ranking
+    stored = rows[:LABEL_REVIEW_MAX]
+    return {
+        "signal": "aum",
+        "fraction": loaded.label_review_fraction,
+        "training_labels": int(aum.size),
+        "below_zero": int(below_zero.size),
+        "flagged": int(rows.size),
+        "stored": int(stored.size),
+        "item_id": [int(i) for i in loaded.train_ids[stored]],
+        "aum": [round(float(a), 6) for a in aum[stored]],
+        "label": [int(c) for c in loaded.targets_train[stored].argmax(axis=1)],
+        "predicted": [int(c) for c in predicted[stored]],
     }
 
 

@@ -80,6 +80,9 @@ def test_a_project_key_uses_its_project_and_no_other(
         client.get(f"{pb}/summary", headers=headers),
         client.get(f"{pb}/label-studio/connection", headers=headers),
         client.get(f"/api/v1/rounds/{round_b_id}", headers=headers),
+        client.get(f"/api/v1/rounds/{round_b_id}/evaluation", headers=headers),
+        client.get(f"{pb}/label-review", headers=headers),
+        client.get(f"{pb}/label-review", params={"round_id": round_b_id}, headers=headers),
         client.get("/api/v1/projects/999999", headers=headers),  # no such project: same answer
     ]
     for response in refused:

@@ -131,6 +131,16 @@ def test_project_crud(api: Api) -> None:
         ({"uncertainty": "magic"}, "settings.uncertainty"),
         ({"uncertainty": "mc-dropout"}, "settings.uncertainty"),
         ({"whatever": 1}, "settings.whatever"),
+        ({"confidence": "kernel"}, "settings.confidence"),
+        ({"confidence": "kernel", "uncertainty": "sngp"}, "settings.confidence"),
+        ({"method_params": {"label_smoothing": 1.0}}, "settings.method_params.label_smoothing"),
+        ({"method_params": {"mixup_alpha": 0}}, "settings.method_params.mixup_alpha"),
+        ({"method_params": {"autolabel_buckets": 2.5}}, "settings.method_params.autolabel_buckets"),
+        ({"method_params": {"autolabel_augment": "blur"}}, "settings.method_params.autolabel_augment"),
+        ({"method_params": {"saliency_mix_weights": [1, 1]}}, "settings.method_params.saliency_mix_weights"),
+        ({"method_params": {"sam_rho": "wide"}}, "settings.method_params.sam_rho"),
+        ({"method_params": {"epochs": 3}}, "settings.method_params.epochs"),
+        ({"label_review_fraction": 1.5}, "settings.label_review_fraction"),
     ],
 )
 def test_bad_settings_are_422_naming_the_field(
@@ -210,3 +220,61 @@ def test_training_options_are_project_settings(api: Api) -> None:
     config = created.json()["config"]
     assert config["train"]["method"] == "mixup" and config["train"]["targets"] == "soft"
     assert config["model"]["uncertainty"] == "mc-dropout" and config["model"]["dropout"] == 0.3
+
+
+def test_method_hyperparameters_are_project_settings(api: Api) -> None:
+    """``method_params`` sets the train-time methods' hyperparameters (TrainConfig's own checks); a bad
+    one in a PATCH is a 422 naming it and changes nothing."""
+    body: dict[str, Any] = {
+        "name": "smooth",
+        "classes": ["a", "b", "c"],
+        "data_kind": "features",
+        "input_shape": [4],
+        "settings": {
+            "train_method": "saliency_mixup",
+            "method_params": {"mixup_alpha": 0.4, "saliency_mix_weights": [0.6, 0.2, 0.2], "crl_weight": 0.8},
+        },
+    }
+    created = api.post("/api/v1/projects", json=body)
+    assert created.status_code == 201, created.text
+    train = created.json()["config"]["train"]
+    assert train["method"] == "saliency_mixup" and train["mixup_alpha"] == 0.4
+    assert train["saliency_mix_weights"] == [0.6, 0.2, 0.2] and train["crl_weight"] == 0.8
+    assert train["label_smoothing"] == 0.1  # untouched: the library's default
+    pid = created.json()["id"]
+
+    patch = {"settings": {"epsilon": 0.2, "method_params": {"label_smoothing": 0.05, "autolabel_buckets": 0}}}
+    refused = api.patch(f"/api/v1/projects/{pid}", json=patch)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"]["field"] == "settings.method_params.autolabel_buckets"
+    assert "positive integer" in refused.json()["detail"]["reason"]
+    unknown = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"method_params": {"alpha": 1}}})
+    assert unknown.status_code == 422 and unknown.json()["detail"]["field"] == "settings.method_params.alpha"
+    assert "label_smoothing" in unknown.json()["detail"]["reason"]  # lists the valid ones
+    after = api.get(f"/api/v1/projects/{pid}").json()
+    assert after["settings"] == created.json()["settings"] and after["config"] == created.json()["config"]
+
+    patched = api.patch(
+        f"/api/v1/projects/{pid}",
+        json={"settings": {"train_method": "label_smoothing", "method_params": {"label_smoothing": 0.05}}},
+    )
+    assert patched.status_code == 200, patched.text
+    train = patched.json()["config"]["train"]
+    assert train["label_smoothing"] == 0.05 and train["mixup_alpha"] == 0.2  # replaced as a whole
+
+
+def test_kernel_confidence_with_duq(api: Api) -> None:
+    body: dict[str, Any] = {
+        "name": "duq",
+        "classes": ["a", "b"],
+        "data_kind": "features",
+        "input_shape": [4],
+        "settings": {"uncertainty": "duq", "confidence": "kernel"},
+    }
+    created = api.post("/api/v1/projects", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["config"]["confidence"]["name"] == "kernel"
+    pid = created.json()["id"]
+    away = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"uncertainty": "none"}})
+    assert away.status_code == 422 and away.json()["detail"]["field"] == "settings.confidence"
+    assert "needs model.uncertainty in duq" in away.json()["detail"]["reason"]
