@@ -5,7 +5,8 @@ PostgreSQL path before issue 6).
 
     .venv/bin/python bench/scale_autolabels.py --n 1000000
 
-Order: COPY, writer, staged path, COPY again; the table is emptied (TRUNCATE) between runs. The items
+Order: COPY, writer, staged path, COPY again, then the optional COPYs (``--without-fk``,
+``--with-0003-fks``); the table is emptied (TRUNCATE) between runs. The items
 (N × 384 float32, as in a real project: the foreign-key checks lock item rows, so their size matters)
 and 1,000 human labels are set up first.
 """
@@ -16,10 +17,14 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -52,6 +57,12 @@ def main() -> int:
         help="also time the plain COPY with the table's triggers (its foreign-key checks) disabled, "
         "in the throw-away schema only: what the checks cost",
     )
+    parser.add_argument(
+        "--with-0003-fks",
+        action="store_true",
+        help="also time the plain COPY with the foreign keys to items and rounds that migration 0004 "
+        "dropped put back (the schema before 0004), in the throw-away schema only",
+    )
     parser.add_argument("--out", default="scale-autolabels")
     args = parser.parse_args()
     record: dict[str, Any] = {"n": args.n, "dim": args.dim, "before": conditions()}
@@ -64,12 +75,13 @@ def main() -> int:
             f"plain COPY #{i + 1}: {run['rows_per_s']:,.0f} rows/s, "
             f"PostgreSQL CPU {run['server_cpu_s']:.1f} s"
         )
-    if "copy_without_fk" in record:
-        run = record["copy_without_fk"]
-        print(
-            f"plain COPY without FK checks: {run['rows_per_s']:,.0f} rows/s, "
-            f"PostgreSQL CPU {run['server_cpu_s']:.1f} s"
-        )
+    for key, what in (("copy_without_fk", "without FK checks"), ("copy_with_0003_fks", "with 0003's FKs")):
+        if key in record:
+            run = record[key]
+            print(
+                f"plain COPY {what}: {run['rows_per_s']:,.0f} rows/s, "
+                f"PostgreSQL CPU {run['server_cpu_s']:.1f} s"
+            )
     for name in ("writer", "staged"):
         if name in record:
             run = record[name]
@@ -136,12 +148,12 @@ def _run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
     keep = ~np.isin(item_ids, human)
     now = utcnow()
     copy_path = folder / "auto.copy"
-    with open(copy_path, "wb") as out:
-        out.write(COPY_SIGNATURE)
+    with open(copy_path, "wb") as copy_out:
+        copy_out.write(COPY_SIGNATURE)
         rows = np.flatnonzero(keep)
         for start in range(0, rows.size, 100_000):
             part = rows[start : start + 100_000]
-            out.write(
+            copy_out.write(
                 encode_copy_rows(
                     part.size,
                     [
@@ -154,7 +166,7 @@ def _run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
                     ],
                 )
             )
-        out.write(COPY_TRAILER)
+        copy_out.write(COPY_TRAILER)
     expected = int(keep.sum())
 
     def truncate() -> None:
@@ -203,13 +215,9 @@ def _run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
         out["staged"] = writer(staged=True)
     out["baseline_copy"].append(baseline())
     if args.without_fk:
-        with factory() as session:
-            session.execute(text("ALTER TABLE auto_labels DISABLE TRIGGER ALL"))
-            session.commit()
-        out["copy_without_fk"] = baseline()
-        with factory() as session:
-            session.execute(text("ALTER TABLE auto_labels ENABLE TRIGGER ALL"))
-            session.commit()
+        out["copy_without_fk"] = _altered(factory, WITHOUT_FK, baseline)
+    if args.with_0003_fks:
+        out["copy_with_0003_fks"] = _altered(factory, WITH_0003_FKS, baseline)
     truncate()
     engine.dispose()
     copy_rate = float(np.mean([r["rows_per_s"] for r in out["baseline_copy"]]))
@@ -219,6 +227,46 @@ def _run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
             out[name]["ratio_rows_per_s"] = out[name]["rows_per_s"] / copy_rate
             out[name]["ratio_server_cpu"] = out[name]["server_cpu_s"] / copy_cpu
     return out
+
+
+WITHOUT_FK = (
+    ["ALTER TABLE auto_labels DISABLE TRIGGER ALL"],
+    ["ALTER TABLE auto_labels ENABLE TRIGGER ALL"],
+)
+"""(before, after) statements: no foreign-key check at all (its triggers off)."""
+
+WITH_0003_FKS = (
+    [
+        f"ALTER TABLE auto_labels ADD CONSTRAINT fk_auto_labels_{column}_{table} "
+        f"FOREIGN KEY ({column}) REFERENCES {table} (id) ON DELETE CASCADE"
+        for column, table in (("item_id", "items"), ("round_id", "rounds"))
+    ],
+    [
+        f"ALTER TABLE auto_labels DROP CONSTRAINT fk_auto_labels_{c}"
+        for c in ("item_id_items", "round_id_rounds")
+    ],
+)
+"""(before, after) statements: the two foreign keys of revision 0003 that 0004 dropped, back for one run."""
+
+
+def _altered(
+    factory: Callable[[], Session], statements: tuple[list[str], list[str]], run: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """``run()`` with ``auto_labels`` altered by the first statements, undone by the second afterwards."""
+    from sqlalchemy import text
+
+    before, after = statements
+    with factory() as session:
+        for statement in before:
+            session.execute(text(statement))
+        session.commit()
+    try:
+        return run()
+    finally:
+        with factory() as session:
+            for statement in after:
+                session.execute(text(statement))
+            session.commit()
 
 
 if __name__ == "__main__":

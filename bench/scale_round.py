@@ -8,10 +8,10 @@ For each size: a project with N items (ingested by the service's binary path), 5
 1,500 human validation labels (the true classes of Gaussian blobs in 384 dimensions, 10 classes), the
 default MLP (384-1000-500-30-10) trained for a few epochs; then ``execute_round`` runs in this process
 (the worker's code path; one torch thread). Timings come from the round's own record, and from
-wrappers put around the library's ``train_classifier`` and ``predict`` and the repository's pool
-load, so that classifier training can be left out of the round's time and the load compared with a
-file read. Resident memory is sampled every 20 ms and split by stage. Everything happens in a
-throw-away schema of the ``test`` database.
+wrappers put around the library's training (``train_uncertainty_model``) and ``predict`` and the
+repository's pool load, so that classifier training can be left out of the round's time and the load
+compared with a file read. Resident memory is sampled every 20 ms and split by stage. Everything
+happens in a throw-away schema of the ``test`` database.
 """
 
 from __future__ import annotations
@@ -192,12 +192,13 @@ def _one_size(args: argparse.Namespace, url: str, folder: Path, npy: Path, n: in
     stages: list[tuple[float, str]] = []
     originals_write = auto_repo.write
     originals = (
-        tbal.loop.train_classifier,
+        tbal.loop.train_uncertainty_model,
         tbal.loop.predict,
         items_repo.load_id_data,
         round_runner._Progress.report,
     )
-    tbal.loop.train_classifier = clock.wrap("train_classifier", originals[0])  # type: ignore[assignment]
+    # the loop trains through train_uncertainty_model (train_classifier for a plain model)
+    tbal.loop.train_uncertainty_model = clock.wrap("train_classifier", originals[0])  # type: ignore[assignment]
     tbal.loop.predict = clock.wrap("predict", originals[1], lambda model, X, **kw: len(X))  # type: ignore[assignment]
     items_repo.load_id_data = clock.wrap_db("pool_fetch", originals[2])  # type: ignore[assignment]
     auto_repo.write = clock.wrap_db("auto_label_write", originals_write)  # type: ignore[assignment]
@@ -223,7 +224,7 @@ def _one_size(args: argparse.Namespace, url: str, folder: Path, npy: Path, n: in
             sampler_samples.stop()
     finally:
         (
-            tbal.loop.train_classifier,
+            tbal.loop.train_uncertainty_model,
             tbal.loop.predict,
             items_repo.load_id_data,
             round_runner._Progress.report,
