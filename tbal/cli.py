@@ -1,7 +1,9 @@
 """The ``tbal`` command.
 
 ``tbal run`` runs the whole TBAL loop on a data set file over one or more seeds; ``tbal bench`` runs a
-grid of confidence functions × train-time methods × bounds and prints a markdown table. The service's
+grid of confidence functions × train-time methods × bounds and prints a markdown table; ``tbal evaluate``
+reports on a saved round model (accuracy, ECE, NLL, cross-entropy against human distributions, OOD AUROC,
+accuracy under FGSM; :mod:`tbal.evaluation`). The service's
 verbs (``serve``, ``worker``, ``migrate``, ``create-key``) are added by installed plugins through the
 ``tbal.commands`` entry-point group, so this pure library never imports the service.
 
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(commands)
     _add_bench(commands)
+    _add_evaluate(commands)
     _add_plugins(commands)
     return parser
 
@@ -111,6 +114,37 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--bounds", default="paper,valid", help="comma-separated bounds")
     bench.add_argument("--json", type=Path, help="write all runs to this JSON file")
     bench.set_defaults(func=_bench_command)
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a round's saved model: calibration, human cross-entropy, OOD, FGSM"
+    )
+    evaluate.add_argument(
+        "--model", required=True, type=Path, help="a round's artifact file (<project>-r<k>.pt)"
+    )
+    evaluate.add_argument(
+        "--data", required=True, type=Path, help="a labeled .npz (X, y; optional soft / counts)"
+    )
+    evaluate.add_argument("--split", default="auto", help="which X_<split>/y_<split> arrays to use")
+    evaluate.add_argument(
+        "--ood", type=Path, help="a .npz whose X are out-of-distribution inputs (no labels)"
+    )
+    evaluate.add_argument(
+        "--ood-score",
+        choices=("softmax", "confidence"),
+        default="softmax",
+        help="OOD score: max softmax (default) or the round's fitted confidence function",
+    )
+    evaluate.add_argument(
+        "--fgsm-epsilon",
+        type=float,
+        help="FGSM step on the [0, 1] input scale (default: 0.005 for images; none for feature vectors)",
+    )
+    evaluate.add_argument("--fgsm-points", type=int, help="attack only the first N points (default: all)")
+    evaluate.add_argument("--threads", type=int, help="torch CPU threads")
+    evaluate.add_argument("--json", type=Path, help="write the report to this JSON file")
+    evaluate.set_defaults(func=_evaluate_command)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -276,6 +310,51 @@ def _load(args: argparse.Namespace) -> Any:
     from tbal.data import load_dataset
 
     return load_dataset(args.data, split=args.split)
+
+
+def _evaluate_command(args: argparse.Namespace) -> int:
+    from tbal.artifacts import load_artifacts
+    from tbal.evaluation import evaluate_model, max_softmax_score
+
+    artifacts = load_artifacts(args.model)
+    dataset = _load(args)
+    # FGSM needs inputs on the [0, 1] scale its ε is measured on: prepared images have it, features not
+    epsilon = (
+        args.fgsm_epsilon if args.fgsm_epsilon is not None else (0.005 if dataset.kind == "image" else None)
+    )
+    report = evaluate_model(
+        artifacts.model,
+        dataset.X,
+        dataset.y,
+        human=dataset.soft,
+        X_ood=_ood_inputs(args.ood) if args.ood else None,
+        score=artifacts.confidence.score if args.ood_score == "confidence" else max_softmax_score,
+        fgsm_epsilon=epsilon,
+        fgsm_points=args.fgsm_points,
+    )
+    for key, value in report.to_dict().items():
+        if value is not None:
+            print(f"{key:>22}  {value:.4f}" if isinstance(value, float) else f"{key:>22}  {value}")
+    if args.json:
+        _write_json(args.json, {"model": str(args.model), "data": str(args.data), "report": report.to_dict()})
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _ood_inputs(path: Path) -> np.ndarray:
+    """Prepared inputs X of an .npz of out-of-distribution points (labels, if any, are not read)."""
+    from tbal.data import prepare_inputs
+    from tbal.errors import DataError
+
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{str(path)!r} is not a NumPy .npz archive ({exc})") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile) or "X" not in archive.files:
+        raise DataError(f"{path.name}: expected an .npz archive with the out-of-distribution inputs as X")
+    with archive:
+        X, _ = prepare_inputs(archive["X"])
+    return X
 
 
 def _names(text: str, valid: tuple[str, ...], flag: str) -> list[str]:

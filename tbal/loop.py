@@ -120,8 +120,7 @@ def run_round(
         val_preds = predict(model, inputs.X_val, device=device)
         pool_preds = predict(model, inputs.X_pool, device=device)
         train_predicted = predict(model, inputs.X_train, device=device).predicted if recorder else None
-
-    with _timed(timings, "evaluate"):  # no stage of its own: a few numpy sums on val_preds
+        # the classifier's report card: a few numpy sums on val_preds, timed with the training
         evaluation = evaluate_predictions(val_preds, inputs.y_val, human=inputs.human_val)
 
     with _timed(timings, "calibrate"):

@@ -122,3 +122,46 @@ def test_unknown_choice_is_an_argparse_error(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as exc:
         main(["run", "--data", "x.npz", "--confidence", "magic"])
     assert exc.value.code == 2
+
+
+def test_evaluate_reports_on_a_saved_round_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``tbal evaluate`` on a round's artifact: in-distribution figures, the cross-entropy against the
+    human distributions in the file, and OOD AUROC against far-away points (which a softmax model scores
+    confidently too, so only a loose bound is checked); FGSM is off for feature vectors."""
+    from tbal.artifacts import RoundArtifacts, save_artifacts
+    from tbal.config import TBALConfig, with_overrides
+    from tbal.loop import RoundInput, run_round
+    from tbal.training import one_hot
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(scale=3.0, size=(3, 4))
+    y = rng.integers(0, 3, size=500)
+    X = (centers[y] + rng.normal(scale=0.5, size=(500, 4))).astype(np.float32)
+    config = with_overrides(
+        TBALConfig(), {"model.name": "mlp", "model.hidden": "16", "train.epochs": 10, "train.device": "cpu"}
+    )
+    out = run_round(
+        RoundInput(X[:100], one_hot(y[:100], 3), X[100:200], y[100:200], X[200:], 3, 0), config, seed=0
+    )
+    artifact = tmp_path / "p-r0.pt"
+    save_artifacts(
+        artifact, RoundArtifacts(out.model, out.confidence, out.thresholds.thresholds, config.model, (4,), 3)
+    )
+    soft = 0.8 * one_hot(y[200:], 3) + 0.2 / 3
+    np.savez(tmp_path / "test.npz", X=X[200:], y=y[200:], soft=soft)
+    np.savez(tmp_path / "ood.npz", X=rng.uniform(-1, 1, size=(100, 4)).astype(np.float32) * 0.2)
+    report_file = tmp_path / "report.json"
+    argv = ["evaluate", "--model", str(artifact), "--data", str(tmp_path / "test.npz")]
+    code, out_text, err = _run(
+        [*argv, "--ood", str(tmp_path / "ood.npz"), "--json", str(report_file)], capsys
+    )
+    assert code == 0, err
+    report = json.loads(report_file.read_text())["report"]
+    assert report["n"] == 300 and report["accuracy"] > 0.9
+    assert report["human_cross_entropy"] is not None and report["ood_auroc"] is not None
+    assert report["fgsm_drop"] is None and "accuracy" in out_text
+    code, _, err = _run([*argv, "--fgsm-epsilon", "0.01"], capsys)
+    assert code == 2 and "FGSM expects inputs on the [0, 1] scale" in err
+    (tmp_path / "bad.npz").write_bytes(b"not an archive")
+    code, _, err = _run([*argv, "--ood", str(tmp_path / "bad.npz")], capsys)
+    assert code == 2 and "is not a NumPy .npz archive" in err
