@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tbal.config import (
+    TRAIN_METHOD_PARAMS,
     ConfigError,
     TBALConfig,
     ThresholdConfig,
+    TrainConfig,
     config_from_dict,
     config_to_dict,
     preset,
@@ -76,3 +80,28 @@ def test_config_round_trips_through_a_dict() -> None:
 def test_threshold_config_rejects_delta_outside_the_unit_interval() -> None:
     with pytest.raises(ConfigError, match="delta"):
         ThresholdConfig(delta=1.0)
+
+
+def test_train_method_params_are_exactly_the_methods_fields() -> None:
+    """TRAIN_METHOD_PARAMS (what the service accepts as ``method_params``) are TrainConfig fields, and every
+    TrainConfig field is either one of them or a general training setting: a new method hyperparameter
+    must be added to the list (or to the general ones here) to reach the API."""
+    general = {
+        "method",
+        "targets",
+        "epochs",
+        "batch_size",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "device",
+        "standardize_inputs",
+        "augment_shift",
+    }
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(TRAIN_METHOD_PARAMS) <= fields
+    assert fields == general | set(TRAIN_METHOD_PARAMS)
+    config = with_overrides(
+        TBALConfig(), {f"train.{name}": getattr(TrainConfig(), name) for name in TRAIN_METHOD_PARAMS}
+    )
+    assert config.train == TrainConfig()
