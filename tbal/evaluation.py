@@ -51,7 +51,7 @@ def max_softmax_score(preds: Predictions) -> np.ndarray:
 class EvaluationReport:
     """The report of :func:`evaluate_model`; None where the needed input was not given.
 
-    accuracy, ece (10 equal-width bins, top-label), nll (−log p[y]), human_cross_entropy
+    accuracy, ece (``ece_bins`` equal-width bins, top-label), nll (−log p[y]), human_cross_entropy
     (−Σ_k h_k log p_k against the human distributions h), second_best_accuracy (and the items it was
     measured on), ood_auroc (in-distribution points as positives, scored by the given score function),
     fgsm_accuracy / fgsm_drop (accuracy after the attack, and accuracy − that, on the first
@@ -62,6 +62,7 @@ class EvaluationReport:
     accuracy: float
     ece: float
     nll: float
+    ece_bins: int = 10
     human_cross_entropy: float | None = None
     second_best_accuracy: float | None = None
     second_best_items: int | None = None
@@ -137,6 +138,7 @@ def _in_distribution(
         "accuracy": float(correct.mean()) if y.size else float("nan"),
         "ece": expected_calibration_error(np.clip(probs.max(axis=1), 0.0, 1.0), correct, n_bins),
         "nll": negative_log_likelihood(np.clip(probs, 0.0, 1.0), y),
+        "ece_bins": n_bins,
     }
     if human is not None:
         report["human_cross_entropy"] = human_cross_entropy(probs, human)

@@ -68,7 +68,6 @@ LABEL_REVIEW_FRACTION = 0.05
 ``label_review_fraction``); every label with AUM < 0 is listed too (see :func:`_label_review`)."""
 LABEL_REVIEW_MAX = 1000
 """Most labels a round stores for review: bounds the round's metrics row whatever the label budget."""
-ECE_BINS = 10
 
 AUDIT_STREAM = 0xA0D17
 """Second word of the audit sample's seed (the first is the round's seed): its own random stream."""
@@ -455,14 +454,12 @@ def _evaluation(loaded: LoadedRound, output: RoundOutput) -> dict[str, Any] | No
     report = output.evaluation
     if report is None:
         return None
-    values = {
-        k: v for k, v in report.to_dict().items() if v is not None and not k.startswith(("fgsm", "ood"))
+    values = {k: v for k, v in report.to_dict().items() if not k.startswith(("fgsm", "ood"))}
+    return {
+        "source": "validation",
+        **{k: v if v is None or isinstance(v, int) else _num(v) for k, v in values.items()},
+        "human_distributions": loaded.val_soft,
     }
-    evaluation: dict[str, Any] = {"source": "validation", "ece_bins": ECE_BINS}
-    evaluation.update({k: v if isinstance(v, int) else _num(v) for k, v in values.items()})
-    evaluation["human_distributions"] = loaded.val_soft
-    evaluation.setdefault("human_cross_entropy", None)
-    return evaluation
 
 
 def _label_review(loaded: LoadedRound, output: RoundOutput) -> dict[str, Any] | None:

@@ -175,6 +175,12 @@ def test_digits_to_the_end_with_a_real_worker(stack: Stack) -> None:
     assert last["auto_labeled_total"] == ev.n_auto
     assert last["true_error"]["total_wrong"] == ev.n_wrong
     assert sum(r["metrics"]["auto_labeled"] for r in rounds) == ev.n_auto
+    # The worker's round also wrote its reports: the model on the validation set, the labels to review.
+    evaluation = stack.client.get(f"{API}/rounds/{rounds[-1]['id']}/evaluation").json()
+    assert evaluation["n"] == last["validation_labels"] and evaluation["accuracy"] > 0.8, evaluation
+    review = stack.client.get(f"{API}/projects/{result.project['id']}/label-review").json()
+    assert review["round_id"] == rounds[-1]["id"] and review["training_labels"] == last["training_labels"]
+    assert len(review["items"]) == review["stored"] >= 1, review
     with stack.factory() as session:
         pid = result.project["id"]
         rows, items = session.execute(
