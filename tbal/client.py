@@ -848,6 +848,19 @@ class TBALClient:
             ]
         return PredictResult(model_version=version, round_id=round_id, predictions=predictions)
 
+    def round_evaluation(self, round_id: int) -> dict[str, Any]:
+        """The round's classifier on its validation set: accuracy, ECE, NLL, cross-entropy vs humans."""
+        return dict(self._json("GET", f"{API_PREFIX}/rounds/{int(round_id)}/evaluation"))
+
+    def iter_label_review(
+        self, project_id: int, *, round_id: int | None = None, page_size: int = DEFAULT_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        """Human training labels that are probably wrong, lowest AUM first (of the latest finished round,
+        or ``round_id``): rank, item_id, external_id, label, round_label, predicted, aum."""
+        params = {} if round_id is None else {"round_id": int(round_id)}
+        path = f"{API_PREFIX}/projects/{int(project_id)}/label-review"
+        return self.paginate(path, params, page_size=page_size, cursor="after_rank")
+
     def summary(self, project_id: int) -> dict[str, Any]:
         """The dashboard's numbers for one project (aggregated by the service; see ``/dashboard``)."""
         return dict(self._json("GET", f"{API_PREFIX}/projects/{int(project_id)}/summary"))
@@ -861,14 +874,16 @@ class TBALClient:
         *,
         page_size: int = DEFAULT_PAGE_SIZE,
         items_key: str | None = "items",
+        cursor: str = "after_id",
     ) -> Iterator[dict[str, Any]]:
         """Every row of a keyset-paginated listing (``after_id`` / ``limit``; the next ``after_id`` is the
-        page's ``next_after_id``, or the last row's ``id`` when the listing is a bare list)."""
+        page's ``next_after_id``, or the last row's ``id`` when the listing is a bare list). ``cursor``
+        names another key pair (``after_rank`` / ``next_after_rank`` for the label review)."""
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be in 1..{MAX_PAGE_SIZE}, got {page_size}")
         after_id = 0
         while True:
-            query = {**(params or {}), "after_id": after_id, "limit": page_size}
+            query = {**(params or {}), cursor: after_id, "limit": page_size}
             page = self._json("GET", path, params=query)
             rows = page if items_key is None else page[items_key]
             yield from rows
@@ -877,9 +892,9 @@ class TBALClient:
                     return
                 after_id = int(rows[-1]["id"])
             else:
-                if page.get("next_after_id") is None:
+                if page.get(f"next_{cursor}") is None:
                     return
-                after_id = int(page["next_after_id"])
+                after_id = int(page[f"next_{cursor}"])
 
     def _json(
         self,

@@ -438,3 +438,24 @@ def test_export_to_a_path_is_atomic_and_retried_from_the_start(tmp_path: Path) -
 def test_the_client_refuses_a_url_without_a_scheme() -> None:
     with pytest.raises(ValueError, match="http:// or https://"):
         TBALClient("localhost:8000")
+
+
+def test_label_review_pages_on_rank_and_evaluation_is_read_as_is() -> None:
+    rows = [{"rank": r, "item_id": 100 + r, "aum": -1.0 + r} for r in range(1, 6)]
+    asked: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/evaluation"):
+            return httpx.Response(200, json={"round_id": 3, "accuracy": 0.9, "ece": 0.02})
+        params = dict(request.url.params)
+        asked.append(params)
+        after, limit = int(params["after_rank"]), int(params["limit"])
+        page = rows[after : after + limit]
+        nxt = after + len(page) if after + len(page) < len(rows) else None
+        return httpx.Response(200, json={"items": page, "next_after_rank": nxt})
+
+    tb, _ = make_client(handler)
+    got = list(tb.iter_label_review(4, round_id=3, page_size=2))
+    assert [r["item_id"] for r in got] == [101, 102, 103, 104, 105]
+    assert [p["after_rank"] for p in asked] == ["0", "2", "4"] and all(p["round_id"] == "3" for p in asked)
+    assert tb.round_evaluation(3) == {"round_id": 3, "accuracy": 0.9, "ece": 0.02}
