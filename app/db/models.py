@@ -142,10 +142,10 @@ class AutoLabel(Base):
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
-    # No foreign keys to items and rounds (migration 0004): a 1M-row COPY into this table took 36.4 s of
-    # PostgreSQL CPU with its three foreign-key checks and 10.8 s with none, and the one on items locks
-    # every item row. Items and rounds are only ever deleted with their project, whose cascade (kept
-    # below) removes these rows; the remaining check, on one hot project row, is cheap.
+    # No foreign keys to items and rounds (migration 0004): their checks ran a query per row, and the one
+    # on items locked every item row; a 1M-row COPY into this table took 19.5 s of PostgreSQL CPU with
+    # them and 8.7 s without (same run, BENCHMARKS.md "Scale"). Items and rounds are only ever deleted
+    # with their project, whose cascade (project_id, above) removes these rows.
     item_id: Mapped[int] = mapped_column(IdType)
     round_id: Mapped[int] = mapped_column(IdType)
     label: Mapped[int] = mapped_column(Integer)
