@@ -6,7 +6,8 @@ M_e(i) = z_e(i)[y_i] − max_{k ≠ y_i} z_e(i)[k] (logits z, y_i the assigned l
 AUM(i) = (1/E) Σ_e M_e(i). A correctly labeled point is soon learned by generalisation and its margin
 grows; a mislabeled one is learned only by memorisation, late, and its margin stays low or negative, so a
 low AUM marks a human label that is probably wrong. Here the margins are taken after each epoch with the
-model in eval mode (no dropout, no augmentation), a pass that leaves the training itself unchanged.
+model in eval mode (no dropout, no augmentation; an MC Dropout model's network without its T passes:
+:meth:`tbal.models.Classifier.deterministic_logits`), a pass that leaves the training itself unchanged.
 
 Saliency-guided mixup (Park & Caragea, "On the Calibration of Pre-trained Language Models using Mixup
 Guided by Area Under the Margin and Saliency", ACL 2022): the training points are split at the median
@@ -47,13 +48,18 @@ def margins(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     return assigned - others.max(dim=1).values
 
 
-def eval_logits(model: Classifier, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """Logits (n, K) of x (n, ...) in eval mode without gradients; the model's mode is restored."""
+def eval_logits(
+    model: Classifier, x: torch.Tensor, batch_size: int = 2048, *, deterministic: bool = False
+) -> torch.Tensor:
+    """Logits (n, K) of x (n, ...) in eval mode without gradients; the model's mode is restored.
+    ``deterministic``: the network's pass without dropout (:meth:`Classifier.deterministic_logits`)
+    instead of the model's prediction (which, for MC Dropout, averages T dropout passes)."""
     was_training = model.training
     model.eval()
+    forward = model.deterministic_logits if deterministic else (lambda batch: model(batch)[0])
     try:
         with torch.no_grad():
-            return torch.cat([model(x[s : s + batch_size])[0] for s in range(0, x.shape[0], batch_size)])
+            return torch.cat([forward(x[s : s + batch_size]) for s in range(0, x.shape[0], batch_size)])
     finally:
         model.train(was_training)
 
@@ -72,7 +78,7 @@ class AUMRecorder:
         device = next(model.parameters()).device
         if self.x.device != device:  # moved once, on the first call
             self.x, self.classes = self.x.to(device), self.classes.to(device)
-        logits = eval_logits(model, self.x)
+        logits = eval_logits(model, self.x, deterministic=True)
         self.history.append(margins(logits, self.classes).double().cpu().numpy())
 
     @property

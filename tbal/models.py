@@ -89,6 +89,12 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # pragma: no cover
         raise NotImplementedError
 
+    def deterministic_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (n, K) of the network's own pass without dropout, for per-epoch measurements such as
+        AUM (call in eval mode): the forward pass, except where an eval forward averages random passes
+        (MC Dropout overrides it)."""
+        return self(x)[0]
+
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
         """(x − input_mean) / input_std, the first step of every forward pass; the buffers are 0 and 1
         (the identity) unless :func:`tbal.training.train_classifier` set them from the training inputs

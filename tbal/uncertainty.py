@@ -88,6 +88,11 @@ class MCDropoutClassifier(Classifier):
         log_probs, features = mc_dropout_passes(self.backbone, x, self.passes, self.mc_seed)
         return log_probs.logsumexp(dim=0) - math.log(self.passes), features  # log p̄ (n, K)
 
+    def deterministic_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's logits without dropout (in eval mode): the network that is trained, at 1/T of
+        the cost of the T-pass prediction."""
+        return self.backbone(self.standardize(x))[0]
+
 
 def mc_dropout_passes(
     backbone: Classifier, x: torch.Tensor, passes: int, seed: int

@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from tbal.aum import likely_mislabeled
-from tbal.config import TBALConfig, with_overrides
+from tbal.aum import AUMRecorder, likely_mislabeled, margins
+from tbal.config import ModelConfig, TBALConfig, with_overrides
 from tbal.errors import TBALInputError
 from tbal.evaluation import evaluate_model
 from tbal.loop import RoundInput, RoundOutput, run_round
+from tbal.models import build_model
 from tbal.training import one_hot
 
 K = 3
@@ -89,6 +90,25 @@ def test_recording_aum_leaves_the_round_bit_identical(overrides: dict[str, objec
     assert plain.train_aum is None and plain.train_predicted is None
     assert recorded.train_aum is not None and recorded.train_aum.shape == (80,)
     assert recorded.train_predicted is not None and recorded.train_predicted.shape == (80,)
+
+
+def test_aum_of_an_mc_dropout_model_is_its_network_without_dropout() -> None:
+    """The margins are the trained network's (eval mode, dropout off), not the T-pass MC average that
+    the model predicts with: the quantity Pleiss et al. track, at 1/T of the cost."""
+    config = ModelConfig(name="mlp", hidden=(16,), dropout=0.3, uncertainty="mc-dropout", mc_passes=5)
+    model = build_model(config, (4,), K, seed=0)
+    x = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
+    classes = torch.arange(30) % K
+    recorder = AUMRecorder(x, classes)
+    model.train()
+    recorder(model, 0)
+    assert model.training  # the hook leaves the mode as it found it
+    model.eval()
+    with torch.no_grad():
+        network = margins(model.backbone(x)[0], classes).double().numpy()
+        averaged = margins(model(x)[0], classes).double().numpy()
+    np.testing.assert_array_equal(recorder.history[0], network)
+    assert not np.allclose(recorder.history[0], averaged)
 
 
 def test_a_planted_flipped_label_has_the_lowest_aum() -> None:
