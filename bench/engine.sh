@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The engine benchmarks of BENCHMARKS.md (issue: the auto-labeling engine). Each line writes a markdown
 # table to stdout and every round's record to bench/results/<name>.json.
-# Usage: bash bench/engine.sh mnist|mnist-reference|mnist-tuned-seed|mnist-tuned-grid|mnist-baselines|sst2|time   (from the repository root, after `make env`)
+# Usage: bash bench/engine.sh mnist|mnist-reference|mnist-tuned-seed|mnist-floor-seed|mnist-tuned-grid|mnist-baselines|sst2|time   (from the repository root, after `make env`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TBAL=".venv/bin/tbal"
@@ -28,6 +28,11 @@ case "${1:-}" in
     C="${CONFIDENCE:-colander}"; B="${BOUND:-paper}"; S="${SEED:-0}"
     $TBAL run --data "$DATA/mnist_test.npz" --preset mnist-paper --confidence "$C" --bound "$B" \
       --seeds "$S" --threads "$THREADS" --json "$OUT/mnist-tuned-$C-$B-s$S.json" ;;
+  mnist-floor-seed)  # the same with a validation floor (FLOOR points; loop.validation_floor)
+    C="${CONFIDENCE:-colander}"; B="${BOUND:-paper}"; S="${SEED:-0}"; F="${FLOOR:?set FLOOR}"
+    $TBAL run --data "$DATA/mnist_test.npz" --preset mnist-paper --confidence "$C" --bound "$B" \
+      --set loop.validation_floor="$F" --seeds "$S" --threads "$THREADS" \
+      --json "$OUT/mnist-floor$F-$C-$B-s$S.json" ;;
   mnist-tuned-grid)  # the six confidence functions x both bounds x seeds, two runs at a time, skipping done ones
     for s in ${SEEDS:-0 1 2 3 4}; do for c in colander softmax temperature histogram scaling-binning dirichlet; do
       for b in paper valid; do
@@ -45,5 +50,5 @@ case "${1:-}" in
   time)  # wall time of one full MNIST run and where it goes (per-stage timings are in the JSON)
     /usr/bin/time -v $TBAL run --data "$DATA/mnist_test.npz" --preset mnist-paper --confidence colander \
       --bound paper --seeds 0 --json "$OUT/mnist-time.json" ;;
-  *) echo "usage: bash bench/engine.sh mnist|mnist-reference|mnist-tuned-seed|mnist-tuned-grid|mnist-baselines|sst2|time" >&2; exit 2 ;;
+  *) echo "usage: bash bench/engine.sh mnist|mnist-reference|mnist-tuned-seed|mnist-floor-seed|mnist-tuned-grid|mnist-baselines|sst2|time" >&2; exit 2 ;;
 esac
