@@ -137,6 +137,8 @@ def test_an_admin_key_manages_keys(api: Api, make_project: Callable[..., dict[st
     assert no_projects.status_code == 422 and no_projects.json()["detail"]["field"] == "projects"
     unknown = api.post(KEYS, json={"name": "ghost", "projects": [987654]})
     assert unknown.status_code == 422 and "987654" in unknown.json()["detail"]["reason"]
+    # A NUL in the name (PostgreSQL text cannot hold it) is refused, not a 500 (found by `make soak`).
+    assert api.post(KEYS, json={"name": "a\x00b", "admin": True}).status_code == 422
 
 
 def test_a_deleted_project_leaves_its_keys_with_nothing(api: Api, make_project: Callable[..., Any]) -> None:
