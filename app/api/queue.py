@@ -21,8 +21,9 @@ def read_queue(
     limit: Limit = DEFAULT_LIMIT,
     include_data: bool = False,
 ) -> QueuePage:
-    """Items to label next, each with its purpose (validation or training). The first read draws the
-    validation and seed sets from the pool."""
+    """Items to label next, each with its purpose (validation, training or audit; a round's validation
+    top-up under ``validation_floor`` is validation). The first read draws the validation and seed sets
+    from the pool."""
     return service.read_queue(session, project, after_id=after_id, limit=limit, include_data=include_data)
 
 

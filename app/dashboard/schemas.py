@@ -38,7 +38,10 @@ class SummaryCounts(BaseModel):
     training_labels: int
     auto_labels: int
     coverage: float = Field(description="auto_labels / items")
-    budget_used: int = Field(description="training items (asked for or labeled unasked), the budget's unit")
+    budget_used: int = Field(
+        description="training items (asked for or labeled unasked) and validation top-ups "
+        "(validation_floor): what label_budget counts"
+    )
     label_budget: int
     open_validation: int
     open_training: int

@@ -27,6 +27,7 @@ from app.dashboard.schemas import (
 from app.db.models import ACTIVE_ROUND_STATUSES, AutoLabel, HumanLabel, Item, Project, Round
 from app.errors import NotFound
 from app.repositories import api_keys as keys_repo
+from app.repositories import labels as labels_repo
 from app.services.project_config import build_config
 
 MAX_ROUNDS_SHOWN = 500
@@ -70,7 +71,7 @@ def project_summary(session: Session, project: Project, round_index: int | None 
         training_labels=sum(training_by_class),
         auto_labels=n_auto,
         coverage=n_auto / n_items if n_items else 0.0,
-        budget_used=roles.get("train", 0),
+        budget_used=roles.get("train", 0) + labels_repo.count_validation_top_ups(session, project.id),
         label_budget=config.loop.label_budget,
         open_validation=open_by_purpose.get("validation", 0),
         open_training=open_by_purpose.get("training", 0),

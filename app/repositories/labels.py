@@ -76,16 +76,29 @@ def add_queries(
         session.execute(insert(LabelQuery), rows[start : start + 5_000])
 
 
+ROUND_QUERY_ROLES = {"training": "train", "validation": "validation"}
+"""The role an item takes when a round queries it for each purpose: a training query trains the next
+round; a validation top-up (project setting ``validation_floor``) joins the validation set."""
+
+
 def add_round_queries(
-    session: Session, project_id: int, round_id: int, item_ids: Sequence[int] | np.ndarray, now: datetime
+    session: Session,
+    project_id: int,
+    round_id: int,
+    item_ids: Sequence[int] | np.ndarray,
+    now: datetime,
+    *,
+    purpose: str = "training",
 ) -> int:
-    """Training queries chosen by a round, only for items still in the unlabeled pool (a re-run adds
-    nothing twice: an item is queried at most once). Their items become training items. Returns how many."""
+    """Queries of ``purpose`` chosen by a round, only for items still in the unlabeled pool (a re-run adds
+    nothing twice: an item is queried at most once). Their items take the purpose's role
+    (:data:`ROUND_QUERY_ROLES`). Returns how many."""
+    role = ROUND_QUERY_ROLES[purpose]
     added = 0
     for part in chunks(item_ids):
         stmt = text(
             "INSERT INTO queries (project_id, item_id, round_id, purpose, answered, created_at) "
-            "SELECT i.project_id, i.id, :rid, 'training', :no, :now FROM items i "
+            "SELECT i.project_id, i.id, :rid, :purpose, :no, :now FROM items i "
             "WHERE i.id IN :ids AND i.project_id = :pid AND i.role = 'pool' "
             "AND NOT EXISTS (SELECT 1 FROM human_labels h WHERE h.item_id = i.id) "
             "AND NOT EXISTS (SELECT 1 FROM auto_labels a "
@@ -93,18 +106,33 @@ def add_round_queries(
             "ON CONFLICT (item_id) DO NOTHING"
         ).bindparams(bindparam("ids", expanding=True), bindparam("now", type_=UTCDateTime()))
         added += session.execute(
-            stmt, {"rid": round_id, "pid": project_id, "ids": part, "now": now, "no": False}
+            stmt,
+            {"rid": round_id, "pid": project_id, "ids": part, "now": now, "no": False, "purpose": purpose},
         ).rowcount  # type: ignore[attr-defined]
+    queried = select(LabelQuery.item_id).where(LabelQuery.round_id == round_id, LabelQuery.purpose == purpose)
     session.execute(
         update(Item)
-        .where(
-            Item.id.in_(select(LabelQuery.item_id).where(LabelQuery.round_id == round_id)),
-            Item.role == "pool",
-        )
-        .values(role="train")
+        .where(Item.id.in_(queried), Item.role == "pool")
+        .values(role=role)
         .execution_options(synchronize_session=False)
     )
     return int(added)
+
+
+def count_validation_top_ups(session: Session, project_id: int) -> int:
+    """Validation items that rounds bought from the pool (``validation_floor``): queries of purpose
+    ``validation`` that a round made (the validation set drawn at the start has no round). They are paid
+    from ``label_budget``, like the training labels."""
+    stmt = (
+        select(func.count())
+        .select_from(LabelQuery)
+        .where(
+            LabelQuery.project_id == project_id,
+            LabelQuery.purpose == "validation",
+            LabelQuery.round_id.is_not(None),
+        )
+    )
+    return int(session.scalar(stmt) or 0)
 
 
 def open_queries_page(session: Session, project_id: int, *, after_id: int, limit: int) -> list[Any]:

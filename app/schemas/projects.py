@@ -57,6 +57,15 @@ class ProjectSettings(BaseModel):
     batch_size: int | None = Field(default=None, le=BIG)
     calibration_fraction: float | None = None
     max_rounds: int | None = Field(default=None, le=1_000_000)
+    validation_floor: int | None = Field(
+        default=None,
+        ge=0,
+        le=BIG,
+        description="keep at least this many validation items: when a round's removals leave fewer "
+        "(labeled or queued), it queues the shortfall (at most its query batch) drawn uniformly from the "
+        "pool with purpose 'validation', instead of as many training queries, paid from label_budget; "
+        "0 (default) never tops up",
+    )
     colander: dict[str, Annotated[float, Field(allow_inf_nan=False, le=1e6)]] | None = None
     method_params: dict[str, MethodParam] | None = Field(
         default=None,

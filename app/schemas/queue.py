@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class QueueItem(BaseModel):
     query_id: int
     item_id: int
     external_id: str
-    purpose: Literal["validation", "training", "audit"]
-    round_id: int | None
+    purpose: Literal["validation", "training", "audit"] = Field(
+        description="validation: joins the validation set, never trains (the set drawn at the start, "
+        "round_id null, or a round's top-up under validation_floor); training: trains the next round; "
+        "audit: checks a round's auto-labels (audit_size)"
+    )
+    round_id: int | None = Field(description="the round that asked for it; null for the initial draw")
     data: list[Any] | None = None
 
 

@@ -26,7 +26,9 @@ class RoundRead(BaseModel):
         description=(
             "when succeeded: pool_size (unlabeled items the round saw), auto_labeled (this round), "
             "auto_labeled_total, coverage (auto_labeled / pool_size), coverage_total (all auto-labels / all "
-            "items), validation_labels, validation_removed, training_labels, human_labels, queries, "
+            "items), validation_labels, validation_removed, validation_left (validation items after the "
+            "removals, labeled or queued), validation_queued (validation top-ups queued from the pool "
+            "under validation_floor), training_labels, human_labels, queries (training), audit_sampled, "
             "thresholds (per class: threshold, estimated_error, error_bound, n_points, auto_labeled; null "
             "where a class is not auto-labeled), pooled_estimated_error, pooled_error_bound, delta_used, "
             "epsilon, delta, bound, guarantee, rounds_total (δ is split over them), true_error (round / "

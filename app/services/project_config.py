@@ -44,6 +44,7 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "batch_size": ("loop", "batch_size"),
     "calibration_fraction": ("loop", "calibration_fraction"),
     "max_rounds": ("loop", "max_rounds"),
+    "validation_floor": ("loop", "validation_floor"),
 }
 SERVICE_ONLY = ("preset", "min_validation_labels", "pixel_scale", "audit_size", "label_review_fraction")
 NESTED = ("colander", "method_params")

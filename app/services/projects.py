@@ -18,6 +18,7 @@ from app.repositories import projects as projects_repo
 from app.repositories import rounds as rounds_repo
 from app.schemas.projects import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.services.project_config import build_config
+from app.services.rounds import budget_used
 from tbal.config import config_to_dict
 
 
@@ -93,7 +94,7 @@ def read_detail(session: Session, project: Project) -> ProjectDetail:
         human_labels=labels_repo.count_human_labels(session, project.id),
         auto_labels=auto_repo.count(session, project.id),
         open_queries=labels_repo.count_open_queries(session, project.id),
-        budget_used=items_repo.count_items(session, project.id, role="train"),
+        budget_used=budget_used(session, project.id),
         label_budget=config.loop.label_budget,
         rounds=rounds_repo.count_all(session, project.id),
     )

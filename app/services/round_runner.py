@@ -9,7 +9,8 @@
    thread writes stage, progress and a timestamp to the round row (throttled);
 3. saves the artifacts (``<artifacts_dir>/<project id>/<project>-r<index>.pt``, written atomically);
 4. writes every result in ONE transaction, only if it still holds the claim: auto-labels (unique per
-   project and item, never over a human label), validation removals, next queries, metrics, status.
+   project and item, never over a human label), validation removals, next queries (training, and
+   validation top-ups when the project has a ``validation_floor``), metrics, status.
 
 A crash leaves nothing half-written and a re-delivered task writes nothing twice. Library input and
 configuration errors mark the round failed with a readable reason; transient database errors
@@ -71,6 +72,9 @@ LABEL_REVIEW_MAX = 1000
 
 AUDIT_STREAM = 0xA0D17
 """Second word of the audit sample's seed (the first is the round's seed): its own random stream."""
+TOP_UP_STREAM = 0x70B07
+"""Second word of the validation top-up draw's seed (``validation_floor``): a stream of its own, so that
+rounds without a floor draw exactly what they drew before."""
 
 
 class RoundTimeLimit(Exception):
@@ -327,12 +331,10 @@ def write_results(
         )
         removed_ids = loaded.val_ids[np.asarray(output.val_removed, dtype=bool)]
         removed = items_repo.set_role(session, removed_ids, "removed", only_from="validation")
-        queried = labels_repo.add_round_queries(
-            session,
-            loaded.project_id,
-            round_id,
-            loaded.pool_ids[np.asarray(output.query_index, dtype=np.int64)],
-            now,
+        plan = _plan_queries(session, loaded, output)
+        queried = labels_repo.add_round_queries(session, loaded.project_id, round_id, plan.training, now)
+        topped_up = labels_repo.add_round_queries(
+            session, loaded.project_id, round_id, plan.top_up, now, purpose="validation"
         )
         audited = _sample_audit(session, round_id, loaded, loaded.pool_ids[auto], now)
         timings = {**timings, **{k: float(v) for k, v in output.timings.items()}}
@@ -340,6 +342,8 @@ def write_results(
             session, round_id, loaded, output, inserted=inserted, removed=removed, queried=queried
         )
         metrics["audit_sampled"] = audited
+        metrics["validation_left"] = plan.validation_left
+        metrics["validation_queued"] = topped_up
         timings["write"] = time.perf_counter() - start
         metrics["timings"] = {k: round(v, 4) for k, v in timings.items()}
         done = rounds_repo.update_claimed(
@@ -361,6 +365,47 @@ def write_results(
         session.commit()
 
 
+@dataclass(frozen=True)
+class QueryPlan:
+    """The human queries a round queues: item ids, and the validation items its removals left."""
+
+    training: np.ndarray
+    top_up: np.ndarray
+    validation_left: int
+
+
+def _plan_queries(session: Session, loaded: LoadedRound, output: RoundOutput) -> QueryPlan:
+    """Split the round's ``n_queries`` between training queries and validation top-ups
+    (``loop.validation_floor``, as :func:`tbal.loop.run_tbal` does).
+
+    Why: validation points inside auto-labeled regions were just removed (called after the removals), so
+    after a large round too few may be left to certify anything in later rounds. When fewer than the floor
+    are left, counting those still awaiting their human label (they are the next round's validation
+    points once answered, and counting them keeps a top-up from being bought twice), the shortfall, at
+    most ``n_queries`` (one batch, within the budget left; fewer if the pool left is smaller), is drawn
+    uniformly at random, seeded by the round, from the pool left after this round: not auto-labeled and not among the training queries kept,
+    which are the best-ranked ``n_queries`` − shortfall of the library's choice. Such a draw has the
+    distribution of the pool the next round auto-labels and is never trained on, so it is a valid
+    validation point. Floor 0: no top-up, the training queries as before.
+    """
+    ranked = loaded.pool_ids[np.asarray(output.query_index, dtype=np.int64)]  # most informative first
+    left = items_repo.count_items(session, loaded.project_id, role="validation")
+    wanted = min(max(0, loaded.config.loop.validation_floor - left), loaded.n_queries)
+    training = ranked[: max(0, loaded.n_queries - wanted)]
+    if wanted == 0:
+        return QueryPlan(training=training, top_up=np.empty(0, dtype=np.int64), validation_left=left)
+    candidates = np.setdiff1d(loaded.pool_ids[~np.asarray(output.auto_mask, dtype=bool)], training)
+    top_up = _uniform_sample(candidates, wanted, loaded.seed, TOP_UP_STREAM)
+    return QueryPlan(training=training, top_up=top_up, validation_left=left)
+
+
+def _uniform_sample(ids: np.ndarray, k: int, seed: int, stream: int) -> np.ndarray:
+    """min(k, len(ids)) of ``ids`` drawn uniformly without replacement from the random stream
+    (``seed``, ``stream``), sorted."""
+    rng = np.random.default_rng([seed, stream])
+    return np.sort(rng.choice(ids, size=min(k, int(ids.size)), replace=False))
+
+
 def _sample_audit(
     session: Session, round_id: int, loaded: LoadedRound, auto_ids: np.ndarray, now: datetime
 ) -> int:
@@ -371,8 +416,7 @@ def _sample_audit(
     k = min(loaded.audit_size, int(auto_ids.size))
     if k <= 0:
         return 0
-    rng = np.random.default_rng([loaded.seed, AUDIT_STREAM])
-    sample = np.sort(rng.choice(auto_ids, size=k, replace=False))
+    sample = _uniform_sample(auto_ids, k, loaded.seed, AUDIT_STREAM)
     items_repo.set_role(session, sample, "audit", only_from="pool")
     labels_repo.add_queries(session, loaded.project_id, sample, "audit", round_id, now)
     return k

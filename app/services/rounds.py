@@ -27,11 +27,20 @@ from app.services.queue import ensure_sets_drawn
 logger = logging.getLogger(__name__)
 
 
+def budget_used(session: Session, project_id: int) -> int:
+    """Labels paid from ``label_budget`` (N_t): training items (asked for or labeled unasked) and the
+    validation top-ups rounds bought (``validation_floor``), as in :func:`tbal.loop.run_tbal`."""
+    return items_repo.count_items(session, project_id, role="train") + labels_repo.count_validation_top_ups(
+        session, project_id
+    )
+
+
 def queries_for_next_round(session: Session, project: Project) -> int:
-    """How many training queries the next round may send: min(batch, budget left)."""
+    """How many human queries the next round may send: min(batch, budget left). A round with a
+    ``validation_floor`` may spend part of them on validation top-ups (see
+    :func:`app.services.round_runner.write_results`); the rest are training queries."""
     config = build_config(project.settings)
-    used = items_repo.count_items(session, project.id, role="train")
-    return max(0, min(config.loop.batch_size, config.loop.label_budget - used))
+    return max(0, min(config.loop.batch_size, config.loop.label_budget - budget_used(session, project.id)))
 
 
 def start_round(session: Session, project: Project, dispatcher: Dispatcher) -> Round:

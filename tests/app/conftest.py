@@ -143,6 +143,14 @@ class Api:
             time.sleep(0.05)
         raise AssertionError(f"round {round_id} did not finish in {timeout} s")
 
+    def run_round(self, project_id: int) -> dict[str, Any]:
+        """Start a round of ``project_id``, wait for it and check that it succeeded."""
+        started = self.post(f"/api/v1/projects/{project_id}/rounds")
+        assert started.status_code == 202, started.text
+        done = self.wait_round(started.json()["id"])
+        assert done["status"] == "succeeded", done
+        return done
+
 
 @pytest.fixture
 def api(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[Api]:

@@ -25,14 +25,6 @@ def _labels(api: Api, pid: int) -> list[dict[str, Any]]:
     return list(api.get(f"/api/v1/projects/{pid}/labels", params={"limit": 1000}).json()["items"])
 
 
-def _run_round(api: Api, pid: int) -> dict[str, Any]:
-    started = api.post(f"/api/v1/projects/{pid}/rounds")
-    assert started.status_code == 202, started.text
-    done = api.wait_round(started.json()["id"])
-    assert done["status"] == "succeeded", done
-    return done
-
-
 def test_a_planted_flipped_label_tops_the_label_review(api: Api, make_project: MakeProject) -> None:
     pid = _project(api, make_project)
     before = api.get(f"/api/v1/projects/{pid}/label-review")
@@ -44,7 +36,7 @@ def test_a_planted_flipped_label_tops_the_label_review(api: Api, make_project: M
     wrong = (victim["label"] + 1) % 3
     flip = {"labels": [{"item_id": victim["item_id"], "label": wrong}]}
     assert api.post(f"/api/v1/projects/{pid}/labels", json=flip).status_code == 200
-    done = _run_round(api, pid)
+    done = api.run_round(pid)
 
     review = api.get(f"/api/v1/projects/{pid}/label-review")
     assert review.status_code == 200, review.text
@@ -127,7 +119,7 @@ def test_evaluation_of_a_round_with_soft_validation_labels(api: Api, make_projec
         soft.append({"item_id": lab["item_id"], "distribution": dist})
     answer = api.post(f"/api/v1/projects/{pid}/labels", json={"labels": soft})
     assert answer.status_code == 200, answer.text
-    done = _run_round(api, pid)
+    done = api.run_round(pid)
 
     response = api.get(f"/api/v1/rounds/{done['id']}/evaluation")
     assert response.status_code == 200, response.text
@@ -146,7 +138,7 @@ def test_evaluation_without_soft_labels_has_no_human_cross_entropy(
     api: Api, make_project: MakeProject
 ) -> None:
     pid = _project(api, make_project)
-    done = _run_round(api, pid)
+    done = api.run_round(pid)
     report = api.get(f"/api/v1/rounds/{done['id']}/evaluation").json()
     assert report["human_cross_entropy"] is None and report["human_distributions"] == 0
     assert report["n"] == 120 and report["accuracy"] is not None
@@ -156,7 +148,7 @@ def test_a_duq_project_thresholds_on_its_kernel_score(api: Api, make_project: Ma
     """confidence = kernel scores with DUQ's own certainty max_c K_c ∈ (0, 1]; the round runs, labels, and
     its AUM is recorded on DUQ's log-kernel logits too."""
     pid = _project(api, make_project, uncertainty="duq", confidence="kernel")
-    done = _run_round(api, pid)
+    done = api.run_round(pid)
     assert done["metrics"]["label_review"]["training_labels"] == 40
     autos = api.get(f"/api/v1/projects/{pid}/auto-labels", params={"limit": 1000}).json()["items"]
     assert autos and all(0.0 < a["confidence"] <= 1.0 for a in autos)

@@ -60,10 +60,18 @@ def recorder(api: Api) -> Iterator[RecordingDispatcher]:
     state.dispatcher = real
 
 
-def ready_project(api: Api, make_project: MakeProject, n: int = 400, **settings: Any) -> int:
-    """A project with ``n`` blob items carrying ground truth, its first queue answered from it."""
+def ready_project(
+    api: Api,
+    make_project: MakeProject,
+    n: int = 400,
+    *,
+    data: tuple[np.ndarray, np.ndarray] | None = None,
+    **settings: Any,
+) -> int:
+    """A project with ``n`` blob items (or ``data``: X, y) carrying ground truth, its first queue answered
+    from it."""
     pid = int(make_project(settings={**FAST, **settings})["id"])
-    X, y = blobs(n, seed=5)
+    X, y = blobs(n, seed=5) if data is None else data
     buffer = io.BytesIO()
     np.savez(buffer, X=X, y=y)
     response = api.post(

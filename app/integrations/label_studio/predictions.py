@@ -114,7 +114,8 @@ def queue_tasks(
     batch: int,
 ) -> list[dict[str, Any]]:
     """A Label Studio import file (a JSON list of tasks) of the open queue: ``data`` holds the item's
-    external id (``id_field``), its data (``data_field``), ``tbal_purpose`` (validation / training) and,
+    external id (``id_field``), its data (``data_field``), ``tbal_purpose`` (validation / training / audit; a
+    round's validation top-up is validation) and,
     for image projects, ``image`` (a PNG data URI to show); ``predictions`` the model's prediction once
     a model exists (then ``control`` is needed)."""
     ensure_sets_drawn(session, project)
