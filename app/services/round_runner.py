@@ -383,10 +383,11 @@ def _plan_queries(session: Session, loaded: LoadedRound, output: RoundOutput) ->
     are left, counting those still awaiting their human label (they are the next round's validation
     points once answered, and counting them keeps a top-up from being bought twice), the shortfall, at
     most ``n_queries`` (one batch, within the budget left; fewer if the pool left is smaller), is drawn
-    uniformly at random, seeded by the round, from the pool left after this round: not auto-labeled and not among the training queries kept,
-    which are the best-ranked ``n_queries`` − shortfall of the library's choice. Such a draw has the
-    distribution of the pool the next round auto-labels and is never trained on, so it is a valid
-    validation point. Floor 0: no top-up, the training queries as before.
+    uniformly at random, seeded by the round, from the pool left after this round: not auto-labeled and
+    not among the training queries kept, which are the best-ranked ``n_queries`` − shortfall of the
+    library's choice. Such a draw has the distribution of the pool the next round auto-labels and is
+    never trained on, so it is a valid validation point. Floor 0: no top-up, the training queries as
+    before.
     """
     ranked = loaded.pool_ids[np.asarray(output.query_index, dtype=np.int64)]  # most informative first
     left = items_repo.count_items(session, loaded.project_id, role="validation")
