@@ -314,6 +314,7 @@ def _load(args: argparse.Namespace) -> Any:
 
 def _evaluate_command(args: argparse.Namespace) -> int:
     from tbal.artifacts import load_artifacts
+    from tbal.data import load_inputs
     from tbal.evaluation import evaluate_model, max_softmax_score
 
     artifacts = load_artifacts(args.model)
@@ -327,7 +328,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         dataset.X,
         dataset.y,
         human=dataset.soft,
-        X_ood=_ood_inputs(args.ood) if args.ood else None,
+        X_ood=load_inputs(args.ood) if args.ood else None,
         score=artifacts.confidence.score if args.ood_score == "confidence" else max_softmax_score,
         fgsm_epsilon=epsilon,
         fgsm_points=args.fgsm_points,
@@ -339,22 +340,6 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         _write_json(args.json, {"model": str(args.model), "data": str(args.data), "report": report.to_dict()})
         print(f"wrote {args.json}")
     return 0
-
-
-def _ood_inputs(path: Path) -> np.ndarray:
-    """Prepared inputs X of an .npz of out-of-distribution points (labels, if any, are not read)."""
-    from tbal.data import prepare_inputs
-    from tbal.errors import DataError
-
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{str(path)!r} is not a NumPy .npz archive ({exc})") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile) or "X" not in archive.files:
-        raise DataError(f"{path.name}: expected an .npz archive with the out-of-distribution inputs as X")
-    with archive:
-        X, _ = prepare_inputs(archive["X"])
-    return X
 
 
 def _names(text: str, valid: tuple[str, ...], flag: str) -> list[str]:

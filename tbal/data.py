@@ -185,19 +185,7 @@ def load_dataset(path: str | Path, *, split: str = "auto") -> Dataset:
     split needs are decompressed.
     """
     file = Path(path)
-    if not file.exists():
-        raise DataError(f"data set file {str(file)!r} not found")
-    if not file.is_file():
-        raise DataError(f"data set path {str(file)!r} is not a file")
-    try:
-        archive = np.load(file, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{str(file)!r} is not a NumPy .npz archive ({exc})") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(
-            f"{str(file)!r} holds a single .npy array; expected an .npz archive with keys X and y"
-        )
-    with archive:
+    with _open_npz(file, "keys X and y") as archive:
         keys = set(archive.files)
         x_key, y_key, suffix = _split_keys(keys, split, file)
         X = _read(archive, x_key, file)
@@ -209,6 +197,34 @@ def load_dataset(path: str | Path, *, split: str = "auto") -> Dataset:
         return make_dataset(X, y, soft=soft, counts=counts, class_names=names)
     except DataError as exc:
         raise DataError(f"{file.name} (split {split!r}): {exc}") from exc
+
+
+def load_inputs(path: str | Path) -> np.ndarray:
+    """Prepared inputs (:func:`prepare_inputs`) of the key X of a .npz file that needs no labels, e.g. an
+    out-of-distribution set; raises DataError naming what is wrong."""
+    file = Path(path)
+    with _open_npz(file, "the inputs as X") as archive:
+        if "X" not in archive.files:
+            found = ", ".join(sorted(archive.files)) or "none"
+            raise DataError(f"{file.name}: expected the inputs as key X; found keys: {found}")
+        X = _read(archive, "X", file)
+    return prepare_inputs(X)[0]
+
+
+def _open_npz(file: Path, expected: str) -> Any:
+    """The open .npz archive at ``file`` (use it as a context manager); DataError when the file is missing,
+    not an archive, or a single .npy array (``expected`` says what the archive should hold)."""
+    if not file.exists():
+        raise DataError(f"data set file {str(file)!r} not found")
+    if not file.is_file():
+        raise DataError(f"data set path {str(file)!r} is not a file")
+    try:
+        archive = np.load(file, allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{str(file)!r} is not a NumPy .npz archive ({exc})") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{str(file)!r} holds a single .npy array; expected an .npz archive with {expected}")
+    return archive
 
 
 def _split_keys(keys: set[str], split: str, file: Path) -> tuple[str, str, str]:

@@ -165,3 +165,8 @@ def test_evaluate_reports_on_a_saved_round_model(tmp_path: Path, capsys: pytest.
     (tmp_path / "bad.npz").write_bytes(b"not an archive")
     code, _, err = _run([*argv, "--ood", str(tmp_path / "bad.npz")], capsys)
     assert code == 2 and "is not a NumPy .npz archive" in err
+    code, _, err = _run([*argv, "--ood", str(tmp_path / "missing.npz")], capsys)
+    assert code == 2 and "not found" in err
+    np.savez(tmp_path / "no-x.npz", features=X[:10])
+    code, _, err = _run([*argv, "--ood", str(tmp_path / "no-x.npz")], capsys)
+    assert code == 2 and "expected the inputs as key X; found keys: features" in err
