@@ -220,6 +220,53 @@ class LabelStudioConnection(Base):
     to_name: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # Two-way sync (migration 0005): Label Studio's URL, its project, and an access token (encrypted).
+    ls_url: Mapped[str | None] = mapped_column(String(2048))
+    ls_project: Mapped[int | None] = mapped_column(IdType)
+    ls_token: Mapped[str | None] = mapped_column(Text)
+    auto_labels_as: Mapped[str] = mapped_column(
+        String(16), default="predictions", server_default="predictions"
+    )
+    data_key: Mapped[str | None] = mapped_column(String(64))
+    """The task data key of the labeled object (``value="$text"`` -> ``text``), read at ``/setup``."""
+    object_tag: Mapped[str | None] = mapped_column(String(32))
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LabelStudioTask(Base):
+    """An item's task in the connected Label Studio project (pushed by tbal or found there), the purpose
+    written into its data, and the round whose auto-label was written back to it."""
+
+    __tablename__ = "label_studio_tasks"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    task_id: Mapped[int] = mapped_column(IdType)
+    purpose: Mapped[str | None] = mapped_column(String(16))
+    auto_label_round: Mapped[int | None] = mapped_column(IdType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("project_id", "item_id"),
+        UniqueConstraint("project_id", "task_id"),
+    )
+
+
+class LabelStudioEvent(Base):
+    """What went wrong between Label Studio and tbal (a refused call, a skipped task, a failed sync): the
+    connection's status shows the latest ones."""
+
+    __tablename__ = "label_studio_events"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_label_studio_events_project_id_id", "project_id", "id"),)
 
 
 class LabelStudioAnnotation(Base):
