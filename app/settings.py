@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,6 +63,22 @@ class Settings(BaseSettings):
     broker_timeout_s: float = Field(default=5.0, gt=0)
     """Connect and socket timeout towards the broker when the API enqueues a round (503 past it)."""
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
+
+    secret_key: SecretStr | None = None
+    """Encrypts stored credentials (Label Studio access tokens): a Fernet key or any passphrase (hashed
+    into one). None: a key file ``secret.key`` in ``artifacts_dir`` (created on first use, mode 0600; the
+    API and the workers share that folder already)."""
+    label_studio_sync_interval_s: float = Field(default=300.0, ge=0)
+    """How often connected Label Studio projects are synced (queue pushed, missed annotations pulled,
+    auto-labels written back); 0 = only at start-up and on demand."""
+    label_studio_timeout_s: float = Field(default=30.0, gt=0)
+    """Timeout of each call tbal makes to Label Studio."""
+    label_studio_predict_budget_s: float = Field(default=20.0, gt=0)
+    """Time ``/predict`` may spend creating items from raw task data (Label Studio waits
+    ``ML_TIMEOUT_PREDICT``, 100 s by default); the rest are created in the background."""
+    label_studio_allow_private_urls: bool = False
+    """Fetch task images from private, loopback or link-local addresses (the connected Label Studio's own
+    URL is always allowed)."""
 
     @property
     def reap_after_s(self) -> float:
