@@ -29,7 +29,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base, IdType, UTCDateTime, utcnow
 
-DATA_KINDS = ("features", "image")
+DATA_KINDS = ("features", "image", "text")
+"""text: items are strings; their encoder's features are stored like a feature project's (``items.data``)."""
 ITEM_ROLES = ("pool", "validation", "train", "removed", "audit")
 """pool: not drawn nor asked for; validation: drawn for the validation set; train: asked for (or labeled
 unasked) as a training label; removed: a validation item inside a round's auto-labeled region; audit: an
@@ -75,6 +76,19 @@ class Item(Base):
         CheckConstraint(_in("role", ITEM_ROLES), name="role"),
         Index("ix_items_project_id_role_id", "project_id", "role", "id"),
     )
+
+
+class ItemText(Base):
+    """The text of an item of a text project (what humans and Label Studio see), beside its features in
+    ``items.data``. Keyed by the item's (project, external id), so it is written in the same transaction
+    as the item, before the item's id is known; only the project's cascade deletes it (items are only
+    ever deleted with their project)."""
+
+    __tablename__ = "item_texts"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
 
 
 class GroundTruth(Base):
