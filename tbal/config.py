@@ -37,6 +37,7 @@ ConfidenceName = Literal[
 ]
 BoundName = Literal["valid", "paper", "hoeffding"]
 GuaranteeName = Literal["per-class", "pooled"]
+DeltaScheduleName = Literal["uniform", "final"]
 QueryName = Literal["random", "margin", "margin-random", "entropy", "least-confidence"]
 
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
@@ -61,6 +62,7 @@ TRAIN_METHOD_PARAMS: tuple[str, ...] = (
 CONFIDENCE_NAMES: tuple[str, ...] = get_args(ConfidenceName)
 BOUND_NAMES: tuple[str, ...] = get_args(BoundName)
 GUARANTEE_NAMES: tuple[str, ...] = get_args(GuaranteeName)
+DELTA_SCHEDULE_NAMES: tuple[str, ...] = get_args(DeltaScheduleName)
 QUERY_NAMES: tuple[str, ...] = get_args(QueryName)
 KERNEL_CONFIDENCE_MODELS: tuple[str, ...] = ("duq",)
 """model.uncertainty values whose logits are log kernel values, the only ones the ``kernel`` confidence
@@ -240,7 +242,11 @@ class ThresholdConfig:
     ``hoeffding``: ê + sqrt(ln(1/δ)/(2n)), also in a fixed sequence.
     ``guarantee``: ``pooled`` certifies the error of all of a round's auto-labels together, ``per-class``
     certifies each class's auto-labels (δ split across classes).
-    ``split_delta_over_rounds``: divide δ by the number of rounds so that all rounds hold together.
+    ``split_delta_over_rounds``: split δ over the rounds (``delta_schedule``, :mod:`tbal.plan`) so that
+    all rounds hold together, however many run; false tests every round at δ (per round only).
+    ``delta_schedule``: ``uniform`` (equal shares over the planned rounds) or ``final`` (the share
+    ``delta_final_share`` to the last planned round); ``delta_tail``: the share of δ kept for rounds past
+    the planned ones (halved each round).
     """
 
     bound: BoundName = "valid"
@@ -250,8 +256,14 @@ class ThresholdConfig:
     c1: float = 0.25
     min_points: int = 10
     split_delta_over_rounds: bool = True
+    delta_schedule: DeltaScheduleName = "uniform"
+    delta_final_share: float = 0.5
+    delta_tail: float = 0.1
 
     def __post_init__(self) -> None:
+        _check_choice("thresholds.delta_schedule", self.delta_schedule, DELTA_SCHEDULE_NAMES)
+        _check_range("thresholds.delta_final_share", self.delta_final_share, 0.0, 1.0)
+        _check_range("thresholds.delta_tail", self.delta_tail, 0.0, 1.0, low_open=True, high_open=True)
         _check_choice("thresholds.bound", self.bound, BOUND_NAMES)
         _check_choice("thresholds.guarantee", self.guarantee, GUARANTEE_NAMES)
         _check_range("thresholds.epsilon", self.epsilon, 0.0, 1.0, low_open=True, high_open=True)

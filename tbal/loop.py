@@ -20,11 +20,12 @@ import torch
 
 from tbal.aum import AUMRecorder
 from tbal.confidence import ConfidenceFunction, make_confidence
-from tbal.config import LoopConfig, TBALConfig
+from tbal.config import TBALConfig
 from tbal.data import Dataset
 from tbal.errors import TBALInputError
 from tbal.evaluation import EvaluationReport, evaluate_predictions
 from tbal.models import Classifier, build_model, resolve_device
+from tbal.plan import RoundPlan, RunState, draw_initial_sets, draw_top_up, plan_round
 from tbal.query import select_queries
 from tbal.thresholds import ThresholdResult, auto_label_mask, estimate_thresholds
 from tbal.training import Predictions, one_hot, predict
@@ -43,8 +44,11 @@ class RoundInput:
     X_train: (n_t, ...) prepared inputs of the human *training* labels; targets_train: (n_t, K) target
     distributions (one-hot rows for hard labels). X_val / y_val: the current validation set (n_v, ...),
     (n_v,) int. X_pool: (n_p, ...) the points still unlabeled (neither human- nor auto-labeled).
-    n_queries: how many pool points to query for the next round (0 when the budget is spent).
-    rounds_total: how many rounds δ is split over (1 = this round alone).
+    plan: the round's plan (:func:`tbal.plan.plan_round`: seed, δ_k, query budget, validation floor).
+    None: a round on its own (seed from :func:`run_round`, tested at the whole δ, ``n_queries`` queries).
+    n_queries: the query budget of a round without a plan (ignored when ``plan`` is given).
+    validation_pending: validation items queued for humans but not labeled yet (they count towards the
+    validation floor: a top-up is never bought twice).
     human_val: (n_v, K) the humans' label distributions of the validation points (one-hot rows where a
     point has a hard label only), for the evaluation report's cross-entropy against the humans; None when
     the humans gave no distributions.
@@ -58,9 +62,9 @@ class RoundInput:
     y_val: np.ndarray
     X_pool: np.ndarray
     num_classes: int
-    n_queries: int
-    round_index: int = 0
-    rounds_total: int = 1
+    n_queries: int = 0
+    plan: RoundPlan | None = None
+    validation_pending: int = 0
     human_val: np.ndarray | None = None
     record_aum: bool = False
 
@@ -72,13 +76,17 @@ class RoundOutput:
     model: Classifier
     confidence: ConfidenceFunction
     thresholds: ThresholdResult
+    plan: RoundPlan  # the plan the round ran under (δ_k, seed, query budget)
     pool_predicted: np.ndarray  # (n_p,) ŷ
     pool_scores: np.ndarray  # (n_p,) confidence of ŷ
     auto_mask: np.ndarray  # (n_p,) bool: auto-labeled this round
     val_removed: np.ndarray  # (n_v,) bool: validation points inside the auto-labeled region
-    query_index: np.ndarray  # (q,) pool rows to send to humans next
+    query_index: np.ndarray  # (q,) pool rows to send to humans next as training queries, best first
+    top_up_index: np.ndarray  # (u,) pool rows to send to humans as validation top-ups (sorted)
     cal_index: np.ndarray  # validation rows used as D_cal
     th_index: np.ndarray  # validation rows used as D_th
+    th_scores: np.ndarray  # (|D_th|,) confidence of D_th points (for the reliability diagram)
+    th_predicted: np.ndarray  # (|D_th|,) ŷ of D_th points
     evaluation: EvaluationReport | None = None  # the classifier on the whole validation set (10-bin ECE)
     train_aum: np.ndarray | None = None  # (n_t,) AUM of each training label (RoundInput.record_aum)
     train_predicted: np.ndarray | None = None  # (n_t,) the trained classifier's class for each, with AUM
@@ -89,12 +97,15 @@ def run_round(
     inputs: RoundInput,
     config: TBALConfig,
     *,
-    seed: int,
+    seed: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> RoundOutput:
-    """Run one TBAL round; deterministic on CPU for a given seed and torch thread count (another thread
-    count sums in another order, and a threshold can then move by one point)."""
+    """Run one TBAL round under ``inputs.plan`` (or, without a plan, as a round on its own seeded
+    ``seed``); deterministic on CPU for a given seed and torch thread count (another thread count sums
+    in another order, and a threshold can then move by one point)."""
     _check_round_input(inputs)
+    plan = _round_plan(inputs, config, seed)
+    seed = plan.seed
     report = progress or _no_progress
     rng = np.random.default_rng(seed)
     timings: dict[str, float] = {}
@@ -132,13 +143,14 @@ def run_round(
     with _timed(timings, "thresholds"):
         report("thresholds", 0.0)
         th_preds = val_preds.subset(th_index)
+        th_scores = confidence.score(th_preds)
         thresholds = estimate_thresholds(
-            confidence.score(th_preds),
+            th_scores,
             th_preds.predicted,
             th_preds.predicted == inputs.y_val[th_index],
             inputs.num_classes,
             config.thresholds,
-            delta_divisor=inputs.rounds_total if config.thresholds.split_delta_over_rounds else 1,
+            delta=plan.delta,
         )
 
     with _timed(timings, "auto-label"):
@@ -150,31 +162,64 @@ def run_round(
 
     with _timed(timings, "query"):
         report("query", 0.0)
-        candidates = np.flatnonzero(~auto_mask)
-        query_index = np.empty(0, dtype=np.int64)
-        if inputs.n_queries > 0 and candidates.size > 0:
-            picked = select_queries(
-                config.query.strategy, pool_preds.probs[candidates], inputs.n_queries, rng
-            )
-            query_index = candidates[picked].astype(np.int64)
+        query_index, top_up_index = _queries(
+            inputs, plan, config.query.strategy, pool_preds, auto_mask, val_removed, rng
+        )
         report("query", 1.0)
 
     return RoundOutput(
         model=model,
         confidence=confidence,
         thresholds=thresholds,
+        plan=plan,
         pool_predicted=pool_predicted,
         pool_scores=pool_scores,
         auto_mask=auto_mask,
         val_removed=val_removed,
         query_index=query_index,
+        top_up_index=top_up_index,
         cal_index=cal_index,
         th_index=th_index,
+        th_scores=th_scores,
+        th_predicted=th_preds.predicted,
         evaluation=evaluation,
         train_aum=recorder.aum if recorder is not None else None,
         train_predicted=train_predicted,
         timings=timings,
     )
+
+
+def _round_plan(inputs: RoundInput, config: TBALConfig, seed: int | None) -> RoundPlan:
+    if inputs.plan is not None:
+        if seed is not None and seed != inputs.plan.seed:
+            raise TBALInputError(f"expected no seed or the plan's seed {inputs.plan.seed}, got {seed}")
+        return inputs.plan
+    if seed is None:
+        raise TBALInputError("a round without a plan needs a seed")
+    delta = 0.0 if config.thresholds.bound == "paper" else config.thresholds.delta
+    return RoundPlan(round_index=0, seed=seed, delta=delta, query_budget=inputs.n_queries)
+
+
+def _queries(
+    inputs: RoundInput,
+    plan: RoundPlan,
+    strategy: str,
+    pool_preds: Predictions,
+    auto_mask: np.ndarray,
+    val_removed: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training queries (pool rows, best first) and validation top-ups (pool rows, sorted): the plan's
+    budget split once the validation points left after the removals are known (:mod:`tbal.plan`)."""
+    candidates = np.flatnonzero(~auto_mask)
+    left = int(val_removed.size - val_removed.sum()) + inputs.validation_pending
+    split = plan.split_queries(left, int(candidates.size))
+    query_index = np.empty(0, dtype=np.int64)
+    if split.training > 0:
+        picked = select_queries(strategy, pool_preds.probs[candidates], split.training, rng)
+        query_index = candidates[picked].astype(np.int64)
+    rest = np.setdiff1d(candidates, query_index)
+    return query_index, draw_top_up(rest, split.top_up, plan)
 
 
 def _aum_recorder(inputs: RoundInput) -> AUMRecorder:
@@ -200,9 +245,12 @@ def score_points(
     confidence: ConfidenceFunction,
     thresholds: np.ndarray,
     X: np.ndarray,
+    *,
+    device: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Predicted class (n,), confidence (n,) and whether each point clears its class's threshold (n,)."""
-    preds: Predictions = predict(model, X, device=resolve_device("auto"))
+    """Predicted class (n,), confidence (n,) and whether each point clears its class's threshold (n,);
+    ``device`` as ``train.device`` says it (``auto``: CUDA when present)."""
+    preds: Predictions = predict(model, X, device=resolve_device(device))
     scores = confidence.score(preds)
     predicted = preds.predicted
     return predicted, scores, auto_label_mask(scores, predicted, thresholds)
@@ -253,8 +301,8 @@ class RoundRecord:
 
     round: int
     human_training_labels: int  # labels this round's classifier was trained on (seed included)
-    human_validation_labels: int  # N_v drawn at the start, plus top-ups so far (loop.validation_floor)
-    validation_added: int  # validation labels drawn from the pool before this round (top-up)
+    human_validation_labels: int  # N_v drawn at the start, plus top-ups before this round
+    validation_added: int  # validation top-ups this round drew from the pool for the next (validation_floor)
     humans_used: int  # training + validation labels paid for so far
     auto_labeled_round: int
     auto_labeled_total: int
@@ -268,7 +316,8 @@ class RoundRecord:
     threshold_points: list[int]
     pooled_estimated_error: float | None
     pooled_error_bound: float | None
-    delta_used: float | None  # None for the paper bound (it has no δ)
+    delta_used: float | None  # δ of each test after the splits over classes / families; None: paper rule
+    delta_round: float  # δ_k, this round's share of δ (tbal.plan); 0 for the paper rule
     true_error_round: float | None  # None when nothing was auto-labeled
     true_error_total: float | None
     classifier_accuracy_pool: float | None  # accuracy on the pool points still unlabeled before this round
@@ -332,113 +381,91 @@ def run_tbal(
     """
     started = time.perf_counter()
     loop = config.loop
-    rng = np.random.default_rng(seed)
-    rows = _working_rows(len(dataset), loop.pool_size, rng)
+    rows = _working_rows(len(dataset), loop.pool_size, seed)
     _check_budget(len(rows), config)
 
-    order = rng.permutation(rows)
-    validation = order[: loop.validation_size]
-    pool = order[loop.validation_size :]
-    train = pool[: loop.seed_size]  # a uniform draw from the pool (it is already shuffled)
-    unlabeled = np.ones(len(dataset), dtype=bool)
-    unlabeled[validation] = False
-    unlabeled[train] = False
-    in_pool = np.zeros(len(dataset), dtype=bool)
-    in_pool[pool] = True
-
-    auto_index: list[np.ndarray] = []
-    auto_labels: list[np.ndarray] = []
+    validation, train = draw_initial_sets(rows, config, seed)
+    pool = np.zeros(len(dataset), dtype=bool)  # neither human- nor auto-labeled, nor queued
+    pool[rows] = True
+    pool[validation] = False
+    pool[train] = False
+    pool_size = int(rows.size - validation.size)
+    run = _RunTotals()
     records: list[RoundRecord] = []
-    rounds_total = loop.planned_rounds
-    topped_up = 0  # validation labels bought with the training budget (loop.validation_floor)
-    for round_index in range(rounds_total):
-        budget_left = loop.label_budget - train.size - topped_up
-        top_up = _validation_top_up(
-            np.flatnonzero(unlabeled & in_pool), validation.size, loop, budget_left, seed, round_index
+    for round_index in range(loop.planned_rounds):
+        plan = plan_round(
+            RunState(round_index, int(train.size), run.topped_up, run.delta_spent), config, run_seed=seed
         )
-        validation = np.concatenate([validation, top_up])
-        unlabeled[top_up] = False
-        topped_up += top_up.size
-        pool_rows = np.flatnonzero(unlabeled & in_pool)
-        n_queries = max(0, min(loop.batch_size - top_up.size, budget_left - top_up.size))
-        inputs = RoundInput(
-            X_train=dataset.X[train],
-            targets_train=human_targets(dataset, train, config),
-            X_val=dataset.X[validation],
-            y_val=dataset.y[validation],
-            X_pool=dataset.X[pool_rows],
-            num_classes=dataset.num_classes,
-            n_queries=n_queries if round_index + 1 < rounds_total else 0,
-            round_index=round_index,
-            rounds_total=rounds_total,
+        pool_rows = np.flatnonzero(pool)
+        out = run_round(
+            RoundInput(
+                X_train=dataset.X[train],
+                targets_train=human_targets(dataset, train, config),
+                X_val=dataset.X[validation],
+                y_val=dataset.y[validation],
+                X_pool=dataset.X[pool_rows],
+                num_classes=dataset.num_classes,
+                plan=plan,
+            ),
+            config,
+            progress=progress,
         )
-        out = run_round(inputs, config, seed=_round_seed(seed, round_index), progress=progress)
-
         newly = pool_rows[out.auto_mask]
-        auto_index.append(newly)
-        auto_labels.append(out.pool_predicted[out.auto_mask])
-        unlabeled[newly] = False
         queried = pool_rows[out.query_index]
-        unlabeled[queried] = False
+        top_up = pool_rows[out.top_up_index]
         accuracy = float(np.mean(out.pool_predicted == dataset.y[pool_rows])) if pool_rows.size else None
-        validation = validation[~out.val_removed]
-        n_train = train.size
-        train = np.concatenate([train, queried])
+        pool[newly] = pool[queried] = pool[top_up] = False
+        n_validation = loop.validation_size + run.topped_up
+        run.add(newly, out.pool_predicted[out.auto_mask], plan.delta, int(top_up.size))
+        n_train = int(train.size)
+        validation = np.sort(np.concatenate([validation[~out.val_removed], top_up]))
+        train = np.sort(np.concatenate([train, queried]))
 
         record = _round_record(
             round_index,
             out,
             dataset,
             newly,
-            auto_index,
-            auto_labels,
-            pool.size,
+            run,
+            pool_size,
             accuracy,
             n_train,
-            loop.validation_size + topped_up,
-            int(np.sum(unlabeled & in_pool)),
-            validation.size,
-            queried.size,
-            top_up.size,
+            n_validation,
+            int(pool.sum()),
+            int(validation.size),
+            int(queried.size),
+            int(top_up.size),
         )
         records.append(record)
         if on_round is not None:
             on_round(record)
         # no label bought this round means the budget is spent (or nothing is left to query)
-        if queried.size + top_up.size == 0 or not np.any(unlabeled & in_pool) or validation.size < 2:
+        if queried.size + top_up.size == 0 or not pool.any() or validation.size < 2:
             break
 
-    all_index = np.concatenate(auto_index) if auto_index else np.empty(0, dtype=np.int64)
-    all_labels = np.concatenate(auto_labels) if auto_labels else np.empty(0, dtype=np.int64)
-    return RunResult(seed, int(pool.size), records, all_index, all_labels, time.perf_counter() - started)
+    return RunResult(seed, pool_size, records, run.index(), run.labels(), time.perf_counter() - started)
 
 
-def _validation_top_up(
-    pool_rows: np.ndarray,
-    n_validation: int,
-    loop: LoopConfig,
-    budget_left: int,
-    seed: int,
-    round_index: int,
-) -> np.ndarray:
-    """Pool rows to add to the validation set before this round (``loop.validation_floor``).
+@dataclass
+class _RunTotals:
+    """What a run has auto-labeled and spent so far."""
 
-    Why: validation points inside auto-labeled regions are removed every round, so that D_th keeps the
-    distribution of the pool that is left; after a large first round only a few dozen may remain, too few
-    for any class to reach the bound's minimum, and later rounds, whose classifiers are better, certify
-    nothing. Points drawn uniformly from the pool that is left have exactly that distribution and were
-    never trained on, so they are valid validation points. Never in round 0 (nothing has been removed);
-    at most one batch, within the budget. Its own random stream, so runs without a floor are unchanged.
-    """
-    shortfall = loop.validation_floor - n_validation
-    n = min(shortfall, loop.batch_size, budget_left, pool_rows.size)
-    if round_index == 0 or n <= 0:
-        return np.empty(0, dtype=np.int64)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, round_index, _TOP_UP_STREAM]))
-    return np.sort(rng.choice(pool_rows, size=n, replace=False)).astype(np.int64)
+    auto_index: list[np.ndarray] = field(default_factory=list)
+    auto_labels: list[np.ndarray] = field(default_factory=list)
+    delta_spent: float = 0.0
+    topped_up: int = 0
 
+    def add(self, index: np.ndarray, labels: np.ndarray, delta: float, topped_up: int) -> None:
+        self.auto_index.append(index)
+        self.auto_labels.append(labels)
+        self.delta_spent += delta
+        self.topped_up += topped_up
 
-_TOP_UP_STREAM = 7  # third word of the top-up draw's seed: a stream of its own
+    def index(self) -> np.ndarray:
+        return np.concatenate(self.auto_index) if self.auto_index else np.empty(0, dtype=np.int64)
+
+    def labels(self) -> np.ndarray:
+        return np.concatenate(self.auto_labels) if self.auto_labels else np.empty(0, dtype=np.int64)
 
 
 def human_targets(dataset: Dataset, rows: np.ndarray, config: TBALConfig) -> np.ndarray:
@@ -449,10 +476,15 @@ def human_targets(dataset: Dataset, rows: np.ndarray, config: TBALConfig) -> np.
     return one_hot(dataset.y[rows], dataset.num_classes)
 
 
-def _working_rows(n: int, pool_size: int | None, rng: np.random.Generator) -> np.ndarray:
+def _working_rows(n: int, pool_size: int | None, seed: int) -> np.ndarray:
+    """The rows a run works on: all of them, or ``pool_size`` drawn uniformly (a stream of its own)."""
     if pool_size is None or pool_size >= n:
         return np.arange(n)
+    rng = np.random.default_rng([seed, _WORKING_ROWS_STREAM])
     return np.sort(rng.choice(n, size=pool_size, replace=False))
+
+
+_WORKING_ROWS_STREAM = 0x9001
 
 
 def _check_budget(n: int, config: TBALConfig) -> None:
@@ -465,18 +497,12 @@ def _check_budget(n: int, config: TBALConfig) -> None:
         )
 
 
-def _round_seed(seed: int, round_index: int) -> int:
-    """Independent, reproducible seed per round (SeedSequence mixing, not seed + i)."""
-    return int(np.random.SeedSequence([seed, round_index]).generate_state(1)[0])
-
-
 def _round_record(
     round_index: int,
     out: RoundOutput,
     dataset: Dataset,
     newly: np.ndarray,
-    auto_index: list[np.ndarray],
-    auto_labels: list[np.ndarray],
+    run: _RunTotals,
     pool_size: int,
     accuracy: float | None,
     n_train: int,
@@ -486,8 +512,8 @@ def _round_record(
     queried: int,
     validation_added: int,
 ) -> RoundRecord:
-    all_index = np.concatenate(auto_index)
-    all_labels = np.concatenate(auto_labels)
+    all_index = run.index()
+    all_labels = run.labels()
     th = out.thresholds
     return RoundRecord(
         round=round_index,
@@ -508,6 +534,7 @@ def _round_record(
         pooled_estimated_error=_float_or_none(th.pooled_estimated_error),
         pooled_error_bound=_float_or_none(th.pooled_error_bound),
         delta_used=_float_or_none(th.delta_used),
+        delta_round=out.plan.delta,
         true_error_round=_error_or_none(out.pool_predicted[out.auto_mask], dataset.y[newly]),
         true_error_total=_error_or_none(all_labels, dataset.y[all_index]),
         classifier_accuracy_pool=accuracy,

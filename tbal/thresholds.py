@@ -115,9 +115,11 @@ def estimate_thresholds(
     config: ThresholdConfig,
     *,
     delta_divisor: int = 1,
+    delta: float | None = None,
 ) -> ThresholdResult:
     """Thresholds from D_th: ``scores`` (n,), ``predicted`` (n,) ŷ, ``correct`` (n,) bool 1[y = ŷ].
-    ``delta_divisor``: how many rounds δ is split over (1 = this round alone).
+    ``delta``: the round's share δ_k of δ (:func:`tbal.plan.delta_share`; 0 certifies nothing); None
+    = ``config.delta`` / ``delta_divisor`` (how many rounds δ is split over, 1 = this round alone).
 
     See the module docstring for the rules (paper / valid / hoeffding, per-class / pooled).
     """
@@ -130,11 +132,14 @@ def estimate_thresholds(
         or delta_divisor < 1
     ):
         raise TBALInputError(f"expected delta_divisor to be a positive integer, got {delta_divisor!r}")
+    if delta is not None and not (isinstance(delta, (float, int)) and 0.0 <= delta < 1.0):
+        raise TBALInputError(f"expected delta in [0, 1), got {delta!r}")
     s = _check_scores(scores, "scores")
     n = s.shape[0]
     yhat = _check_labels(predicted, "predicted", n, k)
     ok = _check_correct(correct, n)
-    return _compute(s, yhat, ~ok, k, config, int(delta_divisor))
+    round_delta = config.delta / int(delta_divisor) if delta is None else float(delta)
+    return _compute(s, yhat, ~ok, k, config, round_delta)
 
 
 def auto_label_mask(scores: np.ndarray, predicted: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -296,14 +301,16 @@ def _compute(
     wrong: np.ndarray,
     k: int,
     config: ThresholdConfig,
-    divisor: int,
+    round_delta: float,
 ) -> ThresholdResult:
     thresholds = np.full(k, np.inf)
     per_class = config.bound == "paper" or config.guarantee == "per-class"
     if config.bound == "paper":
         delta = float("nan")
     else:
-        delta = config.delta / divisor / (k if config.guarantee == "per-class" else 1)
+        delta = round_delta / (k if config.guarantee == "per-class" else 1)
+        if delta <= 0.0:  # the round's share of δ is 0: it certifies nothing
+            return _summarise(thresholds, scores, predicted, wrong, k, config, 0.0, per_class)
 
     if per_class:
         order = np.argsort(predicted, kind="stable")

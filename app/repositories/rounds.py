@@ -174,3 +174,15 @@ def audit_counts(session: Session, round_id: int) -> tuple[int, int, int]:
     )
     sampled, answered, n_wrong = session.execute(stmt).one()
     return int(sampled), int(answered), int(n_wrong)
+
+
+def delta_spent(session: Session, project_id: int) -> float:
+    """Σ of the δ shares (``metrics["delta_round"]``) the project's succeeded rounds were tested at
+    (:mod:`tbal.plan` caps the next share by δ minus this)."""
+    stmt = select(Round.metrics).where(Round.project_id == project_id, Round.status == "succeeded")
+    total = 0.0
+    for metrics in session.scalars(stmt):
+        share = (metrics or {}).get("delta_round")
+        if share is not None:
+            total += float(share)
+    return total

@@ -21,6 +21,7 @@ from app.schemas.queue import QueueItem, QueuePage, SimulateResult
 from app.services.arrays import from_bytes, layout_of
 from app.services.labels import LabelValue, write_labels
 from app.services.project_config import build_config
+from tbal.plan import draw_initial_sets
 
 
 def ensure_sets_drawn(session: Session, project: Project) -> bool:
@@ -37,13 +38,8 @@ def ensure_sets_drawn(session: Session, project: Project) -> bool:
         session.refresh(project)
         return False
     config = build_config(project.settings)
-    rng = np.random.default_rng(project.seed)
-    order = rng.permutation(pool.size)
-    n_val = min(config.loop.validation_size, pool.size)
     have_train = items_repo.count_items(session, project.id, role="train")
-    n_seed = min(max(0, config.loop.seed_size - have_train), pool.size - n_val)
-    validation = np.sort(pool[order[:n_val]])
-    seed_set = np.sort(pool[order[n_val : n_val + n_seed]])
+    validation, seed_set = draw_initial_sets(pool, config, project.seed, training_labels=have_train)
     items_repo.set_role(session, validation, "validation", only_from="pool")
     items_repo.set_role(session, seed_set, "train", only_from="pool")
     labels_repo.add_queries(session, project.id, validation, "validation", None, now)

@@ -43,10 +43,10 @@ from app.repositories import labels as labels_repo
 from app.repositories import rounds as rounds_repo
 from app.services.arrays import Layout, from_bytes, layout_of, model_inputs, pixel_scale
 from app.services.project_config import runtime_config
-from app.services.rounds import queries_for_next_round
 from app.settings import Settings
 from tbal.config import ConfigError, TBALConfig
 from tbal.errors import TBALInputError
+from tbal.plan import RoundPlan, RunState, plan_round, uniform_sample
 
 if TYPE_CHECKING:
     from tbal.loop import RoundOutput
@@ -72,9 +72,6 @@ LABEL_REVIEW_MAX = 1000
 
 AUDIT_STREAM = 0xA0D17
 """Second word of the audit sample's seed (the first is the round's seed): its own random stream."""
-TOP_UP_STREAM = 0x70B07
-"""Second word of the validation top-up draw's seed (``validation_floor``): a stream of its own, so that
-rounds without a floor draw exactly what they drew before."""
 
 
 class RoundTimeLimit(Exception):
@@ -95,9 +92,7 @@ class LoadedRound:
     layout: Layout
     config: TBALConfig
     round_index: int
-    rounds_total: int
-    seed: int
-    n_queries: int
+    plan: RoundPlan
     n_items: int
     input_scale: float | None
     train_ids: np.ndarray
@@ -114,6 +109,8 @@ class LoadedRound:
     """(n_v, K) the validation labels as distributions (one-hot where hard), when any label is soft."""
     val_soft: int = 0
     """Validation labels given as a distribution."""
+    validation_pending: int = 0
+    """Validation items queued for humans, not labeled yet (they count towards the floor)."""
     label_review_fraction: float = LABEL_REVIEW_FRACTION
 
 
@@ -167,14 +164,12 @@ def _run_claimed(
             y_val=loaded.y_val,
             X_pool=loaded.X_pool,
             num_classes=len(loaded.classes),
-            n_queries=loaded.n_queries,
-            round_index=loaded.round_index,
-            rounds_total=loaded.rounds_total,
+            plan=loaded.plan,
+            validation_pending=loaded.validation_pending,
             human_val=loaded.val_human,
             record_aum=True,
         ),
         loaded.config,
-        seed=loaded.seed,
         progress=tracker.report,
     )
     tracker.report("write", 0.0)
@@ -248,9 +243,18 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
         scale = pixel_scale(
             layout, train_raw, val_raw, pool_raw, configured=project.settings.get("pixel_scale")
         )
-        n_queries = queries_for_next_round(session, project)
+        plan = plan_round(
+            RunState(
+                round_index=round_.index,
+                training_labels=items_repo.count_items(session, project.id, role="train"),
+                validation_top_ups=labels_repo.count_validation_top_ups(session, project.id),
+                delta_spent=rounds_repo.delta_spent(session, project.id),
+            ),
+            config,
+            run_seed=project.seed,
+        )
         n_items = items_repo.count_items(session, project.id)
-        seed = int(np.random.SeedSequence([project.seed, round_.index]).generate_state(1)[0])
+        pending = items_repo.count_items(session, project.id, role="validation") - n_val
         loaded = LoadedRound(
             project_id=project.id,
             project_name=project.name,
@@ -258,9 +262,7 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
             layout=layout,
             config=config,
             round_index=round_.index,
-            rounds_total=max(config.loop.planned_rounds, round_.index + 1),
-            seed=seed,
-            n_queries=n_queries,
+            plan=plan,
             n_items=n_items,
             train_ids=train_ids,
             input_scale=scale,
@@ -277,6 +279,7 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
             label_review_fraction=_setting_or(
                 project.settings, "label_review_fraction", LABEL_REVIEW_FRACTION
             ),
+            validation_pending=pending,
         )
         session.commit()
     return loaded
@@ -331,10 +334,17 @@ def write_results(
         )
         removed_ids = loaded.val_ids[np.asarray(output.val_removed, dtype=bool)]
         removed = items_repo.set_role(session, removed_ids, "removed", only_from="validation")
-        plan = _plan_queries(session, loaded, output)
-        queried = labels_repo.add_round_queries(session, loaded.project_id, round_id, plan.training, now)
+        validation_left = items_repo.count_items(session, loaded.project_id, role="validation")
+        queried = labels_repo.add_round_queries(
+            session, loaded.project_id, round_id, loaded.pool_ids[output.query_index], now
+        )
         topped_up = labels_repo.add_round_queries(
-            session, loaded.project_id, round_id, plan.top_up, now, purpose="validation"
+            session,
+            loaded.project_id,
+            round_id,
+            loaded.pool_ids[output.top_up_index],
+            now,
+            purpose="validation",
         )
         audited = _sample_audit(session, round_id, loaded, loaded.pool_ids[auto], now)
         timings = {**timings, **{k: float(v) for k, v in output.timings.items()}}
@@ -342,7 +352,7 @@ def write_results(
             session, round_id, loaded, output, inserted=inserted, removed=removed, queried=queried
         )
         metrics["audit_sampled"] = audited
-        metrics["validation_left"] = plan.validation_left
+        metrics["validation_left"] = validation_left
         metrics["validation_queued"] = topped_up
         timings["write"] = time.perf_counter() - start
         metrics["timings"] = {k: round(v, 4) for k, v in timings.items()}
@@ -365,48 +375,6 @@ def write_results(
         session.commit()
 
 
-@dataclass(frozen=True)
-class QueryPlan:
-    """The human queries a round queues: item ids, and the validation items its removals left."""
-
-    training: np.ndarray
-    top_up: np.ndarray
-    validation_left: int
-
-
-def _plan_queries(session: Session, loaded: LoadedRound, output: RoundOutput) -> QueryPlan:
-    """Split the round's ``n_queries`` between training queries and validation top-ups
-    (``loop.validation_floor``, as :func:`tbal.loop.run_tbal` does).
-
-    Why: validation points inside auto-labeled regions were just removed (called after the removals), so
-    after a large round too few may be left to certify anything in later rounds. When fewer than the floor
-    are left, counting those still awaiting their human label (they are the next round's validation
-    points once answered, and counting them keeps a top-up from being bought twice), the shortfall, at
-    most ``n_queries`` (one batch, within the budget left; fewer if the pool left is smaller), is drawn
-    uniformly at random, seeded by the round, from the pool left after this round: not auto-labeled and
-    not among the training queries kept, which are the best-ranked ``n_queries`` − shortfall of the
-    library's choice. Such a draw has the distribution of the pool the next round auto-labels and is
-    never trained on, so it is a valid validation point. Floor 0: no top-up, the training queries as
-    before.
-    """
-    ranked = loaded.pool_ids[np.asarray(output.query_index, dtype=np.int64)]  # most informative first
-    left = items_repo.count_items(session, loaded.project_id, role="validation")
-    wanted = min(max(0, loaded.config.loop.validation_floor - left), loaded.n_queries)
-    training = ranked[: max(0, loaded.n_queries - wanted)]
-    if wanted == 0:
-        return QueryPlan(training=training, top_up=np.empty(0, dtype=np.int64), validation_left=left)
-    candidates = np.setdiff1d(loaded.pool_ids[~np.asarray(output.auto_mask, dtype=bool)], training)
-    top_up = _uniform_sample(candidates, wanted, loaded.seed, TOP_UP_STREAM)
-    return QueryPlan(training=training, top_up=top_up, validation_left=left)
-
-
-def _uniform_sample(ids: np.ndarray, k: int, seed: int, stream: int) -> np.ndarray:
-    """min(k, len(ids)) of ``ids`` drawn uniformly without replacement from the random stream
-    (``seed``, ``stream``), sorted."""
-    rng = np.random.default_rng([seed, stream])
-    return np.sort(rng.choice(ids, size=min(k, int(ids.size)), replace=False))
-
-
 def _sample_audit(
     session: Session, round_id: int, loaded: LoadedRound, auto_ids: np.ndarray, now: datetime
 ) -> int:
@@ -417,7 +385,7 @@ def _sample_audit(
     k = min(loaded.audit_size, int(auto_ids.size))
     if k <= 0:
         return 0
-    sample = _uniform_sample(auto_ids, k, loaded.seed, AUDIT_STREAM)
+    sample = uniform_sample(auto_ids, k, loaded.plan.seed, AUDIT_STREAM)
     items_repo.set_role(session, sample, "audit", only_from="pool")
     labels_repo.add_queries(session, loaded.project_id, sample, "audit", round_id, now)
     return k
@@ -473,8 +441,10 @@ def _metrics(
         "delta": cfg.thresholds.delta,
         "bound": cfg.thresholds.bound,
         "guarantee": cfg.thresholds.guarantee,
-        "rounds_total": loaded.rounds_total,
-        "seed": loaded.seed,
+        "rounds_total": loaded.config.loop.planned_rounds,
+        "delta_round": loaded.plan.delta,
+        "delta_schedule": cfg.thresholds.delta_schedule,
+        "seed": loaded.plan.seed,
         "input_scale": loaded.input_scale,
         "true_error": {
             "round": wrong_round / known_round if known_round else None,
@@ -538,18 +508,15 @@ def _label_review(loaded: LoadedRound, output: RoundOutput) -> dict[str, Any] | 
 def _reliability(loaded: LoadedRound, output: RoundOutput, n_bins: int = 10) -> dict[str, Any] | None:
     """Reliability diagram of the confidence function on D_th (the human-labeled points that set the
     thresholds), for the dashboard: per equal-width bin, points, mean confidence and accuracy
-    (:func:`tbal.metrics.reliability_diagram`), and the ECE. The D_th scores are recomputed (one forward
-    pass over D_th). None when there is no D_th or the scores are not in [0, 1]."""
-    from tbal.loop import score_points
+    (:func:`tbal.metrics.reliability_diagram`), and the ECE, from the D_th scores the round computed.
+    None when there is no D_th or the scores are not in [0, 1]."""
     from tbal.metrics import expected_calibration_error, reliability_diagram
 
     th = np.asarray(output.th_index, dtype=np.int64)
     if th.size == 0:
         return None
-    predicted, scores, _ = score_points(
-        output.model, output.confidence, output.thresholds.thresholds, loaded.X_val[th]
-    )
-    correct = np.asarray(predicted) == loaded.y_val[th]
+    scores = output.th_scores
+    correct = np.asarray(output.th_predicted) == loaded.y_val[th]
     try:
         edges, accuracy, confidence, counts = reliability_diagram(scores, correct, n_bins)
     except TBALInputError:

@@ -23,6 +23,7 @@ from app.repositories import rounds as rounds_repo
 from app.services.dispatch import Dispatcher
 from app.services.project_config import build_config, min_validation_labels
 from app.services.queue import ensure_sets_drawn
+from tbal.plan import RunState, plan_round
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +37,15 @@ def budget_used(session: Session, project_id: int) -> int:
 
 
 def queries_for_next_round(session: Session, project: Project) -> int:
-    """How many human queries the next round may send: min(batch, budget left). A round with a
-    ``validation_floor`` may spend part of them on validation top-ups (see
-    :func:`app.services.round_runner.write_results`); the rest are training queries."""
-    config = build_config(project.settings)
-    return max(0, min(config.loop.batch_size, config.loop.label_budget - budget_used(session, project.id)))
+    """How many human queries the next round may send: the round plan's query budget (min(batch, budget
+    left), :func:`tbal.plan.plan_round`). A round with a ``validation_floor`` may spend part of them on
+    validation top-ups; the rest are training queries."""
+    state = RunState(
+        round_index=rounds_repo.next_index(session, project.id),
+        training_labels=items_repo.count_items(session, project.id, role="train"),
+        validation_top_ups=labels_repo.count_validation_top_ups(session, project.id),
+    )
+    return plan_round(state, build_config(project.settings), run_seed=project.seed).query_budget
 
 
 def start_round(session: Session, project: Project, dispatcher: Dispatcher) -> Round:

@@ -190,10 +190,9 @@ def test_a_round_taken_over_from_a_dead_worker_writes_once(
             loaded.y_val,
             loaded.X_pool,
             3,
-            loaded.n_queries,
+            plan=loaded.plan,
         ),
         loaded.config,
-        seed=loaded.seed,
     )
     with session_factory() as session:  # the slow worker's heartbeat goes stale
         session.execute(
@@ -241,10 +240,9 @@ def test_an_auto_label_never_overwrites_a_human_label(
             loaded.y_val,
             loaded.X_pool,
             3,
-            loaded.n_queries,
+            plan=loaded.plan,
         ),
         loaded.config,
-        seed=loaded.seed,
     )
     auto_ids = loaded.pool_ids[output.auto_mask]
     assert auto_ids.size > 2

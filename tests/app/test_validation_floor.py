@@ -4,7 +4,6 @@ training queries, paid from ``label_budget`` (as ``loop.validation_floor`` in :f
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import AutoLabel, Item, LabelQuery
-from app.services import round_runner
 from app.services.round_runner import load_round
 from app.settings import Settings
 from tests.app.conftest import Api, blobs, count_rows
@@ -97,7 +95,7 @@ def test_a_depleted_validation_set_is_topped_up_from_the_pool(
     assert validation <= set(loaded.val_ids.tolist()) and not validation & set(loaded.train_ids.tolist())
     assert training <= set(loaded.train_ids.tolist())
     assert loaded.val_ids.size == FLOOR  # every validation item was labeled: the left ones and the top-ups
-    assert loaded.n_queries == BATCH  # 140 - 40 - 50 left
+    assert loaded.plan.query_budget == BATCH  # 140 - 40 - 50 left
 
     second = api.run_round(pid)
     assert second["metrics"]["validation_labels"] == loaded.val_ids.size
@@ -158,42 +156,3 @@ def test_bad_validation_floor_is_422_and_writes_nothing(
     assert patched.status_code == 422 and patched.json()["detail"]["field"] == "settings.validation_floor"
     kept = api.get(f"/api/v1/projects/{project['id']}").json()
     assert kept["settings"]["validation_floor"] == 5 and kept["config"]["loop"]["validation_floor"] == 5
-
-
-def test_the_top_up_is_a_uniform_draw_from_the_pool_left(monkeypatch: pytest.MonkeyPatch) -> None:
-    """:func:`round_runner._plan_queries` on a pool of 60 items, 20 of them auto-labeled: the training
-    queries are the best-ranked prefix of the library's choice, and over 2000 round seeds each of the 34
-    items left (neither auto-labeled nor a training query) is drawn as often as the others: Pearson
-    chi-square test of the inclusion counts at a false-failure rate of 1e-3 (conservative: draws without
-    replacement vary less than a multinomial; the seeds are fixed, so the outcome is too)."""
-    from scipy.stats import chi2
-
-    pool_ids = np.arange(100, 160, dtype=np.int64)
-    auto = np.zeros(60, dtype=bool)
-    auto[::3] = True  # 20 auto-labeled
-    ranked = np.flatnonzero(~auto)[::-1][:10]  # the library's 10 queries, best first
-    output = SimpleNamespace(query_index=ranked, auto_mask=auto)
-    monkeypatch.setattr(round_runner.items_repo, "count_items", lambda *a, **kw: 3)  # 3 validation left
-    counts = np.zeros(60, dtype=np.int64)
-    seeds = 2000
-
-    def plan_of(seed: int, floor: int) -> Any:
-        loop = SimpleNamespace(validation_floor=floor)
-        loaded = SimpleNamespace(
-            pool_ids=pool_ids, n_queries=10, seed=seed, project_id=1, config=SimpleNamespace(loop=loop)
-        )
-        return round_runner._plan_queries(None, loaded, output)  # the session is only for count_items
-
-    for seed in range(seeds):
-        plan = plan_of(seed, floor=7)
-        assert plan.validation_left == 3 and plan.top_up.size == 4  # the shortfall: 7 − 3
-        assert plan.training.tolist() == pool_ids[ranked[:6]].tolist()  # 10 − 4 best-ranked
-        counts[plan.top_up - 100] += 1
-    left = np.setdiff1d(np.flatnonzero(~auto), ranked[:6])
-    assert counts.sum() == 4 * seeds and counts[left].sum() == 4 * seeds  # never auto-labeled or training
-    expected = 4 * seeds / left.size
-    statistic = float(((counts[left] - expected) ** 2 / expected).sum())
-    assert statistic < chi2.ppf(1 - 1e-3, df=left.size - 1), counts[left]
-
-    plan = plan_of(0, floor=0)
-    assert plan.top_up.size == 0 and plan.training.tolist() == pool_ids[ranked].tolist()

@@ -1,0 +1,196 @@
+"""The round plan: the one place where the loop's policy is written, used by :func:`tbal.loop.run_tbal`
+and by the service's round (``app/rounds``) alike.
+
+A round's plan says
+
+- its **seed** (:func:`round_seed`: the run's seed and the round's index mixed by ``SeedSequence``);
+- its **share of δ**, δ_k, from a schedule whose shares sum to at most δ for *any* number of rounds
+  (:func:`delta_share`), capped by what earlier rounds left unspent, so that a project that changes its
+  budget mid-way, or runs past its planned rounds, still holds "with probability ≥ 1 − δ, every round's
+  auto-labels have true error ≤ ε" (a union bound over the rounds: Σ_k δ_k ≤ δ);
+- its **query budget**: how many human labels it may queue for the next round (one batch, within
+  N_t = ``label_budget``, which counts the seed, the training queries and the validation top-ups);
+- how that budget splits, once the round knows how many validation points its removals left
+  (:meth:`RoundPlan.split_queries`): the top-up that brings the validation set back to the floor (drawn
+  uniformly from the pool left, :func:`draw_top_up`), and training queries for the rest.
+
+δ schedules (``thresholds.delta_schedule``), over the planned rounds P (``loop.planned_rounds``) and a
+reserve ``thresholds.delta_tail`` τ for rounds past them:
+
+- ``uniform``: δ_k = (1 − τ)·δ / P for k < P — the papers' split, every round tested alike;
+- ``final``: the last planned round (the one that runs when the budget is spent, with the best classifier
+  and the most labels) gets the share ``thresholds.delta_final_share`` f of (1 − τ)·δ, the others share
+  the rest equally. Why: a Clopper–Pearson certificate with no mistake needs n ≥ ln δ_k / ln(1 − ε) points
+  of D_th inside the auto-labeled region (126 at δ_k = δ/32, 72 at δ/2), and validation points in certified
+  regions are removed, so every certificate uses up validation points that later rounds need. Fewer, larger
+  certificates at a larger δ_k reach further (BENCHMARKS.md, "δ spending").
+- past the horizon, round P − 1 + j (j ≥ 1) gets τ·δ·2^(−j): Σ_k δ_k = (1 − τ)·δ + τ·δ·(1 − 2^(−J)) < δ.
+
+With ``thresholds.split_delta_over_rounds`` false every round is tested at δ (a per-round guarantee
+only, as before; not valid over a run).
+
+The plan is pure: a function of a :class:`RunState` (counts the caller reads from memory or from the
+database) and the configuration; it never draws the training queries (the round ranks them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tbal.config import TBALConfig
+from tbal.errors import TBALInputError
+
+TOP_UP_STREAM = 0x70B07
+"""Second word of the validation top-up draw's seed (the first is the round's seed): a stream of its own,
+so that runs without a floor draw exactly what they drew before."""
+
+
+_ROUNDING_MARGIN = 1.0 - 1e-9
+"""The schedule spends δ·(1 − 1e-9): floating-point sums of the shares then stay ≤ δ."""
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the plan needs to know of a run before a round.
+
+    round_index: the round's index k (0 for the first round).
+    training_labels: human training items so far (labeled or queued), the seed included.
+    validation_top_ups: validation labels bought from N_t so far (``loop.validation_floor``).
+    delta_spent: Σ of the δ shares earlier rounds were tested at.
+    """
+
+    round_index: int
+    training_labels: int
+    validation_top_ups: int = 0
+    delta_spent: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("round_index", "training_labels", "validation_top_ups"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise TBALInputError(f"expected {name} to be an integer ≥ 0, got {value!r}")
+        if not (0.0 <= float(self.delta_spent) <= 1.0):
+            raise TBALInputError(f"expected delta_spent in [0, 1], got {self.delta_spent!r}")
+
+
+@dataclass(frozen=True)
+class QuerySplit:
+    """How a round's query budget is spent: training queries and validation top-ups."""
+
+    training: int
+    top_up: int
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """What one round may spend (see the module docstring).
+
+    seed: the round's seed (the confidence split, the queries, the top-up draw).
+    delta: δ_k, the δ this round's thresholds are certified at (0: the round certifies nothing).
+    query_budget: human labels the round may queue for the next round (training + top-up).
+    validation_floor: the fewest validation points (labeled or queued) the round should leave.
+    """
+
+    round_index: int
+    seed: int
+    delta: float
+    query_budget: int
+    validation_floor: int = 0
+
+    def split_queries(self, validation_left: int, pool_left: int) -> QuerySplit:
+        """Split the query budget once the round knows ``validation_left`` (validation points, labeled
+        or queued, after its removals) and ``pool_left`` (pool points neither auto-labeled nor queried).
+
+        The top-up is the shortfall below the floor, at most the budget and the pool; the rest of the
+        budget goes to training queries (never more than the pool holds)."""
+        if validation_left < 0 or pool_left < 0:
+            raise TBALInputError(
+                f"expected validation_left and pool_left ≥ 0, got {validation_left} and {pool_left}"
+            )
+        top_up = min(max(0, self.validation_floor - validation_left), self.query_budget, pool_left)
+        training = min(self.query_budget - top_up, pool_left - top_up)
+        return QuerySplit(training=training, top_up=top_up)
+
+
+def plan_round(state: RunState, config: TBALConfig, *, run_seed: int) -> RoundPlan:
+    """The plan of round ``state.round_index`` of a run seeded ``run_seed``.
+
+    query_budget = min(batch, N_t − training labels − top-ups so far), 0 once the budget is spent;
+    delta = min(δ_k of the schedule, δ − delta_spent) (0 for the paper rule, which has no δ).
+    """
+    loop = config.loop
+    budget_left = loop.label_budget - state.training_labels - state.validation_top_ups
+    return RoundPlan(
+        round_index=int(state.round_index),
+        seed=round_seed(run_seed, int(state.round_index)),
+        delta=_capped_share(state, config),
+        query_budget=max(0, min(loop.batch_size, budget_left)),
+        validation_floor=loop.validation_floor,
+    )
+
+
+def delta_share(round_index: int, config: TBALConfig) -> float:
+    """δ_k of the schedule (see the module docstring); Σ_k δ_k ≤ δ for any number of rounds."""
+    if round_index < 0:
+        raise TBALInputError(f"expected round_index ≥ 0, got {round_index}")
+    th = config.thresholds
+    if not th.split_delta_over_rounds:
+        return th.delta
+    horizon = config.loop.planned_rounds
+    delta = th.delta * _ROUNDING_MARGIN
+    inside = (1.0 - th.delta_tail) * delta
+    if round_index >= horizon:
+        return th.delta_tail * delta * 2.0 ** -(round_index - horizon + 1)
+    if th.delta_schedule == "uniform" or horizon == 1:
+        return inside / horizon
+    if round_index == horizon - 1:
+        return inside * th.delta_final_share
+    return inside * (1.0 - th.delta_final_share) / (horizon - 1)
+
+
+def _capped_share(state: RunState, config: TBALConfig) -> float:
+    if config.thresholds.bound == "paper":
+        return 0.0
+    share = delta_share(int(state.round_index), config)
+    if not config.thresholds.split_delta_over_rounds:
+        return share
+    return max(0.0, min(share, config.thresholds.delta - float(state.delta_spent)))
+
+
+def round_seed(run_seed: int, round_index: int) -> int:
+    """Independent, reproducible seed per round (``SeedSequence`` mixing, not seed + i)."""
+    return int(np.random.SeedSequence([run_seed, round_index]).generate_state(1)[0])
+
+
+def draw_initial_sets(
+    ids: np.ndarray, config: TBALConfig, run_seed: int, *, training_labels: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The validation set (N_v) and the seed training set drawn uniformly from ``ids`` (the pool, sorted),
+    as the papers do it: one permutation seeded by the run; (validation ids, seed ids), each sorted.
+    ``training_labels`` the user already gave count towards the seed. Fewer than asked when ``ids`` is
+    short (validation first)."""
+    loop = config.loop
+    order = np.random.default_rng(run_seed).permutation(ids.size)
+    n_val = min(loop.validation_size, ids.size)
+    n_seed = min(max(0, loop.seed_size - training_labels), ids.size - n_val)
+    return np.sort(ids[order[:n_val]]), np.sort(ids[order[n_val : n_val + n_seed]])
+
+
+def draw_top_up(candidates: np.ndarray, n: int, plan: RoundPlan) -> np.ndarray:
+    """``n`` of ``candidates`` (the pool left after the round: not auto-labeled, not queried; sorted)
+    drawn uniformly without replacement from the plan's top-up stream, sorted. Such points have the
+    distribution of the pool the next round auto-labels and were never trained on: valid validation
+    points."""
+    return uniform_sample(candidates, n, plan.seed, TOP_UP_STREAM)
+
+
+def uniform_sample(ids: np.ndarray, k: int, seed: int, stream: int) -> np.ndarray:
+    """min(k, len(ids)) of ``ids`` drawn uniformly without replacement from the random stream
+    (``seed``, ``stream``), sorted."""
+    k = min(int(k), int(ids.size))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng([seed, stream])
+    return np.sort(rng.choice(ids, size=k, replace=False)).astype(np.int64)

@@ -1,0 +1,114 @@
+"""The round plan (tbal.plan): the δ schedule sums to at most δ for any number of rounds, the query
+budget and its split, and the seeded draws."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tbal.config import preset, with_overrides
+from tbal.errors import TBALInputError
+from tbal.plan import RoundPlan, RunState, delta_share, draw_initial_sets, plan_round, round_seed
+
+
+@pytest.mark.parametrize("schedule", ["uniform", "final"])
+@pytest.mark.parametrize("name", ["mnist-paper", "text-paper", "cifar10-paper"])
+def test_delta_shares_sum_to_at_most_delta_over_1000_rounds(name: str, schedule: str) -> None:
+    config = with_overrides(preset(name), {"thresholds.delta_schedule": schedule})
+    shares = [delta_share(k, config) for k in range(1000)]
+    assert all(s >= 0 for s in shares)
+    assert math.fsum(shares) <= config.thresholds.delta
+    horizon = config.loop.planned_rounds
+    # inside the horizon, everything but the tail's reserve is spent
+    inside = math.fsum(shares[:horizon])
+    assert inside == pytest.approx((1 - config.thresholds.delta_tail) * config.thresholds.delta, rel=1e-8)
+    # past the horizon, every round still gets a positive share (it can still certify)
+    assert all(s > 0 for s in shares[horizon : horizon + 30])
+
+
+def test_final_schedule_gives_the_last_planned_round_its_share() -> None:
+    config = with_overrides(
+        preset("mnist-paper"), {"thresholds.delta_schedule": "final", "thresholds.delta_final_share": 0.6}
+    )
+    horizon = config.loop.planned_rounds
+    assert delta_share(horizon - 1, config) == pytest.approx(0.9 * 0.05 * 0.6)
+    assert delta_share(0, config) == pytest.approx(0.9 * 0.05 * 0.4 / (horizon - 1))
+
+
+def test_plan_caps_delta_by_what_is_left_even_when_the_budget_changes() -> None:
+    """A project whose planned rounds change mid-way (a larger label budget) never spends more than δ:
+    the plan caps each share at δ − spent."""
+    small = preset("mnist-paper")
+    large = with_overrides(small, {"loop.label_budget": 5000})
+    spent = 0.0
+    for k in range(1000):
+        config = small if k < 10 else large  # the budget grew after round 10
+        plan = plan_round(RunState(k, 200, 0, spent), config, run_seed=3)
+        spent += plan.delta
+    assert spent <= small.thresholds.delta + 1e-15
+
+
+def test_paper_rule_spends_no_delta() -> None:
+    config = with_overrides(preset("mnist-paper"), {"thresholds.bound": "paper"})
+    assert plan_round(RunState(0, 200), config, run_seed=0).delta == 0.0
+
+
+def test_query_budget_is_one_batch_within_the_label_budget() -> None:
+    config = preset("mnist-paper")  # N_t 500, batch 20
+    assert plan_round(RunState(0, 200), config, run_seed=0).query_budget == 20
+    assert plan_round(RunState(14, 490), config, run_seed=0).query_budget == 10
+    assert plan_round(RunState(15, 480, validation_top_ups=20), config, run_seed=0).query_budget == 0
+
+
+def test_split_tops_up_to_the_floor_then_queries_training_points() -> None:
+    plan = RoundPlan(round_index=1, seed=1, delta=0.01, query_budget=20, validation_floor=100)
+    assert plan.split_queries(validation_left=90, pool_left=1000) == plan.split_queries(90, 1000)
+    split = plan.split_queries(validation_left=90, pool_left=1000)
+    assert (split.training, split.top_up) == (10, 10)
+    assert plan.split_queries(validation_left=10, pool_left=1000).top_up == 20
+    assert plan.split_queries(validation_left=500, pool_left=1000).training == 20
+    assert plan.split_queries(validation_left=10, pool_left=5).top_up == 5
+    with pytest.raises(TBALInputError):
+        plan.split_queries(validation_left=-1, pool_left=5)
+
+
+def test_initial_sets_are_disjoint_seeded_and_sorted() -> None:
+    config = preset("mnist-paper")
+    ids = np.arange(1000, 3000)
+    val, seed_set = draw_initial_sets(ids, config, 5)
+    assert val.size == 500 and seed_set.size == 200
+    assert np.intersect1d(val, seed_set).size == 0
+    assert np.all(np.diff(val) > 0) and np.all(np.diff(seed_set) > 0)
+    again = draw_initial_sets(ids, config, 5)
+    assert np.array_equal(val, again[0]) and np.array_equal(seed_set, again[1])
+    assert round_seed(5, 0) != round_seed(5, 1)
+
+
+def test_the_top_up_is_a_uniform_draw_from_the_pool_left() -> None:
+    """A round's split and top-up draw (the service and ``run_tbal`` both call them) on a pool of 60
+    candidates of which 6 are training queries: over 2000 round seeds each of the 54 others is drawn
+    as often as the others: Pearson chi-square test of the inclusion counts at a false-failure rate of
+    1e-3 (conservative: draws without replacement vary less than a multinomial; the seeds are fixed, so
+    the outcome is too)."""
+    from scipy.stats import chi2
+
+    from tbal.plan import draw_top_up
+
+    candidates = np.arange(100, 160, dtype=np.int64)
+    training = candidates[[3, 9, 17, 30, 41, 55]]
+    left = np.setdiff1d(candidates, training)
+    counts = np.zeros(60, dtype=np.int64)
+    seeds = 2000
+    for seed in range(seeds):
+        plan = RoundPlan(round_index=1, seed=seed, delta=0.01, query_budget=10, validation_floor=7)
+        split = plan.split_queries(validation_left=3, pool_left=60)
+        assert (split.top_up, split.training) == (4, 6)  # the shortfall 7 − 3, the rest training
+        drawn = draw_top_up(left, split.top_up, plan)
+        assert drawn.size == 4 and np.all(np.diff(drawn) > 0)
+        counts[drawn - 100] += 1
+    assert counts[training - 100].sum() == 0
+    expected = 4 * seeds / left.size
+    statistic = float(((counts[left - 100] - expected) ** 2 / expected).sum())
+    assert statistic < chi2.ppf(1 - 1e-3, df=left.size - 1), counts
