@@ -63,8 +63,16 @@ class Unavailable(DomainError):
     status = 503
 
 
+RETRY_AFTER_S = 5
+"""Every 503 says when to try again (``Retry-After``, seconds)."""
+
+
 def error_response(status: int, field: str, reason: str, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
     return JSONResponse({"detail": {"field": field, "reason": reason, **extra}}, status, headers=headers)
 
 
@@ -77,10 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field_name(err.get("loc", ())), "reason": str(err.get("msg", "invalid"))}
-            for err in exc.errors()
-        ]
+        errors = [_validation_item(err, exc.body) for err in exc.errors()]
         first = errors[0] if errors else {"field": "body", "reason": "invalid request"}
         return error_response(422, first["field"], first["reason"], errors=errors)
 
@@ -103,9 +108,32 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _unavailable(reason: str) -> JSONResponse:
-    response = error_response(503, "database", reason)
-    response.headers["Retry-After"] = "5"
-    return response
+    return error_response(503, "database", reason)
+
+
+def _validation_item(err: Any, body: Any) -> dict[str, str]:
+    """One validation error as ``{"field", "reason"}``; malformed JSON says where (the framework gives
+    its character offset as the location)."""
+    if err.get("type") == "json_invalid":
+        loc = err.get("loc", ())
+        position = loc[-1] if loc and isinstance(loc[-1], int) else None
+        why = str((err.get("ctx") or {}).get("error", "JSON decode error"))
+        return {"field": "body", "reason": f"malformed JSON: {why}{_where(body, position)}"}
+    return {"field": _field_name(err.get("loc", ())), "reason": str(err.get("msg", "invalid"))}
+
+
+def _where(document: Any, position: int | None) -> str:
+    """`` at line L, column C (character N)`` of ``document`` (a str or bytes), or "" without a position."""
+    if position is None:
+        return ""
+    if isinstance(document, bytes | bytearray):
+        document = document.decode("utf-8", errors="replace")
+    if not isinstance(document, str):
+        return f" at character {position}"
+    before = document[:position]
+    line = before.count("\n") + 1
+    column = position - (before.rfind("\n") + 1) + 1
+    return f" at line {line}, column {column} (character {position})"
 
 
 def _field_name(loc: Any) -> str:

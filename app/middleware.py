@@ -16,9 +16,25 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body larger than {limit} bytes")
 
 
+STREAMED_MEDIA_TYPES = frozenset({"application/octet-stream", "multipart/form-data"})
+"""Bodies that the upload endpoint streams to a file; every other body is held in memory."""
+
+
+def media_type(content_type: bytes | None) -> str:
+    """``b"Application/JSON; charset=utf-8"`` -> ``"application/json"``: the type and subtype, lower
+    case, without parameters, as the framework reads them (RFC 9110: media types are case-insensitive)."""
+    if not content_type:
+        return ""
+    return content_type.decode("latin-1").split(";", 1)[0].strip().lower()
+
+
 class BodySizeLimit:
     """413 when Content-Length is over the limit (nothing read), or as soon as a streamed body passes it.
-    JSON bodies (parsed in memory) have their own, smaller limit."""
+
+    Only the media types the upload endpoint streams to disk (:data:`STREAMED_MEDIA_TYPES`) may reach
+    ``max_bytes``; every other body (JSON, which is parsed in memory, but also text, forms or no
+    Content-Type at all, which the framework reads whole before refusing) is bounded by the smaller
+    ``max_json_bytes``."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, max_json_bytes: int) -> None:
         self.app = app
@@ -30,8 +46,8 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        is_json = headers.get(b"content-type", b"").split(b";")[0].strip().endswith(b"json")
-        limit = self.max_json_bytes if is_json else self.max_bytes
+        streamed = media_type(headers.get(b"content-type")) in STREAMED_MEDIA_TYPES
+        limit = self.max_bytes if streamed else self.max_json_bytes
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             await _reject(send, limit)

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     """Largest request body (binary uploads); larger ones get 413 before they are read whole."""
     max_json_bytes: int = Field(default=64 * 1024**2, ge=1024)
     """Largest JSON body (JSON batches are parsed in memory: use the binary upload for big batches)."""
+    max_inflated_bytes: int = Field(default=1024**3, ge=1024)
+    """Most bytes the compressed members of one uploaded .npz may inflate to (they are read into memory;
+    uncompressed .npz members and .npy files are memory-mapped and bounded by max_request_bytes)."""
     max_batch_items: int = Field(default=10_000, ge=1)
     """Most items (or labels) in one JSON request."""
     ingest_chunk_rows: int = Field(default=5_000, ge=1)

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from app.api.deps import ProjectDep, SessionDep, StateDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
+from app.errors import Invalid
 from app.repositories import auto_labels as repo
 from app.schemas.auto_labels import AutoLabelPage, AutoLabelRead
 from app.services.classes import class_index
@@ -17,7 +18,9 @@ from app.services.exports import MEDIA_TYPES, ExportFormat, export_records, rend
 router = APIRouter(prefix="/projects/{project_id}", tags=["auto-labels"])
 
 ClassFilter = Annotated[str | None, Query(alias="class", description="a class name or index")]
-Confidence = Annotated[float | None, Query(ge=0.0, le=1e9)]
+Confidence = Annotated[
+    float | None, Query(ge=0.0, le=1.0, description="confidence scores are probabilities, in [0, 1]")
+]
 
 
 @router.get("/auto-labels")
@@ -32,6 +35,8 @@ def list_auto_labels(
     min_confidence: Confidence = None,
     max_confidence: Confidence = None,
 ) -> AutoLabelPage:
+    if min_confidence is not None and max_confidence is not None and min_confidence > max_confidence:
+        raise Invalid("min_confidence", f"min_confidence {min_confidence} > max_confidence {max_confidence}")
     label = None
     if class_ is not None:
         label = class_index(project.classes, int(class_) if class_.isdigit() else class_, "class")

@@ -54,6 +54,7 @@ async def upload_items(
             path,
             id_prefix=id_prefix,
             chunk_rows=settings.ingest_chunk_rows,
+            max_inflated_bytes=settings.max_inflated_bytes,
         )
     finally:
         path.unlink(missing_ok=True)

@@ -6,27 +6,17 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import CallerDep, StateDep
-from app.errors import Unavailable
 from app.services.api_keys import check_admin
+from app.services.health import check_health
 
 router = APIRouter(tags=["system"])
 
 
 @router.get("/health")
 def health(*, state: StateDep) -> dict[str, str]:
-    """200 when the database answers; 503 with the reason otherwise."""
-    try:
-        connection = state.engine.raw_connection()  # no transaction: never waits behind SQLite's writer
-        try:
-            cursor = connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-        finally:
-            connection.close()
-    except Exception as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:300]
-        raise Unavailable("database", f"database unreachable: {reason}") from exc
-    return {"status": "ok", "database": "ok", "dispatcher": state.dispatcher.name}
+    """200 when the database answers and the broker (if any) accepts a connection; 503 naming what is
+    down (``field``: database or broker) with ``Retry-After``, never its address."""
+    return check_health(state.engine, state.dispatcher)
 
 
 @router.get("/metrics", response_class=Response)

@@ -7,14 +7,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.items import NO_NUL
+from app.schemas.text import Name
 
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # NO_NUL: PostgreSQL text cannot hold NUL; without it such a name was a 500 (found by `make soak`)
-    name: str = Field(min_length=1, max_length=128, pattern=NO_NUL, description="who or what uses the key")
+    # Name: no NUL (PostgreSQL text cannot hold one; without it such a name was a 500, found by `make soak`)
+    name: Name = Field(description="who or what uses the key")
     admin: bool = Field(default=False, description="every project, and managing keys")
     projects: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(
         default_factory=list, max_length=10_000, description="ids of the projects a non-admin key may use"

@@ -7,10 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ClassRef = int | str
-"""A class given by its index (0..K-1) or its name."""
-NO_NUL = r"^[^\x00]*$"
-"""Text without NUL characters (PostgreSQL text cannot hold them)."""
+from app.schemas.text import ClassRef, ExternalId
 
 
 class ItemCreate(BaseModel):
@@ -19,7 +16,7 @@ class ItemCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str = Field(min_length=1, max_length=255, pattern=NO_NUL)
+    external_id: ExternalId
     features: list[float] | None = None
     image: list[Any] | None = None
     ground_truth: ClassRef | None = None

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas.items import NO_NUL, ClassRef
+from app.schemas.text import ClassRef, ExternalId, Name, Source
 
 
 class HumanLabelCreate(BaseModel):
@@ -17,10 +17,10 @@ class HumanLabelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     item_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
-    external_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=NO_NUL)
+    external_id: ExternalId | None = None
     label: ClassRef | None = None
     distribution: list[float] | None = Field(default=None, max_length=10_000)
-    votes: dict[str, ClassRef] | None = None
+    votes: dict[Name, ClassRef] | None = Field(default=None, max_length=10_000)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> HumanLabelCreate:
@@ -36,7 +36,7 @@ class HumanLabelsCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     labels: list[HumanLabelCreate] = Field(min_length=1)
-    source: str = Field(default="api", min_length=1, max_length=32, pattern=NO_NUL)
+    source: Source = "api"
 
 
 class LabelsResult(BaseModel):

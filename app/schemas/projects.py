@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.schemas.text import ClassName, ShortName
 from tbal.config import TRAIN_METHOD_PARAMS
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -14,7 +15,7 @@ BIG = 1_000_000_000
 MAX_ITEM_VALUES = 1 << 24
 MethodParam = (
     Annotated[float, Field(allow_inf_nan=False)]
-    | Annotated[str, Field(max_length=64)]
+    | ShortName
     | Annotated[list[Annotated[float, Field(allow_inf_nan=False)]], Field(max_length=16)]
 )
 """One train-time method hyperparameter: a number, a name (autolabel_augment) or weights; the library
@@ -66,8 +67,8 @@ class ProjectSettings(BaseModel):
         "pool with purpose 'validation', instead of as many training queries, paid from label_budget; "
         "0 (default) never tops up",
     )
-    colander: dict[str, Annotated[float, Field(allow_inf_nan=False, le=1e6)]] | None = None
-    method_params: dict[str, MethodParam] | None = Field(
+    colander: dict[ShortName, Annotated[float, Field(allow_inf_nan=False, le=1e6)]] | None = None
+    method_params: dict[ShortName, MethodParam] | None = Field(
         default=None,
         max_length=64,
         description="hyperparameters of the train-time methods, each read only by its method: "
@@ -97,7 +98,7 @@ class ProjectCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN, description="letters, digits, '.', '_', '-'; 1–64 characters")
-    classes: list[Annotated[str, Field(max_length=200)]] = Field(min_length=2, max_length=10_000)
+    classes: list[ClassName] = Field(min_length=2, max_length=10_000)
     data_kind: Literal["features", "image"]
     input_shape: list[Annotated[int, Field(le=100_000)]] = Field(
         min_length=1,

@@ -42,19 +42,29 @@ def layout_of(project: Project) -> Layout:
     return Layout(project.data_kind, tuple(int(s) for s in project.input_shape))
 
 
+def check_shape(layout: Layout, shape: tuple[int, ...], dtype: np.dtype[Any], field: str) -> None:
+    """Check the shape and dtype of an (n, *shape) array from its header alone, before its data are
+    read (a compressed upload of the wrong width is refused before it is inflated). Raises
+    :class:`Invalid`."""
+    if len(shape) != 1 + len(layout.shape) or tuple(shape[1:]) != layout.shape:
+        what = "feature vectors" if layout.kind == "features" else "images"
+        raise Invalid(
+            field, f"expected {what} of shape (n, {', '.join(map(str, layout.shape))}), got {tuple(shape)}"
+        )
+    if layout.kind == "features":
+        if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+            raise Invalid(field, f"expected a float array, got dtype {dtype}")
+    elif not np.issubdtype(dtype, np.integer):
+        raise Invalid(field, f"expected uint8 images (values 0..255), got dtype {dtype}")
+
+
 def check_array(layout: Layout, X: np.ndarray, field: str) -> None:
     """Check an (n, *shape) array before storing it: shape, dtype, finite values / 0..255 pixels.
 
     Works chunk by chunk (``X`` may be a memory map of an uploaded file). Raises :class:`Invalid`.
     """
-    if X.ndim != 1 + len(layout.shape) or tuple(X.shape[1:]) != layout.shape:
-        what = "feature vectors" if layout.kind == "features" else "images"
-        raise Invalid(
-            field, f"expected {what} of shape (n, {', '.join(map(str, layout.shape))}), got {X.shape}"
-        )
+    check_shape(layout, tuple(X.shape), X.dtype, field)
     if layout.kind == "features":
-        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-            raise Invalid(field, f"expected a float array, got dtype {X.dtype}")
         for start in range(0, X.shape[0], CHECK_CHUNK):
             with np.errstate(over="ignore"):
                 part = np.asarray(X[start : start + CHECK_CHUNK], dtype=np.float32)
@@ -65,8 +75,6 @@ def check_array(layout: Layout, X: np.ndarray, field: str) -> None:
         return
     if X.dtype == np.uint8:
         return
-    if not np.issubdtype(X.dtype, np.integer):
-        raise Invalid(field, f"expected uint8 images (values 0..255), got dtype {X.dtype}")
     for start in range(0, X.shape[0], CHECK_CHUNK):
         part = X[start : start + CHECK_CHUNK]
         if part.size and (part.min() < 0 or part.max() > 255):

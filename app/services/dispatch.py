@@ -26,6 +26,10 @@ class Dispatcher(Protocol):
 
     def enqueue_round(self, round_id: int) -> None: ...
 
+    def ping(self) -> None:
+        """Raise when rounds cannot be sent now (the broker is unreachable)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -56,6 +60,9 @@ class InProcessDispatcher:
             execute_round(round_id, self._factory, self._settings)
         except Exception:  # the round row says what happened where it could be written
             logger.exception("round %s stopped with an error", round_id)
+
+    def ping(self) -> None:
+        """Nothing to reach: rounds run in this process."""
 
     def _forget(self, future: Future[None]) -> None:
         with self._lock:
@@ -109,6 +116,13 @@ class CeleryDispatcher:
 
     def enqueue_round(self, round_id: int) -> None:
         self._client().send_task(ROUND_TASK, args=[round_id], queue=self._settings.round_queue)
+
+    def ping(self) -> None:
+        """Open a connection to the broker (one try, ``broker_timeout_s`` at most); raise if it fails."""
+        with self._client().connection_for_write() as connection:
+            connection.ensure_connection(
+                max_retries=1, interval_start=0, timeout=self._settings.broker_timeout_s
+            )
 
     def close(self) -> None:
         if self._app is not None:

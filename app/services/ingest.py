@@ -19,11 +19,12 @@ from app.db.models import Project
 from app.errors import Invalid
 from app.repositories import items as items_repo
 from app.schemas.items import IngestResult, ItemsCreate
-from app.services.arrays import Layout, check_array, json_batch, layout_of, to_storage
+from app.schemas.text import MAX_EXTERNAL_ID, MAX_ID_PREFIX, check_text, text_problem
+from app.services.arrays import Layout, check_array, check_shape, json_batch, layout_of, to_storage
 from app.services.classes import class_index
-from app.services.npy_files import open_npy, open_npz, sniff
+from app.services.npy_files import ArrayHeader, open_npy, open_npz, sniff
 
-MAX_EXTERNAL_ID = 255
+UPLOAD_ARRAYS = ("X", "external_ids", "y")
 
 
 def ingest_json(session: Session, project: Project, body: ItemsCreate, *, chunk_rows: int) -> IngestResult:
@@ -46,22 +47,34 @@ def ingest_json(session: Session, project: Project, body: ItemsCreate, *, chunk_
 
 
 def ingest_file(
-    session: Session, project: Project, path: Path, *, id_prefix: str, chunk_rows: int
+    session: Session,
+    project: Project,
+    path: Path,
+    *,
+    id_prefix: str,
+    chunk_rows: int,
+    max_inflated_bytes: int,
 ) -> IngestResult:
     """Ingest an uploaded file: a .npy array X, or an .npz with ``X`` and optional ``external_ids``
     (strings) and ``y`` (ground-truth class indices, -1 for unknown). Without ``external_ids``, row i
-    gets the id ``<id_prefix><i>``, so re-sending the same file adds nothing twice."""
+    gets the id ``<id_prefix><i>``, so re-sending the same file adds nothing twice. Each array's header
+    is checked before its data are read (see :mod:`app.services.npy_files`)."""
     layout = layout_of(project)
+    check_text(id_prefix, "id_prefix", min_length=0, max_length=MAX_ID_PREFIX)
+
+    def check_header(field: str, header: ArrayHeader) -> None:
+        name = field.removeprefix("file.")
+        if name not in UPLOAD_ARRAYS:
+            raise Invalid(field, "unexpected array; an .npz holds X, external_ids (optional), y (optional)")
+        if name == "X":
+            check_shape(layout, header.shape, header.dtype, "file.X")
+        elif len(header.shape) != 1:
+            raise Invalid(field, f"expected one value per row of X, got shape {header.shape}")
+
     if sniff(path) == "npy":
-        arrays = {"X": open_npy(path)}
+        arrays = {"X": open_npy(path, field="file.X", check=check_header)}
     else:
-        arrays = open_npz(path)
-        unknown = sorted(set(arrays) - {"X", "external_ids", "y"})
-        if unknown:
-            raise Invalid(
-                f"file.{unknown[0]}",
-                "unexpected array; an .npz holds X, external_ids (optional), y (optional)",
-            )
+        arrays = open_npz(path, max_inflated_bytes=max_inflated_bytes, check=check_header)
         if "X" not in arrays:
             raise Invalid("file.X", "the .npz has no array named X")
     X = arrays["X"]
@@ -104,11 +117,9 @@ def _external_ids(raw: np.ndarray | None, n: int, prefix: str) -> list[str] | _G
     else:
         raise Invalid("file.external_ids", f"expected strings, got dtype {raw.dtype}")
     for i, ext in enumerate(ids):
-        if not ext or len(ext) > MAX_EXTERNAL_ID or "\x00" in ext:
-            raise Invalid(
-                "file.external_ids",
-                f"row {i}: external ids must have 1..{MAX_EXTERNAL_ID} characters, no NUL",
-            )
+        problem = text_problem(ext, max_length=MAX_EXTERNAL_ID)
+        if problem is not None:
+            raise Invalid("file.external_ids", f"row {i}: external id {problem}")
     _check_unique(ids, "file.external_ids", per_item=False)
     return ids
 

@@ -14,7 +14,12 @@ from tests.app.conftest import Api, count_rows
 def test_health_needs_no_key_and_reports_the_database(api: Api) -> None:
     response = api.client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "dispatcher": "in-process"}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "broker": "none",
+        "dispatcher": "in-process",
+    }
 
 
 def test_every_api_route_needs_a_key(api: Api) -> None:
@@ -202,6 +207,10 @@ def test_unreachable_database_is_503_not_500(tmp_path: Any) -> None:
         assert health.status_code == 503
         assert health.json()["detail"]["field"] == "database"
         assert "unreachable" in health.json()["detail"]["reason"]
+        assert health.headers["Retry-After"] == "5"
+        # /health needs no key: it names what is down, never where it lives (issue 15, item 7)
+        for secret in ("127.0.0.1", "9", "nowhere", "postgres"):
+            assert secret not in health.text, health.text
         api = client.get("/api/v1/projects", headers={"Authorization": "Bearer tbal_x"})
         assert api.status_code == 503
         assert api.json()["detail"]["field"] == "database"
