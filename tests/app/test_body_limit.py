@@ -109,17 +109,27 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body(server: tup
     ("path", "content_type", "limit"),
     [
         ("/api/v1/projects/1/items/upload", "application/octet-stream", LIMIT),
+        ("/api/v1/projects/1/items/upload", "Multipart/Form-Data; boundary=x", LIMIT),
         ("/api/v1/projects/1/items", "application/json", JSON_LIMIT),
+        # issue 15, item 4: media types compare case-insensitively, parameters aside ...
+        ("/api/v1/projects/1/items", "APPLICATION/JSON", JSON_LIMIT),
+        ("/api/v1/projects/1/items", "Application/Json ; charset=utf-8", JSON_LIMIT),
+        # ... and bodies the framework would read whole to refuse them get the in-memory limit too
+        ("/api/v1/projects/1/items", "text/plain", JSON_LIMIT),
+        ("/api/v1/projects/1/items", "application/x-www-form-urlencoded", JSON_LIMIT),
+        ("/api/v1/projects/1/labels", "", JSON_LIMIT),
+        ("/api/v1/projects/1/items/upload", "application/x-foo", JSON_LIMIT),
     ],
 )
 def test_a_chunked_body_is_refused_while_it_is_sent(
     server: tuple[int, str], path: str, content_type: str, limit: int
 ) -> None:
     port, secret = server
+    headers = {"Transfer-Encoding": "chunked"}
+    if content_type:
+        headers["Content-Type"] = content_type
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(
-            _head("POST", path, secret, {"Content-Type": content_type, "Transfer-Encoding": "chunked"})
-        )
+        sock.sendall(_head("POST", path, secret, headers))
         sent = 0
         answered = False
         while sent < SENT_AT_MOST:
@@ -137,3 +147,20 @@ def test_a_chunked_body_is_refused_while_it_is_sent(
         status, body = _read_response(sock)
     assert status == 413
     assert body["detail"]["field"] == "body"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["APPLICATION/JSON", "application/JSON; charset=utf-8", "text/plain"]
+)
+def test_a_declared_length_over_the_in_memory_limit_is_refused(
+    server: tuple[int, str], content_type: str
+) -> None:
+    """Issue 15, item 4: ``APPLICATION/JSON`` (parsed as JSON all the same) and other in-memory bodies
+    get 413 from their Content-Length alone when it is over the JSON limit, under the upload limit."""
+    port, secret = server
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        headers = {"Content-Type": content_type, "Content-Length": str(JSON_LIMIT + 1)}
+        sock.sendall(_head("POST", "/api/v1/projects/1/items", secret, headers))  # no body at all
+        status, body = _read_response(sock)
+    assert status == 413
+    assert str(JSON_LIMIT) in body["detail"]["reason"]  # type: ignore[index]
