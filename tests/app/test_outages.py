@@ -83,6 +83,7 @@ def _timed(call: Any) -> tuple[Any, float]:
 
 def _assert_unavailable(response: Any, elapsed: float, field: str) -> None:
     assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) > 0, response.headers
     assert elapsed < FAST_S, f"503 took {elapsed:.1f} s"
     detail = response.json()["detail"]
     assert detail["field"] == field and detail["reason"], detail
@@ -128,7 +129,9 @@ def test_postgres_down_gives_503_then_work_resumes(
     ):
         response, elapsed = _timed(call)
         _assert_unavailable(response, elapsed, "database")
-    assert "unreachable" in client.get("/health").json()["detail"]["reason"]
+    health = client.get("/health", headers={"Authorization": ""})
+    assert "unreachable" in health.json()["detail"]["reason"]
+    assert str(pg_proxy.port) not in health.text and "127.0.0.1" not in health.text, health.text
 
     pg_proxy.restore()
     # Pooled connections died with the cut; pre-ping replaces them, so the first request succeeds.
@@ -144,9 +147,14 @@ def test_redis_down_gives_503_then_rounds_start_again(
     client, _pg_proxy, redis_proxy, url = outage_api
     pid = _ready_project(client)
 
+    assert client.get("/health").json()["broker"] == "ok"
     redis_proxy.cut()
     response, elapsed = _timed(lambda: client.post(f"/api/v1/projects/{pid}/rounds"))
     _assert_unavailable(response, elapsed, "broker")
+    # issue 15, item 7: /health says the broker is down, without its address; every 503 has Retry-After
+    health, elapsed = _timed(lambda: client.get("/health", headers={"Authorization": ""}))
+    _assert_unavailable(health, elapsed, "broker")
+    assert str(redis_proxy.port) not in health.text and "127.0.0.1" not in health.text, health.text
     # The round that could not be sent is marked failed with the reason: it does not block the project.
     rounds = client.get(f"/api/v1/projects/{pid}/rounds").json()["items"]
     assert [r["status"] for r in rounds] == ["failed"]
@@ -155,6 +163,7 @@ def test_redis_down_gives_503_then_rounds_start_again(
     assert client.get(f"/api/v1/projects/{pid}/queue").status_code == 200
 
     redis_proxy.restore()
+    assert client.get("/health").status_code == 200
     started = client.post(f"/api/v1/projects/{pid}/rounds")
     assert started.status_code == 202, started.text
     # The message reached Redis (no worker runs here: it waits in the round queue).
