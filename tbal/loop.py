@@ -136,8 +136,8 @@ def run_round(
 
     with _timed(timings, "calibrate"):
         report("calibrate", 0.0)
-        cal_index, th_index = split_validation(len(inputs.y_val), config.loop.calibration_fraction, rng)
         confidence = make_confidence(config.confidence, inputs.num_classes)
+        cal_index, th_index = _validation_split(len(inputs.y_val), confidence, config, rng)
         confidence.fit(val_preds.subset(cal_index), inputs.y_val[cal_index], seed=seed)
 
     with _timed(timings, "thresholds"):
@@ -229,6 +229,17 @@ def _aum_recorder(inputs: RoundInput) -> AUMRecorder:
         torch.from_numpy(np.ascontiguousarray(inputs.X_train, dtype=np.float32)),
         torch.from_numpy(inputs.targets_train.argmax(axis=1).astype(np.int64)),
     )
+
+
+def _validation_split(
+    n: int, confidence: ConfidenceFunction, config: TBALConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """D_cal and D_th: a random split (ν·n rows to D_cal), except for a confidence function that learns
+    nothing from labels, whose thresholds then use every validation point (a larger D_th certifies more:
+    a Clopper–Pearson certificate needs n ≥ ln δ_k / ln(1 − ε) points inside the auto-labeled region)."""
+    if not confidence.learns_from_labels:
+        return np.empty(0, dtype=np.int64), np.arange(n, dtype=np.int64)
+    return split_validation(n, config.loop.calibration_fraction, rng)
 
 
 def split_validation(
@@ -337,6 +348,8 @@ class RunResult:
     auto_labeled_index: np.ndarray  # data rows auto-labeled, in order
     auto_labels: np.ndarray  # their labels
     wall_time_s: float
+    queried_rows: list[np.ndarray] = field(default_factory=list)  # per round: data rows sent as queries
+    top_up_rows: list[np.ndarray] = field(default_factory=list)  # per round: data rows of top-ups
 
     @property
     def coverage(self) -> float:
@@ -392,6 +405,8 @@ def run_tbal(
     pool_size = int(rows.size - validation.size)
     run = _RunTotals()
     records: list[RoundRecord] = []
+    queried_rows: list[np.ndarray] = []
+    top_up_rows: list[np.ndarray] = []
     for round_index in range(loop.planned_rounds):
         plan = plan_round(
             RunState(round_index, int(train.size), run.topped_up, run.delta_spent), config, run_seed=seed
@@ -437,13 +452,24 @@ def run_tbal(
             int(top_up.size),
         )
         records.append(record)
+        queried_rows.append(queried)
+        top_up_rows.append(top_up)
         if on_round is not None:
             on_round(record)
         # no label bought this round means the budget is spent (or nothing is left to query)
         if queried.size + top_up.size == 0 or not pool.any() or validation.size < 2:
             break
 
-    return RunResult(seed, pool_size, records, run.index(), run.labels(), time.perf_counter() - started)
+    return RunResult(
+        seed,
+        pool_size,
+        records,
+        run.index(),
+        run.labels(),
+        time.perf_counter() - started,
+        queried_rows=queried_rows,
+        top_up_rows=top_up_rows,
+    )
 
 
 @dataclass
