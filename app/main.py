@@ -14,7 +14,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Depends, FastAPI
 
 import tbal
-from app.api import auto_labels, items, keys, labels, predict, projects, queue, rounds, system
+from app.api import auto_labels, items, keys, labels, predict, projects, queue, raw_items, rounds, system
 from app.api.deps import require_api_key
 from app.dashboard import router as dashboard_router
 from app.db.base import utcnow
@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=state.metrics)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_api_key)])
-    for module in (projects, items, labels, queue, rounds, auto_labels, predict, keys):
+    for module in (projects, items, raw_items, labels, queue, rounds, auto_labels, predict, keys):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(system.router)

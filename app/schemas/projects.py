@@ -85,6 +85,13 @@ class ProjectSettings(BaseModel):
     )
     min_validation_labels: int | None = Field(default=None, ge=2, le=BIG)
     pixel_scale: float | None = Field(default=None, gt=0, le=65535)
+    encoder: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="text projects: what turns texts into features (tbal.encoders): minilm (default), "
+        "hashing, hashing:<dim>, sentence-transformers:<model directory on the server>; fixed once the "
+        "project has items",
+    )
     audit_size: int | None = Field(
         default=None,
         ge=0,
@@ -99,11 +106,12 @@ class ProjectCreate(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN, description="letters, digits, '.', '_', '-'; 1–64 characters")
     classes: list[ClassName] = Field(min_length=2, max_length=10_000)
-    data_kind: Literal["features", "image"]
+    data_kind: Literal["features", "image", "text"]
     input_shape: list[Annotated[int, Field(le=100_000)]] = Field(
-        min_length=1,
+        default_factory=list,
         max_length=3,
-        description="features: [d]; images: [H, W] (grey) or [H, W, C], uint8 as uploaded",
+        description="features: [d]; images: [H, W] (grey) or [H, W, C], uint8 as uploaded; text: "
+        "omit it (the encoder's size, e.g. [384] for minilm)",
     )
     settings: ProjectSettings = Field(default_factory=ProjectSettings)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)

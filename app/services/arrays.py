@@ -39,7 +39,9 @@ class Layout:
 
 
 def layout_of(project: Project) -> Layout:
-    return Layout(project.data_kind, tuple(int(s) for s in project.input_shape))
+    # A text project stores its encoder's features (app.services.raw_items): the layout of a feature project.
+    kind = "features" if project.data_kind == "text" else project.data_kind
+    return Layout(kind, tuple(int(s) for s in project.input_shape))
 
 
 def check_shape(layout: Layout, shape: tuple[int, ...], dtype: np.dtype[Any], field: str) -> None:

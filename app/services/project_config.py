@@ -46,7 +46,14 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "max_rounds": ("loop", "max_rounds"),
     "validation_floor": ("loop", "validation_floor"),
 }
-SERVICE_ONLY = ("preset", "min_validation_labels", "pixel_scale", "audit_size", "label_review_fraction")
+SERVICE_ONLY = (
+    "preset",
+    "min_validation_labels",
+    "pixel_scale",
+    "audit_size",
+    "label_review_fraction",
+    "encoder",  # text projects: checked by app.services.raw_items
+)
 NESTED = ("colander", "method_params")
 """Settings holding a dict of one library section's fields, checked key by key by the library."""
 IMAGE_MODELS = ("lenet5", "cnn", "resnet")
@@ -79,7 +86,7 @@ def build_config(settings: dict[str, Any], *, data_kind: str | None = None) -> T
             config = _with_method_params(config, settings["method_params"])
     except ConfigError as exc:
         raise Invalid(_setting_of(str(exc)), str(exc)) from exc
-    if data_kind == "features" and config.model.name in IMAGE_MODELS:
+    if data_kind in ("features", "text") and config.model.name in IMAGE_MODELS:
         raise Invalid(
             "settings.model", f"model {config.model.name!r} needs images; this project has features"
         )

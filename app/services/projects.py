@@ -17,6 +17,7 @@ from app.repositories import labels as labels_repo
 from app.repositories import projects as projects_repo
 from app.repositories import rounds as rounds_repo
 from app.schemas.projects import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
+from app.services import raw_items
 from app.services.project_config import build_config
 from app.services.rounds import budget_used
 from tbal.config import config_to_dict
@@ -38,13 +39,14 @@ def create_project(session: Session, body: ProjectCreate) -> Project:
         raise Invalid("input_shape", f"images take 1, 3 or 4 channels (last), got {body.input_shape[2]}")
     settings = body.settings.model_dump(exclude_none=True)
     build_config(settings, data_kind=body.data_kind)
+    input_shape = raw_items.check_project_settings(body.data_kind, settings, list(body.input_shape))
     if projects_repo.by_name(session, body.name) is not None:
         raise Conflict("name", f"a project named {body.name!r} exists")
     project = Project(
         name=body.name,
         classes=list(body.classes),
         data_kind=body.data_kind,
-        input_shape=list(body.input_shape),
+        input_shape=input_shape,
         settings=settings,
         seed=body.seed,
     )
@@ -64,6 +66,7 @@ def update_settings(session: Session, project: Project, body: ProjectUpdate) -> 
     merged = {**project.settings, **body.settings.model_dump(exclude_unset=True)}
     merged = {k: v for k, v in merged.items() if v is not None}
     build_config(merged, data_kind=project.data_kind)
+    raw_items.check_settings_change(session, project, merged)
     project.settings = merged
     session.commit()
     return project

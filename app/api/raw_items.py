@@ -1,0 +1,198 @@
+"""/projects/{id}/items/texts and /items/images: raw text and image files in, stored features out.
+
+Texts: JSON (``{"items": [{"external_id", "text", "ground_truth"}]}``), or a file (JSON list, JSONL, CSV)
+posted to ``/items/texts/upload``. Images: ``/items/images`` takes a multipart form with any number of
+PNG/JPEG/WebP/BMP file parts and/or zip/tar archives of them, or one archive as the raw body.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from app.api.deps import MetricsDep, ProjectDep, SessionDep, SettingsDep
+from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
+from app.api.uploads import UPLOAD_OPENAPI, receive_upload
+from app.errors import Invalid
+from app.repositories import item_texts as texts_repo
+from app.schemas.items import IngestResult
+from app.schemas.raw_items import TextItemsCreate, TextPage, TextRead
+from app.services import raw_items
+from app.settings import Settings
+
+router = APIRouter(prefix="/projects/{project_id}/items", tags=["items"])
+
+Column = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
+IdPrefix = Annotated[str, Query(max_length=200, pattern=r"^[^\x00]*$", description="prefix of item ids")]
+
+IMAGES_OPENAPI: dict[str, object] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                }
+            },
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post("/texts")
+async def add_texts(
+    *,
+    project: ProjectDep,
+    body: TextItemsCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> IngestResult:
+    """Add text items (text projects); each is encoded by the project's encoder. Idempotent on
+    external_id: known ids are skipped and not encoded again."""
+    if len(body.items) > settings.max_batch_items:
+        raise Invalid(
+            "items", f"at most {settings.max_batch_items} items per request; use /items/texts/upload"
+        )
+    result = await run_in_threadpool(
+        raw_items.ingest_texts,
+        session,
+        project,
+        [i.external_id for i in body.items],
+        [i.text for i in body.items],
+        [i.ground_truth for i in body.items],
+        chunk_rows=settings.ingest_chunk_rows,
+        device=_device(settings),
+    )
+    metrics.items_ingested.inc(result.inserted)
+    return result
+
+
+@router.post("/texts/upload", openapi_extra=UPLOAD_OPENAPI)
+async def upload_texts(
+    *,
+    project: ProjectDep,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    format: Annotated[Literal["json", "jsonl", "csv"] | None, Query(description="default: sniffed")] = None,
+    text_column: Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$")] = "text",
+    id_column: Column = None,
+    label_column: Column = None,
+    id_prefix: IdPrefix = "",
+) -> IngestResult:
+    """Add text items from a file (raw body or multipart part ``file``): a JSON list of strings or
+    objects, JSON Lines, or CSV with a header. ``text_column`` names the text field (default ``text``);
+    ``id_column`` the external ids (default: ``<id_prefix><row>``); ``label_column`` ground truth."""
+    session.commit()  # no lock held while the body streams in
+    path = await receive_upload(request, settings)
+    try:
+        result = await run_in_threadpool(
+            raw_items.ingest_text_file,
+            session,
+            project,
+            path,
+            fmt=format,
+            text_column=text_column,
+            id_column=id_column,
+            label_column=label_column,
+            id_prefix=id_prefix,
+            chunk_rows=settings.ingest_chunk_rows,
+            device=_device(settings),
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    metrics.items_ingested.inc(result.inserted)
+    return result
+
+
+@router.get("/texts")
+def list_texts(
+    *, project: ProjectDep, session: SessionDep, after_id: AfterId = 0, limit: Limit = DEFAULT_LIMIT
+) -> TextPage:
+    """The texts of a text project's items, by item id (keyset pages)."""
+    rows = texts_repo.page(session, project.id, after_id=after_id, limit=limit)
+    items = [TextRead(id=i, external_id=e, text=t) for i, e, t in rows]
+    return TextPage(items=items, next_after_id=rows[-1][0] if len(rows) == limit else None)
+
+
+@router.post("/images", openapi_extra=IMAGES_OPENAPI)
+async def upload_images(
+    *,
+    project: ProjectDep,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    id_prefix: IdPrefix = "",
+    labels_from_folders: Annotated[
+        bool, Query(description="ground truth from each file's folder name (image-folder layout)")
+    ] = False,
+) -> IngestResult:
+    """Add image items (image projects) from PNG/JPEG/WebP/BMP files: multipart parts (any field name,
+    many per request; ids ``<id_prefix><file name>``) and zip/tar archives (ids ``<id_prefix><path in the
+    archive>``), or one archive as the raw body. Each image is decoded, converted to the project's channels
+    and resized / centre-cropped to its ``input_shape``; a bad file is a 422 naming it, nothing stored."""
+    session.commit()
+    files = await _image_files(request, settings)
+    result = await run_in_threadpool(
+        raw_items.ingest_images,
+        session,
+        project,
+        files,
+        id_prefix=id_prefix,
+        labels_from_folders=labels_from_folders,
+        chunk_rows=settings.ingest_chunk_rows,
+    )
+    metrics.items_ingested.inc(result.inserted)
+    return result
+
+
+async def _image_files(request: Request, settings: Settings) -> list[raw_items.ImageFile]:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        path = await receive_upload(request, settings)
+        try:
+            data = path.read_bytes()
+        finally:
+            path.unlink(missing_ok=True)
+        if not raw_items.is_archive("", data[:512]):
+            raise Invalid(
+                "body", "expected a zip or tar archive of images, or a multipart form of image files"
+            )
+        return await run_in_threadpool(raw_items.archive_images, data, "body")
+    files: list[raw_items.ImageFile] = []
+    async with request.form(max_files=settings.max_batch_items, max_fields=16) as form:
+        for field, value in form.multi_items():
+            if not isinstance(value, UploadFile):
+                raise Invalid(field, "expected file parts only (query parameters carry the options)")
+            name = _part_name(value.filename or field)
+            data = await value.read()
+            if raw_items.is_archive(name, data[:512]):
+                files.extend(await run_in_threadpool(raw_items.archive_images, data, f"files.{name}"))
+            else:
+                files.append(raw_items.ImageFile(name, data))
+    if not files:
+        raise Invalid("files", "no image files: send multipart file parts or a zip/tar archive")
+    return files
+
+
+def _part_name(filename: str) -> str:
+    """A part's file name as the item's name: its relative path kept (folders can name classes), a path
+    that is absolute or climbs out reduced to the file name."""
+    raw = filename.replace("\\", "/")
+    path = PurePosixPath(raw)
+    return path.name if path.is_absolute() or ".." in path.parts else raw
+
+
+def _device(settings: Settings) -> str:
+    return settings.train_device if settings.train_device in ("cpu", "cuda", "auto") else "cpu"

@@ -1,0 +1,55 @@
+"""SQL for the texts of text items (``item_texts``, keyed by project and external id)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from app.db.models import Item, ItemText
+from app.repositories.bulk import chunks
+
+INSERT = (
+    "INSERT INTO item_texts (project_id, external_id, text) VALUES (:pid, :ext, :text) "
+    "ON CONFLICT (project_id, external_id) DO NOTHING"
+)
+
+
+def add_texts(session: Session, project_id: int, external_ids: Sequence[str], texts: Sequence[str]) -> None:
+    """Store the texts of items ``external_ids`` (those that have one already keep it), in the caller's
+    transaction (the items themselves are written in it too)."""
+    for start in range(0, len(external_ids), 5_000):
+        rows = [
+            {"pid": project_id, "ext": ext, "text": t}
+            for ext, t in zip(external_ids[start : start + 5_000], texts[start : start + 5_000], strict=True)
+        ]
+        session.execute(text(INSERT), rows)
+
+
+def texts_by_item_id(session: Session, project_id: int, item_ids: Sequence[int]) -> dict[int, str]:
+    """{item id: text} of those of ``item_ids`` that have a text."""
+    found: dict[int, str] = {}
+    for part in chunks(list(item_ids)):
+        rows = session.execute(
+            select(Item.id, ItemText.text)
+            .join(
+                ItemText,
+                (ItemText.project_id == Item.project_id) & (ItemText.external_id == Item.external_id),
+            )
+            .where(Item.project_id == project_id, Item.id.in_(part))
+        )
+        found.update({item_id: t for item_id, t in rows})
+    return found
+
+
+def page(session: Session, project_id: int, *, after_id: int, limit: int) -> list[tuple[int, str, str]]:
+    """(item id, external id, text) of the project's text items with id > ``after_id``, by id."""
+    rows = session.execute(
+        select(Item.id, Item.external_id, ItemText.text)
+        .join(ItemText, (ItemText.project_id == Item.project_id) & (ItemText.external_id == Item.external_id))
+        .where(Item.project_id == project_id, Item.id > after_id)
+        .order_by(Item.id)
+        .limit(limit)
+    )
+    return [(int(i), str(e), str(t)) for i, e, t in rows]

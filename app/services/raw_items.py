@@ -1,0 +1,404 @@
+"""Raw items: text for ``data_kind: "text"`` projects and image files for image projects.
+
+Text: each string is encoded by the project's encoder (setting ``encoder``, default ``minilm``; see
+:mod:`tbal.encoders`) into a float32 feature vector stored in ``items.data`` exactly as a feature
+project's, so that rounds, predictions and exports treat a text project as a feature project; the string
+itself goes to ``item_texts``. Images: each file is decoded by Pillow to the project's ``input_shape``
+(:func:`tbal.encoders.images.decode_image`) and stored as uint8, as an uploaded array would be.
+
+Entry points for other parts of the service (the Label Studio integration creates items from task data
+with them): :func:`ingest_texts` (external ids, strings, optional classes) and :func:`ingest_images`
+(named files). Both check every item first, then write everything in one transaction and commit (all or
+nothing), idempotent on external id like the array uploads: items whose id exists are skipped (and are
+not encoded again).
+
+Encoding runs in the request's worker thread, batch by batch (MiniLM on 2 CPU cores: ~90 sentences/s);
+there is no background encoding job yet.
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import tarfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from app.db.models import Item, Project
+from app.errors import Conflict, Invalid
+from app.repositories import item_texts as texts_repo
+from app.repositories import items as items_repo
+from app.schemas.items import IngestResult
+from app.services.arrays import layout_of
+from app.services.classes import class_index
+from app.services.ingest import _check_unique, _store
+from tbal.config import ConfigError
+from tbal.encoders import DEFAULT_TEXT_ENCODER, EncoderConfig, TextEncoder, make_text_encoder, parse_encoder
+from tbal.encoders.images import FORMATS, ImageError, decode_image
+from tbal.errors import DataError
+from tbal.text_files import TextRecords, read_text_records
+
+MAX_EXTERNAL_ID = 255
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+MAX_ARCHIVE_MEMBERS = 100_000
+MAX_ARCHIVE_BYTES = 2 << 30
+"""Most bytes all images of one archive may expand to."""
+MAX_MEMBER_RATIO = 100
+"""Largest expansion ratio of one compressed zip member (a PNG or JPEG barely compresses further)."""
+IGNORED_PARTS = ("__MACOSX",)
+
+
+# --------------------------------------------------------------------------------------------- encoders
+
+
+def encoder_spec(settings: dict[str, Any]) -> str:
+    """A text project's encoder spec (setting ``encoder``; default ``minilm``)."""
+    return str(settings.get("encoder") or DEFAULT_TEXT_ENCODER)
+
+
+def encoder_config(spec: str, *, device: str = "cpu") -> EncoderConfig:
+    """The checked config of ``spec``; a bad one is a 422 on ``settings.encoder``."""
+    try:
+        config = parse_encoder(spec, device=device if device in ("cpu", "cuda", "auto") else "cpu")
+    except ConfigError as exc:
+        raise Invalid("settings.encoder", str(exc)) from exc
+    if config.kind != "text":
+        raise Invalid("settings.encoder", f"{config.name} encodes images; text projects take a text encoder")
+    return config
+
+
+def text_encoder(settings: dict[str, Any], *, device: str = "cpu") -> TextEncoder:
+    """The project's text encoder, built once per process and spec (loading MiniLM takes seconds)."""
+    return _cached_encoder(encoder_config(encoder_spec(settings), device=device))
+
+
+@lru_cache(maxsize=4)
+def _cached_encoder(config: EncoderConfig) -> TextEncoder:
+    try:
+        return make_text_encoder(config)
+    except ConfigError as exc:
+        raise Invalid("settings.encoder", str(exc)) from exc
+
+
+def check_project_settings(data_kind: str, settings: dict[str, Any], input_shape: list[int]) -> list[int]:
+    """At project creation: a text project's ``input_shape`` is ``[dim]`` of its encoder (given or not);
+    other projects take no encoder. Returns the input shape to store."""
+    if data_kind != "text":
+        if settings.get("encoder"):
+            raise Invalid("settings.encoder", "only text projects (data_kind 'text') take an encoder")
+        return input_shape
+    dim = text_encoder(settings).dim
+    if input_shape and list(input_shape) != [dim]:
+        raise Invalid(
+            "input_shape", f"encoder {encoder_spec(settings)} gives {dim} features: give [{dim}] or nothing"
+        )
+    return [dim]
+
+
+def check_settings_change(session: Session, project: Project, merged: dict[str, Any]) -> None:
+    """A settings change may not switch a text project's encoder once it has items (their stored features
+    come from the old one), nor give an encoder to another kind of project."""
+    new, old = merged.get("encoder"), project.settings.get("encoder")
+    if project.data_kind != "text":
+        if new:
+            raise Invalid("settings.encoder", "only text projects (data_kind 'text') take an encoder")
+        return
+    if encoder_spec(merged) == encoder_spec(project.settings):
+        return
+    encoder_config(encoder_spec(merged))
+    if session.scalar(select(exists().where(Item.project_id == project.id))):
+        raise Conflict(
+            "settings.encoder",
+            f"the project's items were encoded by {old or DEFAULT_TEXT_ENCODER}; "
+            f"an encoder change needs a new project (got {new})",
+        )
+
+
+def round_record(project_settings: dict[str, Any], data_kind: str) -> dict[str, str]:
+    """What a round records about its inputs' encoder (``{"encoder": spec}`` for text projects)."""
+    return {"encoder": encoder_spec(project_settings)} if data_kind == "text" else {}
+
+
+# ------------------------------------------------------------------------------------------------- text
+
+
+def ingest_text_file(
+    session: Session,
+    project: Project,
+    path: Path,
+    *,
+    fmt: str | None,
+    text_column: str,
+    id_column: str | None,
+    label_column: str | None,
+    id_prefix: str,
+    chunk_rows: int,
+    device: str = "cpu",
+) -> IngestResult:
+    """A JSON list, JSONL or CSV file of texts (see :mod:`tbal.text_files`) into a text project."""
+    _require_kind(project, "text")
+    try:
+        records = read_text_records(
+            path.read_bytes(),
+            fmt=fmt,
+            text_column=text_column,
+            id_column=id_column,
+            label_column=label_column,
+        )
+    except DataError as exc:
+        raise Invalid("file", str(exc)) from exc
+    ids = records.ids if records.ids is not None else [f"{id_prefix}{i}" for i in range(len(records))]
+    return ingest_texts(
+        session, project, ids, records.texts, records.labels, chunk_rows=chunk_rows, device=device
+    )
+
+
+def ingest_texts(
+    session: Session,
+    project: Project,
+    external_ids: Sequence[str],
+    texts: Sequence[str],
+    labels: Sequence[str | int | None] | None = None,
+    *,
+    chunk_rows: int = 5_000,
+    device: str = "cpu",
+) -> IngestResult:
+    """Store texts (and their features) as items of a text project; ``labels``: ground truth (class
+    names or indices, None for unknown), for simulations and audits only. Checks everything, encodes the
+    new ones (ids not yet in the project), writes items and texts in one transaction and commits."""
+    _require_kind(project, "text")
+    records = _checked_texts(project, external_ids, texts, labels)
+    known = items_repo.ids_by_external(session, project.id, records.ids or [])
+    new = [i for i, ext in enumerate(records.ids or []) if ext not in known]
+    encoder = text_encoder(project.settings, device=device)
+    try:
+        X = encoder.encode([records.texts[i] for i in new])
+    except (DataError, ValueError) as exc:
+        raise Invalid("texts", str(exc)) from exc
+    layout = layout_of(project)
+    if X.shape[1:] != layout.shape:
+        raise Invalid(
+            "settings.encoder", f"encoder gives {X.shape[1:]} features, project stores {layout.shape}"
+        )
+    ids = [str((records.ids or [])[i]) for i in new]
+    truth = np.array([_truth(project, records.labels, i) for i in new], dtype=np.int64)
+    texts_repo.add_texts(session, project.id, ids, [records.texts[i] for i in new])
+    result = _store(session, project, layout, X, ids, truth, chunk_rows)
+    n = len(records)
+    return IngestResult(
+        received=n,
+        inserted=result.inserted,
+        skipped=n - result.inserted,
+        ground_truth_added=result.ground_truth_added,
+    )
+
+
+def _checked_texts(
+    project: Project,
+    external_ids: Sequence[str],
+    texts: Sequence[str],
+    labels: Sequence[str | int | None] | None,
+) -> TextRecords:
+    if len(external_ids) != len(texts) or (labels is not None and len(labels) != len(texts)):
+        raise Invalid("texts", "expected as many ids (and labels) as texts")
+    if not texts:
+        raise Invalid("texts", "no text items")
+    from tbal.encoders import text_problem
+
+    for i, (ext, t) in enumerate(zip(external_ids, texts, strict=True)):
+        _check_id(ext, f"texts.{i}.external_id")
+        problem = text_problem(t)
+        if problem:
+            raise Invalid(f"texts.{i}.text", problem)
+    _check_unique(list(external_ids), "texts", per_item=True)
+    records = TextRecords(list(texts), list(external_ids), list(labels) if labels is not None else None)
+    for i in range(len(texts)):
+        _truth(project, records.labels, i)
+    return records
+
+
+def _truth(project: Project, labels: Sequence[str | int | None] | None, i: int) -> int:
+    if labels is None or labels[i] is None:
+        return -1
+    return class_index(project.classes, labels[i], f"texts.{i}.ground_truth")  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One uploaded image: its name (file name or archive path, the item's id after ``id_prefix``)."""
+
+    name: str
+    data: bytes
+
+
+def ingest_images(
+    session: Session,
+    project: Project,
+    files: Sequence[ImageFile],
+    *,
+    id_prefix: str = "",
+    labels_from_folders: bool = False,
+    chunk_rows: int = 5_000,
+) -> IngestResult:
+    """Decode image files to the project's ``input_shape`` and store them as uint8 items with ids
+    ``<id_prefix><name>``; with ``labels_from_folders`` each file's parent folder names its class (the
+    image-folder layout ``cat/001.png``). Every file is decoded before anything is written: a bad one is
+    a 422 naming it (``files.<name>``) and nothing is stored."""
+    _require_kind(project, "image")
+    if not files:
+        raise Invalid("files", "no image files in the request")
+    layout = layout_of(project)
+    ids = [f"{id_prefix}{f.name}" for f in files]
+    for ext, f in zip(ids, files, strict=True):
+        _check_id(ext, f"files.{f.name}")
+    _check_unique(ids, "files", per_item=False)
+    known = items_repo.ids_by_external(session, project.id, ids)
+    new = [i for i, ext in enumerate(ids) if ext not in known]
+    X = np.empty((len(new), *layout.shape), dtype=np.uint8)
+    truth = np.full(len(new), -1, dtype=np.int64)
+    for row, i in enumerate(new):
+        name = files[i].name
+        try:
+            X[row] = decode_image(files[i].data, layout.shape)
+        except ImageError as exc:
+            raise Invalid(f"files.{name}", str(exc)) from exc
+        if labels_from_folders:
+            folder = PurePosixPath(name).parent.name
+            if not folder:
+                raise Invalid(f"files.{name}", "labels_from_folders: the file is in no folder")
+            truth[row] = class_index(project.classes, folder, f"files.{name}")
+    result = _store(session, project, layout, X, [ids[i] for i in new], truth, chunk_rows)
+    n = len(files)
+    return IngestResult(
+        received=n,
+        inserted=result.inserted,
+        skipped=n - result.inserted,
+        ground_truth_added=result.ground_truth_added,
+    )
+
+
+def is_archive(name: str, head: bytes) -> bool:
+    """A zip or tar (plain, gzip, bzip2, xz) file, by its first bytes or its name."""
+    lower = name.lower()
+    if lower.endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
+        return True
+    return head.startswith((b"PK\x03\x04", b"\x1f\x8b", b"BZh", b"\xfd7zXZ")) or head[257:262] == b"ustar"
+
+
+def archive_images(data: bytes | Path, field: str = "file") -> list[ImageFile]:
+    """The image files of a zip or tar archive, named by their paths inside it. Refused (422 on
+    ``field``): paths that are absolute or climb out (``..``), links and devices, more than
+    :data:`MAX_ARCHIVE_MEMBERS` files, more than :data:`MAX_ARCHIVE_BYTES` expanded, a zip member that
+    expands more than :data:`MAX_MEMBER_RATIO` times. Folders, hidden files and ``__MACOSX`` are skipped;
+    a file with another suffix than PNG/JPEG/WebP/BMP is an error naming it."""
+    raw = data.read_bytes() if isinstance(data, Path) else data
+    if raw.startswith(b"PK"):
+        return list(_zip_members(raw, field))
+    return list(_tar_members(raw, field))
+
+
+def _zip_members(raw: bytes, field: str) -> Iterator[ImageFile]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(raw))
+    except zipfile.BadZipFile as exc:
+        raise Invalid(field, f"not a readable zip archive: {exc}") from exc
+    with archive:
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+        _check_members(len(infos), sum(i.file_size for i in infos), field)
+        for info in infos:
+            name = _member_name(info.filename, field)
+            if name is None:
+                continue
+            if info.file_size > MAX_MEMBER_RATIO * max(info.compress_size, 1) and info.file_size > 1 << 20:
+                raise Invalid(f"{field}.{name}", f"expands more than {MAX_MEMBER_RATIO} times (zip bomb?)")
+            try:
+                yield ImageFile(name, archive.read(info))
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+                raise Invalid(f"{field}.{name}", f"cannot read this archive member: {exc}") from exc
+
+
+def _tar_members(raw: bytes, field: str) -> Iterator[ImageFile]:
+    try:
+        archive = tarfile.open(fileobj=io.BytesIO(raw), mode="r:*")  # noqa: SIM115 (closed by the with below)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise Invalid(field, f"not a readable zip or tar archive: {exc}") from exc
+    with archive:
+        try:
+            members = archive.getmembers()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise Invalid(field, f"truncated or corrupt tar archive: {exc}") from exc
+        files = [m for m in members if not m.isdir()]
+        _check_members(len(files), sum(m.size for m in files), field)
+        for member in files:
+            name = _member_name(member.name, field)
+            if name is None:
+                continue
+            if not member.isreg() or stat.S_ISLNK(member.mode):
+                raise Invalid(f"{field}.{name}", "links and special files are not accepted in archives")
+            handle = archive.extractfile(member)
+            if handle is None:
+                raise Invalid(f"{field}.{name}", "cannot read this archive member")
+            yield ImageFile(name, handle.read())
+
+
+def _check_members(count: int, expanded: int, field: str) -> None:
+    if count > MAX_ARCHIVE_MEMBERS:
+        raise Invalid(field, f"{count} files in the archive; at most {MAX_ARCHIVE_MEMBERS}")
+    if expanded > MAX_ARCHIVE_BYTES:
+        raise Invalid(field, f"the archive expands to {expanded} bytes; at most {MAX_ARCHIVE_BYTES}")
+
+
+def _member_name(name: str, field: str) -> str | None:
+    """The member's path as an item name; None for one to skip; 422 for one that escapes."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and path.parts[0].endswith(":")):
+        raise Invalid(field, f"archive member {name!r} has a path outside the archive")
+    if any(part.startswith(".") or part in IGNORED_PARTS for part in path.parts):
+        return None
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise Invalid(f"{field}.{name}", f"not an image file name; expected {', '.join(IMAGE_SUFFIXES)}")
+    return str(path)
+
+
+# ------------------------------------------------------------------------------------------------ shared
+
+
+def _require_kind(project: Project, kind: str) -> None:
+    if project.data_kind != kind:
+        what = {"text": "texts", "image": "image files"}[kind]
+        raise Invalid("data_kind", f"this project holds {project.data_kind}; {what} go to {kind} projects")
+
+
+def _check_id(ext: str, field: str) -> None:
+    if not isinstance(ext, str) or not 1 <= len(ext) <= MAX_EXTERNAL_ID or "\x00" in ext:
+        raise Invalid(field, f"external ids must have 1..{MAX_EXTERNAL_ID} characters, no NUL")
+    try:
+        ext.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise Invalid(field, "external ids must be valid Unicode") from exc
+
+
+__all__ = [
+    "FORMATS",
+    "ImageFile",
+    "archive_images",
+    "check_project_settings",
+    "check_settings_change",
+    "ingest_images",
+    "ingest_text_file",
+    "ingest_texts",
+    "is_archive",
+    "round_record",
+    "text_encoder",
+]
