@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -101,13 +105,33 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unmigrated(engine: Engine, url: str) -> str | None:
+    """Why the key verbs cannot use the database (unreachable, or not migrated to the newest revision:
+    its tables are missing or old), as one line that says what to do; None when they can."""
+    from app.db.migrate import revisions
+
+    try:
+        current, head = revisions(engine)
+    except Exception as exc:  # the database itself: unreachable, wrong credentials, bad file path
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+        return f"cannot open the database at {_safe_url(url)}: {first}"
+    if current != head:
+        state = "is not migrated" if current is None else f"is at revision {current}, not {head}"
+        return f"the database at {_safe_url(url)} {state}; run `tbal migrate` first"
+    return None
+
+
 def _create_key(args: argparse.Namespace) -> int:
     from app.db.session import make_engine, make_session_factory
     from app.errors import DomainError
     from app.services.api_keys import create_key
 
-    engine = make_engine(Settings())
+    settings = Settings()
+    engine = make_engine(settings)
     try:
+        if problem := _unmigrated(engine, settings.database_url):
+            print(f"tbal: error: {problem}", file=sys.stderr)
+            return 2
         key, secret = create_key(make_session_factory(engine), args.name, project_ids=args.projects)
     except DomainError as exc:
         print(f"tbal: error: {exc.field}: {exc.reason}", file=sys.stderr)
@@ -124,8 +148,12 @@ def _revoke_key(args: argparse.Namespace) -> int:
     from app.db.session import make_engine, make_session_factory
     from app.services.api_keys import revoke_key
 
-    engine = make_engine(Settings())
+    settings = Settings()
+    engine = make_engine(settings)
     try:
+        if problem := _unmigrated(engine, settings.database_url):
+            print(f"tbal: error: {problem}", file=sys.stderr)
+            return 2
         done = revoke_key(make_session_factory(engine), args.key_id)
     finally:
         engine.dispose()
@@ -140,8 +168,12 @@ def _list_keys(args: argparse.Namespace) -> int:
     from app.db.session import make_engine, make_session_factory
     from app.repositories import api_keys as repo
 
-    engine = make_engine(Settings())
+    settings = Settings()
+    engine = make_engine(settings)
     try:
+        if problem := _unmigrated(engine, settings.database_url):
+            print(f"tbal: error: {problem}", file=sys.stderr)
+            return 2
         with make_session_factory(engine)() as session:
             keys = repo.list_all(session)
             projects = repo.project_ids_by_key(session, [k.id for k in keys])

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
 
 from app.db.session import make_engine
 from app.settings import Settings
@@ -25,6 +28,14 @@ def alembic_config() -> Config:
     config.set_main_option("script_location", str(migrations_dir()))
     config.attributes["configure_logger"] = False
     return config
+
+
+def revisions(engine: Engine) -> tuple[str | None, str | None]:
+    """(the database's current revision, None when never migrated; the newest revision there is)."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current, head
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:

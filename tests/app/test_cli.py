@@ -62,3 +62,27 @@ def test_migrate_then_create_list_and_revoke_a_key(
         assert refused.status_code == 401
     args = parser.parse_args(["revoke-key", "--id", "1"])
     assert args.func(args) == 1
+
+
+@pytest.mark.parametrize("verb", [["create-key", "--name", "ci"], ["list-keys"], ["revoke-key", "--id", "1"]])
+def test_key_verbs_before_migrate_say_to_run_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], verb: list[str]
+) -> None:
+    """Issue 15, item 9: one line naming `tbal migrate`, not a traceback (``no such table: api_keys``)."""
+    monkeypatch.setenv("TBAL_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.sqlite'}")
+    args = _parser().parse_args(verb)
+    assert args.func(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "not migrated" in lines[0] and "run `tbal migrate`" in lines[0], lines
+
+
+def test_key_verbs_on_an_unreachable_database_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TBAL_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:9/nowhere")
+    monkeypatch.setenv("TBAL_DB_CONNECT_TIMEOUT_S", "1")
+    args = _parser().parse_args(["create-key", "--name", "ci"])
+    assert args.func(args) == 2
+    assert capsys.readouterr().err.startswith("tbal: error: cannot open the database")
