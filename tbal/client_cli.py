@@ -88,7 +88,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listing = verbs.add_parser("list", parents=[common], help="list projects")
     listing.set_defaults(func=_project_list)
     show = verbs.add_parser("show", parents=[common], help="a project with its counts (JSON)")
-    show.add_argument("project_id", type=int)
+    show.add_argument(
+        "project_id", type=int, nargs="?", default=_env_int("TBAL_PROJECT"), help="default: $TBAL_PROJECT"
+    )
     show.set_defaults(func=_project_show)
     change = verbs.add_parser("set", parents=[common], help="change settings (--set NAME=VALUE ...)")
     change.add_argument("project_id", type=int)
@@ -341,6 +343,8 @@ def _project_list(args: argparse.Namespace) -> int:
 
 @_guarded
 def _project_show(args: argparse.Namespace) -> int:
+    if args.project_id is None:
+        raise CommandError("give the project's id (or set TBAL_PROJECT)")
     with _client(args) as tb:
         project = tb.get_project(args.project_id)
     print(json.dumps(project.raw, indent=1))

@@ -176,6 +176,9 @@ def test_the_verbs_parse_and_read_the_environment(monkeypatch: pytest.MonkeyPatc
     assert (args.url, args.key, args.project, args.wait) == ("http://tbal.example:9000", "tbal_k", 12, True)
     args = build_parser().parse_args(["items", "upload", "--data", "x.npz", "--url", "http://other:1"])
     assert args.url == "http://other:1" and args.project == 12
+    # issue 15, item 12: `tbal project show` reads $TBAL_PROJECT like the other verbs
+    assert build_parser().parse_args(["project", "show"]).project_id == 12
+    assert build_parser().parse_args(["project", "show", "3"]).project_id == 3
 
 
 def test_the_tbal_command_has_the_verbs_once_installed() -> None:
