@@ -1,0 +1,196 @@
+"""Image projects from files over HTTP: CIFAR-10 images written as PNG files and uploaded (multipart, zip,
+tar.gz) give the same arrays as the .npz; folders name classes; resizing; bad files and archives are a
+422 naming the file, with nothing written."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.app.conftest import Api, count_rows
+
+MakeProject = Callable[..., dict[str, Any]]
+N_IMAGES = 40
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@pytest.fixture(scope="module")
+def cifar(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(shared_data / "cifar10_test_cifar10h.npz") as z:
+        return z["X"][:N_IMAGES], z["y"][:N_IMAGES]
+
+
+def _png(arr: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _stored(factory: sessionmaker[Session], pid: int, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    with factory() as session:
+        rows = session.execute(
+            text("SELECT external_id, data FROM items WHERE project_id = :p"), {"p": pid}
+        ).all()
+    return {r[0]: np.frombuffer(bytes(r[1]), dtype=np.uint8).reshape(shape) for r in rows}
+
+
+def _truth(factory: sessionmaker[Session], pid: int) -> dict[str, int]:
+    with factory() as session:
+        rows = session.execute(
+            text(
+                "SELECT i.external_id, g.label FROM items i JOIN ground_truth g ON g.item_id = i.id "
+                "WHERE i.project_id = :p"
+            ),
+            {"p": pid},
+        ).all()
+    return {r[0]: int(r[1]) for r in rows}
+
+
+def _project(make_project: MakeProject, shape: list[int] | None = None) -> int:
+    body = make_project(classes=CLASSES, data_kind="image", input_shape=shape or [32, 32, 3])
+    return int(body["id"])
+
+
+def test_cifar_pngs_uploaded_as_files_give_the_npz_arrays(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session], cifar: Any
+) -> None:
+    X, _y = cifar
+    pid = _project(make_project)
+    files = [("files", (f"img{i:03d}.png", _png(x), "image/png")) for i, x in enumerate(X)]
+    done = api.post(f"/api/v1/projects/{pid}/items/images", params={"id_prefix": "c/"}, files=files)
+    assert done.status_code == 200, done.text
+    assert done.json() == {"received": N_IMAGES, "inserted": N_IMAGES, "skipped": 0, "ground_truth_added": 0}
+    stored = _stored(session_factory, pid, (32, 32, 3))
+    for i, x in enumerate(X):
+        np.testing.assert_array_equal(stored[f"c/img{i:03d}.png"], x)
+    again = api.post(f"/api/v1/projects/{pid}/items/images", params={"id_prefix": "c/"}, files=files[:5])
+    assert again.json()["skipped"] == 5 and again.json()["inserted"] == 0
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_archives_with_class_folders(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session], cifar: Any, kind: str
+) -> None:
+    X, y = cifar
+    pid = _project(make_project)
+    names = {f"train/{CLASSES[int(c)]}/{i}.png": x for i, (x, c) in enumerate(zip(X, y, strict=True))}
+    buf = io.BytesIO()
+    if kind == "zip":
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, x in names.items():
+                archive.writestr(name, _png(x))
+            archive.writestr("__MACOSX/._junk", b"skipped")
+            archive.writestr("train/.DS_Store", b"skipped")
+    else:
+        with tarfile.open(fileobj=buf, mode="w:gz") as archive:
+            for name, x in names.items():
+                data = _png(x)
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+    done = api.post(
+        f"/api/v1/projects/{pid}/items/images",
+        params={"labels_from_folders": "true"},
+        content=buf.getvalue(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["inserted"] == N_IMAGES and done.json()["ground_truth_added"] == N_IMAGES
+    stored = _stored(session_factory, pid, (32, 32, 3))
+    truth = _truth(session_factory, pid)
+    for i, (name, x) in enumerate(names.items()):
+        np.testing.assert_array_equal(stored[name], x)
+        assert truth[name] == int(y[i])
+
+
+def test_images_are_converted_and_resized(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session], cifar: Any
+) -> None:
+    X, _y = cifar
+    pid = _project(make_project, [16, 16])
+    big = np.asarray(Image.fromarray(X[0]).resize((64, 48)))
+    files = [
+        ("files", ("a.jpg", _png(big, "JPEG"), "image/jpeg")),
+        ("files", ("b.bmp", _png(X[1], "BMP"), "image/bmp")),
+    ]
+    done = api.post(f"/api/v1/projects/{pid}/items/images", files=files)
+    assert done.status_code == 200, done.text
+    stored = _stored(session_factory, pid, (16, 16))
+    expected = np.asarray(Image.fromarray(X[1]).convert("L").resize((16, 16), Image.Resampling.BICUBIC))
+    np.testing.assert_array_equal(stored["b.bmp"], expected)
+    assert stored["a.jpg"].shape == (16, 16)
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+GOOD = _png(np.zeros((32, 32, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("files", "field", "says"),
+    [
+        ({"ok.png": GOOD, "cut.png": GOOD[: len(GOOD) // 2]}, "files.cut.png", "truncated or corrupt"),
+        ({"ok.png": GOOD, "notes.png": b"plain text"}, "files.notes.png", "not a PNG, JPEG, WEBP, BMP image"),
+        ({"a.zip": _zip({"ok.png": GOOD, "../evil.png": GOOD})}, "files.a.zip", "outside the archive"),
+        (
+            {"a.zip": _zip({"ok.png": GOOD, "readme.txt": b"hi"})},
+            "files.a.zip.readme.txt",
+            "not an image file",
+        ),
+        ({"a.zip": b"PK\x03\x04 broken"}, "files.a.zip", "not a readable zip"),
+        ({"x.png": GOOD, "y/x.png": GOOD}, None, None),  # control: distinct names
+    ],
+)
+def test_bad_image_files_are_422_and_write_nothing(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    files: dict[str, bytes],
+    field: str | None,
+    says: str | None,
+) -> None:
+    pid = _project(make_project)
+    parts = [("files", (name, data, "application/octet-stream")) for name, data in files.items()]
+    response = api.post(f"/api/v1/projects/{pid}/items/images", files=parts)
+    if field is None:
+        assert response.status_code == 200, response.text
+        return
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail["field"] == field and says in detail["reason"], detail
+    assert count_rows(session_factory, "items") == 0
+
+
+def test_a_zip_bomb_and_wrong_project_kind(
+    api: Api, make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.services import raw_items
+
+    pid = _project(make_project)
+    monkeypatch.setattr(raw_items, "MAX_ARCHIVE_BYTES", 10_000)
+    bomb = _zip({f"{i}.png": GOOD for i in range(3)} | {"zeros.png": b"\x00" * 50_000})
+    response = api.post(
+        f"/api/v1/projects/{pid}/items/images", content=bomb, headers={"Content-Type": "application/zip"}
+    )
+    assert response.status_code == 422 and "expands to" in response.json()["detail"]["reason"]
+    feature_project = make_project()["id"]
+    response = api.post(
+        f"/api/v1/projects/{feature_project}/items/images", files=[("files", ("a.png", GOOD))]
+    )
+    assert response.status_code == 422 and response.json()["detail"]["field"] == "data_kind"
