@@ -85,6 +85,27 @@ def open_queries_by_purpose(session: Session, project_id: int) -> dict[str, int]
     return {str(purpose): int(n) for purpose, n in session.execute(stmt)}
 
 
+def budget_queries(session: Session, project_id: int) -> tuple[int, int]:
+    """(answered, open) queries paid from ``label_budget`` that are not training labels yet or are
+    top-ups: every training query, and the validation top-ups rounds made (purpose ``validation`` with a
+    round; the validation set drawn at the start is not paid from the budget)."""
+    paid = (LabelQuery.purpose == "training") | (
+        (LabelQuery.purpose == "validation") & LabelQuery.round_id.is_not(None)
+    )
+    stmt = (
+        select(LabelQuery.purpose, LabelQuery.answered, func.count())
+        .where(LabelQuery.project_id == project_id, paid)
+        .group_by(LabelQuery.purpose, LabelQuery.answered)
+    )
+    answered_top_ups = waiting = 0
+    for purpose, answered, n in session.execute(stmt):
+        if not answered:
+            waiting += int(n)
+        elif purpose == "validation":
+            answered_top_ups += int(n)
+    return answered_top_ups, waiting
+
+
 def queue_head(session: Session, project_id: int, limit: int) -> list[tuple[str, str, int | None]]:
     """(external id, purpose, round id) of the first ``limit`` open queries."""
     stmt = (

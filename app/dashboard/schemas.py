@@ -32,6 +32,9 @@ class SummaryCounts(BaseModel):
     items: int
     roles: dict[str, int] = Field(description="items per role: pool, validation, train, removed")
     unlabeled_pool: int = Field(description="pool items with neither a human nor an auto-label")
+    unlabeled: int = Field(
+        description="items no one has labeled yet: the unlabeled pool and the items waiting in the queue"
+    )
     human_labels: int
     validation_labels: int = Field(description="human labels of the current validation set")
     validation_removed: int = Field(description="validation items removed inside auto-labeled regions")
@@ -42,6 +45,10 @@ class SummaryCounts(BaseModel):
         description="training items (asked for or labeled unasked) and validation top-ups "
         "(validation_floor): what label_budget counts"
     )
+    budget_labeled: int = Field(
+        description="of budget_used, the items humans have labeled (training labels and answered top-ups)"
+    )
+    budget_queued: int = Field(description="of budget_used, the queries still waiting for a human")
     label_budget: int
     open_validation: int
     open_training: int

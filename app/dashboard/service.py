@@ -61,10 +61,13 @@ def project_summary(session: Session, project: Project, round_index: int | None 
                 validation_by_class[label] += n
             elif role == "train":
                 training_by_class[label] += n
+    answered_top_ups, budget_queued = queries.budget_queries(session, project.id)
     counts = SummaryCounts(
         items=n_items,
         roles={role: roles.get(role, 0) for role in ("pool", "validation", "train", "removed")},
         unlabeled_pool=unlabeled,
+        # queued items are still unlabeled (audit queries are about auto-labeled items)
+        unlabeled=unlabeled + open_by_purpose.get("validation", 0) + open_by_purpose.get("training", 0),
         human_labels=sum(n for _, _, n in human),
         validation_labels=sum(validation_by_class),
         validation_removed=roles.get("removed", 0),
@@ -72,6 +75,8 @@ def project_summary(session: Session, project: Project, round_index: int | None 
         auto_labels=n_auto,
         coverage=n_auto / n_items if n_items else 0.0,
         budget_used=roles.get("train", 0) + labels_repo.count_validation_top_ups(session, project.id),
+        budget_labeled=sum(training_by_class) + answered_top_ups,
+        budget_queued=budget_queued,
         label_budget=config.loop.label_budget,
         open_validation=open_by_purpose.get("validation", 0),
         open_training=open_by_purpose.get("training", 0),

@@ -129,8 +129,13 @@ def test_the_project_page_shows_the_apis_numbers(
         coverage = len(auto) / counts.items
         assert _shown(page, "coverage")[0] == _pct1(coverage)
         assert float(_shown(page, "coverage")[1]) == pytest.approx(coverage)
-        assert _shown(page, "unlabeled")[1] == str(counts.pool)
+        # queued items count as unlabeled; queued queries are budget spent but not labels (issue 15)
+        assert _shown(page, "unlabeled")[1] == str(counts.pool + counts.open_queries)
         assert _shown(page, "budget-used")[1] == str(counts.budget_used)
+        labeled, queued = int(_shown(page, "budget-labeled")[1]), int(_shown(page, "budget-queued")[1])
+        assert labeled + queued == counts.budget_used and labeled == len(
+            [h for h in humans if h.role == "train"]
+        )
         assert _shown(page, "label-budget") == (f"{DASHBOARD_SETTINGS['label_budget']:,}", "300")
         assert _shown(page, "human-labels")[1] == str(len(humans)) == str(counts.human_labels)
         by_role = Counter(h.role for h in humans)

@@ -187,6 +187,10 @@ def test_the_summary_equals_brute_force_counts(
     assert c["validation_removed"] == 2
     assert c["training_labels"] == sum(1 for i in human if role[i] == "train") == 6
     assert c["budget_used"] == 6 and c["label_budget"] == 9
+    # issue 15, item 12: queued queries are not labels, and queued items are still unlabeled
+    assert c["budget_labeled"] == sum(1 for i in human if role[i] == "train") == 6
+    assert c["budget_queued"] == open_queries["training"] == 1
+    assert c["unlabeled"] == unlabeled + open_queries["validation"] + open_queries["training"] == 33
     assert (
         (c["open_validation"], c["open_training"])
         == (open_queries["validation"], open_queries["training"])

@@ -290,7 +290,11 @@
     return h(
       "section",
       { class: "kpis" },
-      tile("items", value("items", int(c.items), c.items), h("span", {}, value("unlabeled", int(c.unlabeled_pool), c.unlabeled_pool), " still unlabeled")),
+      tile(
+        "items",
+        value("items", int(c.items), c.items),
+        h("span", {}, value("unlabeled", int(c.unlabeled), c.unlabeled), " still unlabeled", c.unlabeled > c.unlabeled_pool ? " (" + int(c.unlabeled - c.unlabeled_pool) + " in the queue)" : "")
+      ),
       tile(
         "auto-labeled",
         value("auto-labels", int(c.auto_labels), c.auto_labels),
@@ -306,7 +310,7 @@
       tile(
         "label budget spent",
         h("span", {}, value("budget-used", int(c.budget_used), c.budget_used), h("span", { class: "of", text: " / " }), value("label-budget", int(c.label_budget), c.label_budget)),
-        "training labels",
+        h("span", {}, value("budget-labeled", int(c.budget_labeled), c.budget_labeled), " labeled · ", value("budget-queued", int(c.budget_queued), c.budget_queued), " queued"),
         C.meter(c.budget_used, c.label_budget, { color: COLORS.training, label: "budget" })
       ),
       tile(
