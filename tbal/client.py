@@ -28,6 +28,7 @@ connection was never made, or the answer was 429 or 503.
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import sys
@@ -53,6 +54,11 @@ DEFAULT_CHUNK_BYTES = 32 * 1024**2
 DEFAULT_LABEL_BATCH = 5_000
 """Labels per request (the service takes at most ``TBAL_MAX_BATCH_ITEMS``, 10,000 by default)."""
 DEFAULT_PAGE_SIZE = 1_000
+DEFAULT_TEXT_CHUNK = 2_000
+"""Texts per upload request (each is encoded by the service before it answers)."""
+DEFAULT_IMAGE_CHUNK = 256
+"""Image files per multipart request."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MAX_PAGE_SIZE = 10_000
 
 
@@ -556,12 +562,13 @@ class TBALClient:
         name: str,
         *,
         classes: Sequence[str],
-        data_kind: Literal["features", "image"],
-        input_shape: Sequence[int],
+        data_kind: Literal["features", "image", "text"],
+        input_shape: Sequence[int] = (),
         settings: Mapping[str, Any] | None = None,
         seed: int = 0,
     ) -> Project:
-        """A new project. ``input_shape``: [d] for feature vectors, [H, W] or [H, W, C] for uint8 images;
+        """A new project. ``input_shape``: [d] for feature vectors, [H, W] or [H, W, C] for uint8 images,
+        nothing for text (the encoder's size; ``settings={"encoder": "minilm"}`` is the default);
         ``settings``: ε, δ, model, budgets... (see the API's ProjectSettings; unset ones from defaults)."""
         body = {
             "name": name,
@@ -655,6 +662,136 @@ class TBALClient:
         yield from self.paginate(
             f"{API_PREFIX}/projects/{int(project_id)}/items", params, page_size=page_size
         )
+
+    def upload_texts(
+        self,
+        project_id: int,
+        texts: Sequence[str],
+        *,
+        external_ids: Sequence[str] | None = None,
+        ground_truth: Sequence[ClassRef | None] | None = None,
+        id_prefix: str = "",
+        chunk_rows: int = DEFAULT_TEXT_CHUNK,
+        on_chunk: Callable[[int, int], None] | None = None,
+    ) -> IngestResult:
+        """Upload texts to a text project as JSON Lines chunks (each retried on its own); the service
+        encodes them with the project's encoder. ``external_ids`` default to ``<id_prefix><row>``;
+        ``ground_truth``: class names or indices (None: unknown), for simulations and audits only.
+        Re-sending adds nothing twice (idempotent on external id)."""
+        n = len(texts)
+        ids = (
+            [str(e) for e in external_ids]
+            if external_ids is not None
+            else [f"{id_prefix}{i}" for i in range(n)]
+        )
+        if len(ids) != n or (ground_truth is not None and len(ground_truth) != n):
+            raise ValueError(f"expected {n} external ids and ground-truth values, like the texts")
+        if chunk_rows < 1:
+            raise ValueError(f"chunk_rows must be ≥ 1, got {chunk_rows}")
+        total = IngestResult(0, 0, 0, 0)
+        path = f"{API_PREFIX}/projects/{int(project_id)}/items/texts/upload"
+        params = {"format": "jsonl", "id_column": "id", "text_column": "text"}
+        if ground_truth is not None:
+            params["label_column"] = "label"
+        extra: dict[str, Any] = {"timeout": self.upload_timeout_s} if self._owned else {}
+        for start in range(0, n, chunk_rows):
+            stop = min(n, start + chunk_rows)
+            rows = []
+            for i in range(start, stop):
+                row: dict[str, Any] = {"id": ids[i], "text": texts[i]}
+                if ground_truth is not None:
+                    row["label"] = ground_truth[i]
+                rows.append(json.dumps(row, ensure_ascii=False))
+            data = self._json(
+                "POST",
+                path,
+                params=params,
+                content="\n".join(rows).encode("utf-8"),
+                headers={"Content-Type": "application/octet-stream"},
+                **extra,
+            )
+            total = total + IngestResult.from_json(data)
+            if on_chunk is not None:
+                on_chunk(stop, n)
+        return total
+
+    def upload_text_file(
+        self,
+        project_id: int,
+        path: str | Path,
+        *,
+        text_column: str = "text",
+        id_column: str | None = None,
+        label_column: str | None = None,
+        format: Literal["json", "jsonl", "csv"] | None = None,
+        id_prefix: str = "",
+        chunk_rows: int = DEFAULT_TEXT_CHUNK,
+        on_chunk: Callable[[int, int], None] | None = None,
+    ) -> IngestResult:
+        """A CSV (with a header), JSONL or JSON-list file of texts, read here (UTF-8, checked row by row:
+        a bad row raises ``tbal.errors.DataError`` naming it before anything is sent) and uploaded with
+        :meth:`upload_texts`. Without ``id_column`` rows get ``<id_prefix><row>``, as the service names
+        them."""
+        from tbal.text_files import read_text_records
+
+        fmt = format or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}.get(
+            Path(path).suffix.lower()
+        )
+        records = read_text_records(
+            Path(path).read_bytes(),
+            fmt=fmt,
+            text_column=text_column,
+            id_column=id_column,
+            label_column=label_column,
+        )
+        return self.upload_texts(
+            project_id,
+            records.texts,
+            external_ids=records.ids,
+            ground_truth=records.labels,
+            id_prefix=id_prefix,
+            chunk_rows=chunk_rows,
+            on_chunk=on_chunk,
+        )
+
+    def upload_images(
+        self,
+        project_id: int,
+        files: Sequence[str | Path],
+        *,
+        root: str | Path | None = None,
+        id_prefix: str = "",
+        labels_from_folders: bool = False,
+        chunk_files: int = DEFAULT_IMAGE_CHUNK,
+        on_chunk: Callable[[int, int], None] | None = None,
+    ) -> IngestResult:
+        """Upload PNG/JPEG/WebP/BMP files (or zip/tar archives of them) to an image project, as multipart
+        requests of ``chunk_files`` files, each retried on its own. Each item's id is
+        ``<id_prefix><path relative to root>`` (default root: the files' common folder), so
+        ``labels_from_folders`` can read the class from the folder (``cat/001.png``). The service decodes
+        and resizes each image to the project's input shape."""
+        paths = [Path(f) for f in files]
+        if not paths:
+            raise ValueError("no image files to upload")
+        if chunk_files < 1:
+            raise ValueError(f"chunk_files must be ≥ 1, got {chunk_files}")
+        base = Path(root) if root is not None else Path(os.path.commonpath([p.parent for p in paths]))
+        names = [p.relative_to(base).as_posix() if p.is_relative_to(base) else p.name for p in paths]
+        total = IngestResult(0, 0, 0, 0)
+        path = f"{API_PREFIX}/projects/{int(project_id)}/items/images"
+        params = {"id_prefix": id_prefix, "labels_from_folders": str(labels_from_folders).lower()}
+        extra: dict[str, Any] = {"timeout": self.upload_timeout_s} if self._owned else {}
+        for start in range(0, len(paths), chunk_files):
+            stop = min(len(paths), start + chunk_files)
+            parts = [
+                ("files", (names[i], paths[i].read_bytes(), "application/octet-stream"))
+                for i in range(start, stop)
+            ]
+            data = self._json("POST", path, params=params, files=parts, **extra)
+            total = total + IngestResult.from_json(data)
+            if on_chunk is not None:
+                on_chunk(stop, len(paths))
+        return total
 
     # -- the queue and human labels -----------------------------------------------------------------
 
@@ -1030,3 +1167,24 @@ def _ground_truth(y: Sequence[int] | np.ndarray | None, n: int) -> np.ndarray | 
             f"expected ground_truth of shape ({n},) with class indices, got {arr.dtype} {arr.shape}"
         )
     return arr.astype(np.int64)
+
+
+def find_images(root: str | Path, patterns: Sequence[str] = ("**/*",)) -> list[Path]:
+    """Image files (PNG/JPEG/WebP/BMP by suffix, or zip/tar archives) under ``root`` matching any of the
+    glob ``patterns`` (relative to ``root``, e.g. ``*.png`` or ``cats/**/*.jpg``), sorted, hidden ones
+    skipped. ``root`` may itself be a file."""
+    base = Path(root)
+    if base.is_file():
+        return [base]
+    if not base.is_dir():
+        raise FileNotFoundError(f"no such folder: {base}")
+    archives = (".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz")
+    found: set[Path] = set()
+    for pattern in patterns:
+        for path in base.glob(pattern):
+            rel = path.relative_to(base)
+            if not path.is_file() or any(part.startswith(".") for part in rel.parts):
+                continue
+            if path.suffix.lower() in IMAGE_SUFFIXES + archives:
+                found.add(path)
+    return sorted(found)

@@ -39,6 +39,7 @@ from tbal.client import (
     Round,
     TBALClient,
     TBALClientError,
+    find_images,
 )
 
 EXIT_OK = 0
@@ -79,8 +80,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--data", type=Path, help="a .npz (X, optional y / class_names) to take the shape from"
     )
     create.add_argument("--classes", help="comma-separated class names")
-    create.add_argument("--data-kind", choices=("features", "image"))
-    create.add_argument("--input-shape", help="comma-separated, e.g. 64 or 28,28")
+    create.add_argument("--data-kind", choices=("features", "image", "text"))
+    create.add_argument(
+        "--input-shape", help="comma-separated, e.g. 64 or 28,28 (text: none, the encoder's size)"
+    )
     create.add_argument("--seed", type=int, default=0)
     _add_settings(create)
     create.set_defaults(func=_project_create)
@@ -106,12 +109,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     upload = verbs.add_parser(
         "upload",
         parents=[common],
-        help="upload a .npz / .npy file in chunks, with retries",
+        help="upload a .npz / .npy file, a text file (CSV, JSONL, JSON) or image files, in chunks",
         description="Upload X (and optional external_ids, and y as ground truth for simulations) from a "
-        ".npz, or X from a .npy. Chunks are retried on their own; re-sending adds nothing twice.",
+        ".npz, or X from a .npy; texts from a .csv / .jsonl / .json file (text projects; --text-column, "
+        "--id-column, --label-column); or image files from --images DIR (image projects; --glob "
+        "patterns, default every PNG/JPEG/WebP/BMP file and zip/tar archive below DIR). Chunks are "
+        "retried on their own; re-sending adds nothing twice.",
     )
     _add_project(upload)
-    upload.add_argument("--data", type=Path, required=True)
+    source = upload.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help=".npz, .npy, .csv, .jsonl or .json")
+    source.add_argument("--images", type=Path, help="a folder of image files (or one archive)")
+    upload.add_argument(
+        "--glob", action="append", default=[], help="with --images: files to take, e.g. '*.png' (repeatable)"
+    )
+    upload.add_argument(
+        "--labels-from-folders", action="store_true", help="with --images: class = the file's folder name"
+    )
+    upload.add_argument("--text-column", default="text", help="text files: the column of the texts")
+    upload.add_argument("--id-column", help="text files: the column of external ids (default: row ids)")
+    upload.add_argument("--label-column", help="text files: ground truth (class names or indices)")
     upload.add_argument("--split", default=None, help="use X_<split> / y_<split> arrays (e.g. train)")
     upload.add_argument("--no-ground-truth", action="store_true", help="do not send y")
     upload.add_argument("--id-prefix", default="", help="ids of rows when the file has no external_ids")
@@ -303,6 +320,8 @@ def _project_create(args: argparse.Namespace) -> int:
     kind, shape, classes = _shape_from_data(args.data) if args.data else (None, None, None)
     kind = args.data_kind or kind
     shape = _ints(args.input_shape, "--input-shape") if args.input_shape else shape
+    if kind == "text" and shape is None:
+        shape = []  # the service takes the encoder's size
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else classes
     missing = [
         flag
@@ -374,6 +393,8 @@ def _project_delete(args: argparse.Namespace) -> int:
 
 @_guarded
 def _items_upload(args: argparse.Namespace) -> int:
+    if args.images is not None or args.data.suffix.lower() in TEXT_SUFFIXES:
+        return _raw_upload(args)
     X, external_ids, y = _read_items(args.data, args.split)
     if args.no_ground_truth:
         y = None
@@ -388,6 +409,47 @@ def _items_upload(args: argparse.Namespace) -> int:
             chunk_rows=args.chunk_rows,
             on_chunk=progress,
         )
+    _note(
+        f"uploaded {result.received} items: {result.inserted} new, {result.skipped} already there, "
+        f"{result.ground_truth_added} with ground truth"
+    )
+    _emit(args, str(result.inserted), result.__dict__)
+    return EXIT_OK
+
+
+TEXT_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
+
+
+def _raw_upload(args: argparse.Namespace) -> int:
+    """``items upload`` of a text file or of --images."""
+    progress = _UploadProgress()
+    with _client(args) as tb:
+        if args.images is not None:
+            if not args.images.exists():
+                raise CommandError(f"no such folder or file: {args.images}")
+            files = find_images(args.images, args.glob or ("**/*",))
+            if not files:
+                raise CommandError(f"no image files under {args.images} matching {args.glob or ['**/*']}")
+            result = tb.upload_images(
+                args.project,
+                files,
+                root=args.images if args.images.is_dir() else None,
+                id_prefix=args.id_prefix,
+                labels_from_folders=args.labels_from_folders,
+                on_chunk=progress,
+            )
+        else:
+            if not args.data.is_file():
+                raise CommandError(f"no such file: {args.data}")
+            result = tb.upload_text_file(
+                args.project,
+                args.data,
+                text_column=args.text_column,
+                id_column=args.id_column,
+                label_column=None if args.no_ground_truth else args.label_column,
+                id_prefix=args.id_prefix,
+                on_chunk=progress,
+            )
     _note(
         f"uploaded {result.received} items: {result.inserted} new, {result.skipped} already there, "
         f"{result.ground_truth_added} with ground truth"
