@@ -330,3 +330,19 @@ def test_min_confidence_above_max_is_422(api: Api, pid: int) -> None:
     params = {"min_confidence": "0.9", "max_confidence": "0.1"}
     _refused(api.get(f"/api/v1/projects/{pid}/auto-labels", params=params), "min_confidence")
     assert api.get(f"/api/v1/projects/{pid}/auto-labels", params={"min_confidence": "1"}).status_code == 200
+
+
+def test_a_second_start_while_the_first_is_queued_says_queued(api: Api, make_project: MakeProject) -> None:
+    """Issue 15, item 12: the 409 names the first round's real status (no worker takes it here)."""
+    from tests.app.test_rounds import RecordingDispatcher, ready_project
+
+    pid = ready_project(api, make_project)
+    state = api.client.app.state.tbal  # type: ignore[attr-defined]
+    real, state.dispatcher = state.dispatcher, RecordingDispatcher()
+    try:
+        first = api.post(f"/api/v1/projects/{pid}/rounds")
+        assert first.status_code == 202 and first.json()["status"] == "queued", first.text
+        reason = _refused(api.post(f"/api/v1/projects/{pid}/rounds"), "round", 409)
+        assert f"round {first.json()['id']} is queued" in reason, reason
+    finally:
+        state.dispatcher = real
