@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.base import utcnow
 from app.db.models import AutoLabel, HumanLabel, Item, LabelQuery, Round
 from app.repositories import auto_labels as auto_repo
+from app.repositories import rounds as rounds_repo
 from app.services import round_runner
+from app.services.project_config import build_config
 from app.services.round_runner import ClaimLost, execute_round, load_round, write_results
 from app.settings import Settings
 from tests.app.conftest import Api, blobs, count_rows
@@ -392,3 +394,36 @@ def test_deleting_a_project_with_a_queued_round(
     assert api.delete(f"/api/v1/projects/{pid}").status_code == 204
     execute_round(rid, session_factory, settings)  # the task arrives after the delete: nothing to do
     assert _counts(session_factory) == {"auto_labels": 0, "human_labels": 0, "queries": 0, "items": 0}
+
+
+def test_rounds_past_the_planned_ones_keep_the_sum_of_delta_shares_within_delta(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
+    """Planned 3 rounds (seed 40, budget 60, batches of 10), run 8: once the budget is spent, a human label
+    given unasked lets another round start. Every round records its δ share; rounds past the plan get the
+    halving tail of :func:`tbal.plan.delta_share`, and the shares sum to at most δ (issue 12)."""
+    from tbal.plan import delta_share
+
+    pid = ready_project(api, make_project, epsilon=0.01)  # strict: the pool is never emptied
+    config = build_config({**FAST, "epsilon": 0.01})
+    assert config.loop.planned_rounds == 3
+    shares = []
+    for k in range(8):
+        if k >= config.loop.planned_rounds:  # the budget is spent: a label the service did not ask for
+            with session_factory() as session:
+                item = session.scalars(
+                    select(Item.id).where(Item.project_id == pid, Item.role == "pool").order_by(Item.id)
+                ).first()
+            assert api.post(
+                f"/api/v1/projects/{pid}/labels", json={"labels": [{"item_id": item, "label": 0}]}
+            )
+        done = api.run_round(pid)
+        assert done["index"] == k
+        shares.append(done["metrics"]["delta_round"])
+    delta = config.thresholds.delta
+    assert shares == [min(delta_share(k, config), delta - sum(shares[:k])) for k in range(8)]
+    assert all(s > 0 for s in shares)
+    assert shares[4] == pytest.approx(shares[3] / 2) and shares[7] == pytest.approx(shares[3] / 16)
+    assert sum(shares) <= delta
+    with session_factory() as session:
+        assert rounds_repo.delta_spent(session, pid) == pytest.approx(sum(shares))
