@@ -24,7 +24,7 @@ import math
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ from app.repositories import auto_labels as auto_repo
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
 from app.repositories import rounds as rounds_repo
+from app.services import raw_items
 from app.services.arrays import Layout, from_bytes, layout_of, model_inputs, pixel_scale
 from app.services.project_config import runtime_config
 from app.settings import Settings
@@ -112,6 +113,9 @@ class LoadedRound:
     validation_pending: int = 0
     """Validation items queued for humans, not labeled yet (they count towards the floor)."""
     label_review_fraction: float = LABEL_REVIEW_FRACTION
+    inputs: dict[str, str] = field(default_factory=dict)
+    """Issue 13 hook: how the stored features were made (``{"encoder": spec}`` for text projects), recorded
+    in the round's metrics beside its model version (app.services.raw_items.round_record)."""
 
 
 def execute_round(round_id: int, session_factory: sessionmaker[Session], settings: Settings) -> None:
@@ -280,6 +284,7 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
                 project.settings, "label_review_fraction", LABEL_REVIEW_FRACTION
             ),
             validation_pending=pending,
+            inputs=raw_items.round_record(project.settings, project.data_kind),  # issue 13 hook
         )
         session.commit()
     return loaded
@@ -354,6 +359,7 @@ def write_results(
         metrics["audit_sampled"] = audited
         metrics["validation_left"] = validation_left
         metrics["validation_queued"] = topped_up
+        metrics.update(loaded.inputs)  # issue 13 hook: the text encoder that made the features
         timings["write"] = time.perf_counter() - start
         metrics["timings"] = {k: round(v, 4) for k, v in timings.items()}
         done = rounds_repo.update_claimed(

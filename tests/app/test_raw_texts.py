@@ -222,6 +222,8 @@ def test_a_round_runs_on_a_text_project(api: Api, make_project: MakeProject) -> 
     done = api.run_round(pid)
     # the round reads the stored features like a feature project's (what it then certifies is the loop's)
     assert done["metrics"]["pool_size"] == 160 and done["metrics"]["validation_labels"] == 60
+    assert done["metrics"]["encoder"] == "hashing:128"  # recorded with the round's model version
+    assert done["model_version"].endswith("-r0")
 
 
 def test_minilm_through_the_api(
