@@ -247,6 +247,9 @@ class ThresholdConfig:
     ``delta_schedule``: ``uniform`` (equal shares over the planned rounds) or ``final`` (the share
     ``delta_final_share`` to the last planned round); ``delta_tail``: the share of δ kept for rounds past
     the planned ones (halved each round).
+    ``fallback_share`` η: the share of a walk's δ spread over ``fallback_checkpoints`` later starting
+    points (the fallback procedure, :func:`tbal.thresholds._fixed_sequence`): 0 = the plain fixed sequence,
+    which stops at its first failure.
     """
 
     bound: BoundName = "valid"
@@ -259,8 +262,12 @@ class ThresholdConfig:
     delta_schedule: DeltaScheduleName = "uniform"
     delta_final_share: float = 0.5
     delta_tail: float = 0.1
+    fallback_share: float = 0.0
+    fallback_checkpoints: int = 3
 
     def __post_init__(self) -> None:
+        _check_range("thresholds.fallback_share", self.fallback_share, 0.0, 1.0, high_open=True)
+        _check_positive_int("thresholds.fallback_checkpoints", self.fallback_checkpoints)
         _check_choice("thresholds.delta_schedule", self.delta_schedule, DELTA_SCHEDULE_NAMES)
         _check_range("thresholds.delta_final_share", self.delta_final_share, 0.0, 1.0)
         _check_range("thresholds.delta_tail", self.delta_tail, 0.0, 1.0, low_open=True, high_open=True)

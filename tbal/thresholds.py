@@ -274,8 +274,70 @@ def _candidates(scores: np.ndarray, wrong: np.ndarray) -> _Candidates:
     return _Candidates(value=s[ends], n=ends + 1, errors=errors)
 
 
-def _fixed_sequence(cand: _Candidates, bound: str, epsilon: float, delta: float) -> int | None:
-    """Index of the lowest candidate reached by the fixed-sequence walk, or None if none passes."""
+def _fixed_sequence(
+    cand: _Candidates, bound: str, epsilon: float, delta: float, fallback: tuple[float, int] = (0.0, 0)
+) -> int | None:
+    """Index of the lowest candidate certified by the walk, or None if none passes.
+
+    ``fallback`` = (η, J): with η = 0 the plain fixed-sequence walk at level δ, which stops at its first
+    failure. With η > 0 the *fallback procedure* (Wiens, "A fixed sequence Bonferroni procedure for testing
+    multiple endpoints", Pharmaceutical Statistics 2003; Wiens & Dmitrienko 2005): the same order, the
+    start gets the weight (1 − η)·δ and J checkpoints further down get η·δ / J each; candidate i is
+    tested at α_i = w_i + α_{i−1} if candidate i − 1 passed, else w_i. So one early failure (a few
+    mistakes among the most confident points) no longer ends the walk: it resumes at the next checkpoint
+    with its own share. Checkpoint j sits at the first candidate with n(t) ≥ the fewest points with which
+    (2^j − 1) mistakes could pass at level η·δ / J — positions that depend on the counts n(t) only, never
+    on the labels. The procedure controls the family-wise error at δ under any dependence, so every
+    candidate that passes is certified at once and the lowest one is kept.
+    """
+    share, checkpoints = fallback
+    if share <= 0.0 or checkpoints <= 0:
+        return _plain_sequence(cand, bound, epsilon, delta)
+    weights = _fallback_weights(cand, bound, epsilon, delta, share, checkpoints)
+    tested = np.flatnonzero(weights > 0)
+    if tested.size == 0:
+        return None
+    best: int | None = None
+    alpha = 0.0
+    for i in range(int(tested[0]), cand.n.shape[0]):
+        alpha = weights[i] + alpha  # α carried only while the walk passes (reset below on a failure)
+        if alpha > 0.0 and bool(_passes(bound, cand.errors[i : i + 1], cand.n[i : i + 1], epsilon, alpha)[0]):
+            best = i
+        else:
+            alpha = 0.0
+    return best
+
+
+def _fallback_weights(
+    cand: _Candidates, bound: str, epsilon: float, delta: float, share: float, checkpoints: int
+) -> np.ndarray:
+    """(c,) the fallback weights over the candidates (they sum to at most δ; see :func:`_fixed_sequence`)."""
+    weights = np.zeros(cand.n.shape[0])
+    main = (1.0 - share) * delta
+    start = int(np.searchsorted(cand.n, _min_points(bound, epsilon, main)))
+    if start < weights.size:
+        weights[start] += main
+    extra = share * delta / checkpoints
+    for j in range(1, checkpoints + 1):
+        need = _min_points_with_errors(bound, epsilon, extra, 2**j - 1, int(cand.n[-1]) if cand.n.size else 0)
+        at = int(np.searchsorted(cand.n, need)) if need is not None else weights.size
+        if at < weights.size:
+            weights[at] += extra
+    return weights
+
+
+def _min_points_with_errors(bound: str, epsilon: float, delta: float, errors: int, n_max: int) -> int | None:
+    """Fewest n ≤ n_max with which ``errors`` mistakes pass at level δ, or None."""
+    if n_max <= errors:
+        return None
+    n = np.arange(errors + 1, n_max + 1)
+    ok = np.flatnonzero(_passes(bound, np.full(n.shape, float(errors)), n, epsilon, delta))
+    return int(n[ok[0]]) if ok.size else None
+
+
+def _plain_sequence(cand: _Candidates, bound: str, epsilon: float, delta: float) -> int | None:
+    """The plain fixed-sequence walk: from the first candidate where a pass is possible, down to the
+    first failure; the index of the last candidate that passed, or None."""
     start = int(np.searchsorted(cand.n, _min_points(bound, epsilon, delta)))  # n is increasing
     i, chunk = start, _FIRST_CHUNK
     while i < cand.n.shape[0]:
@@ -286,6 +348,10 @@ def _fixed_sequence(cand: _Candidates, bound: str, epsilon: float, delta: float)
             return first_fail - 1 if first_fail > start else None
         i, chunk = j, 2 * chunk
     return cand.n.shape[0] - 1 if cand.n.shape[0] > start else None
+
+
+def _fallback(config: ThresholdConfig) -> tuple[float, int]:
+    return (config.fallback_share, config.fallback_checkpoints)
 
 
 def _paper_search(cand: _Candidates, epsilon: float, c1: float, min_points: int) -> int | None:
@@ -323,7 +389,7 @@ def _compute(
             if config.bound == "paper":
                 idx = _paper_search(cand, config.epsilon, config.c1, config.min_points)
             else:
-                idx = _fixed_sequence(cand, config.bound, config.epsilon, delta)
+                idx = _fixed_sequence(cand, config.bound, config.epsilon, delta, _fallback(config))
             if idx is not None:
                 thresholds[c] = cand.value[idx]
     else:
@@ -349,7 +415,7 @@ def _common_cut(
     if scores.size == 0:
         return thresholds
     cand = _candidates(scores, wrong)
-    idx = _fixed_sequence(cand, config.bound, config.epsilon, delta)
+    idx = _fixed_sequence(cand, config.bound, config.epsilon, delta, _fallback(config))
     if idx is not None:
         cut = cand.value[idx]
         thresholds[np.bincount(predicted[scores >= cut], minlength=k) > 0] = cut
@@ -380,7 +446,7 @@ def _equal_rank_cut(
             s_c = scores[rows]  # increasing
             share[rows] = (rows.size - np.searchsorted(s_c, s_c, side="left")) / rows.size
     cand = _candidates(-share, wrong)  # most confident = smallest share first
-    idx = _fixed_sequence(cand, config.bound, config.epsilon, delta)
+    idx = _fixed_sequence(cand, config.bound, config.epsilon, delta, _fallback(config))
     if idx is not None:
         inside = share <= -cand.value[idx]
         np.minimum.at(thresholds, predicted[inside], scores[inside])

@@ -22,6 +22,9 @@ class ConfidenceFunction(ABC):
     """
 
     name: ClassVar[str]
+    learns_from_labels: ClassVar[bool] = True
+    """False for a score that fits nothing on D_cal (max softmax): the round then sets thresholds on the
+    whole validation set instead of splitting off a D_cal it would not use."""
 
     def __init__(self, num_classes: int) -> None:
         if num_classes < 2:

@@ -19,6 +19,7 @@ class KernelConfidence(ConfidenceFunction):
     inputs far from every class centroid. Fitting learns nothing; scoring raw logits (> 0) raises."""
 
     name = "kernel"
+    learns_from_labels = False
 
     def _fit(self, cal: Predictions, y: np.ndarray, seed: int) -> None:
         return None

@@ -14,6 +14,7 @@ class SoftmaxConfidence(ConfidenceFunction):
     function of the TBAL paper (Vishwakarma et al., NeurIPS 2023). Fitting learns nothing."""
 
     name = "softmax"
+    learns_from_labels = False
 
     def _fit(self, cal: Predictions, y: np.ndarray, seed: int) -> None:
         return None

@@ -421,8 +421,18 @@ def slack(delta: float) -> float:
         (ThresholdConfig(bound="valid", guarantee="pooled", epsilon=0.05, delta=0.05), 1200),
         (ThresholdConfig(bound="valid", guarantee="per-class", epsilon=0.05, delta=0.05), 1200),
         (ThresholdConfig(bound="hoeffding", guarantee="pooled", epsilon=0.1, delta=0.1), 1200),
+        (ThresholdConfig(epsilon=0.05, delta=0.05, fallback_share=0.3, fallback_checkpoints=3), 1200),
+        (ThresholdConfig(guarantee="per-class", fallback_share=0.3, fallback_checkpoints=3), 1200),
+        (ThresholdConfig(epsilon=0.1, delta=0.2, fallback_share=0.5, fallback_checkpoints=4), 300),
     ],
-    ids=["valid-pooled", "valid-per-class", "hoeffding-pooled"],
+    ids=[
+        "valid-pooled",
+        "valid-per-class",
+        "hoeffding-pooled",
+        "fallback-pooled",
+        "fallback-per-class",
+        "fallback-pooled-small",
+    ],
 )
 def test_valid_bounds_hold_by_simulation(cfg: ThresholdConfig, n: int) -> None:
     pooled_rate, class_rate, coverage = violation_rates(cfg, n, seed=7)
@@ -431,6 +441,19 @@ def test_valid_bounds_hold_by_simulation(cfg: ThresholdConfig, n: int) -> None:
         assert pooled_rate <= cfg.delta + slack(cfg.delta), pooled_rate
     else:
         assert class_rate <= cfg.delta + slack(cfg.delta), class_rate
+
+
+def test_fallback_resumes_after_an_early_failure() -> None:
+    """Two mistakes among the 60 most confident points stop the plain walk at once; the fallback walk
+    resumes at a checkpoint further down, where the clean points that follow outweigh them."""
+    s = np.linspace(1.0, 0.0, 600, endpoint=False)
+    wrong = np.zeros(600, dtype=bool)
+    wrong[[5, 9]] = True
+    yhat = np.zeros(600, dtype=np.int64)
+    plain = estimate_thresholds(s, yhat, ~wrong, 1, ThresholdConfig(delta=0.05))
+    resumed = estimate_thresholds(s, yhat, ~wrong, 1, ThresholdConfig(delta=0.05, fallback_share=0.3))
+    assert not np.isfinite(plain.thresholds[0])
+    assert np.isfinite(resumed.thresholds[0]) and resumed.n_points[0] == 600
 
 
 def test_paper_rule_breaks_the_guarantee_by_simulation() -> None:
