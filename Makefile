@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   creates the environment, starts the service (SQLite, in-process work) and drives a project over HTTP
+#               (make demo ARGS=--keep-running leaves the server up; DATA=FILE.npz another data set)
 #   make test   creates the environment if needed and runs ruff, mypy and the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -46,7 +47,7 @@ soak: env
 	$(BIN)/python bench/load_test.py --clients 50 --duration 60
 
 demo: env
-	$(BIN)/python -m app.demo $(if $(DATA),--data $(DATA),)
+	$(BIN)/python -m app.demo $(if $(DATA),--data $(DATA),) $(ARGS)
 
 serve: env
 	$(BIN)/tbal serve

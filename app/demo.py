@@ -297,7 +297,37 @@ def run_rounds(
         if round_["status"] != "succeeded":
             raise DemoError(f"round {round_['index']} {round_['status']}: {round_.get('error')}")
         finished.append(round_)
+        if why := why_nothing_auto_labeled(round_):
+            log(why)
     raise DemoError(f"the project did not finish within {MAX_ROUNDS} rounds")
+
+
+def why_nothing_auto_labeled(round_: dict[str, Any]) -> str | None:
+    """For a round that auto-labeled nothing, why (in the usual case: too few validation points per
+    class for the bound to certify error ≤ ε) and what to change; None when it auto-labeled something.
+
+    With no mistake among n validation points above a threshold, the valid (Clopper–Pearson) bound is
+    1 − δ^(1/n) ≈ ln(1/δ)/n, so a class needs about ln(1/δ_k)/ε of its round's D_th points (δ_k: the
+    round's share of δ); the estimate here is for the message only, the thresholds are the library's."""
+    m = round_.get("metrics") or {}
+    if m.get("auto_labeled", 0) or not m:
+        return None
+    classes = m.get("thresholds") or []
+    n_val = int(m.get("validation_labels") or 0)
+    k = max(1, len(classes))
+    epsilon = float(m.get("epsilon") or 0.0)
+    delta = float(m.get("delta_round") or m.get("delta") or 0.0)
+    need = ""
+    if 0 < epsilon < 1 and 0 < delta < 1 and m.get("bound") == "valid":
+        need = (
+            f"; with no mistake a class needs about {math.ceil(math.log(1 / delta) / epsilon)} (ln(1/δ_k)/ε)"
+        )
+    return (
+        f"round {round_['index']} auto-labeled nothing: no class had enough validation points above a "
+        f"threshold to certify error ≤ {_pct(epsilon)} ({n_val} validation labels for {k} classes, "
+        f"~{n_val // k} per class, part of them for calibration{need}). More validation labels "
+        "(validation_size, validation_floor), a larger ε or a better model let rounds auto-label."
+    )
 
 
 def wait_round(
@@ -584,7 +614,13 @@ def _where_to_look(
     server: Server, result: DemoResult, workdir: Path, dashboard: bool, *, key: str, keep_running: bool
 ) -> None:
     pid = result.project["id"]
-    say("where to look (while the server runs; rerun with --keep-running, or start it again below):")
+    if keep_running:
+        say("where to look (the server keeps running until Ctrl-C):")
+    else:
+        say(
+            "where to look: the server stops when the demo ends; keep it up with "
+            "`make demo ARGS=--keep-running` (or --keep-running), or start it again with the line below"
+        )
     say(f"  API docs     {server.base_url}{API}/docs")
     say(f"  OpenAPI      {server.base_url}{API}/openapi.json")
     # The key travels in the URL fragment, which the browser never sends to the server (the page keeps it
@@ -600,8 +636,21 @@ def _where_to_look(
     if not keep_running:
         say(
             f"  again:       TBAL_DATABASE_URL={server.env['TBAL_DATABASE_URL']} "
-            f"TBAL_ARTIFACTS_DIR={server.env['TBAL_ARTIFACTS_DIR']} tbal serve"
+            f"TBAL_ARTIFACTS_DIR={server.env['TBAL_ARTIFACTS_DIR']} {tbal_command()} serve "
+            f"--port {server.base_url.rsplit(':', 1)[1]}"
         )
+
+
+def tbal_command() -> str:
+    """How to run ``tbal`` from here: the script beside this Python (``.venv/bin/tbal``, relative to the
+    current folder when it is under it), else ``python -m tbal.cli``."""
+    script = Path(sys.executable).parent / "tbal"
+    if not script.exists():
+        return f"{sys.executable} -m tbal.cli"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def _write_json(path: Path, result: DemoResult) -> None:
@@ -633,14 +682,21 @@ class _ProgressLine:
     def __init__(self) -> None:
         self._last: tuple[Any, ...] | None = None
         self._tty = sys.stdout.isatty()
+        self._started: dict[int, float] = {}
 
     def __call__(self, round_: dict[str, Any]) -> None:
         status, stage, progress = round_["status"], round_.get("stage") or "-", float(round_["progress"])
-        key: tuple[Any, ...] = (round_["id"], status, stage) + ((round(progress, 2),) if self._tty else ())
+        # Seconds since the round was first seen: the line moves while a stage reports no progress.
+        elapsed = time.monotonic() - self._started.setdefault(round_["id"], time.monotonic())
+        key: tuple[Any, ...] = (round_["id"], status, stage) + (
+            (round(progress, 2), int(elapsed)) if self._tty else ()
+        )
         if key == self._last:
             return
         self._last = key
-        text = f"round {round_['index']}: {status:<9} stage {stage:<10} {100 * progress:5.1f}%"
+        text = (
+            f"round {round_['index']}: {status:<9} stage {stage:<10} {100 * progress:5.1f}%  {elapsed:4.0f} s"
+        )
         if self._tty:
             end = "\n" if status in FINAL_STATUSES else ""
             print(f"\r{text}", end=end, flush=True)

@@ -42,6 +42,8 @@ def test_demo_runs_a_project_to_the_end(tmp_path: Path) -> None:
     assert "all auto-labels:" in stdout and "within ε" in stdout
     docs = re.search(r"API docs\s+(http://127\.0\.0\.1:(\d+))/api/v1/docs", stdout)
     assert docs, stdout
+    # the links are read after the server stops: how to keep it up, and a restart line that works
+    assert "make demo ARGS=--keep-running" in stdout and "bin/tbal serve --port" in stdout, stdout
 
     # The outcome, from the demo's own JSON, and consistent with the service's round metrics.
     result = json.loads(out.read_text())
@@ -111,3 +113,51 @@ def test_evaluate_counts_errors_duplicates_and_overlaps() -> None:
         [{"index": 0, "metrics": {"human_labels": 2, "auto_labeled": 4, "epsilon": 0.3}}], ev
     )
     assert table.splitlines()[2].split()[:3] == ["0", "2", "4"] and "within ε" in table
+
+
+def test_a_round_that_auto_labels_nothing_is_explained() -> None:
+    """Issue 15, item 11: rounds 2-3 of the demo auto-labeled 0 without a word (74 validation points left
+    for 10 classes)."""
+    from app.demo import why_nothing_auto_labeled
+
+    metrics = {
+        "auto_labeled": 0,
+        "validation_labels": 74,
+        "thresholds": [{"index": k} for k in range(10)],
+        "epsilon": 0.05,
+        "delta_round": 0.01,
+        "bound": "valid",
+    }
+    why = why_nothing_auto_labeled({"index": 2, "metrics": metrics})
+    assert why is not None
+    assert "round 2 auto-labeled nothing" in why and "74 validation labels for 10 classes" in why
+    assert "~7 per class" in why and "about 93" in why and "validation_floor" in why
+    assert why_nothing_auto_labeled({"index": 1, "metrics": {**metrics, "auto_labeled": 3}}) is None
+
+
+def test_the_progress_line_moves_while_a_stage_reports_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.demo import _ProgressLine
+
+    line = _ProgressLine()
+    line._tty = True  # a terminal: the line is rewritten in place
+    round_ = {"id": 1, "index": 0, "status": "running", "stage": "train", "progress": 0.05}
+    line(round_)
+    time.sleep(1.1)
+    line(round_)
+    shown = capsys.readouterr().out.split("\r")[1:]
+    assert len(shown) == 2 and shown[0] != shown[1] and shown[1].rstrip().endswith("1 s"), shown
+
+
+def test_the_restart_hint_and_make_demo_args() -> None:
+    """The hint names the tbal script that exists (``.venv/bin/tbal`` from the repository), and
+    ``make demo ARGS=--keep-running`` reaches the demo."""
+    from app.demo import tbal_command
+
+    command = tbal_command()
+    assert command.endswith("bin/tbal") or command.endswith("-m tbal.cli"), command
+    if command.endswith("bin/tbal"):
+        assert (Path.cwd() / command).exists() or Path(command).exists()
+    dry = subprocess.run(
+        ["make", "-n", "demo", "ARGS=--keep-running"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert "-m app.demo" in dry.stdout and "--keep-running" in dry.stdout, dry.stdout + dry.stderr
