@@ -21,6 +21,7 @@ from app.db.base import utcnow
 from app.db.session import make_engine, make_session_factory
 from app.errors import install_error_handlers
 from app.integrations.label_studio.router import router as label_studio_router
+from app.integrations.label_studio.sync import Syncer
 from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestMetrics
 from app.repositories import rounds as rounds_repo
@@ -51,11 +52,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        syncer = None
         if isinstance(state.dispatcher, InProcessDispatcher):
             _resume_rounds(state)
+            # embedded mode: Label Studio sync at start-up and on a timer (workers: a Celery beat task)
+            syncer = Syncer(state.session_factory, state.settings)
+            syncer.start()
         try:
             yield
         finally:
+            if syncer is not None:
+                syncer.stop()
             state.dispatcher.close()
             engine.dispose()
 

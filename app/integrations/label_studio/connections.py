@@ -13,15 +13,19 @@ import binascii
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from app.db.models import LabelStudioConnection, Project
 from app.errors import DomainError, NotFound, Unauthorized
+from app.integrations.label_studio import credentials
 from app.integrations.label_studio import repository as repo
-from app.integrations.label_studio.schemas import ConnectionCreate, ConnectionRead
+from app.integrations.label_studio.schemas import ConnectionCreate, ConnectionRead, ConnectionUpdate
 from app.repositories import projects as projects_repo
 from app.services.api_keys import authenticate, hash_secret
+from app.settings import Settings
 
 SECRET_PREFIX = "ls_"
 PREFIX_CHARS = 8
@@ -41,7 +45,9 @@ def path_of(project_id: int, secret: str = "<secret>") -> str:
     return f"{BASE_PATH}/{project_id}/{secret}"
 
 
-def connect(session: Session, project: Project, body: ConnectionCreate) -> tuple[LabelStudioConnection, str]:
+def connect(
+    session: Session, project: Project, body: ConnectionCreate, settings: Settings
+) -> tuple[LabelStudioConnection, str]:
     """Create the project's connection, or replace it with a new secret (the old URL stops working).
     Returns the row and the secret (shown once)."""
     secret = SECRET_PREFIX + secrets.token_urlsafe(24)
@@ -54,8 +60,37 @@ def connect(session: Session, project: Project, body: ConnectionCreate) -> tuple
     row.data_field = body.data_field or DEFAULT_DATA_FIELD[project.data_kind]
     row.id_field = body.id_field
     row.from_name = row.to_name = None
+    _set_sync(row, settings, body.ls_url, body.ls_project, body.ls_token, body.auto_labels_as)
     session.commit()
     return row, secret
+
+
+def update(
+    session: Session, project: Project, body: ConnectionUpdate, settings: Settings
+) -> LabelStudioConnection:
+    """Change the two-way sync settings (the backend URL's secret is kept)."""
+    row = get_connection(session, project)
+    _set_sync(row, settings, body.ls_url, body.ls_project, body.ls_token, body.auto_labels_as)
+    session.commit()
+    return row
+
+
+def _set_sync(
+    row: LabelStudioConnection,
+    settings: Settings,
+    url: Any | None,
+    ls_project: int | None,
+    token: SecretStr | None,
+    auto_labels_as: str | None,
+) -> None:
+    if url is not None:
+        row.ls_url = str(url).rstrip("/")
+    if ls_project is not None:
+        row.ls_project = ls_project
+    if token is not None:
+        row.ls_token = credentials.encrypt(settings, token.get_secret_value())
+    if auto_labels_as is not None:
+        row.auto_labels_as = auto_labels_as
 
 
 def get_connection(session: Session, project: Project) -> LabelStudioConnection:
@@ -95,6 +130,12 @@ def read(row: LabelStudioConnection) -> ConnectionRead:
         id_field=row.id_field,
         from_name=row.from_name,
         to_name=row.to_name,
+        data_key=row.data_key,
+        ls_url=row.ls_url,
+        ls_project=row.ls_project,
+        has_token=row.ls_token is not None,
+        auto_labels_as=row.auto_labels_as or "predictions",
+        last_sync_at=row.last_sync_at,
         created_at=row.created_at,
     )
 

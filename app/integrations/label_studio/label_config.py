@@ -33,14 +33,7 @@ def choices_controls(label_config: str, field: str = "schema") -> list[ChoicesCo
 
 @lru_cache(maxsize=64)
 def _parse(label_config: str, field: str) -> tuple[ChoicesControl, ...]:
-    if len(label_config) > MAX_CONFIG_CHARS:
-        raise Invalid(field, f"expected a label config of at most {MAX_CONFIG_CHARS} characters")
-    if _DTD.search(label_config):
-        raise Invalid(field, "label configs with <!DOCTYPE> or <!ENTITY> declarations are not accepted")
-    try:
-        root = ET.fromstring(label_config)
-    except ET.ParseError as exc:
-        raise Invalid(field, f"expected a Label Studio label config (XML), got a parse error: {exc}") from exc
+    root = _root(label_config, field)
     found: list[ChoicesControl] = []
     for tag in root.iter("Choices"):
         choices = tuple(choice.get("alias") or choice.get("value") or "" for choice in tag.iter("Choice"))
@@ -53,6 +46,40 @@ def _parse(label_config: str, field: str) -> tuple[ChoicesControl, ...]:
             )
         )
     return tuple(found)
+
+
+@dataclass(frozen=True)
+class LabeledObject:
+    """The object tag a Choices control labels (``<Text name="text" value="$text"/>``): its tag and the
+    task data key its ``value`` names."""
+
+    tag: str
+    data_key: str
+
+
+def labeled_object(label_config: str, to_name: str, field: str = "schema") -> LabeledObject | None:
+    """The object tag named ``to_name`` whose value is ``$key``; None when there is none (a value that is
+    not a plain ``$key`` reference, or no such tag)."""
+    root = _root(label_config, field)
+    for tag in root.iter():
+        if tag.get("name") != to_name or tag.tag in ("Choices", "Choice"):
+            continue
+        value = tag.get("value") or ""
+        if value.startswith("$") and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", value[1:]):
+            return LabeledObject(tag=tag.tag, data_key=value[1:])
+    return None
+
+
+@lru_cache(maxsize=64)
+def _root(label_config: str, field: str) -> ET.Element:
+    if len(label_config) > MAX_CONFIG_CHARS:
+        raise Invalid(field, f"expected a label config of at most {MAX_CONFIG_CHARS} characters")
+    if _DTD.search(label_config):
+        raise Invalid(field, "label configs with <!DOCTYPE> or <!ENTITY> declarations are not accepted")
+    try:
+        return ET.fromstring(label_config)
+    except ET.ParseError as exc:
+        raise Invalid(field, f"expected a Label Studio label config (XML), got a parse error: {exc}") from exc
 
 
 def matching_control(label_config: str, classes: list[str], field: str = "schema") -> ChoicesControl:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,20 +46,31 @@ class Scored:
     auto: np.ndarray  # (n,) bool
 
 
-def ls_prediction(version: str, class_name: str, score: float, control: ChoicesControl) -> dict[str, Any]:
+AUTO_LABEL_MARKER = "auto-label"
+"""``result[].tbal`` of an auto-label (an ε-guaranteed label of a round), ``model`` of a plain model
+prediction: what annotators (and exports) tell them apart by."""
+
+
+def ls_result(class_name: str, score: float, control: ChoicesControl, *, auto: bool) -> dict[str, Any]:
+    """One choices result item, marked as tbal's auto-label or model prediction (``tbal``)."""
+    return {
+        "from_name": control.from_name,
+        "to_name": control.to_name,
+        "type": "choices",
+        "value": {"choices": [class_name]},
+        "score": score,
+        "tbal": AUTO_LABEL_MARKER if auto else "model",
+    }
+
+
+def ls_prediction(
+    version: str, class_name: str, score: float, control: ChoicesControl, *, auto: bool = False
+) -> dict[str, Any]:
     """One Label Studio prediction: ``{"model_version", "score", "result": [choices]}``."""
     return {
         "model_version": version,
         "score": score,
-        "result": [
-            {
-                "from_name": control.from_name,
-                "to_name": control.to_name,
-                "type": "choices",
-                "value": {"choices": [class_name]},
-                "score": score,
-            }
-        ],
+        "result": [ls_result(class_name, score, control, auto=auto)],
     }
 
 
@@ -104,6 +116,18 @@ def score_items(
     return Scored(version=version, labels=labels, scores=scores, auto=is_auto)
 
 
+def open_queries(session: Session, project_id: int) -> list[Any]:
+    """Every open query (id, item_id, purpose, round_id, external_id), in query order."""
+    rows: list[Any] = []
+    after = 0
+    while True:
+        page = labels_repo.open_queries_page(session, project_id, after_id=after, limit=QUEUE_PAGE)
+        rows.extend(page)
+        if len(page) < QUEUE_PAGE:
+            return rows
+        after = page[-1].id
+
+
 def queue_tasks(
     session: Session,
     project: Project,
@@ -119,18 +143,10 @@ def queue_tasks(
     for image projects, ``image`` (a PNG data URI to show); ``predictions`` the model's prediction once
     a model exists (then ``control`` is needed)."""
     ensure_sets_drawn(session, project)
-    rows: list[Any] = []
-    after = 0
-    while True:
-        page = labels_repo.open_queries_page(session, project.id, after_id=after, limit=QUEUE_PAGE)
-        rows.extend(page)
-        if len(page) < QUEUE_PAGE:
-            break
-        after = page[-1].id
+    rows = open_queries(session, project.id)
     if not rows:
         return []
     item_ids = [int(r.item_id) for r in rows]
-    layout = layout_of(project)
     X = load_items(session, project, item_ids)
     scored: Scored | None = None
     try:
@@ -143,8 +159,33 @@ def queue_tasks(
             "give from_name and to_name (the Choices control's name and toName in your label config), "
             "or let Label Studio call /setup once so that tbal knows them",
         )
-    scale = pixel_scale(layout, X, configured=project.settings.get("pixel_scale"))
     tasks: list[dict[str, Any]] = []
+    for pos, data in enumerate(task_data(project, connection, rows, X)):
+        task: dict[str, Any] = {"data": data}
+        if scored is not None and control is not None:
+            k = int(scored.labels[pos])
+            task["predictions"] = [
+                ls_prediction(
+                    scored.version,
+                    project.classes[k],
+                    float(scored.scores[pos]),
+                    control,
+                    auto=bool(scored.auto[pos]),
+                )
+            ]
+        tasks.append(task)
+    return tasks
+
+
+def task_data(
+    project: Project, connection: LabelStudioConnection, rows: Sequence[Any], X: np.ndarray
+) -> list[dict[str, Any]]:
+    """The Label Studio task data of queued items (``rows``: external_id, purpose; ``X``: their stored
+    data): the external id (``id_field``), the data (``data_field``), ``tbal_purpose`` and, for image
+    projects, ``image`` (a PNG data URI to show)."""
+    layout = layout_of(project)
+    scale = pixel_scale(layout, X, configured=project.settings.get("pixel_scale")) if len(X) else None
+    out: list[dict[str, Any]] = []
     for pos, row in enumerate(rows):
         data: dict[str, Any] = {
             connection.id_field: row.external_id,
@@ -153,14 +194,8 @@ def queue_tasks(
         }
         if layout.kind == "image" and scale is not None:
             data["image"] = png_data_uri(X[pos], scale)
-        task: dict[str, Any] = {"data": data}
-        if scored is not None and control is not None:
-            k = int(scored.labels[pos])
-            task["predictions"] = [
-                ls_prediction(scored.version, project.classes[k], float(scored.scores[pos]), control)
-            ]
-        tasks.append(task)
-    return tasks
+        out.append(data)
+    return out
 
 
 def png_data_uri(pixels: np.ndarray, scale: float) -> str:

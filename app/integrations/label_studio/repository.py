@@ -11,6 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.db.base import utcnow
 from app.db.models import (
     AutoLabel,
     HumanLabel,
@@ -18,6 +19,8 @@ from app.db.models import (
     LabelQuery,
     LabelStudioAnnotation,
     LabelStudioConnection,
+    LabelStudioEvent,
+    LabelStudioTask,
     Round,
 )
 from app.repositories.bulk import chunks, dialect
@@ -176,3 +179,124 @@ def auto_labels_of(
         )
         found.update({item_id: (int(label), float(conf)) for item_id, label, conf in rows})
     return found
+
+
+# -- two-way sync: the tasks tbal knows in Label Studio, and the events the status shows ---------------
+
+
+def tasks_by_item(session: Session, project_id: int) -> dict[int, LabelStudioTask]:
+    """The project's known Label Studio tasks, by item id."""
+    rows = session.scalars(select(LabelStudioTask).where(LabelStudioTask.project_id == project_id))
+    return {row.item_id: row for row in rows}
+
+
+def upsert_tasks(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert task links (project_id, item_id, task_id, purpose, updated_at), replacing the task id and
+    purpose of an item already linked."""
+    if not rows:
+        return
+    make = postgresql.insert if dialect(session) == "postgresql" else sqlite.insert
+    for start in range(0, len(rows), 2_000):
+        stmt = make(LabelStudioTask)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[LabelStudioTask.project_id, LabelStudioTask.item_id],
+            set_={name: getattr(stmt.excluded, name) for name in ("task_id", "purpose", "updated_at")},
+        )
+        session.execute(stmt, rows[start : start + 2_000])
+
+
+def forget_tasks(session: Session, project_id: int, task_ids: Sequence[int]) -> None:
+    for part in chunks(list(task_ids)):
+        session.execute(
+            delete(LabelStudioTask)
+            .where(LabelStudioTask.project_id == project_id, LabelStudioTask.task_id.in_(part))
+            .execution_options(synchronize_session=False)
+        )
+
+
+def add_event(session: Session, project_id: int, source: str, status: int, reason: str, keep: int) -> None:
+    """Record an event and drop the project's events older than the latest ``keep``."""
+    session.add(
+        LabelStudioEvent(
+            project_id=project_id, source=source, status=status, reason=reason, created_at=utcnow()
+        )
+    )
+    session.flush()
+    cutoff = session.scalar(
+        select(LabelStudioEvent.id)
+        .where(LabelStudioEvent.project_id == project_id)
+        .order_by(LabelStudioEvent.id.desc())
+        .offset(keep)
+        .limit(1)
+    )
+    if cutoff is not None:
+        session.execute(
+            delete(LabelStudioEvent)
+            .where(LabelStudioEvent.project_id == project_id, LabelStudioEvent.id <= cutoff)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def latest_events(session: Session, project_id: int, limit: int) -> list[LabelStudioEvent]:
+    return list(
+        session.scalars(
+            select(LabelStudioEvent)
+            .where(LabelStudioEvent.project_id == project_id)
+            .order_by(LabelStudioEvent.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def synced_connections(session: Session) -> list[int]:
+    """Project ids of the connections that can sync (a Label Studio URL, project and token)."""
+    return list(
+        session.scalars(
+            select(LabelStudioConnection.project_id).where(
+                LabelStudioConnection.ls_url.is_not(None),
+                LabelStudioConnection.ls_project.is_not(None),
+                LabelStudioConnection.ls_token.is_not(None),
+            )
+        )
+    )
+
+
+def auto_labels_page(session: Session, project_id: int, after_item: int, limit: int) -> list[Any]:
+    """(item_id, round_id, label, confidence) of auto-labeled items, by item id."""
+    return list(
+        session.execute(
+            select(AutoLabel.item_id, AutoLabel.round_id, AutoLabel.label, AutoLabel.confidence)
+            .where(AutoLabel.project_id == project_id, AutoLabel.item_id > after_item)
+            .order_by(AutoLabel.item_id)
+            .limit(limit)
+        )
+    )
+
+
+def mark_auto_labels_written(session: Session, project_id: int, rows: Sequence[tuple[int, int]]) -> None:
+    """Remember (item_id, round_id): that round's auto-label was written to the item's task."""
+    for item_id, round_id in rows:
+        session.execute(
+            update(LabelStudioTask)
+            .where(LabelStudioTask.project_id == project_id, LabelStudioTask.item_id == item_id)
+            .values(auto_label_round=round_id)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def external_ids(session: Session, project_id: int, item_ids: Sequence[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for part in chunks(list(item_ids)):
+        rows = session.execute(
+            select(Item.id, Item.external_id).where(Item.project_id == project_id, Item.id.in_(part))
+        )
+        found.update({int(i): str(e) for i, e in rows})
+    return found
+
+
+def recorded_annotation_ids(session: Session, project_id: int) -> list[int]:
+    return list(
+        session.scalars(
+            select(LabelStudioAnnotation.annotation_id).where(LabelStudioAnnotation.project_id == project_id)
+        )
+    )

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
+import httpx
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from app.api.deps import (
     ArtifactsDep,
@@ -22,20 +24,27 @@ from app.api.deps import (
     SettingsDep,
     require_api_key,
 )
-from app.integrations.label_studio import connections, service
+from app.errors import DomainError
+from app.integrations.label_studio import connections, events, service
 from app.integrations.label_studio.connections import Linked
+from app.integrations.label_studio.events import RecordedRoute
 from app.integrations.label_studio.label_config import ChoicesControl
 from app.integrations.label_studio.predictions import queue_tasks
 from app.integrations.label_studio.schemas import (
     ConnectionCreate,
     ConnectionCreated,
     ConnectionRead,
+    ConnectionUpdate,
     ImportResult,
+    LSTask,
     PredictRequest,
     SetupRequest,
+    StatusRead,
+    SyncResult,
     Webhook,
     WebhookResult,
 )
+from app.integrations.label_studio.sync import sync_project
 
 TAGS: list[str | Any] = ["label-studio"]
 
@@ -52,7 +61,18 @@ def get_linked(
 
 LinkedDep = Annotated[Linked, Depends(get_linked)]
 
-backend = APIRouter(prefix=connections.BASE_PATH + "/{project_id}/{secret}", tags=TAGS)
+
+def get_transport(request: Request) -> httpx.BaseTransport | None:
+    """The transport of tbal's calls to Label Studio: the network, or a fake set by tests on
+    ``app.state.label_studio_transport``."""
+    return getattr(request.app.state, "label_studio_transport", None)
+
+
+TransportDep = Annotated[httpx.BaseTransport | None, Depends(get_transport)]
+
+backend = APIRouter(
+    prefix=connections.BASE_PATH + "/{project_id}/{secret}", tags=TAGS, route_class=RecordedRoute
+)
 
 
 @backend.get("/health")
@@ -64,9 +84,11 @@ def health(*, linked: LinkedDep) -> dict[str, object]:
 
 
 @backend.post("/setup")
-def setup(*, linked: LinkedDep, body: SetupRequest, session: SessionDep) -> dict[str, str]:
+def setup(
+    *, linked: LinkedDep, body: SetupRequest, session: SessionDep, settings: SettingsDep
+) -> dict[str, str]:
     """Check the label config's choices against the project's classes; answer the model version."""
-    return service.setup(session, linked, body)
+    return service.setup(session, linked, body, settings)
 
 
 @backend.post("/predict")
@@ -77,9 +99,36 @@ def predict(
     session: SessionDep,
     settings: SettingsDep,
     cache: ArtifactsDep,
-) -> dict[str, list[dict[str, object]]]:
-    """One prediction per task, in order: the auto-label, else the latest model's class and confidence."""
-    return service.predict_tasks(session, linked, body, cache, settings)
+    background: BackgroundTasks,
+    request: Request,
+    transport: TransportDep,
+) -> dict[str, list[Any]]:
+    """One entry per task, in order, always: the auto-label, else the latest model's class and
+    confidence; an empty result for a task tbal cannot map (recorded in the connection's status)."""
+    client = service.client_factory(linked.connection, settings, transport)
+    done = service.predict_tasks(session, linked, body, cache, settings, client)
+    _later(background, request, linked, [(t.task_id, _data_of(body.tasks, t.pos)) for t in done.pending])
+    return done.body
+
+
+def _data_of(tasks: list[LSTask], pos: int) -> dict[str, Any]:
+    return tasks[pos].data
+
+
+def _later(
+    background: BackgroundTasks, request: Request, linked: Linked, tasks: list[tuple[int, dict[str, Any]]]
+) -> None:
+    """Make the items of raw tasks after the answer went out (this process; see the README)."""
+    if tasks:
+        state = request.app.state.tbal
+        background.add_task(
+            service.create_pending,
+            state.session_factory,
+            linked.project.id,
+            tasks,
+            state.settings,
+            get_transport(request),
+        )
 
 
 @backend.post("/webhook")
@@ -91,9 +140,13 @@ def webhook(
     settings: SettingsDep,
     dispatcher: DispatcherDep,
     metrics: MetricsDep,
+    background: BackgroundTasks,
+    request: Request,
 ) -> WebhookResult:
     """Annotations (created, updated, deleted), new tasks, and the Train button (a round)."""
     result = service.webhook(session, linked, body, dispatcher, settings)
+    by_id = {t.id: t.data for t in body.tasks or []}
+    _later(background, request, linked, [(t, by_id[t]) for t in result.pending if t in by_id])
     metrics.labels_received.inc(result.labels_written)
     metrics.items_ingested.inc(result.items_created)
     if result.round_id is not None:
@@ -113,11 +166,18 @@ api = APIRouter(
 
 @api.post("/connection", status_code=status.HTTP_201_CREATED)
 def connect(
-    *, project: ProjectDep, request: Request, session: SessionDep, body: ConnectionCreate | None = None
+    *,
+    project: ProjectDep,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: ConnectionCreate | None = None,
 ) -> ConnectionCreated:
     """Create the project's Label Studio connection, or give it a new secret (the old URL stops working).
-    The answer's ``url`` is what to enter as the backend URL in Label Studio; it is shown once."""
-    row, secret = connections.connect(session, project, body or ConnectionCreate())
+    The answer's ``url`` is what to enter as the backend URL in Label Studio; it is shown once. With
+    ``ls_url``, ``ls_project`` and ``ls_token`` (stored encrypted, never shown) tbal also syncs both ways
+    (Label Studio's ``/setup`` fills in the project, and the URL and token when none are given)."""
+    row, secret = connections.connect(session, project, body or ConnectionCreate(), settings)
     path = connections.path_of(project.id, secret)
     return ConnectionCreated(
         **connections.read(row).model_dump(),
@@ -129,6 +189,43 @@ def connect(
 @api.get("/connection")
 def read_connection(*, project: ProjectDep, session: SessionDep) -> ConnectionRead:
     return connections.read(connections.get_connection(session, project))
+
+
+@api.patch("/connection")
+def update_connection(
+    *, project: ProjectDep, session: SessionDep, settings: SettingsDep, body: ConnectionUpdate
+) -> ConnectionRead:
+    """Set the two-way sync: Label Studio's URL, project, access token, auto-labels as predictions,
+    annotations or off. The backend URL's secret is kept."""
+    return connections.read(connections.update(session, project, body, settings))
+
+
+@api.get("/status")
+def read_status(*, project: ProjectDep, session: SessionDep) -> StatusRead:
+    """The connection, the queue, and the latest errors: refusals of /setup, /predict and /webhook, tasks
+    that could not be mapped, failed syncs (Label Studio shows none of them)."""
+    return service.status(session, project)
+
+
+@api.post("/sync")
+def sync(
+    *, project: ProjectDep, session: SessionDep, settings: SettingsDep, transport: TransportDep
+) -> SyncResult:
+    """Sync now: push the queue as tasks, pull missed annotations, write auto-labels back. A failure is
+    recorded in the status too."""
+    try:
+        return sync_project(session, project, settings, transport)
+    except DomainError as exc:
+        session.rollback()
+        _record_sync_failure(session, project.id, exc)
+        raise
+
+
+def _record_sync_failure(session: Session, project_id: int, exc: DomainError) -> None:
+    from app.integrations.label_studio import repository as repo
+
+    repo.add_event(session, project_id, "sync", exc.status, f"{exc.field}: {exc.reason}", events.KEEP)
+    session.commit()
 
 
 @api.delete("/connection", status_code=status.HTTP_204_NO_CONTENT)

@@ -4,11 +4,12 @@ tbal reads; the rest is ignored), and the connection, import and export bodies o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
 FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+AutoLabelsAs = Literal["predictions", "annotations", "off"]
 
 
 class LSTask(BaseModel):
@@ -42,7 +43,9 @@ class SetupRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     schema_: str = Field(alias="schema", description="the project's label config (XML)")
-    project: str | None = None
+    project: str | None = Field(default=None, description="'<Label Studio project id>.<created_at>'")
+    hostname: str | None = Field(default=None, max_length=2048)
+    access_token: str | None = Field(default=None, max_length=4096)
 
 
 class PredictRequest(BaseModel):
@@ -75,6 +78,29 @@ class ConnectionCreate(BaseModel):
 
     data_field: str | None = Field(default=None, pattern=FIELD_PATTERN)
     id_field: str = Field(default="external_id", pattern=FIELD_PATTERN)
+    ls_url: HttpUrl | None = Field(default=None, description="Label Studio's URL, for the two-way sync")
+    ls_project: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="the Label Studio project id"
+    )
+    ls_token: SecretStr | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="a Label Studio access token (stored encrypted)",
+    )
+    auto_labels_as: AutoLabelsAs = "predictions"
+
+
+class ConnectionUpdate(BaseModel):
+    """Change the two-way sync settings of a connection (fields left out stay as they are; the secret in the
+    backend URL is kept)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ls_url: HttpUrl | None = None
+    ls_project: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    ls_token: SecretStr | None = Field(default=None, min_length=1, max_length=4096)
+    auto_labels_as: AutoLabelsAs | None = None
 
 
 class ConnectionRead(BaseModel):
@@ -85,6 +111,12 @@ class ConnectionRead(BaseModel):
     id_field: str
     from_name: str | None = Field(description="the Choices control seen in Label Studio's last /setup")
     to_name: str | None
+    data_key: str | None = Field(default=None, description="the labeled object's data key (from /setup)")
+    ls_url: str | None = None
+    ls_project: int | None = None
+    has_token: bool = Field(default=False, description="whether an access token is stored (never shown)")
+    auto_labels_as: str = "predictions"
+    last_sync_at: datetime | None = None
     created_at: datetime
 
 
@@ -106,6 +138,10 @@ class ImportResult(BaseModel):
     unusable: int = Field(description="annotations without exactly one choice among the classes")
     labels_written: int
     labels_removed: int
+    ties: int = Field(default=0, description="items whose votes tie: no label until one more annotator votes")
+    joined_validation: int = Field(
+        default=0, description="items that joined the validation set (tbal_purpose)"
+    )
     skipped_tasks: list[TaskProblem]
 
 
@@ -116,4 +152,37 @@ class WebhookResult(BaseModel):
     items_created: int = 0
     labels_written: int = 0
     labels_removed: int = 0
+    ties: int = 0
+    pending: list[int] = Field(
+        default_factory=list, description="raw tasks whose items are made in the background"
+    )
+    reaped_rounds: list[int] = Field(default_factory=list, description="dead rounds marked failed first")
     skipped_tasks: list[TaskProblem] = Field(default_factory=list)
+
+
+class SyncResult(BaseModel):
+    tasks_created: int = Field(description="queued items pushed as new Label Studio tasks")
+    tasks_marked: int = Field(description="tasks whose tbal_purpose was set or changed")
+    tasks_linked: int = Field(description="items of this project that have a task in Label Studio")
+    annotations: int
+    labels_written: int
+    labels_removed: int
+    ties: int
+    auto_labels_written: int
+    skipped_tasks: list[TaskProblem]
+
+
+class EventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    created_at: datetime
+    source: str = Field(description="setup, predict, webhook, sync, ...")
+    status: int
+    reason: str
+
+
+class StatusRead(BaseModel):
+    connection: ConnectionRead
+    open_queries: int
+    tasks_linked: int
+    last_errors: list[EventRead] = Field(description="the latest refusals, skipped tasks and failed syncs")

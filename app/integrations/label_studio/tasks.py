@@ -9,13 +9,15 @@ guessed at.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.db.models import LabelStudioConnection, Project
 from app.errors import Invalid
+from app.integrations.label_studio.raw import RawOutcome, RawTask, raw_value
 from app.repositories import items as items_repo
 from app.schemas.items import ItemCreate, ItemsCreate
 from app.services.arrays import json_payload, layout_of
@@ -32,6 +34,8 @@ class Resolved:
     problems: dict[int, str]
     """task position -> why the task has no item"""
     created: int
+    pending: list[RawTask] = field(default_factory=list)
+    """raw tasks whose items are still to be made (in the background)"""
 
 
 def external_id_of(task_id: int, data: dict[str, Any], id_field: str) -> str:
@@ -57,8 +61,11 @@ def resolve_tasks(
     tasks: list[tuple[int, dict[str, Any]]],
     *,
     chunk_rows: int,
+    raw: Callable[[list[RawTask]], RawOutcome] | None = None,
 ) -> Resolved:
-    """Items of ``tasks`` = [(task id, task data)], creating the missing ones (committed)."""
+    """Items of ``tasks`` = [(task id, task data)], creating the missing ones (committed): from
+    ``data[data_field]``, else from raw ``$text`` / ``$image`` data through ``raw`` (see
+    :mod:`app.integrations.label_studio.raw`; what it leaves pending has no item yet)."""
     layout = layout_of(project)
     problems: dict[int, str] = {}
     externals: list[str | None] = []
@@ -70,11 +77,16 @@ def resolve_tasks(
             externals.append(None)
     known = items_repo.ids_by_external(session, project.id, [e for e in externals if e is not None])
     new: dict[str, ItemCreate] = {}
+    raw_tasks: dict[str, RawTask] = {}
     for pos, (task_id, data) in enumerate(tasks):
         ext = externals[pos]
-        if ext is None or ext in known or ext in new:
+        if ext is None or ext in known or ext in new or ext in raw_tasks:
             continue
         value = data.get(connection.data_field)
+        raw_data = raw_value(project, connection, data) if value is None and raw is not None else None
+        if raw_data is not None:
+            raw_tasks[ext] = RawTask(pos, task_id, ext, raw_data)
+            continue
         if value is None:
             problems[pos] = (
                 f"task {task_id}: no item with external id {ext!r} in this project and no "
@@ -93,11 +105,18 @@ def resolve_tasks(
         result = ingest_json(session, project, ItemsCreate(items=list(new.values())), chunk_rows=chunk_rows)
         created = result.inserted
         known.update(items_repo.ids_by_external(session, project.id, list(new)))
+    pending: list[RawTask] = []
+    if raw_tasks and raw is not None:
+        outcome = raw(list(raw_tasks.values()))
+        created += outcome.created
+        problems.update(outcome.problems)
+        pending = outcome.pending
+        known.update(items_repo.ids_by_external(session, project.id, list(raw_tasks)))
     item_ids: list[int | None] = []
     for pos, ext in enumerate(externals):
         item_id = known.get(ext) if ext is not None and pos not in problems else None
         item_ids.append(item_id)
-    return Resolved(item_ids=item_ids, problems=problems, created=created)
+    return Resolved(item_ids=item_ids, problems=problems, created=created, pending=pending)
 
 
 def _expected(kind: str, shape: tuple[int, ...]) -> str:

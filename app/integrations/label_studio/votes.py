@@ -6,10 +6,21 @@ aggregate of its usable annotations, one vote per annotator (the latest annotati
 counts), written through the service's label path (:func:`app.services.labels.post_labels`: votes ->
 a distribution, argmax as the hard class). When no usable annotation is left, the Label Studio label is
 removed. Webhooks and imported exports go through the same functions.
+
+Ties (the rule, chosen on purpose): when the annotators' votes tie for the most votes (one annotator says
+A, another B), the item gets **no** label yet: its Label Studio label is removed, its query stays open,
+and it waits for one more annotator (the next sync leaves the task in Label Studio's queue). A tie broken
+by class order would put an arbitrary class into the validation set, whose labels certify the
+auto-labels' error; an unanimous or majority vote is written as the soft label of the votes (argmax as
+the hard class).
+
+Annotations that tbal itself wrote back (auto-labels as annotations, ``result[].tbal == "auto-label"``)
+are recorded but never count as a human vote.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +30,7 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.db.models import Project
 from app.integrations.label_studio import repository as repo
+from app.integrations.label_studio.predictions import AUTO_LABEL_MARKER
 from app.integrations.label_studio.schemas import LSAnnotation
 from app.schemas.labels import HumanLabelCreate, HumanLabelsCreate
 from app.services.labels import post_labels
@@ -37,6 +49,8 @@ class Vote:
 class Aggregated:
     written: int
     removed: int
+    ties: int = 0
+    """items whose votes tie (no label until one more annotator votes)"""
 
 
 def annotator_of(completed_by: int | str | dict[str, Any] | None) -> str:
@@ -53,6 +67,8 @@ def read_vote(annotation: LSAnnotation, classes: list[str], from_name: str | Non
     who = annotator_of(annotation.completed_by)
     if annotation.was_cancelled:
         return Vote(who, None, "cancelled")
+    if any(r.get("tbal") == AUTO_LABEL_MARKER for r in annotation.result):
+        return Vote(who, None, "tbal's own auto-label, written back to Label Studio")
     chosen: list[str] = []
     for result in annotation.result:
         if result.get("type") != "choices":
@@ -106,14 +122,25 @@ def aggregate(session: Session, project: Project, item_ids: Sequence[int]) -> Ag
     :func:`record` / :func:`forget` left in the session)."""
     ids = sorted(set(item_ids))
     repo.lock_items(session, project.id, ids)
-    found = repo.annotations_of(session, ids)
-    removed = repo.remove_labels(session, project.id, [i for i in ids if i not in found])
+    found: dict[int, dict[str, int | str]] = {
+        item_id: dict(pairs) for item_id, pairs in repo.annotations_of(session, ids).items()
+    }
+    # dict(pairs): a later annotation of an annotator wins
+    tied = {item_id for item_id, by_annotator in found.items() if is_tie(by_annotator)}
+    removed = repo.remove_labels(session, project.id, [i for i in ids if i not in found or i in tied])
     labels = [
-        HumanLabelCreate(item_id=item_id, votes=dict(votes))  # a later annotation of an annotator wins
-        for item_id, votes in found.items()
+        HumanLabelCreate(item_id=item_id, votes=by_annotator)
+        for item_id, by_annotator in found.items()
+        if item_id not in tied
     ]
     if labels:
         post_labels(session, project, HumanLabelsCreate(labels=labels, source=repo.SOURCE))
     else:
         session.commit()
-    return Aggregated(written=len(labels), removed=removed)
+    return Aggregated(written=len(labels), removed=removed, ties=len(tied))
+
+
+def is_tie(by_annotator: dict[str, int | str]) -> bool:
+    """Whether two or more classes share the most votes (one vote per annotator)."""
+    counts = Counter(by_annotator.values()).most_common(2)
+    return len(counts) == 2 and counts[0][1] == counts[1][1]

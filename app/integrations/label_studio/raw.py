@@ -1,0 +1,200 @@
+"""Items from Label Studio tasks as Label Studio projects have them: ``$text`` and ``$image``, no
+``features`` field.
+
+The data key comes from the label config at ``/setup`` (the object tag that the Choices control labels:
+``<Text name="text" value="$text"/>`` -> ``text``; see :func:`label_config.labeled_object`). Then:
+
+- a text project stores the task's text and its features through the service's text ingestion
+  (:func:`_ingest_texts`, the encoders of ``tbal.encoders``);
+- an image project fetches the image: a file Label Studio hosts (``/data/upload/...``,
+  ``/data/local-files/?d=...``, or any URL on the connected Label Studio's host) from the connection's
+  Label Studio URL with its stored access token, as the official ML-backend SDK does
+  (``label_studio_sdk`` ``get_local_path``: ``Token`` or ``Bearer`` header, only to that host); a
+  presigned or public URL directly, without the token, refusing private, loopback and link-local
+  addresses unless ``label_studio_allow_private_urls``; a ``data:`` URI inline. It is decoded with Pillow
+  to the project's input shape (:func:`tbal.encoders.images.decode_image`) and stored as uint8.
+
+Work is bounded by a deadline: what is not done by then is returned as pending, and the caller (``/predict``)
+creates it in the background, so Label Studio's ``ML_TIMEOUT_PREDICT`` (100 s by default) is never hit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import numpy as np
+from sqlalchemy.orm import Session
+
+from app.db.models import LabelStudioConnection, Project
+from app.errors import DomainError, Invalid
+from app.integrations.label_studio.client import MAX_FILE_BYTES, LabelStudioClient, read_capped
+from app.schemas.items import ItemCreate, ItemsCreate
+from app.services.ingest import ingest_json
+from app.services.raw_items import ingest_texts
+from app.settings import Settings
+from tbal.encoders import text_problem
+
+TEXT_TAGS = ("Text", "HyperText", "Paragraphs")
+IMAGE_TAGS = ("Image",)
+ClientFactory = Callable[[], LabelStudioClient | None]
+
+
+@dataclass(frozen=True)
+class RawTask:
+    """A task to make an item of: its position in the request, id, external id and raw value."""
+
+    pos: int
+    task_id: int
+    external_id: str
+    value: Any
+
+
+@dataclass
+class RawOutcome:
+    created: int = 0
+    problems: dict[int, str] = field(default_factory=dict)
+    pending: list[RawTask] = field(default_factory=list)
+
+
+def raw_value(project: Project, connection: LabelStudioConnection, data: dict[str, Any]) -> Any | None:
+    """The task's raw text or image reference, when the project takes raw data of the kind the label
+    config's object tag shows; None otherwise."""
+    key, tag = connection.data_key, connection.object_tag
+    if not key or key not in data:
+        return None
+    if (project.data_kind == "text" and tag in TEXT_TAGS) or (
+        project.data_kind == "image" and tag in IMAGE_TAGS
+    ):
+        return data[key]
+    return None
+
+
+def create_items(
+    session: Session,
+    project: Project,
+    tasks: list[RawTask],
+    settings: Settings,
+    client: ClientFactory,
+    *,
+    deadline: float,
+) -> RawOutcome:
+    """Create the items of ``tasks`` until ``time.monotonic()`` passes ``deadline`` (committed); the rest
+    are pending. A task whose data cannot be used is a problem naming why."""
+    out = RawOutcome()
+    if project.data_kind == "text":
+        good: list[tuple[RawTask, str]] = []
+        for t in tasks:
+            problem = text_problem(t.value)
+            if problem is None:
+                good.append((t, t.value))
+            else:
+                out.problems[t.pos] = f"task {t.task_id}: the text: {problem}"
+        for start in range(0, len(good), 256):
+            if time.monotonic() > deadline:
+                out.pending.extend(t for t, _ in good[start:])
+                break
+            part = good[start : start + 256]
+            out.created += _ingest_texts(
+                session, project, [t.external_id for t, _ in part], [v for _, v in part]
+            )
+        return out
+    ls = None
+    made: list[ItemCreate] = []
+    for i, task in enumerate(tasks):
+        if time.monotonic() > deadline:
+            out.pending.extend(tasks[i:])
+            break
+        try:
+            if ls is None and isinstance(task.value, str) and not task.value.startswith("data:"):
+                ls = client()
+            pixels = _image(task.value, project, settings, ls)
+        except DomainError as exc:
+            out.problems[task.pos] = f"task {task.task_id}: {exc.field}: {exc.reason}"
+            continue
+        made.append(ItemCreate(external_id=task.external_id, image=pixels.tolist()))
+    if made:
+        out.created = ingest_json(
+            session, project, ItemsCreate(items=made), chunk_rows=settings.ingest_chunk_rows
+        ).inserted
+    return out
+
+
+def _ingest_texts(session: Session, project: Project, external_ids: list[str], texts: list[str]) -> int:
+    """The service's text ingestion (:func:`app.services.raw_items.ingest_texts`: texts stored, features
+    encoded by the project's encoder), committed; items already there are left alone."""
+    return ingest_texts(session, project, external_ids, texts).inserted
+
+
+def _image(value: Any, project: Project, settings: Settings, ls: LabelStudioClient | None) -> np.ndarray:
+    from tbal.encoders.images import ImageError, decode_image
+
+    if not isinstance(value, str) or not value:
+        raise Invalid("image", f"expected an image URL, got {type(value).__name__}")
+    try:
+        return decode_image(_image_bytes(value, settings, ls), project.input_shape)
+    except ImageError as exc:
+        raise Invalid("image", f"{_shown(value)}: {exc}") from exc
+
+
+def _image_bytes(url: str, settings: Settings, ls: LabelStudioClient | None) -> bytes:
+    if url.startswith("data:"):
+        head, _, payload = url.partition(",")
+        if not head.endswith(";base64"):
+            raise Invalid("image", "expected a base64 data: URI")
+        try:
+            return base64.b64decode(payload, validate=True)
+        except binascii.Error as exc:
+            raise Invalid("image", "the data: URI is not valid base64") from exc
+    if ls is not None and ls.owns(url):
+        return ls.fetch(url)
+    parsed = urlparse(url)
+    if not parsed.netloc:
+        raise Invalid(
+            "image",
+            f"{_shown(url)} is hosted by Label Studio: give the connection Label Studio's URL and an access "
+            "token (PATCH /api/v1/projects/{id}/label-studio/connection)",
+        )
+    if parsed.scheme not in ("http", "https"):
+        raise Invalid("image", f"{_shown(url)}: expected an http(s) URL")
+    if not settings.label_studio_allow_private_urls:
+        _check_public(parsed.hostname or "", url)
+    try:
+        with httpx.stream("GET", url, timeout=settings.label_studio_timeout_s, follow_redirects=False) as r:
+            if r.status_code >= 400:
+                raise Invalid("image", f"{_shown(url)}: answered {r.status_code}")
+            return read_capped(r, MAX_FILE_BYTES, url)
+    except httpx.HTTPError as exc:
+        raise Invalid("image", f"{_shown(url)}: could not be fetched ({type(exc).__name__})") from exc
+
+
+def _check_public(host: str, url: str) -> None:
+    """Refuse a host that resolves to a private, loopback, link-local or reserved address."""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        raise Invalid("image", f"{_shown(url)}: unknown host") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise Invalid(
+                "image",
+                f"{_shown(url)}: resolves to a private, loopback or link-local address "
+                "(allowed only with TBAL_LABEL_STUDIO_ALLOW_PRIVATE_URLS=true)",
+            )
+
+
+def _shown(url: str) -> str:
+    """A URL as errors show it: no query string (a presigned URL's signature stays out of logs)."""
+    if url.startswith("data:"):
+        return "data: URI"
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}{parsed.path}" if parsed.netloc else parsed.path
