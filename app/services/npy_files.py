@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -94,7 +95,9 @@ def read_header(f: IO[bytes], field: str = "file") -> ArrayHeader:
     parse = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     try:
         shape, fortran, dtype = parse(io.BytesIO(raw_length + text))
-    except (ValueError, TypeError, SyntaxError) as exc:
+    # numpy parses the header as a Python literal (falling back to tokenizing it): whatever a parser
+    # raises on text that is not one is this file's fault
+    except (ValueError, TypeError, SyntaxError, tokenize.TokenError, RecursionError) as exc:
         raise Invalid(field, f"not a readable .npy header: {str(exc)[:200]}") from exc
     return _checked_header(tuple(shape), bool(fortran), np.dtype(dtype), field)
 

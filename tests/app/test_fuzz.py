@@ -9,7 +9,10 @@ labels and a finished round, so that routes with ``{project_id}`` / ``{round_id}
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import struct
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
@@ -145,3 +149,66 @@ def fuzz(app: Any, examples: int = EXAMPLES) -> None:
 
 def test_no_server_error(fuzz_app: Any) -> None:
     fuzz(fuzz_app)
+
+
+# -- crafted binary bodies (issue 15): what schemathesis cannot produce --------------------------------
+
+DESCRS = [
+    "'<f4'", "'<f8'", "'>f4'", "'|u1'", "'<i8'", "'|b1'", "'<U3'", "'|S2'", "'<c8'", "'<M8[s]'", "'|O'",
+    "'|V4'", "'<U0'", "[('a', '<f4')]", "('<f4', (2,))", "'xyz'", "None", "1",
+]  # fmt: skip
+MEMBER_NAMES = ["X", "y", "external_ids", "junk", "../X", "X.npy", ""]
+
+
+@st.composite
+def npy_files(draw: Any) -> bytes:
+    """An .npy file with a drawn header (shape with negative, huge or odd entries, any dtype text,
+    fortran order, version, a length field that may lie) and a short body."""
+    dims = draw(st.lists(st.one_of(st.integers(-3, 12), st.integers(-(2**64), 2**64)), max_size=4))
+    shape = draw(st.sampled_from(["({})".format("".join(f"{d}, " for d in dims)), str(dims), "'x'", "()"]))
+    descr = draw(st.sampled_from(DESCRS))
+    fortran = draw(st.sampled_from(["False", "True", "0"]))
+    header = f"{{'descr': {descr}, 'fortran_order': {fortran}, 'shape': {shape}, }}".encode()
+    header += b" " * draw(st.integers(0, 80)) + b"\n"
+    version = draw(st.sampled_from([1, 2, 3, 9]))
+    length = draw(st.one_of(st.just(len(header)), st.integers(0, 2**16 - 1)))
+    field = struct.pack("<H", length % 2**16) if version == 1 else struct.pack("<I", length)
+    body = draw(st.binary(max_size=96))
+    return b"\x93NUMPY" + bytes([version, 0]) + field + header + body
+
+
+@st.composite
+def upload_bodies(draw: Any) -> bytes:
+    """A raw .npy, or an .npz of 1-3 drawn members (stored or deflated), sometimes cut short."""
+    if draw(st.booleans()):
+        body = draw(npy_files())
+    else:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for _ in range(draw(st.integers(1, 3))):
+                method = draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
+                name = draw(st.sampled_from(MEMBER_NAMES)) + ".npy"
+                archive.writestr(name, draw(npy_files()), compress_type=method)
+        body = buffer.getvalue()
+    cut = draw(st.one_of(st.none(), st.integers(0, max(0, len(body) - 1))))
+    return body if cut is None else body[:cut]
+
+
+def test_crafted_upload_bodies_are_never_a_server_error(fuzz_app: Any) -> None:
+    """Drawn .npy headers and .npz members against the upload of project 1: 200 or a 4xx naming a field."""
+    client = TestClient(fuzz_app)  # the module's app, already started
+    headers = {"Authorization": f"Bearer {SECRET['value']}", "Content-Type": "application/octet-stream"}
+    seen: dict[int, int] = {}
+
+    @given(body=upload_bodies())
+    @settings(max_examples=40 * EXAMPLES, deadline=None, derandomize=True, database=None)
+    def send(body: bytes) -> None:
+        response = client.post("/api/v1/projects/1/items/upload", content=body, headers=headers)
+        seen[response.status_code] = seen.get(response.status_code, 0) + 1
+        assert response.status_code < 500, f"{response.status_code}: {response.text[:300]} for {body[:200]!r}"
+        if response.status_code >= 400:
+            detail = response.json()["detail"]
+            assert detail["field"] and detail["reason"], detail
+
+    send()
+    assert sum(n for status, n in seen.items() if 400 <= status < 500) > 0, seen

@@ -119,6 +119,8 @@ BAD_HEADERS = [
     ("more rows than bytes", npy_bytes("(1000, 4)", body=bytes(16)), "truncated"),
     ("header of 60,000 bytes", npy_bytes("(1, 4)" + " " * 60_000, body=bytes(16)), "header"),
     ("unsupported version", b"\x93NUMPY\x09\x00" + bytes(64), "version"),
+    # found by the fuzz test's crafted bodies: numpy's fallback parser raised tokenize.TokenError (a 500)
+    ("unclosed header", b"\x93NUMPY\x01\x00" + struct.pack("<H", 17) + b"{'descr': '<f4',\n", "header"),
 ]
 
 
