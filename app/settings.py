@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     label_studio_allow_private_urls: bool = False
     """Fetch task images from private, loopback or link-local addresses (the connected Label Studio's own
     URL is always allowed)."""
+    allow_private_urls: bool = False
+    """Image uploads by URL (``POST /projects/{id}/items/images/urls``) may fetch private, loopback,
+    link-local and other non-public addresses (off: a 422 naming the URL)."""
+    url_fetch_timeout_s: float = Field(default=30.0, gt=0)
+    """Timeout of each image fetched by URL."""
 
     @property
     def reap_after_s(self) -> float:

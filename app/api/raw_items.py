@@ -20,7 +20,7 @@ from app.api.uploads import UPLOAD_OPENAPI, receive_upload
 from app.errors import Invalid
 from app.repositories import item_texts as texts_repo
 from app.schemas.items import IngestResult
-from app.schemas.raw_items import TextItemsCreate, TextPage, TextRead
+from app.schemas.raw_items import ImageUrlsCreate, TextItemsCreate, TextPage, TextRead
 from app.services import raw_items
 from app.settings import Settings
 
@@ -151,6 +151,40 @@ async def upload_images(
         files,
         id_prefix=id_prefix,
         labels_from_folders=labels_from_folders,
+        chunk_rows=settings.ingest_chunk_rows,
+    )
+    metrics.items_ingested.inc(result.inserted)
+    return result
+
+
+@router.post("/images/urls")
+async def add_image_urls(
+    *,
+    project: ProjectDep,
+    body: ImageUrlsCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+) -> IngestResult:
+    """Add image items fetched from http(s) URLs (at most 1,000 per request, fetched one by one; an
+    address that is private, loopback or link-local is refused unless ``TBAL_ALLOW_PRIVATE_URLS``). Ids
+    default to the URL (at most 255 characters). A URL that fails is a 422 naming it; nothing stored."""
+    session.commit()
+    names = [item.external_id or item.url for item in body.items]
+    files = await run_in_threadpool(
+        raw_items.fetch_images,
+        [item.url for item in body.items],
+        names,
+        max_bytes=raw_items.MAX_FILE_BYTES,
+        timeout_s=settings.url_fetch_timeout_s,
+        allow_private=settings.allow_private_urls,
+    )
+    result = await run_in_threadpool(
+        raw_items.ingest_images,
+        session,
+        project,
+        files,
+        labels=[item.ground_truth for item in body.items],
         chunk_rows=settings.ingest_chunk_rows,
     )
     metrics.items_ingested.inc(result.inserted)

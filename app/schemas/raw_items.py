@@ -33,3 +33,20 @@ class TextRead(BaseModel):
 class TextPage(BaseModel):
     items: list[TextRead]
     next_after_id: int | None
+
+
+class ImageUrl(BaseModel):
+    """An image to fetch: its http(s) URL (public addresses only, unless the operator allows private
+    ones), its external id (default: the URL) and optional ground truth."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=8, max_length=2048, pattern=r"^https?://[^\x00\s]+$")
+    external_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[^\x00]*$")
+    ground_truth: int | str | None = None
+
+
+class ImageUrlsCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ImageUrl] = Field(min_length=1, max_length=1_000)

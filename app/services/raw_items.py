@@ -39,10 +39,11 @@ from app.repositories import items as items_repo
 from app.schemas.items import IngestResult
 from app.services.arrays import layout_of
 from app.services.classes import class_index
+from app.services.fetch import fetch_bytes
 from app.services.ingest import _check_unique, _store
 from tbal.config import ConfigError
 from tbal.encoders import DEFAULT_TEXT_ENCODER, EncoderConfig, TextEncoder, make_text_encoder, parse_encoder
-from tbal.encoders.images import FORMATS, ImageError, decode_image
+from tbal.encoders.images import FORMATS, MAX_FILE_BYTES, ImageError, decode_image
 from tbal.errors import DataError
 from tbal.text_files import TextRecords, read_text_records
 
@@ -249,12 +250,14 @@ def ingest_images(
     *,
     id_prefix: str = "",
     labels_from_folders: bool = False,
+    labels: Sequence[str | int | None] | None = None,
     chunk_rows: int = 5_000,
 ) -> IngestResult:
     """Decode image files to the project's ``input_shape`` and store them as uint8 items with ids
     ``<id_prefix><name>``; with ``labels_from_folders`` each file's parent folder names its class (the
-    image-folder layout ``cat/001.png``). Every file is decoded before anything is written: a bad one is
-    a 422 naming it (``files.<name>``) and nothing is stored."""
+    image-folder layout ``cat/001.png``), or ``labels`` gives each file's class (None: unknown).
+    Every file is decoded before anything is written: a bad one is a 422 naming it (``files.<name>``)
+    and nothing is stored."""
     _require_kind(project, "image")
     if not files:
         raise Invalid("files", "no image files in the request")
@@ -273,7 +276,9 @@ def ingest_images(
             X[row] = decode_image(files[i].data, layout.shape)
         except ImageError as exc:
             raise Invalid(f"files.{name}", str(exc)) from exc
-        if labels_from_folders:
+        if labels is not None and labels[i] is not None:
+            truth[row] = class_index(project.classes, labels[i], f"files.{name}.ground_truth")  # type: ignore[arg-type]
+        elif labels_from_folders:
             folder = PurePosixPath(name).parent.name
             if not folder:
                 raise Invalid(f"files.{name}", "labels_from_folders: the file is in no folder")
@@ -286,6 +291,18 @@ def ingest_images(
         skipped=n - result.inserted,
         ground_truth_added=result.ground_truth_added,
     )
+
+
+def fetch_images(
+    urls: Sequence[str], names: Sequence[str], *, max_bytes: int, timeout_s: float, allow_private: bool
+) -> list[ImageFile]:
+    """Fetch image files by URL (public addresses only unless ``allow_private``; see
+    :mod:`app.services.fetch`), each named by ``names`` (422 on ``urls.<i>`` for one that fails)."""
+    return [
+        ImageFile(name, fetch_bytes(url, f"urls.{i}", max_bytes=max_bytes, timeout_s=timeout_s,
+                                    allow_private=allow_private))
+        for i, (url, name) in enumerate(zip(urls, names, strict=True))
+    ]  # fmt: skip
 
 
 def is_archive(name: str, head: bytes) -> bool:
@@ -391,10 +408,12 @@ def _check_id(ext: str, field: str) -> None:
 
 __all__ = [
     "FORMATS",
+    "MAX_FILE_BYTES",
     "ImageFile",
     "archive_images",
     "check_project_settings",
     "check_settings_change",
+    "fetch_images",
     "ingest_images",
     "ingest_text_file",
     "ingest_texts",

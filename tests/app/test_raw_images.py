@@ -194,3 +194,71 @@ def test_a_zip_bomb_and_wrong_project_kind(
         f"/api/v1/projects/{feature_project}/items/images", files=[("files", ("a.png", GOOD))]
     )
     assert response.status_code == 422 and response.json()["detail"]["field"] == "data_kind"
+
+
+@pytest.fixture
+def image_server(tmp_path: Path) -> Any:
+    """A local HTTP server of tmp_path/www (a loopback address: private to the URL check)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_images_by_url(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    cifar: Any,
+    image_server: Any,
+) -> None:
+    X, y = cifar
+    root, base = image_server
+    for i in range(3):
+        (root / f"{i}.png").write_bytes(_png(X[i]))
+    pid = _project(make_project)
+    items = [{"url": f"{base}/{i}.png", "external_id": f"u{i}", "ground_truth": int(y[i])} for i in range(3)]
+    refused = api.post(f"/api/v1/projects/{pid}/items/images/urls", json={"items": items})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"]["field"] == "urls.0"
+    assert "non-public address (127.0.0.1)" in refused.json()["detail"]["reason"]
+    api.settings.allow_private_urls = True  # the operator's switch (the app holds this Settings object)
+    missing = api.post(
+        f"/api/v1/projects/{pid}/items/images/urls", json={"items": [*items, {"url": f"{base}/nope.png"}]}
+    )
+    assert missing.status_code == 422 and "HTTP 404" in missing.json()["detail"]["reason"]
+    assert count_rows(session_factory, "items") == 0
+    done = api.post(f"/api/v1/projects/{pid}/items/images/urls", json={"items": items})
+    assert done.status_code == 200, done.text
+    assert done.json()["inserted"] == 3 and done.json()["ground_truth_added"] == 3
+    stored = _stored(session_factory, pid, (32, 32, 3))
+    for i in range(3):
+        np.testing.assert_array_equal(stored[f"u{i}"], X[i])
+    assert _truth(session_factory, pid) == {f"u{i}": int(y[i]) for i in range(3)}
+    bad = api.post(
+        f"/api/v1/projects/{pid}/items/images/urls", json={"items": [{"url": "ftp://x.org/a.png"}]}
+    )
+    assert bad.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/latest/meta-data", "http://10.0.0.7/a.png", "http://[::1]:8000/a.png",
+            "http://0.0.0.0/a.png", "http://224.0.0.1/a.png", "file:///etc/passwd", "http://host:99999/a"],
+)  # fmt: skip
+def test_urls_to_non_public_addresses_are_refused(url: str) -> None:
+    from app.errors import Invalid
+    from app.services.fetch import check_public_url
+
+    with pytest.raises(Invalid) as caught:
+        check_public_url(url, "urls.0", allow_private=False)
+    assert caught.value.field == "urls.0"
+    check_public_url("http://8.8.8.8/a.png", "urls.0", allow_private=False)  # a public literal passes
