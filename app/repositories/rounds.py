@@ -9,6 +9,7 @@ from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import ACTIVE_ROUND_STATUSES, AutoLabel, HumanLabel, LabelQuery, Round
+from tbal.round_report import RoundReport
 
 
 def add(session: Session, round_: Round) -> Round:
@@ -177,12 +178,12 @@ def audit_counts(session: Session, round_id: int) -> tuple[int, int, int]:
 
 
 def delta_spent(session: Session, project_id: int) -> float:
-    """Σ of the δ shares (``metrics["delta_round"]``) the project's succeeded rounds were tested at
+    """Σ of the δ shares (the round report's ``delta_round``) the project's succeeded rounds were tested at
     (:mod:`tbal.plan` caps the next share by δ minus this)."""
     stmt = select(Round.metrics).where(Round.project_id == project_id, Round.status == "succeeded")
     total = 0.0
     for metrics in session.scalars(stmt):
-        share = (metrics or {}).get("delta_round")
+        share = RoundReport.from_dict(metrics).delta_round if metrics else None
         if share is not None:
             total += float(share)
     return total

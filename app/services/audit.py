@@ -9,21 +9,22 @@ the exact binomial (Clopper–Pearson, 1934) interval bounds it:
     lower = B(α/2; m, n − m + 1),  upper = B(1 − α/2; m + 1, n − m)
 
 with m wrong out of n answered, B(q; a, b) the q-quantile of the Beta(a, b) distribution, lower = 0 when
-m = 0 and upper = 1 when m = n; α = δ of the project. Sampling without replacement from a finite round
-makes the binomial interval slightly conservative. The report sits beside what the round promised:
-ε, and its pooled bound estimated on D_th.
+m = 0 and upper = 1 when m = n; α = δ, as the round's report states it. Sampling without replacement
+from a finite round makes the binomial interval slightly conservative. The report sits beside what the
+round promised: ε, and its pooled bound estimated on D_th.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from scipy.stats import beta
 from sqlalchemy.orm import Session
 
-from app.db.models import Round
+from app.db.models import Project, Round
+from app.errors import Conflict, NotFound
 from app.repositories import rounds as rounds_repo
 from app.schemas.audit import AuditRead
+from app.services.project_config import build_config
+from tbal.round_report import RoundReport, RoundReportError
 
 
 def clopper_pearson(wrong: int, n: int, alpha: float) -> tuple[float, float]:
@@ -39,17 +40,19 @@ def clopper_pearson(wrong: int, n: int, alpha: float) -> tuple[float, float]:
 
 
 def round_audit(session: Session, round_: Round) -> AuditRead:
-    """The audit report of ``round_`` (see the module docstring)."""
-    metrics: dict[str, Any] = round_.metrics or {}
-    delta = float(metrics.get("delta") or 0.05)
-    epsilon = metrics.get("epsilon")
+    """The audit report of ``round_`` (see the module docstring). δ is the one the round's report was
+    certified under; a round without a report (queued, running, failed: nothing auto-labeled, nothing
+    to audit) states the project's configured δ."""
+    report = _report(round_)
+    delta = report.delta if report is not None else _project_delta(session, round_.project_id)
     sampled, answered, wrong = rounds_repo.audit_counts(session, round_.id)
     interval = clopper_pearson(wrong, answered, delta) if answered else None
+    epsilon = report.epsilon if report is not None else None
     if sampled == 0:
         verdict = "not audited"
     elif interval is None:
         verdict = "pending"
-    elif epsilon is not None and interval[0] > float(epsilon):
+    elif epsilon is not None and interval[0] > epsilon:
         verdict = "exceeds"
     else:
         verdict = "consistent"
@@ -57,7 +60,7 @@ def round_audit(session: Session, round_: Round) -> AuditRead:
         round_id=round_.id,
         project_id=round_.project_id,
         round_index=round_.index,
-        auto_labeled=metrics.get("auto_labeled"),
+        auto_labeled=report.auto_labeled if report is not None else None,
         sampled=sampled,
         answered=answered,
         wrong=wrong,
@@ -65,7 +68,27 @@ def round_audit(session: Session, round_: Round) -> AuditRead:
         interval=interval,
         confidence=1.0 - delta,
         epsilon=epsilon,
-        promised_bound=metrics.get("pooled_error_bound"),
-        estimated_error=metrics.get("pooled_estimated_error"),
+        promised_bound=report.pooled_error_bound if report is not None else None,
+        estimated_error=report.pooled_estimated_error if report is not None else None,
         verdict=verdict,  # type: ignore[arg-type]
     )
+
+
+def _report(round_: Round) -> RoundReport | None:
+    """The round's typed report, None when it has none yet; 409 when the stored one is incomplete (an
+    audit at a δ the round did not state would claim a confidence nobody certified)."""
+    if not round_.metrics:
+        return None
+    try:
+        return RoundReport.from_dict(round_.metrics)
+    except RoundReportError as exc:
+        raise Conflict(
+            "round_id", f"round {round_.id} has an incomplete report, nothing to audit: {exc}"
+        ) from exc
+
+
+def _project_delta(session: Session, project_id: int) -> float:
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound("project_id", f"no project {project_id}")
+    return build_config(project.settings).thresholds.delta

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy.orm import Session
 
-from app.db.models import Project
+from app.db.models import Project, Round
 from app.errors import Conflict, Invalid
 from app.repositories import rounds as rounds_repo
 from app.schemas.predict import Prediction, PredictRequest, PredictResponse
-from app.services.arrays import json_batch, layout_of, model_inputs, pixel_scale
+from app.services.arrays import Layout, json_batch, layout_of, model_inputs, pixel_scale
+from tbal.round_report import RoundReport
 
 if TYPE_CHECKING:
     from tbal.artifacts import RoundArtifacts
@@ -64,9 +65,7 @@ def predict(
         layout, [item.features if layout.kind == "features" else item.image for item in body.items], "items"
     )
     artifacts = cache.get(latest.artifact_path)
-    scale = (latest.metrics or {}).get("input_scale") or pixel_scale(
-        layout, X, configured=project.settings.get("pixel_scale")
-    )
+    scale = _input_scale(artifacts, latest, layout, X, project)
     predicted, scores, clears = score_points(
         artifacts.model, artifacts.confidence, artifacts.thresholds, model_inputs(layout, X, scale)
     )
@@ -83,3 +82,19 @@ def predict(
             for k, s, c in zip(np.asarray(predicted), np.asarray(scores), np.asarray(clears), strict=True)
         ],
     )
+
+
+def _input_scale(
+    artifacts: RoundArtifacts, round_: Round, layout: Layout, X: np.ndarray, project: Project
+) -> float | None:
+    """The pixel divisor the round's model was trained with: from its artifact; for an artifact saved
+    before it held one, the round's report; for a round before that, the project's setting or the
+    batch's own range (:func:`app.services.arrays.pixel_scale`). None for features."""
+    if layout.kind != "image":
+        return None
+    if artifacts.input_scale is not None:
+        return artifacts.input_scale
+    recorded = RoundReport.from_dict(round_.metrics).input_scale
+    if recorded is not None:
+        return recorded
+    return pixel_scale(layout, X, configured=project.settings.get("pixel_scale"))

@@ -1,13 +1,11 @@
 """Reading what a round recorded about itself (see :mod:`app.services.round_runner`): the human training
 labels whose AUM says they are probably wrong, and its classifier's evaluation on the validation set.
 
-Both are written with the round's other metrics, in the one transaction that finishes it, under
-``rounds.metrics["label_review"]`` and ``rounds.metrics["evaluation"]``.
+Both are written with the round's other metrics, in the one transaction that finishes it, and read back
+through its typed report (:class:`tbal.round_report.RoundReport`: ``label_review``, ``evaluation``).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -16,6 +14,7 @@ from app.errors import Conflict, NotFound
 from app.repositories import labels as labels_repo
 from app.repositories import rounds as rounds_repo
 from app.schemas.round_reports import EvaluationRead, LabelReviewItem, LabelReviewPage
+from tbal.round_report import RoundReport, RoundReportError
 
 
 def finished_round(session: Session, project: Project, round_id: int | None) -> Round:
@@ -37,8 +36,10 @@ def label_review(
 ) -> LabelReviewPage:
     """One page of the round's flagged training labels, lowest AUM first, with their items' external ids
     and current human labels."""
-    review = _recorded(round_, "label_review")
-    ids: list[int] = review["item_id"][after_rank : after_rank + limit]
+    review = _report(round_, "label review").label_review
+    if review is None:
+        raise _not_recorded(round_, "label review")
+    ids = review.item_id[after_rank : after_rank + limit]
     rows = labels_repo.items_with_labels(session, project.id, ids)
     names = list(project.classes)
     items = []
@@ -51,9 +52,9 @@ def label_review(
                 item_id=item_id,
                 external_id=row.external_id if row is not None else None,
                 label=names[row.label] if row is not None and row.label is not None else None,
-                round_label=names[review["label"][rank]],
-                predicted=names[review["predicted"][rank]],
-                aum=review["aum"][rank],
+                round_label=names[review.label[rank]],
+                predicted=names[review.predicted[rank]],
+                aum=review.aum[rank],
             )
         )
     end = after_rank + len(ids)
@@ -62,19 +63,21 @@ def label_review(
         round_id=round_.id,
         round_index=round_.index,
         model_version=round_.model_version,
-        training_labels=review["training_labels"],
-        fraction=review["fraction"],
-        below_zero=review["below_zero"],
-        flagged=review["flagged"],
-        stored=review["stored"],
+        training_labels=review.training_labels,
+        fraction=review.fraction,
+        below_zero=review.below_zero,
+        flagged=review.flagged,
+        stored=review.stored,
         items=items,
-        next_after_rank=end if end < len(review["item_id"]) else None,
+        next_after_rank=end if end < len(review.item_id) else None,
     )
 
 
 def round_evaluation(round_: Round) -> EvaluationRead:
     """The round's evaluation report (409 when the round has not succeeded or ran before it existed)."""
-    evaluation = _recorded(_succeeded(round_), "evaluation")
+    evaluation = _report(_succeeded(round_), "evaluation").evaluation
+    if evaluation is None:
+        raise _not_recorded(round_, "evaluation")
     return EvaluationRead(
         round_id=round_.id,
         project_id=round_.project_id,
@@ -90,10 +93,13 @@ def _succeeded(round_: Round) -> Round:
     return round_
 
 
-def _recorded(round_: Round, key: str) -> dict[str, Any]:
-    value = (round_.metrics or {}).get(key)
-    if not isinstance(value, dict):
-        raise Conflict(
-            "round_id", f"round {round_.id} recorded no {key.replace('_', ' ')} (it ran before it existed)"
-        )
-    return value
+def _report(round_: Round, what: str) -> RoundReport:
+    """The round's typed report; 409 naming ``what`` was asked for when the stored one is incomplete."""
+    try:
+        return RoundReport.from_dict(round_.metrics)
+    except RoundReportError as exc:
+        raise _not_recorded(round_, what, f"its report is incomplete: {exc}") from exc
+
+
+def _not_recorded(round_: Round, what: str, why: str = "it ran before it existed") -> Conflict:
+    return Conflict("round_id", f"round {round_.id} recorded no {what} ({why})")

@@ -48,6 +48,7 @@ from app.settings import Settings
 from tbal.config import ConfigError, TBALConfig
 from tbal.errors import TBALInputError
 from tbal.plan import RoundPlan, RunState, plan_round, uniform_sample
+from tbal.round_report import ClassReport, LabelReview, Reliability, RoundReport, TrueError
 
 if TYPE_CHECKING:
     from tbal.loop import RoundOutput
@@ -189,6 +190,8 @@ def _run_claimed(
             model_config=loaded.config.model,
             input_shape=tuple(loaded.X_train.shape[1:]),
             num_classes=len(loaded.classes),
+            input_scale=loaded.input_scale,
+            encoder=loaded.inputs.get("encoder"),
         ),
     )
     timings["save"] = time.perf_counter() - start
@@ -353,15 +356,15 @@ def write_results(
         )
         audited = _sample_audit(session, round_id, loaded, loaded.pool_ids[auto], now)
         timings = {**timings, **{k: float(v) for k, v in output.timings.items()}}
-        metrics = _metrics(
-            session, round_id, loaded, output, inserted=inserted, removed=removed, queried=queried
-        )
-        metrics["audit_sampled"] = audited
-        metrics["validation_left"] = validation_left
-        metrics["validation_queued"] = topped_up
-        metrics.update(loaded.inputs)  # issue 13 hook: the text encoder that made the features
         timings["write"] = time.perf_counter() - start
-        metrics["timings"] = {k: round(v, 4) for k, v in timings.items()}
+        report = _report(
+            session,
+            round_id,
+            loaded,
+            output,
+            counts=_WriteCounts(inserted, removed, queried, audited, validation_left, topped_up),
+            timings={k: round(v, 4) for k, v in timings.items()},
+        )
         done = rounds_repo.update_claimed(
             session,
             round_id,
@@ -370,7 +373,7 @@ def write_results(
             stage="done",
             progress=1.0,
             n_queries=queried,
-            metrics=metrics,
+            metrics=report.to_dict(),
             model_version=model_version,
             artifact_path=str(artifact_path),
             finished_at=now,
@@ -397,74 +400,96 @@ def _sample_audit(
     return k
 
 
-def _metrics(
+@dataclass(frozen=True)
+class _WriteCounts:
+    """What the round's write changed: auto-labels inserted, validation items removed, training queries
+    and validation top-ups queued, audit items sampled, and validation items left."""
+
+    inserted: int
+    removed: int
+    queried: int
+    audited: int
+    validation_left: int
+    topped_up: int
+
+
+def _report(
     session: Session,
     round_id: int,
     loaded: LoadedRound,
     output: RoundOutput,
     *,
-    inserted: int,
-    removed: int,
-    queried: int,
-) -> dict[str, Any]:
+    counts: _WriteCounts,
+    timings: dict[str, float],
+) -> RoundReport:
+    """The round's typed report (:class:`tbal.round_report.RoundReport`), stored as its metrics."""
     th = output.thresholds
-    auto = np.asarray(output.auto_mask, dtype=bool)
-    per_class_auto = np.bincount(np.asarray(output.pool_predicted)[auto], minlength=len(loaded.classes))
-    classes = [
-        {
-            "class": name,
-            "index": k,
-            "threshold": _num(th.thresholds[k]),
-            "estimated_error": _num(th.estimated_error[k]),
-            "error_bound": _num(th.error_bound[k]),
-            "n_points": int(th.n_points[k]),
-            "auto_labeled": int(per_class_auto[k]),
-        }
-        for k, name in enumerate(loaded.classes)
-    ]
     n_round, known_round, wrong_round = auto_repo.error_stats(
         session, project_id=loaded.project_id, round_id=round_id
     )
     n_total, known_total, wrong_total = auto_repo.error_stats(session, project_id=loaded.project_id)
     n_pool = int(loaded.pool_ids.size)
     cfg = loaded.config
-    return {
-        "pool_size": n_pool,
-        "auto_labeled": inserted,
-        "auto_labeled_total": n_total,
-        "coverage": inserted / n_pool if n_pool else 0.0,
-        "coverage_total": n_total / loaded.n_items if loaded.n_items else 0.0,
-        "validation_labels": int(loaded.val_ids.size),
-        "validation_removed": removed,
-        "training_labels": int(loaded.train_ids.size),
-        "human_labels": labels_repo.count_human_labels(session, loaded.project_id),
-        "queries": queried,
-        "thresholds": classes,
-        "pooled_estimated_error": _num(th.pooled_estimated_error),
-        "pooled_error_bound": _num(th.pooled_error_bound),
-        "delta_used": _num(th.delta_used),
-        "epsilon": cfg.thresholds.epsilon,
-        "delta": cfg.thresholds.delta,
-        "bound": cfg.thresholds.bound,
-        "guarantee": cfg.thresholds.guarantee,
-        "rounds_total": loaded.config.loop.planned_rounds,
-        "delta_round": loaded.plan.delta,
-        "delta_schedule": cfg.thresholds.delta_schedule,
-        "seed": loaded.plan.seed,
-        "input_scale": loaded.input_scale,
-        "true_error": {
-            "round": wrong_round / known_round if known_round else None,
-            "round_known": known_round,
-            "round_wrong": wrong_round,
-            "total": wrong_total / known_total if known_total else None,
-            "total_known": known_total,
-            "total_wrong": wrong_total,
-        },
-        "auto_labeled_round_rows": n_round,
-        "reliability": _reliability(loaded, output),
-        "evaluation": _evaluation(loaded, output),
-        "label_review": _label_review(loaded, output),
-    }
+    return RoundReport(
+        pool_size=n_pool,
+        auto_labeled=counts.inserted,
+        auto_labeled_total=n_total,
+        coverage=counts.inserted / n_pool if n_pool else 0.0,
+        coverage_total=n_total / loaded.n_items if loaded.n_items else 0.0,
+        validation_labels=int(loaded.val_ids.size),
+        validation_removed=counts.removed,
+        training_labels=int(loaded.train_ids.size),
+        human_labels=labels_repo.count_human_labels(session, loaded.project_id),
+        queries=counts.queried,
+        thresholds=_class_reports(loaded, output),
+        pooled_estimated_error=_num(th.pooled_estimated_error),
+        pooled_error_bound=_num(th.pooled_error_bound),
+        delta_used=_num(th.delta_used),
+        epsilon=cfg.thresholds.epsilon,
+        delta=cfg.thresholds.delta,
+        bound=cfg.thresholds.bound,
+        guarantee=cfg.thresholds.guarantee,
+        rounds_total=cfg.loop.planned_rounds,
+        delta_round=loaded.plan.delta,
+        delta_schedule=cfg.thresholds.delta_schedule,
+        seed=loaded.plan.seed,
+        input_scale=loaded.input_scale,
+        true_error=TrueError(
+            round=wrong_round / known_round if known_round else None,
+            round_known=known_round,
+            round_wrong=wrong_round,
+            total=wrong_total / known_total if known_total else None,
+            total_known=known_total,
+            total_wrong=wrong_total,
+        ),
+        auto_labeled_round_rows=n_round,
+        reliability=_reliability(loaded, output),
+        evaluation=_evaluation(loaded, output),
+        label_review=_label_review(loaded, output),
+        audit_sampled=counts.audited,
+        validation_left=counts.validation_left,
+        validation_queued=counts.topped_up,
+        encoder=loaded.inputs.get("encoder"),  # issue 13 hook: the text encoder that made the features
+        timings=timings,
+    )
+
+
+def _class_reports(loaded: LoadedRound, output: RoundOutput) -> list[ClassReport]:
+    th = output.thresholds
+    auto = np.asarray(output.auto_mask, dtype=bool)
+    per_class_auto = np.bincount(np.asarray(output.pool_predicted)[auto], minlength=len(loaded.classes))
+    return [
+        ClassReport(
+            class_name=name,
+            index=k,
+            threshold=_num(th.thresholds[k]),
+            estimated_error=_num(th.estimated_error[k]),
+            error_bound=_num(th.error_bound[k]),
+            n_points=int(th.n_points[k]),
+            auto_labeled=int(per_class_auto[k]),
+        )
+        for k, name in enumerate(loaded.classes)
+    ]
 
 
 def _evaluation(loaded: LoadedRound, output: RoundOutput) -> dict[str, Any] | None:
@@ -483,7 +508,7 @@ def _evaluation(loaded: LoadedRound, output: RoundOutput) -> dict[str, Any] | No
     }
 
 
-def _label_review(loaded: LoadedRound, output: RoundOutput) -> dict[str, Any] | None:
+def _label_review(loaded: LoadedRound, output: RoundOutput) -> LabelReview | None:
     """The human training labels that AUM says are probably wrong, lowest AUM first: every label with
     AUM < 0 (its class lost to another on average over training) and at least the lowest
     ``label_review_fraction`` of them (the review budget), at most :data:`LABEL_REVIEW_MAX`. Columns:
@@ -497,21 +522,21 @@ def _label_review(loaded: LoadedRound, output: RoundOutput) -> dict[str, Any] | 
     budget = likely_mislabeled(aum, fraction=loaded.label_review_fraction)
     rows = below_zero if below_zero.size > budget.size else budget  # both prefixes of one stable ranking
     stored = rows[:LABEL_REVIEW_MAX]
-    return {
-        "signal": "aum",
-        "fraction": loaded.label_review_fraction,
-        "training_labels": int(aum.size),
-        "below_zero": int(below_zero.size),
-        "flagged": int(rows.size),
-        "stored": int(stored.size),
-        "item_id": [int(i) for i in loaded.train_ids[stored]],
-        "aum": [round(float(a), 6) for a in aum[stored]],
-        "label": [int(c) for c in loaded.targets_train[stored].argmax(axis=1)],
-        "predicted": [int(c) for c in predicted[stored]],
-    }
+    return LabelReview(
+        signal="aum",
+        fraction=loaded.label_review_fraction,
+        training_labels=int(aum.size),
+        below_zero=int(below_zero.size),
+        flagged=int(rows.size),
+        stored=int(stored.size),
+        item_id=[int(i) for i in loaded.train_ids[stored]],
+        aum=[round(float(a), 6) for a in aum[stored]],
+        label=[int(c) for c in loaded.targets_train[stored].argmax(axis=1)],
+        predicted=[int(c) for c in predicted[stored]],
+    )
 
 
-def _reliability(loaded: LoadedRound, output: RoundOutput, n_bins: int = 10) -> dict[str, Any] | None:
+def _reliability(loaded: LoadedRound, output: RoundOutput, n_bins: int = 10) -> Reliability | None:
     """Reliability diagram of the confidence function on D_th (the human-labeled points that set the
     thresholds), for the dashboard: per equal-width bin, points, mean confidence and accuracy
     (:func:`tbal.metrics.reliability_diagram`), and the ECE, from the D_th scores the round computed.
@@ -527,15 +552,15 @@ def _reliability(loaded: LoadedRound, output: RoundOutput, n_bins: int = 10) -> 
         edges, accuracy, confidence, counts = reliability_diagram(scores, correct, n_bins)
     except TBALInputError:
         return None
-    return {
-        "source": "D_th",
-        "n": int(th.size),
-        "ece": _num(expected_calibration_error(scores, correct, n_bins)),
-        "edges": [float(e) for e in edges],
-        "accuracy": [_num(a) for a in accuracy],
-        "confidence": [_num(c) for c in confidence],
-        "counts": [int(c) for c in counts],
-    }
+    return Reliability(
+        source="D_th",
+        n=int(th.size),
+        ece=_num(expected_calibration_error(scores, correct, n_bins)),
+        edges=[float(e) for e in edges],
+        accuracy=[_num(a) for a in accuracy],
+        confidence=[_num(c) for c in confidence],
+        counts=[int(c) for c in counts],
+    )
 
 
 def _num(value: Any) -> float | None:

@@ -427,3 +427,37 @@ def test_rounds_past_the_planned_ones_keep_the_sum_of_delta_shares_within_delta(
     assert sum(shares) <= delta
     with session_factory() as session:
         assert rounds_repo.delta_spent(session, pid) == pytest.approx(sum(shares))
+
+
+def test_prediction_reads_the_input_scale_from_the_round_artifact(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
+    """A project of 0..255 images: the round's artifact records scale 255, and /predict divides a dark new
+    image (every pixel ≤ 16, which alone would look like a 4-bit image) by 255, not by 16."""
+    from tbal.artifacts import load_artifacts
+    from tbal.data import prepare_inputs
+    from tbal.loop import score_points
+
+    X, y = blobs(400, d=64, seed=5)
+    images = np.rint((X - X.min()) / (X.max() - X.min()) * 255).astype(np.uint8).reshape(-1, 8, 8)
+    settings = {**FAST, "model": "lenet5", "epochs": 2}
+    pid = int(make_project(data_kind="image", input_shape=[8, 8], settings=settings)["id"])
+    items = [
+        {"external_id": str(i), "image": images[i].tolist(), "ground_truth": int(y[i])} for i in range(400)
+    ]
+    assert api.post(f"/api/v1/projects/{pid}/items", json={"items": items}).status_code == 200
+    assert api.post(f"/api/v1/projects/{pid}/simulate").status_code == 200
+    done = api.run_round(pid)
+    assert done["metrics"]["input_scale"] == 255.0
+    with session_factory() as session:
+        path = session.get(Round, done["id"]).artifact_path  # type: ignore[union-attr]
+    artifacts = load_artifacts(path)
+    assert artifacts.input_scale == 255.0
+    dark = (np.arange(64) % 17).astype(np.uint8).reshape(1, 8, 8)
+    answer = api.post(f"/api/v1/projects/{pid}/predict", json={"items": [{"image": dark[0].tolist()}]})
+    assert answer.status_code == 200, answer.text
+    confidence = answer.json()["predictions"][0]["confidence"]
+    for scale, same in ((255.0, True), (16.0, False)):
+        prepared, _ = prepare_inputs(dark, scale=scale)
+        _, scores, _ = score_points(artifacts.model, artifacts.confidence, artifacts.thresholds, prepared)
+        assert (confidence == pytest.approx(float(scores[0]), abs=1e-6)) is same, scale
