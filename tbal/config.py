@@ -36,7 +36,7 @@ ConfidenceName = Literal[
     "softmax", "temperature", "histogram", "scaling-binning", "dirichlet", "colander", "kernel"
 ]
 BoundName = Literal["valid", "paper", "hoeffding"]
-GuaranteeName = Literal["per-class", "pooled"]
+GuaranteeName = Literal["per-class", "pooled", "dataset"]
 DeltaScheduleName = Literal["uniform", "final"]
 QueryName = Literal["random", "margin", "margin-random", "entropy", "least-confidence"]
 
@@ -241,7 +241,9 @@ class ThresholdConfig:
     ``paper``: ê + C₁·sqrt(ê(1−ê)) with at least ``min_points`` points (reproduction only: not a bound).
     ``hoeffding``: ê + sqrt(ln(1/δ)/(2n)), also in a fixed sequence.
     ``guarantee``: ``pooled`` certifies the error of all of a round's auto-labels together, ``per-class``
-    certifies each class's auto-labels (δ split across classes).
+    certifies each class's auto-labels (δ split across classes), ``dataset`` certifies the error of the
+    whole labeled data set, human labels taken as correct (PAC labeling;
+    :class:`tbal.thresholds.DatasetContext`).
     ``split_delta_over_rounds``: split δ over the rounds (``delta_schedule``, :mod:`tbal.plan`) so that
     all rounds hold together, however many run; false tests every round at δ (per round only).
     ``delta_schedule``: ``uniform`` (equal shares over the planned rounds) or ``final`` (the share

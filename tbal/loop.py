@@ -27,7 +27,7 @@ from tbal.evaluation import EvaluationReport, evaluate_predictions
 from tbal.models import Classifier, build_model, resolve_device
 from tbal.plan import RoundPlan, RunState, draw_initial_sets, draw_top_up, plan_round
 from tbal.query import select_queries
-from tbal.thresholds import ThresholdResult, auto_label_mask, estimate_thresholds
+from tbal.thresholds import DatasetContext, ThresholdResult, auto_label_mask, estimate_thresholds
 from tbal.training import Predictions, one_hot, predict
 from tbal.uncertainty import train_uncertainty_model
 
@@ -67,6 +67,19 @@ class RoundInput:
     validation_pending: int = 0
     human_val: np.ndarray | None = None
     record_aum: bool = False
+    labeled_so_far: LabeledSoFar | None = None
+
+
+@dataclass(frozen=True)
+class LabeledSoFar:
+    """What the ``dataset`` guarantee counts besides this round: human labels (training and validation,
+    taken as correct), earlier rounds' auto-labels and the bound on their mistakes
+    (:class:`tbal.thresholds.DatasetContext`). None in RoundInput: the round's own training and
+    validation labels, nothing auto-labeled before."""
+
+    human_labels: int
+    auto_labels: int = 0
+    mistakes_bound: float = 0.0
 
 
 @dataclass
@@ -144,6 +157,8 @@ def run_round(
         report("thresholds", 0.0)
         th_preds = val_preds.subset(th_index)
         th_scores = confidence.score(th_preds)
+        pool_scores = confidence.score(pool_preds)
+        pool_predicted = pool_preds.predicted
         thresholds = estimate_thresholds(
             th_scores,
             th_preds.predicted,
@@ -151,12 +166,11 @@ def run_round(
             inputs.num_classes,
             config.thresholds,
             delta=plan.delta,
+            dataset=_dataset_context(inputs, config, pool_scores, pool_predicted),
         )
 
     with _timed(timings, "auto-label"):
         report("auto-label", 0.0)
-        pool_scores = confidence.score(pool_preds)
-        pool_predicted = pool_preds.predicted
         auto_mask = auto_label_mask(pool_scores, pool_predicted, thresholds.thresholds)
         val_removed = auto_label_mask(confidence.score(val_preds), val_preds.predicted, thresholds.thresholds)
 
@@ -186,6 +200,21 @@ def run_round(
         train_aum=recorder.aum if recorder is not None else None,
         train_predicted=train_predicted,
         timings=timings,
+    )
+
+
+def _dataset_context(
+    inputs: RoundInput, config: TBALConfig, pool_scores: np.ndarray, pool_predicted: np.ndarray
+) -> DatasetContext | None:
+    if config.thresholds.guarantee != "dataset":
+        return None
+    so_far = inputs.labeled_so_far or LabeledSoFar(int(inputs.X_train.shape[0] + inputs.X_val.shape[0]))
+    return DatasetContext(
+        pool_scores=pool_scores,
+        pool_predicted=pool_predicted,
+        human_labels=so_far.human_labels,
+        auto_labels=so_far.auto_labels,
+        mistakes_bound=so_far.mistakes_bound,
     )
 
 
@@ -421,6 +450,11 @@ def run_tbal(
                 X_pool=dataset.X[pool_rows],
                 num_classes=dataset.num_classes,
                 plan=plan,
+                labeled_so_far=LabeledSoFar(
+                    human_labels=int(train.size + loop.validation_size + run.topped_up),
+                    auto_labels=int(sum(i.size for i in run.auto_index)),
+                    mistakes_bound=run.mistakes_bound,
+                ),
             ),
             config,
             progress=progress,
@@ -431,7 +465,7 @@ def run_tbal(
         accuracy = float(np.mean(out.pool_predicted == dataset.y[pool_rows])) if pool_rows.size else None
         pool[newly] = pool[queried] = pool[top_up] = False
         n_validation = loop.validation_size + run.topped_up
-        run.add(newly, out.pool_predicted[out.auto_mask], plan.delta, int(top_up.size))
+        run.add(newly, out.pool_predicted[out.auto_mask], out, int(top_up.size))
         n_train = int(train.size)
         validation = np.sort(np.concatenate([validation[~out.val_removed], top_up]))
         train = np.sort(np.concatenate([train, queried]))
@@ -480,12 +514,15 @@ class _RunTotals:
     auto_labels: list[np.ndarray] = field(default_factory=list)
     delta_spent: float = 0.0
     topped_up: int = 0
+    mistakes_bound: float = 0.0  # Σ certified mistake bounds of the auto-labels (dataset guarantee)
 
-    def add(self, index: np.ndarray, labels: np.ndarray, delta: float, topped_up: int) -> None:
+    def add(self, index: np.ndarray, labels: np.ndarray, out: RoundOutput, topped_up: int) -> None:
         self.auto_index.append(index)
         self.auto_labels.append(labels)
-        self.delta_spent += delta
+        self.delta_spent += out.plan.delta
         self.topped_up += topped_up
+        if index.size and np.isfinite(out.thresholds.auto_mistakes_bound):
+            self.mistakes_bound += out.thresholds.auto_mistakes_bound
 
     def index(self) -> np.ndarray:
         return np.concatenate(self.auto_index) if self.auto_index else np.empty(0, dtype=np.int64)

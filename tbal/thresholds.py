@@ -70,6 +70,7 @@ simulations in tests/tbal/test_thresholds.py check; it is not claimed for advers
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -105,6 +106,42 @@ class ThresholdResult:
     pooled_estimated_error: float
     pooled_error_bound: float
     delta_used: float
+    auto_mistakes_bound: float = float("nan")  # dataset guarantee: mistakes among this round's auto-labels
+
+
+@dataclass(frozen=True)
+class DatasetContext:
+    """What the ``dataset`` guarantee needs beyond D_th: the pool the round would auto-label and what
+    is labeled already.
+
+    pool_scores / pool_predicted: (n_p,) the pool's confidence and ŷ (label-free).
+    human_labels: human-labeled items so far (training and validation; taken as correct).
+    auto_labels: items auto-labeled by earlier rounds; mistakes_bound: Σ of their certified mistake bounds.
+
+    The labeled data set after the round holds H + A + N_a items, N_a the round's auto-labels; its
+    error is at most (M + mistakes among the N_a) / (H + A + N_a), which is ≤ ε when the new auto-labels'
+    error is ≤ ε_eff(N_a) = (ε·(H + A + N_a) − M) / N_a. N_a of every candidate is counted on the pool
+    (label-free), so each candidate of the walk is tested at its own tolerance ε_eff ≥ ε: the
+    guarantee of PAC labeling (Candès, Ilyas & Zrnic, "Probably Approximately Correct Labels", 2025) on
+    the whole labeled set, human labels taken as correct, in TBAL's loop.
+    """
+
+    pool_scores: np.ndarray
+    pool_predicted: np.ndarray
+    human_labels: int
+    auto_labels: int = 0
+    mistakes_bound: float = 0.0
+
+    def tolerance(self, epsilon: float, n_auto: np.ndarray) -> np.ndarray:
+        """(c,) ε_eff for candidates that auto-label ``n_auto`` pool points (ε where none)."""
+        n = np.asarray(n_auto, dtype=np.float64)
+        slack = epsilon * (self.human_labels + self.auto_labels) - self.mistakes_bound
+        return np.where(n > 0, epsilon + slack / np.maximum(n, 1.0), epsilon)
+
+    def pool_scores_by_class(self) -> list[np.ndarray]:
+        """The pool's scores per predicted class, each sorted increasing (K = max class + 1)."""
+        k = int(self.pool_predicted.max()) + 1 if self.pool_predicted.size else 0
+        return [np.sort(self.pool_scores[self.pool_predicted == c]) for c in range(k)]
 
 
 def estimate_thresholds(
@@ -116,6 +153,7 @@ def estimate_thresholds(
     *,
     delta_divisor: int = 1,
     delta: float | None = None,
+    dataset: DatasetContext | None = None,
 ) -> ThresholdResult:
     """Thresholds from D_th: ``scores`` (n,), ``predicted`` (n,) ŷ, ``correct`` (n,) bool 1[y = ŷ].
     ``delta``: the round's share δ_k of δ (:func:`tbal.plan.delta_share`; 0 certifies nothing); None
@@ -139,7 +177,10 @@ def estimate_thresholds(
     yhat = _check_labels(predicted, "predicted", n, k)
     ok = _check_correct(correct, n)
     round_delta = config.delta / int(delta_divisor) if delta is None else float(delta)
-    return _compute(s, yhat, ~ok, k, config, round_delta)
+    if config.guarantee == "dataset" and config.bound != "paper" and dataset is None:
+        raise TBALInputError("the dataset guarantee needs the pool's scores and the labels so far (dataset=)")
+    context = dataset if config.guarantee == "dataset" and config.bound != "paper" else None
+    return _compute(s, yhat, ~ok, k, config, round_delta, context)
 
 
 def auto_label_mask(scores: np.ndarray, predicted: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -218,7 +259,9 @@ def _upper_bound(bound: str, errors: np.ndarray, n: np.ndarray, delta: float) ->
     return np.minimum(1.0, m / nn + np.sqrt(math.log(1.0 / delta) / (2.0 * nn)))
 
 
-def _passes(bound: str, errors: np.ndarray, n: np.ndarray, epsilon: float, delta: float) -> np.ndarray:
+def _passes(
+    bound: str, errors: np.ndarray, n: np.ndarray, epsilon: float | np.ndarray, delta: float
+) -> np.ndarray:
     """U(errors, n) ≤ ε, vectorised. For Clopper–Pearson, U ≤ ε ⇔ P(Bin(n, ε) ≤ m) ≤ δ (m < n), and
     P(Bin(n, ε) ≤ m) = I_{1−ε}(n − m, m + 1) is cheaper than the inverse."""
     if bound == "valid":
@@ -264,6 +307,10 @@ class _Candidates:
     value: np.ndarray
     n: np.ndarray
     errors: np.ndarray
+    epsilon: np.ndarray | None = None  # (c,) per-candidate tolerance (``dataset`` guarantee), else ε
+
+    def tolerance(self, epsilon: float, lo: int, hi: int) -> np.ndarray | float:
+        return epsilon if self.epsilon is None else self.epsilon[lo:hi]
 
 
 def _candidates(scores: np.ndarray, wrong: np.ndarray) -> _Candidates:
@@ -276,8 +323,8 @@ def _candidates(scores: np.ndarray, wrong: np.ndarray) -> _Candidates:
 
 def _fixed_sequence(
     cand: _Candidates, bound: str, epsilon: float, delta: float, fallback: tuple[float, int] = (0.0, 0)
-) -> int | None:
-    """Index of the lowest candidate certified by the walk, or None if none passes.
+) -> tuple[int, float] | None:
+    """(index of the lowest candidate certified by the walk, the level α it passed at), or None.
 
     ``fallback`` = (η, J): with η = 0 the plain fixed-sequence walk at level δ, which stops at its first
     failure. With η > 0 the *fallback procedure* (Wiens, "A fixed sequence Bonferroni procedure for testing
@@ -297,12 +344,13 @@ def _fixed_sequence(
     tested = np.flatnonzero(weights > 0)
     if tested.size == 0:
         return None
-    best: int | None = None
+    best: tuple[int, float] | None = None
     alpha = 0.0
     for i in range(int(tested[0]), cand.n.shape[0]):
         alpha = weights[i] + alpha  # α carried only while the walk passes (reset below on a failure)
-        if alpha > 0.0 and bool(_passes(bound, cand.errors[i : i + 1], cand.n[i : i + 1], epsilon, alpha)[0]):
-            best = i
+        eps = cand.tolerance(epsilon, i, i + 1)
+        if alpha > 0.0 and bool(_passes(bound, cand.errors[i : i + 1], cand.n[i : i + 1], eps, alpha)[0]):
+            best = (i, alpha)
         else:
             alpha = 0.0
     return best
@@ -335,19 +383,21 @@ def _min_points_with_errors(bound: str, epsilon: float, delta: float, errors: in
     return int(n[ok[0]]) if ok.size else None
 
 
-def _plain_sequence(cand: _Candidates, bound: str, epsilon: float, delta: float) -> int | None:
-    """The plain fixed-sequence walk: from the first candidate where a pass is possible, down to the
-    first failure; the index of the last candidate that passed, or None."""
+def _plain_sequence(cand: _Candidates, bound: str, epsilon: float, delta: float) -> tuple[int, float] | None:
+    """The plain fixed-sequence walk: from the first candidate where a pass is possible (with the
+    tolerance ε, the smallest a candidate can have), down to the first failure; (the index of the last
+    candidate that passed, δ), or None."""
     start = int(np.searchsorted(cand.n, _min_points(bound, epsilon, delta)))  # n is increasing
     i, chunk = start, _FIRST_CHUNK
     while i < cand.n.shape[0]:
         j = min(cand.n.shape[0], i + chunk)
-        failed = np.flatnonzero(~_passes(bound, cand.errors[i:j], cand.n[i:j], epsilon, delta))
+        eps = cand.tolerance(epsilon, i, j)
+        failed = np.flatnonzero(~_passes(bound, cand.errors[i:j], cand.n[i:j], eps, delta))
         if failed.size:
             first_fail = i + int(failed[0])
-            return first_fail - 1 if first_fail > start else None
+            return (first_fail - 1, delta) if first_fail > start else None
         i, chunk = j, 2 * chunk
-    return cand.n.shape[0] - 1 if cand.n.shape[0] > start else None
+    return (cand.n.shape[0] - 1, delta) if cand.n.shape[0] > start else None
 
 
 def _fallback(config: ThresholdConfig) -> tuple[float, int]:
@@ -368,6 +418,7 @@ def _compute(
     k: int,
     config: ThresholdConfig,
     round_delta: float,
+    dataset: DatasetContext | None,
 ) -> ThresholdResult:
     thresholds = np.full(k, np.inf)
     per_class = config.bound == "paper" or config.guarantee == "per-class"
@@ -378,6 +429,7 @@ def _compute(
         if delta <= 0.0:  # the round's share of δ is 0: it certifies nothing
             return _summarise(thresholds, scores, predicted, wrong, k, config, 0.0, per_class)
 
+    passed_at = float("nan")
     if per_class:
         order = np.argsort(predicted, kind="stable")
         bounds = np.searchsorted(predicted[order], np.arange(k + 1))
@@ -389,16 +441,37 @@ def _compute(
             if config.bound == "paper":
                 idx = _paper_search(cand, config.epsilon, config.c1, config.min_points)
             else:
-                idx = _fixed_sequence(cand, config.bound, config.epsilon, delta, _fallback(config))
+                walk = _fixed_sequence(cand, config.bound, config.epsilon, delta, _fallback(config))
+                idx = None if walk is None else walk[0]
             if idx is not None:
                 thresholds[c] = cand.value[idx]
     else:
         delta /= 2  # two families, each tested at δ'/2 (Bonferroni), the one that covers more is kept
-        common = _common_cut(scores, predicted, wrong, k, config, delta)
-        ranked = _equal_rank_cut(scores, predicted, wrong, k, config, delta)
-        covered = [int((scores >= t[predicted]).sum()) for t in (common, ranked)]
-        thresholds = common if covered[0] >= covered[1] else ranked
-    return _summarise(thresholds, scores, predicted, wrong, k, config, delta, per_class)
+        common = _common_cut(scores, predicted, wrong, k, config, delta, dataset)
+        ranked = _equal_rank_cut(scores, predicted, wrong, k, config, delta, dataset)
+        covered = [int((scores >= t[predicted]).sum()) for t, _ in (common, ranked)]
+        thresholds, passed_at = common if covered[0] >= covered[1] else ranked
+    result = _summarise(thresholds, scores, predicted, wrong, k, config, delta, per_class)
+    if dataset is None or not np.isfinite(passed_at):
+        return result
+    return dataclasses.replace(
+        result, auto_mistakes_bound=_mistakes_bound(result, thresholds, dataset, config, passed_at)
+    )
+
+
+def _mistakes_bound(
+    result: ThresholdResult,
+    thresholds: np.ndarray,
+    dataset: DatasetContext,
+    config: ThresholdConfig,
+    alpha: float,
+) -> float:
+    """Upper bound on the mistakes among the pool points the round auto-labels, at the level the
+    certificate passed at: N_a · U(m, n; α) (what the next rounds of a ``dataset`` guarantee carry)."""
+    n_auto = float(_pool_counts_at(dataset, thresholds[None, :])[0])
+    m = result.n_points.sum() * result.pooled_estimated_error
+    bound = _upper_bound(config.bound, np.array(m), np.array(result.n_points.sum()), alpha)
+    return float(n_auto * bound)
 
 
 def _common_cut(
@@ -408,18 +481,27 @@ def _common_cut(
     k: int,
     config: ThresholdConfig,
     delta: float,
-) -> np.ndarray:
+    dataset: DatasetContext | None = None,
+) -> tuple[np.ndarray, float]:
     """Pooled family 1: t[k](λ) = λ for every class with a D_th point at or above λ (+inf otherwise),
-    λ walked down the distinct D_th scores. (K,) thresholds."""
+    λ walked down the distinct D_th scores. (K,) thresholds and the level the cut passed at (nan: none)."""
     thresholds = np.full(k, np.inf)
     if scores.size == 0:
-        return thresholds
+        return thresholds, float("nan")
     cand = _candidates(scores, wrong)
-    idx = _fixed_sequence(cand, config.bound, config.epsilon, delta, _fallback(config))
-    if idx is not None:
-        cut = cand.value[idx]
-        thresholds[np.bincount(predicted[scores >= cut], minlength=k) > 0] = cut
-    return thresholds
+    if dataset is not None:
+        top = np.full(k, -np.inf)
+        np.maximum.at(top, predicted, scores)
+        present = cand.value[:, None] <= top[None, :]  # (c, K): class k is in the family member
+        cand = dataclasses.replace(
+            cand, epsilon=dataset.tolerance(config.epsilon, _pool_counts(dataset, cand.value, present))
+        )
+    walk = _fixed_sequence(cand, config.bound, config.epsilon, delta, _fallback(config))
+    if walk is None:
+        return thresholds, float("nan")
+    cut = cand.value[walk[0]]
+    thresholds[np.bincount(predicted[scores >= cut], minlength=k) > 0] = cut
+    return thresholds, walk[1]
 
 
 def _equal_rank_cut(
@@ -429,13 +511,15 @@ def _equal_rank_cut(
     k: int,
     config: ThresholdConfig,
     delta: float,
-) -> np.ndarray:
+    dataset: DatasetContext | None = None,
+) -> tuple[np.ndarray, float]:
     """Pooled family 2: every class auto-labels the same top share of its D_th points. With
     r_i = #{j : ŷ_j = ŷ_i, s_j ≥ s_i} / #{j : ŷ_j = ŷ_i} (computed from the scores only), the cut ρ walks
-    up the distinct r values and t[k](ρ) = the lowest class-k score with r ≤ ρ (+inf if none). (K,)."""
+    up the distinct r values and t[k](ρ) = the lowest class-k score with r ≤ ρ (+inf if none). (K,)
+    thresholds and the level the cut passed at (nan: none)."""
     thresholds = np.full(k, np.inf)
     if scores.size == 0:
-        return thresholds
+        return thresholds, float("nan")
     share = np.empty_like(scores)
     order = np.lexsort((scores, predicted))  # by class, then by increasing score
     sorted_class = predicted[order]
@@ -446,11 +530,40 @@ def _equal_rank_cut(
             s_c = scores[rows]  # increasing
             share[rows] = (rows.size - np.searchsorted(s_c, s_c, side="left")) / rows.size
     cand = _candidates(-share, wrong)  # most confident = smallest share first
-    idx = _fixed_sequence(cand, config.bound, config.epsilon, delta, _fallback(config))
-    if idx is not None:
-        inside = share <= -cand.value[idx]
-        np.minimum.at(thresholds, predicted[inside], scores[inside])
+    if dataset is not None:
+        members = np.stack([_rank_member(-v, share, scores, predicted, k) for v in cand.value])  # (c, K)
+        counts = _pool_counts_at(dataset, members)
+        cand = dataclasses.replace(cand, epsilon=dataset.tolerance(config.epsilon, counts))
+    walk = _fixed_sequence(cand, config.bound, config.epsilon, delta, _fallback(config))
+    if walk is None:
+        return thresholds, float("nan")
+    return _rank_member(-cand.value[walk[0]], share, scores, predicted, k), walk[1]
+
+
+def _rank_member(
+    rho: float, share: np.ndarray, scores: np.ndarray, predicted: np.ndarray, k: int
+) -> np.ndarray:
+    """(K,) thresholds of the equal-rank family member ρ."""
+    thresholds = np.full(k, np.inf)
+    inside = share <= rho
+    np.minimum.at(thresholds, predicted[inside], scores[inside])
     return thresholds
+
+
+def _pool_counts(dataset: DatasetContext, cuts: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(c,) pool points a common cut λ_c auto-labels: Σ_k present[c, k]·#{pool of class k: s ≥ λ_c}."""
+    counts = np.zeros(cuts.shape[0])
+    for c, sorted_scores in enumerate(dataset.pool_scores_by_class()):
+        counts += present[:, c] * (sorted_scores.size - np.searchsorted(sorted_scores, cuts, side="left"))
+    return counts
+
+
+def _pool_counts_at(dataset: DatasetContext, thresholds: np.ndarray) -> np.ndarray:
+    """(c,) pool points each row of ``thresholds`` (c, K) auto-labels."""
+    counts = np.zeros(thresholds.shape[0])
+    for c, sorted_scores in enumerate(dataset.pool_scores_by_class()):
+        counts += sorted_scores.size - np.searchsorted(sorted_scores, thresholds[:, c], side="left")
+    return counts
 
 
 def _summarise(
