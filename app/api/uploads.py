@@ -11,6 +11,7 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from app.errors import Invalid
+from app.middleware import media_type
 from app.settings import Settings
 
 CHUNK = 1 << 20
@@ -44,8 +45,7 @@ async def receive_upload(request: Request, settings: Settings) -> Path:
     size = 0
     try:
         with os.fdopen(fd, "wb") as out:
-            content_type = request.headers.get("content-type", "")
-            if content_type.startswith("multipart/form-data"):
+            if media_type(request.headers.get("content-type", "").encode("latin-1")) == "multipart/form-data":
                 async with request.form(max_files=1, max_fields=8) as form:
                     upload = form.get("file")
                     if not isinstance(upload, UploadFile):

@@ -14,7 +14,8 @@ import numpy as np
 from app.db.models import Project
 from app.errors import Invalid
 
-CHECK_CHUNK = 65_536
+CHECK_CHUNK_BYTES = 16 * 1024**2
+"""Bytes of values checked at a time (rows per chunk = this / the row's size: wide items, few rows)."""
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,23 @@ def check_shape(layout: Layout, shape: tuple[int, ...], dtype: np.dtype[Any], fi
         raise Invalid(field, f"expected uint8 images (values 0..255), got dtype {dtype}")
 
 
+def rows_per_chunk(layout: Layout, chunk_bytes: int, most: int | None = None) -> int:
+    """Rows of ``layout`` in about ``chunk_bytes`` (at least one; at most ``most``)."""
+    rows = max(1, chunk_bytes // max(1, layout.row_bytes))
+    return rows if most is None else min(most, rows)
+
+
 def check_array(layout: Layout, X: np.ndarray, field: str) -> None:
     """Check an (n, *shape) array before storing it: shape, dtype, finite values / 0..255 pixels.
 
     Works chunk by chunk (``X`` may be a memory map of an uploaded file). Raises :class:`Invalid`.
     """
     check_shape(layout, tuple(X.shape), X.dtype, field)
+    step = rows_per_chunk(layout, CHECK_CHUNK_BYTES)
     if layout.kind == "features":
-        for start in range(0, X.shape[0], CHECK_CHUNK):
+        for start in range(0, X.shape[0], step):
             with np.errstate(over="ignore"):
-                part = np.asarray(X[start : start + CHECK_CHUNK], dtype=np.float32)
+                part = np.asarray(X[start : start + step], dtype=np.float32)
             bad = ~np.isfinite(part)
             if bad.any():
                 row = start + int(np.argwhere(bad)[0][0])
@@ -77,8 +85,8 @@ def check_array(layout: Layout, X: np.ndarray, field: str) -> None:
         return
     if X.dtype == np.uint8:
         return
-    for start in range(0, X.shape[0], CHECK_CHUNK):
-        part = X[start : start + CHECK_CHUNK]
+    for start in range(0, X.shape[0], step):
+        part = X[start : start + step]
         if part.size and (part.min() < 0 or part.max() > 255):
             raise Invalid(field, "expected pixel values in 0..255")
 
@@ -90,6 +98,10 @@ def to_storage(layout: Layout, X: np.ndarray) -> np.ndarray:
 
 def json_payload(layout: Layout, value: Any, field: str) -> np.ndarray:
     """One item's JSON data (list of floats, or nested lists of pixels) as an array of ``layout.shape``."""
+    if not isinstance(value, list) or len(value) != layout.shape[0]:
+        # refused before it is converted: a huge list of the wrong length costs no array
+        got = f"{len(value)} values" if isinstance(value, list) else type(value).__name__
+        raise Invalid(field, f"expected shape {list(layout.shape)}, got {got} at the first level")
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:

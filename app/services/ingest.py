@@ -20,11 +20,21 @@ from app.errors import Invalid
 from app.repositories import items as items_repo
 from app.schemas.items import IngestResult, ItemsCreate
 from app.schemas.text import MAX_EXTERNAL_ID, MAX_ID_PREFIX, check_text, text_problem
-from app.services.arrays import Layout, check_array, check_shape, json_batch, layout_of, to_storage
+from app.services.arrays import (
+    Layout,
+    check_array,
+    check_shape,
+    json_batch,
+    layout_of,
+    rows_per_chunk,
+    to_storage,
+)
 from app.services.classes import class_index
 from app.services.npy_files import ArrayHeader, open_npy, open_npz, sniff
 
 UPLOAD_ARRAYS = ("X", "external_ids", "y")
+STORE_CHUNK_BYTES = 32 * 1024**2
+"""At most this many bytes of item data are converted and written at a time (and ``chunk_rows`` rows)."""
 
 
 def ingest_json(session: Session, project: Project, body: ItemsCreate, *, chunk_rows: int) -> IngestResult:
@@ -167,8 +177,9 @@ def _store(
     inserted = truth_added = 0
     copy_ok = fast = items_repo.can_copy(session)
     staged = False
-    for start in range(0, len(external_ids), chunk_rows):
-        stop = min(start + chunk_rows, len(external_ids))
+    step = rows_per_chunk(layout, STORE_CHUNK_BYTES, most=chunk_rows)  # wide items: fewer rows a chunk
+    for start in range(0, len(external_ids), step):
+        stop = min(start + step, len(external_ids))
         block = to_storage(layout, X[start:stop])
         ids = external_ids[start:stop]
         part_truth = truth[start:stop]

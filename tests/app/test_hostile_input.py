@@ -348,3 +348,32 @@ def test_a_second_start_while_the_first_is_queued_says_queued(api: Api, make_pro
         assert f"round {first.json()['id']} is queued" in reason, reason
     finally:
         state.dispatcher = real
+
+
+def test_a_huge_json_feature_list_is_refused_before_it_is_converted(api: Api, pid: int) -> None:
+    """A JSON item whose features are far longer than the project's width is refused from its length
+    (no float64 array of it is made); numbers stay as parsed (list[float | int], not new floats)."""
+    text = '{"items": [{"external_id": "j", "features": [' + "0," * 200_000 + "0]}]}"
+    reason = _refused(_raw_json(api, f"/api/v1/projects/{pid}/items", text), "items.0.features")
+    assert "200001 values" in reason, reason
+
+
+def test_multipart_media_type_is_case_insensitive(api: Api, pid: int) -> None:
+    X = blobs(2)[0]
+    raw = npy_bytes("(2, 4)", body=X.tobytes())
+    boundary = "b0undary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.npy"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + raw
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    response = api.post(
+        f"/api/v1/projects/{pid}/items/upload",
+        content=body,
+        headers={"Content-Type": f"Multipart/Form-Data; boundary={boundary}"},
+        params={"id_prefix": "m"},
+    )
+    assert response.status_code == 200 and response.json()["inserted"] == 2, response.text
