@@ -58,10 +58,11 @@ import torch
 import torch.nn.functional as F
 
 from tbal.augment import AutoLabelTargets, autolabel_augment, bucket_of, cutmix, mix, smooth_labels
-from tbal.aum import easy_mask, eval_logits, margins, saliency, saliency_partners
 from tbal.config import ConfigError, TrainConfig
 from tbal.errors import TBALInputError
-from tbal.models import Classifier, init_parameters, resolve_device
+from tbal.margins import easy_mask, eval_logits, margins, saliency, saliency_partners
+from tbal.networks import Classifier, init_parameters, resolve_device
+from tbal.predictions import Predictions, check_inputs, predict
 
 __all__ = [
     "CRL",
@@ -94,32 +95,6 @@ __all__ = [
 
 TARGET_ROW_TOLERANCE = 1e-3
 """Largest accepted |Σ_k T[i, k] − 1| of a target row."""
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """Classifier outputs for n points: logits (n, K) and penultimate features (n, d), float32 numpy."""
-
-    logits: np.ndarray
-    features: np.ndarray
-
-    @property
-    def probs(self) -> np.ndarray:
-        """Softmax of the logits, (n, K)."""
-        z = self.logits - self.logits.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
-
-    @property
-    def predicted(self) -> np.ndarray:
-        """ŷ = argmax logits, (n,) int64."""
-        return self.logits.argmax(axis=1).astype(np.int64)
-
-    def subset(self, index: np.ndarray) -> Predictions:
-        return Predictions(self.logits[index], self.features[index])
-
-    def __len__(self) -> int:
-        return int(self.logits.shape[0])
 
 
 def one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
@@ -626,7 +601,7 @@ def _held_out_data(
     after checks, or a random ``fraction`` of the rows (at least one; one row at least stays for training)
     with the argmax of their targets as labels."""
     if validation is not None:
-        X_val = _check_inputs(model, validation[0])
+        X_val = check_inputs(model, validation[0])
         y_val = np.asarray(validation[1])
         if (
             y_val.shape != (X_val.shape[0],)
@@ -686,55 +661,10 @@ def cosine_lr(base_lr: float, step: int, total_steps: int) -> float:
     return 0.5 * base_lr * (1.0 + math.cos(math.pi * step / total_steps))
 
 
-def predict(
-    model: Classifier, X: np.ndarray, *, device: torch.device | None = None, batch_size: int = 2048
-) -> Predictions:
-    """Logits and penultimate features of X in eval mode, no gradients.
-
-    X: (n, *model.input_shape) prepared inputs (n may be 0). ``device``: None uses the device the model
-    is on; otherwise the model is moved there. The model's train / eval mode is restored afterwards.
-    Returns float32 logits (n, K) and features (n, d).
-    """
-    if not isinstance(batch_size, int) or batch_size <= 0:
-        raise TBALInputError(f"batch_size must be a positive integer, got {batch_size!r}")
-    X32 = _check_inputs(model, X)
-    if device is not None:
-        model.to(device)
-    else:
-        device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    logits = np.empty((X32.shape[0], model.num_classes), dtype=np.float32)
-    features = np.empty((X32.shape[0], model.feature_dim), dtype=np.float32)
-    try:
-        with torch.no_grad():
-            for start in range(0, X32.shape[0], batch_size):
-                xb = torch.from_numpy(X32[start : start + batch_size]).to(device)
-                z, h = model(xb)  # (B, K), (B, d)
-                logits[start : start + xb.shape[0]] = z.float().cpu().numpy()
-                features[start : start + xb.shape[0]] = h.float().cpu().numpy()
-    finally:
-        model.train(was_training)
-    return Predictions(logits=logits, features=features)
-
-
-def _check_inputs(model: Classifier, X: np.ndarray) -> np.ndarray:
-    if not isinstance(X, np.ndarray):
-        raise TBALInputError(f"expected X as a numpy array, got {type(X).__name__}")
-    expected = tuple(model.input_shape)
-    if X.ndim != len(expected) + 1 or tuple(X.shape[1:]) != expected:
-        raise TBALInputError(f"expected X of shape (n, {', '.join(map(str, expected))}), got {X.shape}")
-    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-        raise TBALInputError(f"expected X as prepared float32 inputs, got dtype {X.dtype}")
-    out = np.ascontiguousarray(X, dtype=np.float32)
-    # torch.from_numpy warns on read-only arrays (e.g. np.frombuffer over stored bytes): copy those once
-    return out if out.flags.writeable else out.copy()
-
-
 def _check_training_inputs(
     model: Classifier, X: np.ndarray, targets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    X32 = _check_inputs(model, X)
+    X32 = check_inputs(model, X)
     n, k = X32.shape[0], model.num_classes
     if n == 0:
         raise TBALInputError("training needs at least one labeled point, got none")

@@ -33,7 +33,7 @@ from torch import nn
 
 from tbal.config import ConfigError, ModelConfig, TrainConfig
 from tbal.errors import TBALInputError
-from tbal.models import Classifier, ResNet, SeededDropout, init_parameters, resolve_device
+from tbal.networks import Classifier, ResNet, SeededDropout, init_parameters, resolve_device
 from tbal.training import cosine_lr, random_shift, train_classifier
 
 __all__ = [
