@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas.text import ClassRef, ExternalId
+from app.schemas.text import MAX_BATCH, ClassRef, ExternalId
 
 
 class ItemCreate(BaseModel):
@@ -33,7 +33,7 @@ class ItemCreate(BaseModel):
 class ItemsCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[ItemCreate] = Field(min_length=1)
+    items: list[ItemCreate] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class IngestResult(BaseModel):

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas.text import ClassRef, ExternalId, Name, Source
+from app.schemas.text import MAX_BATCH, ClassRef, ExternalId, Name, Source
 
 
 class HumanLabelCreate(BaseModel):
@@ -35,7 +35,7 @@ class HumanLabelCreate(BaseModel):
 class HumanLabelsCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    labels: list[HumanLabelCreate] = Field(min_length=1)
+    labels: list[HumanLabelCreate] = Field(min_length=1, max_length=MAX_BATCH)
     source: Source = "api"
 
 

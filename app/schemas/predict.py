@@ -6,11 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.schemas.text import MAX_BATCH
+
 
 class PredictItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    features: list[float] | None = None
+    features: list[float | int] | None = None  # numbers as parsed (see ItemCreate)
     image: list[Any] | None = None
 
     @model_validator(mode="after")
@@ -23,7 +25,7 @@ class PredictItem(BaseModel):
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[PredictItem] = Field(min_length=1)
+    items: list[PredictItem] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class Prediction(BaseModel):

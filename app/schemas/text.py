@@ -18,6 +18,9 @@ MAX_EXTERNAL_ID = 255
 MAX_ID_PREFIX = 200
 """Longest ``id_prefix`` of an upload (``<id_prefix><row>`` must fit in an external id)."""
 MAX_CLASS_NAME = 200
+MAX_BATCH = 100_000
+"""Most items or labels one JSON request may carry at all (``TBAL_MAX_BATCH_ITEMS``, default 10,000, is
+the configured limit): the schema refuses a longer list from its length, before validating any of it."""
 MAX_NAME = 128
 """Annotator names (votes), API key names and other short names."""
 
