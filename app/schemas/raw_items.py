@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.text import ExternalId, StorableText
 from tbal.encoders.base import MAX_TEXT_CHARS
 
 
@@ -13,8 +16,8 @@ class TextItemCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str = Field(min_length=1, max_length=255)
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    external_id: ExternalId
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), StorableText]
     ground_truth: int | str | None = None
 
 
@@ -42,7 +45,7 @@ class ImageUrl(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=8, max_length=2048, pattern=r"^https?://[^\x00\s]+$")
-    external_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[^\x00]*$")
+    external_id: ExternalId | None = None
     ground_truth: int | str | None = None
 
 

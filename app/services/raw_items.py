@@ -145,7 +145,7 @@ def ingest_text_file(
     device: str = "cpu",
 ) -> IngestResult:
     """A JSON list, JSONL or CSV file of texts (see :mod:`tbal.text_files`) into a text project."""
-    _require_kind(project, "text")
+    require_kind(project, "text")
     try:
         records = read_text_records(
             path.read_bytes(),
@@ -175,7 +175,7 @@ def ingest_texts(
     """Store texts (and their features) as items of a text project; ``labels``: ground truth (class
     names or indices, None for unknown), for simulations and audits only. Checks everything, encodes the
     new ones (ids not yet in the project), writes items and texts in one transaction and commits."""
-    _require_kind(project, "text")
+    require_kind(project, "text")
     records = _checked_texts(project, external_ids, texts, labels)
     known = items_repo.ids_by_external(session, project.id, records.ids or [])
     new = [i for i, ext in enumerate(records.ids or []) if ext not in known]
@@ -258,7 +258,7 @@ def ingest_images(
     image-folder layout ``cat/001.png``), or ``labels`` gives each file's class (None: unknown).
     Every file is decoded before anything is written: a bad one is a 422 naming it (``files.<name>``)
     and nothing is stored."""
-    _require_kind(project, "image")
+    require_kind(project, "image")
     if not files:
         raise Invalid("files", "no image files in the request")
     layout = layout_of(project)
@@ -391,7 +391,8 @@ def _member_name(name: str, field: str) -> str | None:
 # ------------------------------------------------------------------------------------------------ shared
 
 
-def _require_kind(project: Project, kind: str) -> None:
+def require_kind(project: Project, kind: str) -> None:
+    """422 on ``data_kind`` unless the project holds ``kind`` items (texts: text, files: image)."""
     if project.data_kind != kind:
         what = {"text": "texts", "image": "image files"}[kind]
         raise Invalid("data_kind", f"this project holds {project.data_kind}; {what} go to {kind} projects")
@@ -418,6 +419,7 @@ __all__ = [
     "ingest_text_file",
     "ingest_texts",
     "is_archive",
+    "require_kind",
     "round_record",
     "text_encoder",
 ]

@@ -162,4 +162,8 @@ def text_problem(text: Any) -> str | None:
         return f"longer than {MAX_TEXT_CHARS} characters ({len(text)})"
     if "\x00" in text:
         return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid Unicode (a lone surrogate such as \\ud800)"
     return None

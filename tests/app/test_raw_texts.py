@@ -236,3 +236,23 @@ def test_minilm_through_the_api(
     _ids, X = _stored(session_factory, pid)
     assert X.shape == (3, 384)
     np.testing.assert_allclose(X, make_text_encoder("minilm").encode(texts), atol=1e-5)
+
+
+def test_unstorable_json_texts_are_422(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
+    pid = _text_project(make_project)["id"]
+    for bad, field in (
+        ({"external_id": "a", "text": "lone \ud800 surrogate"}, "items.0.text"),
+        ({"external_id": "a\x00b", "text": "fine"}, "items.0.external_id"),
+        ({"external_id": "a", "text": "nul \x00 inside"}, "items.0.text"),
+        ({"external_id": "a", "text": "   "}, "texts.0.text"),
+    ):
+        response = api.post(
+            f"/api/v1/projects/{pid}/items/texts",
+            content=json.dumps({"items": [bad]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"]["field"] == field
+    assert count_rows(session_factory, "items") == 0
