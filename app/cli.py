@@ -69,6 +69,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     worker.add_argument("--loglevel", default="INFO")
     worker.set_defaults(func=_worker)
 
+    from app.integrations.label_studio import cli as label_studio_cli
+
+    label_studio_cli.register(subparsers)
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn

@@ -40,6 +40,7 @@ from app.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 RUN_ROUND_TASK = "tbal.run_round"
+LABEL_STUDIO_SYNC_TASK = "tbal.label_studio_sync"
 DEFAULT_QUEUE = "default"
 GPU_QUEUE = "gpu"
 QUEUES: tuple[str, ...] = (DEFAULT_QUEUE, GPU_QUEUE)
@@ -96,7 +97,7 @@ def make_celery(settings: Settings | None = None) -> TBALCelery:
     """
     settings = settings if settings is not None else get_settings()
     soft, hard = time_limits(settings)
-    app = TBALCelery(settings, include=["worker.tasks"])
+    app = TBALCelery(settings, include=["worker.tasks", "worker.label_studio"])
     app.conf.update(
         broker_url=settings.broker_url or EMBEDDED_BROKER,
         result_backend=settings.result_backend,
@@ -126,6 +127,18 @@ def make_celery(settings: Settings | None = None) -> TBALCelery:
         worker_send_task_events=False,
         enable_utc=True,
         timezone="UTC",
+        # Label Studio sync on a schedule (celery beat; the embedded default runs a timer instead).
+        beat_schedule=(
+            {
+                "label-studio-sync": {
+                    "task": LABEL_STUDIO_SYNC_TASK,
+                    "schedule": settings.label_studio_sync_interval_s,
+                    "options": {"queue": DEFAULT_QUEUE, "expires": settings.label_studio_sync_interval_s},
+                }
+            }
+            if settings.label_studio_sync_interval_s > 0
+            else {}
+        ),
     )
     return app
 

@@ -88,19 +88,24 @@ def test_annotators_votes_updates_cancels_and_deletes(
     assert one is not None and one.label == POSITIVE and one.distribution == [1.0, 0.0]
     assert one.source == "label-studio" and _role(session_factory, "ls-1") == "train"  # labeled unasked
 
-    annotate("ANNOTATION_CREATED", _annotation(11, 1, 2, "Negative"))
+    # a 1-1 tie is no label: the item waits for one more annotator (the documented tie rule)
+    tie = annotate("ANNOTATION_CREATED", _annotation(11, 1, 2, "Negative"))
+    assert tie["ties"] == 1 and tie["labels_removed"] == 1 and _label(session_factory, "ls-1") is None
+    third = annotate("ANNOTATION_CREATED", _annotation(15, 1, 5, "Negative"))
     two = _label(session_factory, "ls-1")
-    assert two is not None and two.distribution == [0.5, 0.5]
-    assert two.votes == {"ls-user-1": POSITIVE, "ls-user-2": NEGATIVE}
+    assert third["ties"] == 0 and two is not None and two.label == NEGATIVE
+    assert two.distribution == [1 / 3, 2 / 3]
+    assert two.votes == {"ls-user-1": POSITIVE, "ls-user-2": NEGATIVE, "ls-user-5": NEGATIVE}
+    _hook(api, project, "ANNOTATIONS_DELETED", annotations=[{"id": 15}])
 
     annotate("ANNOTATION_CREATED", _annotation(12, 1, 3, cancelled=True))  # skipped: no vote
     annotate("ANNOTATION_CREATED", _annotation(13, 1, 4, "Positive", "Negative"))  # two choices: no vote
-    assert _label(session_factory, "ls-1").distribution == [0.5, 0.5]  # type: ignore[union-attr]
+    assert _label(session_factory, "ls-1") is None  # still a tie
 
     annotate("ANNOTATION_UPDATED", _annotation(11, 1, 2, "Positive"))
     assert _label(session_factory, "ls-1").votes == {"ls-user-1": POSITIVE, "ls-user-2": POSITIVE}  # type: ignore[union-attr]
     annotate("ANNOTATION_CREATED", _annotation(14, 1, 2, "Negative"))  # an annotator's later annotation wins
-    assert _label(session_factory, "ls-1").distribution == [0.5, 0.5]  # type: ignore[union-attr]
+    assert _label(session_factory, "ls-1") is None  # a tie again
 
     deleted = _hook(api, project, "ANNOTATIONS_DELETED", annotations=[{"id": 10}, {"id": 14}])
     assert deleted["labels_written"] == 1 and _label(session_factory, "ls-1").votes == {"ls-user-2": POSITIVE}  # type: ignore[union-attr]
@@ -218,28 +223,27 @@ def test_import_of_a_label_studio_export(
         "annotations": 5,
         "cancelled": 2,
         "unusable": 0,
-        "labels_written": 2,
+        "labels_written": 1,
         "labels_removed": 0,
+        "ties": 1,
+        "joined_validation": 1,
         "skipped_tasks": [],
     }
-    soft = _label(session_factory, "ls-2")
-    assert (
-        soft is not None
-        and soft.distribution == [0.5, 0.5]
-        and soft.votes == {"ls-user-2": POSITIVE, "ls-user-3": NEGATIVE}
-    )
+    assert _label(session_factory, "ls-2") is None  # 1-1: waits for a third annotator
     assert _label(session_factory, "ls-3") is None  # only a cancelled annotation
     four = _label(session_factory, "ls-4")
     assert four is not None and four.votes == {"ls-user-1": POSITIVE}  # its cancelled one dropped
+    # a fresh project: of the two labeled tasks, a uniform draw of one joined the validation set
+    assert sorted([_role(session_factory, "ls-2"), _role(session_factory, "ls-4")]) == ["train", "validation"]
 
     again = api.post(url, json=export).json()  # idempotent
-    assert again["items_created"] == 0 and again["labels_written"] == 2
+    assert again["items_created"] == 0 and again["labels_written"] == 1 and again["joined_validation"] == 0
     labels = api.get(f"/api/v1/projects/{project.id}/labels").json()["items"]
-    assert len(labels) == 2 and {lab["source"] for lab in labels} == {"label-studio"}
+    assert len(labels) == 1 and {lab["source"] for lab in labels} == {"label-studio"}
 
     # the recorded export as it is (text only) cannot make items of a feature project: said per task
     plain = api.post(url, json=json.loads(fixture_path("export_JSON.json").read_text())).json()
-    assert plain["items_created"] == 0 and plain["labels_written"] == 1  # task 2 exists as ls-2 now
+    assert plain["items_created"] == 0 and plain["ties"] == 1  # task 2 exists as ls-2 now, still tied
     other: LSProject = connected()
     text_only = api.post(
         f"/api/v1/projects/{other.id}/label-studio/import",
@@ -250,7 +254,7 @@ def test_import_of_a_label_studio_export(
     minimal = api.post(url, json=json.loads(fixture_path("export_JSON_MIN_all.json").read_text()))
     assert minimal.status_code == 422 and "export as JSON" in minimal.json()["detail"]["reason"]
     wrong_control = api.post(url, params={"from_name": "other"}, json=export).json()
-    assert wrong_control["unusable"] == 3 and wrong_control["labels_removed"] == 2
+    assert wrong_control["unusable"] == 3 and wrong_control["labels_removed"] == 1
 
 
 def test_queue_as_a_label_studio_import_file(api: Api, connected: Any) -> None:

@@ -112,23 +112,42 @@ def test_setup_checks_the_choices_against_the_classes(api: Api, connected: Any) 
     assert (read["from_name"], read["to_name"]) == ("sentiment", "text")
 
 
+def _last_errors(api: Api, project: LSProject) -> list[dict[str, Any]]:
+    status = api.get(f"/api/v1/projects/{project.id}/label-studio/status")
+    assert status.status_code == 200, status.text
+    return list(status.json()["last_errors"])
+
+
 def test_predict_before_a_model_and_unusable_tasks(api: Api, connected: Any) -> None:
+    """One entry per task, always (Label Studio drops a whole batch otherwise); what went wrong is in the
+    connection's status."""
     project: LSProject = connected()
     early = _predict(api, project, _tasks([1, 2]))
-    assert early.status_code == 409 and "press Train in Label Studio" in early.json()["detail"]["reason"]
+    assert early.status_code == 200 and early.json() == {"results": [[], []]}  # no prediction: asked again
+    assert "press Train in Label Studio" in _last_errors(api, project)[0]["reason"]
     bad = _tasks([3, 4, 5])
     bad[1]["data"]["features"] = [1.0, 2.0]
     del bad[2]["data"]["features"]
     response = _predict(api, project, bad)
-    assert response.status_code == 422
-    reason = response.json()["detail"]["reason"]
-    assert reason.startswith("2 tasks have no item")
-    assert "task 4: data.features: expected shape [4], got [2]" in reason
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert results[0] == [] and [r["result"] for r in results[1:]] == [[], []]
+    errors = _last_errors(api, project)
+    reason = next(e["reason"] for e in errors if "have no item" in e["reason"])
+    assert reason.startswith("2 of 3 tasks have no item")
+    assert "task 4: data.features: expected shape [4]" in reason
     assert "task 5: no item with external id 'ls-5' in this project and no data.features" in reason
     wrong = api.client.post(
         f"{project.path}/predict", json={"tasks": _tasks([1]), "label_config": _config('<Choice value="x"/>')}
     )
-    assert wrong.status_code == 422 and wrong.json()["detail"]["field"] == "label_config"
+    assert wrong.status_code == 200 and wrong.json() == {"results": [[]]}
+    assert "choices that are not classes of the project: ['x']" in _last_errors(api, project)[0]["reason"]
+    refused = api.client.post(f"{project.path}/setup", json={"schema": _config('<Choice value="unclear"/>')})
+    assert refused.status_code == 422
+    first = _last_errors(api, project)[0]
+    assert first["source"] == "setup" and first["status"] == 422 and "['unclear']" in first["reason"]
+    garbled = api.client.post(f"{project.path}/webhook", json={"no": "action"})
+    assert garbled.status_code == 422 and _last_errors(api, project)[0]["source"] == "webhook"
 
 
 def test_predict_answers_like_the_service_and_returns_auto_labels(api: Api, connected: Any) -> None:
@@ -141,16 +160,21 @@ def test_predict_answers_like_the_service_and_returns_auto_labels(api: Api, conn
     tasks = _tasks(range(101, 141))
     tasks.insert(7, {"id": 900, "data": {"text": "x", "external_id": auto[0]["external_id"]}})
     tasks.insert(20, {"id": 901, "data": {"text": "y", "external_id": plain["external_id"]}})
+    tasks.insert(30, {"id": 902, "data": {"text": "no features"}})  # unmappable: an empty result
     response = _predict(api, project, tasks)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert len(results) == len(tasks)
     assert {r["model_version"] for r in results} == {version}
+    assert results[30]["result"] == [] and "task 902" in _last_errors(api, project)[0]["reason"]
+    tasks.pop(30)
+    results.pop(30)
 
-    # the auto-labeled item: its auto-label and stored confidence
+    # the auto-labeled item: its auto-label and stored confidence, marked as an auto-label
     first = results[7]
     assert first["result"][0]["value"]["choices"] == [auto[0]["class_name"]]
     assert first["score"] == pytest.approx(auto[0]["confidence"])
+    assert first["result"][0]["tbal"] == "auto-label" and results[0]["result"][0]["tbal"] == "model"
 
     # every other task: what the service's own /predict says for the same features
     others = [(i, t) for i, t in enumerate(tasks) if t["id"] != 900]
@@ -166,7 +190,7 @@ def test_predict_answers_like_the_service_and_returns_auto_labels(api: Api, conn
     # the feature tasks became pool items ls-<task id>, once
     created = api.get(f"/api/v1/projects/{project.id}/items", params={"limit": 10_000}).json()["items"]
     assert {f"ls-{t}" for t in range(101, 141)} <= {i["external_id"] for i in created}
-    assert _predict(api, project, tasks).json() == response.json()
+    assert _predict(api, project, tasks).json()["results"] == results
     again = api.get(f"/api/v1/projects/{project.id}/items", params={"limit": 10_000}).json()["items"]
     assert len(again) == len(created)
 

@@ -111,6 +111,9 @@ def _replay(api: Api, project: LSProject, request: dict[str, Any], basic: str, v
         results = got["results"]
         assert len(results) == len(body["tasks"]), where  # one per task, in order
         for result in results:
+            # tbal marks each result item (``tbal``: auto-label or model); Label Studio stores items as is
+            marker = result["result"][0].pop("tbal")
+            assert marker in ("auto-label", "model"), where
             assert shape(result) == shape(recorded["results"][0]), where
             assert result["model_version"] == version
             choice = result["result"][0]

@@ -29,7 +29,7 @@ from app.settings import Settings
 
 SECRET_PREFIX = "ls_"
 PREFIX_CHARS = 8
-DEFAULT_DATA_FIELD = {"features": "features", "image": "pixels"}
+DEFAULT_DATA_FIELD = {"features": "features", "image": "pixels", "text": "text"}
 BASE_PATH = "/integrations/label-studio"
 
 

@@ -59,6 +59,14 @@ def _reason(exc: Exception) -> tuple[int, str]:
     return 500, f"{type(exc).__name__}: {exc}"
 
 
+def _release(request: Request) -> None:
+    """End the request's transaction (it holds SQLite's write lock from its first read) so that the event
+    can be written in a transaction of its own; nothing of a refused call is kept anyway."""
+    session = getattr(request.state, "label_studio_session", None)
+    if isinstance(session, Session):
+        session.rollback()
+
+
 class RecordedRoute(APIRoute):
     """A backend route whose refusals are logged and recorded (for a project that exists; an unknown
     project id is only logged)."""
@@ -74,6 +82,7 @@ class RecordedRoute(APIRoute):
                 status, reason = _reason(exc)
                 pid = _project_id(request)
                 if pid is not None and status != 404:
+                    _release(request)
                     state = request.app.state.tbal
                     record(state.session_factory, pid, source, status, reason)
                 else:

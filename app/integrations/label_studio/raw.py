@@ -66,15 +66,16 @@ class RawOutcome:
 
 
 def raw_value(project: Project, connection: LabelStudioConnection, data: dict[str, Any]) -> Any | None:
-    """The task's raw text or image reference, when the project takes raw data of the kind the label
-    config's object tag shows; None otherwise."""
-    key, tag = connection.data_key, connection.object_tag
-    if not key or key not in data:
-        return None
-    if (project.data_kind == "text" and tag in TEXT_TAGS) or (
-        project.data_kind == "image" and tag in IMAGE_TAGS
-    ):
-        return data[key]
+    """The task's raw text or image reference: ``data[data_key]`` when the label config's object tag (seen
+    at ``/setup``) is of the project's kind; before any ``/setup``, ``data[data_field]`` (default ``text``)
+    of a text project and ``data["image"]`` (a string) of an image project. None otherwise."""
+    if project.data_kind == "text":
+        key = connection.data_key if connection.object_tag in TEXT_TAGS else connection.data_field
+        return data.get(key) if key else None
+    if project.data_kind == "image":
+        key = connection.data_key if connection.object_tag in IMAGE_TAGS else "image"
+        value = data.get(key) if key else None
+        return value if isinstance(value, str) else None
     return None
 
 

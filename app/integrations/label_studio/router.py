@@ -56,6 +56,7 @@ def get_linked(
     request: Request,
     session: SessionDep,
 ) -> Linked:
+    request.state.label_studio_session = session  # rolled back before a refusal is recorded (events.py)
     return connections.link(session, project_id, secret, request.headers.get("authorization"))
 
 

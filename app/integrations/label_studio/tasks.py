@@ -82,7 +82,7 @@ def resolve_tasks(
         ext = externals[pos]
         if ext is None or ext in known or ext in new or ext in raw_tasks:
             continue
-        value = data.get(connection.data_field)
+        value = None if project.data_kind == "text" else data.get(connection.data_field)
         raw_data = raw_value(project, connection, data) if value is None and raw is not None else None
         if raw_data is not None:
             raw_tasks[ext] = RawTask(pos, task_id, ext, raw_data)
@@ -120,6 +120,8 @@ def resolve_tasks(
 
 
 def _expected(kind: str, shape: tuple[int, ...]) -> str:
+    if kind == "text":
+        return "a text"
     if kind == "features":
         return f"{shape[0]} numbers"
     return f"nested lists of integers 0..255 of shape {list(shape)}"
