@@ -79,9 +79,6 @@ class Settings(BaseSettings):
     label_studio_predict_budget_s: float = Field(default=20.0, gt=0)
     """Time ``/predict`` may spend creating items from raw task data (Label Studio waits
     ``ML_TIMEOUT_PREDICT``, 100 s by default); the rest are created in the background."""
-    label_studio_allow_private_urls: bool = False
-    """Fetch task images from private, loopback or link-local addresses (the connected Label Studio's own
-    URL is always allowed)."""
     allow_private_urls: bool = False
     """Image uploads by URL (``POST /projects/{id}/items/images/urls``) may fetch private, loopback,
     link-local and other non-public addresses (off: a 422 naming the URL)."""

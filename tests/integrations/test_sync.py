@@ -258,7 +258,7 @@ def test_raw_image_tasks_fetched_from_label_studio_with_the_token(
     assert "GET /data/upload/7/red.png" in fake.calls
     reason = next(e["reason"] for e in _status(api, ls)["last_errors"] if "have no item" in e["reason"])
     assert "task 2: image: Label Studio answered GET /data/upload/7/missing.png with 404" in reason
-    assert "task 3: image: http://127.0.0.1:9/private.png: resolves to a private" in reason
+    assert "task 3: image: http://127.0.0.1:9/private.png resolves to a non-public address" in reason
 
 
 def test_raw_text_tasks_become_items_in_the_background_past_the_budget(

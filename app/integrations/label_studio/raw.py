@@ -10,8 +10,9 @@ The data key comes from the label config at ``/setup`` (the object tag that the 
   ``/data/local-files/?d=...``, or any URL on the connected Label Studio's host) from the connection's
   Label Studio URL with its stored access token, as the official ML-backend SDK does
   (``label_studio_sdk`` ``get_local_path``: ``Token`` or ``Bearer`` header, only to that host); a
-  presigned or public URL directly, without the token, refusing private, loopback and link-local
-  addresses unless ``label_studio_allow_private_urls``; a ``data:`` URI inline. It is decoded with Pillow
+  presigned or public URL directly, without the token, through :func:`app.services.fetch.fetch_bytes`
+  (non-public addresses refused unless ``TBAL_ALLOW_PRIVATE_URLS``, redirects checked hop by hop); a
+  ``data:`` URI inline. It is decoded with Pillow
   to the project's input shape (:func:`tbal.encoders.images.decode_image`) and stored as uint8.
 
 Work is bounded by a deadline: what is not done by then is returned as pending, and the caller (``/predict``)
@@ -22,22 +23,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-import httpx
 import numpy as np
 from sqlalchemy.orm import Session
 
 from app.db.models import LabelStudioConnection, Project
 from app.errors import DomainError, Invalid
-from app.integrations.label_studio.client import MAX_FILE_BYTES, LabelStudioClient, read_capped
+from app.integrations.label_studio.client import MAX_FILE_BYTES, LabelStudioClient
 from app.schemas.items import ItemCreate, ItemsCreate
+from app.services.fetch import fetch_bytes
 from app.services.ingest import ingest_json
 from app.services.raw_items import ingest_texts
 from app.settings import Settings
@@ -157,40 +156,19 @@ def _image_bytes(url: str, settings: Settings, ls: LabelStudioClient | None) -> 
             raise Invalid("image", "the data: URI is not valid base64") from exc
     if ls is not None and ls.owns(url):
         return ls.fetch(url)
-    parsed = urlparse(url)
-    if not parsed.netloc:
+    if not urlparse(url).netloc:
         raise Invalid(
             "image",
             f"{_shown(url)} is hosted by Label Studio: give the connection Label Studio's URL and an access "
             "token (PATCH /api/v1/projects/{id}/label-studio/connection)",
         )
-    if parsed.scheme not in ("http", "https"):
-        raise Invalid("image", f"{_shown(url)}: expected an http(s) URL")
-    if not settings.label_studio_allow_private_urls:
-        _check_public(parsed.hostname or "", url)
-    try:
-        with httpx.stream("GET", url, timeout=settings.label_studio_timeout_s, follow_redirects=False) as r:
-            if r.status_code >= 400:
-                raise Invalid("image", f"{_shown(url)}: answered {r.status_code}")
-            return read_capped(r, MAX_FILE_BYTES, url)
-    except httpx.HTTPError as exc:
-        raise Invalid("image", f"{_shown(url)}: could not be fetched ({type(exc).__name__})") from exc
-
-
-def _check_public(host: str, url: str) -> None:
-    """Refuse a host that resolves to a private, loopback, link-local or reserved address."""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except socket.gaierror as exc:
-        raise Invalid("image", f"{_shown(url)}: unknown host") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise Invalid(
-                "image",
-                f"{_shown(url)}: resolves to a private, loopback or link-local address "
-                "(allowed only with TBAL_LABEL_STUDIO_ALLOW_PRIVATE_URLS=true)",
-            )
+    return fetch_bytes(
+        url,
+        "image",
+        max_bytes=MAX_FILE_BYTES,
+        timeout_s=settings.url_fetch_timeout_s,
+        allow_private=settings.allow_private_urls,
+    )
 
 
 def _shown(url: str) -> str:
