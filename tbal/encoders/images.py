@@ -97,6 +97,10 @@ def _to_array(image: Any, target: tuple[int, ...]) -> np.ndarray:
     from PIL import Image, ImageOps
 
     image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit grey: keep the top 8 bits (Pillow's convert("L") would clip everything above 255)
+        wide = np.asarray(image, dtype=np.uint32)
+        image = Image.fromarray((np.minimum(wide, 65535) >> 8).astype(np.uint8), mode="L")
     channels = target[2] if len(target) == 3 else 1
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
     if image.mode == "P" and "transparency" in image.info:

@@ -161,6 +161,11 @@ def test_modes_formats_and_resizing() -> None:
     # a wide image is scaled to cover 10x10 and its centre kept: the middle column of the gradient
     out = decode_image(_png(smooth), (10, 10, 3))
     assert out.shape == (10, 10, 3) and abs(int(out[5, 5, 0]) - 128) < 20
+    # 16-bit grey keeps its top 8 bits
+    wide = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(wide).save(buf, format="PNG")
+    np.testing.assert_array_equal(decode_image(buf.getvalue(), (8, 8)), (wide >> 8).astype(np.uint8))
     # transparent pixels over white when alpha is dropped
     rgba = np.zeros((4, 4, 4), dtype=np.uint8)
     assert decode_image(_png(rgba), (4, 4, 3)).min() == 255
