@@ -14,17 +14,19 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.api.deps import MetricsDep, ProjectDep, SessionDep, SettingsDep
+from app.api.deps import ArtifactsDep, MetricsDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
 from app.api.uploads import UPLOAD_OPENAPI, receive_upload
 from app.errors import Invalid
 from app.repositories import item_texts as texts_repo
 from app.schemas.items import IngestResult
-from app.schemas.raw_items import ImageUrlsCreate, TextItemsCreate, TextPage, TextRead
+from app.schemas.predict import PredictItem, PredictRequest, PredictResponse
+from app.schemas.raw_items import ImageUrlsCreate, TextItemsCreate, TextPage, TextRead, TextsPredict
+from app.services import predict as predict_service
 from app.services import raw_items
 from app.settings import Settings
 
-router = APIRouter(prefix="/projects/{project_id}/items", tags=["items"])
+router = APIRouter(prefix="/projects/{project_id}", tags=["items"])
 
 Column = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 IdPrefix = Annotated[str, Query(max_length=200, pattern=r"^[^\x00]*$", description="prefix of item ids")]
@@ -47,7 +49,7 @@ IMAGES_OPENAPI: dict[str, object] = {
 }
 
 
-@router.post("/texts")
+@router.post("/items/texts")
 async def add_texts(
     *,
     project: ProjectDep,
@@ -76,7 +78,7 @@ async def add_texts(
     return result
 
 
-@router.post("/texts/upload", openapi_extra=UPLOAD_OPENAPI)
+@router.post("/items/texts/upload", openapi_extra=UPLOAD_OPENAPI)
 async def upload_texts(
     *,
     project: ProjectDep,
@@ -116,7 +118,7 @@ async def upload_texts(
     return result
 
 
-@router.get("/texts")
+@router.get("/items/texts")
 def list_texts(
     *, project: ProjectDep, session: SessionDep, after_id: AfterId = 0, limit: Limit = DEFAULT_LIMIT
 ) -> TextPage:
@@ -126,7 +128,7 @@ def list_texts(
     return TextPage(items=items, next_after_id=rows[-1][0] if len(rows) == limit else None)
 
 
-@router.post("/images", openapi_extra=IMAGES_OPENAPI)
+@router.post("/items/images", openapi_extra=IMAGES_OPENAPI)
 async def upload_images(
     *,
     project: ProjectDep,
@@ -159,7 +161,7 @@ async def upload_images(
     return result
 
 
-@router.post("/images/urls")
+@router.post("/items/images/urls")
 async def add_image_urls(
     *,
     project: ProjectDep,
@@ -192,6 +194,23 @@ async def add_image_urls(
     )
     metrics.items_ingested.inc(result.inserted)
     return result
+
+
+@router.post("/predict/texts", tags=["predict"])
+async def predict_texts(
+    *,
+    project: ProjectDep,
+    body: TextsPredict,
+    session: SessionDep,
+    settings: SettingsDep,
+    artifacts: ArtifactsDep,
+) -> PredictResponse:
+    """Texts that are not stored, encoded by the project's encoder and scored by its latest model: class,
+    confidence and whether each clears its class's threshold (409 before the first model)."""
+    raw_items.require_kind(project, "text")
+    X = await run_in_threadpool(raw_items.encode_texts, project, body.texts, device=_device(settings))
+    request = PredictRequest(items=[PredictItem(features=row) for row in X.tolist()])
+    return await run_in_threadpool(predict_service.predict, session, project, request, artifacts)
 
 
 async def _image_files(request: Request, settings: Settings) -> list[raw_items.ImageFile]:

@@ -53,3 +53,13 @@ class ImageUrlsCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[ImageUrl] = Field(min_length=1, max_length=1_000)
+
+
+class TextsPredict(BaseModel):
+    """Texts to score with the project's latest model (not stored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), StorableText]] = Field(
+        min_length=1, max_length=1_000
+    )

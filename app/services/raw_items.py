@@ -202,6 +202,19 @@ def ingest_texts(
     )
 
 
+def encode_texts(project: Project, texts: Sequence[str], *, device: str = "cpu") -> np.ndarray:
+    """(n,) texts -> (n, d) float32 features by the project's encoder (for predictions; nothing stored);
+    422 on ``texts.<i>`` for a text that cannot be encoded."""
+    require_kind(project, "text")
+    from tbal.encoders import text_problem
+
+    for i, t in enumerate(texts):
+        problem = text_problem(t)
+        if problem:
+            raise Invalid(f"texts.{i}", problem)
+    return text_encoder(project.settings, device=device).encode(list(texts))
+
+
 def _checked_texts(
     project: Project,
     external_ids: Sequence[str],
@@ -414,6 +427,7 @@ __all__ = [
     "archive_images",
     "check_project_settings",
     "check_settings_change",
+    "encode_texts",
     "fetch_images",
     "ingest_images",
     "ingest_text_file",

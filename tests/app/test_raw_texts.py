@@ -224,6 +224,17 @@ def test_a_round_runs_on_a_text_project(api: Api, make_project: MakeProject) -> 
     assert done["metrics"]["pool_size"] == 160 and done["metrics"]["validation_labels"] == 60
     assert done["metrics"]["encoder"] == "hashing:128"  # recorded with the round's model version
     assert done["model_version"].endswith("-r0")
+    # new texts scored by that model: the same answer as their features sent to /predict
+    new = ["the film was superb and charming", "the film was dull and tedious"]
+    by_text = api.post(f"/api/v1/projects/{pid}/predict/texts", json={"texts": new})
+    assert by_text.status_code == 200, by_text.text
+    features = make_text_encoder("hashing:128").encode(new).tolist()
+    by_features = api.post(
+        f"/api/v1/projects/{pid}/predict", json={"items": [{"features": f} for f in features]}
+    )
+    assert by_text.json() == by_features.json() and len(by_text.json()["predictions"]) == 2
+    blank = api.post(f"/api/v1/projects/{pid}/predict/texts", json={"texts": ["ok", " "]})
+    assert blank.status_code == 422 and blank.json()["detail"]["field"] == "texts.1"
 
 
 def test_minilm_through_the_api(
