@@ -5,9 +5,12 @@ the same δ share per round.
 
 Data: the first 1,200 of scikit-learn's digits (uint8 8×8 images, values 0..16, so both paths must divide
 by 16), uploaded in data order so that the k-th smallest item id is row k; LeNet-5, 6 epochs. The budget
-leaves room for four rounds (the seed, three batches of 50); the second round auto-labels about 260 items
-and removes validation items below the floor, so it and the third buy validation top-ups. Both paths run
-on one torch thread (another thread count sums in another order).
+leaves room for four rounds (the seed, three batches of 50). Under the ``uniform`` δ schedule the second
+round auto-labels about 260 items and removes validation items below the floor, so it and the third buy
+validation top-ups; under ``final`` (δ to the last planned round only) the first three certify nothing and
+the last auto-labels most of the pool. The schedule is the library's default (a project cannot set it), so
+the test asserts equality of top-ups whichever it is. Both paths run on one torch thread (another thread
+count sums in another order).
 """
 
 from __future__ import annotations
@@ -160,7 +163,6 @@ def test_the_service_and_run_tbal_make_the_same_rounds(
     library = _library_rounds(X, y, config)
 
     assert len(service) == len(library) == config.loop.planned_rounds == 4, (len(service), len(library))
-    assert sum(len(r["top_up"]) for r in service) > 0, "the floor must make the run buy top-ups"
     assert sum(len(r["auto"]) for r in service) > 0, "the run must auto-label something"
     for k, (ours, theirs) in enumerate(zip(service, library, strict=True)):
         assert ours["auto"] == theirs["auto"], f"round {k}: auto-labels differ"

@@ -422,7 +422,7 @@ def test_rounds_past_the_planned_ones_keep_the_sum_of_delta_shares_within_delta(
         shares.append(done["metrics"]["delta_round"])
     delta = config.thresholds.delta
     assert shares == [min(delta_share(k, config), delta - sum(shares[:k])) for k in range(8)]
-    assert all(s > 0 for s in shares)
+    assert all(s > 0 for s in shares[3:])  # past the plan every round can still certify
     assert shares[4] == pytest.approx(shares[3] / 2) and shares[7] == pytest.approx(shares[3] / 16)
     assert sum(shares) <= delta
     with session_factory() as session:

@@ -130,7 +130,7 @@ RUNS = 1000
 RUN_ROUNDS = 8
 
 
-def _long_run_config(guarantee: str, split: bool) -> TBALConfig:
+def _long_run_config(guarantee: str, split: bool, schedule: str = "uniform") -> TBALConfig:
     return with_overrides(
         TBALConfig(),
         {
@@ -141,6 +141,7 @@ def _long_run_config(guarantee: str, split: bool) -> TBALConfig:
             "thresholds.epsilon": 0.1,
             "thresholds.guarantee": guarantee,
             "thresholds.split_delta_over_rounds": split,
+            "thresholds.delta_schedule": schedule,
         },
     )
 
@@ -173,20 +174,25 @@ def _family_wise_failure_rate(config: TBALConfig, seed: int, n: int = 300) -> tu
     return failures / RUNS, coverage / (RUNS * RUN_ROUNDS)
 
 
-@pytest.mark.parametrize("guarantee", ["pooled", "per-class"])
-def test_a_run_longer_than_planned_keeps_the_family_wise_guarantee_by_simulation(guarantee: str) -> None:
-    config = _long_run_config(guarantee, split=True)
+@pytest.mark.parametrize(
+    ("guarantee", "schedule"), [("pooled", "uniform"), ("per-class", "uniform"), ("pooled", "final")]
+)
+def test_a_run_longer_than_planned_keeps_the_family_wise_guarantee_by_simulation(
+    guarantee: str, schedule: str
+) -> None:
+    config = _long_run_config(guarantee, split=True, schedule=schedule)
     assert config.loop.planned_rounds == 3 < RUN_ROUNDS
     delta = config.thresholds.delta
     rate, coverage = _family_wise_failure_rate(config, seed=21)
-    # measured (seed 21): pooled 1.6 % of runs fail, coverage 32 % a round; per-class 2.2 %, 2.9 %
-    assert coverage > 0.02, "the rule should auto-label something, or the check says nothing"
+    # measured (seed 21, fallback_share 0 / 0.3): pooled uniform 1.6 / 1.8 % of runs fail, coverage 32 / 35 %
+    # a round; per-class 2.2 / 1.7 %, coverage 2.9 / 2.2 %; pooled final 2.5 %, coverage 24 % (0.3)
+    assert coverage > 0.01, "the rule should auto-label something, or the check says nothing"
     assert rate <= delta + 3 * math.sqrt(delta * (1 - delta) / RUNS), rate
 
 
 def test_the_long_run_simulation_sees_a_schedule_that_overspends() -> None:
     """Every round at the whole δ (no split, a per-round guarantee only): over 8 rounds the family-wise
-    failure rate is well above δ (measured 23.1 % of 1,000 runs, seed 21), so the check above could fail."""
+    failure rate is well above δ (measured 23.1-23.2 % of 1,000 runs, seed 21), so the check above could fail."""
     config = _long_run_config("pooled", split=False)
     delta = config.thresholds.delta
     rate, _ = _family_wise_failure_rate(config, seed=21)
