@@ -192,7 +192,7 @@ def test_a_run_longer_than_planned_keeps_the_family_wise_guarantee_by_simulation
 
 def test_the_long_run_simulation_sees_a_schedule_that_overspends() -> None:
     """Every round at the whole δ (no split, a per-round guarantee only): over 8 rounds the family-wise
-    failure rate is well above δ (measured 23.1-23.2 % of 1,000 runs, seed 21), so the check above could fail."""
+    failure rate is well above δ (measured 23.1-23.2 % of 1,000 runs, seed 21): the check above can fail."""
     config = _long_run_config("pooled", split=False)
     delta = config.thresholds.delta
     rate, _ = _family_wise_failure_rate(config, seed=21)
