@@ -262,3 +262,26 @@ def test_urls_to_non_public_addresses_are_refused(url: str) -> None:
         check_public_url(url, "urls.0", allow_private=False)
     assert caught.value.field == "urls.0"
     check_public_url("http://8.8.8.8/a.png", "urls.0", allow_private=False)  # a public literal passes
+
+
+def test_a_tar_with_a_link_is_refused(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
+    pid = _project(make_project)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+        info = tarfile.TarInfo("ok.png")
+        info.size = len(GOOD)
+        archive.addfile(info, io.BytesIO(GOOD))
+        link = tarfile.TarInfo("passwd.png")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        archive.addfile(link)
+    response = api.post(
+        f"/api/v1/projects/{pid}/items/images",
+        content=buf.getvalue(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 422 and response.json()["detail"]["field"] == "body.passwd.png"
+    assert "links" in response.json()["detail"]["reason"]
+    assert count_rows(session_factory, "items") == 0
