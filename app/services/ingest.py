@@ -116,6 +116,12 @@ def _external_ids(raw: np.ndarray | None, n: int, prefix: str) -> list[str] | _G
     if raw.shape != (n,):
         raise Invalid("file.external_ids", f"expected shape ({n},) like X's rows, got {raw.shape}")
     if raw.dtype.kind == "U":
+        # numpy keeps any 32-bit value in a unicode array; past U+10FFFF, tolist() is a SystemError
+        codes = np.ascontiguousarray(raw).view(np.dtype("u4").newbyteorder(raw.dtype.byteorder))
+        bad = np.flatnonzero(codes > 0x10FFFF)
+        if bad.size:
+            row = int(bad[0]) // (raw.dtype.itemsize // 4)
+            raise Invalid("file.external_ids", f"row {row}: not Unicode (a code point beyond U+10FFFF)")
         ids = [str(s) for s in raw.tolist()]
     elif raw.dtype.kind == "S":
         try:

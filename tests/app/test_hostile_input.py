@@ -377,3 +377,12 @@ def test_multipart_media_type_is_case_insensitive(api: Api, pid: int) -> None:
         params={"id_prefix": "m"},
     )
     assert response.status_code == 200 and response.json()["inserted"] == 2, response.text
+
+
+def test_external_ids_beyond_unicode_are_422(api: Api, pid: int) -> None:
+    """A '<U2' array may hold any 32-bit values; past U+10FFFF numpy's tolist() raised SystemError (a 500)."""
+    X = blobs(2)[0]
+    ids = np.frombuffer(struct.pack("<4I", 97, 0, 0xFFFFFFFF, 0), dtype="<U2")
+    buffer = io.BytesIO()
+    np.savez(buffer, X=X, external_ids=ids)
+    assert "row 1" in _refused(_upload(api, pid, buffer.getvalue()), "file.external_ids")
