@@ -204,14 +204,29 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LSProcess
     server.stop()
 
 
+@dataclass
+class Tbal:
+    """``tbal serve`` (SQLite file, rounds in process) that the test may stop and start again."""
+
+    server: Server
+    workdir: Path
+    port: int
+
+    def restart_after(self, while_down: Any) -> None:
+        self.server.stop()
+        while_down()
+        self.server = start_server(self.workdir, self.port)
+
+
 @pytest.fixture(scope="module")
-def tbal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
+def tbal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tbal, str]]:
     workdir = tmp_path_factory.mktemp("tbal")
-    server = start_server(workdir, free_port())
+    port = free_port()
+    held = Tbal(start_server(workdir, port), workdir, port)
     try:
-        yield server, create_api_key(server.env, "live")
+        yield held, create_api_key(held.server.env, "live")
     finally:
-        server.stop()
+        held.server.stop()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -288,11 +303,13 @@ def _task_of(external_id: str) -> int:
 
 @pytest.mark.timeout(1800)
 def test_label_studio_end_to_end(
-    label_studio: LSProcess, tbal_server: tuple[Server, str], record_property: Any
+    label_studio: LSProcess, tbal_server: tuple[Tbal, str], record_property: Any
 ) -> None:
     started = time.monotonic()
-    server, key = tbal_server
-    tbal = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=300.0)
+    held, key = tbal_server
+    tbal = httpx.Client(
+        base_url=held.server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=300.0
+    )
     admin = LabelStudio(label_studio.base_url, TOKEN)
     X, y = make_data(N_TASKS)
 
@@ -340,7 +357,8 @@ def test_label_studio_end_to_end(
     admin.retrieve_predictions(lsp)
     assert admin.predictions(lsp) == []
 
-    # two annotators on tbal's queue: agreeing, disagreeing (a soft label), and a cancelled annotation
+    # two annotators on tbal's queue: agreeing, disagreeing (a 1-1 tie: no label until a third vote),
+    # and a cancelled annotation
     annotator = LabelStudio(label_studio.base_url, admin.sign_up("annotator2@example.com", "annotator2-pw"))
     queue = tbal.get(f"/api/v1/projects/{pid}/queue", params={"limit": 1000}).json()["items"]
     assert len(queue) == 50
@@ -356,9 +374,11 @@ def test_label_studio_end_to_end(
         lab["external_id"]: lab
         for lab in tbal.get(f"/api/v1/projects/{pid}/labels", params={"limit": 1000}).json()["items"]
     }
-    assert len(labels) == 50 and {lab["source"] for lab in labels.values()} == {"label-studio"}
+    assert len(labels) == 50 - len(disagreed) and {lab["source"] for lab in labels.values()} == {
+        "label-studio"
+    }
     for t in disagreed:
-        assert labels[f"ls-{t}"]["distribution"] == [0.5, 0.5] and len(labels[f"ls-{t}"]["votes"]) == 2
+        assert f"ls-{t}" not in labels  # the tie rule: the item waits for one more annotator
     assert len(labels[f"ls-{training[5]}"]["votes"]) == 1  # the cancelled annotation is dropped
     assert len(labels[f"ls-{training[0]}"]["votes"]) == 2
 
@@ -390,6 +410,56 @@ def test_label_studio_end_to_end(
         r["class_name"] for r in reference
     ]
 
+    # a task tbal cannot map among those retrieved: the others still get their predictions, and the
+    # skipped task is in the connection's status
+    unmappable = admin.call(
+        "POST", f"/api/projects/{lsp}/import?return_task_ids=true", 201, json=[{"text": "x"}]
+    )
+    lost = int(unmappable["task_ids"][0])
+    admin.retrieve_predictions(lsp, [*plain[21:40], lost])
+    got = {p["task"]: p for p in admin.predictions(lsp)}
+    assert set(plain[21:40]) <= set(got) and got.get(lost, {"result": []})["result"] == []
+    status = tbal.get(f"/api/v1/projects/{pid}/label-studio/status").json()
+    assert any(f"task {lost}" in e["reason"] for e in status["last_errors"])
+
+    # the two-way sync (Label Studio's /setup gave tbal its URL and token): the queue marked with its
+    # purpose, twice without a duplicate, the auto-labels written back as marked predictions
+    assert status["connection"]["has_token"] and status["connection"]["ls_project"] == lsp
+    n_before = len(admin.call("GET", "/api/tasks", params={"project": lsp, "page_size": 1000})["tasks"])
+    for _ in range(2):
+        synced = tbal.post(f"/api/v1/projects/{pid}/label-studio/sync").raise_for_status().json()
+        assert synced["tasks_created"] == 0, synced
+        assert [p["task_id"] for p in synced["skipped_tasks"]] == [lost], synced
+    listed = admin.call("GET", "/api/tasks", params={"project": lsp, "page_size": 1000})["tasks"]
+    assert len(listed) == n_before
+    open_now = tbal.get(f"/api/v1/projects/{pid}/queue", params={"limit": 1000}).json()["items"]
+    purpose_of = {t["id"]: t["data"].get("tbal_purpose") for t in listed}
+    assert all(purpose_of[_task_of(q["external_id"])] == q["purpose"] for q in open_now)
+    written = [p for p in admin.predictions(lsp) if p["model_version"].startswith("tbal-auto-label:")]
+    assert {p["task"] for p in written} == set(auto_tasks)
+    assert all(p["result"][0]["tbal"] == "auto-label" for p in written)
+
+    # tbal stopped while two users annotate (Label Studio does not retry webhooks); started again, its
+    # start-up sync pulls what it missed
+    fresh = [_task_of(q["external_id"]) for q in open_now if _task_of(q["external_id"]) not in disagreed][:4]
+
+    def annotate_while_down() -> None:
+        for t in fresh:
+            admin.annotate(t, CLASSES[truth[t]])
+            annotator.annotate(t, CLASSES[truth[t]])
+
+    held.restart_after(annotate_while_down)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        labels = {
+            lab["external_id"]: lab
+            for lab in tbal.get(f"/api/v1/projects/{pid}/labels", params={"limit": 1000}).json()["items"]
+        }
+        if all(f"ls-{t}" in labels for t in fresh):
+            break
+        time.sleep(1.0)
+    assert all(len(labels[f"ls-{t}"]["votes"]) == 2 for t in fresh), "the start-up sync lost annotations"
+
     # opening a task without a prediction asks for one (one task)
     opened = plain[20]
     annotator.call("GET", f"/api/tasks/{opened}")
@@ -397,11 +467,14 @@ def test_label_studio_end_to_end(
 
     # a second round: the version changes, so Label Studio asks again for the same tasks
     queue = tbal.get(f"/api/v1/projects/{pid}/queue", params={"limit": 1000}).json()["items"]
-    assert len(queue) == 10 and {q["purpose"] for q in queue} == {"training"}
+    assert len(queue) == 10 - len(fresh) + len(disagreed) and {q["purpose"] for q in queue} == {"training"}
     for q in queue:
         admin.annotate(_task_of(q["external_id"]), CLASSES[truth[_task_of(q["external_id"])]])
+    # a round whose worker died (its row left running): Train clears it as POST /rounds does
+    dead = _dead_round(held.server.env["TBAL_DATABASE_URL"], pid)
     admin.call("POST", f"/api/ml/{ml['id']}/train", json={})
     rounds = tbal.get(f"/api/v1/projects/{pid}/rounds").json()["items"]
+    assert {r["id"]: r["status"] for r in rounds}[dead] == "failed"
     second = _wait_round(tbal, rounds[-1]["id"])
     assert second["model_version"] != first["model_version"]
     admin.retrieve_predictions(lsp, selection)
@@ -414,18 +487,28 @@ def test_label_studio_end_to_end(
         second["model_version"],
     ]
 
-    # a deleted annotation: the soft label becomes the remaining annotator's vote
+    # a deleted annotation: the tie becomes the remaining annotator's vote
     admin.call("DELETE", f"/api/annotations/{disagreement_ids[0]}", 204)
     label = tbal.get(f"/api/v1/projects/{pid}/labels", params={"limit": 1000}).json()["items"]
     after = {lab["external_id"]: lab for lab in label}[f"ls-{disagreed[0]}"]
     assert after["distribution"] == np.eye(2)[truth[disagreed[0]]].tolist()
 
-    # Label Studio's JSON export into another tbal project: the same labels
-    export = admin.call("GET", f"/api/projects/{lsp}/export", params={"exportType": "JSON"})
+    # Label Studio's JSON export into a fresh tbal project: the same labels, validation from
+    # tbal_purpose, and its first round runs
+    export = admin.call(
+        "GET", f"/api/projects/{lsp}/export", params={"exportType": "JSON", "download_all_tasks": "true"}
+    )
+    export = [t for t in export if t["id"] != lost]
     other = (
         tbal.post(
             "/api/v1/projects",
-            json={"name": "ls-import", "classes": CLASSES, "data_kind": "features", "input_shape": [4]},
+            json={
+                "name": "ls-import",
+                "classes": CLASSES,
+                "data_kind": "features",
+                "input_shape": [4],
+                "settings": SETTINGS,
+            },
         )
         .raise_for_status()
         .json()
@@ -444,6 +527,10 @@ def test_label_studio_end_to_end(
     assert {k: v["distribution"] for k, v in copied.items()} == {
         k: v["distribution"] for k, v in mine.items()
     }
+    assert result["joined_validation"] >= 2
+    imported_round = tbal.post(f"/api/v1/projects/{other['id']}/rounds")
+    assert imported_round.status_code == 202, imported_round.text
+    _wait_round(tbal, imported_round.json()["id"])
 
     # tbal's queue file (with predictions) is a valid Label Studio import
     queue_file = tbal.get(f"/api/v1/projects/{pid}/label-studio/tasks").raise_for_status().json()
@@ -460,6 +547,24 @@ def test_label_studio_end_to_end(
     print(f"\nLabel Studio end-to-end flow: {wall:.1f} s (Label Studio already running)")
     for route, (count, total) in _latencies(tbal).items():
         print(f"  tbal {route}: {count} calls, mean {1000 * total / count:.0f} ms")
+
+
+def _dead_round(database_url: str, project_id: int) -> int:
+    """Insert a round left running by a worker that died an hour ago (tbal's SQLite file); its id."""
+    import sqlite3
+
+    path = database_url.removeprefix("sqlite:///")
+    old = "2000-01-01 00:00:00.000000"
+    with sqlite3.connect(path) as db:
+        index = db.execute(
+            'SELECT COALESCE(MAX("index"), -1) + 1 FROM rounds WHERE project_id = ?', (project_id,)
+        )
+        cursor = db.execute(
+            'INSERT INTO rounds (project_id, "index", status, progress, n_queries, attempts, created_at, '
+            "started_at, heartbeat_at) VALUES (?, ?, 'running', 0, 0, 1, ?, ?, ?)",
+            (project_id, index.fetchone()[0], old, old, old),
+        )
+        return int(cursor.lastrowid or 0)
 
 
 def _latencies(tbal: httpx.Client) -> dict[str, tuple[int, float]]:

@@ -254,10 +254,40 @@
       h("div", { class: "grid two" }, coverageCard(s), errorCard(s)),
       h("div", { class: "grid class-row" }, classCard(s), reliabilityCard(s)),
       h("div", { class: "grid two" }, labelsCard(s), queueCard(s)),
-      roundsCard(s)
+      roundsCard(s),
+      h("div", { id: "label-studio" })
     );
     document.getElementById("view").replaceChildren(view);
     renderActive(s, s.active_round);
+    labelStudioCard(p.id);
+  }
+
+  // The Label Studio connection's status: last sync and the latest errors (refusals, skipped tasks,
+  // failed syncs), which Label Studio itself never shows. Nothing when the project has no connection.
+  async function labelStudioCard(id) {
+    let st;
+    try {
+      st = await api("/projects/" + id + "/label-studio/status");
+    } catch (_e) {
+      return;
+    }
+    const slot = document.getElementById("label-studio");
+    if (!slot || !st.connection) return;
+    const c = st.connection;
+    const facts = h(
+      "dl",
+      { class: "facts" },
+      h("dt", { text: "Label Studio" }),
+      h("dd", { text: c.ls_url ? c.ls_url + " · project " + (c.ls_project ?? "?") : "backend only (no URL and token: no sync)" }),
+      h("dt", { text: "last sync" }),
+      h("dd", { text: c.last_sync_at ? ago(c.last_sync_at) : "never" }),
+      h("dt", { text: "tasks linked" }),
+      h("dd", { text: int(st.tasks_linked) + " (open queries " + int(st.open_queries) + ")" })
+    );
+    const errors = st.last_errors.length
+      ? h("ul", { class: "queue", "data-testid": "ls-errors" }, st.last_errors.slice(0, 10).map((e) => h("li", {}, h("span", { class: "badge", text: e.source + " " + e.status }), h("span", { class: "muted", text: " " + ago(e.created_at) + " " }), h("span", { text: e.reason }))))
+      : h("p", { class: "muted", text: "No errors." });
+    slot.replaceChildren(card("Label Studio", "The connection and its latest errors.", h("div", {}, facts, errors)));
   }
 
   function header(s) {

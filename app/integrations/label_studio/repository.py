@@ -300,3 +300,11 @@ def recorded_annotation_ids(session: Session, project_id: int) -> list[int]:
             select(LabelStudioAnnotation.annotation_id).where(LabelStudioAnnotation.project_id == project_id)
         )
     )
+
+
+def query_purposes(session: Session, project_id: int) -> dict[int, str]:
+    """{item id: purpose} of every query of the project, open or answered."""
+    rows = session.execute(
+        select(LabelQuery.item_id, LabelQuery.purpose).where(LabelQuery.project_id == project_id)
+    )
+    return {int(item_id): str(purpose) for item_id, purpose in rows}

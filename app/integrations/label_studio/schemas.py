@@ -182,7 +182,7 @@ class EventRead(BaseModel):
 
 
 class StatusRead(BaseModel):
-    connection: ConnectionRead
+    connection: ConnectionRead | None = Field(description="null: the project has no Label Studio connection")
     open_queries: int
     tasks_linked: int
     last_errors: list[EventRead] = Field(description="the latest refusals, skipped tasks and failed syncs")

@@ -113,12 +113,12 @@ def _ls_project_id(value: str | None) -> int | None:
 
 def status(session: Session, project: Project) -> StatusRead:
     """The connection, how many queries are open and tasks linked, and the latest events."""
-    from app.integrations.label_studio.connections import get_connection, read
+    from app.integrations.label_studio.connections import read
     from app.repositories import labels as labels_repo
 
-    row = get_connection(session, project)
+    row = repo.connection(session, project.id)
     return StatusRead(
-        connection=read(row),
+        connection=read(row) if row is not None else None,
         open_queries=labels_repo.count_open_queries(session, project.id),
         tasks_linked=len(repo.tasks_by_item(session, project.id)),
         last_errors=[EventRead.model_validate(e) for e in repo.latest_events(session, project.id, 20)],

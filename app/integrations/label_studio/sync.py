@@ -2,7 +2,9 @@
 connection): one pass does, in order,
 
 1. **push the queue**: every open query becomes a task (data: the item's external id, its data and
-   ``tbal_purpose``: validation / training / audit, a field Label Studio's data manager filters on).
+   ``tbal_purpose``: validation / training / audit, a field Label Studio's data manager filters on);
+   a task of an item tbal asked for (open or answered) carries its purpose, so that an export of the
+   project keeps the validation set apart when it is imported elsewhere.
    Idempotent by external id: the project's tasks are listed first and matched to items by
    ``data[id_field]`` (or ``ls-<task id>``), so a task is never created twice however often it syncs, and
    tasks the team imported itself are found and marked. A known task whose item is no longer needed
@@ -135,7 +137,7 @@ def _push_queue(
     ensure_sets_drawn(session, project)
     links = _existing_tasks(session, project, connection, client, ls)
     queries = open_queries(session, project.id)
-    wanted = {int(r.item_id): str(r.purpose) for r in queries}
+    wanted = repo.query_purposes(session, project.id)  # answered ones too: an export then carries them
     missing = [r for r in queries if int(r.item_id) not in links]
     purposes: dict[int, str | None] = {}
     if missing:
