@@ -106,7 +106,8 @@ def check_project_settings(data_kind: str, settings: dict[str, Any], input_shape
 
 def check_settings_change(session: Session, project: Project, merged: dict[str, Any]) -> None:
     """A settings change may not switch a text project's encoder once it has items (their stored features
-    come from the old one), nor give an encoder to another kind of project."""
+    come from the old one), nor give an encoder to another kind of project. Before any item, a new
+    encoder sets the project's ``input_shape`` to its size."""
     new, old = merged.get("encoder"), project.settings.get("encoder")
     if project.data_kind != "text":
         if new:
@@ -114,13 +115,14 @@ def check_settings_change(session: Session, project: Project, merged: dict[str, 
         return
     if encoder_spec(merged) == encoder_spec(project.settings):
         return
-    encoder_config(encoder_spec(merged))
+    dim = text_encoder(merged).dim
     if session.scalar(select(exists().where(Item.project_id == project.id))):
         raise Conflict(
             "settings.encoder",
             f"the project's items were encoded by {old or DEFAULT_TEXT_ENCODER}; "
             f"an encoder change needs a new project (got {new})",
         )
+    project.input_shape = [dim]  # written with the settings by the caller's commit
 
 
 def round_record(project_settings: dict[str, Any], data_kind: str) -> dict[str, str]:

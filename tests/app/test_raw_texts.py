@@ -73,6 +73,16 @@ def test_text_project_takes_its_encoders_size(api: Api, make_project: MakeProjec
     assert feat.status_code == 422 and feat.json()["detail"]["field"] == "settings.encoder"
 
 
+def test_an_empty_text_project_may_change_its_encoder(api: Api, make_project: MakeProject) -> None:
+    pid = _text_project(make_project, "hashing:64")["id"]
+    changed = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"encoder": "hashing:16"}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["input_shape"] == [16]
+    bad = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"encoder": "image-backbone:/x.pt2"}})
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "settings.encoder"
+    assert api.get(f"/api/v1/projects/{pid}").json()["input_shape"] == [16]
+
+
 def test_json_texts_round_trip_with_the_encoders_features(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
 ) -> None:
