@@ -301,3 +301,19 @@ def test_raw_text_tasks_become_items_in_the_background_past_the_budget(
     assert ids == {f"ls-{i}" for i in range(1, 6)}  # the empty text is refused, and said so
     errors = api.get(f"/api/v1/projects/{project['id']}/label-studio/status").json()["last_errors"]
     assert any("task 6: the text: empty text" in e["reason"] for e in errors)
+
+
+def test_the_token_key_passphrase_or_key_file(tmp_path: Any) -> None:
+    from app.errors import Invalid
+    from app.settings import Settings
+
+    on_file = Settings(artifacts_dir=tmp_path / "a")
+    stored = credentials.encrypt(on_file, TOKEN)
+    assert TOKEN not in stored and credentials.decrypt(on_file, stored) == TOKEN
+    key_file = tmp_path / "a" / credentials.KEY_FILE
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert credentials.decrypt(Settings(artifacts_dir=tmp_path / "a"), stored) == TOKEN  # same file, same key
+    passphrase = Settings(artifacts_dir=tmp_path / "b", secret_key="correct horse battery staple")
+    assert credentials.decrypt(passphrase, credentials.encrypt(passphrase, TOKEN)) == TOKEN
+    with pytest.raises(Invalid, match="set the token again"):
+        credentials.decrypt(passphrase, stored)  # encrypted under the key file's key

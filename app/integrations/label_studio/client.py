@@ -169,12 +169,21 @@ class LabelStudioClient:
         """A file that Label Studio hosts (``/data/upload/...``, ``/data/local-files/?d=...``), with the
         token; at most :data:`MAX_FILE_BYTES`."""
         target = urljoin(self.url, url.lstrip("/")) if not urlparse(url).netloc else url
-        with self._http.stream("GET", target, headers={"Authorization": self._authorization()}) as response:
-            if response.status_code >= 400:
-                raise LabelStudioRefused(
-                    "image", f"Label Studio answered GET {urlparse(target).path} with {response.status_code}"
-                )
-            return read_capped(response, MAX_FILE_BYTES, target)
+        headers = {"Authorization": self._authorization()}
+        try:
+            with self._http.stream("GET", target, headers=headers) as response:
+                if response.status_code >= 400:
+                    raise LabelStudioRefused(
+                        "image",
+                        f"Label Studio answered GET {urlparse(target).path} with {response.status_code}",
+                    )
+                return read_capped(response, MAX_FILE_BYTES, target)
+        except httpx.HTTPError as exc:
+            raise LabelStudioUnreachable(
+                "image",
+                f"Label Studio at {self.url} did not answer GET {urlparse(target).path}: "
+                f"{type(exc).__name__}",
+            ) from exc
 
 
 def read_capped(response: httpx.Response, limit: int, what: str) -> bytes:
