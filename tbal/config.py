@@ -261,10 +261,14 @@ class ThresholdConfig:
     c1: float = 0.25
     min_points: int = 10
     split_delta_over_rounds: bool = True
-    delta_schedule: DeltaScheduleName = "uniform"
-    delta_final_share: float = 0.5
+    # Chosen on MNIST tuning seeds 10-11 and SST-2 tuning seeds 10-14 (never the benchmark seeds 0-4;
+    # BENCHMARKS.md, "Coverage under the valid bound"): one certificate with the last, best classifier and
+    # every validation point (final, share 1) covers more than sixteen small ones, and the fallback walk
+    # survives a few mistakes among the most confident points.
+    delta_schedule: DeltaScheduleName = "final"
+    delta_final_share: float = 1.0
     delta_tail: float = 0.1
-    fallback_share: float = 0.0
+    fallback_share: float = 0.3
     fallback_checkpoints: int = 3
 
     def __post_init__(self) -> None:
@@ -399,10 +403,17 @@ def _cifar10_paper() -> TBALConfig:
 
 
 def _text_paper() -> TBALConfig:
+    """The papers' text budgets (N_t 2,000 with a seed of 400, 100 a round, N_v 1,600, ε 0.05).
+
+    Classifier: one hidden layer of 256 ReLU units, dropout 0.5, weight decay 1e-2 instead of the papers'
+    1000-500-30 tanh MLP (wd 1e-3). Chosen on SST-2 tuning seeds 10-14 (never the benchmark seeds 0-4)
+    with one certificate on 2,000 random labels (BENCHMARKS.md): 82-83 % accurate instead of 80 %, and
+    the valid bound's coverage 16 % on average instead of 5 % (bench/coverage.sh text-classifier).
+    """
     return TBALConfig(
         loop=LoopConfig(label_budget=2_000, seed_size=400, batch_size=100, validation_size=1_600),
-        model=ModelConfig(name="mlp", hidden=(1000, 500, 30), activation="tanh"),
-        train=TrainConfig(epochs=50, batch_size=32, lr=0.01, weight_decay=1e-3),
+        model=ModelConfig(name="mlp", hidden=(256,), activation="relu", dropout=0.5),
+        train=TrainConfig(epochs=50, batch_size=32, lr=0.01, weight_decay=1e-2),
     )
 
 

@@ -27,7 +27,7 @@ def test_presets_carry_the_papers_budgets() -> None:
     assert cifar.loop.validation_size == 8_000 and cifar.model.name == "cnn"
     text = preset("text-paper")
     assert (text.loop.label_budget, text.loop.seed_size, text.loop.batch_size) == (2_000, 400, 100)
-    assert text.loop.validation_size == 1_600 and text.model.hidden == (1000, 500, 30)
+    assert text.loop.validation_size == 1_600 and text.model.hidden == (256,)
 
 
 def test_planned_rounds_counts_the_seed_round() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -125,6 +126,7 @@ CONFIGS = [
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.bound}-{c.guarantee}-{c.epsilon}")
 def test_search_matches_brute_force(cfg: ThresholdConfig) -> None:
+    cfg = dataclasses.replace(cfg, fallback_share=0.0)  # the brute force is the plain fixed sequence
     rng = np.random.default_rng(12345)
     rules: dict[str, int] = {}
     passed = 0
@@ -182,7 +184,7 @@ def check_summary(got: ThresholdResult, s, yhat, wrong, k: int, cfg: ThresholdCo
 
 def test_clopper_pearson_needs_59_clean_points_at_5_percent() -> None:
     """With no mistake, U(0, n) = 1 − δ^(1/n) ≤ 0.05 needs n ≥ ln 0.05 / ln 0.95 = 58.4 (ARCHITECTURE.md)."""
-    cfg = ThresholdConfig(bound="valid", guarantee="per-class", epsilon=0.05, delta=0.05)
+    cfg = ThresholdConfig(bound="valid", guarantee="per-class", epsilon=0.05, delta=0.05, fallback_share=0.0)
     for n, certified in [(58, False), (59, True)]:
         s = np.linspace(0.5, 1.0, n)
         r = estimate_thresholds(s, np.zeros(n, dtype=int), np.ones(n, dtype=bool), 1, cfg)
@@ -194,7 +196,9 @@ def test_clopper_pearson_needs_59_clean_points_at_5_percent() -> None:
 
 def test_hoeffding_needs_600_clean_points_at_5_percent() -> None:
     """sqrt(ln(1/δ)/(2n)) ≤ 0.05 ⇔ n ≥ ln 20 / 0.005 = 599.1."""
-    cfg = ThresholdConfig(bound="hoeffding", guarantee="per-class", epsilon=0.05, delta=0.05)
+    cfg = ThresholdConfig(
+        bound="hoeffding", guarantee="per-class", epsilon=0.05, delta=0.05, fallback_share=0.0
+    )
     for n, certified in [(599, False), (600, True)]:
         s = np.linspace(0.0, 1.0, n)
         r = estimate_thresholds(s, np.zeros(n, dtype=int), np.ones(n, dtype=bool), 1, cfg)
@@ -202,13 +206,13 @@ def test_hoeffding_needs_600_clean_points_at_5_percent() -> None:
 
 
 def test_walk_stops_at_the_first_failure() -> None:
-    """A mistake early in the sequence stops the walk, even if lower candidates would pass again;
-    the paper rule instead takes the smallest passing candidate."""
+    """A mistake early in the plain sequence (no fallback) stops the walk, even if lower candidates
+    would pass again; the paper rule instead takes the smallest passing candidate."""
     n = 400
     s = np.arange(n, 0, -1) / n  # distinct, decreasing
     wrong = np.zeros(n, dtype=bool)
     wrong[[60, 61, 62]] = True  # mistakes right after the 60th point: U(1, 61) ≈ 0.076 > 0.05
-    cfg = ThresholdConfig(bound="valid", guarantee="per-class", epsilon=0.05, delta=0.05)
+    cfg = ThresholdConfig(bound="valid", guarantee="per-class", epsilon=0.05, delta=0.05, fallback_share=0.0)
     r = estimate_thresholds(s, np.zeros(n, dtype=int), ~wrong, 1, cfg)
     assert r.thresholds[0] == s[60 - 1] and r.n_points[0] == 60  # the last point before the mistakes
     assert bf_upper("valid", 3, 400, 0.05) <= 0.05  # the whole set would pass on its own
@@ -450,7 +454,7 @@ def test_fallback_resumes_after_an_early_failure() -> None:
     wrong = np.zeros(600, dtype=bool)
     wrong[[5, 9]] = True
     yhat = np.zeros(600, dtype=np.int64)
-    plain = estimate_thresholds(s, yhat, ~wrong, 1, ThresholdConfig(delta=0.05))
+    plain = estimate_thresholds(s, yhat, ~wrong, 1, ThresholdConfig(delta=0.05, fallback_share=0.0))
     resumed = estimate_thresholds(s, yhat, ~wrong, 1, ThresholdConfig(delta=0.05, fallback_share=0.3))
     assert not np.isfinite(plain.thresholds[0])
     assert np.isfinite(resumed.thresholds[0]) and resumed.n_points[0] == 600
