@@ -35,11 +35,12 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from kombu import Exchange, Queue
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.rounds.dispatch import RUN_ROUND_TASK as ROUND_TASK_NAME
 from app.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 
-RUN_ROUND_TASK = "tbal.run_round"
+RUN_ROUND_TASK = ROUND_TASK_NAME  # defined once, where rounds are sent (app.rounds.dispatch)
 LABEL_STUDIO_SYNC_TASK = "tbal.label_studio_sync"
 DEFAULT_QUEUE = "default"
 GPU_QUEUE = "gpu"
@@ -157,9 +158,9 @@ worker_process_init.connect(_reset_after_fork, weak=False)
 
 def reap_stale_rounds_on_start(sender: Any = None, **_kwargs: Any) -> list[int]:
     """At worker start: mark failed the rounds whose worker died (see
-    :func:`app.services.round_runner.reap_stale_rounds`). Best effort: the database may be away."""
+    :func:`app.rounds.liveness.reap_stale_rounds`). Best effort: the database may be away."""
     from app.db.session import make_engine, make_session_factory
-    from app.services.round_runner import reap_stale_rounds
+    from app.rounds.liveness import reap_stale_rounds
 
     app = getattr(sender, "app", None)
     settings = app.tbal_settings if isinstance(app, TBALCelery) else celery_app.tbal_settings

@@ -1,6 +1,6 @@
 """Celery tasks: thin wrappers that take ids and call the service's round function.
 
-``tbal.run_round(round_id)`` calls :func:`app.services.round_runner.execute_round`, the same function the
+``tbal.run_round(round_id)`` calls :func:`app.rounds.run.execute_round`, the same function the
 embedded default runs in the API process. That function claims the round under a row lock (a round
 already running elsewhere or already final is left alone), so a message delivered twice writes nothing
 twice; it records stage, progress, metrics and failures in the round row, not on the task object. A
@@ -65,7 +65,7 @@ def mark_failed(app: TBALCelery, round_id: int, reason: str) -> None:
     """Mark a queued round failed (best effort: the database may still be away; the round then stays
     queued and can be started again)."""
     from app.db.base import utcnow
-    from app.repositories import rounds as rounds_repo
+    from app.rounds import repository as rounds_repo
 
     try:
         with app.session_factory()() as session:
@@ -99,7 +99,7 @@ def run_round(self: Task, round_id: int) -> None:
     killed mid-round gets its message redelivered at once, while the round still looks alive).
     """
     round_id = _check_round_id(round_id)
-    from app.services.round_runner import execute_round
+    from app.rounds.run import execute_round
 
     app = _tbal_app(self.app)
     logger.info("round %d: delivery %s (retry %d)", round_id, self.request.id, self.request.retries)

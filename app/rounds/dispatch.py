@@ -1,6 +1,7 @@
 """Sending rounds to be run: in the API process (the embedded default) or to Celery workers.
 
-Both run :func:`app.services.round_runner.execute_round`; only the round id travels.
+Both run :func:`app.rounds.run.execute_round`; only the round id travels. The Celery task's name,
+:data:`RUN_ROUND_TASK`, is defined here once (the worker registers its task under it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-ROUND_TASK = "tbal.run_round"
+RUN_ROUND_TASK = "tbal.run_round"
+ROUND_TASK = RUN_ROUND_TASK  # the name it had before
 
 
 class Dispatcher(Protocol):
@@ -54,7 +56,7 @@ class InProcessDispatcher:
         future.add_done_callback(self._forget)
 
     def _run(self, round_id: int) -> None:
-        from app.services.round_runner import execute_round
+        from app.rounds.run import execute_round
 
         try:
             execute_round(round_id, self._factory, self._settings)
@@ -115,7 +117,7 @@ class CeleryDispatcher:
         return self._app
 
     def enqueue_round(self, round_id: int) -> None:
-        self._client().send_task(ROUND_TASK, args=[round_id], queue=self._settings.round_queue)
+        self._client().send_task(RUN_ROUND_TASK, args=[round_id], queue=self._settings.round_queue)
 
     def ping(self) -> None:
         """Open a connection to the broker (one try, ``broker_timeout_s`` at most); raise if it fails."""

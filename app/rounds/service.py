@@ -19,8 +19,8 @@ from app.db.models import Project, Round
 from app.errors import Conflict, NotFound, Unavailable
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
-from app.repositories import rounds as rounds_repo
-from app.services.dispatch import Dispatcher
+from app.rounds import repository as rounds_repo
+from app.rounds.dispatch import Dispatcher
 from app.services.project_config import build_config, min_validation_labels
 from app.services.queue import ensure_sets_drawn
 from tbal.plan import RunState, plan_round

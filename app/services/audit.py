@@ -2,7 +2,7 @@
 
 With the project setting ``audit_size`` = k, each round sends k of its auto-labeled items, drawn uniformly
 without replacement, to the human queue (purpose ``audit``; see
-:func:`app.services.round_runner._sample_audit`). Once humans label them, the share of answered items
+:func:`app.rounds.write.sample_audit`). Once humans label them, the share of answered items
 whose human label differs from the auto-label estimates the round's auto-labeling error without bias, and
 the exact binomial (Clopper–Pearson, 1934) interval bounds it:
 
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project, Round
 from app.errors import Conflict, NotFound
-from app.repositories import rounds as rounds_repo
+from app.rounds import repository as rounds_repo
 from app.schemas.audit import AuditRead
 from app.services.project_config import build_config
 from tbal.round_report import RoundReport, RoundReportError

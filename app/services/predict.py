@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project, Round
 from app.errors import Conflict, Invalid
-from app.repositories import rounds as rounds_repo
+from app.rounds import repository as rounds_repo
 from app.schemas.predict import Prediction, PredictRequest, PredictResponse
 from app.services.arrays import Layout, json_batch, layout_of, model_inputs, pixel_scale
 from tbal.round_report import RoundReport

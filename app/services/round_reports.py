@@ -1,4 +1,4 @@
-"""Reading what a round recorded about itself (see :mod:`app.services.round_runner`): the human training
+"""Reading what a round recorded about itself (see :mod:`app.rounds.report`): the human training
 labels whose AUM says they are probably wrong, and its classifier's evaluation on the validation set.
 
 Both are written with the round's other metrics, in the one transaction that finishes it, and read back
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Project, Round
 from app.errors import Conflict, NotFound
 from app.repositories import labels as labels_repo
-from app.repositories import rounds as rounds_repo
+from app.rounds import repository as rounds_repo
 from app.schemas.round_reports import EvaluationRead, LabelReviewItem, LabelReviewPage
 from tbal.round_report import RoundReport, RoundReportError
 

@@ -16,10 +16,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.base import utcnow
 from app.db.models import AutoLabel, HumanLabel, Item, LabelQuery, Round
 from app.repositories import auto_labels as auto_repo
-from app.repositories import rounds as rounds_repo
-from app.services import round_runner
+from app.rounds import claim as rounds_claim
+from app.rounds import repository as rounds_repo
+from app.rounds import run as rounds_run
+from app.rounds.claim import ClaimLost
+from app.rounds.load import load_round
+from app.rounds.run import execute_round
+from app.rounds.write import write_results
 from app.services.project_config import build_config
-from app.services.round_runner import ClaimLost, execute_round, load_round, write_results
 from app.settings import Settings
 from tests.app.conftest import Api, blobs, count_rows
 
@@ -179,7 +183,7 @@ def test_a_round_taken_over_from_a_dead_worker_writes_once(
 
     pid = ready_project(api, make_project)
     rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
-    slow_token = round_runner._claim(rid, session_factory, settings)
+    slow_token = rounds_claim.claim(rid, session_factory, settings)
     assert slow_token is not None
     execute_round(rid, session_factory, settings)  # heartbeat fresh: running elsewhere, nothing done
     assert api.get(f"/api/v1/rounds/{rid}").json()["status"] == "running"
@@ -231,7 +235,7 @@ def test_an_auto_label_never_overwrites_a_human_label(
 
     pid = ready_project(api, make_project)
     rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
-    token = round_runner._claim(rid, session_factory, settings)
+    token = rounds_claim.claim(rid, session_factory, settings)
     assert token is not None
     loaded = load_round(rid, session_factory, settings)
     output = run_round(
@@ -340,7 +344,7 @@ def test_transient_database_errors_give_the_round_back_and_propagate(
     def flaky(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
 
-    monkeypatch.setattr(round_runner, "write_results", flaky)
+    monkeypatch.setattr(rounds_run, "write_results", flaky)
     with pytest.raises(OperationalError):
         execute_round(rid, session_factory, settings)
     body = api.get(f"/api/v1/rounds/{rid}").json()
@@ -384,7 +388,7 @@ def test_deleting_a_project_with_a_queued_round(
 ) -> None:
     pid = ready_project(api, make_project)
     rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
-    token = round_runner._claim(rid, session_factory, settings)
+    token = rounds_claim.claim(rid, session_factory, settings)
     assert token is not None
     running = api.delete(f"/api/v1/projects/{pid}")
     assert running.status_code == 409 and running.json()["detail"]["field"] == "round"

@@ -115,11 +115,12 @@ def test_a_late_write_of_a_reaped_round_writes_nothing(
     client: Client, session_factory: sessionmaker[Session], settings: Settings
 ) -> None:
     """A runner that was only slow (its heartbeat stale) and finishes after the reaper: claim lost."""
-    from app.services.round_runner import execute_round
+    from app.rounds.liveness import reap_stale_rounds
+    from app.rounds.run import execute_round
 
     pid, rid = queued_round(client)
     # The runner claims the round, then the reaper marks it failed before it writes.
-    import app.services.round_runner as runner
+    import app.rounds.run as runner
 
     original = runner.load_round
 
@@ -130,7 +131,7 @@ def test_a_late_write_of_a_reaped_round_writes_nothing(
                 update(Round).where(Round.id == round_id).values(heartbeat_at=utcnow() - timedelta(hours=1))
             )
             session.commit()
-            assert runner.reap_stale_rounds(session, s) == [round_id]
+            assert reap_stale_rounds(session, s) == [round_id]
         return loaded
 
     runner.load_round = slow_load  # type: ignore[assignment]

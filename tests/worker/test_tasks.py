@@ -12,7 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-import app.services.round_runner as round_runner
+import app.rounds.run as round_run
 from app.db.base import utcnow
 from app.db.models import Round
 from app.settings import Settings
@@ -51,7 +51,7 @@ def test_transient_error_is_retried_until_the_round_succeeds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _pid, rid = queued_round(client)
-    real_write = round_runner.write_results
+    real_write = round_run.write_results
     calls = {"n": 0}
 
     def flaky_write(*args: Any, **kwargs: Any) -> Any:
@@ -60,7 +60,7 @@ def test_transient_error_is_retried_until_the_round_succeeds(
             raise _transient()
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(round_runner, "write_results", flaky_write)
+    monkeypatch.setattr(round_run, "write_results", flaky_write)
     result = celery.tasks[RUN_ROUND_TASK].apply(args=[rid])
     assert result.successful(), result.traceback
     assert calls["n"] == 3
@@ -79,7 +79,7 @@ def test_spent_retries_mark_the_round_failed(
         calls["n"] += 1
         raise _transient()
 
-    monkeypatch.setattr(round_runner, "write_results", always_down)
+    monkeypatch.setattr(round_run, "write_results", always_down)
     task = celery.tasks[RUN_ROUND_TASK]
     monkeypatch.setattr(task, "max_retries", 2)
     result = task.apply(args=[rid])
@@ -102,14 +102,14 @@ def test_other_errors_are_not_retried(
         raise RuntimeError("a bug")
 
     # Below execute_round a bug marks the round failed (not retried, not raised to Celery) ...
-    monkeypatch.setattr(round_runner, "write_results", broken)
+    monkeypatch.setattr(round_run, "write_results", broken)
     result = celery.tasks[RUN_ROUND_TASK].apply(args=[rid])
     assert result.successful() and calls["n"] == 1
     body = client.get(f"/api/v1/rounds/{rid}").json()
     assert body["status"] == "failed" and "RuntimeError: a bug" in body["error"]
 
     # ... and one that escapes the round function fails the task once, without a retry.
-    monkeypatch.setattr(round_runner, "execute_round", broken)
+    monkeypatch.setattr(round_run, "execute_round", broken)
     result = celery.tasks[RUN_ROUND_TASK].apply(args=[rid])
     assert result.failed() and isinstance(result.result, RuntimeError) and calls["n"] == 2
 

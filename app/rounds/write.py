@@ -1,0 +1,117 @@
+"""Writing a round's results: every one in ONE transaction, only while the claim token holds (auto-labels
+unique per project and item, never over a human label; validation removals; next queries; the audit
+sample; the report; the status)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.base import utcnow
+from app.repositories import auto_labels as auto_repo
+from app.repositories import items as items_repo
+from app.repositories import labels as labels_repo
+from app.rounds import repository as rounds_repo
+from app.rounds.claim import ClaimLost
+from app.rounds.load import LoadedRound
+from app.rounds.report import WriteCounts, build_report
+from tbal.plan import uniform_sample
+
+if TYPE_CHECKING:
+    from tbal.loop import RoundOutput
+
+AUDIT_STREAM = 0xA0D17
+"""Second word of the audit sample's seed (the first is the round's seed): its own random stream."""
+
+
+def write_results(
+    round_id: int,
+    token: str,
+    factory: sessionmaker[Session],
+    loaded: LoadedRound,
+    output: RoundOutput,
+    *,
+    model_version: str,
+    artifact_path: Path,
+    timings: dict[str, float],
+) -> None:
+    """Every result of the round in one transaction, only while ``token`` holds the claim."""
+    start = time.perf_counter()
+    with factory() as session:
+        round_ = rounds_repo.lock(session, round_id)
+        if round_ is None or round_.claim_token != token or round_.status != "running":
+            raise ClaimLost(f"round {round_id} is no longer held by this worker")
+        now = utcnow()
+        auto = np.asarray(output.auto_mask, dtype=bool)
+        inserted = auto_repo.write(
+            session,
+            loaded.project_id,
+            round_id,
+            loaded.pool_ids[auto],
+            np.asarray(output.pool_predicted)[auto],
+            np.asarray(output.pool_scores)[auto],
+            now,
+        )
+        removed_ids = loaded.val_ids[np.asarray(output.val_removed, dtype=bool)]
+        removed = items_repo.set_role(session, removed_ids, "removed", only_from="validation")
+        validation_left = items_repo.count_items(session, loaded.project_id, role="validation")
+        queried = labels_repo.add_round_queries(
+            session, loaded.project_id, round_id, loaded.pool_ids[output.query_index], now
+        )
+        topped_up = labels_repo.add_round_queries(
+            session,
+            loaded.project_id,
+            round_id,
+            loaded.pool_ids[output.top_up_index],
+            now,
+            purpose="validation",
+        )
+        audited = sample_audit(session, round_id, loaded, loaded.pool_ids[auto], now)
+        timings = {**timings, **{k: float(v) for k, v in output.timings.items()}}
+        timings["write"] = time.perf_counter() - start
+        report = build_report(
+            session,
+            round_id,
+            loaded,
+            output,
+            counts=WriteCounts(inserted, removed, queried, audited, validation_left, topped_up),
+            timings={k: round(v, 4) for k, v in timings.items()},
+        )
+        done = rounds_repo.update_claimed(
+            session,
+            round_id,
+            token,
+            status="succeeded",
+            stage="done",
+            progress=1.0,
+            n_queries=queried,
+            metrics=report.to_dict(),
+            model_version=model_version,
+            artifact_path=str(artifact_path),
+            finished_at=now,
+            heartbeat_at=now,
+        )
+        if not done:
+            raise ClaimLost(f"round {round_id} is no longer held by this worker")
+        session.commit()
+
+
+def sample_audit(
+    session: Session, round_id: int, loaded: LoadedRound, auto_ids: np.ndarray, now: datetime
+) -> int:
+    """Audit mode: ``audit_size`` of this round's auto-labeled items, drawn uniformly without replacement
+    (seeded by the round), go to the human queue with purpose ``audit``. Their role becomes ``audit``, so
+    their human labels never train or validate a later round: they only measure the auto-labels' error
+    (an unbiased sample of this round's auto-labels; see :mod:`app.services.audit`). Returns how many."""
+    k = min(loaded.audit_size, int(auto_ids.size))
+    if k <= 0:
+        return 0
+    sample = uniform_sample(auto_ids, k, loaded.plan.seed, AUDIT_STREAM)
+    items_repo.set_role(session, sample, "audit", only_from="pool")
+    labels_repo.add_queries(session, loaded.project_id, sample, "audit", round_id, now)
+    return k
