@@ -228,11 +228,18 @@ def _write_auto_labels(
     if connection.auto_labels_as == "off":
         return 0
     if not connection.from_name or not connection.to_name:
-        raise Invalid(
-            "from_name",
-            "auto-labels cannot be written back before Label Studio called /setup (tbal does not know the "
-            "Choices control yet)",
+        events.logger.warning("project %s: auto-labels not written back: no /setup yet", project.id)
+        repo.add_event(
+            session,
+            project.id,
+            "sync",
+            409,
+            "from_name: auto-labels are not written back before Label Studio called /setup (tbal does not "
+            "know the Choices control yet)",
+            events.KEEP,
         )
+        session.commit()
+        return 0
     control = ChoicesControl(connection.from_name, connection.to_name, tuple(project.classes), False)
     links = repo.tasks_by_item(session, project.id)
     versions: dict[int, str] = {}
