@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     link-local and other non-public addresses (off: a 422 naming the URL)."""
     url_fetch_timeout_s: float = Field(default=30.0, gt=0)
     """Timeout of each image fetched by URL."""
+    encoder_model_dirs: list[Path] = Field(default_factory=list)
+    """Folders whose model directories text projects may name as ``sentence-transformers:<dir>`` (JSON
+    list in ``TBAL_ENCODER_MODEL_DIRS``); empty: only ``minilm`` and ``hashing``. A model directory names
+    the Python classes that load it, so which ones the service opens is the operator's choice."""
 
     @property
     def reap_after_s(self) -> float:

@@ -10,15 +10,19 @@ from app.repositories import api_keys as keys_repo
 from app.repositories import projects as repo
 from app.schemas.projects import ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.services import projects as service
+from app.services import raw_items
 from app.services.api_keys import check_admin
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_project(*, body: ProjectCreate, session: SessionDep, caller: CallerDep) -> ProjectRead:
+def create_project(
+    *, body: ProjectCreate, session: SessionDep, caller: CallerDep, settings: SettingsDep
+) -> ProjectRead:
     """Create a project (admin keys only; give other keys access with ``POST /keys``)."""
     check_admin(caller, "create projects")
+    raw_items.check_encoder_allowed(body.settings.encoder, settings.encoder_model_dirs)
     return service.read(service.create_project(session, body))
 
 
@@ -40,7 +44,10 @@ def read_project(*, project: ProjectDep, session: SessionDep) -> ProjectDetail:
 
 
 @router.patch("/{project_id}")
-def update_project(*, project: ProjectDep, body: ProjectUpdate, session: SessionDep) -> ProjectRead:
+def update_project(
+    *, project: ProjectDep, body: ProjectUpdate, session: SessionDep, settings: SettingsDep
+) -> ProjectRead:
+    raw_items.check_encoder_allowed(body.settings.encoder, settings.encoder_model_dirs)
     return service.read(service.update_settings(session, project, body))
 
 

@@ -89,6 +89,23 @@ def _cached_encoder(config: EncoderConfig) -> TextEncoder:
         raise Invalid("settings.encoder", str(exc)) from exc
 
 
+def check_encoder_allowed(spec: str | None, model_dirs: Sequence[Path]) -> None:
+    """A ``sentence-transformers:<dir>`` encoder only inside the operator's ``encoder_model_dirs``
+    (checked before the directory is looked at, so that nothing is said about other paths)."""
+    if not spec:
+        return
+    config = encoder_config(spec)
+    if config.name != "sentence-transformers":
+        return
+    target = Path(str(config.path)).resolve()
+    if not any(target.is_relative_to(Path(root).resolve()) for root in model_dirs):
+        raise Invalid(
+            "settings.encoder",
+            "model directories must lie in a folder the operator allows (TBAL_ENCODER_MODEL_DIRS); "
+            "otherwise use minilm or hashing",
+        )
+
+
 def check_project_settings(data_kind: str, settings: dict[str, Any], input_shape: list[int]) -> list[int]:
     """At project creation: a text project's ``input_shape`` is ``[dim]`` of its encoder (given or not);
     other projects take no encoder. Returns the input shape to store."""
@@ -427,6 +444,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "ImageFile",
     "archive_images",
+    "check_encoder_allowed",
     "check_project_settings",
     "check_settings_change",
     "encode_texts",

@@ -277,3 +277,18 @@ def test_unstorable_json_texts_are_422(
         assert response.status_code == 422, response.text
         assert response.json()["detail"]["field"] == field
     assert count_rows(session_factory, "items") == 0
+
+
+def test_model_directories_only_where_the_operator_allows(api: Api, make_project: MakeProject) -> None:
+    from tbal.encoders.sentence import minilm_directory
+
+    spec = f"sentence-transformers:{minilm_directory()}"
+    body = {"name": "st-dir", "classes": ["a", "b"], "data_kind": "text", "settings": {"encoder": spec}}
+    refused = api.post("/api/v1/projects", json=body)
+    assert refused.status_code == 422 and "TBAL_ENCODER_MODEL_DIRS" in refused.json()["detail"]["reason"]
+    escape = {**body, "settings": {"encoder": f"sentence-transformers:{minilm_directory().parent}/../../etc"}}
+    api.settings.encoder_model_dirs = [minilm_directory().parent]  # the operator's switch
+    assert api.post("/api/v1/projects", json=escape).status_code == 422
+    created = api.post("/api/v1/projects", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["input_shape"] == [384]
