@@ -216,16 +216,17 @@ async def predict_texts(
 async def _image_files(request: Request, settings: Settings) -> list[raw_items.ImageFile]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
-        path = await receive_upload(request, settings)
+        path = await receive_upload(request, settings)  # read from disk, never held whole in memory
         try:
-            data = path.read_bytes()
+            with path.open("rb") as handle:
+                head = handle.read(512)
+            if not raw_items.is_archive("", head):
+                raise Invalid(
+                    "body", "expected a zip or tar archive of images, or a multipart form of image files"
+                )
+            return await run_in_threadpool(raw_items.archive_images, path, "body")
         finally:
             path.unlink(missing_ok=True)
-        if not raw_items.is_archive("", data[:512]):
-            raise Invalid(
-                "body", "expected a zip or tar archive of images, or a multipart form of image files"
-            )
-        return await run_in_threadpool(raw_items.archive_images, data, "body")
     files: list[raw_items.ImageFile] = []
     async with request.form(max_files=settings.max_batch_items, max_fields=16) as form:
         for field, value in form.multi_items():

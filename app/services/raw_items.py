@@ -351,15 +351,23 @@ def archive_images(data: bytes | Path, field: str = "file") -> list[ImageFile]:
     :data:`MAX_ARCHIVE_MEMBERS` files, more than :data:`MAX_ARCHIVE_BYTES` expanded, a zip member that
     expands more than :data:`MAX_MEMBER_RATIO` times. Folders, hidden files and ``__MACOSX`` are skipped;
     a file with another suffix than PNG/JPEG/WebP/BMP is an error naming it."""
-    raw = data.read_bytes() if isinstance(data, Path) else data
-    if raw.startswith(b"PK"):
-        return list(_zip_members(raw, field))
-    return list(_tar_members(raw, field))
+    source: Path | io.BytesIO = data if isinstance(data, Path) else io.BytesIO(data)
+    head = _head(source)
+    if head.startswith(b"PK"):
+        return list(_zip_members(source, field))
+    return list(_tar_members(source, field))
 
 
-def _zip_members(raw: bytes, field: str) -> Iterator[ImageFile]:
+def _head(source: Path | io.BytesIO) -> bytes:
+    if isinstance(source, Path):
+        with source.open("rb") as handle:
+            return handle.read(4)
+    return source.getvalue()[:4]
+
+
+def _zip_members(source: Path | io.BytesIO, field: str) -> Iterator[ImageFile]:
     try:
-        archive = zipfile.ZipFile(io.BytesIO(raw))
+        archive = zipfile.ZipFile(source)
     except zipfile.BadZipFile as exc:
         raise Invalid(field, f"not a readable zip archive: {exc}") from exc
     with archive:
@@ -377,9 +385,12 @@ def _zip_members(raw: bytes, field: str) -> Iterator[ImageFile]:
                 raise Invalid(f"{field}.{name}", f"cannot read this archive member: {exc}") from exc
 
 
-def _tar_members(raw: bytes, field: str) -> Iterator[ImageFile]:
+def _tar_members(source: Path | io.BytesIO, field: str) -> Iterator[ImageFile]:
     try:
-        archive = tarfile.open(fileobj=io.BytesIO(raw), mode="r:*")  # noqa: SIM115 (closed by the with below)
+        if isinstance(source, Path):
+            archive = tarfile.open(name=source, mode="r:*")  # noqa: SIM115 (closed by the with below)
+        else:
+            archive = tarfile.open(fileobj=source, mode="r:*")  # noqa: SIM115
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise Invalid(field, f"not a readable zip or tar archive: {exc}") from exc
     with archive:
