@@ -58,6 +58,8 @@ def read_text_records(
     label_column: str | None = None,
 ) -> TextRecords:
     """Parse a text file's bytes (see the module docstring); raises DataError naming the row."""
+    if not data.strip():
+        raise DataError("the file is empty")
     fmt = fmt or sniff_text_format(data)
     if fmt not in TEXT_FORMATS:
         raise DataError(f"unknown text format {fmt!r}; valid: {', '.join(TEXT_FORMATS)}")
