@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import utcnow
-from app.db.models import AutoLabel, Item, LabelStudioConnection, Round
+from app.db.models import Item, LabelStudioConnection, Round
 from app.integrations.label_studio import credentials
 from tests.app.conftest import Api, blobs
-from tests.integrations.conftest import CLASSES, D, LSProject, upload
+from tests.integrations.conftest import CLASSES, D, LSProject, ensure_auto_labels, upload
 from tests.integrations.fake_label_studio import TOKEN, URL, FakeLabelStudio
 
 CONFIG = (
@@ -157,8 +157,8 @@ def test_train_after_a_crashed_round_and_auto_labels_written_back(
     assert api.get(f"/api/v1/rounds/{dead_id}").json()["status"] == "failed"
 
     auto = api.get(f"/api/v1/projects/{project.id}/auto-labels", params={"limit": 20}).json()["items"]
-    if not auto:  # a δ schedule that keeps the first round's share for later rounds: seed its auto-labels
-        _seed_auto_labels(session_factory, project.id, done["id"])
+    if not auto:  # a δ schedule that keeps the first round's share for later rounds
+        ensure_auto_labels(session_factory, project.id, done["id"])
         auto = api.get(f"/api/v1/projects/{project.id}/auto-labels", params={"limit": 20}).json()["items"]
     for a in auto:
         fake.add_task({"external_id": a["external_id"], "text": "in Label Studio already"})
@@ -187,23 +187,6 @@ def test_train_after_a_crashed_round_and_auto_labels_written_back(
         },
     }
     assert api.client.post(f"{project.path}/webhook", json=hook).json()["labels_written"] == 0
-
-
-def _seed_auto_labels(factory: sessionmaker[Session], project_id: int, round_id: int, n: int = 5) -> None:
-    with factory() as session:
-        pool = session.scalars(
-            select(Item.id)
-            .where(Item.project_id == project_id, Item.role == "pool")
-            .order_by(Item.id)
-            .limit(n)
-        ).all()
-        for i, item_id in enumerate(pool):
-            session.add(
-                AutoLabel(
-                    project_id=project_id, item_id=item_id, round_id=round_id, label=i % 2, confidence=0.97
-                )
-            )
-        session.commit()
 
 
 def test_export_of_a_synced_project_runs_a_first_round_in_a_fresh_project(
