@@ -312,6 +312,13 @@ def why_nothing_auto_labeled(round_: dict[str, Any]) -> str | None:
     m = round_.get("metrics") or {}
     if m.get("auto_labeled", 0) or not m:
         return None
+    if m.get("delta_round") == 0 and m.get("bound") == "valid":
+        return (
+            f"round {round_['index']} auto-labels nothing by design: with delta_schedule "
+            f"'{m.get('delta_schedule', 'final')}' the last planned round (the one that runs when the label "
+            "budget is spent) certifies the thresholds with the whole δ and the best model; earlier rounds "
+            "train, query and report. Set delta_schedule 'uniform' to certify in every round (less in total)."
+        )
     classes = m.get("thresholds") or []
     n_val = int(m.get("validation_labels") or 0)
     k = max(1, len(classes))

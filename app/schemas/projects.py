@@ -37,7 +37,21 @@ class ProjectSettings(BaseModel):
     epsilon: float | None = None
     delta: float | None = None
     bound: str | None = None
-    guarantee: str | None = None
+    guarantee: str | None = Field(
+        default=None,
+        description="pooled (default: the error of each round's auto-labels), per-class, or dataset "
+        "(the error of the whole labeled set, human labels taken as correct)",
+    )
+    delta_schedule: str | None = Field(
+        default=None,
+        description="how δ is spent over the rounds: final (default: the last planned round, the one that "
+        "runs when label_budget is spent, certifies; earlier rounds auto-label nothing) or uniform (every "
+        "planned round certifies at δ / rounds, covering less in total); rounds past the plan share a tail",
+    )
+    fallback_share: float | None = Field(
+        default=None,
+        description="share of a threshold walk's δ kept for restarts after early mistakes (0: plain walk)",
+    )
     model: str | None = None
     hidden: list[Annotated[int, Field(le=100_000)]] | None = Field(default=None, max_length=16)
     dropout: float | None = None

@@ -160,6 +160,12 @@ def api(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[
         yield Api(client=client, headers={"Authorization": f"Bearer {secret}"}, settings=settings)
 
 
+MECHANICS_SETTINGS: dict[str, Any] = {"delta_schedule": "uniform"}
+"""Settings every test project starts from: these tests check what a round writes, so every round must
+be able to auto-label; the service's default schedule (``final``) certifies only in the last planned
+round (tests/app/test_delta_schedule.py checks that default)."""
+
+
 @pytest.fixture
 def make_project(api: Api) -> Callable[..., dict[str, Any]]:
     """Create a project (features of dimension 4, classes a/b/c unless told otherwise)."""
@@ -173,6 +179,7 @@ def make_project(api: Api) -> Callable[..., dict[str, Any]]:
             "settings": {},
         }
         body.update(overrides)
+        body["settings"] = {**MECHANICS_SETTINGS, **body["settings"]}
         response = api.post("/api/v1/projects", json=body)
         assert response.status_code == 201, response.text
         return dict(response.json())

@@ -67,7 +67,7 @@ def new_digits_project(tb: TBALClient, name: str, project_settings: dict[str, ob
         classes=[str(c) for c in range(10)],
         data_kind="features",
         input_shape=[64],
-        settings=project_settings,
+        settings={"delta_schedule": "uniform", **project_settings},  # every round may auto-label
     )
     tb.upload_items(project.id, X, external_ids=[f"{name}-{i}" for i in range(len(y))], ground_truth=y)
     return project

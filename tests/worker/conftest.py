@@ -24,6 +24,7 @@ from app.settings import Settings
 from worker.celery_app import TBALCelery, make_celery
 
 SMALL_SETTINGS: dict[str, Any] = {
+    "delta_schedule": "uniform",  # every round may auto-label (the default: the last one)
     "epsilon": 0.1,
     "delta": 0.1,
     "bound": "valid",

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
+# Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier  (from the repository root,
+# after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${TBAL_SHARED_DATA:-../shared/data}"
+OUT=bench/results/coverage
+mkdir -p "$OUT"
+JOBS="${JOBS:-2}"
+
+run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
+  local name=$1 ds=$2 conf=$3 seed=$4; shift 4
+  local data=(--data "$DATA/mnist_test.npz" --preset mnist-paper)
+  if [ "$ds" = sst2 ]; then data=(--data "$DATA/sst2_minilm.npz" --preset text-paper --pool-size 20000); fi
+  test -s "$OUT/$name.json" && return 0
+  .venv/bin/tbal run "${data[@]}" --confidence "$conf" --bound valid --seeds "$seed" --threads 1 "$@" \
+    --json "$OUT/$name.json" > "$OUT/$name.log" 2>&1
+}
+export -f run
+export DATA OUT
+
+cases() {
+  case "$1" in
+    benchmark)  # the defaults users get, seeds 0-4
+      for s in 0 1 2 3 4; do
+        echo "b-m-soft-s$s mnist softmax $s"; echo "b-m-col-s$s mnist colander $s"
+        echo "b-t-soft-s$s sst2 softmax $s"; echo "b-t-data-s$s sst2 softmax $s --guarantee dataset"
+      done ;;
+    ablation)  # each change alone, seeds 0-2 (MNIST 0-1)
+      for s in 0 1; do
+        echo "a-m-soft-uni-s$s mnist softmax $s --set thresholds.delta_schedule=uniform --set thresholds.fallback_share=0"
+        echo "a-m-soft-fin-nofb-s$s mnist softmax $s --set thresholds.fallback_share=0"
+      done
+      for s in 0 1 2; do
+        echo "a-t-pre-s$s sst2 softmax $s --set model.hidden=1000,500,30 --set model.activation=tanh --set model.dropout=0 --set train.weight_decay=0.001"
+        echo "a-t-uni-s$s sst2 softmax $s --set thresholds.delta_schedule=uniform --set thresholds.fallback_share=0"
+        echo "a-t-nofb-s$s sst2 softmax $s --set thresholds.fallback_share=0"
+      done ;;
+    paper)  # the papers' rule (reproduction only), SST-2 seeds 0-2
+      for s in 0 1 2; do
+        echo "p-t-soft-s$s sst2 softmax $s --bound paper"; echo "p-t-col-s$s sst2 colander $s --bound paper"
+        echo "b-t-col-s$s sst2 colander $s"
+      done ;;
+    tuning)  # how the δ schedule was chosen: MNIST tuning seeds 10-11
+      echo "m-soft-uni-s10 mnist softmax 10 --set thresholds.delta_schedule=uniform --set thresholds.fallback_share=0"
+      echo "m-soft-fin1-s10 mnist softmax 10 --set thresholds.fallback_share=0"
+      echo "m-soft-f10fb-s11 mnist softmax 11"
+      echo "m-soft-f05fb-s11 mnist softmax 11 --set thresholds.delta_final_share=0.5"
+      echo "m-col-f10fb-s10 mnist colander 10" ;;
+    text-classifier)  # one certificate on 2,000 random labels, SST-2 tuning seeds 10-14
+      for s in 10 11 12 13 14; do
+        echo "one-pre-s$s sst2 softmax $s --seed-size 2000 --budget 2000 --max-rounds 1 --set model.hidden=1000,500,30 --set model.activation=tanh --set model.dropout=0 --set train.weight_decay=0.001"
+        echo "one-h256-s$s sst2 softmax $s --seed-size 2000 --budget 2000 --max-rounds 1"
+      done ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier" >&2; exit 2 ;;
+  esac
+}
+
+cases "${1:-}" | xargs -P "$JOBS" -L 1 bash -c 'run "$@"' _
+.venv/bin/python bench/coverage_table.py "$OUT"/*.json

@@ -1,0 +1,55 @@
+"""Markdown table of the coverage benchmarks (bench/coverage.sh): one line per case, the runs of a case
+being the files ``<case>-s<seed>.json``; coverage and true error per seed and mean ± sd, in %.
+
+Usage: .venv/bin/python bench/coverage_table.py bench/results/coverage/*.json [--epsilon 0.05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+
+def case_of(path: Path) -> tuple[str, int]:
+    match = re.fullmatch(r"(.+)-s(\d+)", path.stem)
+    if match is None:
+        raise SystemExit(f"{path}: expected a name <case>-s<seed>.json")
+    return match.group(1), int(match.group(2))
+
+
+def row(case: str, runs: list[tuple[int, dict]], epsilon: float) -> str:
+    runs = sorted(runs, key=lambda pair: pair[0])
+    coverage = [100 * r["coverage"] for _, r in runs]
+    errors = [r["true_error"] for _, r in runs]
+    sd = statistics.stdev(coverage) if len(coverage) > 1 else 0.0
+    per_seed = " / ".join(f"{c:.1f}" for c in coverage)
+    per_error = " / ".join("–" if e is None else f"{100 * e:.2f}" for e in errors)
+    above = sum(e is not None and e > epsilon for e in errors)
+    seeds = ",".join(str(s) for s, _ in runs)
+    return (
+        f"| {case} | {seeds} | {per_seed} | {statistics.mean(coverage):.1f} ± {sd:.1f} | {per_error} "
+        f"| {above} / {len(runs)} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument("--epsilon", type=float, default=0.05)
+    args = parser.parse_args()
+    cases: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+    for path in args.files:
+        case, seed = case_of(path)
+        cases[case].extend((seed, run) for run in json.loads(path.read_text())["runs"])
+    print("| case | seeds | coverage % per seed | coverage % | true error % per seed | seeds > ε |")
+    print("|---|---|---|---|---|---|")
+    for case in sorted(cases):
+        print(row(case, cases[case], args.epsilon))
+
+
+if __name__ == "__main__":
+    main()
