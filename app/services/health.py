@@ -9,7 +9,7 @@ import logging
 from sqlalchemy import Engine
 
 from app.errors import Unavailable
-from app.services.dispatch import Dispatcher
+from app.rounds.dispatch import Dispatcher
 
 logger = logging.getLogger(__name__)
 

@@ -172,6 +172,10 @@ def open_npz(
         members = [info for info in archive.infolist() if info.filename.endswith(".npy")]
         if len(members) > MAX_MEMBERS:
             raise Invalid("file", f"expected at most {MAX_MEMBERS} arrays in the .npz, got {len(members)}")
+        names = [info.filename for info in members]
+        if len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            raise Invalid("file", f"the .npz holds {twice} more than once (which one is meant?)")
         for info in members:
             name = info.filename[: -len(".npy")]
             field = f"file.{name}"

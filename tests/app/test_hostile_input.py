@@ -386,3 +386,13 @@ def test_external_ids_beyond_unicode_are_422(api: Api, pid: int) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, X=X, external_ids=ids)
     assert "row 1" in _refused(_upload(api, pid, buffer.getvalue()), "file.external_ids")
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_a_member_twice_is_422(api: Api, pid: int) -> None:
+    one, other = npy_bytes("(1, 4)", body=bytes(16)), npy_bytes("(2, 4)", body=bytes(32))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("X.npy", one)
+        archive.writestr("X.npy", other)
+    assert "more than once" in _refused(_upload(api, pid, buffer.getvalue()), "file")
