@@ -300,3 +300,23 @@ def test_the_token_key_passphrase_or_key_file(tmp_path: Any) -> None:
     assert credentials.decrypt(passphrase, credentials.encrypt(passphrase, TOKEN)) == TOKEN
     with pytest.raises(Invalid, match="set the token again"):
         credentials.decrypt(passphrase, stored)  # encrypted under the key file's key
+
+
+def test_the_sync_command_says_what_failed(
+    api: Api, connected: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``tbal label-studio-sync``: one JSON line per synced project; a project that cannot sync is named
+    on stderr, recorded in its status, and the exit code is 1."""
+    import argparse
+
+    from app.integrations.label_studio import cli
+
+    project: LSProject = connected()
+    _link(api, project, FakeLabelStudio())  # the command reaches the network: nothing answers there
+    monkeypatch.setenv("TBAL_DATABASE_URL", api.settings.database_url)
+    monkeypatch.setenv("TBAL_ARTIFACTS_DIR", str(api.settings.artifacts_dir))
+    monkeypatch.setenv("TBAL_LABEL_STUDIO_TIMEOUT_S", "2")
+    assert cli._sync(argparse.Namespace(projects=[project.id])) == 1
+    assert f"project {project.id}: ls_url: Label Studio at {URL}/ did not answer" in capsys.readouterr().err
+    assert _status(api, project)["last_errors"][0]["source"] == "sync"
+    assert cli._sync(argparse.Namespace(projects=[999_999])) == 1
