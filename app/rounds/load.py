@@ -22,6 +22,7 @@ from app.settings import Settings
 from tbal.config import TBALConfig
 from tbal.errors import TBALInputError
 from tbal.plan import RoundPlan, RunState, plan_round
+from tbal.round_report import RoundReport, RoundReportError
 
 LABEL_REVIEW_FRACTION = 0.05
 """Default share of the training labels, lowest AUM first, listed for review (project setting
@@ -72,51 +73,19 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
         project = session.get(Project, round_.project_id) if round_ is not None else None
         if round_ is None or project is None:
             raise ClaimLost(f"round {round_id} or its project no longer exists")
-        config = runtime_config(project.settings, settings)
         layout = layout_of(project)
         k = len(project.classes)
-
-        labeled = select(Item.id, Item.data, HumanLabel.label, HumanLabel.distribution).join(
-            HumanLabel, HumanLabel.item_id == Item.id
-        )
-        n_train = items_repo.count_labeled(session, project.id, "train")
-        train_stmt = labeled.where(Item.project_id == project.id, Item.role == "train").order_by(Item.id)
-        train_ids, train_raw, train_extra = items_repo.load_rows(
-            session, train_stmt, n_train, layout.row_bytes
-        )
-        targets, _ = _label_distributions(train_extra, k)
-
-        n_val = items_repo.count_labeled(session, project.id, "validation")
-        val_stmt = labeled.where(Item.project_id == project.id, Item.role == "validation").order_by(Item.id)
-        val_ids, val_raw, val_extra = items_repo.load_rows(session, val_stmt, n_val, layout.row_bytes)
-        y_val = np.fromiter((label for label, _ in val_extra), dtype=np.int64, count=n_val)
-        val_distributions, val_soft = _label_distributions(val_extra, k)
-
+        train_ids, train_raw, train_extra = _labeled_rows(session, project.id, "train", layout)
+        val_ids, val_raw, val_extra = _labeled_rows(session, project.id, "validation", layout)
         n_pool = items_repo.count_pool(session, project.id)
         pool_stmt = items_repo.pool_query(project.id, select(Item.id, Item.data)).order_by(Item.id)
         pool_ids, pool_raw = items_repo.load_id_data(session, pool_stmt, n_pool, layout.row_bytes)
+        _check_counts(train_ids.size, val_ids.size, n_pool)
 
-        if n_train == 0:
-            raise TBALInputError("a round needs at least one human training label, got none")
-        if n_val < 2:
-            raise TBALInputError(f"a round needs at least 2 human validation labels, got {n_val}")
-        if n_pool == 0:
-            raise TBALInputError("no unlabeled items are left in the pool")
-        scale = pixel_scale(
-            layout, train_raw, val_raw, pool_raw, configured=project.settings.get("pixel_scale")
-        )
-        plan = plan_round(
-            RunState(
-                round_index=round_.index,
-                training_labels=items_repo.count_items(session, project.id, role="train"),
-                validation_top_ups=labels_repo.count_validation_top_ups(session, project.id),
-                delta_spent=rounds_repo.delta_spent(session, project.id),
-            ),
-            config,
-            run_seed=project.seed,
-        )
-        n_items = items_repo.count_items(session, project.id)
-        pending = items_repo.count_items(session, project.id, role="validation") - n_val
+        config = runtime_config(project.settings, settings)
+        scale = _input_scale(session, project, layout, train_raw, val_raw, pool_raw)
+        targets, _ = _label_distributions(train_extra, k)
+        val_distributions, val_soft = _label_distributions(val_extra, k)
         loaded = LoadedRound(
             project_id=project.id,
             project_name=project.name,
@@ -124,15 +93,15 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
             layout=layout,
             config=config,
             round_index=round_.index,
-            plan=plan,
-            n_items=n_items,
+            plan=_plan(session, project, round_.index, config),
+            n_items=items_repo.count_items(session, project.id),
             train_ids=train_ids,
             input_scale=scale,
             X_train=model_inputs(layout, from_bytes(layout, train_raw), scale),
             targets_train=targets,
             val_ids=val_ids,
             X_val=model_inputs(layout, from_bytes(layout, val_raw), scale),
-            y_val=y_val,
+            y_val=np.fromiter((label for label, _ in val_extra), dtype=np.int64, count=val_ids.size),
             pool_ids=pool_ids,
             X_pool=model_inputs(layout, from_bytes(layout, pool_raw), scale),
             audit_size=int(project.settings.get("audit_size") or 0),
@@ -141,11 +110,70 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
             label_review_fraction=_setting_or(
                 project.settings, "label_review_fraction", LABEL_REVIEW_FRACTION
             ),
-            validation_pending=pending,
+            validation_pending=items_repo.count_items(session, project.id, role="validation") - val_ids.size,
             inputs=raw_items.round_record(project.settings, project.data_kind),  # issue 13 hook
         )
         session.commit()
     return loaded
+
+
+def _labeled_rows(
+    session: Session, project_id: int, role: str, layout: Layout
+) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    """Item ids (sorted), stored bytes (n, row_bytes) and (label, distribution) of the human-labeled
+    items of ``role``."""
+    n = items_repo.count_labeled(session, project_id, role)
+    stmt = (
+        select(Item.id, Item.data, HumanLabel.label, HumanLabel.distribution)
+        .join(HumanLabel, HumanLabel.item_id == Item.id)
+        .where(Item.project_id == project_id, Item.role == role)
+        .order_by(Item.id)
+    )
+    ids, raw, extra = items_repo.load_rows(session, stmt, n, layout.row_bytes)
+    return ids, raw, list(extra)
+
+
+def _check_counts(n_train: int, n_val: int, n_pool: int) -> None:
+    if n_train == 0:
+        raise TBALInputError("a round needs at least one human training label, got none")
+    if n_val < 2:
+        raise TBALInputError(f"a round needs at least 2 human validation labels, got {n_val}")
+    if n_pool == 0:
+        raise TBALInputError("no unlabeled items are left in the pool")
+
+
+def _input_scale(session: Session, project: Project, layout: Layout, *raws: np.ndarray) -> float | None:
+    """The pixel divisor of the round: the project's ``pixel_scale`` when set; else the larger of what
+    the round's own arrays need (:func:`app.services.arrays.pixel_scale`: 16 for 4-bit images, else 255)
+    and what the project's last finished round used. So a 0..255 project whose remaining items happen to
+    be dark (every pixel ≤ 16) keeps 255, and a model is never fed inputs on another scale than the
+    rounds before (the scale is also saved in each round's artifact for prediction)."""
+    configured = project.settings.get("pixel_scale")
+    scale = pixel_scale(layout, *raws, configured=configured)
+    if scale is None or configured:
+        return scale
+    last = rounds_repo.last_succeeded(session, project.id)
+    try:
+        before = (
+            RoundReport.from_dict(last.metrics).input_scale if last is not None and last.metrics else None
+        )
+    except RoundReportError:
+        before = None
+    return max(scale, before) if before is not None else scale
+
+
+def _plan(session: Session, project: Project, round_index: int, config: TBALConfig) -> RoundPlan:
+    """The round's plan (:func:`tbal.plan.plan_round`) from the project's counts so far."""
+    return plan_round(
+        RunState(
+            round_index=round_index,
+            training_labels=items_repo.count_items(session, project.id, role="train"),
+            validation_top_ups=labels_repo.count_validation_top_ups(session, project.id),
+            delta_spent=rounds_repo.delta_spent(session, project.id),
+        ),
+        config,
+        run_seed=project.seed,
+    )
 
 
 def _label_distributions(rows: list[Any], k: int) -> tuple[np.ndarray, int]:

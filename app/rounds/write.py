@@ -47,31 +47,7 @@ def write_results(
         if round_ is None or round_.claim_token != token or round_.status != "running":
             raise ClaimLost(f"round {round_id} is no longer held by this worker")
         now = utcnow()
-        auto = np.asarray(output.auto_mask, dtype=bool)
-        inserted = auto_repo.write(
-            session,
-            loaded.project_id,
-            round_id,
-            loaded.pool_ids[auto],
-            np.asarray(output.pool_predicted)[auto],
-            np.asarray(output.pool_scores)[auto],
-            now,
-        )
-        removed_ids = loaded.val_ids[np.asarray(output.val_removed, dtype=bool)]
-        removed = items_repo.set_role(session, removed_ids, "removed", only_from="validation")
-        validation_left = items_repo.count_items(session, loaded.project_id, role="validation")
-        queried = labels_repo.add_round_queries(
-            session, loaded.project_id, round_id, loaded.pool_ids[output.query_index], now
-        )
-        topped_up = labels_repo.add_round_queries(
-            session,
-            loaded.project_id,
-            round_id,
-            loaded.pool_ids[output.top_up_index],
-            now,
-            purpose="validation",
-        )
-        audited = sample_audit(session, round_id, loaded, loaded.pool_ids[auto], now)
+        counts = _write_decisions(session, round_id, loaded, output, now)
         timings = {**timings, **{k: float(v) for k, v in output.timings.items()}}
         timings["write"] = time.perf_counter() - start
         report = build_report(
@@ -79,7 +55,7 @@ def write_results(
             round_id,
             loaded,
             output,
-            counts=WriteCounts(inserted, removed, queried, audited, validation_left, topped_up),
+            counts=counts,
             timings={k: round(v, 4) for k, v in timings.items()},
         )
         done = rounds_repo.update_claimed(
@@ -89,7 +65,7 @@ def write_results(
             status="succeeded",
             stage="done",
             progress=1.0,
-            n_queries=queried,
+            n_queries=counts.queried,
             metrics=report.to_dict(),
             model_version=model_version,
             artifact_path=str(artifact_path),
@@ -99,6 +75,35 @@ def write_results(
         if not done:
             raise ClaimLost(f"round {round_id} is no longer held by this worker")
         session.commit()
+
+
+def _write_decisions(
+    session: Session, round_id: int, loaded: LoadedRound, output: RoundOutput, now: datetime
+) -> WriteCounts:
+    """The round's decisions as rows (no commit): auto-labels, validation removals, training queries,
+    validation top-ups and the audit sample; what each changed."""
+    auto = np.asarray(output.auto_mask, dtype=bool)
+    inserted = auto_repo.write(
+        session,
+        loaded.project_id,
+        round_id,
+        loaded.pool_ids[auto],
+        np.asarray(output.pool_predicted)[auto],
+        np.asarray(output.pool_scores)[auto],
+        now,
+    )
+    removed_ids = loaded.val_ids[np.asarray(output.val_removed, dtype=bool)]
+    removed = items_repo.set_role(session, removed_ids, "removed", only_from="validation")
+    validation_left = items_repo.count_items(session, loaded.project_id, role="validation")
+    pool_ids = loaded.pool_ids
+    queried = labels_repo.add_round_queries(
+        session, loaded.project_id, round_id, pool_ids[output.query_index], now
+    )
+    topped_up = labels_repo.add_round_queries(
+        session, loaded.project_id, round_id, pool_ids[output.top_up_index], now, purpose="validation"
+    )
+    audited = sample_audit(session, round_id, loaded, pool_ids[auto], now)
+    return WriteCounts(inserted, removed, queried, audited, validation_left, topped_up)
 
 
 def sample_audit(

@@ -5,12 +5,12 @@ the same δ share per round.
 
 Data: the first 1,200 of scikit-learn's digits (uint8 8×8 images, values 0..16, so both paths must divide
 by 16), uploaded in data order so that the k-th smallest item id is row k; LeNet-5, 6 epochs. The budget
-leaves room for four rounds (the seed, three batches of 50). Under the ``uniform`` δ schedule the second
-round auto-labels about 260 items and removes validation items below the floor, so it and the third buy
-validation top-ups; under ``final`` (δ to the last planned round only) the first three certify nothing and
-the last auto-labels most of the pool. The schedule is the library's default (a project cannot set it), so
-the test asserts equality of top-ups whichever it is. Both paths run on one torch thread (another thread
-count sums in another order).
+leaves room for four rounds (the seed, three batches of 50). Under the ``uniform`` δ schedule (the
+mechanics fixtures pin it) the second round auto-labels about 260 items and removes validation items
+below the floor, so it and the third buy validation top-ups; under ``final`` (the default: δ to the last
+planned round only) the first three certify nothing and the last auto-labels most of the pool. The
+library runs with the settings the project holds, whichever schedule they give. Both paths run on one
+torch thread (another thread count sums in another order).
 """
 
 from __future__ import annotations
@@ -159,11 +159,14 @@ def test_the_service_and_run_tbal_make_the_same_rounds(
     X, y = _digits()
     pid = _service_run(api, make_project, X, y)
     service = _service_rounds(session_factory, pid)
-    config = runtime_config(SETTINGS, api.settings)  # the service's own translation of the settings
+    stored = api.get(f"/api/v1/projects/{pid}").json()["settings"]  # as the project holds them
+    config = runtime_config(stored, api.settings)  # the service's own translation of the settings
     library = _library_rounds(X, y, config)
 
     assert len(service) == len(library) == config.loop.planned_rounds == 4, (len(service), len(library))
     assert sum(len(r["auto"]) for r in service) > 0, "the run must auto-label something"
+    if config.thresholds.delta_schedule == "uniform":
+        assert sum(len(r["top_up"]) for r in service) > 0, "the floor must make the run buy top-ups"
     for k, (ours, theirs) in enumerate(zip(service, library, strict=True)):
         assert ours["auto"] == theirs["auto"], f"round {k}: auto-labels differ"
         assert ours["thresholds"] == theirs["thresholds"], f"round {k}: thresholds differ"

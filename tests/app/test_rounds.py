@@ -409,7 +409,7 @@ def test_rounds_past_the_planned_ones_keep_the_sum_of_delta_shares_within_delta(
     from tbal.plan import delta_share
 
     pid = ready_project(api, make_project, epsilon=0.01)  # strict: the pool is never emptied
-    config = build_config({**FAST, "epsilon": 0.01})
+    config = build_config(api.get(f"/api/v1/projects/{pid}").json()["settings"])
     assert config.loop.planned_rounds == 3
     shares = []
     for k in range(8):

@@ -195,7 +195,9 @@ def test_a_whole_worker_killed_mid_round_blocks_nothing_and_loses_nothing(
     log = tmp_path / "worker.log"
     worker = _start_worker(env, log, celery)
     try:
-        pid = _project_ready(http, f"digits-dead-{os.getpid()}", {**DIGITS_SETTINGS, "epochs": 3000})
+        # uniform δ schedule: the round after the dead one may auto-label (the default: the last planned one)
+        mechanics = {**DIGITS_SETTINGS, "delta_schedule": "uniform"}
+        pid = _project_ready(http, f"digits-dead-{os.getpid()}", {**mechanics, "epochs": 3000})
         humans_before = _without_role(fetch_all(http, f"{API}/projects/{pid}/labels"))
         rid = http.post(f"{API}/projects/{pid}/rounds").json()["id"]
         deadline = time.monotonic() + 120
@@ -224,7 +226,7 @@ def test_a_whole_worker_killed_mid_round_blocks_nothing_and_loses_nothing(
             dead = http.get(f"{API}/rounds/{rid}").json()
         assert dead["status"] == "failed" and "worker lost" in dead["error"], dead
         # A new round (short training now) runs to the end on the new worker.
-        patched = http.patch(f"{API}/projects/{pid}", json={"settings": {**DIGITS_SETTINGS}})
+        patched = http.patch(f"{API}/projects/{pid}", json={"settings": mechanics})
         assert patched.status_code == 200, patched.text
         started = http.post(f"{API}/projects/{pid}/rounds")
         assert started.status_code == 202, started.text
