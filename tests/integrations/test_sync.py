@@ -282,6 +282,16 @@ def test_raw_text_tasks_become_items_in_the_background_past_the_budget(
     with session_factory() as session:
         ids = set(session.scalars(select(Item.external_id).where(Item.project_id == project["id"])))
     assert ids == {f"ls-{i}" for i in range(1, 6)}  # the empty text is refused, and said so
+    # new tasks (TASKS_CREATED, 1 s limit): always made in the background
+    created = api.client.post(
+        f"{path}/webhook",
+        json={"action": "TASKS_CREATED", "tasks": [{"id": 7, "data": {"text": "one more"}}]},
+    )
+    assert created.status_code == 200 and created.json()["pending"] == [7]
+    with session_factory() as session:
+        assert session.scalar(
+            select(Item.id).where(Item.project_id == project["id"], Item.external_id == "ls-7")
+        )
     errors = api.get(f"/api/v1/projects/{project['id']}/label-studio/status").json()["last_errors"]
     assert any("task 6: the text: empty text" in e["reason"] for e in errors)
 

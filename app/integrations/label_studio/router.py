@@ -108,7 +108,9 @@ def predict(
     confidence; an empty result for a task tbal cannot map (recorded in the connection's status)."""
     client = service.client_factory(linked.connection, settings, transport)
     done = service.predict_tasks(session, linked, body, cache, settings, client)
-    _later(background, request, linked, [(t.task_id, _data_of(body.tasks, t.pos)) for t in done.pending])
+    _later(
+        background, request, session, linked, [(t.task_id, _data_of(body.tasks, t.pos)) for t in done.pending]
+    )
     return done.body
 
 
@@ -117,15 +119,23 @@ def _data_of(tasks: list[LSTask], pos: int) -> dict[str, Any]:
 
 
 def _later(
-    background: BackgroundTasks, request: Request, linked: Linked, tasks: list[tuple[int, dict[str, Any]]]
+    background: BackgroundTasks,
+    request: Request,
+    session: Session,
+    linked: Linked,
+    tasks: list[tuple[int, dict[str, Any]]],
 ) -> None:
-    """Make the items of raw tasks after the answer went out (this process; see the README)."""
+    """Make the items of raw tasks after the answer went out (this process; see the README). The
+    request's transaction ends first: on SQLite it holds the write lock from its first read, and the
+    background work may start before the request's session is closed."""
     if tasks:
+        project_id = linked.project.id
+        session.rollback()  # (expires the ORM objects: nothing of them is read below)
         state = request.app.state.tbal
         background.add_task(
             service.create_pending,
             state.session_factory,
-            linked.project.id,
+            project_id,
             tasks,
             state.settings,
             get_transport(request),
@@ -147,7 +157,7 @@ def webhook(
     """Annotations (created, updated, deleted), new tasks, and the Train button (a round)."""
     result = service.webhook(session, linked, body, dispatcher, settings)
     by_id = {t.id: t.data for t in body.tasks or []}
-    _later(background, request, linked, [(t, by_id[t]) for t in result.pending if t in by_id])
+    _later(background, request, session, linked, [(t, by_id[t]) for t in result.pending if t in by_id])
     metrics.labels_received.inc(result.labels_written)
     metrics.items_ingested.inc(result.items_created)
     if result.round_id is not None:
