@@ -694,7 +694,8 @@ class _ProgressLine:
     def __call__(self, round_: dict[str, Any]) -> None:
         status, stage, progress = round_["status"], round_.get("stage") or "-", float(round_["progress"])
         # Seconds since the round was first seen: the line moves while a stage reports no progress.
-        elapsed = time.monotonic() - self._started.setdefault(round_["id"], time.monotonic())
+        now = time.monotonic()
+        elapsed = now - self._started.setdefault(round_["id"], now)
         key: tuple[Any, ...] = (round_["id"], status, stage) + (
             (round(progress, 2), int(elapsed)) if self._tty else ()
         )
