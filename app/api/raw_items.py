@@ -145,7 +145,7 @@ async def upload_images(
     many per request; ids ``<id_prefix><file name>``) and zip/tar archives (ids ``<id_prefix><path in the
     archive>``), or one archive as the raw body. Each image is decoded, converted to the project's channels
     and resized / centre-cropped to its ``input_shape``; a bad file is a 422 naming it, nothing stored."""
-    raw_items.require_kind(project, "image")  # before the body is read
+    raw_items.require_image_files(project)  # before the body is read
     session.commit()
     files = await _image_files(request, settings)
     result = await run_in_threadpool(
@@ -173,7 +173,7 @@ async def add_image_urls(
     """Add image items fetched from http(s) URLs (at most 1,000 per request, fetched one by one; an
     address that is private, loopback or link-local is refused unless ``TBAL_ALLOW_PRIVATE_URLS``). Ids
     default to the URL (at most 255 characters). A URL that fails is a 422 naming it; nothing stored."""
-    raw_items.require_kind(project, "image")  # before any URL is resolved or fetched
+    raw_items.require_image_files(project)  # before any URL is resolved or fetched
     session.commit()
     names = [item.external_id or item.url for item in body.items]
     files = await run_in_threadpool(

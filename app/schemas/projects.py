@@ -103,8 +103,16 @@ class ProjectSettings(BaseModel):
         default=None,
         max_length=1024,
         description="text projects: what turns texts into features (tbal.encoders): minilm (default), "
-        "hashing, hashing:<dim>, sentence-transformers:<model directory on the server>; fixed once the "
-        "project has items",
+        "hashing, hashing:<dim>, sentence-transformers:<model directory on the server>; feature projects: "
+        "image-backbone:<file.pt2> (with image_shape) turns uploaded image files into features; fixed "
+        "once the project has items",
+    )
+    image_shape: list[Annotated[int, Field(ge=1, le=4096)]] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=3,
+        description="feature projects with encoder image-backbone:<file>: the [H, W] or [H, W, C] that "
+        "uploaded image files are decoded to before the backbone turns them into features",
     )
     audit_size: int | None = Field(
         default=None,

@@ -54,7 +54,8 @@ SERVICE_ONLY = (
     "pixel_scale",
     "audit_size",
     "label_review_fraction",
-    "encoder",  # text projects: checked by app.services.raw_items
+    "encoder",  # text projects and image backbones: checked by app.services.raw_items
+    "image_shape",
 )
 NESTED = ("colander", "method_params")
 """Settings holding a dict of one library section's fields, checked key by key by the library."""

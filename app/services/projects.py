@@ -31,7 +31,7 @@ def get_project(session: Session, project_id: int) -> Project:
 
 
 def create_project(session: Session, body: ProjectCreate) -> Project:
-    if body.data_kind == "features" and len(body.input_shape) != 1:
+    if body.data_kind == "features" and len(body.input_shape) != 1 and not body.settings.encoder:
         raise Invalid("input_shape", f"feature projects take [d], got {body.input_shape}")
     if body.data_kind == "image" and len(body.input_shape) not in (2, 3):
         raise Invalid("input_shape", f"image projects take [H, W] or [H, W, C], got {body.input_shape}")

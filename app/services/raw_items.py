@@ -43,7 +43,9 @@ from app.services.fetch import fetch_bytes
 from app.services.ingest import _check_unique, _store
 from tbal.config import ConfigError
 from tbal.encoders import DEFAULT_TEXT_ENCODER, EncoderConfig, TextEncoder, make_text_encoder, parse_encoder
+from tbal.encoders.backbone import ImageBackboneEncoder
 from tbal.encoders.images import FORMATS, MAX_FILE_BYTES, ImageError, decode_image
+from tbal.encoders.images import check_shape as check_image_shape
 from tbal.errors import DataError
 from tbal.text_files import TextRecords, read_text_records
 
@@ -65,14 +67,19 @@ def encoder_spec(settings: dict[str, Any]) -> str:
     return str(settings.get("encoder") or DEFAULT_TEXT_ENCODER)
 
 
-def encoder_config(spec: str, *, device: str = "cpu") -> EncoderConfig:
-    """The checked config of ``spec``; a bad one is a 422 on ``settings.encoder``."""
+def encoder_config(spec: str, *, device: str = "cpu", kind: str | None = "text") -> EncoderConfig:
+    """The checked config of ``spec`` (of an encoder of ``kind``, any when None); a bad one is a 422 on
+    ``settings.encoder``."""
     try:
         config = parse_encoder(spec, device=device if device in ("cpu", "cuda", "auto") else "cpu")
     except ConfigError as exc:
         raise Invalid("settings.encoder", str(exc)) from exc
-    if config.kind != "text":
+    if kind == "text" and config.kind != "text":
         raise Invalid("settings.encoder", f"{config.name} encodes images; text projects take a text encoder")
+    if kind == "image" and config.kind != "image":
+        raise Invalid(
+            "settings.encoder", f"{config.name} encodes text; feature projects of images take image-backbone"
+        )
     return config
 
 
@@ -89,13 +96,59 @@ def _cached_encoder(config: EncoderConfig) -> TextEncoder:
         raise Invalid("settings.encoder", str(exc)) from exc
 
 
+def image_encoder(settings: dict[str, Any], *, device: str = "cpu") -> ImageBackboneEncoder:
+    """A feature project's frozen image backbone (settings ``encoder`` = ``image-backbone:<file>`` and
+    ``image_shape``), built once per process, file and shape; its ``dim`` found by one forward pass."""
+    config = encoder_config(str(settings.get("encoder") or ""), device=device, kind="image")
+    shape = settings.get("image_shape")
+    if not shape:
+        raise Invalid("settings.image_shape", "an image backbone needs the image shape it reads: [H, W, C]")
+    try:
+        image_shape = check_image_shape(shape)
+    except ImageError as exc:
+        raise Invalid("settings.image_shape", str(exc)) from exc
+    return _cached_image_encoder(config, image_shape)
+
+
+@lru_cache(maxsize=2)
+def _cached_image_encoder(config: EncoderConfig, image_shape: tuple[int, ...]) -> ImageBackboneEncoder:
+    try:
+        encoder = ImageBackboneEncoder(config, image_shape)
+        _ = encoder.dim  # loads the program and runs a blank image through it
+    except ConfigError as exc:
+        raise Invalid("settings.encoder", str(exc)) from exc
+    except (RuntimeError, ValueError) as exc:  # the program refuses inputs of this shape
+        raise Invalid(
+            "settings.image_shape", f"the backbone cannot read images of {image_shape}: {exc}"
+        ) from exc
+    return encoder
+
+
+def takes_image_files(project: Project) -> bool:
+    """Image projects (pixels stored) and feature projects with an image backbone (its features stored)."""
+    return project.data_kind == "image" or (
+        project.data_kind == "features"
+        and str(project.settings.get("encoder") or "").startswith("image-backbone")
+    )
+
+
+def require_image_files(project: Project) -> None:
+    """422 on ``data_kind`` unless the project takes image files (:func:`takes_image_files`)."""
+    if not takes_image_files(project):
+        raise Invalid(
+            "data_kind",
+            f"this project holds {project.data_kind}; image files go to image projects, or to feature "
+            "projects with an image-backbone encoder",
+        )
+
+
 def check_encoder_allowed(spec: str | None, model_dirs: Sequence[Path]) -> None:
     """A ``sentence-transformers:<dir>`` encoder only inside the operator's ``encoder_model_dirs``
     (checked before the directory is looked at, so that nothing is said about other paths)."""
     if not spec:
         return
-    config = encoder_config(spec)
-    if config.name != "sentence-transformers":
+    config = encoder_config(spec, kind=None)
+    if config.name not in ("sentence-transformers", "image-backbone"):
         return
     target = Path(str(config.path)).resolve()
     if not any(target.is_relative_to(Path(root).resolve()) for root in model_dirs):
@@ -107,18 +160,38 @@ def check_encoder_allowed(spec: str | None, model_dirs: Sequence[Path]) -> None:
 
 
 def check_project_settings(data_kind: str, settings: dict[str, Any], input_shape: list[int]) -> list[int]:
-    """At project creation: a text project's ``input_shape`` is ``[dim]`` of its encoder (given or not);
-    other projects take no encoder. Returns the input shape to store."""
-    if data_kind != "text":
-        if settings.get("encoder"):
-            raise Invalid("settings.encoder", "only text projects (data_kind 'text') take an encoder")
+    """At project creation: the ``input_shape`` of a text project, or of a feature project with an image
+    backbone, is ``[dim]`` of its encoder (given or not); image projects take no encoder. Returns the
+    input shape to store."""
+    dim = _encoder_dim(data_kind, settings)
+    if dim is None:
         return input_shape
-    dim = text_encoder(settings).dim
     if input_shape and list(input_shape) != [dim]:
         raise Invalid(
-            "input_shape", f"encoder {encoder_spec(settings)} gives {dim} features: give [{dim}] or nothing"
+            "input_shape",
+            f"encoder {settings.get('encoder') or DEFAULT_TEXT_ENCODER} gives {dim} features: "
+            f"give [{dim}] or nothing",
         )
     return [dim]
+
+
+def _encoder_dim(data_kind: str, settings: dict[str, Any]) -> int | None:
+    """The feature size of the project's encoder; None for projects without one."""
+    if data_kind == "text":
+        if settings.get("image_shape"):
+            raise Invalid("settings.image_shape", "only feature projects with an image backbone take it")
+        return text_encoder(settings).dim
+    if data_kind == "features" and settings.get("encoder"):
+        return image_encoder(settings).dim
+    if settings.get("encoder"):
+        raise Invalid(
+            "settings.encoder",
+            "image projects store pixels; for a backbone's features use data_kind 'features' with "
+            "encoder image-backbone:<file> and image_shape",
+        )
+    if settings.get("image_shape"):
+        raise Invalid("settings.image_shape", "only feature projects with an image backbone take it")
+    return None
 
 
 def check_settings_change(session: Session, project: Project, merged: dict[str, Any]) -> None:
@@ -126,13 +199,12 @@ def check_settings_change(session: Session, project: Project, merged: dict[str, 
     come from the old one), nor give an encoder to another kind of project. Before any item, a new
     encoder sets the project's ``input_shape`` to its size."""
     new, old = merged.get("encoder"), project.settings.get("encoder")
-    if project.data_kind != "text":
-        if new:
-            raise Invalid("settings.encoder", "only text projects (data_kind 'text') take an encoder")
+    same = (merged.get("encoder"), merged.get("image_shape")) == (old, project.settings.get("image_shape"))
+    if same:
         return
-    if encoder_spec(merged) == encoder_spec(project.settings):
+    dim = _encoder_dim(project.data_kind, merged)
+    if dim is None:
         return
-    dim = text_encoder(merged).dim
     if session.scalar(select(exists().where(Item.project_id == project.id))):
         raise Conflict(
             "settings.encoder",
@@ -143,8 +215,13 @@ def check_settings_change(session: Session, project: Project, merged: dict[str, 
 
 
 def round_record(project_settings: dict[str, Any], data_kind: str) -> dict[str, str]:
-    """What a round records about its inputs' encoder (``{"encoder": spec}`` for text projects)."""
-    return {"encoder": encoder_spec(project_settings)} if data_kind == "text" else {}
+    """What a round records about its inputs' encoder (``{"encoder": spec}`` for text projects and
+    feature projects of an image backbone)."""
+    if data_kind == "text":
+        return {"encoder": encoder_spec(project_settings)}
+    if project_settings.get("encoder"):
+        return {"encoder": str(project_settings["encoder"])}
+    return {}
 
 
 # ------------------------------------------------------------------------------------------------- text
@@ -290,22 +367,24 @@ def ingest_images(
     image-folder layout ``cat/001.png``), or ``labels`` gives each file's class (None: unknown).
     Every file is decoded before anything is written: a bad one is a 422 naming it (``files.<name>``)
     and nothing is stored."""
-    require_kind(project, "image")
+    require_image_files(project)
     if not files:
         raise Invalid("files", "no image files in the request")
     layout = layout_of(project)
+    backbone = image_encoder(project.settings) if project.data_kind == "features" else None
+    decode_shape = backbone.image_shape if backbone is not None else layout.shape
     ids = [f"{id_prefix}{f.name}" for f in files]
     for ext, f in zip(ids, files, strict=True):
         _check_id(ext, f"files.{f.name}")
     _check_unique(ids, "files", per_item=False)
     known = items_repo.ids_by_external(session, project.id, ids)
     new = [i for i, ext in enumerate(ids) if ext not in known]
-    X = np.empty((len(new), *layout.shape), dtype=np.uint8)
+    X = np.empty((len(new), *decode_shape), dtype=np.uint8)
     truth = np.full(len(new), -1, dtype=np.int64)
     for row, i in enumerate(new):
         name = files[i].name
         try:
-            X[row] = decode_image(files[i].data, layout.shape)
+            X[row] = decode_image(files[i].data, decode_shape)
         except ImageError as exc:
             raise Invalid(f"files.{name}", str(exc)) from exc
         if labels is not None and labels[i] is not None:
@@ -315,7 +394,8 @@ def ingest_images(
             if not folder:
                 raise Invalid(f"files.{name}", "labels_from_folders: the file is in no folder")
             truth[row] = class_index(project.classes, folder, f"files.{name}")
-    result = _store(session, project, layout, X, [ids[i] for i in new], truth, chunk_rows)
+    stored = backbone.encode(X) if backbone is not None else X  # (n, dim) float32 features, or the pixels
+    result = _store(session, project, layout, stored, [ids[i] for i in new], truth, chunk_rows)
     n = len(files)
     return IngestResult(
         received=n,
@@ -460,11 +540,14 @@ __all__ = [
     "check_settings_change",
     "encode_texts",
     "fetch_images",
+    "image_encoder",
     "ingest_images",
     "ingest_text_file",
     "ingest_texts",
     "is_archive",
+    "require_image_files",
     "require_kind",
     "round_record",
+    "takes_image_files",
     "text_encoder",
 ]

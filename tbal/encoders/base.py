@@ -109,7 +109,7 @@ class Encoder(ABC):
     def dim(self) -> int:
         """Length of one item's feature vector."""
 
-    def encode(self, items: Sequence[Any]) -> np.ndarray:
+    def encode(self, items: Sequence[Any] | np.ndarray) -> np.ndarray:
         """(n,) items -> (n, dim) float32, encoded ``config.batch_size`` at a time."""
         batch = self._check(items)
         out = np.empty((len(batch), self.dim), dtype=np.float32)
@@ -124,7 +124,7 @@ class Encoder(ABC):
         return out
 
     @abstractmethod
-    def _check(self, items: Sequence[Any]) -> Any: ...
+    def _check(self, items: Sequence[Any] | np.ndarray) -> Any: ...
 
     @abstractmethod
     def _encode(self, batch: Any) -> np.ndarray: ...
@@ -135,11 +135,11 @@ class TextEncoder(Encoder):
 
     kind = "text"
 
-    def _check(self, items: Sequence[Any]) -> list[str]:
+    def _check(self, items: Sequence[Any] | np.ndarray) -> list[str]:
         return check_texts(items)
 
 
-def check_texts(texts: Sequence[Any], what: str = "text") -> list[str]:
+def check_texts(texts: Sequence[Any] | np.ndarray, what: str = "text") -> list[str]:
     """Strings of 1..:data:`MAX_TEXT_CHARS` characters, not blank, no NUL; raises TBALInputError naming the
     first bad one (``text 3: ...``)."""
     if isinstance(texts, str):

@@ -285,3 +285,56 @@ def test_a_tar_with_a_link_is_refused(
     assert response.status_code == 422 and response.json()["detail"]["field"] == "body.passwd.png"
     assert "links" in response.json()["detail"]["reason"]
     assert count_rows(session_factory, "items") == 0
+
+
+def test_a_feature_project_of_a_frozen_backbone(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session], cifar: Any, tmp_path: Path
+) -> None:
+    import torch
+    from torch import nn
+
+    from tbal.encoders import EncoderConfig
+    from tbal.encoders.backbone import ImageBackboneEncoder
+    from tbal.encoders.images import decode_images
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten()
+    ).eval()
+    program = torch.export.export(
+        net, (torch.zeros(2, 3, 16, 16),), dynamic_shapes=({0: torch.export.Dim("n")},)
+    )
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.export.save(program, str(models / "bb.pt2"))
+    settings = {"encoder": f"image-backbone:{models / 'bb.pt2'}", "image_shape": [16, 16, 3]}
+    body = {"name": "bb", "classes": CLASSES, "data_kind": "features", "settings": settings}
+    refused = api.post("/api/v1/projects", json=body)
+    assert refused.status_code == 422 and "TBAL_ENCODER_MODEL_DIRS" in refused.json()["detail"]["reason"]
+    api.settings.encoder_model_dirs = [models]
+    no_shape = api.post("/api/v1/projects", json={**body, "settings": {"encoder": settings["encoder"]}})
+    assert no_shape.status_code == 422 and no_shape.json()["detail"]["field"] == "settings.image_shape"
+    pixels = api.post("/api/v1/projects", json={**body, "data_kind": "image", "input_shape": [16, 16, 3]})
+    assert pixels.status_code == 422 and pixels.json()["detail"]["field"] == "settings.encoder"
+    created = api.post("/api/v1/projects", json=body)
+    assert created.status_code == 201, created.text
+    project = created.json()
+    assert project["input_shape"] == [32]
+
+    X, _y = cifar
+    files = [("files", (f"{i}.png", _png(X[i]), "image/png")) for i in range(6)]
+    done = api.post(f"/api/v1/projects/{project['id']}/items/images", files=files)
+    assert done.status_code == 200, done.text
+    with session_factory() as session:
+        rows = session.execute(
+            text("SELECT external_id, data FROM items WHERE project_id = :p ORDER BY external_id"),
+            {"p": project["id"]},
+        ).all()
+    stored = np.stack([np.frombuffer(bytes(r[1]), dtype="<f4") for r in rows])
+    encoder = ImageBackboneEncoder(EncoderConfig("image-backbone", path=str(models / "bb.pt2")), (16, 16, 3))
+    expected = encoder.encode(decode_images([_png(X[i]) for i in range(6)], (16, 16, 3)))
+    np.testing.assert_allclose(stored, expected, rtol=0, atol=1e-6)
+    texts = api.post(
+        f"/api/v1/projects/{project['id']}/items/texts", json={"items": [{"external_id": "t", "text": "x"}]}
+    )
+    assert texts.status_code == 422 and texts.json()["detail"]["field"] == "data_kind"
