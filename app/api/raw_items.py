@@ -213,6 +213,28 @@ async def predict_texts(
     return await run_in_threadpool(predict_service.predict, session, project, request, artifacts)
 
 
+@router.post("/predict/images", tags=["predict"], openapi_extra=IMAGES_OPENAPI)
+async def predict_images(
+    *,
+    project: ProjectDep,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    artifacts: ArtifactsDep,
+) -> PredictResponse:
+    """Image files that are not stored (multipart parts or an archive, at most 1,000), decoded as uploads
+    are (and run through the project's backbone, if it has one), scored by the latest model; the
+    predictions follow the order of the files (archive members in archive order)."""
+    raw_items.require_image_files(project)
+    session.commit()
+    files = await _image_files(request, settings)
+    if len(files) > raw_items.MAX_PREDICT_FILES:
+        raise Invalid("files", f"at most {raw_items.MAX_PREDICT_FILES} images per request")
+    items = await run_in_threadpool(raw_items.predict_items_of_images, project, files)
+    request_body = PredictRequest(items=[PredictItem(**item) for item in items])
+    return await run_in_threadpool(predict_service.predict, session, project, request_body, artifacts)
+
+
 async def _image_files(request: Request, settings: Settings) -> list[raw_items.ImageFile]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):

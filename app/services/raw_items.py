@@ -54,6 +54,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MAX_ARCHIVE_MEMBERS = 100_000
 MAX_ARCHIVE_BYTES = 2 << 30
 """Most bytes all images of one archive may expand to."""
+MAX_PREDICT_FILES = 1_000
 MAX_MEMBER_RATIO = 100
 """Largest expansion ratio of one compressed zip member (a PNG or JPEG barely compresses further)."""
 IGNORED_PARTS = ("__MACOSX",)
@@ -417,6 +418,23 @@ def fetch_images(
     ]  # fmt: skip
 
 
+def predict_items_of_images(project: Project, files: Sequence[ImageFile]) -> list[dict[str, Any]]:
+    """Image files -> the ``/predict`` payload of each: ``{"image": pixels}`` for an image project,
+    ``{"features": backbone output}`` for a feature project of a backbone; 422 naming a bad file."""
+    require_image_files(project)
+    backbone = image_encoder(project.settings) if project.data_kind == "features" else None
+    shape = backbone.image_shape if backbone is not None else layout_of(project).shape
+    pixels = np.empty((len(files), *shape), dtype=np.uint8)
+    for i, f in enumerate(files):
+        try:
+            pixels[i] = decode_image(f.data, shape)
+        except ImageError as exc:
+            raise Invalid(f"files.{f.name}", str(exc)) from exc
+    if backbone is None:
+        return [{"image": x.tolist()} for x in pixels]
+    return [{"features": row} for row in backbone.encode(pixels).tolist()]
+
+
 def is_archive(name: str, head: bytes) -> bool:
     """A zip or tar (plain, gzip, bzip2, xz) file, by its first bytes or its name."""
     lower = name.lower()
@@ -545,6 +563,7 @@ __all__ = [
     "ingest_text_file",
     "ingest_texts",
     "is_archive",
+    "predict_items_of_images",
     "require_image_files",
     "require_kind",
     "round_record",

@@ -338,3 +338,26 @@ def test_a_feature_project_of_a_frozen_backbone(
         f"/api/v1/projects/{project['id']}/items/texts", json={"items": [{"external_id": "t", "text": "x"}]}
     )
     assert texts.status_code == 422 and texts.json()["detail"]["field"] == "data_kind"
+
+    # a round on the backbone's features, then new image files scored by it
+    fast = {"validation_size": 14, "seed_size": 6, "label_budget": 8, "batch_size": 2, "model": "mlp",
+            "hidden": [8], "epochs": 3, "bound": "paper", "max_rounds": 1}  # fmt: skip
+    assert api.patch(f"/api/v1/projects/{project['id']}", json={"settings": fast}).status_code == 200
+    more = [("files", (f"m{i}.png", _png(X[i]), "image/png")) for i in range(6, N_IMAGES)]
+    labels = {f"m{i}.png": int(_y[i]) for i in range(6, N_IMAGES)}
+    assert api.post(f"/api/v1/projects/{project['id']}/items/images", files=more).status_code == 200
+    for query in api.get(f"/api/v1/projects/{project['id']}/queue", params={"limit": 100}).json()["items"]:
+        ext = query["external_id"]
+        label = labels.get(ext, 0)
+        body = {"labels": [{"external_id": ext, "label": label}]}
+        assert api.post(f"/api/v1/projects/{project['id']}/labels", json=body).status_code == 200
+    done = api.run_round(project["id"])
+    assert done["metrics"]["encoder"] == settings["encoder"]
+    new = [("files", (f"n{i}.png", _png(X[i]), "image/png")) for i in (0, 1)]
+    by_files = api.post(f"/api/v1/projects/{project['id']}/predict/images", files=new)
+    assert by_files.status_code == 200, by_files.text
+    by_features = api.post(
+        f"/api/v1/projects/{project['id']}/predict",
+        json={"items": [{"features": f} for f in expected[:2].tolist()]},
+    )
+    assert by_files.json() == by_features.json()
