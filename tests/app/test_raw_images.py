@@ -361,3 +361,17 @@ def test_a_feature_project_of_a_frozen_backbone(
         json={"items": [{"features": f} for f in expected[:2].tolist()]},
     )
     assert by_files.json() == by_features.json()
+
+
+def test_predict_payloads_of_image_files_for_an_image_project(cifar: Any) -> None:
+    from app.db.models import Project
+    from app.errors import Invalid
+    from app.services.raw_items import ImageFile, predict_items_of_images
+
+    X, _y = cifar
+    project = Project(name="p", classes=CLASSES, data_kind="image", input_shape=[32, 32, 3], settings={})
+    items = predict_items_of_images(project, [ImageFile("a.png", _png(X[0])), ImageFile("b.png", _png(X[1]))])
+    np.testing.assert_array_equal(np.array(items[1]["image"], dtype=np.uint8), X[1])
+    with pytest.raises(Invalid) as caught:
+        predict_items_of_images(project, [ImageFile("bad.png", b"nope")])
+    assert caught.value.field == "files.bad.png"
