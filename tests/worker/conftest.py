@@ -1,6 +1,6 @@
-"""Fixtures of the worker tests: a migrated SQLite file, the API with a Celery dispatcher on an in-memory
-broker (rounds are queued, nobody consumes them), and a Celery application bound to the same settings
-whose ``tbal.run_round`` task the tests call eagerly."""
+"""Fixtures of the worker tests: a migrated database (SQLite and PostgreSQL, the service tests' fixtures),
+the API with a Celery dispatcher on an in-memory broker (rounds are queued, nobody consumes them), and a
+Celery application bound to the same settings whose ``tbal.run_round`` task the tests call eagerly."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
 from app.main import create_app
 from app.services.api_keys import create_key
 from app.settings import Settings
+from tests.app.conftest import database_url, postgres_schema_url, sqlite_template  # noqa: F401 (fixtures)
 from worker.celery_app import TBALCelery, make_celery
 
 SMALL_SETTINGS: dict[str, Any] = {
@@ -41,9 +41,11 @@ SMALL_SETTINGS: dict[str, Any] = {
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'tbal.sqlite'}",
+def settings(database_url: str, tmp_path: Path) -> Settings:  # noqa: F811 (the imported fixture)
+    """On a migrated SQLite file and on a PostgreSQL schema (``database_url`` of tests/app/conftest.py:
+    every worker test that uses it runs on both)."""
+    return Settings(
+        database_url=database_url,
         broker_url="memory://",
         artifacts_dir=tmp_path / "artifacts",
         upload_dir=tmp_path / "uploads",
@@ -51,8 +53,6 @@ def settings(tmp_path: Path) -> Settings:
         train_device="cpu",
         torch_threads=1,
     )
-    upgrade(settings)
-    return settings
 
 
 @pytest.fixture
