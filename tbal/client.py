@@ -985,6 +985,31 @@ class TBALClient:
             ]
         return PredictResult(model_version=version, round_id=round_id, predictions=predictions)
 
+    def predict_texts(self, project_id: int, texts: Sequence[str], *, batch_size: int = 500) -> PredictResult:
+        """:meth:`predict` for a text project's raw texts (encoded by the service; nothing stored)."""
+        path = f"{API_PREFIX}/projects/{int(project_id)}/predict/texts"
+        parts = [
+            self._json("POST", path, json={"texts": list(texts[start : start + batch_size])})
+            for start in range(0, len(texts), batch_size)
+        ]
+        return _predict_result(parts)
+
+    def predict_images(
+        self, project_id: int, files: Sequence[str | Path], *, batch_size: int = 100
+    ) -> PredictResult:
+        """:meth:`predict` for image files (decoded, and run through the project's backbone when it has
+        one, by the service; nothing stored), in the order given."""
+        path = f"{API_PREFIX}/projects/{int(project_id)}/predict/images"
+        paths = [Path(f) for f in files]
+        parts = []
+        for start in range(0, len(paths), batch_size):
+            chunk = [
+                ("files", (p.name, p.read_bytes(), "application/octet-stream"))
+                for p in paths[start : start + batch_size]
+            ]
+            parts.append(self._json("POST", path, files=chunk))
+        return _predict_result(parts)
+
     def round_evaluation(self, round_id: int) -> dict[str, Any]:
         """The round's classifier on its validation set: accuracy, ECE, NLL, cross-entropy vs humans."""
         return dict(self._json("GET", f"{API_PREFIX}/rounds/{int(round_id)}/evaluation"))
@@ -1105,6 +1130,21 @@ class TBALClient:
 
 # ---------------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _predict_result(parts: Sequence[Mapping[str, Any]]) -> PredictResult:
+    """The answers of consecutive ``/predict*`` requests as one result."""
+    predictions = [
+        Prediction(int(p["label"]), str(p["class_name"]), float(p["confidence"]), bool(p["clears_threshold"]))
+        for data in parts
+        for p in data["predictions"]
+    ]
+    if not parts:
+        return PredictResult(model_version="", round_id=0, predictions=[])
+    last = parts[-1]
+    return PredictResult(
+        model_version=str(last["model_version"]), round_id=int(last["round_id"]), predictions=predictions
+    )
 
 
 def _api_error(method: str, path: str, response: httpx.Response) -> APIError:

@@ -118,3 +118,23 @@ def test_a_text_file_from_the_command(
         == 2
     )
     assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_predictions_for_raw_texts(tb: TBALClient) -> None:
+    settings = {"encoder": "hashing:32", "validation_size": 20, "seed_size": 10, "label_budget": 14,
+                "batch_size": 4, "model": "mlp", "hidden": [8], "epochs": 3, "max_rounds": 1}  # fmt: skip
+    pid = tb.create_project("predicted", classes=["neg", "pos"], data_kind="text", settings=settings).id
+    texts = [f"{'great lovely' if i % 2 else 'dull boring'} film {i}" for i in range(60)]
+    tb.upload_texts(pid, texts, ground_truth=["pos" if i % 2 else "neg" for i in range(60)])
+    tb.simulate(pid)
+    tb.run_round(pid, poll_s=0.05)
+    new = ["great lovely film", "dull boring film", "a film"]
+    by_text = tb.predict_texts(pid, new, batch_size=2)
+    by_features = tb.predict(pid, make_text_encoder("hashing:32").encode(new))
+    assert by_text.model_version == by_features.model_version and len(by_text.predictions) == 3
+    for a, b in zip(by_text.predictions, by_features.predictions, strict=True):  # two requests vs one:
+        assert (a.label, a.clears_threshold) == (
+            b.label,
+            b.clears_threshold,
+        )  # batch order moves the last bits
+        assert a.confidence == pytest.approx(b.confidence, abs=1e-6)
