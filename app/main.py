@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         session_factory=factory,
         dispatcher=make_dispatcher(settings, factory),
         metrics=Metrics(factory),
-        artifacts=ArtifactCache(),
+        artifacts=ArtifactCache(device=settings.train_device),
     )
 
     @asynccontextmanager

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
 class ArtifactCache:
     """The last few loaded round artifacts, by path (loading a model costs far more than scoring)."""
 
-    def __init__(self, size: int = 4) -> None:
+    def __init__(self, size: int = 4, *, device: str = "auto") -> None:
         self._size = size
+        self.device = device
+        """Where loaded models score (``settings.train_device``: ``auto`` is CUDA when present)."""
         self._items: OrderedDict[str, RoundArtifacts] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -67,7 +69,11 @@ def predict(
     artifacts = cache.get(latest.artifact_path)
     scale = _input_scale(artifacts, latest, layout, X, project)
     predicted, scores, clears = score_points(
-        artifacts.model, artifacts.confidence, artifacts.thresholds, model_inputs(layout, X, scale)
+        artifacts.model,
+        artifacts.confidence,
+        artifacts.thresholds,
+        model_inputs(layout, X, scale),
+        device=cache.device,
     )
     return PredictResponse(
         model_version=latest.model_version,
