@@ -725,7 +725,7 @@ def test_label_studio_image_project(label_studio: LSProcess, tbal_server: tuple[
     config = LABEL_CONFIG.replace('<Text name="text" value="$text"/>', '<Image name="text" value="$image"/>')
 
     def add_tasks(admin: LabelStudio, lsp: int) -> dict[int, int]:
-        upload = [("file", (f"img{i:03d}.png", data, "image/png")) for i, data in enumerate(files)]
+        upload = [(f"file{i}", (f"img{i:03d}.png", data, "image/png")) for i, data in enumerate(files)]
         for start in range(0, len(upload), 50):  # Django takes at most 100 files per request
             admin.call("POST", f"/api/projects/{lsp}/import", 201, files=upload[start : start + 50])
         tasks = admin.call("GET", "/api/tasks", params={"project": lsp, "page_size": 1000})["tasks"]
@@ -740,7 +740,7 @@ def test_label_studio_image_project(label_studio: LSProcess, tbal_server: tuple[
         name="ls-image",
         data_kind="image",
         label_config=config,
-        settings=RAW_SETTINGS,
+        settings={**RAW_SETTINGS, "model": "lenet5"},  # an MLP takes feature vectors only
         input_shape=[8, 8, 3],
         add_tasks=add_tasks,
     )
