@@ -13,7 +13,12 @@ model), annotate tbal's queue from two users (agreeing, disagreeing and cancelli
 (START_TRAINING: a round), retrieve predictions again (the auto-labels and the model's predictions come
 back, with the round's model version), a second round (Label Studio asks again: the version changed),
 a deleted annotation, a Label Studio export imported into another tbal project, and tbal's queue file
-imported into Label Studio.
+imported into Label Studio. Issue 14's scenarios: a task tbal cannot map among those retrieved (the
+others get their predictions), the two-way sync twice (no duplicate task, purposes marked, auto-labels
+written back), tbal stopped while two users annotate (its start-up sync pulls what it missed), Train
+after a round whose worker died, an export imported into a fresh project whose first round runs. Issue
+13's: a ``$text`` project and a ``$image`` project (images uploaded into Label Studio, fetched by tbal
+with the token) end to end.
 
 Runs in CI (``CI=true``: a missing Label Studio fails the test); locally ``TBAL_SKIP_LABEL_STUDIO=1``
 skips it.
