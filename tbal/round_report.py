@@ -184,7 +184,10 @@ def _dataclass_or_none(kind: type[Any]) -> Any:
         if not isinstance(value, dict):
             return None
         names = {f.name for f in dataclasses.fields(kind)}
-        return kind(**{k: v for k, v in value.items() if k in names})
+        try:
+            return kind(**{k: v for k, v in value.items() if k in names})
+        except TypeError as exc:  # a field missing
+            raise RoundReportError(f"the round's {kind.__name__} is incomplete: {exc}") from exc
 
     return parse
 

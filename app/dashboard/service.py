@@ -4,6 +4,7 @@ running round's stage and progress from its row."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -29,6 +30,9 @@ from app.errors import NotFound
 from app.repositories import api_keys as keys_repo
 from app.repositories import labels as labels_repo
 from app.services.project_config import build_config
+from tbal.round_report import ClassReport, RoundReport, RoundReportError
+
+logger = logging.getLogger(__name__)
 
 MAX_ROUNDS_SHOWN = 500
 QUEUE_HEAD = 8
@@ -89,20 +93,13 @@ def project_summary(session: Session, project: Project, round_index: int | None 
         if latest is None:
             shown = ", ".join(str(r.index) for r in succeeded[-20:]) or "none yet"
             raise NotFound("round_index", f"no succeeded round {round_index}; succeeded: {shown}")
-    per_class = {
-        int(c["index"]): c
-        for c in ((latest.metrics or {}).get("thresholds") or [] if latest else [])
-        if isinstance(c, dict) and "index" in c
-    }
+    latest_report = _report(latest)
+    per_class = {c.index: c for c in latest_report.thresholds} if latest_report else {}
     classes = [
         SummaryClass(
             index=i,
             name=name,
-            threshold=_finite(per_class.get(i, {}).get("threshold")),
-            estimated_error=_finite(per_class.get(i, {}).get("estimated_error")),
-            error_bound=_finite(per_class.get(i, {}).get("error_bound")),
-            n_points=_int(per_class.get(i, {}).get("n_points")),
-            auto_labeled_round=_int(per_class.get(i, {}).get("auto_labeled")),
+            **_class_figures(per_class.get(i)),
             auto_labels=auto_by_class.get(i, 0),
             coverage=auto_by_class.get(i, 0) / n_items if n_items else 0.0,
             validation_left=validation_by_class[i],
@@ -137,7 +134,7 @@ def project_summary(session: Session, project: Project, round_index: int | None 
         rounds=[summary_round(r) for r in round_rows],
         rounds_shown=len(round_rows),
         rounds_total=rounds_total,
-        reliability=_reliability(latest),
+        reliability=_reliability(latest, latest_report),
         queue_head=[QueueEntry(external_id=e, purpose=p, round_id=r) for e, p, r in head],
         active_round=round_state(active) if active else None,
         query_ms=round(1000 * (time.perf_counter() - started), 2),
@@ -145,10 +142,7 @@ def project_summary(session: Session, project: Project, round_index: int | None 
 
 
 def summary_round(r: Round) -> SummaryRound:
-    """A round's row of the page: its state, and its figures when it finished."""
-    m: dict[str, Any] = r.metrics or {}
-    truth = m.get("true_error") or {}
-    estimated, bound, kind = _round_error(m)
+    """A round's row of the page: its state, and its figures (from its typed report) when it finished."""
     duration = (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else None
     return SummaryRound(
         id=r.id,
@@ -163,24 +157,61 @@ def summary_round(r: Round) -> SummaryRound:
         started_at=r.started_at,
         finished_at=r.finished_at,
         duration_s=duration,
-        pool_size=_int(m.get("pool_size")),
-        auto_labeled=_int(m.get("auto_labeled")),
-        auto_labeled_total=_int(m.get("auto_labeled_total")),
-        coverage=_finite(m.get("coverage")),
-        coverage_total=_finite(m.get("coverage_total")),
-        human_labels=_int(m.get("human_labels")),
-        training_labels=_int(m.get("training_labels")),
-        validation_labels=_int(m.get("validation_labels")),
-        validation_removed=_int(m.get("validation_removed")),
-        estimated_error=estimated,
-        error_bound=bound,
-        error_bound_kind=kind,
-        true_error=_finite(truth.get("round")),
-        true_error_known=_int(truth.get("round_known")),
-        true_error_total=_finite(truth.get("total")),
-        epsilon=_finite(m.get("epsilon")),
-        delta=_finite(m.get("delta")),
+        **_round_figures(_report(r)),
     )
+
+
+def _report(r: Round | None) -> RoundReport | None:
+    """The round's typed report (:class:`tbal.round_report.RoundReport`); None when it has none, or an
+    incomplete one (logged: the page then shows the round without figures rather than failing)."""
+    if r is None or not r.metrics:
+        return None
+    try:
+        return RoundReport.from_dict(r.metrics)
+    except RoundReportError as exc:
+        logger.warning("round %s: its report is not shown: %s", r.id, exc)
+        return None
+
+
+def _round_figures(report: RoundReport | None) -> dict[str, Any]:
+    if report is None:
+        return {}
+    estimated, bound, kind = _round_error(report)
+    truth = report.true_error
+    return {
+        "pool_size": report.pool_size,
+        "auto_labeled": report.auto_labeled,
+        "auto_labeled_total": report.auto_labeled_total,
+        "coverage": _finite(report.coverage),
+        "coverage_total": _finite(report.coverage_total),
+        "human_labels": report.human_labels,
+        "training_labels": report.training_labels,
+        "validation_labels": report.validation_labels,
+        "validation_removed": report.validation_removed,
+        "estimated_error": estimated,
+        "error_bound": bound,
+        "error_bound_kind": kind,
+        "true_error": _finite(truth.round) if truth else None,
+        "true_error_known": truth.round_known if truth else None,
+        "true_error_total": _finite(truth.total) if truth else None,
+        "epsilon": _finite(report.epsilon),
+        "delta": _finite(report.delta),
+    }
+
+
+def _class_figures(c: ClassReport | None) -> dict[str, Any]:
+    """A class's figures in the round's report (all None when the report has no such class)."""
+    if c is None:
+        return {
+            k: None for k in ("threshold", "estimated_error", "error_bound", "n_points", "auto_labeled_round")
+        }
+    return {
+        "threshold": _finite(c.threshold),
+        "estimated_error": _finite(c.estimated_error),
+        "error_bound": _finite(c.error_bound),
+        "n_points": c.n_points,
+        "auto_labeled_round": c.auto_labeled,
+    }
 
 
 def round_state(r: Round) -> RoundState:
@@ -223,46 +254,41 @@ def projects_overview(
     return ProjectsOverview(items=rows, next_after_id=ids[-1] if len(ids) == limit else None)
 
 
-def _round_error(m: dict[str, Any]) -> tuple[float | None, float | None, Any]:
+def _round_error(report: RoundReport) -> tuple[float | None, float | None, Any]:
     """(estimated error, error bound, which bound) of a round: the pooled figures when the round has them
     (pooled guarantee), else the largest per-class bound among the classes it auto-labeled, with the
     estimated error of all their D_th points together."""
-    estimated, bound = _finite(m.get("pooled_estimated_error")), _finite(m.get("pooled_error_bound"))
+    estimated, bound = _finite(report.pooled_estimated_error), _finite(report.pooled_error_bound)
     if bound is not None:
         return estimated, bound, "pooled"
     certified = [
         c
-        for c in m.get("thresholds") or []
-        if isinstance(c, dict)
-        and _finite(c.get("threshold")) is not None
-        and _finite(c.get("error_bound")) is not None
+        for c in report.thresholds
+        if _finite(c.threshold) is not None and _finite(c.error_bound) is not None
     ]
     if not certified:
         return estimated, None, None
-    bound = max(float(c["error_bound"]) for c in certified)
-    points = sum(int(c.get("n_points") or 0) for c in certified)
+    bound = max(float(c.error_bound or 0.0) for c in certified)
+    points = sum(c.n_points for c in certified)
     if estimated is None and points:
-        wrong = sum(float(c.get("estimated_error") or 0.0) * int(c.get("n_points") or 0) for c in certified)
-        estimated = wrong / points
+        estimated = sum((c.estimated_error or 0.0) * c.n_points for c in certified) / points
     return estimated, bound, "max over classes"
 
 
-def _reliability(latest: Round | None) -> SummaryReliability | None:
-    diagram = (latest.metrics or {}).get("reliability") if latest else None
-    if latest is None or not isinstance(diagram, dict):
+def _reliability(latest: Round | None, report: RoundReport | None) -> SummaryReliability | None:
+    diagram = report.reliability if report is not None else None
+    if latest is None or diagram is None:
         return None
-    edges = [float(e) for e in diagram.get("edges") or []]
-    counts = diagram.get("counts") or []
-    accuracy = diagram.get("accuracy") or []
-    confidence = diagram.get("confidence") or []
+    edges = [float(e) for e in diagram.edges]
+    counts, accuracy, confidence = diagram.counts, diagram.accuracy, diagram.confidence
     if len(edges) != len(counts) + 1 or not len(counts) == len(accuracy) == len(confidence):
         return None
     return SummaryReliability(
         round_id=latest.id,
         round_index=latest.index,
-        source=str(diagram.get("source", "D_th")),
-        n=int(diagram.get("n") or sum(counts)),
-        ece=_finite(diagram.get("ece")),
+        source=diagram.source,
+        n=diagram.n or sum(counts),
+        ece=_finite(diagram.ece),
         bins=[
             ReliabilityBin(
                 lo=edges[b],
@@ -284,12 +310,3 @@ def _finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return x if math.isfinite(x) else None
-
-
-def _int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

@@ -59,6 +59,7 @@ def _upload(api: Api, pid: int, X: np.ndarray, y: np.ndarray) -> None:
 
 
 def _metrics(k: int, auto: list[int], reliability: bool) -> dict[str, Any]:
+    """A round's report as the round writes it (the fields :class:`tbal.round_report.RoundReport` needs)."""
     return {
         "pool_size": 40,
         "auto_labeled": sum(auto),
@@ -69,6 +70,7 @@ def _metrics(k: int, auto: list[int], reliability: bool) -> dict[str, Any]:
         "training_labels": 6,
         "validation_labels": 12,
         "validation_removed": 2,
+        "queries": 0,
         "thresholds": [
             {
                 "class": c,
@@ -85,7 +87,16 @@ def _metrics(k: int, auto: list[int], reliability: bool) -> dict[str, Any]:
         "pooled_error_bound": 0.04,
         "epsilon": 0.05,
         "delta": 0.05,
-        "true_error": {"round": 0.25, "round_known": 4, "round_wrong": 1, "total": 0.25},
+        "bound": "valid",
+        "guarantee": "pooled",
+        "true_error": {
+            "round": 0.25,
+            "round_known": 4,
+            "round_wrong": 1,
+            "total": 0.25,
+            "total_known": 4,
+            "total_wrong": 1,
+        },
         "reliability": (
             {
                 "source": "D_th",
