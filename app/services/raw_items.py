@@ -19,10 +19,12 @@ there is no background encoding job yet.
 from __future__ import annotations
 
 import io
+import os
 import stat
 import tarfile
 import zipfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -55,6 +57,8 @@ MAX_ARCHIVE_MEMBERS = 100_000
 MAX_ARCHIVE_BYTES = 2 << 30
 """Most bytes all images of one archive may expand to."""
 MAX_PREDICT_FILES = 1_000
+DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+"""Threads that decode one upload's image files."""
 MAX_MEMBER_RATIO = 100
 """Largest expansion ratio of one compressed zip member (a PNG or JPEG barely compresses further)."""
 IGNORED_PARTS = ("__MACOSX",)
@@ -382,12 +386,9 @@ def ingest_images(
     new = [i for i, ext in enumerate(ids) if ext not in known]
     X = np.empty((len(new), *decode_shape), dtype=np.uint8)
     truth = np.full(len(new), -1, dtype=np.int64)
+    _decode_into(X, [files[i] for i in new], decode_shape)
     for row, i in enumerate(new):
         name = files[i].name
-        try:
-            X[row] = decode_image(files[i].data, decode_shape)
-        except ImageError as exc:
-            raise Invalid(f"files.{name}", str(exc)) from exc
         if labels is not None and labels[i] is not None:
             truth[row] = class_index(project.classes, labels[i], f"files.{name}.ground_truth")  # type: ignore[arg-type]
         elif labels_from_folders:
@@ -418,6 +419,27 @@ def fetch_images(
     ]  # fmt: skip
 
 
+def _decode_into(out: np.ndarray, files: Sequence[ImageFile], shape: tuple[int, ...]) -> None:
+    """Decode ``files`` into ``out`` (n, *shape) on :data:`DECODE_THREADS` threads (Pillow releases the
+    GIL while it decodes); the first bad file in order is a 422 naming it."""
+
+    def one(row: int) -> str | None:
+        try:
+            out[row] = decode_image(files[row].data, shape)
+        except ImageError as exc:
+            return str(exc)
+        return None
+
+    if len(files) < 2 * DECODE_THREADS:
+        problems = [one(row) for row in range(len(files))]
+    else:
+        with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
+            problems = list(pool.map(one, range(len(files)), chunksize=64))
+    for row, problem in enumerate(problems):
+        if problem is not None:
+            raise Invalid(f"files.{files[row].name}", problem)
+
+
 def predict_items_of_images(project: Project, files: Sequence[ImageFile]) -> list[dict[str, Any]]:
     """Image files -> the ``/predict`` payload of each: ``{"image": pixels}`` for an image project,
     ``{"features": backbone output}`` for a feature project of a backbone; 422 naming a bad file."""
@@ -425,11 +447,7 @@ def predict_items_of_images(project: Project, files: Sequence[ImageFile]) -> lis
     backbone = image_encoder(project.settings) if project.data_kind == "features" else None
     shape = backbone.image_shape if backbone is not None else layout_of(project).shape
     pixels = np.empty((len(files), *shape), dtype=np.uint8)
-    for i, f in enumerate(files):
-        try:
-            pixels[i] = decode_image(f.data, shape)
-        except ImageError as exc:
-            raise Invalid(f"files.{f.name}", str(exc)) from exc
+    _decode_into(pixels, files, tuple(shape))
     if backbone is None:
         return [{"image": x.tolist()} for x in pixels]
     return [{"features": row} for row in backbone.encode(pixels).tolist()]
