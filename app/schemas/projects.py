@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.schemas.text import ClassName, ShortName
+from app.schemas.text import ClassName, ShortName, StorableText
 from tbal.config import TRAIN_METHOD_PARAMS
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -33,16 +33,16 @@ class ProjectSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: str | None = None
+    preset: ShortName | None = None
     epsilon: float | None = None
     delta: float | None = None
-    bound: str | None = None
-    guarantee: str | None = Field(
+    bound: ShortName | None = None
+    guarantee: ShortName | None = Field(
         default=None,
         description="pooled (default: the error of each round's auto-labels), per-class, or dataset "
         "(the error of the whole labeled set, human labels taken as correct)",
     )
-    delta_schedule: str | None = Field(
+    delta_schedule: ShortName | None = Field(
         default=None,
         description="how δ is spent over the rounds: final (default: the last planned round, the one that "
         "runs when label_budget is spent, certifies; earlier rounds auto-label nothing) or uniform (every "
@@ -52,20 +52,20 @@ class ProjectSettings(BaseModel):
         default=None,
         description="share of a threshold walk's δ kept for restarts after early mistakes (0: plain walk)",
     )
-    model: str | None = None
+    model: ShortName | None = None
     hidden: list[Annotated[int, Field(le=100_000)]] | None = Field(default=None, max_length=16)
     dropout: float | None = None
-    uncertainty: str | None = Field(
+    uncertainty: ShortName | None = Field(
         default=None,
         description="uncertainty-aware model: none, mc-dropout (needs dropout > 0, e.g. 0.3), sngp or duq",
     )
-    train_method: str | None = None
-    targets: str | None = None
+    train_method: ShortName | None = None
+    targets: ShortName | None = None
     epochs: int | None = Field(default=None, le=100_000)
     train_batch_size: int | None = Field(default=None, le=1_000_000)
     lr: float | None = None
-    confidence: str | None = None
-    query_strategy: str | None = None
+    confidence: ShortName | None = None
+    query_strategy: ShortName | None = None
     label_budget: int | None = Field(default=None, le=BIG)
     validation_size: int | None = Field(default=None, le=BIG)
     seed_size: int | None = Field(default=None, le=BIG)
@@ -99,7 +99,7 @@ class ProjectSettings(BaseModel):
     )
     min_validation_labels: int | None = Field(default=None, ge=2, le=BIG)
     pixel_scale: float | None = Field(default=None, gt=0, le=65535)
-    encoder: str | None = Field(
+    encoder: Annotated[str, StorableText] | None = Field(
         default=None,
         max_length=1024,
         description="text projects: what turns texts into features (tbal.encoders): minilm (default), "

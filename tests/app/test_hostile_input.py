@@ -396,3 +396,15 @@ def test_a_member_twice_is_422(api: Api, pid: int) -> None:
         archive.writestr("X.npy", one)
         archive.writestr("X.npy", other)
     assert "more than once" in _refused(_upload(api, pid, buffer.getvalue()), "file")
+
+
+@pytest.mark.parametrize("name", ["preset", "bound", "model", "confidence", "query_strategy", "encoder"])
+def test_setting_names_follow_the_string_rules(api: Api, pid: int, name: str) -> None:
+    text = '{"settings": {"%s": "a\\u0000b"}}' % name  # noqa: UP031  (JSON braces)
+    response = api.client.patch(
+        f"/api/v1/projects/{pid}",
+        content=text.encode(),
+        headers={**api.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]["field"].startswith(f"settings.{name}"), response.json()
