@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db.models import HumanLabel, Item, Project, Round
+from app.db.models import Item, Project, Round
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
 from app.rounds import repository as rounds_repo
@@ -123,13 +123,9 @@ def _labeled_rows(
     """Item ids (sorted), stored bytes (n, row_bytes) and (label, distribution) of the human-labeled
     items of ``role``."""
     n = items_repo.count_labeled(session, project_id, role)
-    stmt = (
-        select(Item.id, Item.data, HumanLabel.label, HumanLabel.distribution)
-        .join(HumanLabel, HumanLabel.item_id == Item.id)
-        .where(Item.project_id == project_id, Item.role == role)
-        .order_by(Item.id)
+    ids, raw, extra = items_repo.load_rows(
+        session, rounds_repo.labeled_items(project_id, role), n, layout.row_bytes
     )
-    ids, raw, extra = items_repo.load_rows(session, stmt, n, layout.row_bytes)
     return ids, raw, list(extra)
 
 

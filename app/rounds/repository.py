@@ -1,14 +1,15 @@
-"""SQL for rounds: creation, the claim under a row lock, progress, and the final state."""
+"""SQL for rounds: creation, the claim under a row lock, progress, the final state, and the statements
+that read a round's inputs (streamed by :func:`app.repositories.items.load_rows`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import Select, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import ACTIVE_ROUND_STATUSES, AutoLabel, HumanLabel, LabelQuery, Round
+from app.db.models import ACTIVE_ROUND_STATUSES, AutoLabel, HumanLabel, Item, LabelQuery, Round
 from tbal.round_report import RoundReport
 
 
@@ -187,3 +188,13 @@ def delta_spent(session: Session, project_id: int) -> float:
         if share is not None:
             total += float(share)
     return total
+
+
+def labeled_items(project_id: int, role: str) -> Select[int, bytes, int, list[float] | None]:
+    """(id, data, label, distribution) of the human-labeled items of ``role``, by id."""
+    return (
+        select(Item.id, Item.data, HumanLabel.label, HumanLabel.distribution)
+        .join(HumanLabel, HumanLabel.item_id == Item.id)
+        .where(Item.project_id == project_id, Item.role == role)
+        .order_by(Item.id)
+    )
