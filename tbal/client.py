@@ -552,7 +552,8 @@ class TBALClient:
     # -- the service ------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        """``GET /health`` (no key needed): ``{"status": "ok", "database": "ok", "dispatcher": ...}``."""
+        """``GET /health`` (no key needed): ``{"status": "ok", "database": "ok", "broker": "ok" | "none",
+        "dispatcher": ...}``; a 503 (:class:`APIError`, ``field`` database or broker) when one is down."""
         return dict(self._json("GET", "/health"))
 
     # -- projects ---------------------------------------------------------------------------------
