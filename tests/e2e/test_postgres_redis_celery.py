@@ -138,7 +138,7 @@ def stack(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
 
 def test_health_reports_the_celery_dispatcher(stack: Stack) -> None:
     body = stack.client.get("/health").json()
-    assert body == {"status": "ok", "database": "ok", "dispatcher": "celery"}
+    assert body == {"status": "ok", "database": "ok", "broker": "ok", "dispatcher": "celery"}
 
 
 def test_digits_to_the_end_with_a_real_worker(stack: Stack) -> None:
