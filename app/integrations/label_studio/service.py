@@ -2,7 +2,7 @@
 
 ``/health`` and ``/setup`` only read a few rows (Label Studio calls them before almost every operation,
 with 1 s and 3 s limits): no model is loaded there. Webhooks write what they carry and return; the Train
-button starts a round through :func:`app.services.rounds.start_round`, which commits, then enqueues.
+button starts a round through :func:`app.rounds.service.start_round`, which commits, then enqueues.
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ from app.integrations.label_studio.schemas import (
 from app.integrations.label_studio.sync import make_client
 from app.integrations.label_studio.tasks import Resolved, resolve_tasks
 from app.repositories import projects as projects_repo
-from app.repositories import rounds as rounds_repo
-from app.services.dispatch import Dispatcher
+from app.rounds import repository as rounds_repo
+from app.rounds.dispatch import Dispatcher
+from app.rounds.liveness import reap_stale_rounds
+from app.rounds.service import start_round
 from app.services.predict import ArtifactCache
-from app.services.round_runner import reap_stale_rounds
-from app.services.rounds import start_round
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -48,7 +48,7 @@ from app.integrations.label_studio.tasks import external_id_of
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
 from app.repositories import projects as projects_repo
-from app.repositories import rounds as rounds_repo
+from app.rounds import repository as rounds_repo
 from app.services.queue import ensure_sets_drawn
 from app.settings import Settings
 
