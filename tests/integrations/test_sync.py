@@ -8,6 +8,7 @@ a fresh project (its first round runs), failures in the connection's status, and
 from __future__ import annotations
 
 import io
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -77,6 +78,15 @@ def test_token_is_stored_encrypted_never_shown_and_learned_at_setup(
     learned = api.get(f"/api/v1/projects/{other.id}/label-studio/connection").json()
     assert (learned["ls_url"], learned["ls_project"], learned["has_token"]) == (URL, 12, True)
     assert learned["data_key"] == "text"
+
+    # one sync of a project at a time (two at once could both create a new query's task)
+    from app.integrations.label_studio import sync
+
+    held = sync._running.setdefault(project.id, threading.Lock())
+    with held:
+        busy = _sync(api, project, expect=409)
+    assert "is running" in busy["detail"]["reason"]
+    assert _sync(api, project)["tasks_linked"] == 0
 
 
 def test_queue_pushed_once_annotations_pulled_after_an_outage(

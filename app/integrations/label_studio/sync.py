@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import utcnow
 from app.db.models import LabelStudioConnection, Project
-from app.errors import DomainError, Invalid, NotFound
+from app.errors import Conflict, DomainError, Invalid, NotFound
 from app.integrations.label_studio import credentials, events, votes
 from app.integrations.label_studio import repository as repo
 from app.integrations.label_studio.client import LabelStudioClient
@@ -77,10 +77,31 @@ def make_client(
     )
 
 
+_running: dict[int, threading.Lock] = {}
+_running_guard = threading.Lock()
+
+
 def sync_project(
     session: Session, project: Project, settings: Settings, transport: httpx.BaseTransport | None = None
 ) -> SyncResult:
-    """Push the queue, pull annotations, write auto-labels back (see the module docstring)."""
+    """Push the queue, pull annotations, write auto-labels back (see the module docstring). One sync of a
+    project at a time in this process (409 while one runs): two at once could both create the task of a
+    new query. Syncs in separate processes (a worker's beat task and an API call) are not serialised."""
+    with _running_guard:
+        lock = _running.setdefault(project.id, threading.Lock())
+    if not lock.acquire(blocking=False):
+        raise Conflict(
+            "sync", f"a Label Studio sync of project {project.id} is running; try again when it ends"
+        )
+    try:
+        return _sync(session, project, settings, transport)
+    finally:
+        lock.release()
+
+
+def _sync(
+    session: Session, project: Project, settings: Settings, transport: httpx.BaseTransport | None
+) -> SyncResult:
     from app.integrations.label_studio import service  # the import reconciliation (no import cycle)
 
     connection = repo.connection(session, project.id)
