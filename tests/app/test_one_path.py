@@ -4,11 +4,13 @@ auto-labeled with the same labels, the same thresholds, the same training querie
 the same δ share per round.
 
 Data: the first 1,200 of scikit-learn's digits (uint8 8×8 images, values 0..16, so both paths must divide
-by 16), uploaded in data order so that the k-th smallest item id is row k; LeNet-5, 6 epochs. The budget
+by 16; LeNet-5, 6 epochs) and the first 1,500 SST-2 MiniLM embeddings (float16 in the file, float32 in
+the service; an MLP), uploaded in data order so that the k-th smallest item id is row k. The budget
 leaves room for four rounds (the seed, three batches of 50). Under the ``uniform`` δ schedule (the
 mechanics fixtures pin it) the second round auto-labels about 260 items and removes validation items
 below the floor, so it and the third buy validation top-ups; under ``final`` (the default: δ to the last
-planned round only) the first three certify nothing and the last auto-labels most of the pool. The
+planned round only) the first three certify nothing and the last auto-labels most of the pool (SST-2:
+about 480 items in the second round, top-ups in the second and third). The
 library runs with the settings the project holds, whichever schedule they give. Both paths run on one
 torch thread (another thread count sums in another order).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,21 +38,52 @@ from tbal.plan import round_seed
 from tests.app.conftest import Api
 from tests.app.test_rounds import MakeProject
 
-DIGITS = Path(__file__).resolve().parents[3] / "shared" / "data" / "sklearn_digits.npz"
-N_ROWS = 1200
-N_CLASSES = 10
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 RUN_SEED = 11
-SETTINGS: dict[str, Any] = {
+BUDGETS: dict[str, Any] = {
     "validation_size": 400,
     "seed_size": 50,
     "label_budget": 200,
     "batch_size": 50,
     "validation_floor": 300,
-    "model": "lenet5",
-    "epochs": 6,
-    "lr": 0.02,
     "confidence": "softmax",
-    "epsilon": 0.1,
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """A real data set as the service gets it: a project (kind, shape, classes) and its model settings."""
+
+    file: str
+    rows: int
+    project: dict[str, Any]
+    settings: dict[str, Any]
+
+    def load(self) -> tuple[np.ndarray, np.ndarray]:
+        path = DATA / self.file
+        if not path.exists():
+            pytest.skip(f"{path} is not there (shared/data, see DATA.md)")
+        with np.load(path) as z:
+            key = "X" if "X" in z.files else "X_train"
+            y_key = "y" if "y" in z.files else "y_train"
+            return np.asarray(z[key][: self.rows]), np.asarray(z[y_key][: self.rows]).astype(np.int64)
+
+
+CASES = {
+    # uint8 8×8 images, values 0..16: both paths must divide by 16
+    "digits": Case(
+        "sklearn_digits.npz",
+        1200,
+        {"classes": [str(k) for k in range(10)], "data_kind": "image", "input_shape": [8, 8]},
+        {"model": "lenet5", "epochs": 6, "lr": 0.02, "epsilon": 0.1},
+    ),
+    # float16 MiniLM embeddings: the service stores float32, the library converts the same way
+    "sst2": Case(
+        "sst2_minilm.npz",
+        1500,
+        {"classes": ["negative", "positive"], "data_kind": "features", "input_shape": [384]},
+        {"model": "mlp", "hidden": [64], "epochs": 20, "lr": 0.05, "epsilon": 0.15},
+    ),
 }
 
 
@@ -62,24 +96,10 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def _digits() -> tuple[np.ndarray, np.ndarray]:
-    if not DIGITS.exists():
-        pytest.skip(f"{DIGITS} is not there (shared/data, see DATA.md)")
-    with np.load(DIGITS) as z:
-        keep = np.flatnonzero(np.asarray(z["y"]) < N_CLASSES)[:N_ROWS]
-        return np.asarray(z["X"][keep]), np.asarray(z["y"][keep]).astype(np.int64)
-
-
-def _service_run(api: Api, make_project: MakeProject, X: np.ndarray, y: np.ndarray) -> int:
+def _service_run(api: Api, make_project: MakeProject, case: Case, X: np.ndarray, y: np.ndarray) -> int:
     """Create the project, upload the rows in order, and run rounds (the oracle answering every query
     before each) until the service refuses another one because the budget is spent."""
-    body = make_project(
-        classes=[str(k) for k in range(N_CLASSES)],
-        data_kind="image",
-        input_shape=[8, 8],
-        settings=SETTINGS,
-        seed=RUN_SEED,
-    )
+    body = make_project(**case.project, settings={**BUDGETS, **case.settings}, seed=RUN_SEED)
     pid = int(body["id"])
     buffer = io.BytesIO()
     np.savez(buffer, X=X, y=y)
@@ -153,11 +173,13 @@ def _library_rounds(X: np.ndarray, y: np.ndarray, config: TBALConfig) -> list[di
     return by_round
 
 
+@pytest.mark.parametrize("name", list(CASES))
 def test_the_service_and_run_tbal_make_the_same_rounds(
-    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session], one_thread: None
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session], one_thread: None, name: str
 ) -> None:
-    X, y = _digits()
-    pid = _service_run(api, make_project, X, y)
+    case = CASES[name]
+    X, y = case.load()
+    pid = _service_run(api, make_project, case, X, y)
     service = _service_rounds(session_factory, pid)
     stored = api.get(f"/api/v1/projects/{pid}").json()["settings"]  # as the project holds them
     config = runtime_config(stored, api.settings)  # the service's own translation of the settings
