@@ -7,12 +7,11 @@ Data: the first 1,200 of scikit-learn's digits (uint8 8×8 images, values 0..16,
 by 16; LeNet-5, 6 epochs) and the first 1,500 SST-2 MiniLM embeddings (float16 in the file, float32 in
 the service; an MLP), uploaded in data order so that the k-th smallest item id is row k. The budget
 leaves room for four rounds (the seed, three batches of 50). Under the ``uniform`` δ schedule (the
-mechanics fixtures pin it) the second round auto-labels about 260 items and removes validation items
-below the floor, so it and the third buy validation top-ups; under ``final`` (the default: δ to the last
-planned round only) the first three certify nothing and the last auto-labels most of the pool (SST-2:
-about 480 items in the second round, top-ups in the second and third). The
-library runs with the settings the project holds, whichever schedule they give. Both paths run on one
-torch thread (another thread count sums in another order).
+mechanics fixtures pin it) the second round auto-labels about 260 digits (480 SST-2 sentences) and removes
+validation items below the floor, so it and the third buy validation top-ups; under ``final`` (the
+default: δ to the last planned round only) the first three certify nothing and the last auto-labels most
+of the pool. The library runs with the settings the project holds, whichever schedule they give. Both
+paths run on one torch thread (another thread count sums in another order).
 """
 
 from __future__ import annotations
