@@ -340,3 +340,24 @@ def test_the_sync_command_says_what_failed(
     assert f"project {project.id}: ls_url: Label Studio at {URL}/ did not answer" in capsys.readouterr().err
     assert _status(api, project)["last_errors"][0]["source"] == "sync"
     assert cli._sync(argparse.Namespace(projects=[999_999])) == 1
+
+
+def test_the_periodic_sync_task(api: Api, connected: Any) -> None:
+    """The Celery beat entry and ``tbal.label_studio_sync`` run as a worker runs it (its app's settings
+    and database): a project that cannot sync is recorded, the others go on."""
+    import worker.label_studio  # noqa: F401 (registers the task)
+    from worker.celery_app import LABEL_STUDIO_SYNC_TASK, make_celery
+
+    app = make_celery(api.settings)
+    entry = app.conf.beat_schedule["label-studio-sync"]
+    assert (
+        entry["task"] == LABEL_STUDIO_SYNC_TASK
+        and entry["schedule"] == api.settings.label_studio_sync_interval_s
+    )
+    project: LSProject = connected()
+    _link(api, project, FakeLabelStudio())  # reached over the network by the task: nothing answers
+    api.settings.label_studio_timeout_s = 2.0
+    assert app.tasks[LABEL_STUDIO_SYNC_TASK].apply().get() == 0
+    assert _status(api, project)["last_errors"][0]["source"] == "sync"
+    quiet = make_celery(api.settings.model_copy(update={"label_studio_sync_interval_s": 0}))
+    assert quiet.conf.beat_schedule == {}
