@@ -408,3 +408,33 @@ def test_setting_names_follow_the_string_rules(api: Api, pid: int, name: str) ->
     )
     assert response.status_code == 422, response.text
     assert response.json()["detail"]["field"].startswith(f"settings.{name}"), response.json()
+
+
+def test_a_huge_zip_directory_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """20,000 empty members (a 2 MB body; 2 GiB of them would be 20 M entries, one object each in
+    zipfile): refused from the end record's directory size."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(20_000):
+            archive.writestr(f"{i}.npy", b"")
+    path = tmp_path / "many.npz"
+    path.write_bytes(buffer.getvalue())
+    result, peak = _peak_while(lambda: npy_files.open_npz(path, max_inflated_bytes=2**30))
+    assert isinstance(result, Invalid) and "directory" in result.reason, result
+    assert peak < 1024**2, f"peak {peak} bytes"
+
+
+def test_a_zip64_directory_size_counts_too(tmp_path: Path) -> None:
+    """The zip64 end record is what zipfile believes: a small classic record does not hide a big one."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("X.npy", npy_bytes("(1, 4)", body=bytes(16)))
+    raw = buffer.getvalue()
+    end = raw.rfind(b"PK\x05\x06")
+    (offset,) = struct.unpack_from("<L", raw, end + 16)
+    zip64_end = struct.pack("<4sQ2H2L2Q2Q", b"PK\x06\x06", 44, 45, 45, 0, 0, 1, 1, 10**9, offset)
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, end, 1)
+    path = tmp_path / "zip64.npz"
+    path.write_bytes(raw[:end] + zip64_end + locator + raw[end:])
+    with pytest.raises(Invalid, match="directory is 1000000000 bytes"):
+        npy_files.open_npz(path, max_inflated_bytes=2**30)
