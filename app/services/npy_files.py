@@ -241,7 +241,16 @@ def _inflate(
             data = _read_into(member, header.nbytes, field)
             if member.read(1):
                 raise Invalid(field, f"the member holds more data than its header's {header.nbytes} bytes")
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+    # what zipfile / zlib raise on a corrupt, encrypted or oddly compressed member (Invalid passes through)
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+        OSError,
+        ValueError,
+    ) as exc:
         raise Invalid(field, f"not a readable .npz member: {str(exc)[:200]}") from exc
     return data.view(header.dtype).reshape(header.shape, order="F" if header.fortran else "C")
 
