@@ -17,6 +17,7 @@ from tests.app.conftest import Api, blobs
 
 K = 25
 SETTINGS = {
+    "delta_schedule": "uniform",  # every round may auto-label (the default certifies in the last one)
     "validation_size": 150,
     "seed_size": 40,
     "label_budget": 60,

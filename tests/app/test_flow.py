@@ -20,6 +20,7 @@ from tests.app.conftest import Api
 
 EPSILON = 0.05
 DIGITS_SETTINGS = {
+    "delta_schedule": "uniform",  # every round may auto-label (the default certifies in the last one)
     "epsilon": EPSILON,
     "delta": 0.05,
     "bound": "valid",

@@ -46,6 +46,7 @@ BUDGETS: dict[str, Any] = {
     "batch_size": 50,
     "validation_floor": 300,
     "confidence": "softmax",
+    "delta_schedule": "uniform",  # every round certifies: more auto-labeled rounds to compare
 }
 
 

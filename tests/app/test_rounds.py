@@ -408,7 +408,8 @@ def test_rounds_past_the_planned_ones_keep_the_sum_of_delta_shares_within_delta(
     halving tail of :func:`tbal.plan.delta_share`, and the shares sum to at most δ (issue 12)."""
     from tbal.plan import delta_share
 
-    pid = ready_project(api, make_project, epsilon=0.01)  # strict: the pool is never emptied
+    # strict ε: the pool is never emptied; the default schedule (final), which these shares follow
+    pid = ready_project(api, make_project, epsilon=0.01, delta_schedule="final")
     config = build_config(api.get(f"/api/v1/projects/{pid}").json()["settings"])
     assert config.loop.planned_rounds == 3
     shares = []

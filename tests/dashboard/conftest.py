@@ -20,6 +20,7 @@ ARTIFACTS = Path(os.environ.get("TBAL_TEST_ARTIFACTS", ROOT / "var" / "test-arti
 DONE_FIELDS = ("label_budget", "pool", "max_rounds")
 
 DASHBOARD_SETTINGS = {
+    "delta_schedule": "uniform",  # every round may auto-label (the default certifies in the last one)
     "epsilon": 0.05,
     "delta": 0.05,
     "bound": "valid",

@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 EPSILON = 0.05
 DIGITS_SETTINGS: dict[str, Any] = {
+    "delta_schedule": "uniform",  # every round may auto-label (the default certifies in the last one)
     "epsilon": EPSILON,
     "delta": 0.05,
     "bound": "valid",
