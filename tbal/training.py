@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -514,66 +514,38 @@ def train_classifier(
     if reinitialize:
         init_parameters(model, init_seed)
         if config.standardize_inputs:
-            _set_input_statistics(model, X32)
+            set_input_statistics(model, X32)
     model.to(target_device)
-    shuffle_gen = torch.Generator().manual_seed(shuffle_seed)
-    shift_gen = torch.Generator().manual_seed(shift_seed)
-    shift = config.augment_shift if X32.ndim == 4 else 0
-    sample_gen = torch.Generator().manual_seed(sample_seed)
+    run = _Run(
+        shuffle=torch.Generator().manual_seed(shuffle_seed),
+        shift_gen=torch.Generator().manual_seed(shift_seed),
+        shift=config.augment_shift if X32.ndim == 4 else 0,
+        sample=torch.Generator().manual_seed(sample_seed),
+        x_all=torch.from_numpy(X32).to(target_device),  # (n, ...)
+        t_cpu=torch.from_numpy(T),  # (n, K)
+        device=target_device,
+    )
     model.set_dropout_generator(torch.Generator(device=target_device).manual_seed(dropout_seed))
-
-    n = X32.shape[0]
-    x_all = torch.from_numpy(X32).to(target_device)  # (n, ...)
-    t_cpu = torch.from_numpy(T)  # (n, K)
-    t_all = t_cpu.to(target_device)
-    argmax_all = t_all.argmax(dim=1)  # (n,)
-    soft = config.targets == "soft"
-    sampled = config.targets == "sampled"
     val_tensors = None
     if held_out is not None:
         val_tensors = (
             torch.from_numpy(held_out[0]).to(target_device),
             torch.from_numpy(held_out[1]).to(target_device),
         )
-    objective = make_objective(config.method, TrainContext(config, x_all, t_all, method_rng, val_tensors))
-    step_override = objective if isinstance(objective, StepOverride) else None
+    objective = make_objective(
+        config.method, TrainContext(config, run.x_all, run.t_all, method_rng, val_tensors)
+    )
     hooks: list[Callable[[Classifier, int], None]] = list(epoch_hooks)
     if isinstance(objective, EpochEndHook):
         hooks.insert(0, objective.end_epoch)
 
-    steps_per_epoch = -(-n // config.batch_size)
-    total_steps = config.epochs * steps_per_epoch
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
     model.train()
-    step = 0
     try:
         for epoch in range(config.epochs):
-            perm = torch.randperm(n, generator=shuffle_gen).to(target_device)  # (n,)
-            classes_all = argmax_all
-            if sampled:
-                classes_all = torch.multinomial(t_cpu, 1, generator=sample_gen)[:, 0].to(target_device)
-            loss = torch.zeros(())
-            for start in range(0, n, config.batch_size):
-                index = perm[start : start + config.batch_size]  # (B,)
-                lr = cosine_lr(config.lr, step, total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                batch = TargetBatch(
-                    classes=classes_all[index], probs=t_all[index] if soft else None, index=index
-                )
-                x = x_all[index]  # (B, ...)
-                if shift > 0:
-                    x = random_shift(x, shift, shift_gen)
-                if step_override is None:
-                    loss = objective(model, x, batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                else:
-                    loss = step_override.optimizer_step(model, x, batch, optimizer)
-                step += 1
+            loss = _train_epoch(model, objective, optimizer, run, config, epoch)
             if not bool(torch.isfinite(loss)):
                 raise FloatingPointError(
                     f"training diverged: the loss became {float(loss.detach())} in epoch {epoch + 1}; "
@@ -587,6 +559,64 @@ def train_classifier(
         model.set_dropout_generator(None)
     model.eval()
     return model
+
+
+@dataclass
+class _Run:
+    """One training run's data on its device and its random streams (each seeded from the run's seed)."""
+
+    shuffle: torch.Generator  # the epoch's permutation
+    shift_gen: torch.Generator  # image shifts
+    shift: int  # largest shift in pixels (0: none)
+    sample: torch.Generator  # the ``sampled`` targets' classes
+    x_all: torch.Tensor  # (n, ...)
+    t_cpu: torch.Tensor  # (n, K) target distributions, on the CPU (multinomial draws)
+    device: torch.device
+    t_all: torch.Tensor = field(init=False)  # (n, K) on the device
+    argmax_all: torch.Tensor = field(init=False)  # (n,) the hard labels
+    step: int = field(init=False, default=0)  # steps taken so far (the cosine schedule's position)
+
+    def __post_init__(self) -> None:
+        self.t_all = self.t_cpu.to(self.device)
+        self.argmax_all = self.t_all.argmax(dim=1)
+
+
+def _train_epoch(
+    model: Classifier,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    run: _Run,
+    config: TrainConfig,
+    epoch: int,
+) -> torch.Tensor:
+    """One epoch of ⌈n / batch_size⌉ SGD steps over a fresh permutation (cosine learning rate over all the
+    run's steps); the last step's loss."""
+    n = run.x_all.shape[0]
+    total_steps = config.epochs * -(-n // config.batch_size)
+    step_override = objective if isinstance(objective, StepOverride) else None
+    soft = config.targets == "soft"
+    perm = torch.randperm(n, generator=run.shuffle).to(run.device)  # (n,)
+    classes_all = run.argmax_all
+    if config.targets == "sampled":
+        classes_all = torch.multinomial(run.t_cpu, 1, generator=run.sample)[:, 0].to(run.device)
+    loss = torch.zeros(())
+    for start in range(0, n, config.batch_size):
+        index = perm[start : start + config.batch_size]  # (B,)
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(config.lr, run.step, total_steps)
+        batch = TargetBatch(classes=classes_all[index], probs=run.t_all[index] if soft else None, index=index)
+        x = run.x_all[index]  # (B, ...)
+        if run.shift > 0:
+            x = random_shift(x, run.shift, run.shift_gen)
+        if step_override is None:
+            loss = objective(model, x, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        else:
+            loss = step_override.optimizer_step(model, x, batch, optimizer)
+        run.step += 1
+    return loss
 
 
 def _held_out_data(
@@ -646,7 +676,7 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return padded[images, channels, rows, cols]  # (B, C, H, W)
 
 
-def _set_input_statistics(model: Classifier, X: np.ndarray) -> None:
+def set_input_statistics(model: Classifier, X: np.ndarray) -> None:
     """Set the model's input standardisation to the mean and sd of all values of X (sd 1 if X is
     constant), computed in float64."""
     mean = float(X.mean(dtype=np.float64))

@@ -34,7 +34,7 @@ from torch import nn
 from tbal.config import ConfigError, ModelConfig, TrainConfig
 from tbal.errors import TBALInputError
 from tbal.networks import Classifier, ResNet, SeededDropout, init_parameters, resolve_device
-from tbal.training import cosine_lr, random_shift, train_classifier
+from tbal.training import cosine_lr, random_shift, set_input_statistics, train_classifier
 
 __all__ = [
     "DUQClassifier",
@@ -400,9 +400,7 @@ def train_duq(
     )
     init_parameters(model, init_seed)
     if config.standardize_inputs:
-        std = float(X32.std(dtype=np.float64))
-        model.input_mean.fill_(float(X32.mean(dtype=np.float64)))
-        model.input_std.fill_(std if std > 1e-8 else 1.0)
+        set_input_statistics(model, X32)
     model.to(target_device)
     shuffle_gen = torch.Generator().manual_seed(shuffle_seed)
     sample_gen = torch.Generator().manual_seed(sample_seed)
@@ -410,7 +408,7 @@ def train_duq(
     shift = config.augment_shift if X32.ndim == 4 else 0
     x_all = torch.from_numpy(X32).to(target_device)
     t_cpu = torch.from_numpy(T)
-    n, k = T.shape
+    n = T.shape[0]
     total_steps = config.epochs * -(-n // config.batch_size)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
@@ -419,15 +417,7 @@ def train_duq(
     step = 0
     for epoch in range(config.epochs):
         perm = torch.randperm(n, generator=shuffle_gen)
-        if config.targets == "soft":
-            epoch_targets = t_cpu
-        else:
-            classes = (
-                torch.multinomial(t_cpu, 1, generator=sample_gen)[:, 0]
-                if config.targets == "sampled"
-                else t_cpu.argmax(dim=1)
-            )
-            epoch_targets = F.one_hot(classes, k).float()
+        epoch_targets = _duq_epoch_targets(t_cpu, config.targets, sample_gen)
         loss = torch.zeros(())
         for start in range(0, n, config.batch_size):
             index = perm[start : start + config.batch_size]
@@ -436,16 +426,8 @@ def train_duq(
             x = x_all[index.to(target_device)]
             if shift > 0:
                 x = random_shift(x, shift, shift_gen)
-            x = x.requires_grad_(gradient_penalty_weight > 0)
             y = epoch_targets[index].to(target_device)  # (B, K)
-            log_k, _, embeddings = model.embed(x)
-            loss = duq_loss(log_k, y)
-            if gradient_penalty_weight > 0:
-                loss = loss + gradient_penalty_weight * gradient_penalty(x, log_k)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            model.rbf.update(embeddings.detach(), y)
+            loss = _duq_step(model, optimizer, x, y, gradient_penalty_weight)
             step += 1
         if not bool(torch.isfinite(loss)):
             raise FloatingPointError(f"DUQ training diverged in epoch {epoch + 1}; lower train.lr")
@@ -455,6 +437,38 @@ def train_duq(
             progress((epoch + 1) / config.epochs)
     model.eval()
     return model
+
+
+def _duq_epoch_targets(t_cpu: torch.Tensor, targets: str, sample_gen: torch.Generator) -> torch.Tensor:
+    """(n, K) BCE targets of one epoch: the distributions (soft), or one-hot rows of the argmax (hard) or
+    of a class drawn per row from its distribution (sampled)."""
+    if targets == "soft":
+        return t_cpu
+    if targets == "sampled":
+        classes = torch.multinomial(t_cpu, 1, generator=sample_gen)[:, 0]
+    else:
+        classes = t_cpu.argmax(dim=1)
+    return F.one_hot(classes, t_cpu.shape[1]).float()
+
+
+def _duq_step(
+    model: DUQClassifier,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    gradient_penalty_weight: float,
+) -> torch.Tensor:
+    """One SGD step on BCE + λ·gradient penalty, then the batch's embeddings update the centroids."""
+    x = x.requires_grad_(gradient_penalty_weight > 0)
+    log_k, _, embeddings = model.embed(x)
+    loss = duq_loss(log_k, y)
+    if gradient_penalty_weight > 0:
+        loss = loss + gradient_penalty_weight * gradient_penalty(x, log_k)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    model.rbf.update(embeddings.detach(), y)
+    return loss
 
 
 def _check_targets(model: Classifier, X: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
