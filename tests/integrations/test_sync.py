@@ -232,6 +232,10 @@ def test_export_of_a_synced_project_runs_a_first_round_in_a_fresh_project(
     api.run_round(fresh.id)
 
 
+def _choice_result(choice: str) -> dict[str, Any]:
+    return {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [choice]}}
+
+
 def _png(rgb: tuple[int, int, int], size: tuple[int, int] = (8, 8)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, rgb).save(buffer, format="PNG")
@@ -302,6 +306,15 @@ def test_raw_text_tasks_become_items_in_the_background_past_the_budget(
         assert session.scalar(
             select(Item.id).where(Item.project_id == project["id"], Item.external_id == "ls-7")
         )
+    # an annotation of a raw task tbal has no item for yet: the item is made and the vote recorded
+    annotation = {"id": 80, "task": 8, "completed_by": 1, "result": [_choice_result("Negative")]}
+    hook = {
+        "action": "ANNOTATION_CREATED",
+        "task": {"id": 8, "data": {"text": "not seen before"}},
+        "annotation": annotation,
+    }
+    recorded = api.client.post(f"{path}/webhook", json=hook).json()
+    assert recorded["items_created"] == 1 and recorded["labels_written"] == 1, recorded
     errors = api.get(f"/api/v1/projects/{project['id']}/label-studio/status").json()["last_errors"]
     assert any("task 6: the text: empty text" in e["reason"] for e in errors)
 

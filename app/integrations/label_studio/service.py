@@ -389,8 +389,15 @@ def _annotations(
     settings: Settings,
 ) -> WebhookResult:
     tasks = [task for task, _ in pairs]
+    # an annotated raw task that is no item yet is made now (usually one task; its annotation must not
+    # wait for the next sync)
     resolved = _resolve(
-        session, linked, tasks, settings, client=client_factory(linked.connection, settings), deadline=0.5
+        session,
+        linked,
+        tasks,
+        settings,
+        client=client_factory(linked.connection, settings),
+        deadline=float("inf"),
     )
     named = [LSExportTask(id=task.id, data=task.data, annotations=[annotation]) for task, annotation in pairs]
     apply_purposes(session, linked.project, named, resolved.item_ids, draw=False)
