@@ -493,6 +493,14 @@ def test_label_studio_end_to_end(
         second["model_version"],
     ]
 
+    # what a team waits for: "Retrieve predictions" over every task, end to end in Label Studio
+    n_all = len(admin.call("GET", "/api/tasks", params={"project": lsp, "page_size": 1000})["tasks"])
+    clock = time.monotonic()
+    admin.retrieve_predictions(lsp)
+    retrieve_s = time.monotonic() - clock
+    record_property("label_studio_retrieve_all_s", round(retrieve_s, 2))
+    print(f"\nRetrieve predictions for all {n_all} tasks in Label Studio: {retrieve_s:.1f} s")
+
     # by now the project has auto-labels (the last planned round has its δ under either schedule): they
     # come back marked, on retrieve and written back by the sync, each once
     auto = tbal.get(f"/api/v1/projects/{pid}/auto-labels", params={"limit": 1000}).json()["items"]
