@@ -79,6 +79,12 @@ def test_token_is_stored_encrypted_never_shown_and_learned_at_setup(
     assert (learned["ls_url"], learned["ls_project"], learned["has_token"]) == (URL, 12, True)
     assert learned["data_key"] == "text"
 
+    # credentials belong in the token, never in the URL (it is shown and logged)
+    leaky = api.patch(
+        f"/api/v1/projects/{project.id}/label-studio/connection", json={"ls_url": "http://admin:pw@ls.test"}
+    )
+    assert leaky.status_code == 422 and "without user:password" in leaky.text
+
     # one sync of a project at a time (two at once could both create a new query's task)
     from app.integrations.label_studio import sync
 

@@ -4,9 +4,9 @@ tbal reads; the rest is ignored), and the connection, import and export bodies o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
 FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
 AutoLabelsAs = Literal["predictions", "annotations", "off"]
@@ -69,6 +69,13 @@ class Webhook(BaseModel):
     tasks: list[LSTask] | None = None
 
 
+def _no_credentials(url: HttpUrl | None) -> HttpUrl | None:
+    """A Label Studio URL without user:password (the connection would show it, errors would log it)."""
+    if url is not None and (url.username or url.password):
+        raise ValueError("give the Label Studio URL without user:password; the access token goes in ls_token")
+    return url
+
+
 class ConnectionCreate(BaseModel):
     """Where tbal reads a task's item: ``data[id_field]`` names an existing item by external id; else the
     item is ``ls-<task id>`` and ``data[data_field]`` holds its data (default ``features`` for feature
@@ -78,7 +85,9 @@ class ConnectionCreate(BaseModel):
 
     data_field: str | None = Field(default=None, pattern=FIELD_PATTERN)
     id_field: str = Field(default="external_id", pattern=FIELD_PATTERN)
-    ls_url: HttpUrl | None = Field(default=None, description="Label Studio's URL, for the two-way sync")
+    ls_url: Annotated[HttpUrl | None, AfterValidator(_no_credentials)] = Field(
+        default=None, description="Label Studio's URL, for the two-way sync"
+    )
     ls_project: int | None = Field(
         default=None, ge=1, le=2**63 - 1, description="the Label Studio project id"
     )
@@ -97,7 +106,7 @@ class ConnectionUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ls_url: HttpUrl | None = None
+    ls_url: Annotated[HttpUrl | None, AfterValidator(_no_credentials)] = None
     ls_project: int | None = Field(default=None, ge=1, le=2**63 - 1)
     ls_token: SecretStr | None = Field(default=None, min_length=1, max_length=4096)
     auto_labels_as: AutoLabelsAs | None = None
