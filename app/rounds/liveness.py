@@ -93,10 +93,15 @@ class Progress:
             done += weight
         return min(1.0, done)
 
-    def stop(self) -> None:
+    def stop(self, *, flush: bool = False) -> None:
+        """Stop the heartbeat thread; with ``flush``, write the last reported stage first (the round's
+        row then says ``write`` while its results are written, not the stage before it)."""
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
+        if flush and self._dirty:
+            self._dirty = False
+            self._flush()
 
     def _loop(self) -> None:
         last_write = 0.0

@@ -117,7 +117,7 @@ def _run_claimed(
         ),
     )
     timings["save"] = time.perf_counter() - start
-    tracker.stop()
+    tracker.stop(flush=True)  # the row says "write" while the results are written (issue 15 item 8)
     write_results(
         round_id,
         token,

@@ -466,3 +466,25 @@ def test_prediction_reads_the_input_scale_from_the_round_artifact(
         prepared, _ = prepare_inputs(dark, scale=scale)
         _, scores, _ = score_points(artifacts.model, artifacts.confidence, artifacts.thresholds, prepared)
         assert (confidence == pytest.approx(float(scores[0]), abs=1e-6)) is same, scale
+
+
+def test_the_round_row_says_write_while_its_results_are_written(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15 item 8: the heartbeat stops before the write, so the row must say ``write`` by then."""
+    pid = ready_project(api, make_project)
+    seen: list[str | None] = []
+    original = rounds_run.write_results
+
+    def spy(round_id: int, *args: Any, **kwargs: Any) -> None:
+        with session_factory() as session:
+            round_ = session.get(Round, round_id)
+            seen.append(None if round_ is None else round_.stage)
+        original(round_id, *args, **kwargs)
+
+    monkeypatch.setattr(rounds_run, "write_results", spy)
+    api.run_round(pid)
+    assert seen == ["write"]
