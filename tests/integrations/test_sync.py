@@ -138,11 +138,11 @@ def test_queue_pushed_once_annotations_pulled_after_an_outage(
 
     # failures are not silent: Label Studio down, a wrong token
     fake.down = True
-    down = _sync(api, project, expect=502)
+    down = _sync(api, project, expect=424)
     assert "did not answer" in down["detail"]["reason"]
     fake.down = False
     api.patch(f"/api/v1/projects/{project.id}/label-studio/connection", json={"ls_token": "wrong"})
-    refused = _sync(api, project, expect=502)
+    refused = _sync(api, project, expect=424)
     assert "401" in refused["detail"]["reason"] and "access token" in refused["detail"]["reason"]
     errors = _status(api, project)["last_errors"]
     assert [e["source"] for e in errors[:2]] == ["sync", "sync"] and "401" in errors[0]["reason"]

@@ -5,7 +5,7 @@ Authentication as the official SDK does it (``label_studio_sdk`` ``_build_header
 sent as ``Authorization: Token <token>``; a personal access token (a JWT refresh token) is exchanged once
 at ``POST /api/token/refresh`` for an access token sent as ``Bearer`` (sent as is when the exchange is
 refused). The token goes only to the connected Label Studio's own host. Every failure is a
-:class:`LabelStudioUnreachable` (502) or :class:`LabelStudioRefused` naming the call and Label Studio's
+:class:`LabelStudioUnreachable` or :class:`LabelStudioRefused` (424) naming the call and Label Studio's
 answer, never the token.
 """
 
@@ -27,15 +27,16 @@ MAX_FILE_BYTES = 64 * 1024**2
 
 
 class LabelStudioUnreachable(DomainError):
-    """Label Studio did not answer (down, wrong URL, timeout)."""
+    """Label Studio did not answer (down, wrong URL, timeout). 424 Failed Dependency: the call failed
+    because of the service tbal depends on, not because of tbal (the service answers no 5xx for that)."""
 
-    status = 502
+    status = 424
 
 
 class LabelStudioRefused(DomainError):
     """Label Studio answered with an error (wrong token: 401/403, unknown project: 404, ...)."""
 
-    status = 502
+    status = 424
 
 
 def is_jwt(token: str) -> bool:
