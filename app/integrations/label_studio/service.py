@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
@@ -98,7 +99,8 @@ def setup(session: Session, linked: Linked, body: SetupRequest, settings: Settin
     if ls_project is not None and row.ls_project != ls_project:
         row.ls_project = ls_project
     hostname, token = body.hostname or "", body.access_token
-    if row.ls_url is None and row.ls_token is None and token and hostname.startswith(("http://", "https://")):
+    learnable = hostname.startswith(("http://", "https://")) and "@" not in urlparse(hostname).netloc
+    if row.ls_url is None and row.ls_token is None and token and learnable:
         row.ls_url = hostname.rstrip("/")
         row.ls_token = credentials.encrypt(settings, token)
     version = model_version(session, linked.project)
