@@ -116,6 +116,14 @@ def test_queue_pushed_once_annotations_pulled_after_an_outage(
     second = _sync(api, project)
     assert second["tasks_created"] == 0 and second["tasks_marked"] == 0 and len(fake.tasks) == len(queue)
 
+    # a task whose external id the team edits to another item: linked to that item now, and the item it
+    # stood for (still asked for) gets a new task
+    other = next(f"item-{i}" for i in range(60) if f"item-{i}" not in {q["external_id"] for q in queue})
+    [moved] = fake.by_external(queue[1]["external_id"])
+    moved["data"] = {**moved["data"], "external_id": other}
+    relinked = _sync(api, project)
+    assert relinked["tasks_created"] == 1 and len(fake.by_external(queue[1]["external_id"])) == 1
+
     # tbal is away while two annotators label 5 tasks (Label Studio never retries a webhook)
     truth = {f"item-{i}": CLASSES[int(c)] for i, c in enumerate(y)}
     annotated = queue[:5]

@@ -205,6 +205,26 @@ def upsert_tasks(session: Session, rows: list[dict[str, Any]]) -> None:
         session.execute(stmt, rows[start : start + 2_000])
 
 
+def unlink_moved(session: Session, project_id: int, task_of_item: dict[int, int]) -> None:
+    """Drop the links whose task now stands for another item (its external id was edited in Label
+    Studio), so that linking ``task_of_item`` keeps one item per task."""
+    item_of_task = {task: item for item, task in task_of_item.items()}
+    stale: list[int] = []
+    for part in chunks(list(item_of_task)):
+        rows = session.execute(
+            select(LabelStudioTask.id, LabelStudioTask.task_id, LabelStudioTask.item_id).where(
+                LabelStudioTask.project_id == project_id, LabelStudioTask.task_id.in_(part)
+            )
+        )
+        stale.extend(row_id for row_id, task, item in rows if item_of_task[int(task)] != int(item))
+    for part in chunks(stale):
+        session.execute(
+            delete(LabelStudioTask)
+            .where(LabelStudioTask.id.in_(part))
+            .execution_options(synchronize_session=False)
+        )
+
+
 def forget_tasks(session: Session, project_id: int, task_ids: Sequence[int]) -> None:
     for part in chunks(list(task_ids)):
         session.execute(

@@ -181,6 +181,7 @@ def _push_queue(
             client.update_task_data(task.task_id, {**task.data, "tbal_purpose": desired})
             marked += 1
     now = utcnow()
+    repo.unlink_moved(session, project.id, {item_id: task.task_id for item_id, task in links.items()})
     repo.upsert_tasks(
         session,
         [
