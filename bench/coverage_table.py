@@ -30,10 +30,18 @@ def row(case: str, runs: list[tuple[int, dict]], epsilon: float) -> str:
     per_error = " / ".join("–" if e is None else f"{100 * e:.2f}" for e in errors)
     above = sum(e is not None and e > epsilon for e in errors)
     seeds = ",".join(str(s) for s, _ in runs)
+    whole = " / ".join(f"{100 * labeled_set_error(r):.2f}" for _, r in runs)
     return (
         f"| {case} | {seeds} | {per_seed} | {statistics.mean(coverage):.1f} ± {sd:.1f} | {per_error} "
-        f"| {above} / {len(runs)} |"
+        f"| {above} / {len(runs)} | {whole} |"
     )
+
+
+def labeled_set_error(run: dict) -> float:
+    """Error of the whole labeled set, human labels taken as correct: mistakes / (auto + humans)."""
+    humans = run["rounds"][-1]["humans_used"] if run["rounds"] else 0
+    auto = run["auto_labeled"]
+    return (run["true_error"] or 0.0) * auto / (auto + humans) if auto + humans else 0.0
 
 
 def main() -> None:
@@ -45,8 +53,11 @@ def main() -> None:
     for path in args.files:
         case, seed = case_of(path)
         cases[case].extend((seed, run) for run in json.loads(path.read_text())["runs"])
-    print("| case | seeds | coverage % per seed | coverage % | true error % per seed | seeds > ε |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| case | seeds | coverage % per seed | coverage % | auto-label error % per seed | seeds > ε "
+        "| labeled-set error % per seed |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for case in sorted(cases):
         print(row(case, cases[case], args.epsilon))
 

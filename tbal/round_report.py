@@ -140,6 +140,7 @@ class RoundReport:
     audit_sampled: int | None = None
     validation_left: int | None = None
     validation_queued: int | None = None
+    auto_mistakes_bound: float | None = None  # dataset guarantee: certified bound on this round's mistakes
     encoder: str | None = None  # text projects: the encoder spec that made the features (key absent else)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Item, Project, Round
+from app.repositories import auto_labels as auto_repo
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
 from app.rounds import repository as rounds_repo
@@ -21,6 +22,7 @@ from app.services.project_config import runtime_config
 from app.settings import Settings
 from tbal.config import TBALConfig
 from tbal.errors import TBALInputError
+from tbal.loop import LabeledSoFar
 from tbal.plan import RoundPlan, RunState, plan_round
 from tbal.round_report import RoundReport, RoundReportError
 
@@ -59,6 +61,8 @@ class LoadedRound:
     validation_pending: int = 0
     """Validation items queued for humans, not labeled yet (they count towards the floor)."""
     label_review_fraction: float = LABEL_REVIEW_FRACTION
+    labeled_so_far: LabeledSoFar | None = None
+    """The ``dataset`` guarantee's counts: human labels, earlier auto-labels and their certified mistakes."""
     inputs: dict[str, str] = field(default_factory=dict)
     """Issue 13 hook: how the stored features were made (``{"encoder": spec}`` for text projects), recorded
     in the round's metrics beside its model version (app.services.raw_items.round_record)."""
@@ -111,6 +115,7 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
                 project.settings, "label_review_fraction", LABEL_REVIEW_FRACTION
             ),
             validation_pending=items_repo.count_items(session, project.id, role="validation") - val_ids.size,
+            labeled_so_far=_labeled_so_far(session, project.id, config),
             inputs=raw_items.round_record(project.settings, project.data_kind),  # issue 13 hook
         )
         session.commit()
@@ -169,6 +174,19 @@ def _plan(session: Session, project: Project, round_index: int, config: TBALConf
         ),
         config,
         run_seed=project.seed,
+    )
+
+
+def _labeled_so_far(session: Session, project_id: int, config: TBALConfig) -> LabeledSoFar | None:
+    """What the ``dataset`` guarantee counts besides the round (:class:`tbal.loop.LabeledSoFar`): the
+    project's human labels (taken as correct), its auto-labels so far and the sum of the mistake bounds
+    their rounds certified (the round report's ``auto_mistakes_bound``). None for the other guarantees."""
+    if config.thresholds.guarantee != "dataset":
+        return None
+    return LabeledSoFar(
+        human_labels=labels_repo.count_human_labels(session, project_id),
+        auto_labels=auto_repo.count(session, project_id),
+        mistakes_bound=rounds_repo.auto_mistakes_spent(session, project_id),
     )
 
 

@@ -93,6 +93,7 @@ def build_report(
         audit_sampled=counts.audited,
         validation_left=counts.validation_left,
         validation_queued=counts.topped_up,
+        auto_mistakes_bound=_num(th.auto_mistakes_bound) if counts.inserted else None,
         encoder=loaded.inputs.get("encoder"),  # issue 13 hook: the text encoder that made the features
         timings=timings,
     )

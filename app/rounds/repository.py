@@ -198,3 +198,15 @@ def labeled_items(project_id: int, role: str) -> Select[int, bytes, int, list[fl
         .where(Item.project_id == project_id, Item.role == role)
         .order_by(Item.id)
     )
+
+
+def auto_mistakes_spent(session: Session, project_id: int) -> float:
+    """Σ of the mistake bounds (the round report's ``auto_mistakes_bound``) the project's succeeded rounds
+    certified for their auto-labels (the ``dataset`` guarantee carries them to the next rounds)."""
+    stmt = select(Round.metrics).where(Round.project_id == project_id, Round.status == "succeeded")
+    total = 0.0
+    for metrics in session.scalars(stmt):
+        bound = RoundReport.from_dict(metrics).auto_mistakes_bound if metrics else None
+        if bound is not None:
+            total += float(bound)
+    return total

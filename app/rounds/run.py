@@ -93,6 +93,7 @@ def _run_claimed(
             num_classes=len(loaded.classes),
             plan=loaded.plan,
             validation_pending=loaded.validation_pending,
+            labeled_so_far=loaded.labeled_so_far,
             human_val=loaded.val_human,
             record_aum=True,
         ),

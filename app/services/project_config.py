@@ -89,14 +89,6 @@ def build_config(settings: dict[str, Any], *, data_kind: str | None = None) -> T
             config = _with_method_params(config, settings["method_params"])
     except ConfigError as exc:
         raise Invalid(_setting_of(str(exc)), str(exc)) from exc
-    if config.thresholds.guarantee == "dataset":
-        # the round would need the project's auto-labels and their certified mistakes carried from
-        # round to round (tbal.loop.LabeledSoFar); until the service records them, refuse rather than
-        # certify with a slack the earlier rounds may already have used
-        raise Invalid(
-            "settings.guarantee",
-            "the dataset guarantee is available in `tbal run` only for now; use pooled or per-class",
-        )
     if data_kind in ("features", "text") and config.model.name in IMAGE_MODELS:
         raise Invalid(
             "settings.model", f"model {config.model.name!r} needs images; this project has features"

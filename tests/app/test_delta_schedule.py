@@ -4,7 +4,12 @@ every round records its share (the shares sum to at most δ)."""
 
 from __future__ import annotations
 
-from tests.app.conftest import Api
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.rounds.load import load_round
+from app.settings import Settings
+from tests.app.conftest import Api, blobs
 from tests.app.test_rounds import MakeProject, ready_project
 
 
@@ -27,8 +32,29 @@ def test_default_schedule_certifies_in_the_last_planned_round(api: Api, make_pro
     assert rounds[0]["metrics"]["delta_schedule"] == "final"
 
 
-def test_dataset_guarantee_is_refused_by_the_service_for_now(api: Api) -> None:
-    body = {"name": "d", "classes": ["a", "b"], "data_kind": "features", "input_shape": [4]}
-    response = api.post("/api/v1/projects", json={**body, "settings": {"guarantee": "dataset"}})
-    assert response.status_code == 422
-    assert response.json()["detail"]["field"] == "settings.guarantee"
+def test_dataset_guarantee_carries_auto_labels_and_their_mistake_bounds(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    """A ``dataset`` project: each certifying round records the bound on its auto-labels' mistakes, and the
+    next round counts the project's human labels, auto-labels and those bounds (tbal.loop.LabeledSoFar)."""
+    data = blobs(1500, seed=2, spread=1.5)  # overlapping: round 0 leaves part of the pool
+    pid = ready_project(
+        api,
+        make_project,
+        data=data,
+        guarantee="dataset",
+        delta_schedule="uniform",
+        validation_floor=100,
+    )
+    first = api.run_round(pid)
+    assert first["metrics"]["guarantee"] == "dataset"
+    assert first["metrics"]["auto_labeled"] > 0 and first["metrics"]["auto_mistakes_bound"] >= 0
+    assert api.post(f"/api/v1/projects/{pid}/simulate").status_code == 200
+    started = api.post(f"/api/v1/projects/{pid}/rounds")
+    assert started.status_code == 202, started.text
+    loaded = load_round(started.json()["id"], session_factory, settings)
+    so_far = loaded.labeled_so_far
+    assert so_far is not None
+    assert so_far.auto_labels == first["metrics"]["auto_labeled"]
+    assert so_far.mistakes_bound == pytest.approx(first["metrics"]["auto_mistakes_bound"])
+    assert so_far.human_labels == api.get(f"/api/v1/projects/{pid}").json()["counts"]["human_labels"]
