@@ -24,8 +24,8 @@ from app.integrations.label_studio.router import router as label_studio_router
 from app.integrations.label_studio.sync import Syncer
 from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestMetrics
-from app.repositories import rounds as rounds_repo
-from app.services.dispatch import InProcessDispatcher, make_dispatcher
+from app.rounds import repository as rounds_repo
+from app.rounds.dispatch import InProcessDispatcher, make_dispatcher
 from app.services.predict import ArtifactCache
 from app.settings import Settings, get_settings
 from app.state import AppState

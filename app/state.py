@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.metrics import Metrics
-from app.services.dispatch import Dispatcher
+from app.rounds.dispatch import Dispatcher
 from app.services.predict import ArtifactCache
 from app.settings import Settings
 

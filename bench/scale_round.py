@@ -129,7 +129,9 @@ def _one_size(args: argparse.Namespace, url: str, folder: Path, npy: Path, n: in
     from app.db.session import make_engine, make_session_factory
     from app.repositories import auto_labels as auto_repo
     from app.repositories import items as items_repo
-    from app.services import ingest, round_runner
+    from app.rounds import liveness
+    from app.rounds.run import execute_round
+    from app.services import ingest
     from app.settings import Settings
 
     settings = Settings(
@@ -195,7 +197,7 @@ def _one_size(args: argparse.Namespace, url: str, folder: Path, npy: Path, n: in
         tbal.loop.train_uncertainty_model,
         tbal.loop.predict,
         items_repo.load_id_data,
-        round_runner._Progress.report,
+        liveness.Progress.report,
     )
     # the loop trains through train_uncertainty_model (train_classifier for a plain model)
     tbal.loop.train_uncertainty_model = clock.wrap("train_classifier", originals[0])  # type: ignore[assignment]
@@ -208,7 +210,7 @@ def _one_size(args: argparse.Namespace, url: str, folder: Path, npy: Path, n: in
             stages.append((time.perf_counter(), stage))
         originals[3](self, stage, fraction)
 
-    round_runner._Progress.report = report  # type: ignore[assignment]
+    liveness.Progress.report = report  # type: ignore[assignment]
     samples: list[tuple[float, float]] = []
     try:
         with RssSampler(interval=0.02) as sampler:
@@ -218,7 +220,7 @@ def _one_size(args: argparse.Namespace, url: str, folder: Path, npy: Path, n: in
             cpu0 = time.process_time()
             start = time.perf_counter()
             stages.append((start, "load"))
-            round_runner.execute_round(round_id, factory, settings)
+            execute_round(round_id, factory, settings)
             wall = time.perf_counter() - start
             cpu = time.process_time() - cpu0
             sampler_samples.stop()
@@ -227,7 +229,7 @@ def _one_size(args: argparse.Namespace, url: str, folder: Path, npy: Path, n: in
             tbal.loop.train_uncertainty_model,
             tbal.loop.predict,
             items_repo.load_id_data,
-            round_runner._Progress.report,
+            liveness.Progress.report,
         ) = originals  # type: ignore[assignment]
         auto_repo.write = originals_write  # type: ignore[assignment]
     with factory() as session:

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project
 from app.metrics import Metrics
+from app.rounds.dispatch import Dispatcher
 from app.services.api_keys import Caller, authenticate, check_project
-from app.services.dispatch import Dispatcher
 from app.services.predict import ArtifactCache
 from app.services.projects import get_project
 from app.settings import Settings

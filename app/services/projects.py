@@ -15,11 +15,11 @@ from app.repositories import auto_labels as auto_repo
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
 from app.repositories import projects as projects_repo
-from app.repositories import rounds as rounds_repo
+from app.rounds import repository as rounds_repo
+from app.rounds.service import budget_used
 from app.schemas.projects import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.services import raw_items
 from app.services.project_config import build_config
-from app.services.rounds import budget_used
 from tbal.config import config_to_dict
 
 

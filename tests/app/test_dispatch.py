@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import Conflict
 from app.main import create_app
-from app.services.dispatch import CeleryDispatcher
+from app.rounds.dispatch import CeleryDispatcher
+from app.rounds.service import start_round
 from app.services.projects import get_project
-from app.services.rounds import start_round
 from app.settings import Settings
 from tests.app.conftest import Api, count_rows
 from tests.app.test_rounds import RecordingDispatcher, ready_project

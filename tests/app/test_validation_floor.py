@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import AutoLabel, Item, LabelQuery
-from app.services.round_runner import load_round
+from app.rounds.load import load_round
 from app.settings import Settings
 from tests.app.conftest import Api, blobs, count_rows
 from tests.app.test_rounds import MakeProject, ready_project
