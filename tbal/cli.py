@@ -148,8 +148,22 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, type=Path, help="a .npz data set (see README: accepted keys)")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="a .npz data set (see README: accepted keys), a CSV / JSONL / JSON file of texts and labels, "
+        "or a folder with one sub-folder of images per class",
+    )
     p.add_argument("--split", default="auto", help="which X_<split>/y_<split> arrays to use (default: auto)")
+    p.add_argument("--text-column", default="text", help="texts: the column holding the text (default: text)")
+    p.add_argument(
+        "--label-column", default="label", help="texts: the column holding the label (default: label)"
+    )
+    p.add_argument("--encoder", default="minilm", help="texts: a tbal.encoders spec (minilm, hashing, ...)")
+    p.add_argument(
+        "--cache-dir", type=Path, help="texts: keep the encoded features here, keyed by file hash and encoder"
+    )
     p.add_argument("--preset", choices=PRESET_NAMES, help="start from the papers' budgets")
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument(
@@ -306,10 +320,26 @@ def _cpu_model() -> str | None:
     return None
 
 
-def _load(args: argparse.Namespace) -> Any:
-    from tbal.data import load_dataset
+TEXT_SUFFIXES = (".csv", ".jsonl", ".json")
 
-    return load_dataset(args.data, split=args.split)
+
+def _load(args: argparse.Namespace) -> Any:
+    """The data set of ``--data``: an .npz, a text file (encoded by ``--encoder``, features cached in
+    ``--cache-dir`` or beside the file), or an image folder (issue 13: raw data in the command too)."""
+    from tbal.data import load_dataset, load_image_folder, load_text_dataset
+
+    path = Path(args.data)
+    if path.is_dir():
+        return load_image_folder(path)
+    if path.suffix.lower() in TEXT_SUFFIXES and hasattr(args, "text_column"):
+        return load_text_dataset(
+            path,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            encoder=args.encoder,
+            cache_dir=args.cache_dir if args.cache_dir is not None else path.parent / ".tbal-cache",
+        )
+    return load_dataset(path, split=args.split)
 
 
 def _evaluate_command(args: argparse.Namespace) -> int:

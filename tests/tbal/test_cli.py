@@ -170,3 +170,50 @@ def test_evaluate_reports_on_a_saved_round_model(tmp_path: Path, capsys: pytest.
     np.savez(tmp_path / "no-x.npz", features=X[:10])
     code, _, err = _run([*argv, "--ood", str(tmp_path / "no-x.npz")], capsys)
     assert code == 2 and "expected the inputs as key X; found keys: features" in err
+
+
+SMALL_RUN = [
+    "--budget",
+    "30",
+    "--seed-size",
+    "20",
+    "--batch",
+    "10",
+    "--validation-size",
+    "40",
+    "--epochs",
+    "2",
+]
+
+
+def test_run_on_a_text_csv_and_an_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 13 item 6: ``tbal run --data FILE.csv`` encodes the texts (here with the hashing encoder,
+    cached beside the file) and ``--data DIR`` reads one sub-folder of images per class."""
+    from PIL import Image
+
+    words = ["good", "bad", "great", "awful", "fine", "poor"]
+    rng = np.random.default_rng(0)
+    lines = ["sentence,verdict"] + [
+        f'"{words[i % 6]} {words[int(rng.integers(6))]} film {i}",{"pos" if i % 2 else "neg"}'
+        for i in range(150)
+    ]
+    csv = tmp_path / "texts.csv"
+    csv.write_text("\n".join(lines), encoding="utf-8")
+    argv = ["run", "--data", str(csv), "--text-column", "sentence", "--label-column", "verdict"]
+    code, _out, err = _run(
+        [*argv, "--encoder", "hashing", *SMALL_RUN, "--json", str(tmp_path / "t.json")], capsys
+    )
+    assert code == 0, err
+    assert json.loads((tmp_path / "t.json").read_text())["runs"][0]["pool_size"] == 110
+    assert any((tmp_path / ".tbal-cache").iterdir())  # the features are cached, keyed by hash and encoder
+
+    for c in ("cats", "dogs"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(40):
+            pixels = rng.integers(0, 255, (28, 28), dtype=np.uint8) // (2 if c == "cats" else 1)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / c / f"{i}.png")
+    code, _out, err = _run(["run", "--data", str(tmp_path / "imgs"), *SMALL_RUN], capsys)  # 28×28: LeNet-5
+    assert code == 0, err
+
+    code, _out, err = _run(["run", "--data", str(tmp_path / "missing.csv"), "--encoder", "hashing"], capsys)
+    assert code == 2 and "missing.csv" in err
