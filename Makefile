@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?=
-LINTED := tbal app worker migrations tests bench
+LINTED := tbal tbal_client app worker migrations tests bench examples
 
 .PHONY: env browser test lint typecheck pytest soak demo serve clean
 
@@ -31,7 +31,7 @@ lint: env
 	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: env
-	$(BIN)/mypy tbal app worker
+	$(BIN)/mypy tbal tbal_client app worker examples
 
 pytest: env browser
 	$(BIN)/pytest -q
@@ -47,7 +47,7 @@ soak: env
 	$(BIN)/python bench/load_test.py --clients 50 --duration 60
 
 demo: env
-	$(BIN)/python -m app.demo $(if $(DATA),--data $(DATA),) $(ARGS)
+	$(BIN)/python -m examples.demo $(if $(DATA),--data $(DATA),) $(ARGS)
 
 serve: env
 	$(BIN)/tbal serve

@@ -1,6 +1,6 @@
 """Image files through the service (issue 13): CIFAR-10 test images written as PNG, decoded by tbal's
 decoder alone (Pillow) against the same files uploaded to an image project over HTTP (in process, SQLite,
-multipart requests of 256 files through ``tbal.client``), in one run; and a check that what was stored is
+multipart requests of 256 files through ``tbal_client``), in one run; and a check that what was stored is
 what the decoder gives (for PNG/BMP at 32x32: the .npz's pixels).
 
     .venv/bin/python bench/image_upload.py --n 2000 --json bench/results/image_upload_n2000.json
@@ -96,7 +96,7 @@ def _upload(files: list[Path], X: np.ndarray, classes: list[str], tmp: Path) -> 
     from app.main import create_app
     from app.services.api_keys import create_key
     from app.settings import Settings
-    from tbal.client import TBALClient
+    from tbal_client import TBALClient
 
     db = tmp / f"{uuid.uuid4().hex[:8]}.sqlite"
     settings = Settings(database_url=f"sqlite:///{db}", artifacts_dir=tmp / "a", upload_dir=tmp / "u",

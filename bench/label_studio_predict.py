@@ -35,7 +35,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.demo import create_api_key, free_port, start_server  # noqa: E402
+from examples.demo import create_api_key, free_port, start_server  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "sst2_minilm.npz"
 LABEL_CONFIG = (

@@ -133,7 +133,7 @@ def _service(
     from app.services import raw_items
     from app.services.api_keys import create_key
     from app.settings import Settings
-    from tbal.client import TBALClient
+    from tbal_client import TBALClient
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
@@ -187,8 +187,8 @@ def _overhead(data: Path, n: int) -> dict[str, Any]:
     from app.main import create_app
     from app.services.api_keys import create_key
     from app.settings import Settings
-    from tbal.client import TBALClient
     from tbal.encoders import make_text_encoder
+    from tbal_client import TBALClient
 
     with np.load(data) as z:
         texts = bytes(z["text_train_utf8"]).decode("utf-8").split("\n")[:n]
@@ -222,7 +222,7 @@ def _overhead(data: Path, n: int) -> dict[str, Any]:
 
 
 def _drive(tb: Any, pid: int) -> dict[str, Any]:
-    from tbal.client import APIError
+    from tbal_client import APIError
 
     rounds = []
     for _ in range(50):

@@ -1,5 +1,5 @@
 """Fixtures of the client tests: the service in process on a fresh SQLite file (migrated), reached
-through FastAPI's TestClient wrapped by :class:`tbal.client.TBALClient`; and helpers for the digits."""
+through FastAPI's TestClient wrapped by :class:`tbal_client.TBALClient`; and helpers for the digits."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from app.db.session import make_engine, make_session_factory
 from app.main import create_app
 from app.services.api_keys import create_key
 from app.settings import Settings
-from tbal.client import TBALClient
+from tbal_client import TBALClient
 
 FAST_SETTINGS = {
     "delta_schedule": "uniform",  # every round may auto-label (the default certifies in the last one)

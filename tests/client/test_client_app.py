@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tbal.client import APIError, Label, Round, TBALClient
+from tbal_client import APIError, Label, Round, TBALClient
 from tests.client.conftest import FAST_SETTINGS, digits
 
 

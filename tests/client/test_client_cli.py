@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.demo import Server, create_api_key, free_port, start_server
-from tbal.client import TBALClient
-from tbal.client_cli import EXIT_BAD_INPUT, EXIT_DONE, EXIT_OK, EXIT_SERVICE, build_parser
+from examples.demo import Server, create_api_key, free_port, start_server
+from tbal_client import TBALClient
+from tbal_client.cli import EXIT_BAD_INPUT, EXIT_DONE, EXIT_OK, EXIT_SERVICE, build_parser
 from tests.client.conftest import FAST_SETTINGS, digits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
 def tbal(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """``tbal ARGS`` through the client verbs' own entry (the console script needs the entry point)."""
     return subprocess.run(
-        [sys.executable, "-m", "tbal.client_cli", *args],
+        [sys.executable, "-m", "tbal_client.cli", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -182,7 +182,7 @@ def test_the_verbs_parse_and_read_the_environment(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_tbal_command_has_the_verbs_once_installed() -> None:
-    """Through the ``tbal.commands`` entry point (``client = "tbal.client_cli:register"`` in pyproject)."""
+    """Through the ``tbal.commands`` entry point (``client = "tbal_client.cli:register"`` in pyproject)."""
     if "client" not in {e.name for e in entry_points(group="tbal.commands")}:
         pytest.skip("the client entry point is not installed yet (pip install -e . after adding it)")
     from tbal.cli import build_parser as tbal_parser

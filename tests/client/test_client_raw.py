@@ -11,11 +11,10 @@ import pytest
 from PIL import Image
 from sqlalchemy import create_engine, text
 
-import tbal.client_cli as cli
+import tbal_client.cli as cli
 from app.settings import Settings
-from tbal.client import APIError, TBALClient, find_images
 from tbal.encoders import make_text_encoder
-from tbal.errors import DataError
+from tbal_client import APIError, TBALClient, TextFileError, find_images
 
 
 def _text_project(tb: TBALClient, name: str = "texts") -> int:
@@ -52,7 +51,7 @@ def test_text_files_and_their_errors(tb: TBALClient, tmp_path: Path) -> None:
     jsonl = tmp_path / "more.jsonl"
     jsonl.write_text("\n".join(json.dumps({"key": f"k{i}", "text": f"text {i}"}) for i in range(3)))
     assert tb.upload_text_file(pid, jsonl, id_column="key").inserted == 3
-    with pytest.raises(DataError, match="no column 'body'"):
+    with pytest.raises(TextFileError, match="no column 'body'"):
         tb.upload_text_file(pid, csv_file, text_column="body")
     with pytest.raises(APIError) as caught:
         tb.upload_texts(pid, ["ok"], ground_truth=["meh"])

@@ -14,8 +14,8 @@ import httpx
 import numpy as np
 import pytest
 
-import tbal.client as client_module
-from tbal.client import (
+import tbal_client.client as client_module
+from tbal_client import (
     APIError,
     Label,
     ProgressLine,

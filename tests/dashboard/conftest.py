@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.demo import Server, create_api_key, free_port, start_server
-from tbal.client import APIError, Project, Round, TBALClient
+from examples.demo import Server, create_api_key, free_port, start_server
+from tbal_client import APIError, Project, Round, TBALClient
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TBAL_TEST_ARTIFACTS", ROOT / "var" / "test-artifacts"))

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tbal.client import TBALClient
+from tbal_client import TBALClient
 from tests.dashboard.conftest import DASHBOARD_SETTINGS, LiveService, new_digits_project
 
 CHROMIUM = os.environ.get("TBAL_CHROMIUM", "/usr/bin/chromium")

@@ -1,4 +1,4 @@
-"""``python -m app.demo`` end to end: it starts ``tbal serve`` on SQLite, drives a project over HTTP,
+"""``python -m examples.demo`` end to end: it starts ``tbal serve`` on SQLite, drives a project over HTTP,
 prints the per-round table, and the true error of the auto-labels is within ε; the server is stopped."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-from app.demo import DemoError, evaluate, format_table, load_file_data
+from examples.demo import DemoError, evaluate, format_table, load_file_data
 from tbal.errors import DataError
 from tests.e2e.conftest import ROOT, service_env
 
@@ -24,7 +24,7 @@ def test_demo_runs_a_project_to_the_end(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
     out = tmp_path / "demo.json"
     started = time.perf_counter()
-    command = [sys.executable, "-m", "app.demo", "--quick", "--port", "0", "--workdir", str(workdir)]
+    command = [sys.executable, "-m", "examples.demo", "--quick", "--port", "0", "--workdir", str(workdir)]
     done = subprocess.run(
         [*command, "--json", str(out)],
         cwd=ROOT,
@@ -67,7 +67,7 @@ def test_demo_runs_a_project_to_the_end(tmp_path: Path) -> None:
 def test_demo_refuses_a_used_workdir(tmp_path: Path) -> None:
     (tmp_path / "tbal.sqlite").write_bytes(b"")
     done = subprocess.run(
-        [sys.executable, "-m", "app.demo", "--workdir", str(tmp_path)],
+        [sys.executable, "-m", "examples.demo", "--workdir", str(tmp_path)],
         cwd=ROOT,
         env=service_env(),
         capture_output=True,
@@ -118,7 +118,7 @@ def test_evaluate_counts_errors_duplicates_and_overlaps() -> None:
 def test_a_round_that_auto_labels_nothing_is_explained() -> None:
     """Issue 15, item 11: rounds 2-3 of the demo auto-labeled 0 without a word (74 validation points left
     for 10 classes)."""
-    from app.demo import why_nothing_auto_labeled
+    from examples.demo import why_nothing_auto_labeled
 
     metrics = {
         "auto_labeled": 0,
@@ -136,7 +136,7 @@ def test_a_round_that_auto_labels_nothing_is_explained() -> None:
 
 
 def test_the_progress_line_moves_while_a_stage_reports_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    from app.demo import _ProgressLine
+    from examples.demo import _ProgressLine
 
     line = _ProgressLine()
     line._tty = True  # a terminal: the line is rewritten in place
@@ -151,7 +151,7 @@ def test_the_progress_line_moves_while_a_stage_reports_nothing(capsys: pytest.Ca
 def test_the_restart_hint_and_make_demo_args() -> None:
     """The hint names the tbal script that exists (``.venv/bin/tbal`` from the repository), and
     ``make demo ARGS=--keep-running`` reaches the demo."""
-    from app.demo import tbal_command
+    from examples.demo import tbal_command
 
     command = tbal_command()
     assert command.endswith("bin/tbal") or command.endswith("-m tbal.cli"), command
@@ -160,4 +160,4 @@ def test_the_restart_hint_and_make_demo_args() -> None:
     dry = subprocess.run(
         ["make", "-n", "demo", "ARGS=--keep-running"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
-    assert "-m app.demo" in dry.stdout and "--keep-running" in dry.stdout, dry.stdout + dry.stderr
+    assert "-m examples.demo" in dry.stdout and "--keep-running" in dry.stdout, dry.stdout + dry.stderr

@@ -31,10 +31,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.session import make_engine, make_session_factory
-from app.demo import API, drive_project, evaluate, fetch_all, load_digits_data, wait_round
 from app.main import create_app
 from app.services.api_keys import create_key
 from app.settings import Settings
+from examples.demo import API, drive_project, evaluate, fetch_all, load_digits_data, wait_round
 from tests.e2e.conftest import ROOT, worker_env
 from worker.celery_app import GPU_QUEUE, RUN_ROUND_TASK, TBALCelery, make_celery
 
@@ -263,7 +263,7 @@ def test_a_round_delivered_twice_writes_nothing_twice(stack: Stack) -> None:
         },
     ).json()
     pid = project["id"]
-    from app.demo import upload_items
+    from examples.demo import upload_items
 
     upload_items(client, pid, data)
     assert client.post(f"{API}/projects/{pid}/simulate").status_code == 200
@@ -296,7 +296,7 @@ def test_a_round_delivered_twice_writes_nothing_twice(stack: Stack) -> None:
 
 
 def _project_ready(client: TestClient, name: str, settings: dict[str, Any]) -> int:
-    from app.demo import upload_items
+    from examples.demo import upload_items
 
     data = load_digits_data()
     created = client.post(

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.demo import Server, create_api_key, free_port, start_server
+from examples.demo import Server, create_api_key, free_port, start_server
 from tests.dashboard.test_browser import _open, _ready, browser  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.slow

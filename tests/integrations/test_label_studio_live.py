@@ -42,8 +42,8 @@ import httpx
 import numpy as np
 import pytest
 
-from app.demo import Server, create_api_key, free_port, start_server
 from app.integrations.label_studio.predictions import png_data_uri
+from examples.demo import Server, create_api_key, free_port, start_server
 
 pytestmark = pytest.mark.slow
 

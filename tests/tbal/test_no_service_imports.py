@@ -11,6 +11,8 @@ from pathlib import Path
 import tbal
 
 SERVICE_PACKAGES = ("fastapi", "starlette", "celery", "sqlalchemy", "alembic", "redis", "psycopg")
+CLIENT_PACKAGES = ("httpx", "tbal_client")
+"""The HTTP client lives in ``tbal_client``; the library neither speaks HTTP nor depends on it."""
 PACKAGE_DIR = Path(tbal.__file__).resolve().parent
 
 _PROBE = """
@@ -41,8 +43,10 @@ def test_importing_every_tbal_module_loads_no_service_package() -> None:
     assert report["loaded"] == [], f"service packages imported by tbal: {report['loaded']}"
 
 
-def service_imports(source: str, filename: str = "<string>") -> list[tuple[int, str]]:
-    """(line, package) for every absolute import of a service package in ``source``."""
+def service_imports(
+    source: str, filename: str = "<string>", banned: tuple[str, ...] = SERVICE_PACKAGES
+) -> list[tuple[int, str]]:
+    """(line, package) for every absolute import of a ``banned`` package in ``source``."""
     found = []
     for node in ast.walk(ast.parse(source, filename=filename)):
         if isinstance(node, ast.Import):
@@ -51,7 +55,7 @@ def service_imports(source: str, filename: str = "<string>") -> list[tuple[int, 
             roots = [node.module.split(".")[0]]
         else:
             continue
-        found += [(node.lineno, root) for root in roots if root in SERVICE_PACKAGES]
+        found += [(node.lineno, root) for root in roots if root in banned]
     return found
 
 
@@ -64,6 +68,19 @@ def test_no_tbal_source_file_imports_a_service_package() -> None:
         for line, root in service_imports(path.read_text(encoding="utf-8"), str(path))
     ]
     assert offending == [], offending
+
+
+def test_no_tbal_source_file_imports_httpx_or_the_client() -> None:
+    offending = [
+        f"{path.relative_to(PACKAGE_DIR.parent)}:{line} {root}"
+        for path in sorted(PACKAGE_DIR.rglob("*.py"))
+        for line, root in service_imports(path.read_text(encoding="utf-8"), str(path), CLIENT_PACKAGES)
+    ]
+    assert offending == [], offending
+    assert service_imports("import httpx\nfrom tbal_client import TBALClient\n", banned=CLIENT_PACKAGES) == [
+        (1, "httpx"),
+        (2, "tbal_client"),
+    ]
 
 
 def test_the_static_check_sees_both_import_forms() -> None:

@@ -187,7 +187,7 @@ def real_stack(
 def test_a_whole_worker_killed_mid_round_blocks_nothing_and_loses_nothing(
     real_stack: tuple[TestClient, Settings, dict[str, str], sessionmaker[Session]], tmp_path: Path
 ) -> None:
-    from app.demo import API, fetch_all, wait_round
+    from examples.demo import API, fetch_all, wait_round
     from tests.e2e.test_postgres_redis_celery import DIGITS_SETTINGS, _project_ready, _start_worker, _stop
 
     http, settings, env, factory = real_stack

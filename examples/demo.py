@@ -1,4 +1,4 @@
-"""``python -m app.demo`` (``make demo``): start tbal on the embedded default and drive a whole labeling
+"""``python -m examples.demo`` (``make demo``): start tbal on the embedded default and drive a whole labeling
 project over HTTP, as a client would.
 
 1. start ``tbal serve`` (SQLite file, rounds in the API process) in a fresh folder and wait for /health;
@@ -14,7 +14,7 @@ Data: scikit-learn's bundled digits (1,797 8×8 images, used as 64-d feature vec
 ``../shared/data/mnist_test.npz``.
 
 The functions that talk to the API (:func:`drive_project` and its parts) go through the typed client
-(:class:`tbal.client.TBALClient`: chunked binary uploads with retries, keyset iteration, round waits);
+(:class:`tbal_client.TBALClient`: chunked binary uploads with retries, keyset iteration, round waits);
 they also take a plain ``httpx.Client`` pointed at the service, which they wrap (the end-to-end tests pass
 FastAPI's TestClient).
 """
@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tbal.client import APIError, TBALClient, TBALClientError, WaitTimeout
+from tbal_client import APIError, TBALClient, TBALClientError, WaitTimeout
 
 API = "/api/v1"
 PAGE_SIZE = 5000
@@ -521,7 +521,7 @@ def free_port(preferred: int | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m app.demo",
+        prog="python -m examples.demo",
         description="Start tbal on the embedded default and drive a whole labeling project over HTTP.",
     )
     parser.add_argument("--data", type=Path, help="a .npz data set (default: scikit-learn's digits)")

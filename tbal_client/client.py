@@ -2,7 +2,7 @@
 
 ::
 
-    from tbal.client import TBALClient
+    from tbal_client import TBALClient
 
     with TBALClient("http://127.0.0.1:8000", key="tbal_...") as tb:
         project = tb.create_project("digits", classes=[str(c) for c in range(10)],
@@ -41,6 +41,8 @@ from typing import IO, Any, Literal
 
 import httpx
 import numpy as np
+
+from tbal_client.text_files import read_text_records
 
 API_PREFIX = "/api/v1"
 FINAL_STATUSES = ("succeeded", "failed")
@@ -730,11 +732,9 @@ class TBALClient:
         on_chunk: Callable[[int, int], None] | None = None,
     ) -> IngestResult:
         """A CSV (with a header), JSONL or JSON-list file of texts, read here (UTF-8, checked row by row:
-        a bad row raises ``tbal.errors.DataError`` naming it before anything is sent) and uploaded with
-        :meth:`upload_texts`. Without ``id_column`` rows get ``<id_prefix><row>``, as the service names
-        them."""
-        from tbal.text_files import read_text_records
-
+        a bad row raises :class:`~tbal_client.text_files.TextFileError` naming it before anything is sent)
+        and uploaded with :meth:`upload_texts`. Without ``id_column`` rows get ``<id_prefix><row>``, as
+        the service names them."""
         fmt = format or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}.get(
             Path(path).suffix.lower()
         )

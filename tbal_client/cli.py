@@ -1,7 +1,7 @@
-"""``tbal`` verbs that drive a running service over HTTP, on top of :mod:`tbal.client`.
+"""``tbal`` verbs that drive a running service over HTTP, on top of :mod:`tbal_client.client`.
 
-Registered through the ``tbal.commands`` entry-point group (``client = "tbal.client_cli:register"``), and
-runnable on their own as ``python -m tbal.client_cli``. Every verb takes ``--url`` (default ``$TBAL_URL``,
+Registered through the ``tbal.commands`` entry-point group (``client = "tbal_client.cli:register"``), and
+runnable on their own as ``python -m tbal_client.cli``. Every verb takes ``--url`` (default ``$TBAL_URL``,
 else http://127.0.0.1:8000) and ``--key`` (default ``$TBAL_API_KEY``)::
 
     export TBAL_URL=http://127.0.0.1:8000 TBAL_API_KEY=$(tbal create-key --name me)
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tbal.client import (
+from tbal_client.client import (
     APIError,
     AutoLabel,
     Label,
@@ -761,7 +761,7 @@ class _UploadProgress:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """A parser with only the client verbs (``python -m tbal.client_cli``)."""
+    """A parser with only the client verbs (``python -m tbal_client.cli``)."""
     parser = argparse.ArgumentParser(
         prog="tbal", description="Drive a tbal service over HTTP (see `tbal serve`)."
     )

@@ -1,0 +1,1 @@
+"""Runnable examples of tbal: ``python -m examples.demo`` (``make demo``)."""

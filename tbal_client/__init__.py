@@ -1,0 +1,60 @@
+"""tbal_client: a typed HTTP client of the tbal service and the ``tbal`` verbs built on it.
+
+It needs only httpx and numpy (no torch, nothing of the library ``tbal`` or of the service ``app``;
+``tests/client/test_client_imports.py`` walks its imports), so a labeling script on another machine can
+drive a service without installing the model stack. :mod:`tbal_client.client` holds the client and its
+response types; :mod:`tbal_client.cli` the command verbs (``python -m tbal_client.cli``, or the ``tbal``
+command through the ``tbal.commands`` entry point); :mod:`tbal_client.text_files` reads text files.
+"""
+
+from tbal_client.client import (
+    APIError,
+    AutoLabel,
+    HumanLabel,
+    IngestResult,
+    Label,
+    LabelsResult,
+    Prediction,
+    PredictResult,
+    ProgressLine,
+    Project,
+    ProjectCounts,
+    QueueCounts,
+    QueueItem,
+    RetryPolicy,
+    Round,
+    RoundFailed,
+    ServiceUnreachable,
+    SimulateResult,
+    TBALClient,
+    TBALClientError,
+    WaitTimeout,
+    find_images,
+)
+from tbal_client.text_files import TextFileError
+
+__all__ = [
+    "APIError",
+    "AutoLabel",
+    "HumanLabel",
+    "IngestResult",
+    "Label",
+    "LabelsResult",
+    "PredictResult",
+    "Prediction",
+    "ProgressLine",
+    "Project",
+    "ProjectCounts",
+    "QueueCounts",
+    "QueueItem",
+    "RetryPolicy",
+    "Round",
+    "RoundFailed",
+    "ServiceUnreachable",
+    "SimulateResult",
+    "TBALClient",
+    "TBALClientError",
+    "TextFileError",
+    "WaitTimeout",
+    "find_images",
+]
