@@ -125,27 +125,8 @@ def run_round(
     device = resolve_device(config.train.device)
 
     with _timed(timings, "train"):
-        report("train", 0.0)
-        model = build_model(config.model, tuple(inputs.X_train.shape[1:]), inputs.num_classes)
-        recorder = _aum_recorder(inputs) if inputs.record_aum else None
-        # uncertainty-aware models need their own training (DUQ's loss, SNGP's covariance); plain ones
-        # go straight to train_classifier
-        train_uncertainty_model(
-            model,
-            inputs.X_train,
-            inputs.targets_train,
-            config.train,
-            config.model,
-            seed=seed,
-            device=device,
-            progress=lambda f: report("train", f),
-            epoch_hooks=[recorder] if recorder is not None else (),
-        )
-        val_preds = predict(model, inputs.X_val, device=device)
-        pool_preds = predict(model, inputs.X_pool, device=device)
-        train_predicted = predict(model, inputs.X_train, device=device).predicted if recorder else None
-        # the classifier's report card: a few numpy sums on val_preds, timed with the training
-        evaluation = evaluate_predictions(val_preds, inputs.y_val, human=inputs.human_val)
+        trained = _train(inputs, config, seed, device, report)
+    model, val_preds, pool_preds = trained.model, trained.val_preds, trained.pool_preds
 
     with _timed(timings, "calibrate"):
         report("calibrate", 0.0)
@@ -196,10 +177,55 @@ def run_round(
         th_index=th_index,
         th_scores=th_scores,
         th_predicted=th_preds.predicted,
-        evaluation=evaluation,
-        train_aum=recorder.aum if recorder is not None else None,
-        train_predicted=train_predicted,
+        evaluation=trained.evaluation,
+        train_aum=trained.train_aum,
+        train_predicted=trained.train_predicted,
         timings=timings,
+    )
+
+
+@dataclass
+class _Trained:
+    """The train stage's results: the classifier, its outputs on the validation set and the pool, its
+    evaluation report and (with ``record_aum``) each training label's AUM and predicted class."""
+
+    model: Classifier
+    val_preds: Predictions
+    pool_preds: Predictions
+    evaluation: EvaluationReport
+    train_aum: np.ndarray | None
+    train_predicted: np.ndarray | None
+
+
+def _train(
+    inputs: RoundInput, config: TBALConfig, seed: int, device: torch.device, report: ProgressCallback
+) -> _Trained:
+    """Train a fresh classifier on the human training labels and predict the validation set and pool."""
+    report("train", 0.0)
+    model = build_model(config.model, tuple(inputs.X_train.shape[1:]), inputs.num_classes)
+    recorder = _aum_recorder(inputs) if inputs.record_aum else None
+    # uncertainty-aware models need their own training (DUQ's loss, SNGP's covariance); plain ones go
+    # straight to train_classifier
+    train_uncertainty_model(
+        model,
+        inputs.X_train,
+        inputs.targets_train,
+        config.train,
+        config.model,
+        seed=seed,
+        device=device,
+        progress=lambda f: report("train", f),
+        epoch_hooks=[recorder] if recorder is not None else (),
+    )
+    val_preds = predict(model, inputs.X_val, device=device)
+    return _Trained(
+        model=model,
+        val_preds=val_preds,
+        pool_preds=predict(model, inputs.X_pool, device=device),
+        # the classifier's report card: a few numpy sums on val_preds, timed with the training
+        evaluation=evaluate_predictions(val_preds, inputs.y_val, human=inputs.human_val),
+        train_aum=recorder.aum if recorder is not None else None,
+        train_predicted=predict(model, inputs.X_train, device=device).predicted if recorder else None,
     )
 
 
@@ -441,24 +467,8 @@ def run_tbal(
             RunState(round_index, int(train.size), run.topped_up, run.delta_spent), config, run_seed=seed
         )
         pool_rows = np.flatnonzero(pool)
-        out = run_round(
-            RoundInput(
-                X_train=dataset.X[train],
-                targets_train=human_targets(dataset, train, config),
-                X_val=dataset.X[validation],
-                y_val=dataset.y[validation],
-                X_pool=dataset.X[pool_rows],
-                num_classes=dataset.num_classes,
-                plan=plan,
-                labeled_so_far=LabeledSoFar(
-                    human_labels=int(train.size + loop.validation_size + run.topped_up),
-                    auto_labels=int(sum(i.size for i in run.auto_index)),
-                    mistakes_bound=run.mistakes_bound,
-                ),
-            ),
-            config,
-            progress=progress,
-        )
+        inputs = _oracle_round_input(dataset, config, train, validation, pool_rows, plan, run)
+        out = run_round(inputs, config, progress=progress)
         newly = pool_rows[out.auto_mask]
         queried = pool_rows[out.query_index]
         top_up = pool_rows[out.top_up_index]
@@ -470,14 +480,7 @@ def run_tbal(
         validation = np.sort(np.concatenate([validation[~out.val_removed], top_up]))
         train = np.sort(np.concatenate([train, queried]))
 
-        record = _round_record(
-            round_index,
-            out,
-            dataset,
-            newly,
-            run,
-            pool_size,
-            accuracy,
+        counts = (
             n_train,
             n_validation,
             int(pool.sum()),
@@ -485,6 +488,7 @@ def run_tbal(
             int(queried.size),
             int(top_up.size),
         )
+        record = _round_record(round_index, out, dataset, newly, run, pool_size, accuracy, *counts)
         records.append(record)
         queried_rows.append(queried)
         top_up_rows.append(top_up)
@@ -503,6 +507,32 @@ def run_tbal(
         time.perf_counter() - started,
         queried_rows=queried_rows,
         top_up_rows=top_up_rows,
+    )
+
+
+def _oracle_round_input(
+    dataset: Dataset,
+    config: TBALConfig,
+    train: np.ndarray,
+    validation: np.ndarray,
+    pool_rows: np.ndarray,
+    plan: RoundPlan,
+    run: _RunTotals,
+) -> RoundInput:
+    """The round's arrays from the data set's rows, the simulated humans' labels included."""
+    return RoundInput(
+        X_train=dataset.X[train],
+        targets_train=human_targets(dataset, train, config),
+        X_val=dataset.X[validation],
+        y_val=dataset.y[validation],
+        X_pool=dataset.X[pool_rows],
+        num_classes=dataset.num_classes,
+        plan=plan,
+        labeled_so_far=LabeledSoFar(
+            human_labels=int(train.size + config.loop.validation_size + run.topped_up),
+            auto_labels=int(sum(i.size for i in run.auto_index)),
+            mistakes_bound=run.mistakes_bound,
+        ),
     )
 
 
