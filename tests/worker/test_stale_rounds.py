@@ -127,10 +127,11 @@ def test_a_late_write_of_a_reaped_round_writes_nothing(
     def slow_load(round_id: int, factory: sessionmaker[Session], s: Settings) -> Any:
         loaded = original(round_id, factory, s)
         with factory() as session:
+            # One transaction: the row stays locked from the update to the reaper's commit, so the runner's
+            # heartbeat thread cannot refresh it in between (it did, now and then, under load).
             session.execute(
                 update(Round).where(Round.id == round_id).values(heartbeat_at=utcnow() - timedelta(hours=1))
             )
-            session.commit()
             assert reap_stale_rounds(session, s) == [round_id]
         return loaded
 
