@@ -48,7 +48,10 @@ cases() {
       echo "m-soft-fin1-s10 mnist softmax 10 --set thresholds.fallback_share=0"
       echo "m-soft-f10fb-s11 mnist softmax 11"
       echo "m-soft-f05fb-s11 mnist softmax 11 --set thresholds.delta_final_share=0.5"
-      echo "m-col-f10fb-s10 mnist colander 10" ;;
+      echo "m-col-f10fb-s10 mnist colander 10"
+      for s in 10 11; do  # a validation floor from the training budget on SST-2 (not adopted)
+        echo "t-def-s$s sst2 softmax $s"; echo "t-floor2400-s$s sst2 softmax $s --set loop.validation_floor=2400"
+      done ;;
     text-classifier)  # one certificate on 2,000 random labels, SST-2 tuning seeds 10-14
       for s in 10 11 12 13 14; do
         echo "one-pre-s$s sst2 softmax $s --seed-size 2000 --budget 2000 --max-rounds 1 --set model.hidden=1000,500,30 --set model.activation=tanh --set model.dropout=0 --set train.weight_decay=0.001"
