@@ -3,6 +3,7 @@ that read a round's inputs (streamed by :func:`app.repositories.items.load_rows`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -181,12 +182,19 @@ def audit_counts(session: Session, round_id: int) -> tuple[int, int, int]:
 def delta_spent(session: Session, project_id: int) -> float:
     """Σ of the δ shares (the round report's ``delta_round``) the project's succeeded rounds were tested at
     (:mod:`tbal.plan` caps the next share by δ minus this)."""
+    return _sum_over_reports(session, project_id, lambda report: report.delta_round)
+
+
+def _sum_over_reports(
+    session: Session, project_id: int, value: Callable[[RoundReport], float | None]
+) -> float:
+    """Σ of ``value`` over the reports of the project's succeeded rounds (None counts 0)."""
     stmt = select(Round.metrics).where(Round.project_id == project_id, Round.status == "succeeded")
     total = 0.0
     for metrics in session.scalars(stmt):
-        share = RoundReport.from_dict(metrics).delta_round if metrics else None
-        if share is not None:
-            total += float(share)
+        x = value(RoundReport.from_dict(metrics)) if metrics else None
+        if x is not None:
+            total += float(x)
     return total
 
 
@@ -203,10 +211,4 @@ def labeled_items(project_id: int, role: str) -> Select[int, bytes, int, list[fl
 def auto_mistakes_spent(session: Session, project_id: int) -> float:
     """Σ of the mistake bounds (the round report's ``auto_mistakes_bound``) the project's succeeded rounds
     certified for their auto-labels (the ``dataset`` guarantee carries them to the next rounds)."""
-    stmt = select(Round.metrics).where(Round.project_id == project_id, Round.status == "succeeded")
-    total = 0.0
-    for metrics in session.scalars(stmt):
-        bound = RoundReport.from_dict(metrics).auto_mistakes_bound if metrics else None
-        if bound is not None:
-            total += float(bound)
-    return total
+    return _sum_over_reports(session, project_id, lambda report: report.auto_mistakes_bound)
