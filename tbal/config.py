@@ -1,5 +1,8 @@
 """Every hyperparameter of a TBAL run, as frozen dataclasses, and the papers' presets.
 
+(Why one module of ~550 lines: one frozen dataclass per section with its checks, the presets that set
+them, and the override parser that walks them all; a preset and the fields it sets belong side by side.)
+
 The library never reads the environment or global state: callers (the command, the service) build a
 :class:`TBALConfig`, start from a preset with :func:`preset`, and change single values with
 :func:`with_overrides` (``"train.epochs=10"``).

@@ -6,6 +6,11 @@ labels; split the current validation set at random into D_cal (ν) and D_th; fit
 D_cal; estimate per-class thresholds on D_th; auto-label the pool points whose score ≥ t[ŷ]; mark the
 validation points inside the auto-labeled region for removal; choose the next queries among the pool
 points that were not auto-labeled.
+
+Why one module of ~650 lines: the round (:func:`run_round`) and the oracle loop (:func:`run_tbal`) share
+the round's input and output types, the plan's bookkeeping and the dataset guarantee's counts; the
+one-path test (tests/app/test_one_path.py) holds the service to exactly this contract, so it lives in
+one place.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """Per-class threshold estimation and the error bounds.
 
+(Why one module of ~600 lines: the bounds, the walks, plain and fallback, the two pooled families and the
+dataset guarantee's tolerances make up one certificate, and the validity argument below covers them
+together; the brute-force and simulation tests in tests/tbal/test_thresholds.py check them as one.)
+
 Points of D_th are grouped by their **predicted** class ŷ; the candidate thresholds of a class are the
 distinct scores observed in it (all points with an equal score enter together). For a candidate t,
 ``n(t)`` is the number of points of the class with ``s ≥ t``, ``m(t)`` the number of them that are wrong,
