@@ -1,0 +1,92 @@
+"""One certificate on SST-2 embeddings, outside the loop (tuning seeds only): how the fixed-sequence walk,
+the fallback walk and an ensemble of classifiers change the valid bound's coverage (BENCHMARKS.md,
+"Coverage under the valid bound").
+
+Per seed: 2,000 random training labels, 1,600 validation points (all of them D_th, as for softmax), a
+pool of 18,000; thresholds at δ_k = 0.045 (the final round's share), ε = 0.05.
+
+Usage: .venv/bin/python bench/sst2_one_certificate.py walks|ensemble [--seeds 10,11,12]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from tbal.config import ThresholdConfig, preset
+from tbal.models import build_model
+from tbal.thresholds import estimate_thresholds
+from tbal.training import one_hot, predict, train_classifier
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_minilm.npz"
+DELTA_K = 0.045
+
+
+def split(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return order[:2000], order[2000:3600], order[3600:21600]
+
+
+def certify(
+    probs_val: np.ndarray,
+    y_val: np.ndarray,
+    probs_pool: np.ndarray,
+    y_pool: np.ndarray,
+    config: ThresholdConfig,
+) -> tuple[float, float]:
+    """Coverage and true error on the pool of the thresholds certified on the validation set."""
+    s_val, yhat_val = probs_val.max(1), probs_val.argmax(1)
+    s_pool, yhat_pool = probs_pool.max(1), probs_pool.argmax(1)
+    result = estimate_thresholds(s_val, yhat_val, yhat_val == y_val, 2, config, delta=DELTA_K)
+    auto = s_pool >= result.thresholds[yhat_pool]
+    error = float(np.mean(yhat_pool[auto] != y_pool[auto])) if auto.any() else 0.0
+    return float(auto.mean()), error
+
+
+def walks(X: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """A logistic regression (scikit-learn) scored by max probability, under three walks."""
+    from sklearn.linear_model import LogisticRegression
+
+    tr, va, po = split(seed, len(y))
+    model = LogisticRegression(C=0.5, max_iter=2000).fit(X[tr], y[tr])
+    pv, pp = model.predict_proba(X[va]), model.predict_proba(X[po])
+    for name, config in (
+        ("plain walk", ThresholdConfig(fallback_share=0.0)),
+        ("fallback 0.3", ThresholdConfig(fallback_share=0.3)),
+        ("fallback 0.5, 4 restarts", ThresholdConfig(fallback_share=0.5, fallback_checkpoints=4)),
+    ):
+        coverage, error = certify(pv, y[va], pp, y[po], config)
+        print(f"seed {seed} {name:26s} coverage {100 * coverage:5.1f} %  error {100 * error:4.2f} %")
+
+
+def ensemble(X: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """The text-paper MLP, alone and averaged over 3 or 5 seeds, under the default walk."""
+    config = preset("text-paper")
+    tr, va, po = split(seed, len(y))
+    outputs = []
+    for member in range(5):
+        model = build_model(config.model, (X.shape[1],), 2)
+        train_classifier(model, X[tr], one_hot(y[tr], 2), config.train, seed=seed * 100 + member)
+        outputs.append((predict(model, X[va]).probs, predict(model, X[po]).probs))
+    for k in (1, 3, 5):
+        pv = np.mean([o[0] for o in outputs[:k]], axis=0)
+        pp = np.mean([o[1] for o in outputs[:k]], axis=0)
+        coverage, error = certify(pv, y[va], pp, y[po], ThresholdConfig())
+        print(f"seed {seed} {k} member(s)  coverage {100 * coverage:5.1f} %  error {100 * error:4.2f} %")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("what", choices=("walks", "ensemble"))
+    parser.add_argument("--seeds", default="10,11,12")
+    args = parser.parse_args()
+    with np.load(DATA) as z:
+        X, y = z["X_train"].astype(np.float32), z["y_train"].astype(np.int64)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        (walks if args.what == "walks" else ensemble)(X, y, seed)
+
+
+if __name__ == "__main__":
+    main()
