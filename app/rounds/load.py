@@ -16,6 +16,7 @@ from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.claim import ClaimLost
+from app.rounds.planning import plan_for_round
 from app.services import raw_items
 from app.services.arrays import Layout, from_bytes, layout_of, model_inputs, pixel_scale
 from app.services.project_config import runtime_config
@@ -23,7 +24,7 @@ from app.settings import Settings
 from tbal.config import TBALConfig
 from tbal.errors import TBALInputError
 from tbal.loop import LabeledSoFar
-from tbal.plan import RoundPlan, RunState, plan_round
+from tbal.plan import RoundPlan
 from tbal.round_report import RoundReport, RoundReportError
 
 LABEL_REVIEW_FRACTION = 0.05
@@ -97,7 +98,7 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
             layout=layout,
             config=config,
             round_index=round_.index,
-            plan=_plan(session, project, round_.index, config),
+            plan=plan_for_round(session, project, round_.index, config),
             n_items=items_repo.count_items(session, project.id),
             train_ids=train_ids,
             input_scale=scale,
@@ -161,20 +162,6 @@ def _input_scale(session: Session, project: Project, layout: Layout, *raws: np.n
     except RoundReportError:
         before = None
     return max(scale, before) if before is not None else scale
-
-
-def _plan(session: Session, project: Project, round_index: int, config: TBALConfig) -> RoundPlan:
-    """The round's plan (:func:`tbal.plan.plan_round`) from the project's counts so far."""
-    return plan_round(
-        RunState(
-            round_index=round_index,
-            training_labels=items_repo.count_items(session, project.id, role="train"),
-            validation_top_ups=labels_repo.count_validation_top_ups(session, project.id),
-            delta_spent=rounds_repo.delta_spent(session, project.id),
-        ),
-        config,
-        run_seed=project.seed,
-    )
 
 
 def _labeled_so_far(session: Session, project_id: int, config: TBALConfig) -> LabeledSoFar | None:

@@ -21,9 +21,9 @@ from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.dispatch import Dispatcher
+from app.rounds.planning import plan_for_round
 from app.services.project_config import build_config, min_validation_labels
 from app.services.queue import ensure_sets_drawn
-from tbal.plan import RunState, plan_round
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +40,8 @@ def queries_for_next_round(session: Session, project: Project) -> int:
     """How many human queries the next round may send: the round plan's query budget (min(batch, budget
     left), :func:`tbal.plan.plan_round`). A round with a ``validation_floor`` may spend part of them on
     validation top-ups; the rest are training queries."""
-    state = RunState(
-        round_index=rounds_repo.next_index(session, project.id),
-        training_labels=items_repo.count_items(session, project.id, role="train"),
-        validation_top_ups=labels_repo.count_validation_top_ups(session, project.id),
-    )
-    return plan_round(state, build_config(project.settings), run_seed=project.seed).query_budget
+    index = rounds_repo.next_index(session, project.id)
+    return plan_for_round(session, project, index, build_config(project.settings)).query_budget
 
 
 def start_round(session: Session, project: Project, dispatcher: Dispatcher) -> Round:
