@@ -125,29 +125,3 @@ def train_first_model(api: Api, project: LSProject, n: int = 400, spread: float 
     done = api.wait_round(started.json()["id"])
     assert done["status"] == "succeeded", done
     return done
-
-
-def ensure_auto_labels(factory: Any, project_id: int, round_id: int, n: int = 5) -> None:
-    """Auto-labels of round ``round_id`` for the first ``n`` pool items when the round made none (the
-    default δ schedule, ``final``, keeps a first round's share for the last planned round): what the
-    Label Studio paths read is the stored auto-label, whichever round certified it."""
-    from sqlalchemy import exists, select
-
-    from app.db.models import AutoLabel, Item
-
-    with factory() as session:
-        if session.scalar(select(exists().where(AutoLabel.project_id == project_id))):
-            return
-        pool = session.scalars(
-            select(Item.id)
-            .where(Item.project_id == project_id, Item.role == "pool")
-            .order_by(Item.id)
-            .limit(n)
-        ).all()
-        for i, item_id in enumerate(pool):
-            session.add(
-                AutoLabel(
-                    project_id=project_id, item_id=item_id, round_id=round_id, label=i % 2, confidence=0.97
-                )
-            )
-        session.commit()

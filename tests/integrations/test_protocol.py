@@ -15,7 +15,6 @@ from tests.app.conftest import Api
 from tests.integrations.conftest import (
     CLASSES,
     LSProject,
-    ensure_auto_labels,
     features_of,
     fixture_path,
     train_first_model,
@@ -157,13 +156,10 @@ def test_predict_before_a_model_and_unusable_tasks(api: Api, connected: Any) -> 
     assert garbled.status_code == 422 and _last_errors(api, project)[0]["source"] == "webhook"
 
 
-def test_predict_answers_like_the_service_and_returns_auto_labels(
-    api: Api, connected: Any, session_factory: Any
-) -> None:
+def test_predict_answers_like_the_service_and_returns_auto_labels(api: Api, connected: Any) -> None:
     project: LSProject = connected()
     round_ = train_first_model(api, project)
     version = round_["model_version"]
-    ensure_auto_labels(session_factory, project.id, round_["id"])
     auto = api.get(f"/api/v1/projects/{project.id}/auto-labels", params={"limit": 5}).json()["items"]
     assert auto
     plain = api.get(f"/api/v1/projects/{project.id}/queue").json()["items"][0]  # asked for: not auto-labeled
