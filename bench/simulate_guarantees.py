@@ -1,0 +1,52 @@
+"""Print the failure rates behind BENCHMARKS.md's "The guarantee by simulation" table: the 1,000-draw
+simulations of tests/tbal/test_thresholds.py and tests/tbal/test_plan.py (the tests assert the bounds;
+this prints the rates and coverages they see). Takes a few minutes.
+
+Usage: .venv/bin/python bench/simulate_guarantees.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tbal.config import ThresholdConfig
+from tests.tbal.test_plan import _family_wise_failure_rate, _long_run_config
+from tests.tbal.test_thresholds import dataset_violation_rate, violation_rates
+
+WALKS = [
+    ("plain fixed sequence, pooled", ThresholdConfig(fallback_share=0.0), 1200),
+    ("fallback walk η 0.3, pooled", ThresholdConfig(fallback_share=0.3), 1200),
+    ("fallback walk η 0.3, per-class", ThresholdConfig(guarantee="per-class", fallback_share=0.3), 1200),
+    (
+        "fallback η 0.5, 4 restarts, pooled, small D_th",
+        ThresholdConfig(epsilon=0.1, delta=0.2, fallback_share=0.5, fallback_checkpoints=4),
+        300,
+    ),
+]
+
+
+def main() -> None:
+    for name, config, n in WALKS:
+        pooled, per_class, coverage = violation_rates(config, n, seed=7)
+        rates = f"pooled {100 * pooled:.1f} %, a class {100 * per_class:.1f} %"
+        print(f"{name}: {rates}, coverage {100 * coverage:.1f} %")
+    for guarantee in ("dataset", "pooled"):
+        config = ThresholdConfig(guarantee=guarantee, epsilon=0.05, delta=0.1)  # type: ignore[arg-type]
+        rate, coverage = dataset_violation_rate(config, n_th=600, n_pool=3000, humans=1000, seed=9)
+        print(f"{guarantee} (labeled-set error): {100 * rate:.1f} % above ε, coverage {100 * coverage:.1f} %")
+    for guarantee, split, schedule in (
+        ("pooled", True, "uniform"),
+        ("per-class", True, "uniform"),
+        ("pooled", True, "final"),
+        ("pooled", False, "uniform"),
+    ):
+        rate, _ = _family_wise_failure_rate(_long_run_config(guarantee, split, schedule), seed=21)
+        label = f"8 rounds planned as 3, {guarantee}, {schedule if split else 'every round at the whole δ'}"
+        print(f"{label}: family-wise {100 * rate:.1f} %")
+
+
+if __name__ == "__main__":
+    main()
