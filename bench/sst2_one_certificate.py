@@ -45,6 +45,14 @@ def certify(
     return float(auto.mean()), error
 
 
+def oracle_coverage(probs_pool: np.ndarray, y_pool: np.ndarray, epsilon: float) -> float:
+    """The largest share of the pool, most confident first, whose true error is ≤ ε (labels known)."""
+    order = np.argsort(-probs_pool.max(1))
+    wrong = probs_pool.argmax(1)[order] != y_pool[order]
+    ok = np.flatnonzero(np.cumsum(wrong) / np.arange(1, order.size + 1) <= epsilon)
+    return float((ok[-1] + 1) / order.size) if ok.size else 0.0
+
+
 def walks(X: np.ndarray, y: np.ndarray, seed: int) -> None:
     """A logistic regression (scikit-learn) scored by max probability, under three walks."""
     from sklearn.linear_model import LogisticRegression
@@ -52,6 +60,12 @@ def walks(X: np.ndarray, y: np.ndarray, seed: int) -> None:
     tr, va, po = split(seed, len(y))
     model = LogisticRegression(C=0.5, max_iter=2000).fit(X[tr], y[tr])
     pv, pp = model.predict_proba(X[va]), model.predict_proba(X[po])
+    accuracy = float(np.mean(pp.argmax(1) == y[po]))
+    oracle = [100 * oracle_coverage(pp, y[po], e) for e in (0.05, 0.025)]
+    print(
+        f"seed {seed} accuracy {100 * accuracy:.1f} %, oracle coverage {oracle[0]:.1f} % at ε 5 %, "
+        f"{oracle[1]:.1f} % at 2.5 %"
+    )
     for name, config in (
         ("plain walk", ThresholdConfig(fallback_share=0.0)),
         ("fallback 0.3", ThresholdConfig(fallback_share=0.3)),
