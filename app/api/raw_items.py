@@ -24,6 +24,7 @@ from app.schemas.predict import PredictItem, PredictRequest, PredictResponse
 from app.schemas.raw_items import ImageUrlsCreate, TextItemsCreate, TextPage, TextRead, TextsPredict
 from app.services import predict as predict_service
 from app.services import raw_items
+from app.services.raw_items import ImageFile
 from app.settings import Settings
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["items"])
@@ -235,7 +236,7 @@ async def predict_images(
     return await run_in_threadpool(predict_service.predict, session, project, request_body, artifacts)
 
 
-async def _image_files(request: Request, settings: Settings) -> list[raw_items.ImageFile]:
+async def _image_files(request: Request, settings: Settings) -> list[ImageFile]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         path = await receive_upload(request, settings)  # read from disk, never held whole in memory
@@ -249,7 +250,7 @@ async def _image_files(request: Request, settings: Settings) -> list[raw_items.I
             return await run_in_threadpool(raw_items.archive_images, path, "body")
         finally:
             path.unlink(missing_ok=True)
-    files: list[raw_items.ImageFile] = []
+    files: list[ImageFile] = []
     async with request.form(max_files=settings.max_batch_items, max_fields=16) as form:
         for field, value in form.multi_items():
             if not isinstance(value, UploadFile):
@@ -259,7 +260,7 @@ async def _image_files(request: Request, settings: Settings) -> list[raw_items.I
             if raw_items.is_archive(name, data[:512]):
                 files.extend(await run_in_threadpool(raw_items.archive_images, data, f"files.{name}"))
             else:
-                files.append(raw_items.ImageFile(name, data))
+                files.append(ImageFile(name, data))
     if not files:
         raise Invalid("files", "no image files: send multipart file parts or a zip/tar archive")
     return files
@@ -274,4 +275,4 @@ def _part_name(filename: str) -> str:
 
 
 def _device(settings: Settings) -> str:
-    return settings.train_device if settings.train_device in ("cpu", "cuda", "auto") else "cpu"
+    return raw_items.service_device(settings.train_device)

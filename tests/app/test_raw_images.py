@@ -180,10 +180,10 @@ def test_bad_image_files_are_422_and_write_nothing(
 def test_a_zip_bomb_and_wrong_project_kind(
     api: Api, make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.services import raw_items
+    from app.services.raw_items import archives
 
     pid = _project(make_project)
-    monkeypatch.setattr(raw_items, "MAX_ARCHIVE_BYTES", 10_000)
+    monkeypatch.setattr(archives, "MAX_ARCHIVE_BYTES", 10_000)
     bomb = _zip({f"{i}.png": GOOD for i in range(3)} | {"zeros.png": b"\x00" * 50_000})
     response = api.post(
         f"/api/v1/projects/{pid}/items/images", content=bomb, headers={"Content-Type": "application/zip"}
