@@ -116,7 +116,18 @@ class HumanLabel(Base):
     __table_args__ = (Index("ix_human_labels_project_id_id", "project_id", "id"),)
 
 
-class Round(Base):
+class Claimed:
+    """Columns of background work claimed by one runner at a time (rounds, ingest jobs): how many times it
+    was started, and when it was created, started, last heard of (the heartbeat) and finished."""
+
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Round(Claimed, Base):
     __tablename__ = "rounds"
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
@@ -131,11 +142,6 @@ class Round(Base):
     artifact_path: Mapped[str | None] = mapped_column(String(1024))
     error: Mapped[str | None] = mapped_column(Text)
     claim_token: Mapped[str | None] = mapped_column(String(32))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         UniqueConstraint("project_id", "index"),
@@ -302,3 +308,49 @@ class LabelStudioAnnotation(Base):
         UniqueConstraint("project_id", "annotation_id"),
         Index("ix_label_studio_annotations_item_id_annotation_id", "item_id", "annotation_id"),
     )
+
+
+JOB_KINDS = ("texts", "images")
+JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+ACTIVE_JOB_STATUSES = ("queued", "running")
+
+
+class IngestJob(Claimed, Base):
+    """A large upload of raw items (texts, image files) whose encoding / decoding runs as background work
+    (:mod:`app.jobs`). ``done`` counts the items handled so far (stored, skipped as known, or refused);
+    ``errors`` keeps the first refused items (``{"index", "item", "reason"}``), ``n_errors`` all of them."""
+
+    __tablename__ = "ingest_jobs"
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    inserted: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    ground_truth_added: Mapped[int] = mapped_column(Integer, default=0)
+    n_errors: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(_in("kind", JOB_KINDS), name="kind"),
+        CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+        Index("ix_ingest_jobs_project_id_id", "project_id", "id"),
+    )
+
+
+class IngestJobItem(Base):
+    """One raw item of a job, stored durably when the upload is accepted and deleted in the transaction
+    that stores its item (or records why it was refused): what is left is what the job still has to do."""
+
+    __tablename__ = "ingest_job_items"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("ingest_jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    label: Mapped[Any] = mapped_column(JSON, nullable=True)
