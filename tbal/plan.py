@@ -25,6 +25,10 @@ reserve ``thresholds.delta_tail`` τ for rounds past them:
   regions are removed, so every certificate uses up validation points that later rounds need. Fewer, larger
   certificates at a larger δ_k reach further (BENCHMARKS.md, "δ spending").
 - past the horizon, round P − 1 + j (j ≥ 1) gets τ·δ·2^(−j): Σ_k δ_k = (1 − τ)·δ + τ·δ·(1 − 2^(−J)) < δ.
+- a round inside the horizon that runs with no label of N_t left (a project stopped early by lowering
+  ``label_budget``, or one whose users gave the training labels unasked) is the last round the budget
+  allows: under ``final`` it gets the final share, so stopping early still auto-labels. Every share is
+  capped by δ − (what earlier rounds spent), so the sum stays ≤ δ whatever the order of events.
 
 With ``thresholds.split_delta_over_rounds`` false every round is tested at δ (a per-round guarantee
 only, as before; not valid over a run).
@@ -125,14 +129,20 @@ def plan_round(state: RunState, config: TBALConfig, *, run_seed: int) -> RoundPl
     return RoundPlan(
         round_index=int(state.round_index),
         seed=round_seed(run_seed, int(state.round_index)),
-        delta=_capped_share(state, config),
+        delta=_capped_share(state, config, budget_left),
         query_budget=max(0, min(loop.batch_size, budget_left)),
         validation_floor=loop.validation_floor,
     )
 
 
-def delta_share(round_index: int, config: TBALConfig) -> float:
-    """δ_k of the schedule (see the module docstring); Σ_k δ_k ≤ δ for any number of rounds."""
+def delta_share(round_index: int, config: TBALConfig, *, budget_spent: bool = False) -> float:
+    """δ_k of the schedule (see the module docstring); Σ_k δ_k ≤ δ for any number of rounds.
+
+    ``budget_spent``: no label of N_t is left for this round to queue. Under the ``final`` schedule such a
+    round inside the horizon is the last one the budget allows, whatever its index (the user lowered
+    ``label_budget`` to stop early, or gave the labels unasked): it gets the final share. Were several such
+    rounds to run, :func:`plan_round` caps each at what earlier rounds left, so Σ_k δ_k ≤ δ still holds.
+    """
     if round_index < 0:
         raise TBALInputError(f"expected round_index ≥ 0, got {round_index}")
     th = config.thresholds
@@ -145,15 +155,15 @@ def delta_share(round_index: int, config: TBALConfig) -> float:
         return th.delta_tail * delta * 2.0 ** -(round_index - horizon + 1)
     if th.delta_schedule == "uniform" or horizon == 1:
         return inside / horizon
-    if round_index == horizon - 1:
+    if round_index == horizon - 1 or budget_spent:
         return inside * th.delta_final_share
     return inside * (1.0 - th.delta_final_share) / (horizon - 1)
 
 
-def _capped_share(state: RunState, config: TBALConfig) -> float:
+def _capped_share(state: RunState, config: TBALConfig, budget_left: int) -> float:
     if config.thresholds.bound == "paper":
         return 0.0
-    share = delta_share(int(state.round_index), config)
+    share = delta_share(int(state.round_index), config, budget_spent=budget_left <= 0)
     if not config.thresholds.split_delta_over_rounds:
         return share
     return max(0.0, min(share, config.thresholds.delta - float(state.delta_spent)))

@@ -32,6 +32,25 @@ def test_default_schedule_certifies_in_the_last_planned_round(api: Api, make_pro
     assert rounds[0]["metrics"]["delta_schedule"] == "final"
 
 
+def test_a_project_stopped_early_certifies_in_its_next_round(api: Api, make_project: MakeProject) -> None:
+    """Stopping before the last planned round: lower label_budget to what was spent, and the next round
+    is the last the budget allows, so it certifies with the final share instead of auto-labeling nothing."""
+    pid = ready_project(
+        api, make_project, delta_schedule="final", label_budget=200, seed_size=20, batch_size=20
+    )  # planned rounds 10
+    first = api.run_round(pid)
+    assert first["metrics"]["delta_round"] == 0.0 and first["metrics"]["auto_labeled"] == 0
+    assert api.post(f"/api/v1/projects/{pid}/simulate").status_code == 200
+    spent = api.get(f"/api/v1/projects/{pid}").json()["counts"]["budget_used"]
+    patched = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"label_budget": spent}})
+    assert patched.status_code == 200, patched.text
+    second = api.run_round(pid)
+    delta = second["metrics"]["delta"]
+    assert second["metrics"]["delta_round"] == pytest.approx(0.9 * delta, rel=1e-6)
+    assert second["metrics"]["auto_labeled"] > 0
+    assert second["n_queries"] == 0
+
+
 def test_dataset_guarantee_carries_auto_labels_and_their_mistake_bounds(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session], settings: Settings
 ) -> None:

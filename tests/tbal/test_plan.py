@@ -50,6 +50,22 @@ def test_plan_caps_delta_by_what_is_left_even_when_the_budget_changes() -> None:
     assert spent <= small.thresholds.delta + 1e-15
 
 
+def test_a_round_with_the_budget_spent_early_gets_the_final_share() -> None:
+    """A project stopped early (label_budget lowered to what was spent, or labels given unasked): its next
+    round is the last the budget allows and certifies with the final share; rounds after it only get
+    what is left, so the shares still sum to at most δ."""
+    config = preset("mnist-paper")  # N_t 500: the budget is spent at 500 training labels
+    assert config.thresholds.delta_schedule == "final"
+    assert plan_round(RunState(3, 260), config, run_seed=0).delta == 0.0  # budget left: not final yet
+    early = plan_round(RunState(3, 500), config, run_seed=0)
+    assert early.query_budget == 0
+    assert early.delta == pytest.approx(0.9 * 0.05)
+    spent = 0.0
+    for k in range(3, 1000):  # every later round runs with the budget spent: capped by what is left
+        spent += plan_round(RunState(k, 500, 0, spent), config, run_seed=0).delta
+    assert spent <= config.thresholds.delta
+
+
 def test_paper_rule_spends_no_delta() -> None:
     config = with_overrides(preset("mnist-paper"), {"thresholds.bound": "paper"})
     assert plan_round(RunState(0, 200), config, run_seed=0).delta == 0.0
