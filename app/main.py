@@ -22,6 +22,7 @@ from app.db.session import make_engine, make_session_factory
 from app.errors import install_error_handlers
 from app.integrations.label_studio.router import router as label_studio_router
 from app.integrations.label_studio.sync import Syncer
+from app.jobs.service import resume_jobs
 from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestMetrics
 from app.rounds import repository as rounds_repo
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         syncer = None
         if isinstance(state.dispatcher, InProcessDispatcher):
             _resume_rounds(state)
+            resume_jobs(state.dispatcher, state.session_factory, state.settings.round_stale_after_s)
             # embedded mode: Label Studio sync at start-up and on a timer (workers: a Celery beat task)
             syncer = Syncer(state.session_factory, state.settings)
             syncer.start()

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(default=10_000, ge=1, le=100_000)  # le: app.schemas.text.MAX_BATCH
     """Most items (or labels) in one JSON request."""
     ingest_chunk_rows: int = Field(default=5_000, ge=1)
+    sync_ingest_max_items: int = Field(default=2_000, ge=0)
+    """Raw uploads (texts, image files) of at most this many items are encoded in the request and answer
+    200 with what was stored; larger ones answer 202 with an ingest job once their raw data are stored,
+    and are encoded in the background (``?background=true|false`` decides per request)."""
+    ingest_job_batch: int = Field(default=512, ge=1, le=100_000)
+    """Items an ingest job encodes and stores per transaction (its progress moves batch by batch)."""
 
     round_time_limit_s: float = Field(default=6 * 3600.0, gt=0)
     round_stale_after_s: float = Field(default=600.0, gt=0)

@@ -98,7 +98,7 @@ def make_celery(settings: Settings | None = None) -> TBALCelery:
     """
     settings = settings if settings is not None else get_settings()
     soft, hard = time_limits(settings)
-    app = TBALCelery(settings, include=["worker.tasks", "worker.label_studio"])
+    app = TBALCelery(settings, include=["worker.tasks", "worker.label_studio", "worker.jobs"])
     app.conf.update(
         broker_url=settings.broker_url or EMBEDDED_BROKER,
         result_backend=settings.result_backend,

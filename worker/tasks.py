@@ -44,6 +44,19 @@ MAX_RETRIES = 8
 RETRY_BACKOFF_S = 5
 """First retry after about 5 s, then 10, 20, ... (full jitter), at most :data:`RETRY_BACKOFF_MAX_S`."""
 RETRY_BACKOFF_MAX_S = 600
+DURABLE_TASK: dict[str, Any] = {
+    "bind": True,
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": RETRY_BACKOFF_S,
+    "retry_backoff_max": RETRY_BACKOFF_MAX_S,
+    "retry_jitter": True,
+    "max_retries": MAX_RETRIES,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+}
+"""Options of the tasks that run long work by id (rounds, ingest jobs): transient errors retried with
+backoff, the message acknowledged after the work, redelivered when the worker is lost."""
 STALE_MARGIN_S = 5.0
 """A round found running elsewhere is looked at again ``round_stale_after_s`` + this many seconds later."""
 
@@ -77,19 +90,7 @@ def mark_failed(app: TBALCelery, round_id: int, reason: str) -> None:
         logger.error("round %d failed: %s", round_id, reason)
 
 
-@shared_task(
-    name=RUN_ROUND_TASK,
-    base=RoundTask,
-    bind=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=RETRY_BACKOFF_S,
-    retry_backoff_max=RETRY_BACKOFF_MAX_S,
-    retry_jitter=True,
-    max_retries=MAX_RETRIES,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=True,
-)
+@shared_task(name=RUN_ROUND_TASK, base=RoundTask, **DURABLE_TASK)
 def run_round(self: Task, round_id: int) -> None:
     """Run round ``round_id`` (claim it, train, calibrate, threshold, auto-label, choose queries).
 

@@ -3,6 +3,11 @@
 Texts: JSON (``{"items": [{"external_id", "text", "ground_truth"}]}``), or a file (JSON list, JSONL, CSV)
 posted to ``/items/texts/upload``. Images: ``/items/images`` takes a multipart form with any number of
 PNG/JPEG/WebP/BMP file parts and/or zip/tar archives of them, or one archive as the raw body.
+
+An upload of at most ``sync_ingest_max_items`` items (2,000 by default) is encoded in the request and
+answers 200 with what was stored; a larger one answers 202 with an ingest job as soon as its raw items
+are stored, and is encoded in the background (``GET /projects/{id}/jobs/{job_id}`` follows it);
+``?background=true|false`` decides for one request.
 """
 
 from __future__ import annotations
@@ -11,26 +16,45 @@ from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.api.deps import ArtifactsDep, MetricsDep, ProjectDep, SessionDep, SettingsDep
+from app.api.deps import ArtifactsDep, DispatcherDep, MetricsDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
 from app.api.uploads import UPLOAD_OPENAPI, receive_upload
+from app.db.models import Project
 from app.errors import Invalid
+from app.jobs import service as jobs
+from app.metrics import Metrics
 from app.repositories import item_texts as texts_repo
+from app.rounds.dispatch import Dispatcher
 from app.schemas.items import IngestResult
+from app.schemas.jobs import JobPage, JobRead
 from app.schemas.predict import PredictItem, PredictRequest, PredictResponse
 from app.schemas.raw_items import ImageUrlsCreate, TextItemsCreate, TextPage, TextRead, TextsPredict
 from app.services import predict as predict_service
 from app.services import raw_items
 from app.services.raw_items import ImageFile
+from app.services.raw_items.texts import read_text_file, record_ids
 from app.settings import Settings
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["items"])
 
 Column = Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$")]
 IdPrefix = Annotated[str, Query(max_length=200, pattern=r"^[^\x00]*$", description="prefix of item ids")]
+
+Background = Annotated[
+    bool | None,
+    Query(
+        description="true: store the raw items and encode them in a job (202); false: encode in the "
+        "request (200); default: a job when the upload has more than sync_ingest_max_items items"
+    ),
+]
+JOB_RESPONSES: dict[int | str, dict[str, object]] = {
+    202: {"model": JobRead, "description": "stored; encoded by the ingest job in the background"}
+}
 
 IMAGES_OPENAPI: dict[str, object] = {
     "requestBody": {
@@ -50,7 +74,7 @@ IMAGES_OPENAPI: dict[str, object] = {
 }
 
 
-@router.post("/items/texts")
+@router.post("/items/texts", response_model=IngestResult, responses=JOB_RESPONSES)
 async def add_texts(
     *,
     project: ProjectDep,
@@ -58,28 +82,27 @@ async def add_texts(
     session: SessionDep,
     settings: SettingsDep,
     metrics: MetricsDep,
-) -> IngestResult:
+    dispatcher: DispatcherDep,
+    background: Background = None,
+) -> IngestResult | JSONResponse:
     """Add text items (text projects); each is encoded by the project's encoder. Idempotent on
-    external_id: known ids are skipped and not encoded again."""
+    external_id: known ids are skipped and not encoded again. A large batch answers 202 with an ingest
+    job (see the module's docstring)."""
     if len(body.items) > settings.max_batch_items:
         raise Invalid(
             "items", f"at most {settings.max_batch_items} items per request; use /items/texts/upload"
         )
-    result = await run_in_threadpool(
-        raw_items.ingest_texts,
-        session,
-        project,
-        [i.external_id for i in body.items],
-        [i.text for i in body.items],
-        [i.ground_truth for i in body.items],
-        chunk_rows=settings.ingest_chunk_rows,
-        device=_device(settings),
+    ids, texts = [i.external_id for i in body.items], [i.text for i in body.items]
+    labels = [i.ground_truth for i in body.items]
+    raw_items.require_kind(project, "text")
+    return await _ingest_texts(
+        project, session, settings, metrics, dispatcher, background, ids, texts, labels
     )
-    metrics.items_ingested.inc(result.inserted)
-    return result
 
 
-@router.post("/items/texts/upload", openapi_extra=UPLOAD_OPENAPI)
+@router.post(
+    "/items/texts/upload", openapi_extra=UPLOAD_OPENAPI, response_model=IngestResult, responses=JOB_RESPONSES
+)
 async def upload_texts(
     *,
     project: ProjectDep,
@@ -87,34 +110,63 @@ async def upload_texts(
     session: SessionDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    dispatcher: DispatcherDep,
     format: Annotated[Literal["json", "jsonl", "csv"] | None, Query(description="default: sniffed")] = None,
     text_column: Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$")] = "text",
     id_column: Column = None,
     label_column: Column = None,
     id_prefix: IdPrefix = "",
-) -> IngestResult:
+    background: Background = None,
+) -> IngestResult | JSONResponse:
     """Add text items from a file (raw body or multipart part ``file``): a JSON list of strings or
     objects, JSON Lines, or CSV with a header. ``text_column`` names the text field (default ``text``);
-    ``id_column`` the external ids (default: ``<id_prefix><row>``); ``label_column`` ground truth."""
+    ``id_column`` the external ids (default: ``<id_prefix><row>``); ``label_column`` ground truth.
+    A large file answers 202 with an ingest job (see the module's docstring)."""
     raw_items.require_kind(project, "text")
     session.commit()  # no lock held while the body streams in
     path = await receive_upload(request, settings)
     try:
-        result = await run_in_threadpool(
-            raw_items.ingest_text_file,
-            session,
-            project,
+        records = await run_in_threadpool(
+            read_text_file,
             path,
             fmt=format,
             text_column=text_column,
             id_column=id_column,
             label_column=label_column,
-            id_prefix=id_prefix,
-            chunk_rows=settings.ingest_chunk_rows,
-            device=_device(settings),
         )
     finally:
         path.unlink(missing_ok=True)
+    ids = record_ids(records, id_prefix)
+    return await _ingest_texts(
+        project, session, settings, metrics, dispatcher, background, ids, records.texts, records.labels
+    )
+
+
+async def _ingest_texts(
+    project: Project,
+    session: Session,
+    settings: Settings,
+    metrics: Metrics,
+    dispatcher: Dispatcher,
+    background: bool | None,
+    ids: list[str],
+    texts: list[str],
+    labels: list[str | int | None] | None,
+) -> IngestResult | JSONResponse:
+    """Texts encoded now (200), or stored for an ingest job (202)."""
+    if _in_background(len(ids), background, settings):
+        job = await run_in_threadpool(jobs.start_text_job, session, project, ids, texts, labels, dispatcher)
+        return _accepted(job)
+    result = await run_in_threadpool(
+        raw_items.ingest_texts,
+        session,
+        project,
+        ids,
+        texts,
+        labels,
+        chunk_rows=settings.ingest_chunk_rows,
+        device=_device(settings),
+    )
     metrics.items_ingested.inc(result.inserted)
     return result
 
@@ -129,7 +181,9 @@ def list_texts(
     return TextPage(items=items, next_after_id=rows[-1][0] if len(rows) == limit else None)
 
 
-@router.post("/items/images", openapi_extra=IMAGES_OPENAPI)
+@router.post(
+    "/items/images", openapi_extra=IMAGES_OPENAPI, response_model=IngestResult, responses=JOB_RESPONSES
+)
 async def upload_images(
     *,
     project: ProjectDep,
@@ -137,18 +191,33 @@ async def upload_images(
     session: SessionDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    dispatcher: DispatcherDep,
     id_prefix: IdPrefix = "",
     labels_from_folders: Annotated[
         bool, Query(description="ground truth from each file's folder name (image-folder layout)")
     ] = False,
-) -> IngestResult:
+    background: Background = None,
+) -> IngestResult | JSONResponse:
     """Add image items (image projects) from PNG/JPEG/WebP/BMP files: multipart parts (any field name,
     many per request; ids ``<id_prefix><file name>``) and zip/tar archives (ids ``<id_prefix><path in the
     archive>``), or one archive as the raw body. Each image is decoded, converted to the project's channels
-    and resized / centre-cropped to its ``input_shape``; a bad file is a 422 naming it, nothing stored."""
+    and resized / centre-cropped to its ``input_shape``; a bad file is a 422 naming it, nothing stored.
+    A large upload answers 202 with an ingest job, whose per-item errors name the bad files (the others
+    are stored; see the module's docstring)."""
     raw_items.require_image_files(project)  # before the body is read
     session.commit()
     files = await _image_files(request, settings)
+    if _in_background(len(files), background, settings):
+        job = await run_in_threadpool(
+            jobs.start_image_job,
+            session,
+            project,
+            files,
+            dispatcher,
+            id_prefix=id_prefix,
+            labels_from_folders=labels_from_folders,
+        )
+        return _accepted(job)
     result = await run_in_threadpool(
         raw_items.ingest_images,
         session,
@@ -272,6 +341,31 @@ def _part_name(filename: str) -> str:
     raw = filename.replace("\\", "/")
     path = PurePosixPath(raw)
     return path.name if path.is_absolute() or ".." in path.parts else raw
+
+
+@router.get("/jobs/{job_id}")
+def get_job(*, project: ProjectDep, session: SessionDep, job_id: int) -> JobRead:
+    """An ingest job: status, items done / total, what was stored, and the items it refused."""
+    return jobs.job_read(jobs.get_job(session, project, job_id))
+
+
+@router.get("/jobs")
+def list_jobs(
+    *, project: ProjectDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> JobPage:
+    """The project's latest ingest jobs, newest first."""
+    return JobPage(items=[jobs.job_read(j) for j in jobs.list_jobs(session, project, limit)])
+
+
+def _in_background(n_items: int, background: bool | None, settings: Settings) -> bool:
+    return background if background is not None else n_items > settings.sync_ingest_max_items
+
+
+def _accepted(job: JobRead) -> JSONResponse:
+    """202 with the job, and where to follow it."""
+    body = job.model_dump(mode="json")
+    location = f"/api/v1/projects/{job.project_id}/jobs/{job.id}"
+    return JSONResponse(body, status_code=202, headers={"Location": location})
 
 
 def _device(settings: Settings) -> str:

@@ -93,7 +93,10 @@ def ingest_texts(
     new ones (ids not yet in the project), writes items and texts in one transaction and commits."""
     require_kind(project, "text")
     check_text_batch(external_ids, texts, labels)
-    truth_all = [check_text_item(project, i, external_ids[i], texts[i], labels) for i in range(len(texts))]
+    truth_all = [
+        check_text_item(project, i, external_ids[i], texts[i], labels[i] if labels is not None else None)
+        for i in range(len(texts))
+    ]
     known = items_repo.ids_by_external(session, project.id, external_ids)
     new = [i for i, ext in enumerate(external_ids) if ext not in known]
     encoder = text_encoder(project.settings, device=device)
@@ -120,18 +123,16 @@ def check_text_batch(
     _check_unique(list(external_ids), "texts", per_item=True)
 
 
-def check_text_item(
-    project: Project, i: int, external_id: str, text: str, labels: Sequence[Label] | None
-) -> int:
+def check_text_item(project: Project, i: int, external_id: str, text: str, label: Label) -> int:
     """Check text item ``i`` (its id, its text, its ground truth) and return its class index (-1: none);
     a 422 on ``texts.<i>.<what>`` for a problem."""
     check_id(external_id, f"texts.{i}.external_id")
     problem = text_problem(text)
     if problem:
         raise Invalid(f"texts.{i}.text", problem)
-    if labels is None or labels[i] is None:
+    if label is None:
         return -1
-    return class_index(project.classes, labels[i], f"texts.{i}.ground_truth")  # type: ignore[arg-type]
+    return class_index(project.classes, label, f"texts.{i}.ground_truth")
 
 
 def store_texts(
@@ -145,17 +146,37 @@ def store_texts(
 ) -> IngestResult:
     """Encode checked texts of new items and write items, texts and ground truth in the session's
     transaction, then commit (a 422 when the encoder refuses them or gives the wrong size)."""
+    return write_texts(
+        session, project, ids, texts, encode_checked(project, encoder, texts), truth, chunk_rows
+    )
+
+
+def encode_checked(project: Project, encoder: TextEncoder, texts: list[str]) -> np.ndarray:
+    """Checked texts -> their (n, d) features; a 422 when the encoder refuses them or gives another size
+    than the project stores."""
     try:
         X = encoder.encode(texts)
     except (DataError, ValueError) as exc:
         raise Invalid("texts", str(exc)) from exc
-    layout = layout_of(project)
-    if X.shape[1:] != layout.shape:
-        raise Invalid(
-            "settings.encoder", f"encoder gives {X.shape[1:]} features, project stores {layout.shape}"
-        )
+    shape = layout_of(project).shape
+    if X.shape[1:] != shape:
+        raise Invalid("settings.encoder", f"encoder gives {X.shape[1:]} features, project stores {shape}")
+    return X
+
+
+def write_texts(
+    session: Session,
+    project: Project,
+    ids: list[str],
+    texts: list[str],
+    X: np.ndarray,
+    truth: np.ndarray,
+    chunk_rows: int,
+) -> IngestResult:
+    """Write new text items (their features ``X``), their strings and ground truth in the session's
+    transaction (with whatever the caller wrote in it), then commit."""
     texts_repo.add_texts(session, project.id, ids, texts)
-    return _store(session, project, layout, X, ids, truth, chunk_rows)
+    return _store(session, project, layout_of(project), X, ids, truth, chunk_rows)
 
 
 def encode_texts(project: Project, texts: Sequence[str], *, device: str = "cpu") -> np.ndarray:

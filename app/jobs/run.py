@@ -1,0 +1,270 @@
+"""Running an ingest job: the same function in the API process (embedded default) and in a Celery worker.
+
+1. Claim the job under a row lock: a job already final, or running elsewhere with a fresh heartbeat, is
+   left alone (a message delivered twice runs it once).
+2. Batch by batch (``ingest_job_batch`` staged items, in upload order): check each item, encode the
+   texts (or decode the images, and run the backbone) of those whose external id is new, then in one
+   transaction: delete the batch's staged items, add its counts and per-item errors to the job, write the
+   new items (features, text, ground truth), commit. Every item is stored whole or not at all; a job
+   that stops in the middle resumes with the items still staged, and an item stored already is skipped by
+   its external id, so a retried job never duplicates anything.
+3. When nothing is staged any more: succeeded. An error that is not about one item (the encoder cannot
+   be loaded, the backbone refuses the shape) fails the job with its reason; a database that went away
+   gives the job back (queued) for the retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+import numpy as np
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.base import utcnow
+from app.db.models import IngestJobItem, Project
+from app.errors import DomainError, Invalid
+from app.jobs import repository as jobs_repo
+from app.jobs.service import fail
+from app.repositories import items as items_repo
+from app.schemas.items import IngestResult
+from app.services.raw_items.checks import check_id
+from app.services.raw_items.encoders import service_device, text_encoder
+from app.services.raw_items.images import decode_files, image_target, image_truth, store_images
+from app.services.raw_items.texts import check_text_item, encode_checked, write_texts
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MAX_JOB_ERRORS = 1_000
+"""Per-item errors kept in the job row (``n_errors`` counts them all)."""
+GIVE_BACK_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
+"""The database went away: the job is given back (queued) and the error raised for a retry."""
+
+Row = tuple[int, str, str | None, bytes | None, Any]
+"""A staged item: (seq, external id, text, image bytes, label)."""
+
+
+@dataclass
+class Prepared:
+    """One batch, checked and encoded, ready to write: the new items and what happened to the others."""
+
+    seqs: list[int]
+    ids: list[str] = field(default_factory=list)
+    payload: Any = None  # texts and their features, or decoded pixels
+    truth: list[int] = field(default_factory=list)
+    known: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def refuse(self, seq: int, item: str, reason: str) -> None:
+        self.errors.append({"index": seq, "item": str(item)[:255], "reason": reason})
+
+
+class Kind(Protocol):
+    def prepare(self, session: Session, rows: Sequence[Row]) -> Prepared: ...
+
+    def write(self, session: Session, batch: Prepared, chunk_rows: int) -> IngestResult: ...
+
+
+def execute_job(job_id: int, factory: sessionmaker[Session], settings: Settings) -> str | None:
+    """Run job ``job_id`` to its end (see the module docstring); returns its status afterwards ("running":
+    another runner holds it; None: no such job)."""
+    with factory() as session:
+        if not _claim(session, job_id, settings):
+            job = jobs_repo.get(session, job_id)
+            return None if job is None else job.status
+        try:
+            _run_batches(session, job_id, settings)
+        except GIVE_BACK_ERRORS:
+            session.rollback()
+            _give_back(session, job_id)
+            raise
+        except DomainError as exc:
+            session.rollback()
+            fail(session, job_id, f"{exc.field}: {exc.reason}")
+        except Exception as exc:
+            session.rollback()
+            logger.exception("ingest job %s failed", job_id)
+            fail(session, job_id, f"{type(exc).__name__}: {exc}")
+        job = jobs_repo.get(session, job_id)
+        return None if job is None else job.status
+
+
+def _claim(session: Session, job_id: int, settings: Settings) -> bool:
+    job = jobs_repo.lock(session, job_id)
+    now = utcnow()
+    fresh = now - timedelta(seconds=settings.round_stale_after_s)
+    if job is None or job.status in ("succeeded", "failed"):
+        session.rollback()
+        return False
+    if job.status == "running" and job.heartbeat_at is not None and job.heartbeat_at > fresh:
+        session.rollback()  # another runner holds it (a second delivery of its message)
+        return False
+    job.status = "running"
+    job.attempts += 1
+    job.started_at = job.started_at or now
+    job.heartbeat_at = now
+    session.commit()
+    return True
+
+
+def _give_back(session: Session, job_id: int) -> None:
+    """Best effort: the job queued again, so that the retry claims it at once."""
+    try:
+        job = jobs_repo.lock(session, job_id)
+        if job is not None and job.status == "running":
+            job.status = "queued"
+        session.commit()
+    except Exception as exc:
+        session.rollback()
+        logger.warning("ingest job %s: could not give it back (%s); it is taken over once stale", job_id, exc)
+
+
+def _run_batches(session: Session, job_id: int, settings: Settings) -> None:
+    job = jobs_repo.get(session, job_id)
+    assert job is not None  # claimed just before
+    project = session.get(Project, job.project_id)
+    if project is None:
+        return
+    kind: Kind = TextKind(project, settings) if job.kind == "texts" else ImageKind(project)
+    while True:
+        rows = [_row(r) for r in jobs_repo.next_batch(session, job_id, settings.ingest_job_batch)]
+        session.commit()  # no transaction stays open while the batch is encoded
+        if not rows:
+            break
+        batch = kind.prepare(session, rows)
+        session.commit()
+        if not _write(session, job_id, batch, kind, settings):
+            return
+    job = jobs_repo.lock(session, job_id)
+    if job is not None and job.status == "running":
+        job.status = "succeeded"
+        job.finished_at = utcnow()
+    session.commit()
+
+
+def _row(item: IngestJobItem) -> Row:
+    return (item.seq, item.external_id, item.text, item.data, item.label)
+
+
+def _write(session: Session, job_id: int, batch: Prepared, kind: Kind, settings: Settings) -> bool:
+    """Store one batch and its bookkeeping in one transaction; False when the job is no longer ours (failed
+    or deleted meanwhile)."""
+    job = jobs_repo.lock(session, job_id)
+    if job is None or job.status != "running":
+        session.rollback()
+        return False
+    if jobs_repo.take(session, job_id, batch.seqs) != len(batch.seqs):
+        session.rollback()  # another runner stored this batch first: go on with what is left
+        return True
+    new_truth = sum(1 for t in batch.truth if t >= 0)
+    job.done += len(batch.seqs)
+    job.inserted += len(batch.ids)
+    job.skipped += batch.known
+    job.ground_truth_added += new_truth
+    job.n_errors += len(batch.errors)
+    job.errors = [*(job.errors or []), *batch.errors][:MAX_JOB_ERRORS]
+    job.heartbeat_at = utcnow()
+    result = kind.write(session, batch, settings.ingest_chunk_rows)  # commits
+    if result.inserted != len(batch.ids):  # another writer stored some of these ids in between
+        job = jobs_repo.lock(session, job_id)
+        if job is not None:
+            job.inserted -= len(batch.ids) - result.inserted
+            job.skipped += len(batch.ids) - result.inserted
+            job.ground_truth_added -= new_truth - result.ground_truth_added
+        session.commit()
+    return True
+
+
+class TextKind:
+    """Texts: checked (id, text, class), encoded by the project's encoder."""
+
+    def __init__(self, project: Project, settings: Settings) -> None:
+        self.project = project
+        self.encoder = text_encoder(project.settings, device=service_device(settings.train_device))
+
+    def prepare(self, session: Session, rows: Sequence[Row]) -> Prepared:
+        batch = Prepared(seqs=[r[0] for r in rows])
+        checked: list[tuple[int, str, str, int]] = []
+        for seq, ext, text, _data, label in rows:
+            try:
+                truth = check_text_item(self.project, seq, ext, text or "", label)
+            except Invalid as exc:
+                batch.refuse(seq, ext, exc.reason)
+                continue
+            checked.append((seq, ext, text or "", truth))
+        known = items_repo.ids_by_external(session, self.project.id, [c[1] for c in checked])
+        new = [c for c in checked if c[1] not in known]
+        batch.known = len(checked) - len(new)
+        X, encoded = self._encode(new, batch)
+        kept = [c for c, ok in zip(new, encoded, strict=True) if ok]
+        batch.ids = [c[1] for c in kept]
+        batch.truth = [c[3] for c in kept]
+        batch.payload = ([c[2] for c in kept], X)
+        return batch
+
+    def _encode(
+        self, items: list[tuple[int, str, str, int]], batch: Prepared
+    ) -> tuple[np.ndarray, list[bool]]:
+        """The texts' features, all at once; when the encoder refuses the batch, one by one, so that only
+        the texts it refuses become errors (a wrong feature size fails the job)."""
+        try:
+            return encode_checked(self.project, self.encoder, [c[2] for c in items]), [True] * len(items)
+        except Invalid as exc:
+            if exc.field != "texts":
+                raise
+        parts: list[np.ndarray] = []
+        ok: list[bool] = []
+        for seq, ext, text, _truth in items:
+            try:
+                parts.append(encode_checked(self.project, self.encoder, [text]))
+            except Invalid as exc:
+                if exc.field != "texts":
+                    raise
+                batch.refuse(seq, ext, exc.reason)
+            ok.append(len(parts) > sum(ok))
+        empty = np.empty((0, *self.project.input_shape), dtype=np.float32)
+        return (np.concatenate(parts) if parts else empty), ok
+
+    def write(self, session: Session, batch: Prepared, chunk_rows: int) -> IngestResult:
+        texts, X = batch.payload
+        truth = np.array(batch.truth, dtype=np.int64)
+        return write_texts(session, self.project, batch.ids, texts, X, truth, chunk_rows)
+
+
+class ImageKind:
+    """Image files: checked (id, class), decoded to the project's shape (and run through its backbone)."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.backbone, self.shape = image_target(project)
+
+    def prepare(self, session: Session, rows: Sequence[Row]) -> Prepared:
+        batch = Prepared(seqs=[r[0] for r in rows])
+        checked: list[tuple[int, str, bytes, int]] = []
+        for seq, ext, _text, data, label in rows:
+            try:
+                check_id(ext, f"files.{ext}")
+                checked.append((seq, ext, data or b"", image_truth(self.project, ext, label)))
+            except Invalid as exc:
+                batch.refuse(seq, ext, exc.reason)
+        known = items_repo.ids_by_external(session, self.project.id, [c[1] for c in checked])
+        new = [c for c in checked if c[1] not in known]
+        batch.known = len(checked) - len(new)
+        pixels, problems = decode_files([c[2] for c in new], self.shape)
+        for (seq, ext, _data, _t), problem in zip(new, problems, strict=True):
+            if problem is not None:
+                batch.refuse(seq, ext, problem)
+        good = [i for i, problem in enumerate(problems) if problem is None]
+        batch.ids = [new[i][1] for i in good]
+        batch.truth = [new[i][3] for i in good]
+        batch.payload = pixels[good]
+        return batch
+
+    def write(self, session: Session, batch: Prepared, chunk_rows: int) -> IngestResult:
+        truth = np.array(batch.truth, dtype=np.int64)
+        return store_images(session, self.project, self.backbone, batch.payload, batch.ids, truth, chunk_rows)

@@ -1,0 +1,159 @@
+"""Accepting a large raw upload as an ingest job: the upload's structure is checked (as many ids as
+texts, no id twice), its raw items (text, or image bytes, with the ground truth given) are written with
+the job row in one transaction and committed, and the job is sent to run; the request answers then.
+Each item's own problems (an empty text, an unknown class, an image that does not decode) are found by
+the job and become its per-item errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db.base import utcnow
+from app.db.models import IngestJob, Project
+from app.errors import NotFound, Unavailable
+from app.jobs import repository as jobs_repo
+from app.rounds.dispatch import Dispatcher
+from app.schemas.jobs import JobError, JobRead
+from app.services import background
+from app.services.raw_items.archives import ImageFile
+from app.services.raw_items.checks import require_kind
+from app.services.raw_items.encoders import require_image_files
+from app.services.raw_items.images import image_ids, image_labels
+from app.services.raw_items.texts import Label, check_text_batch
+
+logger = logging.getLogger(__name__)
+
+INGEST_JOB_TASK = "tbal.ingest_job"
+"""The Celery task that runs a job (``worker.jobs`` registers it under this name)."""
+JOB_QUEUE = "gpu"
+"""Encoding is heavy work, like training: it goes where the GPUs are (CUDA when the worker has it)."""
+
+
+def start_text_job(
+    session: Session,
+    project: Project,
+    external_ids: Sequence[str],
+    texts: Sequence[str],
+    labels: Sequence[Label] | None,
+    dispatcher: Dispatcher,
+) -> JobRead:
+    """Store texts as a job's raw items and send the job (202: the items are encoded in the background)."""
+    require_kind(project, "text")
+    check_text_batch(external_ids, texts, labels)
+    rows = [
+        {
+            "seq": i,
+            "external_id": ext,
+            "text": t,
+            "data": None,
+            "label": labels[i] if labels is not None else None,
+        }
+        for i, (ext, t) in enumerate(zip(external_ids, texts, strict=True))
+    ]
+    return _start(session, project, "texts", rows, dispatcher)
+
+
+def start_image_job(
+    session: Session,
+    project: Project,
+    files: Sequence[ImageFile],
+    dispatcher: Dispatcher,
+    *,
+    id_prefix: str = "",
+    labels_from_folders: bool = False,
+    labels: Sequence[Label] | None = None,
+) -> JobRead:
+    """Store image files as a job's raw items and send the job (decoded in the background)."""
+    require_image_files(project)
+    ids = image_ids(files, id_prefix)
+    file_labels = image_labels(files, labels, labels_from_folders)
+    rows = [
+        {"seq": i, "external_id": ext, "text": None, "data": f.data, "label": file_labels[i]}
+        for i, (ext, f) in enumerate(zip(ids, files, strict=True))
+    ]
+    return _start(session, project, "images", rows, dispatcher)
+
+
+def _start(
+    session: Session, project: Project, kind: str, rows: list[dict[str, Any]], dispatcher: Dispatcher
+) -> JobRead:
+    from app.jobs.run import execute_job
+
+    job = jobs_repo.add(session, project.id, kind, len(rows))
+    jobs_repo.stage(session, job.id, rows)
+    session.commit()  # the raw data are stored: the job can run anywhere from here
+    try:
+        background.send(dispatcher, task=INGEST_JOB_TASK, queue=JOB_QUEUE, work=execute_job, work_id=job.id)
+    except Exception as exc:  # broker down: the job cannot run, say so (nothing is left staged)
+        logger.exception("could not enqueue ingest job %s", job.id)
+        fail(session, job.id, f"could not enqueue: {exc}")
+        raise Unavailable("broker", f"could not enqueue the ingest job: {exc}") from exc
+    return job_read(job)
+
+
+def fail(session: Session, job_id: int, reason: str) -> None:
+    """Mark a job failed with ``reason`` and drop its staged items (the items it stored stay), committed."""
+    job = jobs_repo.lock(session, job_id)
+    if job is None:
+        return
+    job.status = "failed"
+    job.reason = reason[:4000]
+    job.finished_at = utcnow()
+    jobs_repo.drop_staged(session, job_id)
+    session.commit()
+
+
+def get_job(session: Session, project: Project, job_id: int) -> IngestJob:
+    job = jobs_repo.get(session, job_id)
+    if job is None or job.project_id != project.id:
+        raise NotFound("job_id", f"no ingest job {job_id} in project {project.id}")
+    return job
+
+
+def list_jobs(session: Session, project: Project, limit: int) -> list[IngestJob]:
+    return jobs_repo.of_project(session, project.id, limit)
+
+
+def job_read(job: IngestJob) -> JobRead:
+    return JobRead(
+        id=job.id,
+        project_id=job.project_id,
+        kind=job.kind,  # type: ignore[arg-type]
+        status=job.status,  # type: ignore[arg-type]
+        total=job.total,
+        done=job.done,
+        progress=job.done / job.total if job.total else 1.0,
+        inserted=job.inserted,
+        skipped=job.skipped,
+        ground_truth_added=job.ground_truth_added,
+        n_errors=job.n_errors,
+        errors=[JobError(**e) for e in job.errors or []],
+        reason=job.reason,
+        attempts=job.attempts,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def resume_jobs(dispatcher: Dispatcher, factory: sessionmaker[Session], stale_after_s: float) -> list[int]:
+    """Embedded default, at start-up: send again the jobs a previous process left queued, or running
+    without a heartbeat for ``stale_after_s`` (best effort: the database may be away)."""
+    from app.jobs.run import execute_job
+
+    try:
+        with factory() as session:
+            ids = jobs_repo.unfinished_ids(session, utcnow() - timedelta(seconds=stale_after_s))
+    except Exception as exc:
+        logger.warning("could not look for unfinished ingest jobs: %s", exc)
+        return []
+    for job_id in ids:
+        logger.info("resuming ingest job %s", job_id)
+        background.send(dispatcher, task=INGEST_JOB_TASK, queue=JOB_QUEUE, work=execute_job, work_id=job_id)
+    return ids

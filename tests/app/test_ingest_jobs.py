@@ -1,0 +1,244 @@
+"""Ingest jobs on the embedded default (in process; SQLite and PostgreSQL): a large raw upload answers 202
+once its raw items are stored, the job encodes / decodes them in batches, bad items become per-item
+errors naming them while the rest is stored, a job interrupted in the middle resumes without storing
+anything twice, and a small upload still answers 200 as before."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+import app.jobs.run as job_run
+from app.jobs import repository as jobs_repo
+from app.jobs.run import execute_job
+from app.main import create_app
+from app.services.api_keys import create_key
+from app.settings import Settings
+from tbal.encoders import make_text_encoder
+from tbal.encoders.images import decode_image
+from tests.app.conftest import Api
+from tests.app.test_raw_texts import _sentences, _stored, _text_project
+
+MakeProject = Callable[..., dict[str, Any]]
+
+
+def _wait_job(api: Api, pid: int, job_id: int, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = api.get(f"/api/v1/projects/{pid}/jobs/{job_id}").json()
+        if body["status"] in ("succeeded", "failed"):
+            return dict(body)
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+def _jsonl(texts: list[str], labels: list[Any], prefix: str = "t") -> bytes:
+    rows = [
+        {"id": f"{prefix}{i}", "text": t, "label": y}
+        for i, (t, y) in enumerate(zip(texts, labels, strict=True))
+    ]
+    return "\n".join(json.dumps(r) for r in rows).encode()
+
+
+def _upload(api: Api, pid: int, body: bytes, **params: Any) -> Any:
+    query = {"format": "jsonl", "id_column": "id", "label_column": "label", **params}
+    return api.post(
+        f"/api/v1/projects/{pid}/items/texts/upload",
+        params=query,
+        content=body,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+
+
+def _png(x: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(x).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _count(factory: sessionmaker[Session], table: str, pid: int) -> int:
+    with factory() as session:
+        return int(
+            session.execute(
+                text(f"SELECT count(*) FROM {table} WHERE project_id = :p"), {"p": pid}
+            ).scalar_one()
+        )
+
+
+def test_a_text_job_stores_what_the_request_would_and_names_the_bad_items(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
+    pid = _text_project(make_project, "hashing:64")["id"]
+    texts, labels = _sentences(40)
+    labels[3] = "maybe"  # an unknown class: refused, the others stored
+    started = _upload(api, pid, _jsonl(texts, labels), background="true")
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert started.headers["Location"] == f"/api/v1/projects/{pid}/jobs/{job['id']}"
+    assert (
+        job["kind"] == "texts" and job["total"] == 40 and job["status"] in ("queued", "running", "succeeded")
+    )
+    done = _wait_job(api, pid, job["id"])
+    assert done["status"] == "succeeded", done
+    assert (done["done"], done["inserted"], done["skipped"], done["n_errors"]) == (40, 39, 0, 1)
+    assert done["progress"] == 1.0 and done["ground_truth_added"] == 39
+    assert done["errors"] == [{"index": 3, "item": "t3", "reason": done["errors"][0]["reason"]}]
+    assert "maybe" in done["errors"][0]["reason"]
+    ids, X = _stored(session_factory, pid)
+    keep = [i for i in range(40) if i != 3]
+    assert ids == [f"t{i}" for i in keep]
+    expected = make_text_encoder("hashing:64").encode([texts[i] for i in keep])
+    np.testing.assert_allclose(X, expected, rtol=1e-6)
+    assert _count(session_factory, "item_texts", pid) == 39
+    with session_factory() as session:  # nothing is left staged
+        assert session.execute(text("SELECT count(*) FROM ingest_job_items")).scalar_one() == 0
+
+    again = _upload(api, pid, _jsonl(texts, labels), background="true")  # the same file again
+    redo = _wait_job(api, pid, again.json()["id"])
+    assert (redo["inserted"], redo["skipped"], redo["n_errors"]) == (0, 39, 1)
+    assert _count(session_factory, "items", pid) == 39
+    listed = api.get(f"/api/v1/projects/{pid}/jobs").json()["items"]
+    assert [j["id"] for j in listed] == [again.json()["id"], job["id"]]
+    other = _text_project(make_project, "hashing:64")["id"]
+    assert api.get(f"/api/v1/projects/{other}/jobs/{job['id']}").status_code == 404
+
+
+def test_small_uploads_answer_200_and_large_ones_202(
+    settings: Settings, session_factory: sessionmaker[Session], make_project: MakeProject
+) -> None:
+    """The threshold (``sync_ingest_max_items``) and ``?background=false`` for the old behaviour."""
+    _key, secret = create_key(session_factory, "jobs")
+    small = settings.model_copy(update={"sync_ingest_max_items": 10})
+    with TestClient(create_app(small)) as client:
+        api = Api(client=client, headers={"Authorization": f"Bearer {secret}"}, settings=small)
+        pid = _text_project(make_project, "hashing:16")["id"]
+        texts, labels = _sentences(12)
+        assert _upload(api, pid, _jsonl(texts[:10], labels[:10])).status_code == 200
+        large = _upload(api, pid, _jsonl(texts, labels, prefix="u"))
+        assert large.status_code == 202
+        assert _wait_job(api, pid, large.json()["id"])["inserted"] == 12
+        forced = _upload(api, pid, _jsonl(texts, labels, prefix="v"), background="false")
+        assert forced.status_code == 200 and forced.json()["inserted"] == 12
+        items = [{"external_id": f"j{i}", "text": t} for i, t in enumerate(texts)]
+        as_json = api.post(f"/api/v1/projects/{pid}/items/texts", json={"items": items})
+        assert as_json.status_code == 202
+        assert _wait_job(api, pid, as_json.json()["id"])["inserted"] == 12
+
+
+def test_an_image_job_decodes_the_good_files_and_names_the_bad_ones(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
+    pid = make_project(classes=["cat", "dog"], data_kind="image", input_shape=[8, 8, 3])["id"]
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(6, 8, 8, 3), dtype=np.uint8)
+    parts = [("files", (f"{'cat' if i % 2 else 'dog'}/{i}.png", _png(X[i]), "image/png")) for i in range(6)]
+    parts.append(("files", ("cat/broken.png", b"\x89PNG\r\n\x1a\n not an image", "image/png")))
+    started = api.post(
+        f"/api/v1/projects/{pid}/items/images",
+        params={"labels_from_folders": "true", "background": "true"},
+        files=parts,
+    )
+    assert started.status_code == 202, started.text
+    done = _wait_job(api, pid, started.json()["id"])
+    assert done["status"] == "succeeded" and done["kind"] == "images"
+    assert (done["inserted"], done["n_errors"], done["ground_truth_added"]) == (6, 1, 6)
+    assert done["errors"][0]["item"] == "cat/broken.png" and done["errors"][0]["index"] == 6
+    with session_factory() as session:
+        rows = session.execute(
+            text("SELECT external_id, data FROM items WHERE project_id = :p ORDER BY id"), {"p": pid}
+        ).all()
+    assert [r[0] for r in rows] == [p[1][0] for p in parts[:6]]
+    for i, (_ext, data) in enumerate(rows):
+        stored = np.frombuffer(bytes(data), dtype=np.uint8).reshape(8, 8, 3)
+        np.testing.assert_array_equal(stored, decode_image(_png(X[i]), (8, 8, 3)))
+
+
+@pytest.fixture
+def stopped_once(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
+    """The second batch's write fails once as if the database went away."""
+    real = job_run._write
+    calls = {"n": 0}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OperationalError("INSERT", {}, Exception("server closed the connection unexpectedly"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(job_run, "_write", flaky)
+    yield calls
+
+
+def test_an_interrupted_job_resumes_and_stores_nothing_twice(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    stopped_once: dict[str, int],
+) -> None:
+    pid = _text_project(make_project, "hashing:16")["id"]
+    texts, labels = _sentences(10)
+    with session_factory() as session:  # a job staged as the API stages it, not yet sent anywhere
+        job = jobs_repo.add(session, pid, "texts", 10)
+        rows = [
+            {"seq": i, "external_id": f"r{i}", "text": t, "data": None, "label": y}
+            for i, (t, y) in enumerate(zip(texts, labels, strict=True))
+        ]
+        jobs_repo.stage(session, job.id, rows)
+        session.commit()
+        job_id = job.id
+    batch = api.settings.model_copy(update={"ingest_job_batch": 4})
+    with pytest.raises(OperationalError):
+        execute_job(job_id, session_factory, batch)
+    first = api.get(f"/api/v1/projects/{pid}/jobs/{job_id}").json()
+    assert (first["status"], first["done"], first["inserted"]) == ("queued", 4, 4)  # given back
+    assert _count(session_factory, "items", pid) == 4
+    assert execute_job(job_id, session_factory, batch) == "succeeded"  # the retry
+    assert execute_job(job_id, session_factory, batch) == "succeeded"  # a late duplicate: nothing
+    body = api.get(f"/api/v1/projects/{pid}/jobs/{job_id}").json()
+    assert (body["done"], body["inserted"], body["skipped"], body["attempts"]) == (10, 10, 0, 2)
+    ids, _X = _stored(session_factory, pid)
+    assert ids == [f"r{i}" for i in range(10)]
+    assert _count(session_factory, "item_texts", pid) == 10
+
+
+def test_a_job_whose_encoder_cannot_load_fails_with_its_reason(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pid = _text_project(make_project, "hashing:16")["id"]
+    texts, labels = _sentences(5)
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("the model files are gone")
+
+    monkeypatch.setattr(job_run, "text_encoder", broken)
+    started = _upload(api, pid, _jsonl(texts, labels), background="true")
+    done = _wait_job(api, pid, started.json()["id"])
+    assert done["status"] == "failed" and "the model files are gone" in done["reason"]
+    assert _count(session_factory, "items", pid) == 0
+    with session_factory() as session:
+        assert session.execute(text("SELECT count(*) FROM ingest_job_items")).scalar_one() == 0
+
+
+def test_a_bad_file_is_refused_before_any_job(api: Api, make_project: MakeProject) -> None:
+    pid = _text_project(make_project, "hashing:16")["id"]
+    bad = _upload(
+        api, pid, b'{"id": "a", "text": "fine", "label": "pos"}\n{"id": "b", "text": ""}', background="true"
+    )
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "file"
+    dup = _upload(api, pid, b'{"id": "x", "text": "a"}\n{"id": "x", "text": "b"}', background="true")
+    assert dup.status_code == 422 and "duplicate" in dup.json()["detail"]["reason"]
+    assert api.get(f"/api/v1/projects/{pid}/jobs").json()["items"] == []
