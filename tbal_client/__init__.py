@@ -31,6 +31,7 @@ from tbal_client.client import (
     WaitTimeout,
     find_images,
 )
+from tbal_client.jobs import Job, JobFailed, JobItemError
 from tbal_client.text_files import TextFileError
 
 __all__ = [
@@ -38,6 +39,9 @@ __all__ = [
     "AutoLabel",
     "HumanLabel",
     "IngestResult",
+    "Job",
+    "JobFailed",
+    "JobItemError",
     "Label",
     "LabelsResult",
     "PredictResult",

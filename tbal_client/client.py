@@ -37,12 +37,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import httpx
 import numpy as np
 
 from tbal_client.text_files import read_text_records
+
+if TYPE_CHECKING:
+    from tbal_client.jobs import Job
 
 API_PREFIX = "/api/v1"
 FINAL_STATUSES = ("succeeded", "failed")
@@ -705,8 +708,8 @@ class TBALClient:
                 if ground_truth is not None:
                     row["label"] = ground_truth[i]
                 rows.append(json.dumps(row, ensure_ascii=False))
-            data = self._json(
-                "POST",
+            data = self._ingested(
+                project_id,
                 path,
                 params=params,
                 content="\n".join(rows).encode("utf-8"),
@@ -788,11 +791,45 @@ class TBALClient:
                 ("files", (names[i], paths[i].read_bytes(), "application/octet-stream"))
                 for i in range(start, stop)
             ]
-            data = self._json("POST", path, params=params, files=parts, **extra)
+            data = self._ingested(project_id, path, params=params, files=parts, **extra)
             total = total + IngestResult.from_json(data)
             if on_chunk is not None:
                 on_chunk(stop, len(paths))
         return total
+
+    # -- ingest jobs (tbal_client.jobs) -------------------------------------------------------------
+
+    def get_job(self, project_id: int, job_id: int) -> Job:
+        """An ingest job: a raw upload the service encodes in the background (status, done / total,
+        what it stored, the items it refused)."""
+        from tbal_client.jobs import Job
+
+        return Job.from_json(self._json("GET", f"{API_PREFIX}/projects/{int(project_id)}/jobs/{int(job_id)}"))
+
+    def wait_job(
+        self,
+        project_id: int,
+        job_id: int,
+        *,
+        poll_s: float = 1.0,
+        timeout_s: float | None = None,
+        raise_on_errors: bool = True,
+    ) -> Job:
+        """Poll the job until it is final; raises :class:`~tbal_client.jobs.JobFailed` when it failed or
+        refused items (unless ``raise_on_errors`` is False), :class:`WaitTimeout` after ``timeout_s``."""
+        from tbal_client.jobs import wait
+
+        return wait(
+            self, project_id, job_id, poll_s=poll_s, timeout_s=timeout_s, raise_on_errors=raise_on_errors
+        )
+
+    def _ingested(self, project_id: int, path: str, **kwargs: Any) -> Any:
+        """POST one upload chunk; its answer as a 200 says it, also when the service answered 202 with an
+        ingest job (then once the job is done)."""
+        response = self._request("POST", path, expected=(200, 202), **kwargs)
+        if response.status_code == 200:
+            return response.json()
+        return self.wait_job(project_id, int(response.json()["id"])).ingest_fields()
 
     # -- the queue and human labels -----------------------------------------------------------------
 
