@@ -834,7 +834,7 @@ class TBALClient:
     # -- the queue and human labels -----------------------------------------------------------------
 
     def queue_counts(self, project_id: int) -> QueueCounts:
-        """Open queries by purpose (the first read draws the validation and seed sets)."""
+        """Open queries by purpose (the upload of items drew the validation and seed sets)."""
         page = self._json("GET", f"{API_PREFIX}/projects/{int(project_id)}/queue", params={"limit": 1})
         return QueueCounts(int(page["open_validation"]), int(page["open_training"]))
 

@@ -22,8 +22,9 @@ def read_queue(
     include_data: bool = False,
 ) -> QueuePage:
     """Items to label next, each with its purpose (validation, training or audit; a round's validation
-    top-up under ``validation_floor`` is validation). The first read draws the validation and seed sets
-    from the pool."""
+    top-up under ``validation_floor`` is validation). A read only: the validation and seed sets are drawn
+    from the pool when items are uploaded (redrawn from the whole pool by each upload until one of their
+    queries is answered)."""
     return service.read_queue(session, project, after_id=after_id, limit=limit, include_data=include_data)
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, bindparam, func, insert, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -74,6 +74,32 @@ def add_queries(
     ]
     for start in range(0, len(rows), 5_000):
         session.execute(insert(LabelQuery), rows[start : start + 5_000])
+
+
+def initial_queries_answered(session: Session, project_id: int) -> bool:
+    """Whether any query of the initial draw (``round_id`` null) has been answered."""
+    stmt = (
+        select(LabelQuery.id)
+        .where(
+            LabelQuery.project_id == project_id,
+            LabelQuery.round_id.is_(None),
+            LabelQuery.answered.is_(True),
+        )
+        .limit(1)
+    )
+    return session.scalar(stmt) is not None
+
+
+def drop_open_initial_queries(session: Session, project_id: int) -> list[int]:
+    """Delete the open queries of the initial draw; the ids of their items, sorted."""
+    where = (
+        LabelQuery.project_id == project_id,
+        LabelQuery.round_id.is_(None),
+        LabelQuery.answered.is_(False),
+    )
+    item_ids = sorted(int(i) for i in session.scalars(select(LabelQuery.item_id).where(*where)))
+    session.execute(delete(LabelQuery).where(*where).execution_options(synchronize_session=False))
+    return item_ids
 
 
 ROUND_QUERY_ROLES = {"training": "train", "validation": "validation"}

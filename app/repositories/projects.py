@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import Project
+from app.db.models import Project, Round
 
 
 def add(session: Session, project: Project) -> Project:
@@ -45,3 +45,26 @@ def claim_set_drawing(session: Session, project_id: int, now: datetime) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def lock_set_drawing(session: Session, project_id: int) -> datetime | None:
+    """The project's ``sets_drawn_at`` as committed, its row locked until the transaction ends
+    (PostgreSQL ``FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` already serialises writers), so that two
+    uploads do not redraw the sets at once."""
+    stmt = select(Project.sets_drawn_at).where(Project.id == project_id).with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def clear_set_drawing(session: Session, project_id: int) -> None:
+    """Mark the validation and seed sets as not drawn (their provisional draw was undone)."""
+    session.execute(
+        update(Project)
+        .where(Project.id == project_id)
+        .values(sets_drawn_at=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def has_rounds(session: Session, project_id: int) -> bool:
+    """Whether any round (whatever its status) was ever started in the project."""
+    return session.scalar(select(Round.id).where(Round.project_id == project_id).limit(1)) is not None

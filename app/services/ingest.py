@@ -2,7 +2,8 @@
 
 A request is written in one transaction (all of it or nothing). Rows go to the database in chunks
 through a staging table (binary COPY on PostgreSQL), so a large upload is never held as several copies:
-the uploaded file is memory-mapped and only one chunk is converted to bytes at a time.
+the uploaded file is memory-mapped and only one chunk is converted to bytes at a time. An upload that
+adds items draws the validation and seed sets in its transaction while they are open (app.services.queue).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from app.services.arrays import (
 )
 from app.services.classes import class_index
 from app.services.npy_files import ArrayHeader, open_npy, open_npz, sniff
+from app.services.queue import redraw_open_sets
 
 UPLOAD_ARRAYS = ("X", "external_ids", "y")
 STORE_CHUNK_BYTES = 32 * 1024**2
@@ -207,6 +209,8 @@ def _store(
             done = items_repo.ingest_chunk(session, project.id, rows, now)
         inserted += done[0]
         truth_added += done[1]
+    if inserted:
+        redraw_open_sets(session, project)  # the pool changed: here, not on the next read
     session.commit()
     n = len(external_ids)
     return IngestResult(received=n, inserted=inserted, skipped=n - inserted, ground_truth_added=truth_added)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from app.rounds.service import budget_used
 from app.schemas.projects import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.services import raw_items
 from app.services.project_config import build_config
+from app.services.queue import redraw_open_sets
 from tbal.config import config_to_dict
 
 
@@ -67,9 +69,18 @@ def update_settings(session: Session, project: Project, body: ProjectUpdate) -> 
     merged = {k: v for k, v in merged.items() if v is not None}
     build_config(merged, data_kind=project.data_kind)
     raw_items.check_settings_change(session, project, merged)
+    before = _set_sizes(project.settings)
     project.settings = merged
+    if _set_sizes(merged) != before:
+        redraw_open_sets(session, project)  # the sets' sizes changed: redraw them while they are open
     session.commit()
     return project
+
+
+def _set_sizes(settings: dict[str, Any]) -> tuple[int, int]:
+    """What the draw of the validation and seed sets reads from the settings."""
+    loop = build_config(settings).loop
+    return loop.validation_size, loop.seed_size
 
 
 def delete_project(session: Session, project: Project, artifacts_dir: Path) -> None:

@@ -9,6 +9,7 @@ must be reachable (the tests fail otherwise); elsewhere its tests are skipped wh
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import time
@@ -166,8 +167,24 @@ be able to auto-label; the service's default schedule (``final``) certifies only
 round (tests/app/test_delta_schedule.py checks that default)."""
 
 
+MakeProject = Callable[..., dict[str, Any]]
+FAST: dict[str, Any] = {
+    "validation_size": 120,
+    "seed_size": 40,
+    "label_budget": 60,
+    "batch_size": 10,
+    "model": "mlp",
+    "hidden": [16],
+    "epochs": 20,
+    "lr": 0.05,
+    "confidence": "softmax",
+    "epsilon": 0.1,
+}
+"""A small, quick round on blobs: what the round tests (tests/app/rounds/) and ``ready_project`` use."""
+
+
 @pytest.fixture
-def make_project(api: Api) -> Callable[..., dict[str, Any]]:
+def make_project(api: Api) -> MakeProject:
     """Create a project (features of dimension 4, classes a/b/c unless told otherwise)."""
 
     def make(**overrides: Any) -> dict[str, Any]:
@@ -201,3 +218,58 @@ def blobs(
 def count_rows(factory: sessionmaker[Session], table: str) -> int:
     with factory() as session:
         return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def upload_npz(api: Api, project_id: int, X: np.ndarray, y: np.ndarray | None = None) -> dict[str, Any]:
+    """Upload ``X`` (and ground truth ``y``) as one ``.npz`` request; the ingest result."""
+    buffer = io.BytesIO()
+    np.savez(buffer, X=X, **({} if y is None else {"y": y}))
+    response = api.post(
+        f"/api/v1/projects/{project_id}/items/upload",
+        content=buffer.getvalue(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def ready_project(
+    api: Api,
+    make_project: MakeProject,
+    n: int = 400,
+    *,
+    data: tuple[np.ndarray, np.ndarray] | None = None,
+    **settings: Any,
+) -> int:
+    """A project (``FAST`` settings) with ``n`` blob items (or ``data``: X, y) carrying ground truth, its
+    first queue answered from it."""
+    pid = int(make_project(settings={**FAST, **settings})["id"])
+    X, y = blobs(n, seed=5) if data is None else data
+    upload_npz(api, pid, X, y)
+    assert api.post(f"/api/v1/projects/{pid}/simulate").status_code == 200
+    return pid
+
+
+class RecordingDispatcher:
+    """Takes the place of the in-process dispatcher: rounds stay queued until a test runs them."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.enqueued: list[int] = []
+
+    def enqueue_round(self, round_id: int) -> None:
+        self.enqueued.append(round_id)
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def recorder(api: Api) -> Iterator[RecordingDispatcher]:
+    """The app's dispatcher replaced by a :class:`RecordingDispatcher` for the test."""
+    state = api.client.app.state.tbal  # type: ignore[attr-defined]
+    real = state.dispatcher
+    state.dispatcher = RecordingDispatcher()
+    yield state.dispatcher
+    state.dispatcher = real

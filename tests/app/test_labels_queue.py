@@ -1,4 +1,4 @@
-"""Human labels (class, distribution, votes), the queue and its first draw, and simulation."""
+"""Human labels (class, distribution, votes), the queue and the draw of its sets at upload, and simulation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import HumanLabel, Item, LabelQuery
@@ -18,9 +18,9 @@ MakeProject = Callable[..., dict[str, Any]]
 SMALL = {"validation_size": 20, "seed_size": 10, "label_budget": 30, "batch_size": 5}
 
 
-def _ingest(api: Api, pid: int, n: int, *, truth: bool = True) -> None:
-    X, y = blobs(n)
-    arrays: dict[str, Any] = {"X": X, "external_ids": np.array([f"e{i}" for i in range(n)])}
+def _ingest(api: Api, pid: int, n: int, *, truth: bool = True, start: int = 0) -> None:
+    X, y = blobs(n, seed=start)
+    arrays: dict[str, Any] = {"X": X, "external_ids": np.array([f"e{i}" for i in range(start, start + n)])}
     if truth:
         arrays["y"] = y
     buffer = io.BytesIO()
@@ -44,7 +44,7 @@ def _all_queue(api: Api, pid: int) -> list[dict[str, Any]]:
         after = page["next_after_id"]
 
 
-def test_first_queue_read_draws_validation_and_seed_sets(
+def test_upload_draws_validation_and_seed_sets(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
 ) -> None:
     project = make_project(settings=SMALL, seed=3)
@@ -67,6 +67,49 @@ def test_first_queue_read_draws_validation_and_seed_sets(
     assert {q["item_id"] for q in queue if q["purpose"] == "validation"} == set(ids[order[:20]].tolist())
     with_data = api.get(f"/api/v1/projects/{pid}/queue", params={"include_data": True, "limit": 1}).json()
     assert len(with_data["items"][0]["data"]) == 4
+
+
+def _validation_externals(factory: sessionmaker[Session], pid: int) -> set[str]:
+    with factory() as session:
+        stmt = select(Item.external_id).where(Item.project_id == pid, Item.role == "validation")
+        return set(session.scalars(stmt))
+
+
+def _validation_ids(api: Api, pid: int) -> set[int]:
+    return {q["item_id"] for q in _all_queue(api, pid) if q["purpose"] == "validation"}
+
+
+def test_sets_are_redrawn_from_the_whole_pool_until_answered(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
+    """An upload in several requests is sampled as a whole: each upload draws the sets again from the
+    whole pool (the same draw as one upload of everything) until a human answers one of their queries;
+    then they are fixed. A change of their sizes redraws them while they are open."""
+    pid = make_project(settings=SMALL, seed=3)["id"]
+    whole = make_project(settings=SMALL, seed=3)["id"]
+    _ingest(api, pid, 50)
+    first = _validation_externals(session_factory, pid)
+    assert len(first) == 20 and all(int(e[1:]) < 50 for e in first)  # the first request only, for now
+    _ingest(api, pid, 50, start=50)
+    _ingest(api, whole, 100)
+    drawn = _validation_externals(session_factory, pid)
+    assert drawn == _validation_externals(session_factory, whole)  # as if uploaded at once
+    assert any(int(e[1:]) >= 50 for e in drawn)
+    with session_factory() as session:
+        roles = [r for (r,) in session.execute(select(Item.role).where(Item.project_id == pid))]
+        queries = session.scalar(
+            select(func.count()).select_from(LabelQuery).where(LabelQuery.project_id == pid)
+        )
+    assert roles.count("validation") == 20 and roles.count("train") == 10 and queries == 30
+
+    api.patch(f"/api/v1/projects/{pid}", json={"settings": {"validation_size": 25}})
+    assert len(_validation_ids(api, pid)) == 25
+    answered = min(_validation_ids(api, pid))
+    api.post(f"/api/v1/projects/{pid}/labels", json={"labels": [{"item_id": answered, "label": 0}]})
+    fixed = _validation_ids(api, pid) | {answered}
+    _ingest(api, pid, 50, start=100)
+    api.patch(f"/api/v1/projects/{pid}", json={"settings": {"validation_size": 30}})
+    assert _validation_ids(api, pid) | {answered} == fixed
 
 
 def test_labels_of_each_kind_and_unsolicited_ones(

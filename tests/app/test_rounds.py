@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,69 +24,15 @@ from app.rounds.run import execute_round
 from app.rounds.write import write_results
 from app.services.project_config import build_config
 from app.settings import Settings
-from tests.app.conftest import Api, blobs, count_rows
-
-MakeProject = Callable[..., dict[str, Any]]
-FAST = {
-    "validation_size": 120,
-    "seed_size": 40,
-    "label_budget": 60,
-    "batch_size": 10,
-    "model": "mlp",
-    "hidden": [16],
-    "epochs": 20,
-    "lr": 0.05,
-    "confidence": "softmax",
-    "epsilon": 0.1,
-}
-
-
-class RecordingDispatcher:
-    """Takes the place of the in-process dispatcher: rounds stay queued until a test runs them."""
-
-    name = "recording"
-
-    def __init__(self) -> None:
-        self.enqueued: list[int] = []
-
-    def enqueue_round(self, round_id: int) -> None:
-        self.enqueued.append(round_id)
-
-    def close(self) -> None:
-        return None
-
-
-@pytest.fixture
-def recorder(api: Api) -> Iterator[RecordingDispatcher]:
-    state = api.client.app.state.tbal  # type: ignore[attr-defined]
-    real = state.dispatcher
-    state.dispatcher = RecordingDispatcher()
-    yield state.dispatcher
-    state.dispatcher = real
-
-
-def ready_project(
-    api: Api,
-    make_project: MakeProject,
-    n: int = 400,
-    *,
-    data: tuple[np.ndarray, np.ndarray] | None = None,
-    **settings: Any,
-) -> int:
-    """A project with ``n`` blob items (or ``data``: X, y) carrying ground truth, its first queue answered
-    from it."""
-    pid = int(make_project(settings={**FAST, **settings})["id"])
-    X, y = blobs(n, seed=5) if data is None else data
-    buffer = io.BytesIO()
-    np.savez(buffer, X=X, y=y)
-    response = api.post(
-        f"/api/v1/projects/{pid}/items/upload",
-        content=buffer.getvalue(),
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert response.status_code == 200, response.text
-    assert api.post(f"/api/v1/projects/{pid}/simulate").status_code == 200
-    return pid
+from tests.app.conftest import (
+    FAST,
+    Api,
+    MakeProject,
+    RecordingDispatcher,
+    blobs,
+    count_rows,
+    ready_project,
+)
 
 
 def _counts(factory: sessionmaker[Session]) -> dict[str, int]:

@@ -15,23 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import HumanLabel, Item, LabelStudioConnection, Round
-from tests.app.conftest import Api
+from tests.app.conftest import Api, RecordingDispatcher
 from tests.integrations.conftest import CLASSES, LSProject, features_of, recorded_requests, train_first_model
-
-
-class RecordingDispatcher:
-    """Rounds stay queued (the replay checks that the Train button enqueued one)."""
-
-    name = "recording"
-
-    def __init__(self) -> None:
-        self.enqueued: list[int] = []
-
-    def enqueue_round(self, round_id: int) -> None:
-        self.enqueued.append(round_id)
-
-    def close(self) -> None:
-        return None
 
 
 def with_features(body: Any) -> Any:

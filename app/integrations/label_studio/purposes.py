@@ -12,6 +12,7 @@ Auto-labeling"). So, before the annotations of an import are recorded:
   of ``validation_size / (validation_size + seed_size)`` of them, at most what the validation set still
   lacks, joins the validation set, the rest are training labels; the import then counts as the project's
   drawing of its sets, so its first round runs on them (later validation comes from ``validation_floor``);
+  an open draw that an upload made (``app.services.queue``) is undone first, unless a sync pushed it;
 - items that already have a role keep it (a training item never becomes validation: it may have been
   trained on).
 """
@@ -26,12 +27,14 @@ from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
 from app.db.models import Project
+from app.integrations.label_studio import repository as ls_repo
 from app.integrations.label_studio import votes
 from app.integrations.label_studio.schemas import LSExportTask
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
 from app.repositories import projects as projects_repo
 from app.services.project_config import build_config
+from app.services.queue import sets_open, undo_open_draw
 
 PURPOSE_KEY = "tbal_purpose"
 ROLE_OF = {"validation": "validation", "training": "train"}
@@ -62,6 +65,8 @@ def apply_purposes(
             continue
         purpose = task.data.get(PURPOSE_KEY)
         labeled[item_id] = purpose if isinstance(purpose, str) and purpose in ROLE_OF else None
+    if draw and labeled and _draw_undoable(session, project):
+        undo_open_draw(session, project)  # the upload's open draw: this import draws the sets instead
     roles = items_repo.roles_by_id(session, project.id, list(labeled))
     in_pool = {i: p for i, p in labeled.items() if roles.get(i) == "pool"}
     validation = sorted(i for i, p in in_pool.items() if p == "validation")
@@ -82,6 +87,14 @@ def apply_purposes(
     labels_repo.add_queries(session, project.id, asked, "validation", None, now)
     n_train = items_repo.set_role(session, training, "train", only_from="pool")
     return Purposes(validation=n_val, training=n_train, drew_sets=drew)
+
+
+def _draw_undoable(session: Session, project: Project) -> bool:
+    """The project's sets were drawn by an upload, are still open, and no sync has pushed them to Label
+    Studio as tasks (a pushed queue is what its annotators are labeling: it stays)."""
+    if project.sets_drawn_at is None or not sets_open(session, project.id):
+        return False
+    return not ls_repo.has_tasks(session, project.id)
 
 
 def _validation_share(session: Session, project: Project, n_unnamed: int, n_named: int) -> int:

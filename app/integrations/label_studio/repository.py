@@ -190,6 +190,12 @@ def tasks_by_item(session: Session, project_id: int) -> dict[int, LabelStudioTas
     return {row.item_id: row for row in rows}
 
 
+def has_tasks(session: Session, project_id: int) -> bool:
+    """Whether any item of the project is linked to a Label Studio task (a sync pushed the queue)."""
+    stmt = select(LabelStudioTask.item_id).where(LabelStudioTask.project_id == project_id).limit(1)
+    return session.scalar(stmt) is not None
+
+
 def upsert_tasks(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert task links (project_id, item_id, task_id, purpose, updated_at), replacing the task id and
     purpose of an item already linked."""

@@ -22,6 +22,7 @@ from app.repositories import items as items_repo
 from app.schemas.items import ItemCreate, ItemsCreate
 from app.services.arrays import json_payload, layout_of
 from app.services.ingest import MAX_EXTERNAL_ID, ingest_json
+from app.services.queue import draw_deferred
 
 TASK_PREFIX = "ls-"
 
@@ -65,9 +66,44 @@ def resolve_tasks(
 ) -> Resolved:
     """Items of ``tasks`` = [(task id, task data)], creating the missing ones (committed): from
     ``data[data_field]``, else from raw ``$text`` / ``$image`` data through ``raw`` (see
-    :mod:`app.integrations.label_studio.raw`; what it leaves pending has no item yet)."""
-    layout = layout_of(project)
+    :mod:`app.integrations.label_studio.raw`; what it leaves pending has no item yet). Items made here
+    do not draw the project's sets (:func:`app.services.queue.draw_deferred`)."""
     problems: dict[int, str] = {}
+    externals = _external_ids(tasks, connection, problems)
+    known = items_repo.ids_by_external(session, project.id, [e for e in externals if e is not None])
+    missing = _missing_items(project, connection, tasks, externals, known, problems, with_raw=raw is not None)
+    pending: list[RawTask] = []
+    created = 0
+    with draw_deferred():
+        if missing.items:
+            items = ItemsCreate(items=list(missing.items.values()))
+            created = ingest_json(session, project, items, chunk_rows=chunk_rows).inserted
+            known.update(items_repo.ids_by_external(session, project.id, list(missing.items)))
+        if missing.raw and raw is not None:
+            outcome = raw(list(missing.raw.values()))
+            created += outcome.created
+            problems.update(outcome.problems)
+            pending = outcome.pending
+            known.update(items_repo.ids_by_external(session, project.id, list(missing.raw)))
+    item_ids = [
+        known.get(ext) if ext is not None and pos not in problems else None
+        for pos, ext in enumerate(externals)
+    ]
+    return Resolved(item_ids=item_ids, problems=problems, created=created, pending=pending)
+
+
+@dataclass
+class _Missing:
+    """Tasks whose items do not exist yet, by external id: with their data, or with raw data."""
+
+    items: dict[str, ItemCreate] = field(default_factory=dict)
+    raw: dict[str, RawTask] = field(default_factory=dict)
+
+
+def _external_ids(
+    tasks: list[tuple[int, dict[str, Any]]], connection: LabelStudioConnection, problems: dict[int, str]
+) -> list[str | None]:
+    """Each task's external id, or None with the reason added to ``problems``."""
     externals: list[str | None] = []
     for pos, (task_id, data) in enumerate(tasks):
         try:
@@ -75,17 +111,31 @@ def resolve_tasks(
         except Invalid as exc:
             problems[pos] = f"task {task_id}: {exc.field}: {exc.reason}"
             externals.append(None)
-    known = items_repo.ids_by_external(session, project.id, [e for e in externals if e is not None])
-    new: dict[str, ItemCreate] = {}
-    raw_tasks: dict[str, RawTask] = {}
+    return externals
+
+
+def _missing_items(
+    project: Project,
+    connection: LabelStudioConnection,
+    tasks: list[tuple[int, dict[str, Any]]],
+    externals: list[str | None],
+    known: dict[str, int],
+    problems: dict[int, str],
+    *,
+    with_raw: bool,
+) -> _Missing:
+    """The items to create for tasks whose external id names no item (one per id); a task with no usable
+    data is added to ``problems``."""
+    layout = layout_of(project)
+    missing = _Missing()
     for pos, (task_id, data) in enumerate(tasks):
         ext = externals[pos]
-        if ext is None or ext in known or ext in new or ext in raw_tasks:
+        if ext is None or ext in known or ext in missing.items or ext in missing.raw:
             continue
         value = None if project.data_kind == "text" else data.get(connection.data_field)
-        raw_data = raw_value(project, connection, data) if value is None and raw is not None else None
+        raw_data = raw_value(project, connection, data) if value is None and with_raw else None
         if raw_data is not None:
-            raw_tasks[ext] = RawTask(pos, task_id, ext, raw_data)
+            missing.raw[ext] = RawTask(pos, task_id, ext, raw_data)
             continue
         if value is None:
             problems[pos] = (
@@ -98,25 +148,8 @@ def resolve_tasks(
         except Invalid as exc:
             problems[pos] = f"task {task_id}: {exc.field}: {exc.reason}"
             continue
-        payload = {layout.payload: arr.tolist()}
-        new[ext] = ItemCreate(external_id=ext, **payload)
-    created = 0
-    if new:
-        result = ingest_json(session, project, ItemsCreate(items=list(new.values())), chunk_rows=chunk_rows)
-        created = result.inserted
-        known.update(items_repo.ids_by_external(session, project.id, list(new)))
-    pending: list[RawTask] = []
-    if raw_tasks and raw is not None:
-        outcome = raw(list(raw_tasks.values()))
-        created += outcome.created
-        problems.update(outcome.problems)
-        pending = outcome.pending
-        known.update(items_repo.ids_by_external(session, project.id, list(raw_tasks)))
-    item_ids: list[int | None] = []
-    for pos, ext in enumerate(externals):
-        item_id = known.get(ext) if ext is not None and pos not in problems else None
-        item_ids.append(item_id)
-    return Resolved(item_ids=item_ids, problems=problems, created=created, pending=pending)
+        missing.items[ext] = ItemCreate(external_id=ext, **{layout.payload: arr.tolist()})
+    return missing
 
 
 def _expected(kind: str, shape: tuple[int, ...]) -> str:
