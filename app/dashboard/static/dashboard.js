@@ -255,11 +255,44 @@
       h("div", { class: "grid class-row" }, classCard(s), reliabilityCard(s)),
       h("div", { class: "grid two" }, labelsCard(s), queueCard(s)),
       roundsCard(s),
+      h("div", { id: "jobs" }),
       h("div", { id: "label-studio" })
     );
     document.getElementById("view").replaceChildren(view);
     renderActive(s, s.active_round);
+    jobsCard(p.id);
     labelStudioCard(p.id);
+  }
+
+  // Uploads encoded in the background (ingest jobs): status, items done / total, what was stored and
+  // the items refused. Read again every few seconds while one is queued or running; nothing when the
+  // project never had one.
+  async function jobsCard(id) {
+    let page;
+    try {
+      page = await api("/projects/" + id + "/jobs?limit=5");
+    } catch (_e) {
+      return;
+    }
+    const slot = document.getElementById("jobs");
+    if (!slot || !page.items.length || projectId() !== id) return;
+    const rows = page.items.map((j) =>
+      h(
+        "tr",
+        { "data-testid": "job-row", "data-job": j.id, "data-status": j.status },
+        h("td", { class: "num", text: String(j.id) }),
+        h("td", { text: j.kind }),
+        h("td", {}, statusBadge(j.status, null)),
+        h("td", { class: "num", text: int(j.done) + " / " + int(j.total) + " (" + pct1(j.progress) + ")" }),
+        h("td", { class: "num", text: int(j.inserted) + " stored · " + int(j.skipped) + " known" }),
+        h("td", { class: "muted", text: ago(j.created_at) }),
+        h("td", { class: "muted", text: j.reason || (j.n_errors ? int(j.n_errors) + " refused, first " + j.errors[0].item + ": " + j.errors[0].reason : "") })
+      )
+    );
+    const head = ["job", "kind", "status", "done", "items", "created", "errors"];
+    const table = h("div", { class: "scroll" }, h("table", { class: "table" }, h("thead", {}, h("tr", {}, head.map((t) => h("th", { text: t })))), h("tbody", {}, rows)));
+    slot.replaceChildren(card("Uploads", "Large uploads are encoded in the background; the latest five.", table));
+    if (page.items.some((j) => j.status === "queued" || j.status === "running")) setTimeout(() => jobsCard(id), ROUND_POLL_MS);
   }
 
   // The Label Studio connection's status: last sync and the latest errors (refusals, skipped tasks,
