@@ -336,7 +336,7 @@ def test_min_confidence_above_max_is_422(api: Api, pid: int) -> None:
 
 def test_a_second_start_while_the_first_is_queued_says_queued(api: Api, make_project: MakeProject) -> None:
     """Issue 15, item 12: the 409 names the first round's real status (no worker takes it here)."""
-    from tests.app.test_rounds import RecordingDispatcher, ready_project
+    from tests.app.conftest import RecordingDispatcher, ready_project
 
     pid = ready_project(api, make_project)
     state = api.client.app.state.tbal  # type: ignore[attr-defined]

@@ -9,8 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Round
-from tests.app.conftest import Api
-from tests.app.test_rounds import FAST, ready_project
+from tests.app.conftest import FAST, Api, ready_project
 
 MakeProject = Callable[..., dict[str, Any]]
 

@@ -19,8 +19,7 @@ from app.rounds.dispatch import CeleryDispatcher
 from app.rounds.service import start_round
 from app.services.projects import get_project
 from app.settings import Settings
-from tests.app.conftest import Api, count_rows
-from tests.app.test_rounds import RecordingDispatcher, ready_project
+from tests.app.conftest import Api, RecordingDispatcher, count_rows, ready_project
 
 REDIS_URL = os.environ.get("TBAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 MakeProject = Callable[..., dict[str, Any]]

@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.models import AutoLabel, Item, LabelQuery
 from app.rounds.load import load_round
 from app.settings import Settings
-from tests.app.conftest import Api, blobs, count_rows
-from tests.app.test_rounds import MakeProject, ready_project
+from tests.app.conftest import Api, MakeProject, blobs, count_rows, ready_project
 
 FLOOR = 95
 BUDGET = 140
@@ -32,7 +31,7 @@ FLOOR_SETTINGS: dict[str, Any] = {
 
 
 def _mixed_blob_project(api: Api, make_project: MakeProject, n: int = 1500, **settings: Any) -> int:
-    """:func:`tests.app.test_rounds.ready_project` on blobs of which 30% were moved to the middle of the
+    """:func:`tests.app.conftest.ready_project` on blobs of which 30% were moved to the middle of the
     centres, where no class can be told: those stay in the pool (and in the validation set) after the
     first round."""
     X, y = blobs(n, seed=5)
