@@ -226,8 +226,11 @@ def test_dockerfile(tbal_parser: argparse.ArgumentParser) -> None:
     args = dict(rest.split("=", 1) for kw, rest in instructions if kw == "ARG")
     # torch pinned and installed before the project (from the CPU wheel index by default).
     torch_run = next(i for i, r in enumerate(runs) if "torch==" in r)
-    project_run = next(i for i, r in enumerate(runs) if re.search(r"pip install \.(\s|$|&)", r))
+    project_run = next(
+        i for i, r in enumerate(runs) if re.search(r'pip install "?\.(\[[a-z,]+\])?"?(\s|$|&)', r)
+    )
     assert torch_run < project_run
+    assert '".[text]"' in runs[project_run], "the image must hold the default text encoder (the text extra)"
     assert args["TORCH_VERSION"] == "2.13.0"
     assert args["TORCH_INDEX_URL"].endswith("/whl/cpu")
     # A non-root user runs the service.
