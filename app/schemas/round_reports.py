@@ -6,8 +6,9 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 
-class RoundReport(BaseModel):
-    """Which round (and model version) a report is about."""
+class RoundRef(BaseModel):
+    """Which round (and model version) a report is about. (Not the round's report itself: that is
+    :class:`tbal.round_report.RoundReport`, the one typed report every reader parses.)"""
 
     project_id: int
     round_id: int
@@ -28,7 +29,7 @@ class LabelReviewItem(BaseModel):
     )
 
 
-class LabelReviewPage(RoundReport):
+class LabelReviewPage(RoundRef):
     training_labels: int = Field(description="human training labels the round trained on")
     fraction: float = Field(description="review budget: share of training labels listed at least")
     below_zero: int = Field(description="training labels with AUM < 0 (always listed)")
@@ -38,7 +39,7 @@ class LabelReviewPage(RoundReport):
     next_after_rank: int | None = Field(description="pass as after_rank for the next page; null at the end")
 
 
-class EvaluationRead(RoundReport):
+class EvaluationRead(RoundRef):
     source: str = Field(description="'validation': the round's human validation labels (never trained on)")
     n: int = Field(description="validation points evaluated")
     accuracy: float | None
