@@ -18,7 +18,10 @@ from urllib.parse import urljoin, urlparse
 
 import httpx
 
+from app.db.models import LabelStudioConnection
 from app.errors import DomainError
+from app.integrations.label_studio import credentials
+from app.settings import Settings
 
 PAGE_SIZE = 500
 IMPORT_BATCH = 1_000
@@ -196,3 +199,15 @@ def read_capped(response: httpx.Response, limit: int, what: str) -> bytes:
             raise LabelStudioRefused("image", f"{urlparse(what).path}: larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def make_client(
+    connection: LabelStudioConnection, settings: Settings, transport: httpx.BaseTransport | None = None
+) -> LabelStudioClient | None:
+    """A client for the connection's Label Studio, or None when it has no URL or token."""
+    if not connection.ls_url or not connection.ls_token:
+        return None
+    token = credentials.decrypt(settings, connection.ls_token)
+    return LabelStudioClient(
+        connection.ls_url, token, timeout=settings.label_studio_timeout_s, transport=transport
+    )

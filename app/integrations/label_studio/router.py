@@ -25,7 +25,7 @@ from app.api.deps import (
     require_api_key,
 )
 from app.errors import DomainError
-from app.integrations.label_studio import connections, events, service
+from app.integrations.label_studio import connections, events, recording, service
 from app.integrations.label_studio.connections import Linked
 from app.integrations.label_studio.events import RecordedRoute
 from app.integrations.label_studio.label_config import ChoicesControl
@@ -106,7 +106,7 @@ def predict(
 ) -> dict[str, list[Any]]:
     """One entry per task, in order, always: the auto-label, else the latest model's class and
     confidence; an empty result for a task tbal cannot map (recorded in the connection's status)."""
-    client = service.client_factory(linked.connection, settings, transport)
+    client = recording.client_factory(linked.connection, settings, transport)
     done = service.predict_tasks(session, linked, body, cache, settings, client)
     _later(
         background, request, session, linked, [(t.task_id, _data_of(body.tasks, t.pos)) for t in done.pending]
@@ -133,7 +133,7 @@ def _later(
         session.rollback()  # (expires the ORM objects: nothing of them is read below)
         state = request.app.state.tbal
         background.add_task(
-            service.create_pending,
+            recording.create_pending,
             state.session_factory,
             project_id,
             tasks,
@@ -257,9 +257,9 @@ def import_export(
 ) -> ImportResult:
     """Import a Label Studio JSON export: tasks -> items (new ones join the pool), annotations -> human
     labels (several annotators -> a soft label, cancelled ones dropped). Idempotent."""
-    tasks = service.read_export(body)
+    tasks = recording.read_export(body)
     connection = connections.settings_of(session, project)
-    result = service.import_export(session, project, tasks, connection, settings, from_name=from_name)
+    result = recording.import_export(session, project, tasks, connection, settings, from_name=from_name)
     metrics.labels_received.inc(result.labels_written)
     metrics.items_ingested.inc(result.items_created)
     return result

@@ -11,7 +11,7 @@ connection): one pass does, in order,
    (auto-labeled, or no longer asked for) is marked ``tbal_purpose: "not-needed"``; tbal never deletes
    the team's tasks.
 2. **pull annotations**: a JSON export of all tasks goes through the same reconciliation as an imported
-   export (:func:`app.integrations.label_studio.service.import_export`: idempotent by annotation id), and
+   export (:func:`app.integrations.label_studio.recording.import_export`: idempotent by annotation id), and
    annotations tbal recorded that Label Studio no longer has are forgotten, so a tbal restart or outage
    (Label Studio never retries a webhook) loses nothing.
 3. **write auto-labels back**: each auto-labeled item with a task gets a prediction marked as an
@@ -38,11 +38,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.base import utcnow
 from app.db.models import LabelStudioConnection, Project
 from app.errors import Conflict, DomainError, Invalid, NotFound
-from app.integrations.label_studio import credentials, events, votes
+from app.integrations.label_studio import events, votes
 from app.integrations.label_studio import repository as repo
-from app.integrations.label_studio.client import LabelStudioClient
+from app.integrations.label_studio.client import LabelStudioClient, make_client
 from app.integrations.label_studio.label_config import ChoicesControl
 from app.integrations.label_studio.predictions import load_items, ls_result, open_queries, task_data
+from app.integrations.label_studio.recording import import_export, read_export
 from app.integrations.label_studio.schemas import SyncResult
 from app.integrations.label_studio.tasks import external_id_of
 from app.repositories import items as items_repo
@@ -63,18 +64,6 @@ PAGE = 5_000
 class LinkedTask:
     task_id: int
     data: dict[str, Any]
-
-
-def make_client(
-    connection: LabelStudioConnection, settings: Settings, transport: httpx.BaseTransport | None = None
-) -> LabelStudioClient | None:
-    """A client for the connection's Label Studio, or None when it has no URL or token."""
-    if not connection.ls_url or not connection.ls_token:
-        return None
-    token = credentials.decrypt(settings, connection.ls_token)
-    return LabelStudioClient(
-        connection.ls_url, token, timeout=settings.label_studio_timeout_s, transport=transport
-    )
 
 
 _running: dict[int, threading.Lock] = {}
@@ -102,8 +91,6 @@ def sync_project(
 def _sync(
     session: Session, project: Project, settings: Settings, transport: httpx.BaseTransport | None
 ) -> SyncResult:
-    from app.integrations.label_studio import service  # the import reconciliation (no import cycle)
-
     connection = repo.connection(session, project.id)
     if connection is None:
         raise NotFound("label_studio", f"project {project.id} has no Label Studio connection")
@@ -120,8 +107,8 @@ def _sync(
         )
     ls_project = int(connection.ls_project)
     with client:
-        exported = service.read_export(client.export(ls_project))
-        pulled = service.import_export(session, project, exported, connection, settings)
+        exported = read_export(client.export(ls_project))
+        pulled = import_export(session, project, exported, connection, settings)
         forgotten = _forget_missing(session, project, exported)
         created, marked, linked = _push_queue(session, project, connection, client, ls_project)
         written = _write_auto_labels(session, project, connection, client, ls_project)
