@@ -7,7 +7,8 @@
    transaction: delete the batch's staged items, add its counts and per-item errors to the job, write the
    new items (features, text, ground truth), commit. Every item is stored whole or not at all; a job
    that stops in the middle resumes with the items still staged, and an item stored already is skipped by
-   its external id, so a retried job never duplicates anything.
+   its external id, so a retried job never duplicates anything. The project's validation and seed sets
+   are drawn once, when the job ends, from everything stored (per batch would redraw them each time).
 3. When nothing is staged any more: succeeded. An error that is not about one item (the encoder cannot
    be loaded, the backbone refuses the shape) fails the job with its reason; a database that went away
    gives the job back (queued) for the retry.
@@ -32,6 +33,7 @@ from app.jobs import repository as jobs_repo
 from app.jobs.service import fail
 from app.repositories import items as items_repo
 from app.schemas.items import IngestResult
+from app.services.queue import draw_deferred, redraw_open_sets
 from app.services.raw_items.checks import check_id
 from app.services.raw_items.encoders import service_device, text_encoder
 from app.services.raw_items.images import decode_files, image_target, image_truth, store_images
@@ -138,12 +140,15 @@ def _run_batches(session: Session, job_id: int, settings: Settings) -> None:
             break
         batch = kind.prepare(session, rows)
         session.commit()
-        if not _write(session, job_id, batch, kind, settings):
-            return
+        with draw_deferred():  # the validation and seed sets are drawn once, from the whole upload
+            if not _write(session, job_id, batch, kind, settings):
+                return
     job = jobs_repo.lock(session, job_id)
     if job is not None and job.status == "running":
         job.status = "succeeded"
         job.finished_at = utcnow()
+        if job.inserted:
+            redraw_open_sets(session, project)
     session.commit()
 
 

@@ -21,6 +21,7 @@ from app.jobs import repository as jobs_repo
 from app.rounds.dispatch import Dispatcher
 from app.schemas.jobs import JobError, JobRead
 from app.services import background
+from app.services.queue import redraw_open_sets
 from app.services.raw_items.archives import ImageFile
 from app.services.raw_items.checks import require_kind
 from app.services.raw_items.encoders import require_image_files
@@ -106,6 +107,9 @@ def fail(session: Session, job_id: int, reason: str) -> None:
     job.reason = reason[:4000]
     job.finished_at = utcnow()
     jobs_repo.drop_staged(session, job_id)
+    project = session.get(Project, job.project_id)
+    if job.inserted and project is not None:  # what it stored before it stopped joins the draw
+        redraw_open_sets(session, project)
     session.commit()
 
 

@@ -103,6 +103,8 @@ def test_a_text_job_stores_what_the_request_would_and_names_the_bad_items(
     assert _count(session_factory, "item_texts", pid) == 39
     with session_factory() as session:  # nothing is left staged
         assert session.execute(text("SELECT count(*) FROM ingest_job_items")).scalar_one() == 0
+    queue = api.get(f"/api/v1/projects/{pid}/queue").json()  # the job drew the sets, as an upload does
+    assert queue["open_validation"] + queue["open_training"] > 0
 
     again = _upload(api, pid, _jsonl(texts, labels), background="true")  # the same file again
     redo = _wait_job(api, pid, again.json()["id"])
