@@ -189,15 +189,7 @@ def record_annotations(
         for (task, annotation), item_id in zip(pairs, resolved.item_ids, strict=True)
     ]
     done = _record(session, linked.project, entries, linked.connection.from_name)
-    problems = problems_of(tasks, resolved)
-    if problems:
-        event(
-            session,
-            linked.project,
-            "webhook",
-            422,
-            summary(len(tasks), resolved.problems, "were not recorded"),
-        )
+    problems = webhook_problems(session, linked.project, tasks, resolved, "were not recorded")
     return WebhookResult(
         action=action,
         status="ok",
@@ -259,6 +251,17 @@ def resolve(
         chunk_rows=settings.ingest_chunk_rows,
         raw=make_raw,
     )
+
+
+def webhook_problems(
+    session: Session, project: Project, tasks: Sequence[LSTask], resolved: Resolved, what: str
+) -> list[TaskProblem]:
+    """The tasks of a webhook that have no item, kept as one event of the connection (``what``: what
+    happened to them)."""
+    problems = problems_of(tasks, resolved)
+    if problems:
+        event(session, project, "webhook", 422, summary(len(tasks), resolved.problems, what))
+    return problems
 
 
 def problems_of(tasks: Sequence[LSTask], resolved: Resolved) -> list[TaskProblem]:

@@ -26,10 +26,10 @@ from app.integrations.label_studio.predictions import load_items, ls_prediction,
 from app.integrations.label_studio.raw import ClientFactory, RawTask
 from app.integrations.label_studio.recording import (
     event,
-    problems_of,
     record_annotations,
     resolve,
     summary,
+    webhook_problems,
 )
 from app.integrations.label_studio.schemas import (
     EventRead,
@@ -212,15 +212,7 @@ def webhook(
         tasks = body.tasks or []
         # raw tasks: all made in the background (Label Studio waits 1 s for a webhook)
         resolved = resolve(session, linked, tasks, settings, client=lambda: None, deadline=0.0)
-        problems = problems_of(tasks, resolved)
-        if problems:
-            event(
-                session,
-                linked.project,
-                "webhook",
-                422,
-                summary(len(tasks), resolved.problems, "have no item"),
-            )
+        problems = webhook_problems(session, linked.project, tasks, resolved, "have no item")
         return WebhookResult(
             action=action,
             status="ok",
