@@ -220,10 +220,18 @@ def count_rows(factory: sessionmaker[Session], table: str) -> int:
         return int(session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
 
 
-def upload_npz(api: Api, project_id: int, X: np.ndarray, y: np.ndarray | None = None) -> dict[str, Any]:
-    """Upload ``X`` (and ground truth ``y``) as one ``.npz`` request; the ingest result."""
+def upload_npz(
+    api: Api, project_id: int, X: np.ndarray, y: np.ndarray | None = None, *, id_prefix: str | None = None
+) -> dict[str, Any]:
+    """Upload ``X`` (and ground truth ``y``; external ids ``<id_prefix><row>`` when given, else the
+    service's default) as one ``.npz`` request; the ingest result."""
+    arrays: dict[str, np.ndarray] = {"X": X}
+    if y is not None:
+        arrays["y"] = y
+    if id_prefix is not None:
+        arrays["external_ids"] = np.array([f"{id_prefix}{i}" for i in range(len(X))])
     buffer = io.BytesIO()
-    np.savez(buffer, X=X, **({} if y is None else {"y": y}))
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
     response = api.post(
         f"/api/v1/projects/{project_id}/items/upload",
         content=buffer.getvalue(),

@@ -4,16 +4,14 @@ beside the bound the round promised."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pytest
 from scipy.stats import binomtest
 
 from app.services.audit import clopper_pearson
-from tests.app.conftest import Api, blobs
+from tests.app.conftest import Api, blobs, upload_npz
 
 K = 25
 SETTINGS = {
@@ -63,14 +61,7 @@ def _all(api: Api, url: str, **params: Any) -> list[dict[str, Any]]:
 def test_a_round_audits_k_auto_labels(api: Api, make_project: Callable[..., dict[str, Any]]) -> None:
     pid = int(make_project(settings=SETTINGS)["id"])
     X, y = blobs(700, seed=3, spread=1.6)  # overlapping blobs: some auto-labels are wrong
-    buffer = io.BytesIO()
-    np.savez(buffer, X=X, y=y, external_ids=np.array([f"x{i}" for i in range(len(y))]))
-    upload = api.post(
-        f"/api/v1/projects/{pid}/items/upload",
-        content=buffer.getvalue(),
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert upload.status_code == 200, upload.text
+    upload_npz(api, pid, X, y, id_prefix="x")
     assert api.post(f"/api/v1/projects/{pid}/simulate").status_code == 200
     rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
     done = api.wait_round(rid)

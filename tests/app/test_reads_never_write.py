@@ -11,18 +11,16 @@ before that rule, here undone by hand) must still read as such: GET /queue must 
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from typing import Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import Base
 from app.db.models import Project
 from app.services.queue import undo_open_draw
-from tests.app.conftest import Api, MakeProject, blobs, ready_project
+from tests.app.conftest import Api, MakeProject, blobs, ready_project, upload_npz
 
 NOT_IN_SCHEMA = (
     "/dashboard",
@@ -80,10 +78,7 @@ def test_reading_the_queue_of_an_undrawn_project_draws_nothing(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
 ) -> None:
     pid = make_project(settings={"validation_size": 20, "seed_size": 10})["id"]
-    X, y = blobs(100)
-    buffer = io.BytesIO()
-    np.savez(buffer, X=X, y=y)
-    api.post(f"/api/v1/projects/{pid}/items/upload", content=buffer.getvalue(), headers={"Content-Type": "x"})
+    upload_npz(api, pid, *blobs(100))
     with session_factory() as session:
         project = session.get(Project, pid)
         assert project is not None and project.sets_drawn_at is not None  # the upload drew them

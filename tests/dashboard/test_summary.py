@@ -29,7 +29,7 @@ from app.services.arrays import from_bytes, layout_of, model_inputs
 from tbal.artifacts import load_artifacts
 from tbal.loop import score_points
 from tbal.metrics import expected_calibration_error, reliability_diagram
-from tests.app.conftest import Api, blobs
+from tests.app.conftest import Api, blobs, upload_npz
 
 API = "/api/v1"
 SMALL = {
@@ -44,19 +44,6 @@ SMALL = {
     "epochs": 3,
     "confidence": "softmax",
 }
-
-
-def _upload(api: Api, pid: int, X: np.ndarray, y: np.ndarray) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, X=X, y=y, external_ids=np.array([f"x{i}" for i in range(len(y))]))
-    response = api.post(
-        f"{API}/projects/{pid}/items/upload",
-        content=buffer.getvalue(),
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert response.status_code == 200, response.text
 
 
 def _metrics(k: int, auto: list[int], reliability: bool) -> dict[str, Any]:
@@ -120,7 +107,7 @@ def test_the_summary_equals_brute_force_counts(
     project = make_project(settings=SMALL)
     pid = project["id"]
     X, y = blobs(60, seed=4)
-    _upload(api, pid, X, y)
+    upload_npz(api, pid, X, y, id_prefix="x")
     assert api.post(f"{API}/projects/{pid}/simulate").status_code == 200  # draws 12 + 6, labels them
 
     # Corners written directly: rounds, auto-labels (on pool items, and one on a train item), a human
@@ -283,7 +270,7 @@ def test_a_round_records_the_reliability_of_its_confidence_function_on_d_th(
     project = make_project(settings={**SMALL, "validation_size": 40, "seed_size": 20, "label_budget": 20})
     pid = project["id"]
     X, y = blobs(200, seed=2, spread=1.5)  # overlapping blobs: mistakes happen
-    _upload(api, pid, X, y)
+    upload_npz(api, pid, X, y, id_prefix="x")
     assert api.post(f"{API}/projects/{pid}/simulate").status_code == 200
     started = api.post(f"{API}/projects/{pid}/rounds").json()
     done = api.wait_round(started["id"])

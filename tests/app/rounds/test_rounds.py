@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +18,6 @@ from app.rounds import claim as rounds_claim
 from app.rounds import repository as rounds_repo
 from app.rounds import run as rounds_run
 from app.rounds.claim import ClaimLost
-from app.rounds.load import load_round
 from app.rounds.run import execute_round
 from app.rounds.write import write_results
 from app.services.project_config import build_config
@@ -32,7 +30,9 @@ from tests.app.conftest import (
     blobs,
     count_rows,
     ready_project,
+    upload_npz,
 )
+from tests.app.rounds.conftest import claim_load_run
 
 
 def _counts(factory: sessionmaker[Session]) -> dict[str, int]:
@@ -44,12 +44,7 @@ def test_round_start_checks(
 ) -> None:
     assert api.post("/api/v1/projects/777/rounds").status_code == 404
     pid = make_project(settings=FAST)["id"]
-    X, y = blobs(200)
-    buffer = io.BytesIO()
-    np.savez(buffer, X=X, y=y)
-    api.post(
-        f"/api/v1/projects/{pid}/items/upload", content=buffer.getvalue(), headers={"Content-Type": "x/y"}
-    )
+    upload_npz(api, pid, *blobs(200))
     too_few = api.post(f"/api/v1/projects/{pid}/rounds")
     assert too_few.status_code == 409
     assert too_few.json()["detail"]["field"] == "validation_labels"
@@ -124,27 +119,11 @@ def test_a_round_taken_over_from_a_dead_worker_writes_once(
     settings: Settings,
     recorder: RecordingDispatcher,
 ) -> None:
-    from tbal.loop import RoundInput, run_round
-
     pid = ready_project(api, make_project)
     rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
-    slow_token = rounds_claim.claim(rid, session_factory, settings)
-    assert slow_token is not None
+    slow = claim_load_run(rid, session_factory, settings)
     execute_round(rid, session_factory, settings)  # heartbeat fresh: running elsewhere, nothing done
     assert api.get(f"/api/v1/rounds/{rid}").json()["status"] == "running"
-    loaded = load_round(rid, session_factory, settings)
-    output = run_round(
-        RoundInput(
-            loaded.X_train,
-            loaded.targets_train,
-            loaded.X_val,
-            loaded.y_val,
-            loaded.X_pool,
-            3,
-            plan=loaded.plan,
-        ),
-        loaded.config,
-    )
     with session_factory() as session:  # the slow worker's heartbeat goes stale
         session.execute(
             update(Round).where(Round.id == rid).values(heartbeat_at=utcnow() - timedelta(hours=1))
@@ -157,10 +136,10 @@ def test_a_round_taken_over_from_a_dead_worker_writes_once(
     with pytest.raises(ClaimLost):
         write_results(
             rid,
-            slow_token,
+            slow.token,
             session_factory,
-            loaded,
-            output,
+            slow.loaded,
+            slow.output,
             model_version="x",
             artifact_path=settings.artifacts_dir,
             timings={},
@@ -176,25 +155,10 @@ def test_an_auto_label_never_overwrites_a_human_label(
     settings: Settings,
     recorder: RecordingDispatcher,
 ) -> None:
-    from tbal.loop import RoundInput, run_round
-
     pid = ready_project(api, make_project)
     rid = api.post(f"/api/v1/projects/{pid}/rounds").json()["id"]
-    token = rounds_claim.claim(rid, session_factory, settings)
-    assert token is not None
-    loaded = load_round(rid, session_factory, settings)
-    output = run_round(
-        RoundInput(
-            loaded.X_train,
-            loaded.targets_train,
-            loaded.X_val,
-            loaded.y_val,
-            loaded.X_pool,
-            3,
-            plan=loaded.plan,
-        ),
-        loaded.config,
-    )
+    ran = claim_load_run(rid, session_factory, settings)
+    token, loaded, output = ran.token, ran.loaded, ran.output
     auto_ids = loaded.pool_ids[output.auto_mask]
     assert auto_ids.size > 2
     target = int(auto_ids[0])
