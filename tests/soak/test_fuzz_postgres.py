@@ -1,4 +1,4 @@
-"""The schemathesis fuzz of ``tests/app/test_fuzz.py`` with many more examples per operation
+"""The schemathesis fuzz of ``tests/app/test_fuzz.py`` (``tests/app/fuzzing.py``) with many more examples per operation
 (``TBAL_SOAK_FUZZ_EXAMPLES``, default 150), then its crafted upload bodies (40 times as many), on
 PostgreSQL. No 5xx allowed."""
 
@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from tests.app.conftest import postgres_schema_url  # noqa: F401  (fixture: a migrated schema)
-from tests.app.test_fuzz import fuzz, fuzz_uploads, seeded_app
+from tests.app.fuzzing import fuzz, fuzz_uploads, seeded_app
 
 EXAMPLES = int(os.environ.get("TBAL_SOAK_FUZZ_EXAMPLES", "150"))
 

@@ -1,5 +1,6 @@
-"""Hostile input: schemathesis generates requests from the OpenAPI schema (valid and invalid bodies,
-parameters and headers) and sends them with an admin key; no answer may be a 5xx.
+"""The fuzzing of tests/app/test_fuzz.py and tests/soak/test_fuzz_postgres.py (a helper module, not a
+test module). Hostile input: schemathesis generates requests from the OpenAPI schema (valid and invalid
+bodies, parameters and headers) and sends them with an admin key; no answer may be a 5xx.
 
 Bounded for CI: ``TBAL_FUZZ_EXAMPLES`` examples per operation (default 5: about a minute in all);
 ``make soak`` runs it with 150. The database is a migrated SQLite file holding one project with items,
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -99,13 +99,6 @@ def seeded_app(database_url: str, tmp: Path) -> Iterator[Any]:
         yield app
 
 
-@pytest.fixture(scope="module")
-def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    tmp: Path = tmp_path_factory.mktemp("fuzz")
-    with seeded_app(f"sqlite:///{tmp / 'fuzz.sqlite'}", tmp) as app:
-        yield app
-
-
 def _fuzz_operation(operation: Any, mode: GenerationMode, secret: str, examples: int) -> list[str]:
     """Send ``examples`` generated requests to one operation; the 5xx answers, described."""
     failures: list[str] = []
@@ -145,10 +138,6 @@ def fuzz(app: Any, examples: int = EXAMPLES) -> None:
             failures += _fuzz_operation(operation, mode, SECRET["value"], examples)
     assert operations >= 30, f"only {operations} operations in the schema"
     assert not failures, "\n".join(failures)
-
-
-def test_no_server_error(fuzz_app: Any) -> None:
-    fuzz(fuzz_app)
 
 
 # -- crafted binary bodies (issue 15): what schemathesis cannot produce --------------------------------
@@ -254,11 +243,3 @@ def fuzz_uploads(app: Any, examples: int) -> dict[int, int]:
 
     send()
     return seen
-
-
-@pytest.mark.filterwarnings("ignore:Duplicate name")  # drawn .npz may repeat a member: a 422 each time
-def test_crafted_upload_bodies_are_never_a_server_error(fuzz_app: Any) -> None:
-    """Drawn .npy headers and .npz members against the upload of project 1: 200 or a 4xx naming a field
-    (``make soak`` runs it with 100 × 40 examples here and on PostgreSQL)."""
-    seen = fuzz_uploads(fuzz_app, 40 * EXAMPLES)
-    assert sum(n for status, n in seen.items() if 400 <= status < 500) > 0, seen
