@@ -9,22 +9,33 @@ that database is used (and flushed); without one, a free database (1..15, empty)
 key so that two test runs at once never share a broker, and flushed after the run.
 
 With ``CI=true`` both must be reachable (the tests fail otherwise); elsewhere the tests are skipped.
+
+Also the production-shape helpers that tests/worker shares: a real ``tbal worker`` process started and
+stopped, and a digits project made ready through the API.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from worker.celery_app import TBALCelery
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_URL = os.environ.get("TBAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -142,3 +153,78 @@ def make_url_db(url: str) -> int | None:
 def strip_db(url: str) -> str:
     scheme, _, tail = url.partition("://")
     return f"{scheme}://{tail.split('/', 1)[0]}"
+
+
+EPSILON = 0.05
+"""ε of the production-shape digits projects (tests/e2e and tests/worker/test_stale_rounds.py)."""
+DIGITS_SETTINGS: dict[str, Any] = {
+    "delta_schedule": "uniform",  # every round may auto-label (the default certifies in the last one)
+    "epsilon": EPSILON,
+    "delta": 0.05,
+    "bound": "valid",
+    "guarantee": "pooled",
+    "model": "mlp",
+    "hidden": [128, 32],
+    "epochs": 25,
+    "lr": 0.05,
+    "confidence": "softmax",
+    "validation_size": 500,
+    "calibration_fraction": 0.1,
+    "seed_size": 100,
+    "label_budget": 300,
+    "batch_size": 100,
+}
+WORKER_START_S = 90.0
+"""How long a ``tbal worker`` may take to answer its first ping."""
+
+
+def start_worker(env: dict[str, str], log_path: Path, celery: TBALCelery) -> subprocess.Popen[bytes]:
+    """``tbal worker`` (prefork, two processes: two deliveries of one round can run at the same time)."""
+    command = [sys.executable, "-m", "tbal.cli", "worker", "--queues", "default,gpu", "--concurrency", "2"]
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + WORKER_START_S
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise AssertionError(f"tbal worker exited with {worker.returncode}:\n{log_path.read_text()}")
+        if celery.control.ping(timeout=1.0):
+            return worker
+        time.sleep(0.5)
+    stop_worker(worker)
+    raise AssertionError(f"tbal worker did not answer within {WORKER_START_S} s:\n{log_path.read_text()}")
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """Warm shutdown of the worker and its pool processes (its own process group), then kill."""
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+
+
+def digits_project_ready(client: TestClient, name: str, settings: dict[str, Any]) -> int:
+    """A digits project (``settings``) made through ``client``, its items uploaded and its first queue
+    answered from their ground truth."""
+    from examples.demo import API, load_digits_data, upload_items
+
+    data = load_digits_data()
+    created = client.post(
+        f"{API}/projects",
+        json={
+            "name": name,
+            "classes": data.classes,
+            "data_kind": data.data_kind,
+            "input_shape": data.input_shape,
+            "settings": settings,
+        },
+    )
+    assert created.status_code == 201, created.text
+    pid = int(created.json()["id"])
+    upload_items(client, pid, data)
+    assert client.post(f"{API}/projects/{pid}/simulate").status_code == 200
+    return pid

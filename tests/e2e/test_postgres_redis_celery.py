@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,30 +34,18 @@ from app.main import create_app
 from app.services.api_keys import create_key
 from app.settings import Settings
 from examples.demo import API, drive_project, evaluate, fetch_all, load_digits_data, wait_round
-from tests.e2e.conftest import ROOT, worker_env
+from tests.e2e.conftest import (
+    DIGITS_SETTINGS,
+    EPSILON,
+    digits_project_ready,
+    start_worker,
+    stop_worker,
+    worker_env,
+)
 from worker.celery_app import GPU_QUEUE, RUN_ROUND_TASK, TBALCelery, make_celery
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
-EPSILON = 0.05
-DIGITS_SETTINGS: dict[str, Any] = {
-    "delta_schedule": "uniform",  # every round may auto-label (the default certifies in the last one)
-    "epsilon": EPSILON,
-    "delta": 0.05,
-    "bound": "valid",
-    "guarantee": "pooled",
-    "model": "mlp",
-    "hidden": [128, 32],
-    "epochs": 25,
-    "lr": 0.05,
-    "confidence": "softmax",
-    "validation_size": 500,
-    "calibration_fraction": 0.1,
-    "seed_size": 100,
-    "label_budget": 300,
-    "batch_size": 100,
-}
-WORKER_START_S = 90.0
 STALE_AFTER_S = 5
 
 
@@ -73,35 +60,6 @@ class Stack:
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.worker_log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _start_worker(env: dict[str, str], log_path: Path, celery: TBALCelery) -> subprocess.Popen[bytes]:
-    """``tbal worker`` (prefork, two processes: two deliveries of one round can run at the same time)."""
-    command = [sys.executable, "-m", "tbal.cli", "worker", "--queues", "default,gpu", "--concurrency", "2"]
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    deadline = time.monotonic() + WORKER_START_S
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise AssertionError(f"tbal worker exited with {worker.returncode}:\n{log_path.read_text()}")
-        if celery.control.ping(timeout=1.0):
-            return worker
-        time.sleep(0.5)
-    _stop(worker)
-    raise AssertionError(f"tbal worker did not answer within {WORKER_START_S} s:\n{log_path.read_text()}")
-
-
-def _stop(worker: subprocess.Popen[bytes]) -> None:
-    """Warm shutdown of the worker and its pool processes (its own process group), then kill."""
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +81,7 @@ def stack(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
     env = worker_env(settings)
     celery = make_celery(settings)
     log_path = tmp / "worker.log"
-    worker = _start_worker(env, log_path, celery)
+    worker = start_worker(env, log_path, celery)
     engine = make_engine(settings)
     factory = make_session_factory(engine)
     _key, secret = create_key(factory, "e2e")
@@ -132,7 +90,7 @@ def stack(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
             client.headers["Authorization"] = f"Bearer {secret}"
             yield Stack(settings, client, celery, factory, worker, log_path)
     finally:
-        _stop(worker)
+        stop_worker(worker)
         celery.close()
         engine.dispose()
 
@@ -295,34 +253,15 @@ def test_a_round_delivered_twice_writes_nothing_twice(stack: Stack) -> None:
     assert _snapshot(stack, pid, rid) == first
 
 
-def _project_ready(client: TestClient, name: str, settings: dict[str, Any]) -> int:
-    from examples.demo import upload_items
-
-    data = load_digits_data()
-    created = client.post(
-        f"{API}/projects",
-        json={
-            "name": name,
-            "classes": data.classes,
-            "data_kind": data.data_kind,
-            "input_shape": data.input_shape,
-            "settings": settings,
-        },
-    )
-    assert created.status_code == 201, created.text
-    pid = int(created.json()["id"])
-    upload_items(client, pid, data)
-    assert client.post(f"{API}/projects/{pid}/simulate").status_code == 200
-    return pid
-
-
 def _without_role(labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v for k, v in label.items() if k != "role"} for label in labels]
 
 
 def test_a_killed_worker_process_loses_nothing(stack: Stack) -> None:
     client = stack.client
-    pid = _project_ready(client, "digits-killed", {**DIGITS_SETTINGS, "label_budget": 200, "epochs": 2000})
+    pid = digits_project_ready(
+        client, "digits-killed", {**DIGITS_SETTINGS, "label_budget": 200, "epochs": 2000}
+    )
     humans_before = fetch_all(client, f"{API}/projects/{pid}/labels")
     rid = client.post(f"{API}/projects/{pid}/rounds").json()["id"]
 

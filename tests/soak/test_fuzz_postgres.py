@@ -1,6 +1,6 @@
-"""The schemathesis fuzz of ``tests/app/test_fuzz.py`` (``tests/app/fuzzing.py``) with many more examples per operation
-(``TBAL_SOAK_FUZZ_EXAMPLES``, default 150), then its crafted upload bodies (40 times as many), on
-PostgreSQL. No 5xx allowed."""
+"""The schemathesis fuzz of ``tests/app/test_fuzz.py`` (``tests/app/fuzzing.py``) with many more examples
+per operation (``TBAL_SOAK_FUZZ_EXAMPLES``, default 150), then its crafted upload bodies (40 times as
+many), on PostgreSQL. No 5xx allowed."""
 
 from __future__ import annotations
 

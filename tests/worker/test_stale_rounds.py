@@ -30,7 +30,15 @@ from app.db.session import make_engine, make_session_factory
 from app.main import create_app
 from app.services.api_keys import create_key
 from app.settings import Settings
-from tests.e2e.conftest import postgres_url, redis_url, worker_env  # noqa: F401  (fixtures)
+from tests.e2e.conftest import (  # noqa: F401  (postgres_url, redis_url: fixtures)
+    DIGITS_SETTINGS,
+    digits_project_ready,
+    postgres_url,
+    redis_url,
+    start_worker,
+    stop_worker,
+    worker_env,
+)
 from tests.worker.conftest import Client, queued_round, table_counts
 from worker.celery_app import make_celery, reap_stale_rounds_on_start
 
@@ -189,16 +197,15 @@ def test_a_whole_worker_killed_mid_round_blocks_nothing_and_loses_nothing(
     real_stack: tuple[TestClient, Settings, dict[str, str], sessionmaker[Session]], tmp_path: Path
 ) -> None:
     from examples.demo import API, fetch_all, wait_round
-    from tests.e2e.test_postgres_redis_celery import DIGITS_SETTINGS, _project_ready, _start_worker, _stop
 
     http, settings, env, factory = real_stack
     celery = make_celery(settings)
     log = tmp_path / "worker.log"
-    worker = _start_worker(env, log, celery)
+    worker = start_worker(env, log, celery)
     try:
         # uniform δ schedule: the round after the dead one may auto-label (the default: the last planned one)
         mechanics = {**DIGITS_SETTINGS, "delta_schedule": "uniform"}
-        pid = _project_ready(http, f"digits-dead-{os.getpid()}", {**mechanics, "epochs": 3000})
+        pid = digits_project_ready(http, f"digits-dead-{os.getpid()}", {**mechanics, "epochs": 3000})
         humans_before = _without_role(fetch_all(http, f"{API}/projects/{pid}/labels"))
         rid = http.post(f"{API}/projects/{pid}/rounds").json()["id"]
         deadline = time.monotonic() + 120
@@ -208,7 +215,7 @@ def test_a_whole_worker_killed_mid_round_blocks_nothing_and_loses_nothing(
         os.killpg(worker.pid, signal.SIGKILL)  # the whole worker: main process and pool, no warning
         worker.wait(10)
     finally:
-        _stop(worker)
+        stop_worker(worker)
     killed_at = time.monotonic()
     assert http.get(f"{API}/rounds/{rid}").json()["status"] == "running"
     # Until it is 3 × round_stale_after_s without a heartbeat the round may still be taken over: a new
@@ -218,7 +225,7 @@ def test_a_whole_worker_killed_mid_round_blocks_nothing_and_loses_nothing(
     time.sleep(max(0.0, 3 * STALE_AFTER_S + 1 - (time.monotonic() - killed_at)))
 
     # A new worker starts: it marks the dead round failed.
-    worker = _start_worker(env, tmp_path / "worker2.log", celery)
+    worker = start_worker(env, tmp_path / "worker2.log", celery)
     try:
         dead = http.get(f"{API}/rounds/{rid}").json()
         deadline = time.monotonic() + 30
@@ -234,7 +241,7 @@ def test_a_whole_worker_killed_mid_round_blocks_nothing_and_loses_nothing(
         done = wait_round(http, started.json()["id"], poll_s=0.3, timeout_s=300)
         assert done["status"] == "succeeded", f"{done}\n{(tmp_path / 'worker2.log').read_text()[-3000:]}"
     finally:
-        _stop(worker)
+        stop_worker(worker)
         celery.close()
 
     auto = fetch_all(http, f"{API}/projects/{pid}/auto-labels")
