@@ -326,7 +326,8 @@ TEXT_SUFFIXES = (".csv", ".jsonl", ".json")
 def _load(args: argparse.Namespace) -> Any:
     """The data set of ``--data``: an .npz, a text file (encoded by ``--encoder``, features cached in
     ``--cache-dir`` or beside the file), or an image folder (issue 13: raw data in the command too)."""
-    from tbal.data import load_dataset, load_image_folder, load_text_dataset
+    from tbal.data import load_dataset
+    from tbal.raw_data import load_image_folder, load_text_dataset
 
     path = Path(args.data)
     if path.is_dir():

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tbal.data import DataError, load_image_folder, load_text_dataset, prepare_inputs
+from tbal.data import DataError, prepare_inputs
 from tbal.encoders import make_text_encoder
+from tbal.raw_data import load_image_folder, load_text_dataset
 
 
 def test_a_csv_of_texts_becomes_features_and_is_cached(tmp_path: Path) -> None:
