@@ -39,6 +39,7 @@ from tbal.config import (
     preset,
     with_overrides,
 )
+from tbal.environment import run_environment
 from tbal.errors import TBALInputError
 
 EXIT_BAD_INPUT = 2
@@ -288,36 +289,6 @@ def _set_threads(threads: int | None) -> None:
     import torch
 
     torch.set_num_threads(threads)
-
-
-def run_environment() -> dict[str, Any]:
-    """What a run's numbers depend on beyond seed and config. Runs are bit-reproducible on the CPU only
-    for the same torch thread count, library versions and CPU (its vector units change summation order):
-    two machines with the same code gave different MNIST rounds."""
-    import platform
-
-    import scipy
-    import torch
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cpu": _cpu_model() or platform.processor(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 TEXT_SUFFIXES = (".csv", ".jsonl", ".json")
