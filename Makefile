@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   creates the environment, starts the service (SQLite, in-process work) and drives a project over HTTP
-#               (make demo ARGS=--keep-running leaves the server up; DATA=FILE.npz another data set)
+#               (make demo ARGS=--keep-running leaves the server up; DATA=FILE.npz, FILE.csv or DIR/ of class folders)
 #   make test   creates the environment if needed and runs ruff, mypy and the whole test suite
 PYTHON ?= python3
 VENV ?= .venv

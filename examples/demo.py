@@ -11,7 +11,10 @@ project over HTTP, as a client would.
 
 Data: scikit-learn's bundled digits (1,797 8×8 images, used as 64-d feature vectors; no network), or
 ``--data FILE.npz`` with ``X``/``y`` (or ``X_train``/``y_train``) arrays, e.g.
-``../shared/data/mnist_test.npz``.
+``../shared/data/mnist_test.npz``, or raw data (:mod:`examples.raw_data`): ``--data FILE.csv`` (or
+``.jsonl`` / ``.json``) of labeled texts, uploaded as text to a text project (``--text-column``,
+``--label-column``, else detected; ``--encoder``, default ``minilm``), or ``--data DIR`` of images in one
+sub-folder per class, uploaded as image files (the service decodes and resizes them).
 
 The functions that talk to the API (:func:`drive_project` and its parts) go through the typed client
 (:class:`tbal_client.TBALClient`: chunked binary uploads with retries, keyset iteration, round waits);
@@ -34,11 +37,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import numpy as np
 
+from examples.raw_data import RawDataError, is_text_file, load_images, load_texts
 from tbal_client import APIError, TBALClient, TBALClientError, WaitTimeout
 
 API = "/api/v1"
@@ -80,9 +84,22 @@ FILE_SETTINGS: dict[str, Any] = {
     "batch_size": 100,
 }
 """A file (e.g. MNIST's 10k test images with LeNet-5): a few minutes on 2 cores."""
+RAW_SETTINGS: dict[str, Any] = {
+    **FILE_SETTINGS,
+    "validation_size": 500,
+    "seed_size": 100,
+    "label_budget": 300,
+}
+"""Raw texts or images (``--data FILE.csv`` / ``DIR``): smaller sets, for a few thousand items."""
 QUICK_SETTINGS: dict[str, Any] = {"epochs": 10, "label_budget": 200, "batch_size": 100}
 """``--quick``: fewer epochs and rounds (the end-to-end test of the demo)."""
 
+KINDS: dict[str, Literal["features", "image", "text"]] = {
+    "features": "features",
+    "image": "image",
+    "text": "text",
+}
+"""A DemoData's ``data_kind`` as the client's ``create_project`` takes it."""
 Progress = Callable[[dict[str, Any]], None]
 """Called with a round's JSON each time it is polled."""
 Client = TBALClient | httpx.Client
@@ -101,7 +118,9 @@ class DemoError(RuntimeError):
 @dataclass(frozen=True)
 class DemoData:
     """Raw arrays as they are uploaded: ``X`` (n, d) float32 features or (n, H, W[, C]) uint8 images;
-    ``y`` (n,) int64 ground truth (sent along for the simulation, and kept here to measure true error)."""
+    ``y`` (n,) int64 ground truth (sent along for the simulation, and kept here to measure true error).
+    Raw data instead: ``texts`` (a text project; ``X`` is empty) or image ``files`` under ``root`` (an
+    image project of ``shape``; ``X`` is empty), uploaded as they are."""
 
     name: str
     X: np.ndarray
@@ -109,10 +128,20 @@ class DemoData:
     classes: list[str]
     data_kind: str
     external_ids: list[str]
+    texts: list[str] | None = None
+    files: list[Path] | None = None
+    root: Path | None = None
+    shape: list[int] | None = None
 
     @property
     def input_shape(self) -> list[int]:
+        if self.shape is not None or self.texts is not None:
+            return list(self.shape or [])
         return [int(s) for s in self.X.shape[1:]]
+
+    @property
+    def size(self) -> int:
+        return int(self.y.shape[0])
 
     def truth_by_external_id(self) -> dict[str, int]:
         return dict(zip(self.external_ids, (int(v) for v in self.y), strict=True))
@@ -149,6 +178,26 @@ def load_file_data(path: str | Path) -> DemoData:
                 f"{path}: expected uint8 images or (n, d) feature vectors, got {X.dtype} {X.shape}"
             )
     return _make_data(path.stem, X, y, list(dataset.class_names))
+
+
+def load_data(path: Path, args: argparse.Namespace) -> DemoData:
+    """``--data``: a .npz data set, a text file (CSV / JSONL / JSON) or a folder of class sub-folders."""
+    try:
+        if path.is_dir():
+            images = load_images(path, image_size=args.image_size)
+            y = np.array([images.classes.index(v) for v in images.labels], dtype=np.int64)
+            return DemoData(path.name, np.empty((y.size, 0)), y, images.classes, "image",
+                            images.external_ids, files=images.files, root=images.root,
+                            shape=images.input_shape)  # fmt: skip
+        if is_text_file(path):
+            raw = load_texts(path, text_column=args.text_column, label_column=args.label_column)
+            say(f"texts from column {raw.text_column!r}, classes from {raw.label_column!r}: {raw.classes}")
+            y = np.array([raw.classes.index(v) for v in raw.labels], dtype=np.int64)
+            return DemoData(path.stem, np.empty((y.size, 0)), y, raw.classes, "text", raw.external_ids,
+                            texts=raw.texts)  # fmt: skip
+    except (RawDataError, OSError) as exc:
+        raise DemoError(str(exc)) from exc
+    return load_file_data(path)
 
 
 def _make_data(name: str, X: np.ndarray, y: np.ndarray, classes: list[str]) -> DemoData:
@@ -248,7 +297,11 @@ def create_project(
     project = as_client(client).create_project(
         name,
         classes=data.classes,
-        data_kind="image" if data.data_kind == "image" else "features",
+        data_kind="image"
+        if data.data_kind == "image"
+        else "text"
+        if data.data_kind == "text"
+        else "features",
         input_shape=data.input_shape,
         settings=settings,
         seed=seed,
@@ -258,10 +311,16 @@ def create_project(
 
 def upload_items(client: Client, project_id: int, data: DemoData) -> dict[str, Any]:
     """The items with their external ids and ground truth (for the simulation), in binary ``.npz``
-    chunks (the client retries each chunk on transient errors)."""
-    result = as_client(client).upload_items(
-        project_id, data.X, external_ids=data.external_ids, ground_truth=data.y
-    )
+    chunks (the client retries each chunk on transient errors); raw texts and image files as they are
+    (a chunk the service answers with an ingest job is waited for)."""
+    tb = as_client(client)
+    if data.texts is not None:
+        truth = [data.classes[int(v)] for v in data.y]
+        result = tb.upload_texts(project_id, data.texts, external_ids=data.external_ids, ground_truth=truth)
+    elif data.files is not None:
+        result = tb.upload_images(project_id, data.files, root=data.root, labels_from_folders=True)
+    else:
+        result = tb.upload_items(project_id, data.X, external_ids=data.external_ids, ground_truth=data.y)
     return asdict(result)
 
 
@@ -524,7 +583,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m examples.demo",
         description="Start tbal on the embedded default and drive a whole labeling project over HTTP.",
     )
-    parser.add_argument("--data", type=Path, help="a .npz data set (default: scikit-learn's digits)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="a .npz data set, a CSV / JSONL / JSON file of labeled texts, or a folder with one sub-folder "
+        "of images per class (default: scikit-learn's digits)",
+    )
+    parser.add_argument("--text-column", help="texts: the column holding the text (default: detected)")
+    parser.add_argument("--label-column", help="texts: the column holding the label (default: detected)")
+    parser.add_argument("--encoder", default="minilm", help="texts: the encoder (minilm, hashing, ...)")
+    parser.add_argument("--image-size", type=int, help="images: resize to N×N (default: the first image's)")
     parser.add_argument("--port", type=int, default=8000, help="port of the server (a free one if taken)")
     parser.add_argument("--workdir", type=Path, help="folder for the SQLite file, artifacts and log")
     parser.add_argument("--seed", type=int, default=0, help="the project's seed")
@@ -543,7 +611,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def project_settings(args: argparse.Namespace) -> dict[str, Any]:
-    settings = dict(FILE_SETTINGS if args.data else DIGITS_SETTINGS)
+    raw = args.data is not None and (Path(args.data).is_dir() or is_text_file(Path(args.data)))
+    settings = dict(RAW_SETTINGS if raw else FILE_SETTINGS if args.data else DIGITS_SETTINGS)
+    if args.data is not None and is_text_file(Path(args.data)):
+        settings["encoder"] = args.encoder
     if args.quick:
         settings.update(QUICK_SETTINGS)
     for item in args.settings:
@@ -569,14 +640,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     settings = project_settings(args)
-    data = load_file_data(args.data) if args.data else load_digits_data()
+    data = load_data(args.data, args) if args.data else load_digits_data()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     workdir = (args.workdir or Path("var") / "demo" / stamp).resolve()
     if (workdir / "tbal.sqlite").exists():
         raise DemoError(f"{workdir} already holds a database; give another --workdir")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port(args.port)
-    say(f"tbal demo: {data.name}, {data.X.shape[0]} items of shape {tuple(data.X.shape[1:])}, {workdir}")
+    what = "texts" if data.texts is not None else f"items of shape {tuple(data.input_shape)}"
+    say(f"tbal demo: {data.name}, {data.size} {what}, {workdir}")
     say(f"starting tbal serve on http://127.0.0.1:{port} (SQLite, rounds in process)...")
     started = time.perf_counter()
     server = start_server(workdir, port)
