@@ -18,7 +18,7 @@ re-exported here). This module runs the loop: seeded streams, the SGD steps, the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,6 +141,26 @@ def train_classifier(
     X32, T = _check_training_inputs(model, X, targets)
     check_method(config.method)
     target_device = device if device is not None else resolve_device(config.device)
+    run, objective = _set_up(model, X32, T, config, seed, target_device, reinitialize, validation)
+    hooks: list[Callable[[Classifier, int], None]] = list(epoch_hooks)
+    if isinstance(objective, EpochEndHook):
+        hooks.insert(0, objective.end_epoch)
+    _train_epochs(model, objective, run, config, hooks, progress)
+    return model
+
+
+def _set_up(
+    model: Classifier,
+    X32: np.ndarray,
+    T: np.ndarray,
+    config: TrainConfig,
+    seed: int,
+    target_device: torch.device,
+    reinitialize: bool,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[TrainingRun, Objective]:
+    """The run's random streams (one seed each, from ``seed``), the rows held out for the methods that
+    tune on them, the model's initial parameters and device, and the objective of ``config.method``."""
     # generate_state(n) is prefix-stable: adding the shift and method seeds kept the earlier ones as they were
     init_seed, shuffle_seed, sample_seed, dropout_seed, shift_seed, method_seed = (
         int(s) for s in np.random.SeedSequence(seed).generate_state(6)
@@ -154,15 +174,7 @@ def train_classifier(
         if config.standardize_inputs:
             set_input_statistics(model, X32)
     model.to(target_device)
-    run = _Run(
-        shuffle=torch.Generator().manual_seed(shuffle_seed),
-        shift_gen=torch.Generator().manual_seed(shift_seed),
-        shift=config.augment_shift if X32.ndim == 4 else 0,
-        sample=torch.Generator().manual_seed(sample_seed),
-        x_all=torch.from_numpy(X32).to(target_device),  # (n, ...)
-        t_cpu=torch.from_numpy(T),  # (n, K)
-        device=target_device,
-    )
+    run = TrainingRun.start(X32, T, config, target_device, seeds=(shuffle_seed, shift_seed, sample_seed))
     model.set_dropout_generator(torch.Generator(device=target_device).manual_seed(dropout_seed))
     val_tensors = None
     if held_out is not None:
@@ -170,13 +182,20 @@ def train_classifier(
             torch.from_numpy(held_out[0]).to(target_device),
             torch.from_numpy(held_out[1]).to(target_device),
         )
-    objective = make_objective(
-        config.method, TrainContext(config, run.x_all, run.t_all, method_rng, val_tensors)
-    )
-    hooks: list[Callable[[Classifier, int], None]] = list(epoch_hooks)
-    if isinstance(objective, EpochEndHook):
-        hooks.insert(0, objective.end_epoch)
+    context = TrainContext(config, run.x_all, run.t_all, method_rng, val_tensors)
+    return run, make_objective(config.method, context)
 
+
+def _train_epochs(
+    model: Classifier,
+    objective: Objective,
+    run: TrainingRun,
+    config: TrainConfig,
+    hooks: Sequence[Callable[[Classifier, int], None]],
+    progress: Callable[[float], None] | None,
+) -> None:
+    """SGD over ``config.epochs`` epochs, the hooks and ``progress`` after each; the model left in eval
+    mode and without its dropout generator, whatever happens."""
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
@@ -196,11 +215,10 @@ def train_classifier(
     finally:
         model.set_dropout_generator(None)
     model.eval()
-    return model
 
 
 @dataclass
-class _Run:
+class TrainingRun:
     """One training run's data on its device and its random streams (each seeded from the run's seed)."""
 
     shuffle: torch.Generator  # the epoch's permutation
@@ -218,34 +236,69 @@ class _Run:
         self.t_all = self.t_cpu.to(self.device)
         self.argmax_all = self.t_all.argmax(dim=1)
 
+    @classmethod
+    def start(
+        cls,
+        X32: np.ndarray,
+        T: np.ndarray,
+        config: TrainConfig,
+        device: torch.device,
+        *,
+        seeds: tuple[int, int, int],
+    ) -> TrainingRun:
+        """A run on prepared inputs (n, ...) and targets (n, K), its generators seeded by ``seeds`` =
+        (shuffle, shift, sample); images (n, C, H, W) are shifted by up to ``config.augment_shift``."""
+        shuffle_seed, shift_seed, sample_seed = seeds
+        return cls(
+            shuffle=torch.Generator().manual_seed(shuffle_seed),
+            shift_gen=torch.Generator().manual_seed(shift_seed),
+            shift=config.augment_shift if X32.ndim == 4 else 0,
+            sample=torch.Generator().manual_seed(sample_seed),
+            x_all=torch.from_numpy(X32).to(device),  # (n, ...)
+            t_cpu=torch.from_numpy(T),  # (n, K)
+            device=device,
+        )
+
+    def inputs(self, index: torch.Tensor) -> torch.Tensor:
+        """The batch's inputs (B, ...) for row indices (B,), each image shifted when ``shift`` > 0."""
+        x = self.x_all[index.to(self.device)]
+        return random_shift(x, self.shift, self.shift_gen) if self.shift > 0 else x
+
+
+def epoch_batches(
+    run: TrainingRun, optimizer: torch.optim.Optimizer, config: TrainConfig, perm: torch.Tensor
+) -> Iterator[torch.Tensor]:
+    """One epoch's batches of row indices (B,) from ``perm`` (n,), the learning rate of each step set first
+    (cosine over all the run's ⌈n / batch_size⌉ · epochs steps) and the run's step counted after it."""
+    n = perm.shape[0]
+    total_steps = config.epochs * -(-n // config.batch_size)
+    for start in range(0, n, config.batch_size):
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(config.lr, run.step, total_steps)
+        yield perm[start : start + config.batch_size]
+        run.step += 1
+
 
 def _train_epoch(
     model: Classifier,
     objective: Objective,
     optimizer: torch.optim.Optimizer,
-    run: _Run,
+    run: TrainingRun,
     config: TrainConfig,
     epoch: int,
 ) -> torch.Tensor:
     """One epoch of ⌈n / batch_size⌉ SGD steps over a fresh permutation (cosine learning rate over all the
     run's steps); the last step's loss."""
-    n = run.x_all.shape[0]
-    total_steps = config.epochs * -(-n // config.batch_size)
     step_override = objective if isinstance(objective, StepOverride) else None
     soft = config.targets == "soft"
-    perm = torch.randperm(n, generator=run.shuffle).to(run.device)  # (n,)
+    perm = torch.randperm(run.x_all.shape[0], generator=run.shuffle).to(run.device)  # (n,)
     classes_all = run.argmax_all
     if config.targets == "sampled":
         classes_all = torch.multinomial(run.t_cpu, 1, generator=run.sample)[:, 0].to(run.device)
     loss = torch.zeros(())
-    for start in range(0, n, config.batch_size):
-        index = perm[start : start + config.batch_size]  # (B,)
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(config.lr, run.step, total_steps)
+    for index in epoch_batches(run, optimizer, config, perm):  # (B,)
         batch = TargetBatch(classes=classes_all[index], probs=run.t_all[index] if soft else None, index=index)
-        x = run.x_all[index]  # (B, ...)
-        if run.shift > 0:
-            x = random_shift(x, run.shift, run.shift_gen)
+        x = run.inputs(index)  # (B, ...)
         if step_override is None:
             loss = objective(model, x, batch)
             optimizer.zero_grad(set_to_none=True)
@@ -253,7 +306,6 @@ def _train_epoch(
             optimizer.step()
         else:
             loss = step_override.optimizer_step(model, x, batch, optimizer)
-        run.step += 1
     return loss
 
 

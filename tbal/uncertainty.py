@@ -39,7 +39,7 @@ from torch import nn
 from tbal.config import ConfigError, ModelConfig, TrainConfig
 from tbal.errors import TBALInputError
 from tbal.networks import Classifier, ResNet, SeededDropout, init_parameters, resolve_device
-from tbal.training import cosine_lr, random_shift, set_input_statistics, train_classifier
+from tbal.training import TrainingRun, epoch_batches, set_input_statistics, train_classifier
 
 __all__ = [
     "DUQClassifier",
@@ -407,33 +407,13 @@ def train_duq(
     if config.standardize_inputs:
         set_input_statistics(model, X32)
     model.to(target_device)
-    shuffle_gen = torch.Generator().manual_seed(shuffle_seed)
-    sample_gen = torch.Generator().manual_seed(sample_seed)
-    shift_gen = torch.Generator().manual_seed(shift_seed)
-    shift = config.augment_shift if X32.ndim == 4 else 0
-    x_all = torch.from_numpy(X32).to(target_device)
-    t_cpu = torch.from_numpy(T)
-    n = T.shape[0]
-    total_steps = config.epochs * -(-n // config.batch_size)
+    run = TrainingRun.start(X32, T, config, target_device, seeds=(shuffle_seed, shift_seed, sample_seed))
     optimizer = torch.optim.SGD(
         model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
     )
     model.train()
-    step = 0
     for epoch in range(config.epochs):
-        perm = torch.randperm(n, generator=shuffle_gen)
-        epoch_targets = _duq_epoch_targets(t_cpu, config.targets, sample_gen)
-        loss = torch.zeros(())
-        for start in range(0, n, config.batch_size):
-            index = perm[start : start + config.batch_size]
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(config.lr, step, total_steps)
-            x = x_all[index.to(target_device)]
-            if shift > 0:
-                x = random_shift(x, shift, shift_gen)
-            y = epoch_targets[index].to(target_device)  # (B, K)
-            loss = _duq_step(model, optimizer, x, y, gradient_penalty_weight)
-            step += 1
+        loss = _duq_epoch(model, optimizer, run, config, gradient_penalty_weight)
         if not bool(torch.isfinite(loss)):
             raise FloatingPointError(f"DUQ training diverged in epoch {epoch + 1}; lower train.lr")
         for hook in epoch_hooks:
@@ -442,6 +422,23 @@ def train_duq(
             progress((epoch + 1) / config.epochs)
     model.eval()
     return model
+
+
+def _duq_epoch(
+    model: DUQClassifier,
+    optimizer: torch.optim.Optimizer,
+    run: TrainingRun,
+    config: TrainConfig,
+    gradient_penalty_weight: float,
+) -> torch.Tensor:
+    """One epoch of DUQ steps over a fresh permutation (drawn on the CPU); the last step's loss."""
+    perm = torch.randperm(run.t_cpu.shape[0], generator=run.shuffle)  # (n,)
+    epoch_targets = _duq_epoch_targets(run.t_cpu, config.targets, run.sample)  # (n, K)
+    loss = torch.zeros(())
+    for index in epoch_batches(run, optimizer, config, perm):  # (B,)
+        y = epoch_targets[index].to(run.device)  # (B, K)
+        loss = _duq_step(model, optimizer, run.inputs(index), y, gradient_penalty_weight)
+    return loss
 
 
 def _duq_epoch_targets(t_cpu: torch.Tensor, targets: str, sample_gen: torch.Generator) -> torch.Tensor:
