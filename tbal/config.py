@@ -40,6 +40,7 @@ ConfidenceName = Literal[
 ]
 BoundName = Literal["valid", "paper", "hoeffding"]
 GuaranteeName = Literal["per-class", "pooled", "dataset"]
+FamiliesName = Literal["auto", "both", "common", "rank"]
 DeltaScheduleName = Literal["uniform", "final"]
 QueryName = Literal["random", "margin", "margin-random", "entropy", "least-confidence"]
 
@@ -65,6 +66,10 @@ TRAIN_METHOD_PARAMS: tuple[str, ...] = (
 CONFIDENCE_NAMES: tuple[str, ...] = get_args(ConfidenceName)
 BOUND_NAMES: tuple[str, ...] = get_args(BoundName)
 GUARANTEE_NAMES: tuple[str, ...] = get_args(GuaranteeName)
+FAMILIES_NAMES: tuple[str, ...] = get_args(FamiliesName)
+COMPARABLE_SCORES: tuple[str, ...] = ("softmax", "temperature")
+"""Confidence functions whose scores mean the same in every class (a common transform of the softmax):
+for them the pooled guarantee walks the common cut alone (``thresholds.pooled_families`` auto)."""
 DELTA_SCHEDULE_NAMES: tuple[str, ...] = get_args(DeltaScheduleName)
 QUERY_NAMES: tuple[str, ...] = get_args(QueryName)
 KERNEL_CONFIDENCE_MODELS: tuple[str, ...] = ("duq",)
@@ -255,6 +260,11 @@ class ThresholdConfig:
     ``fallback_share`` η: the share of a walk's δ spread over ``fallback_checkpoints`` later starting
     points (the fallback procedure, :func:`tbal.thresholds._fixed_sequence`): 0 = the plain fixed sequence,
     which stops at its first failure.
+    ``pooled_families``: which nested families of threshold vectors the pooled (and dataset) guarantee
+    walks (:mod:`tbal.thresholds`): ``both`` (common cut and equal within-class rank, δ/2 each, the
+    better kept), ``common`` or ``rank`` alone at the whole δ; ``auto`` = ``common`` for confidence
+    functions whose scores are comparable across classes (softmax, temperature scaling), else ``both``.
+    Decided from the configuration, before any label is seen, so the choice costs no δ.
     """
 
     bound: BoundName = "valid"
@@ -273,6 +283,7 @@ class ThresholdConfig:
     delta_tail: float = 0.1
     fallback_share: float = 0.3
     fallback_checkpoints: int = 3
+    pooled_families: FamiliesName = "auto"
 
     def __post_init__(self) -> None:
         _check_range("thresholds.fallback_share", self.fallback_share, 0.0, 1.0, high_open=True)
@@ -282,6 +293,7 @@ class ThresholdConfig:
         _check_range("thresholds.delta_tail", self.delta_tail, 0.0, 1.0, low_open=True, high_open=True)
         _check_choice("thresholds.bound", self.bound, BOUND_NAMES)
         _check_choice("thresholds.guarantee", self.guarantee, GUARANTEE_NAMES)
+        _check_choice("thresholds.pooled_families", self.pooled_families, FAMILIES_NAMES)
         _check_range("thresholds.epsilon", self.epsilon, 0.0, 1.0, low_open=True, high_open=True)
         _check_range("thresholds.delta", self.delta, 0.0, 1.0, low_open=True, high_open=True)
         _check_range("thresholds.c1", self.c1, 0.0, float("inf"))
@@ -361,6 +373,16 @@ class TBALConfig:
                 "confidence.name 'kernel' scores the model's own kernel values and needs model.uncertainty "
                 f"in {', '.join(KERNEL_CONFIDENCE_MODELS)}; got model.uncertainty {self.model.uncertainty!r}"
             )
+
+
+def resolved_thresholds(config: TBALConfig) -> ThresholdConfig:
+    """``config.thresholds`` with ``pooled_families`` ``auto`` resolved from the confidence function (see
+    :class:`ThresholdConfig`)."""
+    th = config.thresholds
+    if th.pooled_families != "auto":
+        return th
+    families = "common" if config.confidence.name in COMPARABLE_SCORES else "both"
+    return dataclasses.replace(th, pooled_families=families)
 
 
 def _mnist_paper() -> TBALConfig:

@@ -25,7 +25,7 @@ import torch
 
 from tbal.aum import AUMRecorder
 from tbal.confidence import ConfidenceFunction, make_confidence
-from tbal.config import TBALConfig
+from tbal.config import TBALConfig, resolved_thresholds
 from tbal.data import Dataset
 from tbal.errors import TBALInputError
 from tbal.evaluation import EvaluationReport, evaluate_predictions
@@ -150,7 +150,7 @@ def run_round(
             th_preds.predicted,
             th_preds.predicted == inputs.y_val[th_index],
             inputs.num_classes,
-            config.thresholds,
+            resolved_thresholds(config),
             delta=plan.delta,
             dataset=_dataset_context(inputs, config, pool_scores, pool_predicted),
         )

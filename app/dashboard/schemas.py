@@ -98,6 +98,13 @@ class SummaryRound(BaseModel):
     true_error_total: float | None = None
     epsilon: float | None = None
     delta: float | None = None
+    delta_round: float | None = Field(
+        default=None,
+        description="δ_k, the share of δ this round was certified at; 0 = it auto-labels nothing by design "
+        "(the final schedule certifies in the last round the label budget allows)",
+    )
+    delta_schedule: str | None = None
+    rounds_planned: int | None = Field(default=None, description="the planned rounds P of the δ schedule")
 
 
 class ReliabilityBin(BaseModel):

@@ -196,6 +196,9 @@ def _round_figures(report: RoundReport | None) -> dict[str, Any]:
         "true_error_total": _finite(truth.total) if truth else None,
         "epsilon": _finite(report.epsilon),
         "delta": _finite(report.delta),
+        "delta_round": _finite(report.delta_round) if report.delta_round is not None else None,
+        "delta_schedule": report.delta_schedule,
+        "rounds_planned": report.rounds_total,
     }
 
 

@@ -317,3 +317,35 @@ def _digits_truth() -> list[int]:
     from sklearn.datasets import load_digits
 
     return [int(t) for t in load_digits().target]
+
+
+def test_rounds_held_by_the_final_schedule_are_explained(browser: Any, live_service: LiveService) -> None:
+    """Under the default ``final`` δ schedule the rounds before the last one auto-label nothing by design:
+    the page marks them (held) and says why, so that a 0 is not read as the model failing; the last round
+    the budget allows is not marked."""
+    tb: TBALClient = live_service.client
+    settings = {**DASHBOARD_SETTINGS, "label_budget": 150, "batch_size": 50, "epochs": 5}
+    project = new_digits_project(tb, "digits-held", {**settings, "delta_schedule": "final"})
+    tb.simulate(project.id)
+    held = tb.run_round(project.id, poll_s=0.1, timeout_s=300)
+    tb.simulate(project.id)
+    last = tb.run_round(project.id, poll_s=0.1, timeout_s=300)  # 100 seed + 50 = the budget: planned 2
+    assert (held.metrics or {})["delta_round"] == 0.0 and (held.metrics or {})["auto_labeled"] == 0
+    assert (last.metrics or {})["delta_round"] > 0.0
+
+    context, page, errors = _open(
+        browser, f"{live_service.base_url}/dashboard?project={project.id}#key={live_service.key}"
+    )
+    try:
+        _ready(page)
+        rows = page.locator("[data-testid=round-row]")
+        assert rows.count() == 2
+        marks = [rows.nth(i).locator("[data-testid=round-held]").count() for i in range(2)]
+        assert marks == [0, 1]  # newest first: the last round certifies, the first was held
+        assert (
+            "auto-label nothing by design"
+            in page.locator("section.card", has=page.locator("[data-testid=round-row]")).inner_text()
+        )
+        assert errors.messages == []
+    finally:
+        context.close()

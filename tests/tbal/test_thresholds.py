@@ -356,7 +356,10 @@ def test_auto_label_mask() -> None:
         auto_label_mask(s, y, np.array([0.1, np.nan, 0.2]))
 
 
-def test_large_input_is_fast() -> None:
+def test_large_input_is_not_quadratic() -> None:
+    """10,000 D_th points: each walk is linear in the candidates (about 0.1 s on an idle core). The bound
+    of 2 s only catches a quadratic walk (minutes here), not a loaded machine (the old 0.25 s did fail
+    under load); timing claims belong in benchmarks."""
     rng = np.random.default_rng(4)
     n, k = 10_000, 10
     s = rng.random(n)
@@ -366,7 +369,7 @@ def test_large_input_is_fast() -> None:
         estimate_thresholds(s, yhat, ok, k, cfg)  # warm-up
         start = time.perf_counter()
         r = estimate_thresholds(s, yhat, ok, k, cfg)
-        assert time.perf_counter() - start < 0.25, f"{cfg.bound}/{cfg.guarantee} took too long"
+        assert time.perf_counter() - start < 2.0, f"{cfg.bound}/{cfg.guarantee} took too long"
         assert np.isfinite(r.thresholds).sum() >= k // 2  # the walks go deep into the data
 
 
@@ -428,6 +431,8 @@ def slack(delta: float) -> float:
         (ThresholdConfig(epsilon=0.05, delta=0.05, fallback_share=0.3, fallback_checkpoints=3), 1200),
         (ThresholdConfig(guarantee="per-class", fallback_share=0.3, fallback_checkpoints=3), 1200),
         (ThresholdConfig(epsilon=0.1, delta=0.2, fallback_share=0.5, fallback_checkpoints=4), 300),
+        (ThresholdConfig(pooled_families="common"), 1200),
+        (ThresholdConfig(pooled_families="rank", epsilon=0.1, delta=0.2), 300),
     ],
     ids=[
         "valid-pooled",
@@ -436,6 +441,8 @@ def slack(delta: float) -> float:
         "fallback-pooled",
         "fallback-per-class",
         "fallback-pooled-small",
+        "common-cut-alone",
+        "equal-rank-alone-small",
     ],
 )
 def test_valid_bounds_hold_by_simulation(cfg: ThresholdConfig, n: int) -> None:
@@ -512,3 +519,27 @@ def test_dataset_guarantee_needs_its_context() -> None:
     s, yhat, ok = np.array([0.9, 0.8]), np.array([0, 1]), np.array([True, True])
     with pytest.raises(TBALInputError, match="dataset"):
         estimate_thresholds(s, yhat, ok, 2, ThresholdConfig(guarantee="dataset"))
+
+
+def test_pooled_families_auto_walks_the_common_cut_alone_for_comparable_scores() -> None:
+    """``auto``: softmax and temperature scaling (one scale for every class) walk the common cut at the
+    whole δ; other confidence functions walk both families at δ/2 each."""
+    from tbal.config import preset, resolved_thresholds, with_overrides
+
+    base = preset("mnist-paper")
+    assert base.thresholds.pooled_families == "auto"
+    assert resolved_thresholds(base).pooled_families == "common"
+    colander = with_overrides(base, {"confidence.name": "colander"})
+    assert resolved_thresholds(colander).pooled_families == "both"
+    pinned = with_overrides(base, {"thresholds.pooled_families": "both"})
+    assert resolved_thresholds(pinned).pooled_families == "both"
+
+    rng = np.random.default_rng(5)
+    s = rng.random(800)
+    yhat = rng.integers(0, 3, 800)
+    wrong = rng.random(800) < 0.08 * (1 - s)  # mistakes rarer at high scores
+    one = estimate_thresholds(s, yhat, ~wrong, 3, ThresholdConfig(pooled_families="common"), delta=0.05)
+    two = estimate_thresholds(s, yhat, ~wrong, 3, ThresholdConfig(pooled_families="both"), delta=0.05)
+    assert one.delta_used == pytest.approx(0.05) and two.delta_used == pytest.approx(0.025)
+    covered = [int((s >= r.thresholds[yhat]).sum()) for r in (one, two)]
+    assert covered[0] > 0 and one.pooled_error_bound <= 0.05

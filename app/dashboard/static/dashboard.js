@@ -635,6 +635,25 @@
     return card("The queue", sub, h("div", {}, facts, list));
   }
 
+  // A round whose share of δ is 0 auto-labels nothing on purpose: say so, so that a 0 is not read as
+  // a failure of the model (tbal/plan.py: the final schedule certifies in the last round the budget allows).
+  function isHeld(r) {
+    return r.status === "succeeded" && r.delta_round === 0;
+  }
+
+  function heldNote(r) {
+    if (!isHeld(r)) return null;
+    return h("span", { class: "muted", "data-testid": "round-held", title: "this round's share of δ is 0", text: " (held)" });
+  }
+
+  function heldExplanation(s) {
+    const held = s.rounds.filter(isHeld);
+    if (!held.length) return null;
+    const last = held[held.length - 1];
+    const planned = last.rounds_planned ? " (round " + (last.rounds_planned - 1) + " of this plan, or the first round run with the label budget spent)" : "";
+    return "Rounds marked (held) auto-label nothing by design: with the " + (last.delta_schedule || "final") + " δ schedule the whole certificate goes to the last round the label budget allows" + planned + ", which labels more than many small ones. To stop early, lower label_budget to what was spent and run one more round.";
+  }
+
   function roundsCard(s) {
     const rows = s.rounds
       .slice()
@@ -648,7 +667,7 @@
           h("td", { class: "muted", text: ago(r.started_at || r.created_at) }),
           h("td", { class: "num", text: seconds(r.duration_s) }),
           h("td", { class: "num", text: r.training_labels === null ? "–" : int(r.training_labels) + " / " + int(r.validation_labels) }),
-          h("td", { class: "num" }, value("round-auto-labeled", int(r.auto_labeled), r.auto_labeled)),
+          h("td", { class: "num" }, value("round-auto-labeled", int(r.auto_labeled), r.auto_labeled), heldNote(r)),
           h("td", { class: "num" }, value("round-coverage", pct1(r.coverage_total), r.coverage_total)),
           h("td", { class: "num", text: pct(r.estimated_error, 2) }),
           h("td", { class: "num" }, value("round-bound", pct(r.error_bound, 2), r.error_bound)),
@@ -662,7 +681,7 @@
     const more = s.rounds_total > s.rounds_shown ? h("p", { class: "muted", text: "The last " + s.rounds_shown + " of " + s.rounds_total + " rounds." }) : null;
     return card(
       "Rounds",
-      null,
+      heldExplanation(s),
       h("div", { class: "scroll" }, h("table", { class: "table" }, h("thead", {}, h("tr", {}, head.map((t, i) => h("th", { class: numeric.has(i) ? "num" : "", text: t })))), h("tbody", {}, rows)), more)
     );
   }
