@@ -166,6 +166,7 @@ async def _ingest_texts(
         labels,
         chunk_rows=settings.ingest_chunk_rows,
         device=_device(settings),
+        end_reads=True,
     )
     metrics.items_ingested.inc(result.inserted)
     return result
@@ -226,6 +227,7 @@ async def upload_images(
         id_prefix=id_prefix,
         labels_from_folders=labels_from_folders,
         chunk_rows=settings.ingest_chunk_rows,
+        end_reads=True,
     )
     metrics.items_ingested.inc(result.inserted)
     return result
@@ -261,6 +263,7 @@ async def add_image_urls(
         files,
         labels=[item.ground_truth for item in body.items],
         chunk_rows=settings.ingest_chunk_rows,
+        end_reads=True,
     )
     metrics.items_ingested.inc(result.inserted)
     return result

@@ -56,6 +56,7 @@ class Prepared:
     """One batch, checked and encoded, ready to write: the new items and what happened to the others."""
 
     seqs: list[int]
+    pending: list[Any] = field(default_factory=list)  # checked new items, to encode
     ids: list[str] = field(default_factory=list)
     payload: Any = None  # texts and their features, or decoded pixels
     truth: list[int] = field(default_factory=list)
@@ -67,7 +68,13 @@ class Prepared:
 
 
 class Kind(Protocol):
-    def prepare(self, session: Session, rows: Sequence[Row]) -> Prepared: ...
+    """What a job does with its items: check them and find the known ones (reads), encode the new ones
+    (no database: no transaction stays open, SQLite's BEGIN IMMEDIATE would block every other request),
+    write them."""
+
+    def check(self, session: Session, rows: Sequence[Row]) -> Prepared: ...
+
+    def encode(self, batch: Prepared) -> None: ...
 
     def write(self, session: Session, batch: Prepared, chunk_rows: int) -> IngestResult: ...
 
@@ -132,14 +139,15 @@ def _run_batches(session: Session, job_id: int, settings: Settings) -> None:
     project = session.get(Project, job.project_id)
     if project is None:
         return
+    session.commit()  # no transaction stays open while the encoder loads
     kind: Kind = TextKind(project, settings) if job.kind == "texts" else ImageKind(project)
     while True:
         rows = [_row(r) for r in jobs_repo.next_batch(session, job_id, settings.ingest_job_batch)]
-        session.commit()  # no transaction stays open while the batch is encoded
         if not rows:
             break
-        batch = kind.prepare(session, rows)
-        session.commit()
+        batch = kind.check(session, rows)
+        session.commit()  # nor while the batch is encoded
+        kind.encode(batch)
         with draw_deferred():  # the validation and seed sets are drawn once, from the whole upload
             if not _write(session, job_id, batch, kind, settings):
                 return
@@ -192,7 +200,7 @@ class TextKind:
         self.project = project
         self.encoder = text_encoder(project.settings, device=service_device(settings.train_device))
 
-    def prepare(self, session: Session, rows: Sequence[Row]) -> Prepared:
+    def check(self, session: Session, rows: Sequence[Row]) -> Prepared:
         batch = Prepared(seqs=[r[0] for r in rows])
         checked: list[tuple[int, str, str, int]] = []
         for seq, ext, text, _data, label in rows:
@@ -203,37 +211,40 @@ class TextKind:
                 continue
             checked.append((seq, ext, text or "", truth))
         known = items_repo.ids_by_external(session, self.project.id, [c[1] for c in checked])
-        new = [c for c in checked if c[1] not in known]
-        batch.known = len(checked) - len(new)
-        X, encoded = self._encode(new, batch)
-        kept = [c for c, ok in zip(new, encoded, strict=True) if ok]
-        batch.ids = [c[1] for c in kept]
-        batch.truth = [c[3] for c in kept]
-        batch.payload = ([c[2] for c in kept], X)
+        batch.pending = [c for c in checked if c[1] not in known]
+        batch.known = len(checked) - len(batch.pending)
         return batch
 
-    def _encode(
-        self, items: list[tuple[int, str, str, int]], batch: Prepared
-    ) -> tuple[np.ndarray, list[bool]]:
-        """The texts' features, all at once; when the encoder refuses the batch, one by one, so that only
-        the texts it refuses become errors (a wrong feature size fails the job)."""
+    def encode(self, batch: Prepared) -> None:
+        """The new texts' features, all at once; when the encoder refuses the batch, one by one, so that
+        only the texts it refuses become errors (a wrong feature size fails the job)."""
+        items = batch.pending
         try:
-            return encode_checked(self.project, self.encoder, [c[2] for c in items]), [True] * len(items)
+            X = encode_checked(self.project, self.encoder, [c[2] for c in items])
+            kept = items
         except Invalid as exc:
             if exc.field != "texts":
                 raise
+            X, kept = self._one_by_one(batch)
+        batch.ids = [c[1] for c in kept]
+        batch.truth = [c[3] for c in kept]
+        batch.payload = ([c[2] for c in kept], X)
+
+    def _one_by_one(self, batch: Prepared) -> tuple[np.ndarray, list[Any]]:
         parts: list[np.ndarray] = []
-        ok: list[bool] = []
-        for seq, ext, text, _truth in items:
+        kept: list[Any] = []
+        for item in batch.pending:
+            seq, ext, text, _truth = item
             try:
                 parts.append(encode_checked(self.project, self.encoder, [text]))
             except Invalid as exc:
                 if exc.field != "texts":
                     raise
                 batch.refuse(seq, ext, exc.reason)
-            ok.append(len(parts) > sum(ok))
+                continue
+            kept.append(item)
         empty = np.empty((0, *self.project.input_shape), dtype=np.float32)
-        return (np.concatenate(parts) if parts else empty), ok
+        return (np.concatenate(parts) if parts else empty), kept
 
     def write(self, session: Session, batch: Prepared, chunk_rows: int) -> IngestResult:
         texts, X = batch.payload
@@ -248,7 +259,7 @@ class ImageKind:
         self.project = project
         self.backbone, self.shape = image_target(project)
 
-    def prepare(self, session: Session, rows: Sequence[Row]) -> Prepared:
+    def check(self, session: Session, rows: Sequence[Row]) -> Prepared:
         batch = Prepared(seqs=[r[0] for r in rows])
         checked: list[tuple[int, str, bytes, int]] = []
         for seq, ext, _text, data, label in rows:
@@ -258,8 +269,12 @@ class ImageKind:
             except Invalid as exc:
                 batch.refuse(seq, ext, exc.reason)
         known = items_repo.ids_by_external(session, self.project.id, [c[1] for c in checked])
-        new = [c for c in checked if c[1] not in known]
-        batch.known = len(checked) - len(new)
+        batch.pending = [c for c in checked if c[1] not in known]
+        batch.known = len(checked) - len(batch.pending)
+        return batch
+
+    def encode(self, batch: Prepared) -> None:
+        new = batch.pending
         pixels, problems = decode_files([c[2] for c in new], self.shape)
         for (seq, ext, _data, _t), problem in zip(new, problems, strict=True):
             if problem is not None:
@@ -267,9 +282,9 @@ class ImageKind:
         good = [i for i, problem in enumerate(problems) if problem is None]
         batch.ids = [new[i][1] for i in good]
         batch.truth = [new[i][3] for i in good]
-        batch.payload = pixels[good]
-        return batch
+        kept = pixels[good]
+        batch.payload = self.backbone.encode(kept) if self.backbone is not None else kept
 
     def write(self, session: Session, batch: Prepared, chunk_rows: int) -> IngestResult:
         truth = np.array(batch.truth, dtype=np.int64)
-        return store_images(session, self.project, self.backbone, batch.payload, batch.ids, truth, chunk_rows)
+        return store_images(session, self.project, None, batch.payload, batch.ids, truth, chunk_rows)

@@ -47,12 +47,14 @@ def ingest_images(
     labels_from_folders: bool = False,
     labels: Sequence[Label] | None = None,
     chunk_rows: int = 5_000,
+    end_reads: bool = False,
 ) -> IngestResult:
     """Decode image files to the project's ``input_shape`` and store them as uint8 items with ids
     ``<id_prefix><name>``; with ``labels_from_folders`` each file's parent folder names its class (the
     image-folder layout ``cat/001.png``), or ``labels`` gives each file's class (None: unknown).
     Every file is decoded before anything is written: a bad one is a 422 naming it (``files.<name>``)
-    and nothing is stored."""
+    and nothing is stored. ``end_reads``: commit the session's reads before decoding (a caller with
+    nothing of its own pending)."""
     require_image_files(project)
     ids = image_ids(files, id_prefix)
     for ext, f in zip(ids, files, strict=True):
@@ -61,6 +63,8 @@ def ingest_images(
     backbone, shape = image_target(project)
     known = items_repo.ids_by_external(session, project.id, ids)
     new = [i for i, ext in enumerate(ids) if ext not in known]
+    if end_reads:
+        session.commit()  # no transaction open while decoding (SQLite: BEGIN IMMEDIATE blocks the others)
     pixels, problems = decode_files([files[i].data for i in new], shape)
     for row, problem in enumerate(problems):
         if problem is not None:

@@ -74,7 +74,14 @@ def ingest_text_file(
     )
     ids = record_ids(records, id_prefix)
     return ingest_texts(
-        session, project, ids, records.texts, records.labels, chunk_rows=chunk_rows, device=device
+        session,
+        project,
+        ids,
+        records.texts,
+        records.labels,
+        chunk_rows=chunk_rows,
+        device=device,
+        end_reads=True,
     )
 
 
@@ -87,10 +94,12 @@ def ingest_texts(
     *,
     chunk_rows: int = 5_000,
     device: str = "cpu",
+    end_reads: bool = False,
 ) -> IngestResult:
     """Store texts (and their features) as items of a text project; ``labels``: ground truth (class
     names or indices, None for unknown), for simulations and audits only. Checks everything, encodes the
-    new ones (ids not yet in the project), writes items and texts in one transaction and commits."""
+    new ones (ids not yet in the project), writes items and texts in one transaction and commits.
+    ``end_reads``: commit the session's reads before encoding (a caller with nothing of its own pending)."""
     require_kind(project, "text")
     check_text_batch(external_ids, texts, labels)
     truth_all = [
@@ -99,6 +108,8 @@ def ingest_texts(
     ]
     known = items_repo.ids_by_external(session, project.id, external_ids)
     new = [i for i, ext in enumerate(external_ids) if ext not in known]
+    if end_reads:
+        session.commit()  # no transaction open while encoding (SQLite: BEGIN IMMEDIATE blocks the others)
     encoder = text_encoder(project.settings, device=device)
     result = store_texts(
         session,

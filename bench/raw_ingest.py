@@ -1,0 +1,307 @@
+"""Raw uploads through the service's ingest jobs (issue 13 item 4): throughput against the encoder's own
+``encode`` / the Pillow decode in the same run, and one 100k-sentence text project end to end.
+
+    nice -n 10 .venv/bin/python bench/raw_ingest.py texts --n 3000 --encoder minilm
+    nice -n 10 .venv/bin/python bench/raw_ingest.py images --n 10000 [--side 256]
+    nice -n 10 .venv/bin/python bench/raw_ingest.py project --n 100000 --encoder hashing:384
+
+Everything runs in this process: the embedded default (SQLite, jobs and rounds in the API process),
+reached over FastAPI's TestClient. The service's time runs from the POST of the whole upload (one JSONL
+file, or one zip of PNG files, with ``background=true``) to the job's ``succeeded``: receiving and
+parsing the body, staging the raw items, checking, encoding / decoding, and writing items (and texts).
+The direct figure is the same encoder's ``encode`` (texts) or :func:`tbal.encoders.images.decode_image`
+(images: Pillow's decode and resize, one file after another) on the same items in the same process,
+run before and after the service; the ratio uses the faster of the two (the conservative figure).
+``project``: SST-2's 67,349 training sentences, repeated with a suffix (`` [2]``) to ``--n``, uploaded,
+encoded, then driven with the ``text-paper`` preset (seed 0, human labels answered from the ground
+truth by ``/simulate``) until the label budget is spent. The load average is printed with every record:
+the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SST2 = SHARED / "sst2_minilm.npz"
+CIFAR = SHARED / "cifar10_test_cifar10h.npz"
+API = "/api/v1"
+PNG_MAGIC = b"\x89PNG"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("texts", "images", "project"))
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--encoder", default="minilm", help="texts: a tbal.encoders spec")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, default=512, help="the service's ingest_job_batch")
+    parser.add_argument(
+        "--side", type=int, default=0, help="images: JPEG files of side×side (default: PNG 32×32)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the record here")
+    args = parser.parse_args()
+    run = {"texts": bench_texts, "images": bench_images, "project": bench_project}[args.what]
+    record = {"what": args.what, "load_before": _load(), **run(args), "load_after": _load()}
+    print(json.dumps(record), flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(record, indent=1))
+
+
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def sst2_texts(n: int) -> tuple[list[str], np.ndarray]:
+    """SST-2's training sentences and labels, repeated with a suffix to ``n``."""
+    with np.load(SST2) as z:
+        texts = bytes(z["text_train_utf8"]).decode("utf-8").split("\n")
+        y = z["y_train"].astype(np.int64)
+    out, labels = [], []
+    for i in range(n):
+        copy, j = divmod(i, len(texts))
+        out.append(texts[j] if copy == 0 else f"{texts[j]} [{copy + 1}]")
+        labels.append(int(y[j]))
+    return out, np.array(labels)
+
+
+def _best_of_two(
+    direct: Callable[[], float], service: Callable[[], dict[str, Any]], n: int
+) -> dict[str, Any]:
+    first = direct()
+    record = service()
+    second = direct()
+    best = min(first, second)
+    record.update(
+        direct_s=[round(first, 2), round(second, 2)],
+        direct_per_s=round(n / best, 1),
+        ratio=round(record["per_s"] / (n / best), 3),
+    )
+    return record
+
+
+def bench_texts(args: argparse.Namespace) -> dict[str, Any]:
+    from tbal.encoders import make_text_encoder, parse_encoder
+
+    texts, y = sst2_texts(args.n)
+    encoder = make_text_encoder(parse_encoder(args.encoder, device=args.device))
+    encoder.encode(texts[:8])  # the model loaded outside the timing
+
+    def direct() -> float:
+        start = time.perf_counter()
+        encoder.encode(texts)
+        return time.perf_counter() - start
+
+    def service() -> dict[str, Any]:
+        with _service(args) as api:
+            pid = api.project(
+                classes=["negative", "positive"], data_kind="text", settings={"encoder": args.encoder}
+            )
+            api.warm_up_texts(pid)
+            return api.upload_texts(pid, texts, y)
+
+    return {"n": args.n, "encoder": args.encoder, **_best_of_two(direct, service, args.n)}
+
+
+def bench_images(args: argparse.Namespace) -> dict[str, Any]:
+    from PIL import Image
+
+    from tbal.encoders.images import decode_image
+
+    with np.load(CIFAR) as z:
+        X = z["X"][: args.n]
+        y = z["y"][: args.n].astype(np.int64)
+    files = []
+    for x in X:
+        out = io.BytesIO()
+        image = Image.fromarray(x)
+        if args.side:  # photo-like files: upscaled JPEGs that the service scales back to 32×32
+            image.resize((args.side, args.side), Image.Resampling.BICUBIC).save(
+                out, format="JPEG", quality=90
+            )
+        else:
+            image.save(out, format="PNG")
+        files.append(out.getvalue())
+    shape = tuple(X.shape[1:])
+
+    def direct() -> float:
+        start = time.perf_counter()
+        for data in files:
+            decode_image(data, shape)
+        return time.perf_counter() - start
+
+    def service() -> dict[str, Any]:
+        with _service(args) as api:
+            pid = api.project(classes=[str(c) for c in range(10)], data_kind="image", input_shape=list(shape))
+            return api.upload_images(pid, files, y)
+
+    return {
+        "n": args.n,
+        "side": args.side or 32,
+        "file_bytes_mean": int(np.mean([len(f) for f in files])),
+        **_best_of_two(direct, service, args.n),
+    }
+
+
+def bench_project(args: argparse.Namespace) -> dict[str, Any]:
+    texts, y = sst2_texts(args.n)
+    start = time.perf_counter()
+    with _service(args) as api:
+        pid = api.project(
+            classes=["negative", "positive"],
+            data_kind="text",
+            settings={"encoder": args.encoder, "preset": "text-paper"},
+        )
+        api.warm_up_texts(pid)
+        ingest = api.upload_texts(pid, texts, y)
+        rounds = api.drive(pid)
+    last = rounds[-1] if rounds else {}
+    return {
+        "n": args.n,
+        "encoder": args.encoder,
+        "ingest": ingest,
+        "rounds": len(rounds),
+        "rounds_s": round(sum(r["seconds"] for r in rounds), 1),
+        "coverage": last.get("coverage_total"),
+        "true_error": last.get("true_error"),
+        "per_round": rounds,
+        "total_s": round(time.perf_counter() - start, 1),
+    }
+
+
+class Service:
+    """The API in process, with a key; what the benchmark does through it."""
+
+    def __init__(self, http: Any, key: str) -> None:
+        self.http = http
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def project(self, **body: Any) -> int:
+        answer = self.http.post(
+            f"{API}/projects", json={"name": f"b{time.monotonic_ns()}", **body}, headers=self.headers
+        )
+        answer.raise_for_status()
+        return int(answer.json()["id"])
+
+    def warm_up_texts(self, pid: int) -> None:
+        """One text through the request path: the encoder is loaded (once per process) before the timing."""
+        body = {"items": [{"external_id": "warm-up", "text": "warm up"}]}
+        self.http.post(
+            f"{API}/projects/{pid}/items/texts", json=body, headers=self.headers
+        ).raise_for_status()
+
+    def upload_texts(self, pid: int, texts: list[str], y: np.ndarray) -> dict[str, Any]:
+        rows = (
+            json.dumps({"id": f"s{i}", "text": t, "label": int(v)})
+            for i, (t, v) in enumerate(zip(texts, y, strict=True))
+        )
+        body = "\n".join(rows).encode("utf-8")
+        params = {"format": "jsonl", "id_column": "id", "label_column": "label", "background": "true"}
+        return self._job(
+            pid, f"{API}/projects/{pid}/items/texts/upload", len(texts), params=params, content=body
+        )
+
+    def upload_images(self, pid: int, files: list[bytes], y: np.ndarray) -> dict[str, Any]:
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as z:
+            for i, (data, label) in enumerate(zip(files, y, strict=True)):
+                suffix = "png" if data.startswith(PNG_MAGIC) else "jpg"
+                z.writestr(f"{int(label)}/{i}.{suffix}", data)
+        params = {"labels_from_folders": "true", "background": "true"}
+        return self._job(
+            pid, f"{API}/projects/{pid}/items/images", len(files), params=params, content=archive.getvalue()
+        )
+
+    def _job(self, pid: int, path: str, n: int, **kwargs: Any) -> dict[str, Any]:
+        start = time.perf_counter()
+        answer = self.http.post(
+            path, headers={**self.headers, "Content-Type": "application/octet-stream"}, **kwargs
+        )
+        assert answer.status_code == 202, answer.text
+        stored = time.perf_counter() - start
+        while True:
+            got = self.http.get(f"{API}/projects/{pid}/jobs/{answer.json()['id']}", headers=self.headers)
+            if got.status_code != 200:  # say it, and ask again (a busy SQLite file answers 503)
+                print(f"GET job: {got.status_code} {got.text[:300]}", flush=True)
+                time.sleep(0.5)
+                continue
+            job = got.json()
+            if job["status"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - start
+        assert job["status"] == "succeeded" and job["inserted"] == n, job
+        return {
+            "accepted_s": round(stored, 2),
+            "service_s": round(elapsed, 2),
+            "per_s": round(n / elapsed, 1),
+        }
+
+    def drive(self, pid: int) -> list[dict[str, Any]]:
+        """Rounds until the budget is spent, human labels answered from the ground truth."""
+        rounds = []
+        while True:
+            self.http.post(f"{API}/projects/{pid}/simulate", headers=self.headers).raise_for_status()
+            start = time.perf_counter()
+            started = self.http.post(f"{API}/projects/{pid}/rounds", headers=self.headers)
+            if started.status_code == 409:
+                return rounds
+            started.raise_for_status()
+            while True:
+                r = self.http.get(f"{API}/rounds/{started.json()['id']}", headers=self.headers).json()
+                if r["status"] in ("succeeded", "failed"):
+                    break
+                time.sleep(0.1)
+            assert r["status"] == "succeeded", r
+            m = r["metrics"] or {}
+            rounds.append({
+                "index": r["index"],
+                "seconds": round(time.perf_counter() - start, 1),
+                "coverage_total": m.get("coverage_total"),
+                "auto_labeled": m.get("auto_labeled"),
+                "true_error": (m.get("true_error") or {}).get("total"),
+            })  # fmt: skip
+
+
+@contextmanager
+def _service(args: argparse.Namespace) -> Iterator[Service]:
+    from fastapi.testclient import TestClient
+
+    from app.db.migrate import upgrade
+    from app.db.session import make_engine, make_session_factory
+    from app.main import create_app
+    from app.services.api_keys import create_key
+    from app.settings import Settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            database_url=f"sqlite:///{tmp}/tbal.sqlite",
+            artifacts_dir=Path(tmp) / "artifacts",
+            upload_dir=Path(tmp) / "uploads",
+            train_device=args.device,
+            ingest_job_batch=args.batch,
+            max_request_bytes=4 << 30,
+        )
+        upgrade(settings)
+        engine = make_engine(settings)
+        _key, secret = create_key(make_session_factory(engine), "bench")
+        engine.dispose()
+        with TestClient(create_app(settings)) as http:
+            yield Service(http, secret)
+
+
+if __name__ == "__main__":
+    main()
