@@ -16,30 +16,37 @@ else http://127.0.0.1:8000) and ``--key`` (default ``$TBAL_API_KEY``)::
 Output: ids and results on stdout (one line, or JSON with ``--json``), progress and notes on stderr.
 Exit codes: 0 done; 1 the service refused or could not be reached (the reason on stderr); 2 bad input;
 3 ``round start`` found the project finished (label budget spent, pool empty, or max_rounds reached).
+
+Over ~400 lines on purpose: each verb's flags (``_register_*``) and its handler are read together, and
+splitting one from the other would only trade length for a second file to open; the files the verbs
+read and write are in :mod:`tbal_client.files`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tbal_client.client import (
     APIError,
-    AutoLabel,
-    Label,
     RetryPolicy,
     Round,
     TBALClient,
     TBALClientError,
     find_images,
+)
+from tbal_client.files import (
+    CommandError,
+    read_items,
+    read_labels,
+    shape_from_data,
+    write_csv,
+    write_jsonl,
 )
 
 EXIT_OK = 0
@@ -53,10 +60,6 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 Handler = Callable[[argparse.Namespace], int]
 
 
-class CommandError(Exception):
-    """Bad input to a verb (exit code 2); the message names what was expected and what was got."""
-
-
 # ---------------------------------------------------------------------------------------------------
 # Parser
 
@@ -64,7 +67,17 @@ class CommandError(Exception):
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the client verbs: project, items, queue, labels, round, auto-labels, export."""
     common = _common_parser()
+    _register_project(subparsers, common)
+    _register_items(subparsers, common)
+    _register_queue_and_labels(subparsers, common)
+    _register_rounds(subparsers, common)
+    _register_reads(subparsers, common)
 
+
+def _register_project(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """``tbal project create / list / show / set / delete``."""
     project = subparsers.add_parser("project", help="create, list, show, change or delete projects (HTTP)")
     verbs = project.add_subparsers(dest="verb", metavar="VERB", required=True)
     create = verbs.add_parser(
@@ -104,6 +117,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     remove.add_argument("--yes", action="store_true", help="really delete")
     remove.set_defaults(func=_project_delete)
 
+
+def _register_items(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """``tbal items upload``."""
     items = subparsers.add_parser("items", help="upload items (HTTP)")
     verbs = items.add_subparsers(dest="verb", metavar="VERB", required=True)
     upload = verbs.add_parser(
@@ -135,6 +153,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     upload.add_argument("--chunk-rows", type=int, help="rows per request (default: about 32 MiB)")
     upload.set_defaults(func=_items_upload)
 
+
+def _register_queue_and_labels(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """``tbal queue list, labels post / simulate``."""
     queue = subparsers.add_parser("queue", help="what humans should label next (HTTP)")
     verbs = queue.add_subparsers(dest="verb", metavar="VERB", required=True)
     qlist = verbs.add_parser("list", parents=[common], help="open queries as JSONL (stdout or --out)")
@@ -167,6 +190,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_project(simulate)
     simulate.set_defaults(func=_labels_simulate)
 
+
+def _register_rounds(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """``tbal round start / wait / show / list``."""
     round_ = subparsers.add_parser("round", help="start, wait for, show rounds (HTTP)")
     verbs = round_.add_subparsers(dest="verb", metavar="VERB", required=True)
     start = verbs.add_parser(
@@ -188,6 +216,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_project(rlist)
     rlist.set_defaults(func=_round_list)
 
+
+def _register_reads(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """``tbal auto-labels export, export``."""
     auto = subparsers.add_parser("auto-labels", help="read auto-labels (HTTP)")
     verbs = auto.add_subparsers(dest="verb", metavar="VERB", required=True)
     aexport = verbs.add_parser(
@@ -317,7 +350,7 @@ def _emit(args: argparse.Namespace, short: str, payload: Any) -> None:
 
 @_guarded
 def _project_create(args: argparse.Namespace) -> int:
-    kind, shape, classes = _shape_from_data(args.data) if args.data else (None, None, None)
+    kind, shape, classes = shape_from_data(args.data) if args.data else (None, None, None)
     kind = args.data_kind or kind
     shape = _ints(args.input_shape, "--input-shape") if args.input_shape else shape
     if kind == "text" and shape is None:
@@ -395,7 +428,7 @@ def _project_delete(args: argparse.Namespace) -> int:
 def _items_upload(args: argparse.Namespace) -> int:
     if args.images is not None or args.data.suffix.lower() in TEXT_SUFFIXES:
         return _raw_upload(args)
-    X, external_ids, y = _read_items(args.data, args.split)
+    X, external_ids, y = read_items(args.data, args.split)
     if args.no_ground_truth:
         y = None
     progress = _UploadProgress()
@@ -463,7 +496,7 @@ def _queue_list(args: argparse.Namespace) -> int:
     with _client(args) as tb:
         counts = tb.queue_counts(args.project)
         rows = tb.iter_queue(args.project, include_data=args.include_data)
-        written = _write_jsonl(args.out, (q.__dict__ for q in rows), args.limit)
+        written = write_jsonl(args.out, (q.__dict__ for q in rows), args.limit)
     _note(
         f"queue: {counts.open_validation} validation and {counts.open_training} training items open"
         + (f"; {written} written to {args.out}" if args.out else "")
@@ -473,7 +506,7 @@ def _queue_list(args: argparse.Namespace) -> int:
 
 @_guarded
 def _labels_post(args: argparse.Namespace) -> int:
-    labels = _read_labels(args.file, by_index=args.by_index)
+    labels = read_labels(args.file, by_index=args.by_index)
     with _client(args) as tb:
         result = tb.post_labels(args.project, labels, source=args.source, batch_size=args.batch_size)
     _note(
@@ -550,9 +583,9 @@ def _auto_labels_export(args: argparse.Namespace) -> int:
             args.project, round_id=args.round_id, class_=class_, min_confidence=args.min_confidence
         )
         if fmt == "csv":
-            written = _write_csv(args.out, rows)
+            written = write_csv(args.out, rows)
         else:
-            written = _write_jsonl(args.out, (a.__dict__ for a in rows), None)
+            written = write_jsonl(args.out, (a.__dict__ for a in rows), None)
     _note(f"{written} auto-labels" + (f" written to {args.out}" if args.out else ""))
     return EXIT_OK
 
@@ -622,132 +655,6 @@ def _ints(text: str, flag: str) -> list[int]:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError as exc:
         raise CommandError(f"{flag} expects comma-separated integers, got {text!r}") from exc
-
-
-def _load_arrays(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise CommandError(f"file not found: {path}")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise CommandError(f"{path}: expected a .npy or .npz file: {exc}") from exc
-    if isinstance(loaded, np.ndarray):
-        return {"X": loaded}
-    with loaded:
-        return {name: loaded[name] for name in loaded.files}
-
-
-def _pick(
-    arrays: dict[str, np.ndarray], split: str | None, path: Path
-) -> tuple[np.ndarray, np.ndarray | None]:
-    for x_key, y_key in [(f"X_{split}", f"y_{split}")] if split else [("X", "y"), ("X_train", "y_train")]:
-        if x_key in arrays:
-            return arrays[x_key], arrays.get(y_key)
-    wanted = f"X_{split}" if split else "X (or X_train)"
-    raise CommandError(f"{path}: expected an array {wanted}, got {sorted(arrays)}")
-
-
-def _read_items(path: Path, split: str | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    arrays = _load_arrays(path)
-    X, y = _pick(arrays, split, path)
-    external_ids = arrays.get("external_ids")
-    if y is not None and y.dtype.kind not in "iu":
-        raise CommandError(f"{path}: expected integer class indices in y, got dtype {y.dtype}")
-    return X, external_ids, y
-
-
-def _shape_from_data(path: Path) -> tuple[str, list[int], list[str] | None]:
-    arrays = _load_arrays(path)
-    X, y = _pick(arrays, None, path)
-    if X.ndim < 2:
-        raise CommandError(f"{path}: expected X of shape (n, d) or (n, H, W[, C]), got {X.shape}")
-    kind = "image" if X.dtype == np.uint8 and X.ndim in (3, 4) else "features"
-    if kind == "features" and X.ndim != 2:
-        raise CommandError(f"{path}: expected uint8 images or (n, d) features, got {X.dtype} {X.shape}")
-    classes: list[str] | None = None
-    if "class_names" in arrays:
-        classes = [str(c) for c in arrays["class_names"].tolist()]
-    elif y is not None and y.size:
-        classes = [str(c) for c in range(int(np.max(y)) + 1)]
-    return kind, [int(s) for s in X.shape[1:]], classes
-
-
-def _read_labels(path: Path, *, by_index: bool) -> list[Label | dict[str, Any]]:
-    if not path.is_file():
-        raise CommandError(f"file not found: {path}")
-    if path.suffix in (".jsonl", ".json", ".ndjson"):
-        rows: list[Label | dict[str, Any]] = []
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(dict(json.loads(line)))
-                except (json.JSONDecodeError, TypeError, ValueError) as exc:
-                    raise CommandError(f"{path}:{number}: expected a JSON object per line: {exc}") from exc
-        return rows
-    return _labels_from_csv(path, by_index=by_index)
-
-
-def _labels_from_csv(path: Path, *, by_index: bool) -> list[Label | dict[str, Any]]:
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        fields = set(reader.fieldnames or [])
-        key = "external_id" if "external_id" in fields else "item_id" if "item_id" in fields else None
-        if key is None or "label" not in fields:
-            raise CommandError(
-                f"{path}: expected a CSV header with external_id (or item_id) and label, got {sorted(fields)}"
-            )
-        votes: dict[str, dict[str, int | str]] = {}
-        for number, row in enumerate(reader, start=2):
-            ref, value = (row.get(key) or "").strip(), (row.get("label") or "").strip()
-            if not ref or not value:
-                raise CommandError(f"{path}:{number}: empty {key} or label")
-            cls: int | str = value
-            if by_index:
-                if not value.isdigit():
-                    raise CommandError(f"{path}:{number}: --by-index expects an integer label, got {value!r}")
-                cls = int(value)
-            annotator = (row.get("annotator") or "").strip() or "_"
-            votes.setdefault(ref, {})[annotator] = cls
-    labels: list[Label | dict[str, Any]] = []
-    for ref, by_annotator in votes.items():
-        ident: dict[str, Any] = {"external_id": ref} if key == "external_id" else {"item_id": int(ref)}
-        if list(by_annotator) == ["_"]:
-            labels.append(Label(**ident, label=by_annotator["_"]))
-        else:
-            labels.append(Label(**ident, votes=by_annotator))
-    return labels
-
-
-def _write_jsonl(out: Path | None, rows: Iterator[dict[str, Any]], limit: int | None) -> int:
-    stream = out.open("w") if out else sys.stdout
-    written = 0
-    try:
-        for row in rows:
-            if limit is not None and written >= limit:
-                break
-            stream.write(json.dumps(row) + "\n")
-            written += 1
-    finally:
-        if out:
-            stream.close()
-    return written
-
-
-def _write_csv(out: Path | None, rows: Iterator[AutoLabel]) -> int:
-    stream = out.open("w", newline="") if out else sys.stdout
-    written = 0
-    try:
-        writer = csv.writer(stream)
-        writer.writerow(["external_id", "item_id", "label", "class_name", "confidence", "round_id"])
-        for a in rows:
-            writer.writerow(
-                [a.external_id, a.item_id, a.label, a.class_name, f"{a.confidence:.6g}", a.round_id]
-            )
-            written += 1
-    finally:
-        if out:
-            stream.close()
-    return written
 
 
 class _UploadProgress:
