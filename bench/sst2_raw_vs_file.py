@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from raw_ingest import SST2, _service  # noqa: E402  (the service in process, as raw_ingest runs it)
+from raw_ingest import SST2, _load, _service  # noqa: E402  (the service in process, as raw_ingest runs it)
 
 
 def main() -> None:
@@ -61,10 +60,6 @@ def main() -> None:
         args.json.write_text(json.dumps(record, indent=1))
 
 
-def _load() -> list[float]:
-    return [round(v, 2) for v in os.getloadavg()]
-
-
 def _tbal_run(X: np.ndarray, y: np.ndarray, classes: list[str], seed: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         data, out = Path(tmp) / "sst2.npz", Path(tmp) / "run.json"
@@ -85,7 +80,9 @@ def _tbal_run(X: np.ndarray, y: np.ndarray, classes: list[str], seed: int) -> di
     }
 
 
-def _through_the_api(texts: list[str], y: np.ndarray, classes: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def _through_the_api(
+    texts: list[str], y: np.ndarray, classes: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
     start = time.perf_counter()
     with _service(args) as api:
         pid = api.project(
