@@ -381,7 +381,7 @@ def resolved_thresholds(config: TBALConfig) -> ThresholdConfig:
     th = config.thresholds
     if th.pooled_families != "auto":
         return th
-    families = "common" if config.confidence.name in COMPARABLE_SCORES else "both"
+    families: FamiliesName = "common" if config.confidence.name in COMPARABLE_SCORES else "both"
     return dataclasses.replace(th, pooled_families=families)
 
 
