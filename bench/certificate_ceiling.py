@@ -1,0 +1,117 @@
+"""How far a valid certificate can reach on SST-2 with the defaults (BENCHMARKS.md, "The ceiling of a valid
+certificate on SST-2"); tuning seeds only.
+
+Runs ``tbal run`` (text-paper, pool 20k, softmax, the defaults) in process and keeps the round that
+certifies (its δ_k > 0): the scores of its D_th points and of its pool, with their true labels. Then, per
+seed:
+
+- **oracle**: the largest share of the pool, most confident first, whose true error is ≤ ε (labels known);
+- **noise-free ceiling**: the largest coverage c whose Clopper–Pearson bound at δ_k passes when the
+  c·|D_th| validation points inside it hold exactly the pool's mistake rate there (no sampling noise, one
+  test at the whole δ_k, no walk): what a perfect procedure with this classifier and this many validation
+  points reaches in expectation;
+- **certified**: what the defaults certified in the run.
+
+Usage: .venv/bin/python bench/certificate_ceiling.py --seeds 10,11,12,13 [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.special import betaincinv
+
+import tbal.loop as loop
+from tbal.cli import main as tbal_main
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_minilm.npz"
+EPSILON = 0.05
+
+
+def capture(seed: int, out: Path) -> Path:
+    """Run the text-paper defaults on SST-2 for ``seed`` and save the certifying round's scores to a .npz."""
+    path = out / f"sst2-s{seed}.npz"
+    pool_truth: dict[str, np.ndarray] = {}
+    make_input, run_round = loop._oracle_round_input, loop.run_round
+
+    def recording_input(dataset: Any, *args: Any, **kwargs: Any) -> Any:
+        round_input = make_input(dataset, *args, **kwargs)
+        pool_rows = kwargs.get("pool_rows", args[3] if len(args) > 3 else None)
+        pool_truth["y"] = dataset.y[pool_rows]
+        return round_input
+
+    def recording_round(inputs: loop.RoundInput, config: Any, **kwargs: Any) -> loop.RoundOutput:
+        out_ = run_round(inputs, config, **kwargs)
+        if out_.plan.delta > 0:
+            np.savez(
+                path,
+                th_scores=out_.th_scores,
+                th_pred=out_.th_predicted,
+                th_y=inputs.y_val[out_.th_index],
+                pool_scores=out_.pool_scores,
+                pool_pred=out_.pool_predicted,
+                pool_y=pool_truth["y"],
+                auto=out_.auto_mask,
+                delta=out_.plan.delta,
+            )
+        return out_
+
+    loop._oracle_round_input, loop.run_round = recording_input, recording_round  # type: ignore[assignment]
+    try:
+        args = ["run", "--data", str(DATA), "--preset", "text-paper", "--pool-size", "20000"]
+        tbal_main([*args, "--seeds", str(seed), "--threads", "1", "--quiet"])
+    finally:
+        loop._oracle_round_input, loop.run_round = make_input, run_round  # type: ignore[assignment]
+    return path
+
+
+def ceiling(path: Path) -> dict[str, float]:
+    z = np.load(path)
+    delta, n_th = float(z["delta"]), len(z["th_scores"])
+    order = np.argsort(-z["pool_scores"])
+    wrong = (z["pool_pred"] != z["pool_y"])[order]
+    rate = np.cumsum(wrong) / np.arange(1, wrong.size + 1)
+    oracle = np.flatnonzero(rate <= EPSILON)
+    best = 0.0
+    for coverage in np.arange(0.005, 1.0, 0.005):
+        k = max(1, int(coverage * wrong.size))
+        n = max(1, round(coverage * n_th))
+        m = round(rate[k - 1] * n)
+        if m < n and betaincinv(m + 1, n - m, 1 - delta) <= EPSILON:
+            best = float(coverage)
+    auto = z["auto"] if "auto" in z.files else np.array([np.nan])
+    return {
+        "oracle": (oracle[-1] + 1) / wrong.size if oracle.size else 0.0,
+        "ceiling": best,
+        "error_at_30": float(rate[int(0.30 * wrong.size) - 1]),
+        "error_at_35": float(rate[int(0.35 * wrong.size) - 1]),
+        "certified": float(auto.mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", default="10,11,12,13")
+    parser.add_argument("--out", type=Path, default=None, help="keep the captured rounds here")
+    args = parser.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="tbal-ceiling-"))
+    out.mkdir(parents=True, exist_ok=True)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        path = out / f"sst2-s{seed}.npz"
+        figures = ceiling(path if path.exists() else capture(seed, out))
+        pct = {name: 100 * value for name, value in figures.items()}
+        print(
+            f"seed {seed}: oracle {pct['oracle']:.1f} %, noise-free ceiling {pct['ceiling']:.1f} %, "
+            f"certified {pct['certified']:.1f} %; true error of the top 30 % {pct['error_at_30']:.2f} %, "
+            f"top 35 % {pct['error_at_35']:.2f} %"
+        )
+
+
+if __name__ == "__main__":
+    main()
