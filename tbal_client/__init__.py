@@ -2,12 +2,17 @@
 
 It needs only httpx and numpy (no torch, nothing of the library ``tbal`` or of the service ``app``;
 ``tests/client/test_client_imports.py`` walks its imports), so a labeling script on another machine can
-drive a service without installing the model stack. :mod:`tbal_client.client` holds the client and its
-response types; :mod:`tbal_client.cli` the command verbs (``python -m tbal_client.cli``, or the ``tbal``
-command through the ``tbal.commands`` entry point); :mod:`tbal_client.text_files` reads text files.
+drive a service without installing the model stack. :mod:`tbal_client.client` holds the client,
+:mod:`tbal_client.types` its request and response types and its errors, :mod:`tbal_client.jobs` ingest
+jobs; :mod:`tbal_client.cli` the command verbs (``python -m tbal_client.cli``, or the ``tbal`` command
+through the ``tbal.commands`` entry point) and :mod:`tbal_client.files` the files they read and write;
+:mod:`tbal_client.text_files` reads text files.
 """
 
-from tbal_client.client import (
+from tbal_client.client import ProgressLine, RetryPolicy, TBALClient, find_images
+from tbal_client.jobs import Job, JobFailed, JobItemError
+from tbal_client.text_files import TextFileError
+from tbal_client.types import (
     APIError,
     AutoLabel,
     HumanLabel,
@@ -16,23 +21,17 @@ from tbal_client.client import (
     LabelsResult,
     Prediction,
     PredictResult,
-    ProgressLine,
     Project,
     ProjectCounts,
     QueueCounts,
     QueueItem,
-    RetryPolicy,
     Round,
     RoundFailed,
     ServiceUnreachable,
     SimulateResult,
-    TBALClient,
     TBALClientError,
     WaitTimeout,
-    find_images,
 )
-from tbal_client.jobs import Job, JobFailed, JobItemError
-from tbal_client.text_files import TextFileError
 
 __all__ = [
     "APIError",

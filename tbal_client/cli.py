@@ -32,14 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tbal_client.client import (
-    APIError,
-    RetryPolicy,
-    Round,
-    TBALClient,
-    TBALClientError,
-    find_images,
-)
+from tbal_client.client import RetryPolicy, TBALClient, find_images
 from tbal_client.files import (
     CommandError,
     read_items,
@@ -48,6 +41,7 @@ from tbal_client.files import (
     write_csv,
     write_jsonl,
 )
+from tbal_client.types import APIError, Round, TBALClientError
 
 EXIT_OK = 0
 EXIT_SERVICE = 1

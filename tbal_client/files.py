@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tbal_client.client import AutoLabel, Label
+from tbal_client.types import AutoLabel, Label
 
 
 class CommandError(Exception):

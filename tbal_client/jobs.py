@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tbal_client.client import TBALClientError, WaitTimeout
+from tbal_client.types import TBALClientError, WaitTimeout
 
 if TYPE_CHECKING:
     from tbal_client.client import TBALClient

@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 import tbal_client
 import tbal_client.client as client_module
+import tbal_client.types as types_module
 from app.main import create_app
 from app.settings import Settings
 from tbal.errors import DataError
@@ -73,7 +74,7 @@ def keys_read(function: Callable[..., Any], variable: str = "data") -> tuple[set
             optional.add(str(node.args[0].value))
         elif isinstance(node, ast.Attribute) and node.attr == "__dataclass_fields__":
             owner = function.__qualname__.split(".")[0]
-            required |= set(getattr(client_module, owner).__dataclass_fields__)
+            required |= set(getattr(types_module, owner).__dataclass_fields__)
     return required, optional - required
 
 
@@ -83,11 +84,11 @@ def _is_name(node: ast.AST, name: str) -> bool:
 
 def test_the_source_walk_finds_what_a_method_reads() -> None:
     """A guard against a check that never fires."""
-    required, optional = keys_read(client_module.Round.from_json)
+    required, optional = keys_read(types_module.Round.from_json)
     assert {"id", "project_id", "status", "created_at"} <= required
     assert {"stage", "metrics", "finished_at"} <= optional
-    assert keys_read(client_module.IngestResult.from_json)[0] == set(
-        client_module.IngestResult.__dataclass_fields__
+    assert keys_read(types_module.IngestResult.from_json)[0] == set(
+        types_module.IngestResult.__dataclass_fields__
     )
     assert keys_read(client_module._predict_result, "p")[0] == {
         "label",
@@ -151,19 +152,19 @@ def assert_reads_match(
 
 COUNTS = frozenset({"counts"})
 READERS: list[tuple[Callable[..., Any], str, str, bool, str]] = [
-    (client_module.Project.from_json, "GET", "/projects/{project_id}", False, "data"),
-    (client_module.IngestResult.from_json, "POST", "/projects/{project_id}/items/upload", False, "data"),
-    (client_module.IngestResult.from_json, "POST", "/projects/{project_id}/items/texts", False, "data"),
-    (client_module.IngestResult.from_json, "POST", "/projects/{project_id}/items/images", False, "data"),
-    (client_module.LabelsResult.from_json, "POST", "/projects/{project_id}/labels", False, "data"),
-    (client_module.SimulateResult.from_json, "POST", "/projects/{project_id}/simulate", False, "data"),
-    (client_module.QueueItem.from_json, "GET", "/projects/{project_id}/queue", True, "data"),
+    (types_module.Project.from_json, "GET", "/projects/{project_id}", False, "data"),
+    (types_module.IngestResult.from_json, "POST", "/projects/{project_id}/items/upload", False, "data"),
+    (types_module.IngestResult.from_json, "POST", "/projects/{project_id}/items/texts", False, "data"),
+    (types_module.IngestResult.from_json, "POST", "/projects/{project_id}/items/images", False, "data"),
+    (types_module.LabelsResult.from_json, "POST", "/projects/{project_id}/labels", False, "data"),
+    (types_module.SimulateResult.from_json, "POST", "/projects/{project_id}/simulate", False, "data"),
+    (types_module.QueueItem.from_json, "GET", "/projects/{project_id}/queue", True, "data"),
     (TBALClient.queue_counts, "GET", "/projects/{project_id}/queue", False, "page"),
-    (client_module.Round.from_json, "GET", "/rounds/{round_id}", False, "data"),
-    (client_module.Round.from_json, "POST", "/projects/{project_id}/rounds", False, "data"),
-    (client_module.Round.from_json, "GET", "/projects/{project_id}/rounds", True, "data"),
-    (client_module.AutoLabel.from_json, "GET", "/projects/{project_id}/auto-labels", True, "data"),
-    (client_module.HumanLabel.from_json, "GET", "/projects/{project_id}/labels", True, "data"),
+    (types_module.Round.from_json, "GET", "/rounds/{round_id}", False, "data"),
+    (types_module.Round.from_json, "POST", "/projects/{project_id}/rounds", False, "data"),
+    (types_module.Round.from_json, "GET", "/projects/{project_id}/rounds", True, "data"),
+    (types_module.AutoLabel.from_json, "GET", "/projects/{project_id}/auto-labels", True, "data"),
+    (types_module.HumanLabel.from_json, "GET", "/projects/{project_id}/labels", True, "data"),
     (client_module._predict_result, "POST", "/projects/{project_id}/predict", False, "last"),
     (client_module._predict_result, "POST", "/projects/{project_id}/predict/texts", False, "last"),
     (client_module._predict_result, "POST", "/projects/{project_id}/predict/images", False, "last"),
@@ -190,13 +191,13 @@ def test_projects_without_counts(spec: Schema, method: str, path: str, items: bo
     """Creating, updating and listing answer a project without its counts; the client reads them with
     ``.get`` and leaves ``Project.counts`` None."""
     schema = answer_schema(spec, method, API + path, items=items)
-    assert_reads_match(spec, schema, client_module.Project.from_json, absent=COUNTS)
+    assert_reads_match(spec, schema, types_module.Project.from_json, absent=COUNTS)
 
 
 def test_nested_answers_project_counts_and_predictions(spec: Schema) -> None:
     project = answer_schema(spec, "GET", f"{API}/projects/{{project_id}}")
     assert_reads_match(
-        spec, resolve(spec, project["properties"]["counts"]), client_module.ProjectCounts.from_json
+        spec, resolve(spec, project["properties"]["counts"]), types_module.ProjectCounts.from_json
     )
     for path in ("/predict", "/predict/texts", "/predict/images"):
         answer = answer_schema(spec, "POST", f"{API}/projects/{{project_id}}{path}")
