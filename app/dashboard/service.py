@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -30,6 +31,7 @@ from app.errors import NotFound
 from app.repositories import api_keys as keys_repo
 from app.repositories import labels as labels_repo
 from app.services.project_config import build_config
+from tbal.config import TBALConfig
 from tbal.round_report import ClassReport, RoundReport, RoundReportError
 
 logger = logging.getLogger(__name__)
@@ -44,100 +46,138 @@ def project_summary(session: Session, project: Project, round_index: int | None 
     latest that succeeded)."""
     started = time.perf_counter()
     config = build_config(project.settings)
-    k = len(project.classes)
-
     roles = queries.items_by_role(session, project.id)
-    human = queries.human_labels_by_role_and_class(session, project.id)
+    human = _HumanByClass.of(
+        queries.human_labels_by_role_and_class(session, project.id), len(project.classes)
+    )
     auto_by_class = queries.auto_labels_by_class(session, project.id)
-    open_by_purpose = queries.open_queries_by_purpose(session, project.id)
     round_rows = queries.rounds(session, project.id, MAX_ROUNDS_SHOWN)
-    rounds_total = round_rows[-1].index + 1 if round_rows else 0
     head = queries.queue_head(session, project.id, QUEUE_HEAD)
+    counts = _counts(session, project, config, roles, human, sum(auto_by_class.values()))
+    shown = _shown_round(round_rows, round_index)
+    report = _report(shown)
+    active = next((r for r in reversed(round_rows) if r.status in ACTIVE_ROUND_STATUSES), None)
+    return ProjectSummary(
+        project=_summary_project(project, config),
+        counts=counts,
+        classes=_classes(project, report, auto_by_class, counts.items, human),
+        classes_round_index=shown.index if shown else None,
+        rounds=[summary_round(r) for r in round_rows],
+        rounds_shown=len(round_rows),
+        rounds_total=round_rows[-1].index + 1 if round_rows else 0,
+        reliability=_reliability(shown, report),
+        queue_head=[QueueEntry(external_id=e, purpose=p, round_id=r) for e, p, r in head],
+        active_round=round_state(active) if active else None,
+        query_ms=round(1000 * (time.perf_counter() - started), 2),
+    )
 
+
+@dataclass(frozen=True)
+class _HumanByClass:
+    """Human labels per class (K,) of the validation and the training items, and all of them."""
+
+    validation: list[int]
+    training: list[int]
+    total: int
+
+    @classmethod
+    def of(cls, rows: list[tuple[str, int, int]], k: int) -> _HumanByClass:
+        """From (role, label, count) rows; labels outside 0..K-1 count only in the total."""
+        validation, training = [0] * k, [0] * k
+        for role, label, n in rows:
+            if 0 <= label < k and role in ("validation", "train"):
+                (validation if role == "validation" else training)[label] += n
+        return cls(validation, training, sum(n for _, _, n in rows))
+
+
+def _counts(
+    session: Session,
+    project: Project,
+    config: TBALConfig,
+    roles: dict[str, int],
+    human: _HumanByClass,
+    n_auto: int,
+) -> SummaryCounts:
+    """The project's counts: items by role, labels, coverage, the label budget and the open queue."""
     n_items = sum(roles.values())
-    n_auto = sum(auto_by_class.values())
+    open_by_purpose = queries.open_queries_by_purpose(session, project.id)
     unlabeled = queries.unlabeled_pool(session, project.id, n_pool=roles.get("pool", 0), n_auto=n_auto)
-    validation_by_class = [0] * k
-    training_by_class = [0] * k
-    for role, label, n in human:
-        if 0 <= label < k:
-            if role == "validation":
-                validation_by_class[label] += n
-            elif role == "train":
-                training_by_class[label] += n
     answered_top_ups, budget_queued = queries.budget_queries(session, project.id)
-    counts = SummaryCounts(
+    return SummaryCounts(
         items=n_items,
         roles={role: roles.get(role, 0) for role in ("pool", "validation", "train", "removed")},
         unlabeled_pool=unlabeled,
         # queued items are still unlabeled (audit queries are about auto-labeled items)
         unlabeled=unlabeled + open_by_purpose.get("validation", 0) + open_by_purpose.get("training", 0),
-        human_labels=sum(n for _, _, n in human),
-        validation_labels=sum(validation_by_class),
+        human_labels=human.total,
+        validation_labels=sum(human.validation),
         validation_removed=roles.get("removed", 0),
-        training_labels=sum(training_by_class),
+        training_labels=sum(human.training),
         auto_labels=n_auto,
         coverage=n_auto / n_items if n_items else 0.0,
         budget_used=roles.get("train", 0) + labels_repo.count_validation_top_ups(session, project.id),
-        budget_labeled=sum(training_by_class) + answered_top_ups,
+        budget_labeled=sum(human.training) + answered_top_ups,
         budget_queued=budget_queued,
         label_budget=config.loop.label_budget,
         open_validation=open_by_purpose.get("validation", 0),
         open_training=open_by_purpose.get("training", 0),
     )
 
+
+def _shown_round(round_rows: list[Round], round_index: int | None) -> Round | None:
+    """The succeeded round whose per-class figures the page shows: ``round_index``, else the latest."""
     succeeded = [r for r in round_rows if r.status == "succeeded" and r.metrics]
-    latest = succeeded[-1] if succeeded else None
-    if round_index is not None:
-        latest = next((r for r in succeeded if r.index == round_index), None)
-        if latest is None:
-            shown = ", ".join(str(r.index) for r in succeeded[-20:]) or "none yet"
-            raise NotFound("round_index", f"no succeeded round {round_index}; succeeded: {shown}")
-    latest_report = _report(latest)
-    per_class = {c.index: c for c in latest_report.thresholds} if latest_report else {}
-    classes = [
+    if round_index is None:
+        return succeeded[-1] if succeeded else None
+    found = next((r for r in succeeded if r.index == round_index), None)
+    if found is None:
+        shown = ", ".join(str(r.index) for r in succeeded[-20:]) or "none yet"
+        raise NotFound("round_index", f"no succeeded round {round_index}; succeeded: {shown}")
+    return found
+
+
+def _classes(
+    project: Project,
+    report: RoundReport | None,
+    auto_by_class: dict[int, int],
+    n_items: int,
+    human: _HumanByClass,
+) -> list[SummaryClass]:
+    """One row per class: the shown round's threshold and bounds, auto-labels and human labels now."""
+    per_class = {c.index: c for c in report.thresholds} if report else {}
+    return [
         SummaryClass(
             index=i,
             name=name,
             **_class_figures(per_class.get(i)),
             auto_labels=auto_by_class.get(i, 0),
             coverage=auto_by_class.get(i, 0) / n_items if n_items else 0.0,
-            validation_left=validation_by_class[i],
-            training_labels=training_by_class[i],
+            validation_left=human.validation[i],
+            training_labels=human.training[i],
         )
         for i, name in enumerate(project.classes)
     ]
-    active = next((r for r in reversed(round_rows) if r.status in ACTIVE_ROUND_STATUSES), None)
+
+
+def _summary_project(project: Project, config: TBALConfig) -> SummaryProject:
     cfg = config.thresholds
-    return ProjectSummary(
-        project=SummaryProject(
-            id=project.id,
-            name=project.name,
-            classes=list(project.classes),
-            data_kind=project.data_kind,
-            input_shape=list(project.input_shape),
-            created_at=project.created_at,
-            epsilon=cfg.epsilon,
-            delta=cfg.delta,
-            bound=cfg.bound,
-            guarantee=cfg.guarantee,
-            confidence=config.confidence.name,
-            model=config.model.name,
-            query_strategy=config.query.strategy,
-            label_budget=config.loop.label_budget,
-            validation_size=config.loop.validation_size,
-            batch_size=config.loop.batch_size,
-        ),
-        counts=counts,
-        classes=classes,
-        classes_round_index=latest.index if latest else None,
-        rounds=[summary_round(r) for r in round_rows],
-        rounds_shown=len(round_rows),
-        rounds_total=rounds_total,
-        reliability=_reliability(latest, latest_report),
-        queue_head=[QueueEntry(external_id=e, purpose=p, round_id=r) for e, p, r in head],
-        active_round=round_state(active) if active else None,
-        query_ms=round(1000 * (time.perf_counter() - started), 2),
+    return SummaryProject(
+        id=project.id,
+        name=project.name,
+        classes=list(project.classes),
+        data_kind=project.data_kind,
+        input_shape=list(project.input_shape),
+        created_at=project.created_at,
+        epsilon=cfg.epsilon,
+        delta=cfg.delta,
+        bound=cfg.bound,
+        guarantee=cfg.guarantee,
+        confidence=config.confidence.name,
+        model=config.model.name,
+        query_strategy=config.query.strategy,
+        label_budget=config.loop.label_budget,
+        validation_size=config.loop.validation_size,
+        batch_size=config.loop.batch_size,
     )
 
 
