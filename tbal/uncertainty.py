@@ -39,7 +39,8 @@ from torch import nn
 from tbal.config import ConfigError, ModelConfig, TrainConfig
 from tbal.errors import TBALInputError
 from tbal.networks import Classifier, ResNet, SeededDropout, init_parameters, resolve_device
-from tbal.training import TrainingRun, epoch_batches, set_input_statistics, train_classifier
+from tbal.training import set_input_statistics, train_classifier
+from tbal.training_run import TrainingRun, epoch_batches
 
 __all__ = [
     "DUQClassifier",
