@@ -244,3 +244,24 @@ def test_a_bad_file_is_refused_before_any_job(api: Api, make_project: MakeProjec
     dup = _upload(api, pid, b'{"id": "x", "text": "a"}\n{"id": "x", "text": "b"}', background="true")
     assert dup.status_code == 422 and "duplicate" in dup.json()["detail"]["reason"]
     assert api.get(f"/api/v1/projects/{pid}/jobs").json()["items"] == []
+
+
+def test_a_job_left_queued_resumes_when_the_service_starts(
+    settings: Settings, session_factory: sessionmaker[Session], make_project: MakeProject
+) -> None:
+    """The embedded default: a job a stopped process left queued runs when the next one starts."""
+    pid = _text_project(make_project, "hashing:16")["id"]
+    with session_factory() as session:
+        job = jobs_repo.add(session, pid, "texts", 3)
+        rows = [
+            {"seq": i, "external_id": f"q{i}", "text": f"text {i}", "data": None, "label": None}
+            for i in range(3)
+        ]
+        jobs_repo.stage(session, job.id, rows)
+        session.commit()
+        job_id = job.id
+    _key, secret = create_key(session_factory, "resume")
+    with TestClient(create_app(settings)) as client:
+        api = Api(client=client, headers={"Authorization": f"Bearer {secret}"}, settings=settings)
+        done = _wait_job(api, pid, job_id)
+    assert (done["status"], done["inserted"], done["attempts"]) == ("succeeded", 3, 1)
