@@ -453,54 +453,25 @@ def run_tbal(
     pool points count in the size, as in the papers); true error is measured against ``dataset.y``.
     """
     started = time.perf_counter()
-    loop = config.loop
-    rows = _working_rows(len(dataset), loop.pool_size, seed)
+    rows = _working_rows(len(dataset), config.loop.pool_size, seed)
     _check_budget(len(rows), config)
-
-    validation, train = draw_initial_sets(rows, config, seed)
-    pool = np.zeros(len(dataset), dtype=bool)  # neither human- nor auto-labeled, nor queued
-    pool[rows] = True
-    pool[validation] = False
-    pool[train] = False
-    pool_size = int(rows.size - validation.size)
+    sets = _HumanSets.draw(rows, len(dataset), config, seed)
+    pool_size = int(rows.size - sets.validation.size)
     run = _RunTotals()
     records: list[RoundRecord] = []
     queried_rows: list[np.ndarray] = []
     top_up_rows: list[np.ndarray] = []
-    for round_index in range(loop.planned_rounds):
-        plan = plan_round(
-            RunState(round_index, int(train.size), run.topped_up, run.delta_spent), config, run_seed=seed
+    for round_index in range(config.loop.planned_rounds):
+        record, queried, top_up = _simulated_round(
+            dataset, config, sets, run, round_index, seed=seed, pool_size=pool_size, progress=progress
         )
-        pool_rows = np.flatnonzero(pool)
-        inputs = _oracle_round_input(dataset, config, train, validation, pool_rows, plan, run)
-        out = run_round(inputs, config, progress=progress)
-        newly = pool_rows[out.auto_mask]
-        queried = pool_rows[out.query_index]
-        top_up = pool_rows[out.top_up_index]
-        accuracy = float(np.mean(out.pool_predicted == dataset.y[pool_rows])) if pool_rows.size else None
-        pool[newly] = pool[queried] = pool[top_up] = False
-        n_validation = loop.validation_size + run.topped_up
-        run.add(newly, out.pool_predicted[out.auto_mask], out, int(top_up.size))
-        n_train = int(train.size)
-        validation = np.sort(np.concatenate([validation[~out.val_removed], top_up]))
-        train = np.sort(np.concatenate([train, queried]))
-
-        counts = (
-            n_train,
-            n_validation,
-            int(pool.sum()),
-            int(validation.size),
-            int(queried.size),
-            int(top_up.size),
-        )
-        record = _round_record(round_index, out, dataset, newly, run, pool_size, accuracy, *counts)
         records.append(record)
         queried_rows.append(queried)
         top_up_rows.append(top_up)
         if on_round is not None:
             on_round(record)
         # no label bought this round means the budget is spent (or nothing is left to query)
-        if queried.size + top_up.size == 0 or not pool.any() or validation.size < 2:
+        if queried.size + top_up.size == 0 or not sets.pool.any() or sets.validation.size < 2:
             break
 
     return RunResult(
@@ -513,6 +484,67 @@ def run_tbal(
         queried_rows=queried_rows,
         top_up_rows=top_up_rows,
     )
+
+
+@dataclass
+class _HumanSets:
+    """Where each row of a simulated run stands: ``pool`` (bool over the data set: neither human- nor
+    auto-labeled, nor queued), the validation rows and the training rows (sorted)."""
+
+    pool: np.ndarray
+    validation: np.ndarray
+    train: np.ndarray
+
+    @classmethod
+    def draw(cls, rows: np.ndarray, n_rows: int, config: TBALConfig, seed: int) -> _HumanSets:
+        """The initial validation and seed sets, drawn as the round plan says; the rest is the pool."""
+        validation, train = draw_initial_sets(rows, config, seed)
+        pool = np.zeros(n_rows, dtype=bool)
+        pool[rows] = True
+        pool[validation] = False
+        pool[train] = False
+        return cls(pool, validation, train)
+
+
+def _simulated_round(
+    dataset: Dataset,
+    config: TBALConfig,
+    sets: _HumanSets,
+    run: _RunTotals,
+    round_index: int,
+    *,
+    seed: int,
+    pool_size: int,
+    progress: ProgressCallback | None,
+) -> tuple[RoundRecord, np.ndarray, np.ndarray]:
+    """One round of :func:`run_tbal` under its plan, with the simulated humans answering at once: updates
+    ``sets`` and ``run``; (the round's record, the rows queried for training, the validation top-up rows)."""
+    plan = plan_round(
+        RunState(round_index, int(sets.train.size), run.topped_up, run.delta_spent), config, run_seed=seed
+    )
+    pool_rows = np.flatnonzero(sets.pool)
+    inputs = _oracle_round_input(dataset, config, sets.train, sets.validation, pool_rows, plan, run)
+    out = run_round(inputs, config, progress=progress)
+    newly = pool_rows[out.auto_mask]
+    queried = pool_rows[out.query_index]
+    top_up = pool_rows[out.top_up_index]
+    accuracy = float(np.mean(out.pool_predicted == dataset.y[pool_rows])) if pool_rows.size else None
+    sets.pool[newly] = sets.pool[queried] = sets.pool[top_up] = False
+    n_validation = config.loop.validation_size + run.topped_up
+    run.add(newly, out.pool_predicted[out.auto_mask], out, int(top_up.size))
+    n_train = int(sets.train.size)
+    sets.validation = np.sort(np.concatenate([sets.validation[~out.val_removed], top_up]))
+    sets.train = np.sort(np.concatenate([sets.train, queried]))
+    counts = (
+        n_train,
+        n_validation,
+        int(sets.pool.sum()),
+        int(sets.validation.size),
+        int(queried.size),
+        int(top_up.size),
+    )
+    record = _round_record(round_index, out, dataset, newly, run, pool_size, accuracy, *counts)
+    return record, queried, top_up
 
 
 def _oracle_round_input(
