@@ -7,7 +7,7 @@ D_cal; estimate per-class thresholds on D_th; auto-label the pool points whose s
 validation points inside the auto-labeled region for removal; choose the next queries among the pool
 points that were not auto-labeled.
 
-Why one module of ~650 lines: the round (:func:`run_round`) and the oracle loop (:func:`run_tbal`) share
+Why one module of ~720 lines: the round (:func:`run_round`) and the oracle loop (:func:`run_tbal`) share
 the round's input and output types, the plan's bookkeeping and the dataset guarantee's counts; the
 one-path test (tests/app/test_one_path.py) holds the service to exactly this contract, so it lives in
 one place.
@@ -131,20 +131,77 @@ def run_round(
 
     with _timed(timings, "train"):
         trained = _train(inputs, config, seed, device, report)
-    model, val_preds, pool_preds = trained.model, trained.val_preds, trained.pool_preds
+    model, pool_preds = trained.model, trained.pool_preds
 
+    cert = _certify(inputs, config, plan, trained, rng, timings, report)
+
+    with _timed(timings, "query"):
+        report("query", 0.0)
+        query_index, top_up_index = _queries(
+            inputs, plan, config.query.strategy, pool_preds, cert.auto_mask, cert.val_removed, rng
+        )
+        report("query", 1.0)
+
+    return RoundOutput(
+        model=model,
+        confidence=cert.confidence,
+        thresholds=cert.thresholds,
+        plan=plan,
+        pool_predicted=pool_preds.predicted,
+        pool_scores=cert.pool_scores,
+        auto_mask=cert.auto_mask,
+        val_removed=cert.val_removed,
+        query_index=query_index,
+        top_up_index=top_up_index,
+        cal_index=cert.cal_index,
+        th_index=cert.th_index,
+        th_scores=cert.th_scores,
+        th_predicted=cert.th_predicted,
+        evaluation=trained.evaluation,
+        train_aum=trained.train_aum,
+        train_predicted=trained.train_predicted,
+        timings=timings,
+    )
+
+
+@dataclass
+class _Certified:
+    """The calibrate, thresholds and auto-label stages' results (fields as in :class:`RoundOutput`)."""
+
+    confidence: ConfidenceFunction
+    cal_index: np.ndarray
+    th_index: np.ndarray
+    th_scores: np.ndarray
+    th_predicted: np.ndarray
+    pool_scores: np.ndarray
+    thresholds: ThresholdResult
+    auto_mask: np.ndarray
+    val_removed: np.ndarray
+
+
+def _certify(
+    inputs: RoundInput,
+    config: TBALConfig,
+    plan: RoundPlan,
+    trained: _Trained,
+    rng: np.random.Generator,
+    timings: dict[str, float],
+    report: ProgressCallback,
+) -> _Certified:
+    """Fit the confidence function on D_cal, certify thresholds on D_th at the plan's δ_k, and mark the
+    pool points auto-labeled and the validation points inside the auto-labeled region."""
+    val_preds, pool_preds = trained.val_preds, trained.pool_preds
     with _timed(timings, "calibrate"):
         report("calibrate", 0.0)
         confidence = make_confidence(config.confidence, inputs.num_classes)
         cal_index, th_index = _validation_split(len(inputs.y_val), confidence, config, rng)
-        confidence.fit(val_preds.subset(cal_index), inputs.y_val[cal_index], seed=seed)
+        confidence.fit(val_preds.subset(cal_index), inputs.y_val[cal_index], seed=plan.seed)
 
     with _timed(timings, "thresholds"):
         report("thresholds", 0.0)
         th_preds = val_preds.subset(th_index)
         th_scores = confidence.score(th_preds)
         pool_scores = confidence.score(pool_preds)
-        pool_predicted = pool_preds.predicted
         thresholds = estimate_thresholds(
             th_scores,
             th_preds.predicted,
@@ -152,40 +209,23 @@ def run_round(
             inputs.num_classes,
             resolved_thresholds(config),
             delta=plan.delta,
-            dataset=_dataset_context(inputs, config, pool_scores, pool_predicted),
+            dataset=_dataset_context(inputs, config, pool_scores, pool_preds.predicted),
         )
 
     with _timed(timings, "auto-label"):
         report("auto-label", 0.0)
-        auto_mask = auto_label_mask(pool_scores, pool_predicted, thresholds.thresholds)
+        auto_mask = auto_label_mask(pool_scores, pool_preds.predicted, thresholds.thresholds)
         val_removed = auto_label_mask(confidence.score(val_preds), val_preds.predicted, thresholds.thresholds)
-
-    with _timed(timings, "query"):
-        report("query", 0.0)
-        query_index, top_up_index = _queries(
-            inputs, plan, config.query.strategy, pool_preds, auto_mask, val_removed, rng
-        )
-        report("query", 1.0)
-
-    return RoundOutput(
-        model=model,
-        confidence=confidence,
-        thresholds=thresholds,
-        plan=plan,
-        pool_predicted=pool_predicted,
-        pool_scores=pool_scores,
-        auto_mask=auto_mask,
-        val_removed=val_removed,
-        query_index=query_index,
-        top_up_index=top_up_index,
-        cal_index=cal_index,
-        th_index=th_index,
-        th_scores=th_scores,
-        th_predicted=th_preds.predicted,
-        evaluation=trained.evaluation,
-        train_aum=trained.train_aum,
-        train_predicted=trained.train_predicted,
-        timings=timings,
+    return _Certified(
+        confidence,
+        cal_index,
+        th_index,
+        th_scores,
+        th_preds.predicted,
+        pool_scores,
+        thresholds,
+        auto_mask,
+        val_removed,
     )
 
 
