@@ -28,8 +28,7 @@ from app.main import create_app
 from app.services.api_keys import create_key
 from app.settings import Settings
 from tbal.encoders import make_text_encoder
-from tests.e2e.conftest import worker_env
-from tests.e2e.test_postgres_redis_celery import _start_worker, _stop
+from tests.e2e.conftest import start_worker, stop_worker, worker_env
 from worker.celery_app import TBALCelery, make_celery
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
@@ -70,7 +69,7 @@ def stack(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
     )
     celery = make_celery(settings)
     log_path = tmp / "worker.log"
-    worker = _start_worker(worker_env(settings), log_path, celery)
+    worker = start_worker(worker_env(settings), log_path, celery)
     engine = make_engine(settings)
     factory = make_session_factory(engine)
     _key, secret = create_key(factory, "e2e-jobs")
@@ -79,7 +78,7 @@ def stack(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
             client.headers["Authorization"] = f"Bearer {secret}"
             yield Stack(client, celery, factory, log_path)
     finally:
-        _stop(worker)
+        stop_worker(worker)
         celery.close()
         engine.dispose()
 
