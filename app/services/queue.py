@@ -56,9 +56,9 @@ _DRAW_DEFERRED: ContextVar[bool] = ContextVar("tbal_draw_deferred", default=Fals
 
 @contextmanager
 def draw_deferred() -> Iterator[None]:
-    """Items stored inside this block do not draw the sets: Label Studio's tasks become items as its
-    annotators create and label them, and :mod:`app.integrations.label_studio.purposes` (or the sync's
-    push of the queue, or a round) decides the sets then."""
+    """Items stored inside this block do not draw the sets: for a caller that stores one upload in
+    several transactions (an ingest job's chunks) and calls :func:`redraw_open_sets` once at its end, so
+    the sets are drawn once, from the whole upload."""
     token = _DRAW_DEFERRED.set(True)
     try:
         yield

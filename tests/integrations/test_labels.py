@@ -73,6 +73,12 @@ def test_annotators_votes_updates_cancels_and_deletes(
     api: Api, connected: Any, session_factory: sessionmaker[Session]
 ) -> None:
     project: LSProject = connected()
+    # the sets are fixed first (one item drawn and answered), so the tasks' items stay in the pool:
+    # their labels are labels nobody asked for
+    upload(api, project.id, np.asarray([features_of(99)], dtype=np.float32), ids=["seed-item"])
+    api.post(
+        f"/api/v1/projects/{project.id}/labels", json={"labels": [{"external_id": "seed-item", "label": 0}]}
+    )
     created = _hook(
         api, project, "TASKS_CREATED", tasks=[_task(1), _task(2), {"id": 3, "data": {"text": "no"}}]
     )

@@ -22,7 +22,6 @@ from app.repositories import items as items_repo
 from app.schemas.items import ItemCreate, ItemsCreate
 from app.services.arrays import json_payload, layout_of
 from app.services.ingest import MAX_EXTERNAL_ID, ingest_json
-from app.services.queue import draw_deferred
 
 TASK_PREFIX = "ls-"
 
@@ -66,25 +65,25 @@ def resolve_tasks(
 ) -> Resolved:
     """Items of ``tasks`` = [(task id, task data)], creating the missing ones (committed): from
     ``data[data_field]``, else from raw ``$text`` / ``$image`` data through ``raw`` (see
-    :mod:`app.integrations.label_studio.raw`; what it leaves pending has no item yet). Items made here
-    do not draw the project's sets (:func:`app.services.queue.draw_deferred`)."""
+    :mod:`app.integrations.label_studio.raw`; what it leaves pending has no item yet). Like any upload,
+    the items made here draw the project's validation and seed sets while they are open
+    (:mod:`app.services.queue`)."""
     problems: dict[int, str] = {}
     externals = _external_ids(tasks, connection, problems)
     known = items_repo.ids_by_external(session, project.id, [e for e in externals if e is not None])
     missing = _missing_items(project, connection, tasks, externals, known, problems, with_raw=raw is not None)
     pending: list[RawTask] = []
     created = 0
-    with draw_deferred():
-        if missing.items:
-            items = ItemsCreate(items=list(missing.items.values()))
-            created = ingest_json(session, project, items, chunk_rows=chunk_rows).inserted
-            known.update(items_repo.ids_by_external(session, project.id, list(missing.items)))
-        if missing.raw and raw is not None:
-            outcome = raw(list(missing.raw.values()))
-            created += outcome.created
-            problems.update(outcome.problems)
-            pending = outcome.pending
-            known.update(items_repo.ids_by_external(session, project.id, list(missing.raw)))
+    if missing.items:
+        items = ItemsCreate(items=list(missing.items.values()))
+        created = ingest_json(session, project, items, chunk_rows=chunk_rows).inserted
+        known.update(items_repo.ids_by_external(session, project.id, list(missing.items)))
+    if missing.raw and raw is not None:
+        outcome = raw(list(missing.raw.values()))
+        created += outcome.created
+        problems.update(outcome.problems)
+        pending = outcome.pending
+        known.update(items_repo.ids_by_external(session, project.id, list(missing.raw)))
     item_ids = [
         known.get(ext) if ext is not None and pos not in problems else None
         for pos, ext in enumerate(externals)
