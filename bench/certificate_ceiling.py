@@ -10,7 +10,9 @@ seed:
   c·|D_th| validation points inside it hold exactly the pool's mistake rate there (no sampling noise, one
   test at the whole δ_k, no walk): what a perfect procedure with this classifier and this many validation
   points reaches in expectation;
-- **certified**: what the defaults certified in the run.
+- **certified**: what the defaults certified in the run;
+- **replayed** on the same round: what each pooled family (``thresholds.pooled_families``: both at
+  δ_k / 2, the common cut or the equal rank alone at δ_k) certifies, to compare them on real rounds.
 
 Usage: .venv/bin/python bench/certificate_ceiling.py --seeds 10,11,12,13 [--out DIR]
 """
@@ -27,6 +29,8 @@ from scipy.special import betaincinv
 
 import tbal.loop as loop
 from tbal.cli import main as tbal_main
+from tbal.config import ThresholdConfig
+from tbal.thresholds import estimate_thresholds
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_minilm.npz"
 EPSILON = 0.05
@@ -84,13 +88,24 @@ def ceiling(path: Path) -> dict[str, float]:
         if m < n and betaincinv(m + 1, n - m, 1 - delta) <= EPSILON:
             best = float(coverage)
     auto = z["auto"] if "auto" in z.files else np.array([np.nan])
+    replayed = {f"replay {family}": replay(z, family) for family in ("both", "common", "rank")}
     return {
+        **replayed,
         "oracle": (oracle[-1] + 1) / wrong.size if oracle.size else 0.0,
         "ceiling": best,
         "error_at_30": float(rate[int(0.30 * wrong.size) - 1]),
         "error_at_35": float(rate[int(0.35 * wrong.size) - 1]),
         "certified": float(auto.mean()),
     }
+
+
+def replay(z: Any, family: str) -> float:
+    """The share of the round's pool that ``family`` certifies on the round's D_th at its δ_k."""
+    k = int(max(z["th_y"].max(), z["pool_y"].max())) + 1
+    correct = z["th_pred"] == z["th_y"]
+    config = ThresholdConfig(pooled_families=family)  # type: ignore[arg-type]
+    result = estimate_thresholds(z["th_scores"], z["th_pred"], correct, k, config, delta=float(z["delta"]))
+    return float(np.mean(z["pool_scores"] >= result.thresholds[z["pool_pred"]]))
 
 
 def main() -> None:
@@ -109,7 +124,8 @@ def main() -> None:
         print(
             f"seed {seed}: oracle {pct['oracle']:.1f} %, noise-free ceiling {pct['ceiling']:.1f} %, "
             f"certified {pct['certified']:.1f} %; true error of the top 30 % {pct['error_at_30']:.2f} %, "
-            f"top 35 % {pct['error_at_35']:.2f} %"
+            f"top 35 % {pct['error_at_35']:.2f} %; replayed: both {pct['replay both']:.1f} %, common "
+            f"{pct['replay common']:.1f} %, rank {pct['replay rank']:.1f} %"
         )
 
 

@@ -5,7 +5,14 @@ the fallback walk and an ensemble of classifiers change the valid bound's covera
 Per seed: 2,000 random training labels, 1,600 validation points (all of them D_th, as for softmax), a
 pool of 18,000; thresholds at δ_k = 0.045 (the final round's share), ε = 0.05.
 
-Usage: .venv/bin/python bench/sst2_one_certificate.py walks|ensemble [--seeds 10,11,12]
+- ``families``: the pooled guarantee's nested families (common cut alone at δ_k, both at δ_k / 2, equal
+  rank alone) on a logistic regression, on SST-2 (as above) and on MNIST pixels (300 random training
+  labels, 500 validation points, the rest the pool), to choose ``thresholds.pooled_families``.
+- ``targeted``: validation points drawn where the threshold will land (the top share q of the pool by the
+  score, q chosen on a first uniform part of N_v, the certificate on the rest drawn inside it) against
+  1,600 uniform points.
+
+Usage: .venv/bin/python bench/sst2_one_certificate.py walks|ensemble|families|targeted [--seeds 10,11,12]
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tbal import thresholds as th
 from tbal.config import ThresholdConfig, preset
 from tbal.models import build_model
 from tbal.thresholds import estimate_thresholds
@@ -22,6 +30,7 @@ from tbal.training import one_hot, predict, train_classifier
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_minilm.npz"
 DELTA_K = 0.045
+MNIST = DATA.with_name("mnist_test.npz")
 
 
 def split(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -91,15 +100,76 @@ def ensemble(X: np.ndarray, y: np.ndarray, seed: int) -> None:
         print(f"seed {seed} {k} member(s)  coverage {100 * coverage:5.1f} %  error {100 * error:4.2f} %")
 
 
+def families(X: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """Coverage of each pooled family on SST-2 and MNIST logistic regressions (max probability)."""
+    from sklearn.linear_model import LogisticRegression
+
+    with np.load(MNIST) as z:
+        pixels, digits = z["X"].reshape(len(z["y"]), -1).astype(np.float32) / 255, z["y"].astype(np.int64)
+    for name, (data, labels, n_train, n_val, c) in {
+        "sst2": (X, y, 2000, 1600, 0.5),
+        "mnist": (pixels, digits, 300, 500, 0.05),
+    }.items():
+        order = np.random.default_rng(seed).permutation(len(labels))
+        tr, va, po = order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+        model = LogisticRegression(C=c, max_iter=3000).fit(data[tr], labels[tr])
+        pv, pp = model.predict_proba(data[va]), model.predict_proba(data[po])
+        k = pp.shape[1]
+        s_val, yhat_val, wrong_val = pv.max(1), pv.argmax(1), pv.argmax(1) != labels[va]
+        s_pool, yhat_pool = pp.max(1), pp.argmax(1)
+        config = ThresholdConfig()
+        cuts = {
+            "both at δ/2": th._pooled_walks(s_val, yhat_val, wrong_val, k, config, DELTA_K, None)[0],
+            "common at δ": th._common_cut(s_val, yhat_val, wrong_val, k, config, DELTA_K, None)[0],
+            "rank at δ": th._equal_rank_cut(s_val, yhat_val, wrong_val, k, config, DELTA_K, None)[0],
+        }
+        shown = "  ".join(f"{key} {100 * np.mean(s_pool >= t[yhat_pool]):5.1f} %" for key, t in cuts.items())
+        print(f"seed {seed} {name:5s} coverage: {shown}")
+
+
+def targeted(X: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """1,600 uniform validation points against a uniform part (400–800) that picks the stratum and the
+    rest drawn inside it (the certificate uses those only, so the choice costs no δ)."""
+    from sklearn.linear_model import LogisticRegression
+
+    order = np.random.default_rng(seed).permutation(len(y))
+    tr, pool = order[:2000], order[2000:21600]
+    probs = LogisticRegression(C=0.5, max_iter=2000).fit(X[tr], y[tr]).predict_proba(X[pool])
+    s, yhat = probs.max(1), probs.argmax(1)
+    wrong = yhat != y[pool]
+    for n_uniform in (1600, 400, 600, 800):
+        rng = np.random.default_rng(seed * 7 + 1)
+        perm = rng.permutation(pool.size)
+        uniform, rest = perm[:n_uniform], perm[n_uniform:]
+        cut = -1.0
+        if n_uniform < 1600:  # the stratum: 1.5 x the pool share whose uniform estimate is <= ε
+            o = np.argsort(-s[uniform])
+            ok = np.flatnonzero(np.cumsum(wrong[uniform][o]) / np.arange(1, o.size + 1) <= 0.05)
+            share = min(1.0, 1.5 * np.mean(s[rest] >= s[uniform][o][ok[-1]])) if ok.size else 1.0
+            cut = float(np.quantile(s[rest], 1 - share)) if share < 1 else -1.0
+            inside = rest[s[rest] >= cut]
+            d_th = rng.choice(inside, size=min(1600 - n_uniform, inside.size), replace=False)
+        else:
+            d_th = uniform
+        result = estimate_thresholds(s[d_th], yhat[d_th], ~wrong[d_th], 2, ThresholdConfig(), delta=DELTA_K)
+        labeled = np.zeros(pool.size, dtype=bool)
+        labeled[uniform] = labeled[d_th] = True
+        auto = (s >= result.thresholds[yhat]) & (s >= cut) & ~labeled
+        print(f"seed {seed} uniform {n_uniform:4d}: coverage {100 * auto.sum() / (~labeled).sum():5.1f} %")
+
+
+MODES = {"walks": walks, "ensemble": ensemble, "families": families, "targeted": targeted}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=("walks", "ensemble"))
+    parser.add_argument("what", choices=tuple(MODES))
     parser.add_argument("--seeds", default="10,11,12")
     args = parser.parse_args()
     with np.load(DATA) as z:
         X, y = z["X_train"].astype(np.float32), z["y_train"].astype(np.int64)
     for seed in (int(s) for s in args.seeds.split(",")):
-        (walks if args.what == "walks" else ensemble)(X, y, seed)
+        MODES[args.what](X, y, seed)
 
 
 if __name__ == "__main__":
