@@ -2,7 +2,7 @@
 simulations of tests/tbal/test_thresholds.py and tests/tbal/test_plan.py (the tests assert the bounds;
 this prints the rates and coverages they see). Takes a few minutes.
 
-Usage: .venv/bin/python bench/simulate_guarantees.py
+Usage: .venv/bin/python bench/simulate_guarantees.py [NAME-SUBSTRING]  (e.g. "common cut": that walk only)
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ WALKS = [
     ("fallback walk η 0.3, pooled", ThresholdConfig(fallback_share=0.3), 1200),
     ("fallback walk η 0.3, per-class", ThresholdConfig(guarantee="per-class", fallback_share=0.3), 1200),
     (
+        "common cut alone at δ (pooled_families common, softmax's default)",
+        ThresholdConfig(pooled_families="common"),
+        1200,
+    ),
+    (
         "fallback η 0.5, 4 restarts, pooled, small D_th",
         ThresholdConfig(epsilon=0.1, delta=0.2, fallback_share=0.5, fallback_checkpoints=4),
         300,
@@ -29,10 +34,15 @@ WALKS = [
 
 
 def main() -> None:
+    only = sys.argv[1] if len(sys.argv) > 1 else None  # a substring of the walks' names: print those only
     for name, config, n in WALKS:
+        if only is not None and only not in name:
+            continue
         pooled, per_class, coverage = violation_rates(config, n, seed=7)
         rates = f"pooled {100 * pooled:.1f} %, a class {100 * per_class:.1f} %"
         print(f"{name}: {rates}, coverage {100 * coverage:.1f} %")
+    if only is not None:
+        return
     for guarantee in ("dataset", "pooled"):
         config = ThresholdConfig(guarantee=guarantee, epsilon=0.05, delta=0.1)  # type: ignore[arg-type]
         rate, coverage = dataset_violation_rate(config, n_th=600, n_pool=3000, humans=1000, seed=9)
