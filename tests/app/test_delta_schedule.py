@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.rounds.load import load_round
 from app.settings import Settings
-from tests.app.conftest import Api, blobs
-from tests.app.test_rounds import MakeProject, ready_project
+from tests.app.conftest import Api, MakeProject, blobs, ready_project
 
 
 def test_default_schedule_certifies_in_the_last_planned_round(api: Api, make_project: MakeProject) -> None:

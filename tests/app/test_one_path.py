@@ -34,8 +34,7 @@ from tbal.config import TBALConfig
 from tbal.data import make_dataset
 from tbal.loop import RunResult, run_tbal
 from tbal.plan import round_seed
-from tests.app.conftest import Api
-from tests.app.test_rounds import MakeProject
+from tests.app.conftest import Api, MakeProject
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 RUN_SEED = 11
