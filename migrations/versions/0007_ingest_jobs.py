@@ -49,7 +49,10 @@ def upgrade() -> None:
             "status IN ('queued', 'running', 'succeeded', 'failed')", name=op.f("ck_ingest_jobs_status")
         ),
         sa.ForeignKeyConstraint(
-            ["project_id"], ["projects.id"], name=op.f("fk_ingest_jobs_project_id_projects"), ondelete="CASCADE"
+            ["project_id"],
+            ["projects.id"],
+            name=op.f("fk_ingest_jobs_project_id_projects"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ingest_jobs")),
     )
@@ -63,7 +66,10 @@ def upgrade() -> None:
         sa.Column("data", sa.LargeBinary(), nullable=True),
         sa.Column("label", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["job_id"], ["ingest_jobs.id"], name=op.f("fk_ingest_job_items_job_id_ingest_jobs"), ondelete="CASCADE"
+            ["job_id"],
+            ["ingest_jobs.id"],
+            name=op.f("fk_ingest_job_items_job_id_ingest_jobs"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("job_id", "seq", name=op.f("pk_ingest_job_items")),
     )
