@@ -615,6 +615,8 @@ def project_settings(args: argparse.Namespace) -> dict[str, Any]:
     settings = dict(RAW_SETTINGS if raw else FILE_SETTINGS if args.data else DIGITS_SETTINGS)
     if args.data is not None and is_text_file(Path(args.data)):
         settings["encoder"] = args.encoder
+    elif args.data is not None and Path(args.data).is_dir():
+        settings["model"] = "cnn"  # the service's default model reads feature vectors, not pixels
     if args.quick:
         settings.update(QUICK_SETTINGS)
     for item in args.settings:
