@@ -30,7 +30,6 @@ from app.db.base import utcnow
 from app.db.models import IngestJobItem, Project
 from app.errors import DomainError, Invalid
 from app.jobs import repository as jobs_repo
-from app.jobs.service import fail
 from app.repositories import items as items_repo
 from app.schemas.items import IngestResult
 from app.services.queue import draw_deferred, redraw_open_sets
@@ -288,3 +287,18 @@ class ImageKind:
     def write(self, session: Session, batch: Prepared, chunk_rows: int) -> IngestResult:
         truth = np.array(batch.truth, dtype=np.int64)
         return store_images(session, self.project, None, batch.payload, batch.ids, truth, chunk_rows)
+
+
+def fail(session: Session, job_id: int, reason: str) -> None:
+    """Mark a job failed with ``reason`` and drop its staged items (the items it stored stay), committed."""
+    job = jobs_repo.lock(session, job_id)
+    if job is None:
+        return
+    job.status = "failed"
+    job.reason = reason[:4000]
+    job.finished_at = utcnow()
+    jobs_repo.drop_staged(session, job_id)
+    project = session.get(Project, job.project_id)
+    if job.inserted and project is not None:  # what it stored before it stopped joins the draw
+        redraw_open_sets(session, project)
+    session.commit()

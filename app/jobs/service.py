@@ -18,10 +18,10 @@ from app.db.base import utcnow
 from app.db.models import IngestJob, Project
 from app.errors import NotFound, Unavailable
 from app.jobs import repository as jobs_repo
+from app.jobs.run import execute_job, fail
 from app.rounds.dispatch import Dispatcher
 from app.schemas.jobs import JobError, JobRead
 from app.services import background
-from app.services.queue import redraw_open_sets
 from app.services.raw_items.archives import ImageFile
 from app.services.raw_items.checks import require_kind
 from app.services.raw_items.encoders import require_image_files
@@ -84,8 +84,6 @@ def start_image_job(
 def _start(
     session: Session, project: Project, kind: str, rows: list[dict[str, Any]], dispatcher: Dispatcher
 ) -> JobRead:
-    from app.jobs.run import execute_job
-
     job = jobs_repo.add(session, project.id, kind, len(rows))
     jobs_repo.stage(session, job.id, rows)
     session.commit()  # the raw data are stored: the job can run anywhere from here
@@ -96,21 +94,6 @@ def _start(
         fail(session, job.id, f"could not enqueue: {exc}")
         raise Unavailable("broker", f"could not enqueue the ingest job: {exc}") from exc
     return job_read(job)
-
-
-def fail(session: Session, job_id: int, reason: str) -> None:
-    """Mark a job failed with ``reason`` and drop its staged items (the items it stored stay), committed."""
-    job = jobs_repo.lock(session, job_id)
-    if job is None:
-        return
-    job.status = "failed"
-    job.reason = reason[:4000]
-    job.finished_at = utcnow()
-    jobs_repo.drop_staged(session, job_id)
-    project = session.get(Project, job.project_id)
-    if job.inserted and project is not None:  # what it stored before it stopped joins the draw
-        redraw_open_sets(session, project)
-    session.commit()
 
 
 def get_job(session: Session, project: Project, job_id: int) -> IngestJob:
@@ -149,8 +132,6 @@ def job_read(job: IngestJob) -> JobRead:
 def resume_jobs(dispatcher: Dispatcher, factory: sessionmaker[Session], stale_after_s: float) -> list[int]:
     """Embedded default, at start-up: send again the jobs a previous process left queued, or running
     without a heartbeat for ``stale_after_s`` (best effort: the database may be away)."""
-    from app.jobs.run import execute_job
-
     try:
         with factory() as session:
             ids = jobs_repo.unfinished_ids(session, utcnow() - timedelta(seconds=stale_after_s))
