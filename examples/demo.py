@@ -20,6 +20,10 @@ The functions that talk to the API (:func:`drive_project` and its parts) go thro
 (:class:`tbal_client.TBALClient`: chunked binary uploads with retries, keyset iteration, round waits);
 they also take a plain ``httpx.Client`` pointed at the service, which they wrap (the end-to-end tests pass
 FastAPI's TestClient).
+
+(Why one module of ~790 lines: it is the example a new user reads from top to bottom, start to report;
+the raw-data loaders are apart in :mod:`examples.raw_data`, and splitting the rest would send a reader
+through four files to follow one project.)
 """
 
 from __future__ import annotations
