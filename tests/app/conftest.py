@@ -281,3 +281,37 @@ def recorder(api: Api) -> Iterator[RecordingDispatcher]:
     state.dispatcher = RecordingDispatcher()
     yield state.dispatcher
     state.dispatcher = real
+
+
+# Text projects (tests/app/test_raw_texts.py, test_ingest_jobs.py): a separable toy task of two word lists.
+WORDS = {
+    "pos": "wonderful delightful moving superb brilliant charming joyful gripping",
+    "neg": "dull tedious awful boring clumsy lifeless dreary painful",
+}
+
+
+def toy_sentences(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Sentences drawn from two word lists (a separable toy task) and their classes."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = rng.choice(WORDS[label].split(), size=4)
+        texts.append(f"the film was {' '.join(words)} number {i}")
+        labels.append(label)
+    return texts, labels
+
+
+def text_project(make_project: MakeProject, encoder: str = "hashing:64", **settings: Any) -> dict[str, Any]:
+    body = make_project(
+        classes=["neg", "pos"], data_kind="text", input_shape=[], settings={"encoder": encoder, **settings}
+    )
+    return body
+
+
+def stored_features(factory: sessionmaker[Session], pid: int) -> tuple[list[str], np.ndarray]:
+    with factory() as session:
+        rows = session.execute(
+            text("SELECT external_id, data FROM items WHERE project_id = :p ORDER BY id"), {"p": pid}
+        ).all()
+    return [r[0] for r in rows], np.stack([np.frombuffer(bytes(r[1]), dtype="<f4") for r in rows])

@@ -27,8 +27,7 @@ from app.services.api_keys import create_key
 from app.settings import Settings
 from tbal.encoders import make_text_encoder
 from tbal.encoders.images import decode_image
-from tests.app.conftest import Api
-from tests.app.test_raw_texts import _sentences, _stored, _text_project
+from tests.app.conftest import Api, stored_features, text_project, toy_sentences
 
 MakeProject = Callable[..., dict[str, Any]]
 
@@ -79,8 +78,8 @@ def _count(factory: sessionmaker[Session], table: str, pid: int) -> int:
 def test_a_text_job_stores_what_the_request_would_and_names_the_bad_items(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
 ) -> None:
-    pid = _text_project(make_project, "hashing:64")["id"]
-    texts, labels = _sentences(40)
+    pid = text_project(make_project, "hashing:64")["id"]
+    texts, labels = toy_sentences(40)
     labels[3] = "maybe"  # an unknown class: refused, the others stored
     started = _upload(api, pid, _jsonl(texts, labels), background="true")
     assert started.status_code == 202, started.text
@@ -95,7 +94,7 @@ def test_a_text_job_stores_what_the_request_would_and_names_the_bad_items(
     assert done["progress"] == 1.0 and done["ground_truth_added"] == 39
     assert done["errors"] == [{"index": 3, "item": "t3", "reason": done["errors"][0]["reason"]}]
     assert "maybe" in done["errors"][0]["reason"]
-    ids, X = _stored(session_factory, pid)
+    ids, X = stored_features(session_factory, pid)
     keep = [i for i in range(40) if i != 3]
     assert ids == [f"t{i}" for i in keep]
     expected = make_text_encoder("hashing:64").encode([texts[i] for i in keep])
@@ -112,7 +111,7 @@ def test_a_text_job_stores_what_the_request_would_and_names_the_bad_items(
     assert _count(session_factory, "items", pid) == 39
     listed = api.get(f"/api/v1/projects/{pid}/jobs").json()["items"]
     assert [j["id"] for j in listed] == [again.json()["id"], job["id"]]
-    other = _text_project(make_project, "hashing:64")["id"]
+    other = text_project(make_project, "hashing:64")["id"]
     assert api.get(f"/api/v1/projects/{other}/jobs/{job['id']}").status_code == 404
 
 
@@ -124,8 +123,8 @@ def test_small_uploads_answer_200_and_large_ones_202(
     small = settings.model_copy(update={"sync_ingest_max_items": 10})
     with TestClient(create_app(small)) as client:
         api = Api(client=client, headers={"Authorization": f"Bearer {secret}"}, settings=small)
-        pid = _text_project(make_project, "hashing:16")["id"]
-        texts, labels = _sentences(12)
+        pid = text_project(make_project, "hashing:16")["id"]
+        texts, labels = toy_sentences(12)
         assert _upload(api, pid, _jsonl(texts[:10], labels[:10])).status_code == 200
         large = _upload(api, pid, _jsonl(texts, labels, prefix="u"))
         assert large.status_code == 202
@@ -188,8 +187,8 @@ def test_an_interrupted_job_resumes_and_stores_nothing_twice(
     session_factory: sessionmaker[Session],
     stopped_once: dict[str, int],
 ) -> None:
-    pid = _text_project(make_project, "hashing:16")["id"]
-    texts, labels = _sentences(10)
+    pid = text_project(make_project, "hashing:16")["id"]
+    texts, labels = toy_sentences(10)
     with session_factory() as session:  # a job staged as the API stages it, not yet sent anywhere
         job = jobs_repo.add(session, pid, "texts", 10)
         rows = [
@@ -209,7 +208,7 @@ def test_an_interrupted_job_resumes_and_stores_nothing_twice(
     assert execute_job(job_id, session_factory, batch) == "succeeded"  # a late duplicate: nothing
     body = api.get(f"/api/v1/projects/{pid}/jobs/{job_id}").json()
     assert (body["done"], body["inserted"], body["skipped"], body["attempts"]) == (10, 10, 0, 2)
-    ids, _X = _stored(session_factory, pid)
+    ids, _X = stored_features(session_factory, pid)
     assert ids == [f"r{i}" for i in range(10)]
     assert _count(session_factory, "item_texts", pid) == 10
 
@@ -220,8 +219,8 @@ def test_a_job_whose_encoder_cannot_load_fails_with_its_reason(
     session_factory: sessionmaker[Session],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    pid = _text_project(make_project, "hashing:16")["id"]
-    texts, labels = _sentences(5)
+    pid = text_project(make_project, "hashing:16")["id"]
+    texts, labels = toy_sentences(5)
 
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("the model files are gone")
@@ -236,7 +235,7 @@ def test_a_job_whose_encoder_cannot_load_fails_with_its_reason(
 
 
 def test_a_bad_file_is_refused_before_any_job(api: Api, make_project: MakeProject) -> None:
-    pid = _text_project(make_project, "hashing:16")["id"]
+    pid = text_project(make_project, "hashing:16")["id"]
     bad = _upload(
         api, pid, b'{"id": "a", "text": "fine", "label": "pos"}\n{"id": "b", "text": ""}', background="true"
     )
@@ -250,7 +249,7 @@ def test_a_job_left_queued_resumes_when_the_service_starts(
     settings: Settings, session_factory: sessionmaker[Session], make_project: MakeProject
 ) -> None:
     """The embedded default: a job a stopped process left queued runs when the next one starts."""
-    pid = _text_project(make_project, "hashing:16")["id"]
+    pid = text_project(make_project, "hashing:16")["id"]
     with session_factory() as session:
         job = jobs_repo.add(session, pid, "texts", 3)
         rows = [

@@ -4,54 +4,18 @@ stored features equal the encoder's, texts read back, bad files refused with not
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tbal.encoders import make_text_encoder
-from tests.app.conftest import Api, count_rows
-
-MakeProject = Callable[..., dict[str, Any]]
-WORDS = {
-    "pos": "wonderful delightful moving superb brilliant charming joyful gripping",
-    "neg": "dull tedious awful boring clumsy lifeless dreary painful",
-}
-
-
-def _sentences(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Sentences drawn from two word lists (a separable toy task) and their classes."""
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for i in range(n):
-        label = "pos" if i % 2 == 0 else "neg"
-        words = rng.choice(WORDS[label].split(), size=4)
-        texts.append(f"the film was {' '.join(words)} number {i}")
-        labels.append(label)
-    return texts, labels
-
-
-def _text_project(make_project: MakeProject, encoder: str = "hashing:64", **settings: Any) -> dict[str, Any]:
-    body = make_project(
-        classes=["neg", "pos"], data_kind="text", input_shape=[], settings={"encoder": encoder, **settings}
-    )
-    return body
-
-
-def _stored(factory: sessionmaker[Session], pid: int) -> tuple[list[str], np.ndarray]:
-    with factory() as session:
-        rows = session.execute(
-            text("SELECT external_id, data FROM items WHERE project_id = :p ORDER BY id"), {"p": pid}
-        ).all()
-    return [r[0] for r in rows], np.stack([np.frombuffer(bytes(r[1]), dtype="<f4") for r in rows])
+from tests.app.conftest import Api, MakeProject, count_rows, stored_features, text_project, toy_sentences
 
 
 def test_text_project_takes_its_encoders_size(api: Api, make_project: MakeProject) -> None:
-    assert _text_project(make_project, "hashing:64")["input_shape"] == [64]
-    assert _text_project(make_project, "minilm")["input_shape"] == [384]
+    assert text_project(make_project, "hashing:64")["input_shape"] == [64]
+    assert text_project(make_project, "minilm")["input_shape"] == [384]
     default = make_project(classes=["a", "b"], data_kind="text", input_shape=[])
     assert default["input_shape"] == [384]
     bad = api.post(
@@ -74,7 +38,7 @@ def test_text_project_takes_its_encoders_size(api: Api, make_project: MakeProjec
 
 
 def test_an_empty_text_project_may_change_its_encoder(api: Api, make_project: MakeProject) -> None:
-    pid = _text_project(make_project, "hashing:64")["id"]
+    pid = text_project(make_project, "hashing:64")["id"]
     changed = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"encoder": "hashing:16"}})
     assert changed.status_code == 200, changed.text
     assert changed.json()["input_shape"] == [16]
@@ -86,8 +50,8 @@ def test_an_empty_text_project_may_change_its_encoder(api: Api, make_project: Ma
 def test_json_texts_round_trip_with_the_encoders_features(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
 ) -> None:
-    pid = _text_project(make_project)["id"]
-    texts, labels = _sentences(6)
+    pid = text_project(make_project)["id"]
+    texts, labels = toy_sentences(6)
     items = [
         {"external_id": f"s{i}", "text": t, "ground_truth": lab}
         for i, (t, lab) in enumerate(zip(texts, labels, strict=True))
@@ -97,7 +61,7 @@ def test_json_texts_round_trip_with_the_encoders_features(
     assert done.json() == {"received": 6, "inserted": 6, "skipped": 0, "ground_truth_added": 6}
     again = api.post(f"/api/v1/projects/{pid}/items/texts", json={"items": items[:3]}).json()
     assert again["inserted"] == 0 and again["skipped"] == 3
-    ids, X = _stored(session_factory, pid)
+    ids, X = stored_features(session_factory, pid)
     assert ids == [f"s{i}" for i in range(6)]
     np.testing.assert_array_equal(X, make_text_encoder("hashing:64").encode(texts))
     page = api.get(f"/api/v1/projects/{pid}/items/texts", params={"limit": 4}).json()
@@ -113,8 +77,8 @@ def test_json_texts_round_trip_with_the_encoders_features(
 def test_text_files_upload(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session], fmt: str
 ) -> None:
-    pid = _text_project(make_project)["id"]
-    texts, labels = _sentences(5)
+    pid = text_project(make_project)["id"]
+    texts, labels = toy_sentences(5)
     if fmt == "csv":
         lines = [
             "id,sentence,label",
@@ -142,7 +106,7 @@ def test_text_files_upload(
     )
     assert done.status_code == 200, done.text
     assert done.json()["inserted"] == 5 and done.json()["ground_truth_added"] == 5
-    ids, X = _stored(session_factory, pid)
+    ids, X = stored_features(session_factory, pid)
     assert ids == [f"r{i}" for i in range(5)]
     np.testing.assert_array_equal(X, make_text_encoder("hashing:64").encode(texts))
 
@@ -150,7 +114,7 @@ def test_text_files_upload(
 def test_a_json_list_of_strings_gets_row_ids(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
 ) -> None:
-    pid = _text_project(make_project)["id"]
+    pid = text_project(make_project)["id"]
     done = api.post(
         f"/api/v1/projects/{pid}/items/texts/upload",
         params={"id_prefix": "doc-"},
@@ -158,7 +122,7 @@ def test_a_json_list_of_strings_gets_row_ids(
         headers={"Content-Type": "application/octet-stream"},
     )
     assert done.status_code == 200, done.text
-    assert _stored(session_factory, pid)[0] == ["doc-0", "doc-1"]
+    assert stored_features(session_factory, pid)[0] == ["doc-0", "doc-1"]
     listed = api.get(f"/api/v1/projects/{pid}/items/texts").json()["items"]
     assert listed[0]["text"] == "första meningen ✓"
 
@@ -194,7 +158,7 @@ def test_bad_text_files_are_422_and_write_nothing(
     field: str | None,
     says: str | None,
 ) -> None:
-    pid = _text_project(make_project)["id"]
+    pid = text_project(make_project)["id"]
     response = api.post(
         f"/api/v1/projects/{pid}/items/texts/upload",
         params=params,
@@ -218,11 +182,11 @@ def test_texts_go_to_text_projects_only(api: Api, make_project: MakeProject) -> 
     assert response.status_code == 422 and response.json()["detail"]["field"] == "data_kind"
 
 
-def test_a_round_runs_on_a_text_project(api: Api, make_project: MakeProject) -> None:
+def test_a_round_runs_on_atext_project(api: Api, make_project: MakeProject) -> None:
     settings = {"validation_size": 60, "seed_size": 20, "label_budget": 30, "batch_size": 10, "model": "mlp",
                 "hidden": [16], "epochs": 10, "lr": 0.05, "max_rounds": 1}  # fmt: skip
-    pid = _text_project(make_project, "hashing:128", **settings)["id"]
-    texts, labels = _sentences(240, seed=3)
+    pid = text_project(make_project, "hashing:128", **settings)["id"]
+    texts, labels = toy_sentences(240, seed=3)
     items = [
         {"external_id": f"s{i}", "text": t, "ground_truth": lab}
         for i, (t, lab) in enumerate(zip(texts, labels, strict=True))
@@ -250,11 +214,11 @@ def test_a_round_runs_on_a_text_project(api: Api, make_project: MakeProject) -> 
 def test_minilm_through_the_api(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
 ) -> None:
-    pid = _text_project(make_project, "minilm")["id"]
+    pid = text_project(make_project, "minilm")["id"]
     texts = ["a gripping, beautiful film", "two hours I will never get back", "le chat est sur la table"]
     items = [{"external_id": f"m{i}", "text": t} for i, t in enumerate(texts)]
     assert api.post(f"/api/v1/projects/{pid}/items/texts", json={"items": items}).status_code == 200
-    _ids, X = _stored(session_factory, pid)
+    _ids, X = stored_features(session_factory, pid)
     assert X.shape == (3, 384)
     np.testing.assert_allclose(X, make_text_encoder("minilm").encode(texts), atol=1e-5)
 
@@ -262,7 +226,7 @@ def test_minilm_through_the_api(
 def test_unstorable_json_texts_are_422(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
 ) -> None:
-    pid = _text_project(make_project)["id"]
+    pid = text_project(make_project)["id"]
     for bad, field in (
         ({"external_id": "a", "text": "lone \ud800 surrogate"}, "items.0.text"),
         ({"external_id": "a\x00b", "text": "fine"}, "items.0.external_id"),

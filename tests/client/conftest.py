@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -74,3 +75,15 @@ def tb(service_settings: Settings, api_key: str) -> Iterator[TBALClient]:
     """The typed client over the app in process (the key is given to the client, not the TestClient)."""
     with TestClient(create_app(service_settings)) as http:
         yield TBALClient(http=http, key=api_key)
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The service's OpenAPI document (the client's type tests check the client against it)."""
+    folder = tmp_path_factory.mktemp("openapi")
+    settings = Settings(
+        database_url=f"sqlite:///{folder / 'tbal.sqlite'}",
+        artifacts_dir=folder / "artifacts",
+        upload_dir=folder / "uploads",
+    )
+    return create_app(settings).openapi()

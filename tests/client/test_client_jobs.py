@@ -15,8 +15,7 @@ from app.main import create_app
 from app.settings import Settings
 from tbal_client import TBALClient
 from tbal_client.jobs import Job, JobFailed
-from tests.client.test_client_types import API, Schema, answer_schema, assert_reads_match
-from tests.client.test_client_types import spec as spec
+from tests.client.openapi_checks import API, Schema, answer_schema, assert_reads_match
 
 
 @pytest.fixture

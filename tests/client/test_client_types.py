@@ -8,12 +8,10 @@ outside the standard library, httpx and numpy; its text-file reader agrees with 
 from __future__ import annotations
 
 import ast
-import inspect
 import json
 import re
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,53 +31,7 @@ from tbal.text_files import read_text_records as library_reader
 from tbal_client import APIError, Label, TBALClient
 from tbal_client.text_files import MAX_TEXT_CHARS, TextFileError
 from tbal_client.text_files import read_text_records as client_reader
-
-Schema = dict[str, Any]
-API = "/api/v1"
-
-
-@pytest.fixture(scope="module")
-def spec(tmp_path_factory: pytest.TempPathFactory) -> Schema:
-    folder = tmp_path_factory.mktemp("openapi")
-    settings = Settings(
-        database_url=f"sqlite:///{folder / 'tbal.sqlite'}",
-        artifacts_dir=folder / "artifacts",
-        upload_dir=folder / "uploads",
-    )
-    return create_app(settings).openapi()
-
-
-# ---------------------------------------------------------------------------------------------------
-# What the client reads, from its source
-
-
-def keys_read(function: Callable[..., Any], variable: str = "data") -> tuple[set[str], set[str]]:
-    """(required, optional): the string keys ``function`` reads from ``variable`` as ``variable["k"]``
-    and as ``variable.get("k")``; a ``cls.__dataclass_fields__`` comprehension reads every field."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-    required: set[str] = set()
-    optional: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Subscript) and _is_name(node.value, variable):
-            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
-                required.add(node.slice.value)
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "get"
-            and _is_name(node.func.value, variable)
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-        ):
-            optional.add(str(node.args[0].value))
-        elif isinstance(node, ast.Attribute) and node.attr == "__dataclass_fields__":
-            owner = function.__qualname__.split(".")[0]
-            required |= set(getattr(types_module, owner).__dataclass_fields__)
-    return required, optional - required
-
-
-def _is_name(node: ast.AST, name: str) -> bool:
-    return isinstance(node, ast.Name) and node.id == name
+from tests.client.openapi_checks import API, Schema, answer_schema, assert_reads_match, keys_read, resolve
 
 
 def test_the_source_walk_finds_what_a_method_reads() -> None:
@@ -96,58 +48,6 @@ def test_the_source_walk_finds_what_a_method_reads() -> None:
         "confidence",
         "clears_threshold",
     }
-
-
-# ---------------------------------------------------------------------------------------------------
-# The server's schemas
-
-
-def resolve(spec: Schema, schema: Schema) -> Schema:
-    """``schema`` with ``$ref`` followed and a nullable ``anyOf: [X, null]`` reduced to X."""
-    while True:
-        if "$ref" in schema:
-            schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
-        elif "anyOf" in schema:
-            options = [s for s in schema["anyOf"] if s.get("type") != "null"]
-            if len(options) != 1:
-                return schema
-            schema = options[0]
-        elif "allOf" in schema and len(schema["allOf"]) == 1:
-            schema = schema["allOf"][0]
-        else:
-            return schema
-
-
-def answer_schema(spec: Schema, method: str, path: str, *, items: bool = False) -> Schema:
-    """The JSON schema of the 2xx answer of ``method path`` (of its elements when ``items``: a bare
-    list, or a page's ``items``)."""
-    responses = spec["paths"][path][method.lower()]["responses"]
-    status = next(code for code in responses if code.startswith("2"))
-    schema = resolve(spec, responses[status]["content"]["application/json"]["schema"])
-    if items:
-        if schema.get("type") != "array":
-            schema = resolve(spec, schema["properties"]["items"])
-        schema = resolve(spec, schema["items"])
-    return schema
-
-
-def assert_reads_match(
-    spec: Schema,
-    schema: Schema,
-    function: Callable[..., Any],
-    variable: str = "data",
-    absent: frozenset[str] = frozenset(),
-) -> None:
-    """``absent``: keys read with ``.get`` that this answer leaves out on purpose (a project's ``counts``
-    come only with the detail)."""
-    required, optional = keys_read(function, variable)
-    assert absent <= optional, f"{absent - optional} are read as required"
-    optional -= absent
-    assert required or optional, f"{function.__qualname__} reads nothing from {variable}"
-    properties = set(schema.get("properties", {}))
-    where = f"{function.__qualname__} vs {schema.get('title')}"
-    assert (required | optional) - properties == set(), f"{where}: keys the server does not send"
-    assert required - set(schema.get("required", [])) == set(), f"{where}: read as required, optional there"
 
 
 COUNTS = frozenset({"counts"})

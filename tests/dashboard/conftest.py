@@ -14,6 +14,7 @@ import pytest
 
 from examples.demo import Server, create_api_key, free_port, start_server
 from tbal_client import APIError, Project, Round, TBALClient
+from tests.dashboard.browser import browser  # noqa: F401 (the fixture, for the browser tests here)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TBAL_TEST_ARTIFACTS", ROOT / "var" / "test-artifacts"))

@@ -10,85 +10,21 @@ own browser download is not used). Without them the tests are skipped, except un
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tbal_client import TBALClient
+from tests.dashboard.browser import open_page, wait_ready
 from tests.dashboard.conftest import DASHBOARD_SETTINGS, LiveService, new_digits_project
 
-CHROMIUM = os.environ.get("TBAL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-VIEWPORT = {"width": 1440, "height": 900}
 TRAIN_SECONDS = 8.0
 """How long the watched round trains (the page polls every 2 s)."""
 
 pytestmark = pytest.mark.slow
-
-
-def _missing_browser() -> str | None:
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is not installed (pip install playwright)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    problem = _missing_browser()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(problem)
-        pytest.skip(problem)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class PageErrors:
-    """Console errors and uncaught exceptions of a page (a CSP violation or a script error shows here)."""
-
-    def __init__(self, page: Any) -> None:
-        self.messages: list[str] = []
-        page.on("console", lambda m: self.messages.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.messages.append(f"uncaught: {e}"))
-
-
-def _open(browser: Any, url: str) -> tuple[Any, Any, PageErrors]:
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    errors = PageErrors(page)
-    page.goto(url)
-    return context, page, errors
-
-
-def _ready(page: Any, timeout_ms: int = 30_000) -> None:
-    page.wait_for_selector("body[data-state=ready], body[data-state=error]", timeout=timeout_ms)
-    state = page.evaluate("document.body.dataset.state")
-    assert state == "ready", page.inner_text("#view")
 
 
 def _shown(page: Any, testid: str) -> tuple[str, str]:
@@ -106,9 +42,9 @@ def test_the_project_page_shows_the_apis_numbers(
 ) -> None:
     tb, project = live_service.client, live_service.finished
     url = f"{live_service.base_url}/dashboard?project={project.id}#key={live_service.key}"
-    context, page, errors = _open(browser, url)
+    context, page, errors = open_page(browser, url)
     try:
-        _ready(page)
+        wait_ready(page)
         path = artifacts_dir / "dashboard-project.png"
         page.screenshot(path=str(path), full_page=True)
         assert path.stat().st_size > 20_000
@@ -196,7 +132,7 @@ def test_the_project_page_shows_the_apis_numbers(
         first = next(r for r in rounds if (r.metrics or {})["auto_labeled"] > 0)
         page.select_option("[data-testid=round-picker]", str(first.index))
         page.wait_for_function(f"new URLSearchParams(location.search).get('round') === '{first.index}'")
-        _ready(page)
+        wait_ready(page)
         page.wait_for_selector(f"text=Thresholds and estimated errors of round {first.index}")
         expected = [c["threshold"] for c in (first.metrics or {})["thresholds"]]
         shown_thresholds = [
@@ -213,7 +149,7 @@ def test_the_project_page_shows_the_apis_numbers(
 def test_the_projects_page_and_the_key_prompt(
     browser: Any, live_service: LiveService, artifacts_dir: Path
 ) -> None:
-    context, page, errors = _open(browser, f"{live_service.base_url}/dashboard")
+    context, page, errors = open_page(browser, f"{live_service.base_url}/dashboard")
     try:
         # No key yet: the page asks for one; a wrong one is refused; the right one loads the projects.
         page.wait_for_selector("body[data-state=needs-key]")
@@ -223,7 +159,7 @@ def test_the_projects_page_and_the_key_prompt(
         assert "refused" in page.inner_text("#key-error")
         page.fill("#key-input", live_service.key)
         page.click("#key-form button")
-        _ready(page)
+        wait_ready(page)
         projects = live_service.client.list_projects()
         rows = page.locator("[data-testid=project-row]")
         assert rows.count() == len(projects)
@@ -232,7 +168,7 @@ def test_the_projects_page_and_the_key_prompt(
         }
         page.screenshot(path=str(artifacts_dir / "dashboard-projects.png"), full_page=True)
         page.click(f"text={live_service.finished.name}")
-        _ready(page)
+        wait_ready(page)
         assert page.locator("[data-testid=project-name]").inner_text() == live_service.finished.name
         # the refused key logs one console error (the 401); nothing else may fail
         assert all("401" in m for m in errors.messages), errors.messages
@@ -254,17 +190,17 @@ def test_a_running_round_is_shown_live_and_its_end_picked_up(
     epochs = int(min(5000, max(50, DASHBOARD_SETTINGS["epochs"] * TRAIN_SECONDS / train_s)))  # type: ignore[operator]
     tb.update_settings(project.id, {"epochs": epochs})
 
-    context, page, errors = _open(
+    context, page, errors = open_page(
         browser, f"{live_service.base_url}/dashboard?project={project.id}#key={live_service.key}"
     )
     try:
-        _ready(page)
+        wait_ready(page)
         assert page.locator("[data-testid=round-row]").count() == 1
         page.evaluate("window.__notReloaded = true")
         started = tb.start_round(project.id)
         # The idle page polls every 30 s; a reload is how a user would see a round started elsewhere.
         page.reload()
-        _ready(page)
+        wait_ready(page)
         page.evaluate("window.__notReloaded = true")
         seen: list[tuple[str, str, float]] = []
         deadline = time.monotonic() + 240
@@ -333,11 +269,11 @@ def test_rounds_held_by_the_final_schedule_are_explained(browser: Any, live_serv
     assert (held.metrics or {})["delta_round"] == 0.0 and (held.metrics or {})["auto_labeled"] == 0
     assert (last.metrics or {})["delta_round"] > 0.0
 
-    context, page, errors = _open(
+    context, page, errors = open_page(
         browser, f"{live_service.base_url}/dashboard?project={project.id}#key={live_service.key}"
     )
     try:
-        _ready(page)
+        wait_ready(page)
         rows = page.locator("[data-testid=round-row]")
         assert rows.count() == 2
         marks = [rows.nth(i).locator("[data-testid=round-held]").count() for i in range(2)]

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from examples.demo import Server, create_api_key, free_port, start_server
-from tests.dashboard.test_browser import _open, _ready, browser  # noqa: F401 (the fixture)
+from tests.dashboard.browser import browser, open_page, wait_ready  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -43,18 +43,20 @@ def test_the_uploads_card_shows_a_job(browser: Any, service: tuple[Server, str])
     )
     assert started.status_code == 202, started.text
 
-    context, page, errors = _open(browser, f"{server.base_url}/dashboard?project={project['id']}#key={key}")
+    context, page, errors = open_page(
+        browser, f"{server.base_url}/dashboard?project={project['id']}#key={key}"
+    )
     try:
-        _ready(page)
+        wait_ready(page)
         page.wait_for_selector("[data-testid=job-row][data-status=succeeded]", timeout=30_000)
         shown = page.inner_text("[data-testid=job-row]")
         assert "30 / 30" in shown and "29 stored" in shown and "1 refused, first t2: unknown class" in shown
         assert errors.messages == []
     finally:
         context.close()
-    context, page, errors = _open(browser, f"{server.base_url}/dashboard?project={plain['id']}#key={key}")
+    context, page, errors = open_page(browser, f"{server.base_url}/dashboard?project={plain['id']}#key={key}")
     try:
-        _ready(page)
+        wait_ready(page)
         page.wait_for_timeout(1_000)  # the card's request has answered by now
         assert page.locator("[data-testid=job-row]").count() == 0 and errors.messages == []
     finally:

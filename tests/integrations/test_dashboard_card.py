@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from examples.demo import Server, create_api_key, free_port, start_server
-from tests.dashboard.test_browser import _open, _ready, browser  # noqa: F401 (the fixture)
+from tests.dashboard.browser import browser, open_page, wait_ready  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -44,18 +44,20 @@ def test_the_label_studio_card_shows_the_latest_errors(browser: Any, service: tu
     refused = httpx.post(f"{url}/setup", json={"schema": CONFIG}, timeout=60.0)
     assert refused.status_code == 422
 
-    context, page, errors = _open(browser, f"{server.base_url}/dashboard?project={connected['id']}#key={key}")
+    context, page, errors = open_page(
+        browser, f"{server.base_url}/dashboard?project={connected['id']}#key={key}"
+    )
     try:
-        _ready(page)
+        wait_ready(page)
         page.wait_for_selector("[data-testid=ls-errors]", timeout=30_000)
         shown = page.inner_text("[data-testid=ls-errors]")
         assert "setup 422" in shown and "choices that are not classes of the project: ['unclear']" in shown
         assert errors.messages == []
     finally:
         context.close()
-    context, page, errors = _open(browser, f"{server.base_url}/dashboard?project={plain['id']}#key={key}")
+    context, page, errors = open_page(browser, f"{server.base_url}/dashboard?project={plain['id']}#key={key}")
     try:
-        _ready(page)
+        wait_ready(page)
         page.wait_for_timeout(1_000)  # the card's request has answered by now
         assert page.locator("[data-testid=ls-errors]").count() == 0 and errors.messages == []
     finally:
