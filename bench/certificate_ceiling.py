@@ -99,11 +99,16 @@ def ceiling(path: Path) -> dict[str, float]:
     }
 
 
-def replay(z: Any, family: str) -> float:
-    """The share of the round's pool that ``family`` certifies on the round's D_th at its δ_k."""
+def replay(z: Any, family: str, share: float = 0.3, restarts: int = 3) -> float:
+    """The share of the round's pool that ``family`` (with the fallback walk's ``share`` η over
+    ``restarts`` J) certifies on the round's D_th at its δ_k."""
     k = int(max(z["th_y"].max(), z["pool_y"].max())) + 1
     correct = z["th_pred"] == z["th_y"]
-    config = ThresholdConfig(pooled_families=family)  # type: ignore[arg-type]
+    config = ThresholdConfig(
+        pooled_families=family,  # type: ignore[arg-type]
+        fallback_share=share,
+        fallback_checkpoints=restarts,
+    )
     result = estimate_thresholds(z["th_scores"], z["th_pred"], correct, k, config, delta=float(z["delta"]))
     return float(np.mean(z["pool_scores"] >= result.thresholds[z["pool_pred"]]))
 
@@ -114,6 +119,7 @@ def main() -> None:
     )
     parser.add_argument("--seeds", default="10,11,12,13")
     parser.add_argument("--out", type=Path, default=None, help="keep the captured rounds here")
+    parser.add_argument("--restarts", action="store_true", help="also replay η 0-0.7 × J 1-5 (common cut)")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="tbal-ceiling-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -127,6 +133,11 @@ def main() -> None:
             f"top 35 % {pct['error_at_35']:.2f} %; replayed: both {pct['replay both']:.1f} %, common "
             f"{pct['replay common']:.1f} %, rank {pct['replay rank']:.1f} %"
         )
+        if args.restarts:
+            z = np.load(path)
+            grid = [(0.0, 1)] + [(eta, j) for eta in (0.3, 0.5, 0.7) for j in (1, 3, 5)]
+            shown = ", ".join(f"η {eta} J {j}: {100 * replay(z, 'common', eta, j):.1f} %" for eta, j in grid)
+            print(f"seed {seed} restarts (common cut): {shown}")
 
 
 if __name__ == "__main__":

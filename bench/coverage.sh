@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,7 +66,14 @@ cases() {
         echo "h-m-e3-paper-s$s mnist softmax $s --set train.epochs=3 --bound paper"
         echo "h-m-e3-f800-s$s mnist softmax $s --set train.epochs=3 --set loop.validation_floor=800"
       done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard" >&2; exit 2 ;;
+    current)  # the figures of "Issue 11, continued": the defaults after pooled_families (results s5-*)
+      for s in 0 1 2 3 4; do
+        echo "s5-b-m-soft-s$s mnist softmax $s"; echo "s5-b-t-soft-s$s sst2 softmax $s"
+        echo "s5-b-t-data-s$s sst2 softmax $s --guarantee dataset"
+      done
+      echo "s5-b-t-col-s0 sst2 colander 0"
+      for s in 10 11; do echo "s5-h-m-e3-def-s$s mnist softmax $s --set train.epochs=3"; done ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current" >&2; exit 2 ;;
   esac
 }
 
