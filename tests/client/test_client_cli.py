@@ -182,9 +182,10 @@ def test_the_verbs_parse_and_read_the_environment(monkeypatch: pytest.MonkeyPatc
 
 
 def test_the_tbal_command_has_the_verbs_once_installed() -> None:
-    """Through the ``tbal.commands`` entry point (``client = "tbal_client.cli:register"`` in pyproject)."""
-    if "client" not in {e.name for e in entry_points(group="tbal.commands")}:
-        pytest.skip("the client entry point is not installed yet (pip install -e . after adding it)")
+    """Through the ``tbal.commands`` entry point (``client = "tbal_client.cli:register"``), which the
+    ``tbal-client`` distribution declares (client/pyproject.toml) and ``make env`` installs."""
+    owners = {e.dist.name for e in entry_points(group="tbal.commands", name="client") if e.dist}
+    assert owners == {"tbal-client"}, "install the client: pip install -e ./client"
     from tbal.cli import build_parser as tbal_parser
 
     args = tbal_parser().parse_args(["round", "start", "--project", "3"])

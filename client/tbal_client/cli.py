@@ -1,7 +1,8 @@
 """``tbal`` verbs that drive a running service over HTTP, on top of :mod:`tbal_client.client`.
 
-Registered through the ``tbal.commands`` entry-point group (``client = "tbal_client.cli:register"``), and
-runnable on their own as ``python -m tbal_client.cli``. Every verb takes ``--url`` (default ``$TBAL_URL``,
+Registered through the ``tbal.commands`` entry-point group (``client = "tbal_client.cli:register"``, declared
+by the ``tbal-client`` distribution in ``client/pyproject.toml``), and runnable without the library as the
+``tbal-client`` command or ``python -m tbal_client.cli``. Every verb takes ``--url`` (default ``$TBAL_URL``,
 else http://127.0.0.1:8000) and ``--key`` (default ``$TBAL_API_KEY``)::
 
     export TBAL_URL=http://127.0.0.1:8000 TBAL_API_KEY=$(tbal create-key --name me)
@@ -662,9 +663,9 @@ class _UploadProgress:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """A parser with only the client verbs (``python -m tbal_client.cli``)."""
+    """A parser with only the client verbs (the ``tbal-client`` command, ``python -m tbal_client.cli``)."""
     parser = argparse.ArgumentParser(
-        prog="tbal", description="Drive a tbal service over HTTP (see `tbal serve`)."
+        prog="tbal-client", description="Drive a tbal service over HTTP (see `tbal serve`)."
     )
     register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     return parser

@@ -1,12 +1,14 @@
 """tbal_client: a typed HTTP client of the tbal service and the ``tbal`` verbs built on it.
 
-It needs only httpx and numpy (no torch, nothing of the library ``tbal`` or of the service ``app``;
-``tests/client/test_client_imports.py`` walks its imports), so a labeling script on another machine can
-drive a service without installing the model stack. :mod:`tbal_client.client` holds the client,
-:mod:`tbal_client.types` its request and response types and its errors, :mod:`tbal_client.jobs` ingest
-jobs; :mod:`tbal_client.cli` the command verbs (``python -m tbal_client.cli``, or the ``tbal`` command
-through the ``tbal.commands`` entry point) and :mod:`tbal_client.files` the files they read and write;
-:mod:`tbal_client.text_files` reads text files.
+It is a distribution of its own, ``tbal-client`` (``client/pyproject.toml``; ``pip install ./client``),
+that needs only httpx and numpy (no torch, nothing of the library ``tbal`` or of the service ``app``;
+``tests/client/test_client_types.py`` walks its imports and ``tests/client/test_client_distribution.py``
+builds the wheel), so a labeling script on another machine can drive a service without installing the
+model stack. :mod:`tbal_client.client` holds the client, :mod:`tbal_client.types` its request and
+response types and its errors, :mod:`tbal_client.jobs` ingest jobs; :mod:`tbal_client.cli` the command
+verbs (the ``tbal-client`` command, ``python -m tbal_client.cli``, or the ``tbal`` command through the
+``tbal.commands`` entry point where the library is installed too) and :mod:`tbal_client.files` the files
+they read and write; :mod:`tbal_client.text_files` reads text files.
 """
 
 from tbal_client.client import ProgressLine, RetryPolicy, TBALClient, find_images
