@@ -1,13 +1,18 @@
-"""Sending rounds to be run: in the API process (the embedded default) or to Celery workers.
+"""Sending rounds, and other background work, to be run: in the API process (the embedded default) or
+to Celery workers.
 
 Both run :func:`app.rounds.run.execute_round`; only the round id travels. The Celery task's name,
-:data:`RUN_ROUND_TASK`, is defined here once (the worker registers its task under it).
+:data:`RUN_ROUND_TASK`, is defined here once (the worker registers its task under it). Other work (ingest
+jobs, :mod:`app.services.background`) goes the same way through :meth:`Dispatcher.send_work`, so that it
+runs where rounds run; underneath, :meth:`InProcessDispatcher.submit` (the pool, tracked by ``wait_idle``)
+and :meth:`CeleryDispatcher.send_task` (the Celery client) serve rounds and that work alike.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -20,13 +25,22 @@ logger = logging.getLogger(__name__)
 RUN_ROUND_TASK = "tbal.run_round"
 ROUND_TASK = RUN_ROUND_TASK  # the name it had before
 
+Work = Callable[[int, sessionmaker[Session], Settings], object]
+"""Background work other than a round, run in process: called with an id, the session factory and the
+settings (the Celery task that does the same work in a worker takes the id alone)."""
+
 
 class Dispatcher(Protocol):
-    """Sends a committed round to whatever runs rounds."""
+    """Sends a committed round, or other background work, to whatever runs rounds."""
 
     name: str
 
     def enqueue_round(self, round_id: int) -> None: ...
+
+    def send_work(self, work: Work, work_id: int, *, task: str, queue: str) -> None:
+        """Run ``work(work_id, session_factory, settings)`` where rounds run: in this process, or as the
+        Celery task ``task`` with ``[work_id]`` on ``queue``; raises what the broker raises when away."""
+        ...
 
     def ping(self) -> None:
         """Raise when rounds cannot be sent now (the broker is unreachable)."""
@@ -49,19 +63,26 @@ class InProcessDispatcher:
         self._pending: set[Future[None]] = set()
         self._lock = threading.Lock()
 
-    def enqueue_round(self, round_id: int) -> None:
-        future = self._pool.submit(self._run, round_id)
+    def submit(self, fn: Callable[..., object], *args: object) -> Future[None]:
+        """Run ``fn(*args)`` on the pool; :meth:`wait_idle` waits for it. An exception is logged, not kept:
+        nobody reads the future of background work (its own row says what happened)."""
+        future = self._pool.submit(_logged, fn, args)
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(self._forget)
+        return future
 
-    def _run(self, round_id: int) -> None:
-        from app.rounds.run import execute_round
+    def enqueue_round(self, round_id: int) -> None:
+        self.submit(self._run_round, round_id)
 
-        try:
-            execute_round(round_id, self._factory, self._settings)
-        except Exception:  # the round row says what happened where it could be written
-            logger.exception("round %s stopped with an error", round_id)
+    def send_work(self, work: Work, work_id: int, *, task: str, queue: str) -> None:
+        """In this process: ``task`` and ``queue`` name the Celery way and are not needed here."""
+        self.submit(work, work_id, self._factory, self._settings)
+
+    def _run_round(self, round_id: int) -> None:
+        from app.rounds.run import execute_round  # deferred: it imports torch, the API need not
+
+        execute_round(round_id, self._factory, self._settings)
 
     def ping(self) -> None:
         """Nothing to reach: rounds run in this process."""
@@ -71,7 +92,8 @@ class InProcessDispatcher:
             self._pending.discard(future)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until every enqueued round has finished (tests and the demo); False on timeout."""
+        """Wait until every round and piece of work submitted so far has finished (tests and the demo);
+        False on timeout."""
         with self._lock:
             pending = list(self._pending)
         for future in pending:
@@ -116,8 +138,16 @@ class CeleryDispatcher:
             self._app = app
         return self._app
 
+    def send_task(self, name: str, args: Sequence[object], queue: str) -> None:
+        """Send the Celery task ``name`` with ``args`` (JSON) to ``queue``; raises when the broker is away."""
+        self._client().send_task(name, args=list(args), queue=queue)
+
     def enqueue_round(self, round_id: int) -> None:
-        self._client().send_task(RUN_ROUND_TASK, args=[round_id], queue=self._settings.round_queue)
+        self.send_task(RUN_ROUND_TASK, [round_id], self._settings.round_queue)
+
+    def send_work(self, work: Work, work_id: int, *, task: str, queue: str) -> None:
+        """To a worker: only ``work_id`` travels; the worker's task ``task`` does what ``work`` does."""
+        self.send_task(task, [work_id], queue)
 
     def ping(self) -> None:
         """Open a connection to the broker (one try, ``broker_timeout_s`` at most); raise if it fails."""
@@ -129,6 +159,15 @@ class CeleryDispatcher:
     def close(self) -> None:
         if self._app is not None:
             self._app.close()
+
+
+def _logged(fn: Callable[..., object], args: tuple[object, ...]) -> None:
+    try:
+        fn(*args)
+    except Exception:  # the round's or the job's row says what happened where it could be written
+        # Named by the first argument (a round's or a job's id), never by all: the settings may follow.
+        first = args[0] if args else ""
+        logger.exception("background work %s(%s) stopped with an error", getattr(fn, "__name__", fn), first)
 
 
 def make_dispatcher(settings: Settings, session_factory: sessionmaker[Session]) -> Dispatcher:

@@ -259,15 +259,23 @@ def ready_project(
 
 
 class RecordingDispatcher:
-    """Takes the place of the in-process dispatcher: rounds stay queued until a test runs them."""
+    """Takes the place of the in-process dispatcher: rounds (and other work) stay queued until a test
+    runs them."""
 
     name = "recording"
 
     def __init__(self) -> None:
         self.enqueued: list[int] = []
+        self.sent_work: list[tuple[str, int]] = []
 
     def enqueue_round(self, round_id: int) -> None:
         self.enqueued.append(round_id)
+
+    def send_work(self, work: Callable[..., object], work_id: int, *, task: str, queue: str) -> None:
+        self.sent_work.append((task, work_id))
+
+    def ping(self) -> None:
+        return None
 
     def close(self) -> None:
         return None

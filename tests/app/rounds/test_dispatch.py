@@ -1,13 +1,16 @@
 """Dispatch: Celery messages carry only the round id; a broker that is down gives 503 and a failed round;
-two rounds requested at once for one project: exactly one is created."""
+two rounds requested at once for one project: exactly one is created. The dispatchers' public way for
+other background work: ``InProcessDispatcher.submit`` (tracked by ``wait_idle``, errors logged),
+``CeleryDispatcher.send_task``, and ``send_work`` on both, which rounds and ingest jobs share."""
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -15,8 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import Conflict
 from app.main import create_app
-from app.rounds.dispatch import CeleryDispatcher
+from app.rounds.dispatch import RUN_ROUND_TASK, CeleryDispatcher, InProcessDispatcher
 from app.rounds.service import start_round
+from app.services import background
 from app.services.projects import get_project
 from app.settings import Settings
 from tests.app.conftest import Api, RecordingDispatcher, count_rows, ready_project
@@ -38,6 +42,18 @@ def _redis() -> Any:
     return client
 
 
+def _pop_task(client: Any, queue: str) -> tuple[str, list[Any]]:
+    """The oldest Celery message on ``queue`` (kombu pushes left, workers pop right): its task name and
+    positional arguments (JSON)."""
+    raw = client.rpop(queue)
+    assert raw is not None, f"nothing on {queue}"
+    message = json.loads(raw)
+    assert message["content-type"] == "application/json"
+    args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+    assert kwargs == {}
+    return message["headers"]["task"], args
+
+
 def test_celery_dispatcher_sends_the_round_id_as_json() -> None:
     client = _redis()
     queue = f"tbal-test-{os.getpid()}"
@@ -47,16 +63,103 @@ def test_celery_dispatcher_sends_the_round_id_as_json() -> None:
     )
     try:
         dispatcher.enqueue_round(42)
-        raw = client.lpop(queue)
-        assert raw is not None
-        message = json.loads(raw)
-        assert message["headers"]["task"] == "tbal.run_round"
-        assert message["content-type"] == "application/json"
-        args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
-        assert args == [42] and kwargs == {}
+        assert _pop_task(client, queue) == ("tbal.run_round", [42])
+        # The public way for other work: any task, any queue, only JSON arguments travel.
+        other = f"{queue}-jobs"
+        dispatcher.send_task("tbal.test_task", (7, "x"), other)
+        dispatcher.send_work(_never_here, 9, task="tbal.ingest_job", queue=other)
+        assert _pop_task(client, other) == ("tbal.test_task", [7, "x"])
+        assert _pop_task(client, other) == ("tbal.ingest_job", [9])
+        assert client.llen(queue) == 0
     finally:
         dispatcher.close()
-        client.delete(queue)
+        client.delete(queue, f"{queue}-jobs")
+
+
+def _never_here(work_id: int, factory: sessionmaker[Session], settings: Settings) -> None:
+    raise AssertionError("in-process work run by a Celery dispatcher")
+
+
+class _SentTasks(CeleryDispatcher):
+    """A Celery dispatcher whose ``send_task`` records instead of reaching a broker."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.sent: list[tuple[str, list[Any], str]] = []
+
+    def send_task(self, name: str, args: Sequence[object], queue: str) -> None:
+        self.sent.append((name, list(args), queue))
+
+
+def test_celery_rounds_and_work_go_through_send_task() -> None:
+    dispatcher = _SentTasks(Settings(broker_url="redis://127.0.0.1:9/0", round_queue="gpu"))
+    dispatcher.enqueue_round(3)
+    background.send(dispatcher, task="tbal.ingest_job", queue="default", work=_never_here, work_id=4)
+    assert dispatcher.sent == [(RUN_ROUND_TASK, [3], "gpu"), ("tbal.ingest_job", [4], "default")]
+
+
+def _in_process(workers: int = 2) -> InProcessDispatcher:
+    return InProcessDispatcher(sessionmaker(), Settings(in_process_workers=workers))
+
+
+def test_in_process_submit_is_waited_for_and_its_errors_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    dispatcher = _in_process()
+    release = threading.Event()
+    done: list[int] = []
+
+    def slow(value: int) -> None:
+        assert release.wait(timeout=30)
+        done.append(value)
+
+    def broken(value: int) -> None:
+        raise RuntimeError(f"broken {value}")
+
+    try:
+        slow_future = dispatcher.submit(slow, 1)
+        with caplog.at_level(logging.ERROR, logger="app.rounds.dispatch"):
+            dispatcher.submit(broken, 2).result(timeout=30)  # logged, not raised
+        assert dispatcher.wait_idle(timeout=0.05) is False  # `slow` still runs
+        release.set()
+        assert dispatcher.wait_idle(timeout=30) is True
+        assert done == [1] and slow_future.done()
+        assert [r.getMessage() for r in caplog.records] == ["background work broken(2) stopped with an error"]
+    finally:
+        release.set()
+        dispatcher.close()
+
+
+def test_in_process_rounds_and_work_share_submit() -> None:
+    dispatcher = _in_process()
+    submitted: list[tuple[Any, tuple[object, ...]]] = []
+    real_submit = dispatcher.submit
+
+    def recording_submit(fn: Callable[..., object], *args: object) -> Any:
+        submitted.append((fn, args))
+        return real_submit(lambda *_: None)  # record only: no round to run here
+
+    dispatcher.submit = recording_submit  # type: ignore[method-assign]
+    ran: list[tuple[int, Any, Any]] = []
+
+    def work(work_id: int, factory: sessionmaker[Session], settings: Settings) -> None:
+        ran.append((work_id, factory, settings))
+
+    try:
+        dispatcher.enqueue_round(5)
+        background.send(dispatcher, task="tbal.ingest_job", queue="default", work=work, work_id=6)
+        assert dispatcher.wait_idle(timeout=30)
+        (round_fn, round_args), (work_fn, work_args) = submitted
+        assert round_fn == dispatcher._run_round and round_args == (5,)
+        assert work_fn is work and work_args[0] == 6
+    finally:
+        dispatcher.close()
+    # Without the recorder: the work runs in the pool with the dispatcher's factory and settings.
+    dispatcher = _in_process()
+    try:
+        background.send(dispatcher, task="tbal.ingest_job", queue="default", work=work, work_id=8)
+        assert dispatcher.wait_idle(timeout=30)
+        assert ran == [(8, dispatcher._factory, dispatcher._settings)]
+    finally:
+        dispatcher.close()
 
 
 def test_broker_down_is_503_and_the_round_fails(
