@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     200 with what was stored; larger ones answer 202 with an ingest job once their raw data are stored,
     and are encoded in the background (``?background=true|false`` decides per request)."""
     ingest_job_batch: int = Field(default=512, ge=1, le=100_000)
-    """Items an ingest job encodes and stores per transaction (its progress moves batch by batch)."""
+    """Items in an ingest job's first batch, encoded and stored in one transaction (its progress moves
+    batch by batch); a cheap encoder's batches grow from there (``app.jobs.run.BatchSize``)."""
 
     round_time_limit_s: float = Field(default=6 * 3600.0, gt=0)
     round_stale_after_s: float = Field(default=600.0, gt=0)

@@ -1,18 +1,36 @@
-"""SQL of ingest jobs and their staged raw items."""
+"""SQL of ingest jobs and their staged raw items.
+
+The staged items are written and read in bulk without an ORM object a row (they are written once,
+read once and deleted): the upload's rows by one ``executemany`` on the driver's cursor, a batch read
+as plain tuples, and deleted by the range of ``seq`` it covers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import ACTIVE_JOB_STATUSES, IngestJob, IngestJobItem
+from app.repositories.bulk import dialect
 
 STAGE_ROWS = 1_000
-"""Staged items per INSERT statement (images carry their bytes: a few MB per statement)."""
+"""Staged items per ``executemany`` (images carry their bytes: a few MB per call)."""
+STAGED = IngestJobItem.__table__
+
+
+class Staged(NamedTuple):
+    """One raw item of a job as the upload gave it (``seq``: its place in the upload, from 0)."""
+
+    seq: int
+    external_id: str
+    text: str | None
+    data: bytes | None
+    label: Any  # a class name or index, None: unknown
 
 
 def add(session: Session, project_id: int, kind: str, total: int) -> IngestJob:
@@ -22,12 +40,28 @@ def add(session: Session, project_id: int, kind: str, total: int) -> IngestJob:
     return job
 
 
-def stage(session: Session, job_id: int, rows: Sequence[dict[str, Any]]) -> None:
-    """Write the job's raw items (``seq``, ``external_id``, ``text`` or ``data``, ``label``) in the
-    caller's transaction."""
-    for start in range(0, len(rows), STAGE_ROWS):
-        part = [{"job_id": job_id, **row} for row in rows[start : start + STAGE_ROWS]]
-        session.execute(insert(IngestJobItem), part)
+def stage(session: Session, job_id: int, rows: Iterable[Staged]) -> None:
+    """Write the job's raw items in the caller's transaction. The label goes in as the JSON the column
+    holds (``json.dumps``, NULL for None), as the ORM would write it."""
+    mark = "?" if dialect(session) == "sqlite" else "%s"
+    sql = (
+        "INSERT INTO ingest_job_items (job_id, seq, external_id, text, data, label) "
+        f"VALUES ({', '.join([mark] * 6)})"
+    )
+    raw = session.connection().connection.driver_connection
+    cursor = raw.cursor()  # type: ignore[union-attr]
+    try:
+        part: list[tuple[Any, ...]] = []
+        for row in rows:
+            label = None if row.label is None else json.dumps(row.label)
+            part.append((job_id, row.seq, row.external_id, row.text, row.data, label))
+            if len(part) == STAGE_ROWS:
+                cursor.executemany(sql, part)
+                part = []
+        if part:
+            cursor.executemany(sql, part)
+    finally:
+        cursor.close()
 
 
 def get(session: Session, job_id: int) -> IngestJob | None:
@@ -50,18 +84,28 @@ def of_project(session: Session, project_id: int, limit: int) -> list[IngestJob]
     return list(session.scalars(query.limit(limit)))
 
 
-def next_batch(session: Session, job_id: int, limit: int) -> list[IngestJobItem]:
-    """The job's first ``limit`` items still staged, in upload order."""
-    query = select(IngestJobItem).where(IngestJobItem.job_id == job_id).order_by(IngestJobItem.seq)
-    return list(session.scalars(query.limit(limit)))
+def next_batch(session: Session, job_id: int, limit: int, after: int = -1) -> list[Staged]:
+    """The job's first ``limit`` items still staged with ``seq > after``, in upload order. They are all
+    the staged items from the first one's ``seq`` to the last one's (see :func:`take`)."""
+    query = (
+        select(STAGED.c.seq, STAGED.c.external_id, STAGED.c.text, STAGED.c.data, STAGED.c.label)
+        .where(STAGED.c.job_id == job_id, STAGED.c.seq > after)
+        .order_by(STAGED.c.seq)
+        .limit(limit)
+    )
+    return [Staged(*row) for row in session.execute(query)]
 
 
 def take(session: Session, job_id: int, seqs: Sequence[int]) -> int:
-    """Delete staged items (in the transaction that stores them); how many were still there (fewer: another
-    runner of the job took them first)."""
-    result = session.execute(
-        delete(IngestJobItem).where(IngestJobItem.job_id == job_id, IngestJobItem.seq.in_(list(seqs)))
-    )
+    """Delete a batch that :func:`next_batch` read (its ``seqs``, ascending), in the transaction that
+    stores it; how many of its items were still there (fewer: another runner of the job took them first).
+
+    Deleted by its ``seq`` range: staged items are only ever deleted, never added to a job that exists,
+    so the range holds this batch's items that are left and nothing else."""
+    if not seqs:
+        return 0
+    in_range = IngestJobItem.seq.between(seqs[0], seqs[-1])
+    result = session.execute(delete(IngestJobItem).where(IngestJobItem.job_id == job_id, in_range))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

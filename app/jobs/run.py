@@ -2,13 +2,18 @@
 
 1. Claim the job under a row lock: a job already final, or running elsewhere with a fresh heartbeat, is
    left alone (a message delivered twice runs it once).
-2. Batch by batch (``ingest_job_batch`` staged items, in upload order): check each item, encode the
-   texts (or decode the images, and run the backbone) of those whose external id is new, then in one
-   transaction: delete the batch's staged items, add its counts and per-item errors to the job, write the
-   new items (features, text, ground truth), commit. Every item is stored whole or not at all; a job
-   that stops in the middle resumes with the items still staged, and an item stored already is skipped by
-   its external id, so a retried job never duplicates anything. The project's validation and seed sets
-   are drawn once, when the job ends, from everything stored (per batch would redraw them each time).
+2. Batch by batch (staged items in upload order; ``ingest_job_batch`` of them at first, more for a cheap
+   encoder: see :class:`BatchSize`): check each item, encode the texts (or decode the images, and run
+   the backbone) of those whose external id is new, then in one transaction: delete the batch's staged
+   items, add its counts and per-item errors to the job, write the new items (features, text, ground
+   truth), commit. Every item is stored whole or not at all; a job that stops in the middle resumes with
+   the items still staged, and an item stored already is skipped by its external id, so a retried job
+   never duplicates anything. The project's validation and seed sets are drawn once, when the job ends,
+   from everything stored (per batch would redraw them each time).
+   The batches overlap: one is encoded on the job's encoding thread while the job's own thread reads
+   and checks the next one and writes the one before (the encoders and Pillow release the GIL for much
+   of their work, SQLite and PostgreSQL while they write), in the same order and with the same
+   transactions as one after another. The encoding thread touches no database.
 3. When nothing is staged any more: succeeded. An error that is not about one item (the encoder cannot
    be loaded, the backbone refuses the shape) fails the job with its reason; a database that went away
    gives the job back (queued) for the retry.
@@ -17,7 +22,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -27,11 +34,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import utcnow
-from app.db.models import IngestJobItem, Project
+from app.db.models import Project
 from app.errors import DomainError, Invalid
 from app.jobs import repository as jobs_repo
+from app.jobs.repository import Staged
 from app.repositories import items as items_repo
 from app.schemas.items import IngestResult
+from app.services.arrays import layout_of
 from app.services.queue import draw_deferred, redraw_open_sets
 from app.services.raw_items.checks import check_id
 from app.services.raw_items.encoders import service_device, text_encoder
@@ -46,8 +55,11 @@ MAX_JOB_ERRORS = 1_000
 GIVE_BACK_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 """The database went away: the job is given back (queued) and the error raised for a retry."""
 
-Row = tuple[int, str, str | None, bytes | None, Any]
-"""A staged item: (seq, external id, text, image bytes, label)."""
+BATCH_S = 0.25
+"""Batches grow to about this much encoding time (see :class:`BatchSize`)."""
+MAX_BATCH_ITEMS = 16_384
+MAX_BATCH_BYTES = 64 << 20
+"""Most bytes of raw items plus their encoded rows in a batch that grew (two batches are in memory)."""
 
 
 @dataclass
@@ -55,6 +67,7 @@ class Prepared:
     """One batch, checked and encoded, ready to write: the new items and what happened to the others."""
 
     seqs: list[int]
+    raw_bytes: int = 0  # about: characters of its texts, bytes of its files (for the batch size)
     pending: list[Any] = field(default_factory=list)  # checked new items, to encode
     ids: list[str] = field(default_factory=list)
     payload: Any = None  # texts and their features, or decoded pixels
@@ -66,12 +79,37 @@ class Prepared:
         self.errors.append({"index": seq, "item": str(item)[:255], "reason": reason})
 
 
+class BatchSize:
+    """How many staged items the job reads at a time: ``ingest_job_batch`` at first, then as many as
+    encode in about :data:`BATCH_S` (judged by the batch just encoded), up to :data:`MAX_BATCH_ITEMS`
+    and :data:`MAX_BATCH_BYTES`, never fewer than at first and never shrinking.
+
+    A batch has fixed costs beside its items (the job row locked and updated, the id lookup, two
+    commits: a few ms on SQLite), which a cheap encoder (hashing: ~20 µs a sentence; a 32×32 PNG:
+    ~0.1 ms) would otherwise pay every 512 items; a slow one (MiniLM on a CPU: ~30 ms a sentence)
+    keeps the operator's size, and with it the job's progress steps and the work a crash loses."""
+
+    def __init__(self, first: int, row_bytes: int) -> None:
+        self.items = first
+        self.row_bytes = row_bytes
+
+    def saw(self, batch: Prepared, encode_s: float) -> None:
+        """Grow after ``batch`` took ``encode_s`` to encode (a batch of known items takes ~0: the most)."""
+        n = len(batch.seqs)
+        per_item = batch.raw_bytes / n + self.row_bytes
+        fits = int(MAX_BATCH_BYTES // max(per_item, 1.0))
+        wanted = int(n * BATCH_S / max(encode_s, 1e-6))
+        self.items = max(self.items, min(wanted, MAX_BATCH_ITEMS, fits))
+
+
 class Kind(Protocol):
     """What a job does with its items: check them and find the known ones (reads), encode the new ones
-    (no database: no transaction stays open, SQLite's BEGIN IMMEDIATE would block every other request),
-    write them."""
+    (no database, on another thread: no transaction stays open, SQLite's BEGIN IMMEDIATE would block
+    every other request), write them. ``row_bytes``: the size of an encoded item."""
 
-    def check(self, session: Session, rows: Sequence[Row]) -> Prepared: ...
+    row_bytes: int
+
+    def check(self, session: Session, rows: Sequence[Staged]) -> Prepared: ...
 
     def encode(self, batch: Prepared) -> None: ...
 
@@ -140,16 +178,14 @@ def _run_batches(session: Session, job_id: int, settings: Settings) -> None:
         return
     session.commit()  # no transaction stays open while the encoder loads
     kind: Kind = TextKind(project, settings) if job.kind == "texts" else ImageKind(project)
-    while True:
-        rows = [_row(r) for r in jobs_repo.next_batch(session, job_id, settings.ingest_job_batch)]
-        if not rows:
-            break
-        batch = kind.check(session, rows)
-        session.commit()  # nor while the batch is encoded
-        kind.encode(batch)
-        with draw_deferred():  # the validation and seed sets are drawn once, from the whole upload
-            if not _write(session, job_id, batch, kind, settings):
-                return
+    size = BatchSize(settings.ingest_job_batch, kind.row_bytes)
+    encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ingest-job-{job_id}")
+    try:
+        finished = _pipeline(session, job_id, kind, settings, size, encoder)
+    finally:  # after an error: waits for the batch being encoded, drops one not started
+        encoder.shutdown(cancel_futures=True)
+    if not finished:
+        return
     job = jobs_repo.lock(session, job_id)
     if job is not None and job.status == "running":
         job.status = "succeeded"
@@ -159,8 +195,42 @@ def _run_batches(session: Session, job_id: int, settings: Settings) -> None:
     session.commit()
 
 
-def _row(item: IngestJobItem) -> Row:
-    return (item.seq, item.external_id, item.text, item.data, item.label)
+def _pipeline(
+    session: Session,
+    job_id: int,
+    kind: Kind,
+    settings: Settings,
+    size: BatchSize,
+    encoder: ThreadPoolExecutor,
+) -> bool:
+    """Read, encode and write every batch, one being encoded while the next is read and the one before
+    is written; False when the job stopped being ours."""
+    batch = _read(session, job_id, kind, size.items, after=-1)
+    encoding = encoder.submit(_encode, kind, batch) if batch is not None else None
+    while batch is not None and encoding is not None:
+        following = _read(session, job_id, kind, size.items, after=batch.seqs[-1])
+        size.saw(batch, encoding.result())
+        encoding = encoder.submit(_encode, kind, following) if following is not None else None
+        with draw_deferred():  # the validation and seed sets are drawn once, from the whole upload
+            if not _write(session, job_id, batch, kind, settings):
+                return False
+        batch = following
+    return True
+
+
+def _read(session: Session, job_id: int, kind: Kind, limit: int, after: int) -> Prepared | None:
+    """The next staged items after ``after``, checked (None: none left); the transaction ends here."""
+    rows = jobs_repo.next_batch(session, job_id, limit, after=after)
+    batch = kind.check(session, rows) if rows else None
+    session.commit()  # nothing stays open while the batch is encoded
+    return batch
+
+
+def _encode(kind: Kind, batch: Prepared) -> float:
+    """Encode ``batch`` (on the encoding thread); the seconds it took."""
+    start = time.perf_counter()
+    kind.encode(batch)
+    return time.perf_counter() - start
 
 
 def _write(session: Session, job_id: int, batch: Prepared, kind: Kind, settings: Settings) -> bool:
@@ -197,20 +267,24 @@ class TextKind:
 
     def __init__(self, project: Project, settings: Settings) -> None:
         self.project = project
+        self.shape = layout_of(project).shape  # the encoding thread reads no ORM attribute
+        self.row_bytes = 4 * int(np.prod(self.shape))
         self.encoder = text_encoder(project.settings, device=service_device(settings.train_device))
 
-    def check(self, session: Session, rows: Sequence[Row]) -> Prepared:
-        batch = Prepared(seqs=[r[0] for r in rows])
+    def check(self, session: Session, rows: Sequence[Staged]) -> Prepared:
+        batch = Prepared(seqs=[r.seq for r in rows])
         checked: list[tuple[int, str, str, int]] = []
         for seq, ext, text, _data, label in rows:
+            text = text or ""
+            batch.raw_bytes += len(text)
             try:
-                truth = check_text_item(self.project, seq, ext, text or "", label)
+                truth = check_text_item(self.project, seq, ext, text, label)
             except Invalid as exc:
                 batch.refuse(seq, ext, exc.reason)
                 continue
-            checked.append((seq, ext, text or "", truth))
+            checked.append((seq, ext, text, truth))
         known = items_repo.ids_by_external(session, self.project.id, [c[1] for c in checked])
-        batch.pending = [c for c in checked if c[1] not in known]
+        batch.pending = [c for c in checked if c[1] not in known] if known else checked
         batch.known = len(checked) - len(batch.pending)
         return batch
 
@@ -219,7 +293,7 @@ class TextKind:
         only the texts it refuses become errors (a wrong feature size fails the job)."""
         items = batch.pending
         try:
-            X = encode_checked(self.project, self.encoder, [c[2] for c in items])
+            X = encode_checked(self.shape, self.encoder, [c[2] for c in items])
             kept = items
         except Invalid as exc:
             if exc.field != "texts":
@@ -235,14 +309,14 @@ class TextKind:
         for item in batch.pending:
             seq, ext, text, _truth = item
             try:
-                parts.append(encode_checked(self.project, self.encoder, [text]))
+                parts.append(encode_checked(self.shape, self.encoder, [text]))
             except Invalid as exc:
                 if exc.field != "texts":
                     raise
                 batch.refuse(seq, ext, exc.reason)
                 continue
             kept.append(item)
-        empty = np.empty((0, *self.project.input_shape), dtype=np.float32)
+        empty = np.empty((0, *self.shape), dtype=np.float32)
         return (np.concatenate(parts) if parts else empty), kept
 
     def write(self, session: Session, batch: Prepared, chunk_rows: int) -> IngestResult:
@@ -257,18 +331,21 @@ class ImageKind:
     def __init__(self, project: Project) -> None:
         self.project = project
         self.backbone, self.shape = image_target(project)
+        out = self.backbone.dim * 4 if self.backbone is not None else int(np.prod(self.shape))
+        self.row_bytes = int(np.prod(self.shape)) + out  # the decoded pixels, then what is stored
 
-    def check(self, session: Session, rows: Sequence[Row]) -> Prepared:
-        batch = Prepared(seqs=[r[0] for r in rows])
+    def check(self, session: Session, rows: Sequence[Staged]) -> Prepared:
+        batch = Prepared(seqs=[r.seq for r in rows])
         checked: list[tuple[int, str, bytes, int]] = []
         for seq, ext, _text, data, label in rows:
+            batch.raw_bytes += len(data or b"")
             try:
                 check_id(ext, f"files.{ext}")
                 checked.append((seq, ext, data or b"", image_truth(self.project, ext, label)))
             except Invalid as exc:
                 batch.refuse(seq, ext, exc.reason)
         known = items_repo.ids_by_external(session, self.project.id, [c[1] for c in checked])
-        batch.pending = [c for c in checked if c[1] not in known]
+        batch.pending = [c for c in checked if c[1] not in known] if known else checked
         batch.known = len(checked) - len(batch.pending)
         return batch
 

@@ -8,9 +8,8 @@ the job and become its per-item errors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +17,7 @@ from app.db.base import utcnow
 from app.db.models import IngestJob, Project
 from app.errors import NotFound, Unavailable
 from app.jobs import repository as jobs_repo
+from app.jobs.repository import Staged
 from app.jobs.run import execute_job, fail
 from app.rounds.dispatch import Dispatcher
 from app.schemas.jobs import JobError, JobRead
@@ -47,17 +47,12 @@ def start_text_job(
     """Store texts as a job's raw items and send the job (202: the items are encoded in the background)."""
     require_kind(project, "text")
     check_text_batch(external_ids, texts, labels)
-    rows = [
-        {
-            "seq": i,
-            "external_id": ext,
-            "text": t,
-            "data": None,
-            "label": labels[i] if labels is not None else None,
-        }
-        for i, (ext, t) in enumerate(zip(external_ids, texts, strict=True))
-    ]
-    return _start(session, project, "texts", rows, dispatcher)
+    given = labels if labels is not None else [None] * len(texts)
+    rows = (
+        Staged(i, ext, t, None, label)
+        for i, (ext, t, label) in enumerate(zip(external_ids, texts, given, strict=True))
+    )
+    return _start(session, project, "texts", len(texts), rows, dispatcher)
 
 
 def start_image_job(
@@ -74,17 +69,17 @@ def start_image_job(
     require_image_files(project)
     ids = image_ids(files, id_prefix)
     file_labels = image_labels(files, labels, labels_from_folders)
-    rows = [
-        {"seq": i, "external_id": ext, "text": None, "data": f.data, "label": file_labels[i]}
-        for i, (ext, f) in enumerate(zip(ids, files, strict=True))
-    ]
-    return _start(session, project, "images", rows, dispatcher)
+    rows = (
+        Staged(i, ext, None, f.data, label)
+        for i, (ext, f, label) in enumerate(zip(ids, files, file_labels, strict=True))
+    )
+    return _start(session, project, "images", len(files), rows, dispatcher)
 
 
 def _start(
-    session: Session, project: Project, kind: str, rows: list[dict[str, Any]], dispatcher: Dispatcher
+    session: Session, project: Project, kind: str, total: int, rows: Iterable[Staged], dispatcher: Dispatcher
 ) -> JobRead:
-    job = jobs_repo.add(session, project.id, kind, len(rows))
+    job = jobs_repo.add(session, project.id, kind, total)
     jobs_repo.stage(session, job.id, rows)
     session.commit()  # the raw data are stored: the job can run anywhere from here
     try:

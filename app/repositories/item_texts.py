@@ -4,27 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Item, ItemText
-from app.repositories.bulk import chunks
+from app.repositories.bulk import chunks, dialect
 
 INSERT = (
-    "INSERT INTO item_texts (project_id, external_id, text) VALUES (:pid, :ext, :text) "
+    "INSERT INTO item_texts (project_id, external_id, text) VALUES ({mark}, {mark}, {mark}) "
     "ON CONFLICT (project_id, external_id) DO NOTHING"
 )
+ROWS_PER_CALL = 5_000
 
 
 def add_texts(session: Session, project_id: int, external_ids: Sequence[str], texts: Sequence[str]) -> None:
     """Store the texts of items ``external_ids`` (those that have one already keep it), in the caller's
-    transaction (the items themselves are written in it too)."""
-    for start in range(0, len(external_ids), 5_000):
-        rows = [
-            {"pid": project_id, "ext": ext, "text": t}
-            for ext, t in zip(external_ids[start : start + 5_000], texts[start : start + 5_000], strict=True)
-        ]
-        session.execute(text(INSERT), rows)
+    transaction (the items themselves are written in it too). By ``executemany`` on the driver's cursor:
+    no SQLAlchemy parameter processing a row (plain strings need none)."""
+    sql = INSERT.format(mark="?" if dialect(session) == "sqlite" else "%s")
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for start in range(0, len(external_ids), ROWS_PER_CALL):
+            stop = start + ROWS_PER_CALL
+            part = zip(external_ids[start:stop], texts[start:stop], strict=True)
+            cursor.executemany(sql, [(project_id, ext, t) for ext, t in part])
+    finally:
+        cursor.close()
 
 
 def texts_by_item_id(session: Session, project_id: int, item_ids: Sequence[int]) -> dict[int, str]:

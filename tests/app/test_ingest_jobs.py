@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import app.jobs.run as job_run
 from app.jobs import repository as jobs_repo
+from app.jobs.repository import Staged
 from app.jobs.run import execute_job
 from app.main import create_app
 from app.services.api_keys import create_key
@@ -73,6 +74,19 @@ def _count(factory: sessionmaker[Session], table: str, pid: int) -> int:
                 text(f"SELECT count(*) FROM {table} WHERE project_id = :p"), {"p": pid}
             ).scalar_one()
         )
+
+
+def _staged_job(factory: sessionmaker[Session], pid: int, n: int, prefix: str = "r") -> int:
+    """A text job of ``n`` toy sentences staged as the API stages it, not yet sent anywhere."""
+    texts, labels = toy_sentences(n)
+    with factory() as session:
+        job = jobs_repo.add(session, pid, "texts", n)
+        rows = (
+            Staged(i, f"{prefix}{i}", t, None, y) for i, (t, y) in enumerate(zip(texts, labels, strict=True))
+        )
+        jobs_repo.stage(session, job.id, rows)
+        session.commit()
+        return job.id
 
 
 def test_a_text_job_stores_what_the_request_would_and_names_the_bad_items(
@@ -188,16 +202,7 @@ def test_an_interrupted_job_resumes_and_stores_nothing_twice(
     stopped_once: dict[str, int],
 ) -> None:
     pid = text_project(make_project, "hashing:16")["id"]
-    texts, labels = toy_sentences(10)
-    with session_factory() as session:  # a job staged as the API stages it, not yet sent anywhere
-        job = jobs_repo.add(session, pid, "texts", 10)
-        rows = [
-            {"seq": i, "external_id": f"r{i}", "text": t, "data": None, "label": y}
-            for i, (t, y) in enumerate(zip(texts, labels, strict=True))
-        ]
-        jobs_repo.stage(session, job.id, rows)
-        session.commit()
-        job_id = job.id
+    job_id = _staged_job(session_factory, pid, 10)
     batch = api.settings.model_copy(update={"ingest_job_batch": 4})
     with pytest.raises(OperationalError):
         execute_job(job_id, session_factory, batch)
@@ -211,6 +216,111 @@ def test_an_interrupted_job_resumes_and_stores_nothing_twice(
     ids, _X = stored_features(session_factory, pid)
     assert ids == [f"r{i}" for i in range(10)]
     assert _count(session_factory, "item_texts", pid) == 10
+
+
+def test_staged_items_read_back_as_written_and_a_batch_is_taken_by_its_range(
+    make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
+    """The bulk staging keeps every field (labels as names, indices or none; image bytes), a batch read
+    after a ``seq`` starts there, and taking a batch deletes its range and nothing else, counting what
+    another runner took first."""
+    pid = text_project(make_project, "hashing:16")["id"]
+    written = [
+        Staged(0, "a", "first", None, "pos"),
+        Staged(1, "b", None, b"\x89PNG\x00\xff", 1),
+        Staged(2, "c", "third é", None, None),
+        *(Staged(i, f"x{i}", f"text {i}", None, 0) for i in range(3, 10)),
+    ]
+    with session_factory() as session:
+        job_id = jobs_repo.add(session, pid, "texts", 10).id
+        jobs_repo.stage(session, job_id, iter(written))
+        session.commit()
+        assert jobs_repo.next_batch(session, job_id, 3) == written[:3]
+        batch = jobs_repo.next_batch(session, job_id, 4, after=3)
+        assert [r.seq for r in batch] == [4, 5, 6, 7]
+        assert jobs_repo.take(session, job_id, [5]) == 1  # another runner stored seq 5 first
+        assert jobs_repo.take(session, job_id, [r.seq for r in batch]) == 3  # fewer: the job rolls back
+        left = [r.seq for r in jobs_repo.next_batch(session, job_id, 100)]
+        assert left == [0, 1, 2, 3, 8, 9]
+        session.rollback()
+
+
+def test_an_encoder_failing_on_its_thread_fails_the_job_keeping_the_batches_stored(
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches overlap (one encodes while the one before is written): an error in the second batch's
+    encoding fails the job after the first batch is stored whole, and nothing of the second is written."""
+    pid = text_project(make_project, "hashing:16")["id"]
+    job_id = _staged_job(session_factory, pid, 10)
+    real = job_run.TextKind.encode
+    calls = {"n": 0}
+
+    def second_fails(self: job_run.TextKind, batch: job_run.Prepared) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("the encoder broke")
+        real(self, batch)
+
+    monkeypatch.setattr(job_run.TextKind, "encode", second_fails)
+    batch = settings.model_copy(update={"ingest_job_batch": 4})
+    assert execute_job(job_id, session_factory, batch) == "failed"
+    with session_factory() as session:
+        job = jobs_repo.get(session, job_id)
+        assert job is not None and "the encoder broke" in (job.reason or "")
+        assert (job.done, job.inserted) == (4, 4)
+        assert session.execute(text("SELECT count(*) FROM ingest_job_items")).scalar_one() == 0
+    ids, _X = stored_features(session_factory, pid)
+    assert ids == [f"r{i}" for i in range(4)]
+    assert _count(session_factory, "item_texts", pid) == 4
+
+
+def test_a_cheap_encoders_batches_grow(
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a batch that encoded quickly the job reads many more items at a time (here: all that are
+    left), and stores the same items in the same order as batch by batch."""
+    pid = text_project(make_project, "hashing:16")["id"]
+    job_id = _staged_job(session_factory, pid, 200)
+    sizes: list[int] = []
+    real = job_run._write
+
+    def counted(session: Session, job: int, batch: job_run.Prepared, *args: Any) -> bool:
+        sizes.append(len(batch.seqs))
+        return bool(real(session, job, batch, *args))
+
+    monkeypatch.setattr(job_run, "_write", counted)
+    monkeypatch.setattr(job_run, "BATCH_S", 1_000.0)  # any encoding time is "quick"
+    assert execute_job(job_id, session_factory, settings.model_copy(update={"ingest_job_batch": 8})) == (
+        "succeeded"
+    )
+    assert sizes == [8, 8, 184]  # the second batch was read while the first was encoding
+    ids, X = stored_features(session_factory, pid)
+    assert ids == [f"r{i}" for i in range(200)]
+    np.testing.assert_allclose(X, make_text_encoder("hashing:16").encode(toy_sentences(200)[0]), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("encode_s", "raw_bytes", "row_bytes", "expected"),
+    [
+        (0.008, 100, 1_536, 16_000),  # hashing: as many as encode in BATCH_S (0.25 s)
+        (0.001, 100, 1_536, job_run.MAX_BATCH_ITEMS),
+        (15.0, 100, 1_536, 512),  # MiniLM on a CPU: the first size stays
+        (0.01, 200_000, 301_056, 512),  # large images: MAX_BATCH_BYTES holds them, never below the first
+        (0.01, 2_300, 6_144, int(job_run.MAX_BATCH_BYTES // (2_300 + 6_144))),
+    ],
+)
+def test_batch_size(encode_s: float, raw_bytes: int, row_bytes: int, expected: int) -> None:
+    size = job_run.BatchSize(512, row_bytes)
+    size.saw(job_run.Prepared(seqs=list(range(512)), raw_bytes=512 * raw_bytes), encode_s)
+    assert size.items == expected
+    size.saw(job_run.Prepared(seqs=list(range(512)), raw_bytes=512 * raw_bytes), 100.0)
+    assert size.items == expected  # never shrinks
 
 
 def test_a_job_whose_encoder_cannot_load_fails_with_its_reason(
@@ -252,10 +362,7 @@ def test_a_job_left_queued_resumes_when_the_service_starts(
     pid = text_project(make_project, "hashing:16")["id"]
     with session_factory() as session:
         job = jobs_repo.add(session, pid, "texts", 3)
-        rows = [
-            {"seq": i, "external_id": f"q{i}", "text": f"text {i}", "data": None, "label": None}
-            for i in range(3)
-        ]
+        rows = [Staged(i, f"q{i}", f"text {i}", None, None) for i in range(3)]
         jobs_repo.stage(session, job.id, rows)
         session.commit()
         job_id = job.id

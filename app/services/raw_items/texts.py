@@ -157,19 +157,17 @@ def store_texts(
 ) -> IngestResult:
     """Encode checked texts of new items and write items, texts and ground truth in the session's
     transaction, then commit (a 422 when the encoder refuses them or gives the wrong size)."""
-    return write_texts(
-        session, project, ids, texts, encode_checked(project, encoder, texts), truth, chunk_rows
-    )
+    X = encode_checked(layout_of(project).shape, encoder, texts)
+    return write_texts(session, project, ids, texts, X, truth, chunk_rows)
 
 
-def encode_checked(project: Project, encoder: TextEncoder, texts: list[str]) -> np.ndarray:
+def encode_checked(shape: tuple[int, ...], encoder: TextEncoder, texts: list[str]) -> np.ndarray:
     """Checked texts -> their (n, d) features; a 422 when the encoder refuses them or gives another size
-    than the project stores."""
+    than ``shape``, the project's (no database: an ingest job calls it on its encoding thread)."""
     try:
         X = encoder.encode(texts)
     except (DataError, ValueError) as exc:
         raise Invalid("texts", str(exc)) from exc
-    shape = layout_of(project).shape
     if X.shape[1:] != shape:
         raise Invalid("settings.encoder", f"encoder gives {X.shape[1:]} features, project stores {shape}")
     return X
