@@ -28,13 +28,18 @@ def _hidden_direction(n: int, rng: np.random.Generator, d: int = 8) -> tuple[Pre
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_colander_ranks_correct_points_above_wrong_ones_where_softmax_cannot(seed: int) -> None:
+@pytest.mark.parametrize(
+    "config", [ColanderConfig.paper_network(epochs=100), ColanderConfig()], ids=["paper-network", "default"]
+)
+def test_colander_ranks_correct_points_above_wrong_ones_where_softmax_cannot(
+    seed: int, config: ColanderConfig
+) -> None:
     rng = np.random.default_rng(seed)
     cal, y_cal = _hidden_direction(300, rng)
     test, y_test = _hidden_direction(3000, rng)
     correct = test.predicted == y_test
     softmax_auc = roc_auc_score(correct, SoftmaxConfidence(K).fit(cal, y_cal).score(test))
-    colander = Colander(K, ColanderConfig(epochs=100)).fit(cal, y_cal, seed=seed)
+    colander = Colander(K, config).fit(cal, y_cal, seed=seed)
     colander_auc = roc_auc_score(correct, colander.score(test))
     assert abs(softmax_auc - 0.5) < 0.05
     assert colander_auc > softmax_auc + 0.15, (colander_auc, softmax_auc)
@@ -45,7 +50,8 @@ def _forward_at(fn: Colander, preds: Predictions, classes: np.ndarray) -> np.nda
     z = torch.from_numpy(np.concatenate([preds.logits, preds.features], axis=1).astype(np.float64))
     z = (z - torch.from_numpy(fn.mean)) / torch.from_numpy(fn.scale)
     hidden = torch.tanh(z @ torch.from_numpy(fn.w1) + torch.from_numpy(fn.b1))
-    g = torch.softmax(hidden @ torch.from_numpy(fn.w2) + torch.from_numpy(fn.b2), dim=1)
+    skip = fn.config.logit_skip * torch.from_numpy(preds.logits.astype(np.float64))
+    g = torch.softmax(skip + hidden @ torch.from_numpy(fn.w2) + torch.from_numpy(fn.b2), dim=1)
     return g[torch.arange(len(preds)), torch.from_numpy(classes)].numpy()
 
 

@@ -165,7 +165,7 @@ def _family_wise_failure_rate(config: TBALConfig, seed: int, n: int = 300) -> tu
     """Share of simulated runs in which some round's auto-labels have true error > ε, and the mean
     coverage per round (to show the rule auto-labels something)."""
     from tbal.thresholds import estimate_thresholds
-    from tests.tbal.test_thresholds import A_K, B_K, true_errors
+    from tests.tbal.simulated_scores import A_K, B_K, true_errors
 
     rng = np.random.default_rng(seed)
     th = config.thresholds

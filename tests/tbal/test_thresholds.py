@@ -13,6 +13,7 @@ from scipy.stats import beta
 from tbal.config import ThresholdConfig
 from tbal.errors import TBALInputError
 from tbal.thresholds import ThresholdResult, auto_label_mask, estimate_thresholds
+from tests.tbal.simulated_scores import A_K, B_K, true_errors
 
 INF = math.inf
 
@@ -376,27 +377,12 @@ def test_large_input_is_not_quadratic() -> None:
 # ---------------------------------------------------------------------------------------------------
 # The guarantee by simulation
 #
-# Population: K = 4 predicted classes, equally likely; a latent u ~ U(0, 1); score s = b_k·u (class
-# score scales differ, so both pooled families get used); P(wrong | u, k) = a_k (1 − u)², decreasing in
-# the score. For a class threshold t the region is u ≥ q = t / b_k, with
-#     mass (1 − q)/K,   mistakes a_k (1 − q)³ / (3K),
-# so the true per-class error is a_k (1 − q)² / 3 and the pooled error is Σ mistakes / Σ mass.
+# The population (K = 4 classes, score b_k·u, P(wrong) = a_k (1 − u)²) is in tests/tbal/simulated_scores.py.
 # A draw violates the guarantee when the true error of what it auto-labels exceeds ε. Over R draws the
 # violation count is Binomial(R, p) with p ≤ δ for a valid rule; we accept up to δ + 3·sqrt(δ(1−δ)/R),
 # a 3-sigma margin (false failure rate ≈ 0.1% at p = δ, less since the tests are conservative).
 
-A_K = np.array([0.2, 0.4, 0.6, 0.8])
-B_K = np.array([1.0, 0.9, 0.8, 0.7])
 DRAWS = 1000
-
-
-def true_errors(thresholds: np.ndarray) -> tuple[float, np.ndarray]:
-    q = np.clip(np.where(np.isfinite(thresholds), thresholds / B_K, 1.0), 0.0, 1.0)
-    mass = (1 - q) / len(A_K)
-    mistakes = A_K * (1 - q) ** 3 / (3 * len(A_K))
-    pooled = mistakes.sum() / mass.sum() if mass.sum() > 0 else 0.0
-    per_class = np.divide(mistakes, mass, out=np.zeros_like(mass), where=mass > 0)
-    return float(pooled), per_class
 
 
 def violation_rates(cfg: ThresholdConfig, n: int, seed: int) -> tuple[float, float, float]:
