@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|current6|text-colander-benchmark|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,7 +73,27 @@ cases() {
       done
       echo "s5-b-t-col-s0 sst2 colander 0"
       for s in 10 11; do echo "s5-h-m-e3-def-s$s mnist softmax $s --set train.epochs=3"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current" >&2; exit 2 ;;
+    text-colander)  # Colander for text: the mnist-paper preset's Colander settings on SST-2, tuning seeds 10-12
+      local col="--set confidence.colander.weight_decay=0.1 --set confidence.colander.epochs=100"
+      col="$col --set confidence.colander.standardize=true --set confidence.colander.logit_skip=1.0"
+      for s in 10 11 12; do
+        echo "tc-col-paper-s$s sst2 colander $s --bound paper $col"; echo "tc-col-valid-s$s sst2 colander $s $col"
+        echo "tc-soft-paper-s$s sst2 softmax $s --bound paper"
+      done ;;
+    text-query)  # the query strategy on SST-2 under the valid bound (softmax), tuning seeds 10-24
+      for s in $(seq 10 24); do
+        echo "tq-def-s$s sst2 softmax $s"; echo "tq-rand-s$s sst2 softmax $s --set query.strategy=random"
+      done ;;
+    current6)  # the defaults after the text preset's random queries, SST-2 benchmark seeds 0-4 (results s6-*)
+      for s in 0 1 2 3 4; do
+        echo "s6-b-t-soft-s$s sst2 softmax $s"; echo "s6-b-t-data-s$s sst2 softmax $s --guarantee dataset"
+      done ;;
+    text-colander-benchmark)  # Colander's new defaults on SST-2, benchmark seeds 0-4 (paper rule and valid bound)
+      for s in 0 1 2 3 4; do echo "c6-p-t-col-s$s sst2 colander $s --bound paper"; done
+      for s in 0 1; do echo "c6-b-t-col-s$s sst2 colander $s"; done ;;
+    hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
+      for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|current6|text-colander-benchmark|hard-query" >&2; exit 2 ;;
   esac
 }
 
