@@ -109,6 +109,11 @@ def take(session: Session, job_id: int, seqs: Sequence[int]) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def any_staged(session: Session, job_id: int) -> bool:
+    query = select(IngestJobItem.seq).where(IngestJobItem.job_id == job_id).limit(1)
+    return session.scalar(query) is not None
+
+
 def drop_staged(session: Session, job_id: int) -> None:
     session.execute(delete(IngestJobItem).where(IngestJobItem.job_id == job_id))
 

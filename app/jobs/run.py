@@ -181,11 +181,15 @@ def _run_batches(session: Session, job_id: int, settings: Settings) -> None:
     size = BatchSize(settings.ingest_job_batch, kind.row_bytes)
     encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ingest-job-{job_id}")
     try:
-        finished = _pipeline(session, job_id, kind, settings, size, encoder)
+        while True:
+            if not _pipeline(session, job_id, kind, settings, size, encoder):
+                return
+            left = jobs_repo.any_staged(session, job_id)
+            session.commit()
+            if not left:  # else: another runner took part of a batch, and what it left is read again
+                break
     finally:  # after an error: waits for the batch being encoded, drops one not started
         encoder.shutdown(cancel_futures=True)
-    if not finished:
-        return
     job = jobs_repo.lock(session, job_id)
     if job is not None and job.status == "running":
         job.status = "succeeded"

@@ -277,6 +277,38 @@ def test_an_encoder_failing_on_its_thread_fails_the_job_keeping_the_batches_stor
     assert _count(session_factory, "item_texts", pid) == 4
 
 
+def test_what_another_runner_left_of_a_batch_is_read_again(
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A runner that took over a stale job stores seqs 4-5 just before this one writes its batch 4-7: the
+    batch is rolled back, the job goes on after it, then reads 6-7 again (they are still staged) and only
+    then succeeds, with nothing left staged and nothing stored twice."""
+    pid = text_project(make_project, "hashing:16")["id"]
+    job_id = _staged_job(session_factory, pid, 10)
+    real = job_run._write
+
+    def other_runner_first(session: Session, job: int, batch: job_run.Prepared, *args: Any) -> bool:
+        if batch.seqs == [4, 5, 6, 7]:
+            with session_factory() as other:  # its own transaction, committed before ours starts
+                other.execute(text("DELETE FROM ingest_job_items WHERE seq IN (4, 5)"))
+                other.commit()
+        return bool(real(session, job, batch, *args))
+
+    monkeypatch.setattr(job_run, "_write", other_runner_first)
+    assert execute_job(job_id, session_factory, settings.model_copy(update={"ingest_job_batch": 4})) == (
+        "succeeded"
+    )
+    with session_factory() as session:
+        assert session.execute(text("SELECT count(*) FROM ingest_job_items")).scalar_one() == 0
+        job = jobs_repo.get(session, job_id)
+        assert job is not None and (job.done, job.inserted) == (8, 8)  # 4-5 count in the other's run
+    ids, _X = stored_features(session_factory, pid)
+    assert sorted(ids) == sorted(f"r{i}" for i in (0, 1, 2, 3, 6, 7, 8, 9))
+
+
 def test_a_cheap_encoders_batches_grow(
     make_project: MakeProject,
     session_factory: sessionmaker[Session],
