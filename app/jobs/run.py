@@ -11,12 +11,14 @@
    never duplicates anything. The project's validation and seed sets are drawn once, when the job ends,
    from everything stored (per batch would redraw them each time).
    The batches overlap: one is encoded on the job's encoding thread while the job's own thread reads
-   and checks the next one and writes the one before (the encoders and Pillow release the GIL for much
-   of their work, SQLite and PostgreSQL while they write), in the same order and with the same
-   transactions as one after another. The encoding thread touches no database.
-3. When nothing is staged any more: succeeded. An error that is not about one item (the encoder cannot
-   be loaded, the backbone refuses the shape) fails the job with its reason; a database that went away
-   gives the job back (queued) for the retry.
+   and checks the next one and writes the one before (torch and Pillow release the GIL for much of their
+   work, the database drivers while the database works; the hashing encoder's tokenizer does not), in
+   the same order and with the same transactions as one after another. The encoding thread touches no
+   database.
+3. When nothing is staged any more (the batches are read once more from the start while another runner
+   of the job left part of a batch it took): succeeded. An error that is not about one item (the encoder
+   cannot be loaded, the backbone refuses the shape) fails the job with its reason; a database that went
+   away gives the job back (queued) for the retry.
 """
 
 from __future__ import annotations
