@@ -55,6 +55,9 @@ def main() -> None:
     parser.add_argument("--encoder", default="minilm", help="texts: a tbal.encoders spec")
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
+        "--database-url", help="default: a new SQLite file (the embedded default); PostgreSQL: migrated"
+    )
+    parser.add_argument(
         "--batch", type=int, default=512, help="the service's ingest_job_batch (its first batch size)"
     )
     parser.add_argument(
@@ -63,7 +66,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the record here")
     args = parser.parse_args()
     run = {"texts": bench_texts, "images": bench_images, "project": bench_project}[args.what]
-    record = {"what": args.what, "load_before": _load(), **run(args), "load_after": _load()}
+    database = "postgresql" if (args.database_url or "").startswith("postgresql") else "sqlite"
+    record = {"what": args.what, "database": database, "load_before": _load()}
+    record.update(**run(args), load_after=_load())
     print(json.dumps(record), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -307,7 +312,7 @@ def _service(args: argparse.Namespace) -> Iterator[Service]:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
-            database_url=f"sqlite:///{tmp}/tbal.sqlite",
+            database_url=args.database_url or f"sqlite:///{tmp}/tbal.sqlite",
             artifacts_dir=Path(tmp) / "artifacts",
             upload_dir=Path(tmp) / "uploads",
             train_device=args.device,

@@ -11,7 +11,12 @@ from app.db.models import Item, ItemText
 from app.repositories.bulk import chunks, dialect
 
 INSERT = (
-    "INSERT INTO item_texts (project_id, external_id, text) VALUES ({mark}, {mark}, {mark}) "
+    "INSERT INTO item_texts (project_id, external_id, text) VALUES (?, ?, ?) "
+    "ON CONFLICT (project_id, external_id) DO NOTHING"
+)
+INSERT_ARRAYS = (
+    "INSERT INTO item_texts (project_id, external_id, text) "
+    "SELECT %s, u.external_id, u.text FROM unnest(%s::text[], %s::text[]) AS u(external_id, text) "
     "ON CONFLICT (project_id, external_id) DO NOTHING"
 )
 ROWS_PER_CALL = 5_000
@@ -19,15 +24,19 @@ ROWS_PER_CALL = 5_000
 
 def add_texts(session: Session, project_id: int, external_ids: Sequence[str], texts: Sequence[str]) -> None:
     """Store the texts of items ``external_ids`` (those that have one already keep it), in the caller's
-    transaction (the items themselves are written in it too). By ``executemany`` on the driver's cursor:
-    no SQLAlchemy parameter processing a row (plain strings need none)."""
-    sql = INSERT.format(mark="?" if dialect(session) == "sqlite" else "%s")
+    transaction (the items themselves are written in it too). On the driver's cursor, no SQLAlchemy
+    parameter processing a row: PostgreSQL takes a chunk as two arrays in one statement, SQLite one
+    ``executemany`` a chunk."""
+    postgres = dialect(session) == "postgresql"
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         for start in range(0, len(external_ids), ROWS_PER_CALL):
-            stop = start + ROWS_PER_CALL
-            part = zip(external_ids[start:stop], texts[start:stop], strict=True)
-            cursor.executemany(sql, [(project_id, ext, t) for ext, t in part])
+            ids = list(external_ids[start : start + ROWS_PER_CALL])
+            part = list(texts[start : start + ROWS_PER_CALL])
+            if postgres:
+                cursor.execute(INSERT_ARRAYS, (project_id, ids, part))
+            else:
+                cursor.executemany(INSERT, [(project_id, e, t) for e, t in zip(ids, part, strict=True)])
     finally:
         cursor.close()
 
