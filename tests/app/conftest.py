@@ -21,16 +21,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.migrate import upgrade
+from app.db.models import AutoLabel, Item, LabelQuery, Round
 from app.db.session import make_engine, make_session_factory
 from app.main import create_app
 from app.services.api_keys import create_key
 from app.settings import Settings
+from tbal.config import TBALConfig
+from tbal.loop import RunResult
+from tbal.plan import round_seed
 
 POSTGRES_URL = os.environ.get("TBAL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TABLES = ("api_keys", "projects", "items", "ground_truth", "human_labels", "rounds", "auto_labels", "queries")
@@ -323,3 +328,98 @@ def stored_features(factory: sessionmaker[Session], pid: int) -> tuple[list[str]
             text("SELECT external_id, data FROM items WHERE project_id = :p ORDER BY id"), {"p": pid}
         ).all()
     return [r[0] for r in rows], np.stack([np.frombuffer(bytes(r[1]), dtype="<f4") for r in rows])
+
+
+# One path (tests/app/test_one_path.py, test_one_path_texts.py): the service's rounds against run_tbal's.
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Both paths on one torch thread (the service's ``torch_threads``): sums in one order."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run_until_budget_spent(api: Api, project_id: int, max_rounds: int = 10) -> None:
+    """Run rounds of a project holding its items' ground truth (the oracle answering every query before
+    each) until the service refuses another one because the budget (or pool) is spent."""
+    for _ in range(max_rounds):
+        assert api.post(f"/api/v1/projects/{project_id}/simulate").status_code == 200
+        started = api.post(f"/api/v1/projects/{project_id}/rounds")
+        if started.status_code == 409:
+            assert started.json()["detail"]["field"] in ("label_budget", "pool", "validation_labels"), (
+                started.text
+            )
+            return
+        assert started.status_code == 202, started.text
+        done = api.wait_round(started.json()["id"])
+        assert done["status"] == "succeeded", done
+    raise AssertionError("the service kept starting rounds past the label budget")
+
+
+def service_rounds(factory: sessionmaker[Session], project_id: int) -> list[dict[str, Any]]:
+    """Per round, in data rows (the k-th smallest item id is row k: items uploaded in data order):
+    auto-labels {row: label}, training queries, top-ups, thresholds, δ_k, the round's seed."""
+    with factory() as session:
+        ids = list(session.scalars(select(Item.id).where(Item.project_id == project_id).order_by(Item.id)))
+        row_of = {item_id: row for row, item_id in enumerate(ids)}
+        rounds = session.scalars(
+            select(Round).where(Round.project_id == project_id).order_by(Round.index)
+        ).all()
+        out = []
+        for r in rounds:
+            auto = session.execute(
+                select(AutoLabel.item_id, AutoLabel.label).where(AutoLabel.round_id == r.id)
+            ).all()
+            queries = session.execute(
+                select(LabelQuery.item_id, LabelQuery.purpose).where(LabelQuery.round_id == r.id)
+            ).all()
+            metrics = dict(r.metrics or {})
+            out.append(
+                {
+                    "auto": {row_of[i]: int(label) for i, label in auto},
+                    "training": sorted(row_of[i] for i, p in queries if p == "training"),
+                    "top_up": sorted(row_of[i] for i, p in queries if p == "validation"),
+                    "thresholds": [c["threshold"] for c in metrics["thresholds"]],
+                    "delta_round": metrics["delta_round"],
+                    "seed": metrics["seed"],
+                }
+            )
+    return out
+
+
+def library_rounds(result: RunResult) -> list[dict[str, Any]]:
+    """A :func:`tbal.loop.run_tbal` run read back per round as :func:`service_rounds` reads the service's."""
+    by_round: list[dict[str, Any]] = []
+    offset = 0
+    for record in result.rounds:
+        n = record.auto_labeled_round
+        rows = result.auto_labeled_index[offset : offset + n]
+        labels = result.auto_labels[offset : offset + n]
+        offset += n
+        by_round.append(
+            {
+                "auto": {int(r): int(label) for r, label in zip(rows, labels, strict=True)},
+                "thresholds": record.thresholds,
+                "delta_round": record.delta_round,
+                "training": sorted(int(r) for r in result.queried_rows[record.round]),
+                "top_up": sorted(int(r) for r in result.top_up_rows[record.round]),
+            }
+        )
+    return by_round
+
+
+def assert_same_rounds(
+    service: list[dict[str, Any]], library: list[dict[str, Any]], config: TBALConfig, run_seed: int
+) -> None:
+    """Round by round: the same auto-labels, thresholds, δ_k, training queries and top-ups; the service's
+    rounds seeded as the library seeds them; δ spent within the project's δ."""
+    assert len(service) == len(library), (len(service), len(library))
+    for k, (ours, theirs) in enumerate(zip(service, library, strict=True)):
+        assert ours["auto"] == theirs["auto"], f"round {k}: auto-labels differ"
+        assert ours["thresholds"] == theirs["thresholds"], f"round {k}: thresholds differ"
+        assert ours["delta_round"] == theirs["delta_round"], f"round {k}: δ_k differs"
+        assert ours["training"] == theirs["training"], f"round {k}: training queries differ"
+        assert ours["top_up"] == theirs["top_up"], f"round {k}: validation top-ups differ"
+    assert [r["seed"] for r in service] == [round_seed(run_seed, k) for k in range(len(service))]
+    assert sum(r["delta_round"] for r in service) <= config.thresholds.delta
