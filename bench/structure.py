@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("tbal", "app", "worker")
+PACKAGES = ("tbal", "app", "worker", "client/tbal_client")
+"""Package folders under the repository root; a module's dotted name is taken from its package folder's
+parent (so client/tbal_client/cli.py is ``tbal_client.cli``, as it is imported)."""
 
 
 @dataclass
@@ -51,13 +53,13 @@ def module_name(path: Path, root: Path = ROOT) -> str:
 
 def scan(packages: Iterable[str] = PACKAGES, root: Path = ROOT) -> dict[str, Module]:
     """Every module of ``packages`` under ``root``, with its imports resolved to modules of the set."""
-    paths = [p for pkg in packages for p in sorted((root / pkg).rglob("*.py"))]
-    names = {module_name(p, root) for p in paths}
+    paths = [(p, (root / pkg).parent) for pkg in packages for p in sorted((root / pkg).rglob("*.py"))]
+    names = {module_name(p, base) for p, base in paths}
     modules = {}
-    for path in paths:
+    for path, base in paths:
         source = path.read_text(encoding="utf-8")
         tree = ast.parse(source, filename=str(path))
-        module = Module(module_name(path, root), path, len(source.splitlines()))
+        module = Module(module_name(path, base), path, len(source.splitlines()))
         module.functions = list(_functions(tree))
         is_package = path.name == "__init__.py"
         for node, top in _imports(tree):
