@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|current6|text-colander-benchmark|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,16 +89,26 @@ cases() {
         echo "tqd-marg-s$s sst2 softmax $s --guarantee dataset --set query.strategy=margin-random"
         echo "tqd-rand-s$s sst2 softmax $s --guarantee dataset --set query.strategy=random"
       done ;;
+    text-floor)  # a validation floor paid from N_t, with the text preset's random queries, tuning seeds 10-24
+      for s in $(seq 10 24); do
+        echo "tf-2000-s$s sst2 softmax $s --set loop.validation_floor=2000"
+        echo "tf-2400-s$s sst2 softmax $s --set loop.validation_floor=2400"
+        echo "tf-2800-s$s sst2 softmax $s --set loop.validation_floor=2800"
+      done ;;
     current6)  # the defaults after the text preset's random queries, SST-2 benchmark seeds 0-4 (results s6-*)
       for s in 0 1 2 3 4; do
         echo "s6-b-t-soft-s$s sst2 softmax $s"; echo "s6-b-t-data-s$s sst2 softmax $s --guarantee dataset"
+      done ;;
+    current7)  # the defaults after the text preset's validation floor, SST-2 benchmark seeds 0-4 (results s7-*)
+      for s in 0 1 2 3 4; do
+        echo "s7-b-t-soft-s$s sst2 softmax $s"; echo "s7-b-t-data-s$s sst2 softmax $s --guarantee dataset"
       done ;;
     text-colander-benchmark)  # Colander's new defaults on SST-2, benchmark seeds 0-4 (paper rule and valid bound)
       for s in 0 1 2 3 4; do echo "c6-p-t-col-s$s sst2 colander $s --bound paper"; done
       for s in 0 1; do echo "c6-b-t-col-s$s sst2 colander $s"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|current6|text-colander-benchmark|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|hard-query" >&2; exit 2 ;;
   esac
 }
 
