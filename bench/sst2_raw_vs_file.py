@@ -17,7 +17,9 @@ SST-2's training split), the ``text-paper`` preset, the same seeds.
 thread of their own while the service is driven (both encode MiniLM at the same time on a 2-core machine;
 the times say so). The record holds, per arm and seed, coverage, true error and each round's thresholds
 and auto-labels, and compares the features: the service's stored rows against the CSV's cached ones and
-the file's float16 copy.
+the file's float16 copy. Coverage is each path's own figure: the service's ``coverage_total`` counts
+every item of the project (the N_v validation items included), ``tbal run``'s the pool (items less N_v);
+the auto-label counts compare directly.
 """
 
 from __future__ import annotations
@@ -226,6 +228,7 @@ def _compare(record: dict[str, Any], X16: np.ndarray, work: Path) -> dict[str, A
                 {
                     "seed": ra["seed"],
                     "same_rounds": _rounds_of(ra) == _rounds_of(rb),
+                    "auto_labeled": [ra["auto_labeled"], rb["auto_labeled"]],
                     "coverage": [ra["coverage"], rb["coverage"]],
                     "true_error": [ra["true_error"], rb["true_error"]],
                 }
