@@ -127,7 +127,7 @@ def _write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
 
 
 def _tbal_run(data: Path, flags: list[str], seed: int, work: Path) -> dict[str, Any]:
-    out = work / f"{data.stem}-seed{seed}.json"
+    out = work / f"{data.name}-seed{seed}.json"
     command = ["run", "--data", str(data), *flags, "--preset", "text-paper", "--seeds", str(seed)]
     start, load = time.perf_counter(), _load()
     subprocess.run(
