@@ -5,5 +5,5 @@ with a broker).
 - :mod:`.repository`: SQL of ``ingest_jobs`` and ``ingest_job_items`` (the staged raw items);
 - :mod:`.service`: accepting an upload (its raw items written in one transaction, then the job sent);
 - :mod:`.run`: running a job (claimed under a row lock, batch by batch, idempotent);
-- :mod:`app.services.background`: how work is sent, shared with nothing else yet (see there).
+- sending: :meth:`app.rounds.dispatch.Dispatcher.send_work`, the way rounds are sent.
 """

@@ -21,7 +21,6 @@ from app.jobs.repository import Staged
 from app.jobs.run import execute_job, fail
 from app.rounds.dispatch import Dispatcher
 from app.schemas.jobs import JobError, JobRead
-from app.services import background
 from app.services.raw_items.archives import ImageFile
 from app.services.raw_items.checks import require_kind
 from app.services.raw_items.encoders import require_image_files
@@ -83,7 +82,7 @@ def _start(
     jobs_repo.stage(session, job.id, rows)
     session.commit()  # the raw data are stored: the job can run anywhere from here
     try:
-        background.send(dispatcher, task=INGEST_JOB_TASK, queue=JOB_QUEUE, work=execute_job, work_id=job.id)
+        _send(dispatcher, job.id)
     except Exception as exc:  # broker down: the job cannot run, say so (nothing is left staged)
         logger.exception("could not enqueue ingest job %s", job.id)
         fail(session, job.id, f"could not enqueue: {exc}")
@@ -135,5 +134,11 @@ def resume_jobs(dispatcher: Dispatcher, factory: sessionmaker[Session], stale_af
         return []
     for job_id in ids:
         logger.info("resuming ingest job %s", job_id)
-        background.send(dispatcher, task=INGEST_JOB_TASK, queue=JOB_QUEUE, work=execute_job, work_id=job_id)
+        _send(dispatcher, job_id)
     return ids
+
+
+def _send(dispatcher: Dispatcher, job_id: int) -> None:
+    """Run the job where rounds run: in this process (embedded default) or as the Celery task
+    ``INGEST_JOB_TASK`` on ``JOB_QUEUE``; raises what the broker raises when it is away."""
+    dispatcher.send_work(execute_job, job_id, task=INGEST_JOB_TASK, queue=JOB_QUEUE)

@@ -20,7 +20,6 @@ from app.errors import Conflict
 from app.main import create_app
 from app.rounds.dispatch import RUN_ROUND_TASK, CeleryDispatcher, InProcessDispatcher
 from app.rounds.service import start_round
-from app.services import background
 from app.services.projects import get_project
 from app.settings import Settings
 from tests.app.conftest import Api, RecordingDispatcher, count_rows, ready_project
@@ -94,7 +93,7 @@ class _SentTasks(CeleryDispatcher):
 def test_celery_rounds_and_work_go_through_send_task() -> None:
     dispatcher = _SentTasks(Settings(broker_url="redis://127.0.0.1:9/0", round_queue="gpu"))
     dispatcher.enqueue_round(3)
-    background.send(dispatcher, task="tbal.ingest_job", queue="default", work=_never_here, work_id=4)
+    dispatcher.send_work(_never_here, 4, task="tbal.ingest_job", queue="default")
     assert dispatcher.sent == [(RUN_ROUND_TASK, [3], "gpu"), ("tbal.ingest_job", [4], "default")]
 
 
@@ -145,7 +144,7 @@ def test_in_process_rounds_and_work_share_submit() -> None:
 
     try:
         dispatcher.enqueue_round(5)
-        background.send(dispatcher, task="tbal.ingest_job", queue="default", work=work, work_id=6)
+        dispatcher.send_work(work, 6, task="tbal.ingest_job", queue="default")
         assert dispatcher.wait_idle(timeout=30)
         (round_fn, round_args), (work_fn, work_args) = submitted
         assert round_fn == dispatcher._run_round and round_args == (5,)
@@ -155,7 +154,7 @@ def test_in_process_rounds_and_work_share_submit() -> None:
     # Without the recorder: the work runs in the pool with the dispatcher's factory and settings.
     dispatcher = _in_process()
     try:
-        background.send(dispatcher, task="tbal.ingest_job", queue="default", work=work, work_id=8)
+        dispatcher.send_work(work, 8, task="tbal.ingest_job", queue="default")
         assert dispatcher.wait_idle(timeout=30)
         assert ran == [(8, dispatcher._factory, dispatcher._settings)]
     finally:
