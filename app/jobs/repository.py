@@ -10,19 +10,18 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from itertools import islice
 from typing import Any, NamedTuple
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import ACTIVE_JOB_STATUSES, IngestJob, IngestJobItem
-from app.repositories.bulk import dialect
+from app.repositories.bulk import append_rows
 
 STAGE_ROWS = 1_000
 """Staged items per ``executemany`` (images carry their bytes: a few MB per call)."""
 STAGED = IngestJobItem.__table__
-COLUMNS = "job_id, seq, external_id, text, data, label"
+COLUMNS = ("job_id", "seq", "external_id", "text", "data", "label")
 
 
 class Staged(NamedTuple):
@@ -43,27 +42,14 @@ def add(session: Session, project_id: int, kind: str, total: int) -> IngestJob:
 
 
 def stage(session: Session, job_id: int, rows: Iterable[Staged]) -> None:
-    """Write the job's raw items in the caller's transaction: ``COPY`` on PostgreSQL, ``executemany`` a
-    1,000 rows on SQLite, on the driver's cursor. The label goes in as the JSON the column holds
-    (``json.dumps``, NULL for None)."""
+    """Write the job's raw items in the caller's transaction (:func:`app.repositories.bulk.append_rows`:
+    ``COPY`` on PostgreSQL, ``executemany`` a 1,000 rows on SQLite). The label goes in as the JSON the
+    column holds (``json.dumps``, NULL for None)."""
     values = (
         (job_id, r.seq, r.external_id, r.text, r.data, None if r.label is None else json.dumps(r.label))
         for r in rows
     )
-    raw = session.connection().connection.driver_connection
-    if dialect(session) == "postgresql":
-        sql = f"COPY ingest_job_items ({COLUMNS}) FROM STDIN"
-        with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
-            for row in values:
-                copy.write_row(row)
-        return
-    cursor = raw.cursor()  # type: ignore[union-attr]
-    try:
-        sql = f"INSERT INTO ingest_job_items ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
-        while part := list(islice(values, STAGE_ROWS)):
-            cursor.executemany(sql, part)
-    finally:
-        cursor.close()
+    append_rows(session, "ingest_job_items", COLUMNS, values, per_call=STAGE_ROWS)
 
 
 def get(session: Session, job_id: int) -> IngestJob | None:

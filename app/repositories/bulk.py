@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -54,23 +55,41 @@ def stage_rows(
     session: Session, name: str, columns: Sequence[tuple[str, str, str]], rows: Sequence[tuple[Any, ...]]
 ) -> None:
     """Append ``rows`` to the temporary table (binary COPY on PostgreSQL, executemany on SQLite)."""
-    if not rows:
-        return
-    names = ", ".join(c for c, _, _ in columns)
+    if rows:
+        names = [c for c, _, _ in columns]
+        append_rows(session, name, names, rows, pg_types=[pg for _, pg, _ in columns], per_call=len(rows))
+
+
+def append_rows(
+    session: Session,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[tuple[Any, ...]],
+    *,
+    pg_types: Sequence[str] | None = None,
+    per_call: int = 1_000,
+) -> None:
+    """Append ``rows`` to ``table`` on the driver's cursor, with no SQLAlchemy processing a row: ``COPY``
+    on PostgreSQL (binary when ``pg_types`` gives the columns' types, text otherwise), ``executemany`` of
+    ``per_call`` rows at a time on SQLite. ``rows`` may be a generator: it is read once, in order."""
+    names = ", ".join(columns)
     raw = session.connection().connection.driver_connection
     if dialect(session) == "postgresql":
-        sql = f"COPY {name} ({names}) FROM STDIN (FORMAT BINARY)"
-        with raw.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
-            copy.set_types([pg for _, pg, _ in columns])
+        binary = " (FORMAT BINARY)" if pg_types else ""
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN{binary}") as copy:  # type: ignore[union-attr]
+            if pg_types:
+                copy.set_types(list(pg_types))
             for row in rows:
                 copy.write_row(row)
-    else:
-        marks = ", ".join("?" for _ in columns)
-        cursor = raw.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(f"INSERT INTO {name} ({names}) VALUES ({marks})", rows)
-        finally:
-            cursor.close()
+        return
+    sql = f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in columns)})"
+    remaining = iter(rows)
+    cursor = raw.cursor()  # type: ignore[union-attr]
+    try:
+        while part := list(islice(remaining, per_call)):
+            cursor.executemany(sql, part)
+    finally:
+        cursor.close()
 
 
 def clear_stage(session: Session, name: str) -> None:
