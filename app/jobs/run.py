@@ -232,6 +232,16 @@ def _read(session: Session, job_id: int, kind: Kind, limit: int, after: int) -> 
     return batch
 
 
+def _keep_new(
+    session: Session, project: Project, batch: Prepared, checked: Sequence[tuple[Any, ...]]
+) -> None:
+    """``batch.pending``: the ``checked`` items (seq, external id, ...) whose external id the project does
+    not hold yet (a retried job skips what it stored); ``batch.known``: how many it held."""
+    known = items_repo.ids_by_external(session, project.id, [c[1] for c in checked])
+    batch.pending = [c for c in checked if c[1] not in known]
+    batch.known = len(checked) - len(batch.pending)
+
+
 def _encode(kind: Kind, batch: Prepared) -> float:
     """Encode ``batch`` (on the encoding thread); the seconds it took."""
     start = time.perf_counter()
@@ -289,9 +299,7 @@ class TextKind:
                 batch.refuse(seq, ext, exc.reason)
                 continue
             checked.append((seq, ext, text, truth))
-        known = items_repo.ids_by_external(session, self.project.id, [c[1] for c in checked])
-        batch.pending = [c for c in checked if c[1] not in known] if known else checked
-        batch.known = len(checked) - len(batch.pending)
+        _keep_new(session, self.project, batch, checked)
         return batch
 
     def encode(self, batch: Prepared) -> None:
@@ -350,9 +358,7 @@ class ImageKind:
                 checked.append((seq, ext, data or b"", image_truth(self.project, ext, label)))
             except Invalid as exc:
                 batch.refuse(seq, ext, exc.reason)
-        known = items_repo.ids_by_external(session, self.project.id, [c[1] for c in checked])
-        batch.pending = [c for c in checked if c[1] not in known] if known else checked
-        batch.known = len(checked) - len(batch.pending)
+        _keep_new(session, self.project, batch, checked)
         return batch
 
     def encode(self, batch: Prepared) -> None:
