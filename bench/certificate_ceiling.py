@@ -14,7 +14,7 @@ seed:
 - **replayed** on the same round: what each pooled family (``thresholds.pooled_families``: both at
   δ_k / 2, the common cut or the equal rank alone at δ_k) certifies, to compare them on real rounds.
 
-Usage: .venv/bin/python bench/certificate_ceiling.py --seeds 10,11,12,13 [--out DIR]
+Usage: .venv/bin/python bench/certificate_ceiling.py --seeds 10,11,12,13 [--out DIR] [--set FIELD=VALUE ...]
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_minilm.np
 EPSILON = 0.05
 
 
-def capture(seed: int, out: Path) -> Path:
-    """Run the text-paper defaults on SST-2 for ``seed`` and save the certifying round's scores to a .npz."""
+def capture(seed: int, out: Path, settings: list[str]) -> Path:
+    """Run the text-paper defaults (with ``--set`` ``settings``) on SST-2 for ``seed`` and save the
+    certifying round's scores to a .npz."""
     path = out / f"sst2-s{seed}.npz"
     pool_truth: dict[str, np.ndarray] = {}
     make_input, run_round = loop._oracle_round_input, loop.run_round
@@ -67,7 +68,8 @@ def capture(seed: int, out: Path) -> Path:
     loop._oracle_round_input, loop.run_round = recording_input, recording_round  # type: ignore[assignment]
     try:
         args = ["run", "--data", str(DATA), "--preset", "text-paper", "--pool-size", "20000"]
-        tbal_main([*args, "--seeds", str(seed), "--threads", "1", "--quiet"])
+        sets = [arg for item in settings for arg in ("--set", item)]
+        tbal_main([*args, *sets, "--seeds", str(seed), "--threads", "1", "--quiet"])
     finally:
         loop._oracle_round_input, loop.run_round = make_input, run_round  # type: ignore[assignment]
     return path
@@ -120,12 +122,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="10,11,12,13")
     parser.add_argument("--out", type=Path, default=None, help="keep the captured rounds here")
     parser.add_argument("--restarts", action="store_true", help="also replay η 0-0.7 × J 1-5 (common cut)")
+    parser.add_argument(
+        "--set", dest="settings", action="append", default=[], help="FIELD=VALUE for tbal run (repeatable)"
+    )
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="tbal-ceiling-"))
     out.mkdir(parents=True, exist_ok=True)
     for seed in (int(s) for s in args.seeds.split(",")):
         path = out / f"sst2-s{seed}.npz"
-        figures = ceiling(path if path.exists() else capture(seed, out))
+        figures = ceiling(path if path.exists() else capture(seed, out, args.settings))
         pct = {name: 100 * value for name, value in figures.items()}
         print(
             f"seed {seed}: oracle {pct['oracle']:.1f} %, noise-free ceiling {pct['ceiling']:.1f} %, "

@@ -21,12 +21,20 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
 export -f run
 export DATA OUT
 
+# Cases measured before this session's text-paper changes pin what they ran with, so that they rerun it:
+# margin-random queries and no validation floor (TEXT_BEFORE), the paper's Colander network (PAPER_G,
+# the library's Colander defaults until then), or random queries without the floor (NO_FLOOR).
+TEXT_BEFORE="--set query.strategy=margin-random --set loop.validation_floor=0"
+PAPER_G="--set confidence.colander.weight_decay=0.01 --set confidence.colander.epochs=500"
+PAPER_G="$PAPER_G --set confidence.colander.standardize=false --set confidence.colander.logit_skip=0"
+NO_FLOOR="--set loop.validation_floor=0"
+
 cases() {
   case "$1" in
     benchmark)  # the defaults users get, seeds 0-4
       for s in 0 1 2 3 4; do
         echo "b-m-soft-s$s mnist softmax $s"; echo "b-m-col-s$s mnist colander $s"
-        echo "b-t-soft-s$s sst2 softmax $s"; echo "b-t-data-s$s sst2 softmax $s --guarantee dataset"
+        echo "b-t-soft-s$s sst2 softmax $s $TEXT_BEFORE"; echo "b-t-data-s$s sst2 softmax $s --guarantee dataset $TEXT_BEFORE"
       done ;;
     ablation)  # each change alone, seeds 0-2 (MNIST 0-1)
       for s in 0 1; do
@@ -34,15 +42,15 @@ cases() {
         echo "a-m-soft-fin-nofb-s$s mnist softmax $s --set thresholds.fallback_share=0"
       done
       for s in 0 1 2; do
-        echo "a-t-pre-s$s sst2 softmax $s --set model.hidden=1000,500,30 --set model.activation=tanh --set model.dropout=0 --set train.weight_decay=0.001"
-        echo "a-t-uni-s$s sst2 softmax $s --set thresholds.delta_schedule=uniform --set thresholds.fallback_share=0"
-        echo "a-t-nofb-s$s sst2 softmax $s --set thresholds.fallback_share=0"
+        echo "a-t-pre-s$s sst2 softmax $s $TEXT_BEFORE --set model.hidden=1000,500,30 --set model.activation=tanh --set model.dropout=0 --set train.weight_decay=0.001"
+        echo "a-t-uni-s$s sst2 softmax $s $TEXT_BEFORE --set thresholds.delta_schedule=uniform --set thresholds.fallback_share=0"
+        echo "a-t-nofb-s$s sst2 softmax $s $TEXT_BEFORE --set thresholds.fallback_share=0"
       done ;;
     paper)  # the papers' rule (reproduction only) on SST-2: softmax seeds 0-4, Colander seeds 0-1 (30 min a run
       # here); Colander under the valid bound (b-t-col) was not run this session
-      for s in 0 1 2 3 4; do echo "p-t-soft-s$s sst2 softmax $s --bound paper"; done
+      for s in 0 1 2 3 4; do echo "p-t-soft-s$s sst2 softmax $s --bound paper $TEXT_BEFORE"; done
       for s in 0 1; do
-        echo "p-t-col-s$s sst2 colander $s --bound paper"; echo "b-t-col-s$s sst2 colander $s"
+        echo "p-t-col-s$s sst2 colander $s --bound paper $TEXT_BEFORE $PAPER_G"; echo "b-t-col-s$s sst2 colander $s $TEXT_BEFORE $PAPER_G"
       done ;;
     tuning)  # how the δ schedule was chosen: MNIST tuning seeds 10-11
       echo "m-soft-uni-s10 mnist softmax 10 --set thresholds.delta_schedule=uniform --set thresholds.fallback_share=0"
@@ -51,7 +59,7 @@ cases() {
       echo "m-soft-f05fb-s11 mnist softmax 11 --set thresholds.delta_final_share=0.5"
       echo "m-col-f10fb-s10 mnist colander 10"
       for s in 10 11; do  # a validation floor from the training budget on SST-2 (not adopted)
-        echo "t-def-s$s sst2 softmax $s"; echo "t-floor2400-s$s sst2 softmax $s --set loop.validation_floor=2400"
+        echo "t-def-s$s sst2 softmax $s $TEXT_BEFORE"; echo "t-floor2400-s$s sst2 softmax $s $TEXT_BEFORE --set loop.validation_floor=2400"
       done ;;
     text-classifier)  # one certificate on 2,000 random labels, SST-2 tuning seeds 10-14
       for s in 10 11 12 13 14; do
@@ -68,26 +76,27 @@ cases() {
       done ;;
     current)  # the figures of "Issue 11, continued": the defaults after pooled_families (results s5-*)
       for s in 0 1 2 3 4; do
-        echo "s5-b-m-soft-s$s mnist softmax $s"; echo "s5-b-t-soft-s$s sst2 softmax $s"
-        echo "s5-b-t-data-s$s sst2 softmax $s --guarantee dataset"
+        echo "s5-b-m-soft-s$s mnist softmax $s"; echo "s5-b-t-soft-s$s sst2 softmax $s $TEXT_BEFORE"
+        echo "s5-b-t-data-s$s sst2 softmax $s --guarantee dataset $TEXT_BEFORE"
       done
-      echo "s5-b-t-col-s0 sst2 colander 0"
+      echo "s5-b-t-col-s0 sst2 colander 0 $TEXT_BEFORE $PAPER_G"
       for s in 10 11; do echo "s5-h-m-e3-def-s$s mnist softmax $s --set train.epochs=3"; done ;;
     text-colander)  # Colander for text: the mnist-paper preset's Colander settings on SST-2, tuning seeds 10-12
       local col="--set confidence.colander.weight_decay=0.1 --set confidence.colander.epochs=100"
       col="$col --set confidence.colander.standardize=true --set confidence.colander.logit_skip=1.0"
       for s in 10 11 12; do
-        echo "tc-col-paper-s$s sst2 colander $s --bound paper $col"; echo "tc-col-valid-s$s sst2 colander $s $col"
-        echo "tc-soft-paper-s$s sst2 softmax $s --bound paper"
+        echo "tc-col-paper-s$s sst2 colander $s --bound paper $TEXT_BEFORE $col"
+        echo "tc-col-valid-s$s sst2 colander $s $TEXT_BEFORE $col"
+        echo "tc-soft-paper-s$s sst2 softmax $s --bound paper $TEXT_BEFORE"
       done ;;
     text-query)  # the query strategy on SST-2 under the valid bound (softmax), tuning seeds 10-24
       for s in $(seq 10 24); do
-        echo "tq-def-s$s sst2 softmax $s"; echo "tq-rand-s$s sst2 softmax $s --set query.strategy=random"
+        echo "tq-def-s$s sst2 softmax $s $TEXT_BEFORE"; echo "tq-rand-s$s sst2 softmax $s $NO_FLOOR --set query.strategy=random"
       done ;;
     text-query-dataset)  # the query strategy under --guarantee dataset on SST-2, tuning seeds 10-19
       for s in $(seq 10 19); do
-        echo "tqd-marg-s$s sst2 softmax $s --guarantee dataset --set query.strategy=margin-random"
-        echo "tqd-rand-s$s sst2 softmax $s --guarantee dataset --set query.strategy=random"
+        echo "tqd-marg-s$s sst2 softmax $s --guarantee dataset $NO_FLOOR --set query.strategy=margin-random"
+        echo "tqd-rand-s$s sst2 softmax $s --guarantee dataset $NO_FLOOR --set query.strategy=random"
       done ;;
     text-floor)  # a validation floor paid from N_t, with the text preset's random queries, tuning seeds 10-24
       for s in $(seq 10 24); do
@@ -97,15 +106,15 @@ cases() {
       done ;;
     current6)  # the defaults after the text preset's random queries, SST-2 benchmark seeds 0-4 (results s6-*)
       for s in 0 1 2 3 4; do
-        echo "s6-b-t-soft-s$s sst2 softmax $s"; echo "s6-b-t-data-s$s sst2 softmax $s --guarantee dataset"
+        echo "s6-b-t-soft-s$s sst2 softmax $s $NO_FLOOR"; echo "s6-b-t-data-s$s sst2 softmax $s --guarantee dataset $NO_FLOOR"
       done ;;
     current7)  # the defaults after the text preset's validation floor, SST-2 benchmark seeds 0-4 (results s7-*)
       for s in 0 1 2 3 4; do
         echo "s7-b-t-soft-s$s sst2 softmax $s"; echo "s7-b-t-data-s$s sst2 softmax $s --guarantee dataset"
       done ;;
     text-colander-benchmark)  # Colander's new defaults on SST-2, benchmark seeds 0-4 (paper rule and valid bound)
-      for s in 0 1 2 3 4; do echo "c6-p-t-col-s$s sst2 colander $s --bound paper"; done
-      for s in 0 1; do echo "c6-b-t-col-s$s sst2 colander $s"; done ;;
+      for s in 0 1 2 3 4; do echo "c6-p-t-col-s$s sst2 colander $s --bound paper $NO_FLOOR"; done
+      for s in 0 1; do echo "c6-b-t-col-s$s sst2 colander $s $NO_FLOOR"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
     *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|hard-query" >&2; exit 2 ;;

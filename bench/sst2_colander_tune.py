@@ -1,6 +1,6 @@
 """Colander on SST-2 embeddings, one round outside the loop (tuning seeds only, never the benchmark's
 0–4): which Colander settings rank the text classifier's points best, and what the papers' rule and the
-valid bound then certify (BENCHMARKS.md, "Colander on text").
+valid bound then certify (BENCHMARKS.md, "Issue 11, sixth session", Colander on text).
 
 Per seed: the ``text-paper`` classifier trained on 2,000 random labels, 1,600 validation points split at
 ν = 0.5 into D_cal (fits Colander) and D_th (thresholds), a pool of 18,000. Softmax sets its thresholds
@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sst2_one_certificate import split
 
 from tbal.confidence.colander import Colander
 from tbal.config import ColanderConfig, FamiliesName, ThresholdConfig, preset, resolved_thresholds
+from tbal.evaluation import auroc
 from tbal.models import build_model
 from tbal.thresholds import estimate_thresholds
 from tbal.training import Predictions, one_hot, predict, train_classifier
@@ -45,21 +47,13 @@ SETTINGS: dict[str, ColanderConfig] = {
 }
 
 
-def split(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(n)
-    return order[:2000], order[2000:3600], order[3600:21600]
-
-
 def within_class_auroc(scores: np.ndarray, predicted: np.ndarray, correct: np.ndarray) -> float:
     """Mean over predicted classes of the AUROC of ``scores`` for telling correct from wrong points."""
-    aurocs = []
-    for c in np.unique(predicted):
-        s, ok = scores[predicted == c], correct[predicted == c]
-        if ok.all() or not ok.any():
-            continue
-        ranks = np.argsort(np.argsort(s, kind="stable"), kind="stable") + 1.0
-        n_ok, n_bad = ok.sum(), (~ok).sum()
-        aurocs.append((ranks[ok].sum() - n_ok * (n_ok + 1) / 2) / (n_ok * n_bad))
+    aurocs = [
+        auroc(scores[(predicted == c) & correct], scores[(predicted == c) & ~correct])
+        for c in np.unique(predicted)
+        if 0 < correct[predicted == c].sum() < (predicted == c).sum()
+    ]
     return float(np.mean(aurocs))
 
 

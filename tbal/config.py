@@ -198,9 +198,10 @@ class ColanderConfig:
     The defaults are the residual network tuned on MNIST tuning seeds (the ``mnist-paper`` preset's:
     standardised z, residual 1, weight decay 0.1, 100 epochs), not the paper's network
     (:meth:`paper_network`): the paper's g on raw z ranks no better than chance on SST-2 MiniLM
-    embeddings (within-class AUROC of correctness 0.50–0.51 against softmax's 0.76–0.78, tuning seeds
-    10–13, bench/sst2_colander_tune.py) and 0.69 against 0.93 on MNIST; the residual one matches softmax
-    on SST-2 and slightly passes it on MNIST (0.933). BENCHMARKS.md, "Colander on text"."""
+    embeddings (within-class AUROC of correctness 0.500, its scores tied, against softmax's 0.76–0.78,
+    tuning seeds 10–13, bench/sst2_colander_tune.py) and 0.69 against 0.93 on MNIST; the residual one
+    matches softmax on SST-2 and slightly passes it on MNIST (0.933). BENCHMARKS.md, "Issue 11, sixth
+    session"."""
 
     lam: float = 10.0
     alpha: float = 1.0

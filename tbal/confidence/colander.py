@@ -51,8 +51,9 @@ class Colander(ConfidenceFunction):
     coverage 80.5% at 1.9% error vs softmax 80.0% at 1.9%). Weight decay pulls the correction to 0, i.e.
     towards the classifier's own softmax; wd 0.01 gave 0.917, λ = 100 gave 0.90.
     On SST-2 MiniLM embeddings (text-paper classifier on 2,000 random labels, D_cal 800, tuning seeds
-    10–13, bench/sst2_colander_tune.py) the paper's g ranks at chance (AUROC 0.50–0.51) and the residual
-    network exactly as softmax (0.76–0.78): on text it is softmax, at the price of half the validation set.
+    10–13, bench/sst2_colander_tune.py) the paper's g ranks at chance (AUROC 0.500: tied scores) and the
+    residual network exactly as softmax (0.76–0.78): on text it is softmax, at the price of half the
+    validation set.
 
     Snapshots: the reference code kept, every 10 epochs, the snapshot with the best coverage on D_th —
     D_th then both picks the model and certifies its thresholds. Here D_th is never seen. With
