@@ -30,7 +30,7 @@ from app.db.models import ACTIVE_ROUND_STATUSES, AutoLabel, HumanLabel, Item, Pr
 from app.errors import NotFound
 from app.repositories import api_keys as keys_repo
 from app.repositories import labels as labels_repo
-from app.services.project_config import build_config
+from app.services.project_config import project_config
 from tbal.config import TBALConfig
 from tbal.round_report import ClassReport, RoundReport, RoundReportError
 
@@ -45,7 +45,7 @@ def project_summary(session: Session, project: Project, round_index: int | None 
     per-class figures and the reliability diagram are those of round ``round_index`` (default: the
     latest that succeeded)."""
     started = time.perf_counter()
-    config = build_config(project.settings)
+    config = project_config(project)
     roles = queries.items_by_role(session, project.id)
     human = _HumanByClass.of(
         queries.human_labels_by_role_and_class(session, project.id), len(project.classes)

@@ -53,6 +53,11 @@ class Project(Base):
     data_kind: Mapped[str] = mapped_column(String(16))
     input_shape: Mapped[list[int]] = mapped_column(JSON)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    base_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """The preset's (or the library's default) configuration as it was when the project took it (creation,
+    or a PATCH of ``preset``), as ``tbal.config.config_to_dict`` writes it: ``settings`` apply on top of it,
+    so a later tbal release does not change a running project. NULL in projects created before migration
+    0008, which resolve their preset as the installed library defines it."""
     seed: Mapped[int] = mapped_column(IdType, default=0)
     sets_drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -87,7 +87,7 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
         pool_ids, pool_raw = items_repo.load_id_data(session, pool_stmt, n_pool, layout.row_bytes)
         _check_counts(train_ids.size, val_ids.size, n_pool)
 
-        config = runtime_config(project.settings, settings)
+        config = runtime_config(project.settings, settings, base=project.base_config)
         scale = _input_scale(session, project, layout, train_raw, val_raw, pool_raw)
         targets, _ = _label_distributions(train_extra, k)
         val_distributions, val_soft = _label_distributions(val_extra, k)

@@ -22,7 +22,7 @@ from app.repositories import labels as labels_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.dispatch import Dispatcher
 from app.rounds.planning import plan_for_round
-from app.services.project_config import build_config, min_validation_labels
+from app.services.project_config import min_validation_labels, project_config
 from app.services.queue import ensure_sets_drawn
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def queries_for_next_round(session: Session, project: Project) -> int:
     left), :func:`tbal.plan.plan_round`). A round with a ``validation_floor`` may spend part of them on
     validation top-ups; the rest are training queries."""
     index = rounds_repo.next_index(session, project.id)
-    return plan_for_round(session, project, index, build_config(project.settings)).query_budget
+    return plan_for_round(session, project, index, project_config(project)).query_budget
 
 
 def start_round(session: Session, project: Project, dispatcher: Dispatcher) -> Round:
@@ -49,7 +49,7 @@ def start_round(session: Session, project: Project, dispatcher: Dispatcher) -> R
     active = rounds_repo.active(session, project.id)
     if active is not None:
         raise Conflict("round", f"round {active.id} is {active.status}; wait until it finishes")
-    config = build_config(project.settings)
+    config = project_config(project)
     need = min_validation_labels(project.settings, config)
     n_val = items_repo.count_labeled(session, project.id, "validation")
     if n_val < need:

@@ -24,7 +24,9 @@ parses it to its field's type."""
 
 class ProjectSettings(BaseModel):
     """A project's TBAL settings. Every field is optional: unset ones come from ``preset`` (or the library's
-    defaults). Values are checked by building the library's configuration; a bad one is a 422 naming it.
+    defaults) as it was when the project took it, pinned in the project: a new tbal release does not
+    change it; PATCH ``preset`` to take the new one. Values are checked by building the library's
+    configuration; a bad one is a 422 naming it.
 
     ``min_validation_labels``: the fewest human validation labels a round may start with (default: the
     fewest that split into non-empty D_cal and D_th, at least 2). ``pixel_scale`` (images): the divisor

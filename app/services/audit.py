@@ -23,7 +23,7 @@ from app.db.models import Project, Round
 from app.errors import Conflict, NotFound
 from app.rounds import repository as rounds_repo
 from app.schemas.audit import AuditRead
-from app.services.project_config import build_config
+from app.services.project_config import project_config
 from tbal.round_report import RoundReport, RoundReportError
 
 
@@ -91,4 +91,4 @@ def _project_delta(session: Session, project_id: int) -> float:
     project = session.get(Project, project_id)
     if project is None:
         raise NotFound("project_id", f"no project {project_id}")
-    return build_config(project.settings).thresholds.delta
+    return project_config(project).thresholds.delta

@@ -3,6 +3,11 @@
 Each project setting maps to one dotted field of :class:`tbal.config.TBALConfig`; a section's changes
 are applied together (so that, e.g., ``label_budget`` and ``seed_size`` are checked against each other
 and not against the defaults). A :class:`tbal.config.ConfigError` becomes a 422 naming the setting.
+
+The settings apply on top of the project's *base*: its preset's (or the library's default) configuration
+pinned when the project took it (``projects.base_config``, see :func:`base_config`), so that a tbal
+release that changes a preset or a default does not move a running project's round plan or δ schedule.
+Projects created before the pin existed (NULL) resolve their preset as the installed library defines it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import dataclasses
 import math
 from typing import Any
 
+from app.db.models import Project
 from app.errors import Invalid
 from app.settings import Settings
 from tbal.config import (
@@ -18,6 +24,8 @@ from tbal.config import (
     ColanderConfig,
     ConfigError,
     TBALConfig,
+    config_from_dict,
+    config_to_dict,
     preset,
     with_overrides,
 )
@@ -62,15 +70,27 @@ NESTED = ("colander", "method_params")
 IMAGE_MODELS = ("lenet5", "cnn", "resnet")
 
 
-def build_config(settings: dict[str, Any], *, data_kind: str | None = None) -> TBALConfig:
-    """The TBALConfig of a project's ``settings`` (the API's names, see :class:`ProjectSettings`).
+def base_config(settings: dict[str, Any]) -> dict[str, Any]:
+    """What a project pins as its base when it takes ``settings["preset"]`` (at creation, or a PATCH of
+    ``preset``): the preset's configuration, or the library's defaults without one, as a JSON-ready dict."""
+    return config_to_dict(_preset_config(settings))
+
+
+def project_config(project: Project) -> TBALConfig:
+    """The TBALConfig a project's rounds run with (but for the training device, see
+    :func:`runtime_config`): its settings on its pinned base."""
+    return build_config(project.settings, base=project.base_config)
+
+
+def build_config(
+    settings: dict[str, Any], *, base: dict[str, Any] | None = None, data_kind: str | None = None
+) -> TBALConfig:
+    """The TBALConfig of a project's ``settings`` (the API's names, see :class:`ProjectSettings`) applied
+    on ``base`` (a :func:`base_config` dict); ``base`` None: on the preset as the library defines it now.
 
     Raises :class:`~app.errors.Invalid` with ``field="settings.<name>"`` for a value the library refuses.
     """
-    try:
-        config = preset(settings["preset"]) if settings.get("preset") else TBALConfig()
-    except ConfigError as exc:
-        raise Invalid("settings.preset", str(exc)) from exc
+    config = _preset_config(settings) if base is None else _pinned(base)
     sections: dict[str, dict[str, Any]] = {}
     for name, value in settings.items():
         if value is None or name in SERVICE_ONLY or name in NESTED:
@@ -96,9 +116,12 @@ def build_config(settings: dict[str, Any], *, data_kind: str | None = None) -> T
     return config
 
 
-def runtime_config(project_settings: dict[str, Any], settings: Settings) -> TBALConfig:
-    """The configuration a round runs with: the project's, on the service's training device."""
-    config = build_config(project_settings)
+def runtime_config(
+    project_settings: dict[str, Any], settings: Settings, *, base: dict[str, Any] | None = None
+) -> TBALConfig:
+    """The configuration a round runs with: the project's (its settings on ``base``, see
+    :func:`build_config`), on the service's training device."""
+    config = build_config(project_settings, base=base)
     return dataclasses.replace(config, train=dataclasses.replace(config.train, device=settings.train_device))
 
 
@@ -108,6 +131,25 @@ def min_validation_labels(project_settings: dict[str, Any], config: TBALConfig) 
     nu = config.loop.calibration_fraction
     floor = max(2, math.ceil(1 / nu - 1e-9), math.ceil(1 / (1 - nu) - 1e-9))
     return max(floor, int(project_settings.get("min_validation_labels") or 0))
+
+
+def _preset_config(settings: dict[str, Any]) -> TBALConfig:
+    try:
+        return preset(settings["preset"]) if settings.get("preset") else TBALConfig()
+    except ConfigError as exc:
+        raise Invalid("settings.preset", str(exc)) from exc
+
+
+def _pinned(base: dict[str, Any]) -> TBALConfig:
+    try:
+        return config_from_dict(base)
+    except ConfigError as exc:
+        # a field this release no longer has: the project must choose, not silently get new values
+        raise Invalid(
+            "settings.preset",
+            f"the configuration pinned when the project took its preset does not fit this tbal ({exc}); "
+            "PATCH preset to pin this release's",
+        ) from exc
 
 
 def _with_colander(config: TBALConfig, values: dict[str, Any]) -> TBALConfig:

@@ -1,11 +1,11 @@
-"""Projects: creation (settings checked by building the library's configuration), reads with counts,
-settings changes (not while a round is queued or running) and deletion (rows and artifacts)."""
+"""Projects: creation (settings checked by building the library's configuration; the preset's
+configuration pinned as the project's base), reads with counts, settings changes (not while a round is
+queued or running; a PATCH of ``preset`` pins the new preset's base) and deletion (rows and artifacts)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -20,9 +20,9 @@ from app.rounds import repository as rounds_repo
 from app.rounds.service import budget_used
 from app.schemas.projects import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.services import raw_items
-from app.services.project_config import build_config
+from app.services.project_config import base_config, build_config, project_config
 from app.services.queue import redraw_open_sets
-from tbal.config import config_to_dict
+from tbal.config import TBALConfig, config_to_dict
 
 
 def get_project(session: Session, project_id: int) -> Project:
@@ -40,7 +40,8 @@ def create_project(session: Session, body: ProjectCreate) -> Project:
     if body.data_kind == "image" and len(body.input_shape) == 3 and body.input_shape[2] not in (1, 3, 4):
         raise Invalid("input_shape", f"images take 1, 3 or 4 channels (last), got {body.input_shape[2]}")
     settings = body.settings.model_dump(exclude_none=True)
-    build_config(settings, data_kind=body.data_kind)
+    base = base_config(settings)
+    build_config(settings, base=base, data_kind=body.data_kind)
     input_shape = raw_items.check_project_settings(body.data_kind, settings, list(body.input_shape))
     if projects_repo.by_name(session, body.name) is not None:
         raise Conflict("name", f"a project named {body.name!r} exists")
@@ -50,6 +51,7 @@ def create_project(session: Session, body: ProjectCreate) -> Project:
         data_kind=body.data_kind,
         input_shape=input_shape,
         settings=settings,
+        base_config=base,
         seed=body.seed,
     )
     try:
@@ -65,22 +67,33 @@ def update_settings(session: Session, project: Project, body: ProjectUpdate) -> 
     active = rounds_repo.active(session, project.id)
     if active is not None:
         raise Conflict("round", f"round {active.id} is {active.status}; change settings when it has finished")
-    merged = {**project.settings, **body.settings.model_dump(exclude_unset=True)}
-    merged = {k: v for k, v in merged.items() if v is not None}
-    build_config(merged, data_kind=project.data_kind)
+    changes = body.settings.model_dump(exclude_unset=True)
+    merged = {k: v for k, v in {**project.settings, **changes}.items() if v is not None}
+    # the base moves only when asked: PATCH preset (even to the same name) pins this release's version
+    base = base_config(merged) if "preset" in changes else project.base_config
+    config = build_config(merged, base=base, data_kind=project.data_kind)
     raw_items.check_settings_change(session, project, merged)
-    before = _set_sizes(project.settings)
+    before = _set_sizes_before(project)
     project.settings = merged
-    if _set_sizes(merged) != before:
+    project.base_config = base
+    if _set_sizes(config) != before:
         redraw_open_sets(session, project)  # the sets' sizes changed: redraw them while they are open
     session.commit()
     return project
 
 
-def _set_sizes(settings: dict[str, Any]) -> tuple[int, int]:
-    """What the draw of the validation and seed sets reads from the settings."""
-    loop = build_config(settings).loop
-    return loop.validation_size, loop.seed_size
+def _set_sizes(config: TBALConfig) -> tuple[int, int]:
+    """What the draw of the validation and seed sets reads from the configuration."""
+    return config.loop.validation_size, config.loop.seed_size
+
+
+def _set_sizes_before(project: Project) -> tuple[int, int] | None:
+    """The set sizes of the project as it is; None when its pinned base no longer reads with this tbal (the
+    PATCH of ``preset`` that the error asks for must be able to re-pin it)."""
+    try:
+        return _set_sizes(project_config(project))
+    except Invalid:
+        return None
 
 
 def delete_project(session: Session, project: Project, artifacts_dir: Path) -> None:
@@ -93,13 +106,11 @@ def delete_project(session: Session, project: Project, artifacts_dir: Path) -> N
 
 
 def read(project: Project) -> ProjectRead:
-    return ProjectRead.model_validate(
-        {**_fields(project), "config": config_to_dict(build_config(project.settings))}
-    )
+    return ProjectRead.model_validate({**_fields(project), "config": config_to_dict(project_config(project))})
 
 
 def read_detail(session: Session, project: Project) -> ProjectDetail:
-    config = build_config(project.settings)
+    config = project_config(project)
     counts = ProjectCounts(
         items=items_repo.count_items(session, project.id),
         pool=items_repo.count_pool(session, project.id),

@@ -31,7 +31,7 @@ from app.repositories import projects as projects_repo
 from app.schemas.queue import QueueItem, QueuePage, SimulateResult
 from app.services.arrays import from_bytes, layout_of
 from app.services.labels import LabelValue, write_labels
-from app.services.project_config import build_config
+from app.services.project_config import project_config
 from tbal.plan import draw_initial_sets
 
 
@@ -104,7 +104,7 @@ def _draw_sets(session: Session, project: Project, pool: np.ndarray) -> bool:
     now = utcnow()
     if not projects_repo.claim_set_drawing(session, project.id, now):
         return False
-    config = build_config(project.settings)
+    config = project_config(project)
     have_train = items_repo.count_items(session, project.id, role="train")
     validation, seed_set = draw_initial_sets(pool, config, project.seed, training_labels=have_train)
     items_repo.set_role(session, validation, "validation", only_from="pool")

@@ -121,8 +121,9 @@ def _project_with_auto_label(session: Session, name: str) -> tuple[int, int]:
     session.add(
         AutoLabel(project_id=project.id, item_id=item.id, round_id=round_.id, label=0, confidence=0.9)
     )
-    session.commit()
-    return project.id, item.id
+    ids = project.id, item.id  # read before the commit expires them: a refresh would select columns
+    session.commit()  # that later migrations add (projects.base_config, 0008) from an older schema
+    return ids
 
 
 def _count_auto_labels(session: Session) -> int:

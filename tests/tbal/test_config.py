@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
 from tbal.config import (
+    PRESET_NAMES,
     TRAIN_METHOD_PARAMS,
     ConfigError,
     TBALConfig,
@@ -75,6 +77,14 @@ def test_bad_values_name_the_field(field: str, value: str, message: str) -> None
 def test_config_round_trips_through_a_dict() -> None:
     config = with_overrides(preset("text-paper"), {"thresholds.guarantee": "per-class"})
     assert config_from_dict(config_to_dict(config)) == config
+
+
+@pytest.mark.parametrize("name", [None, *PRESET_NAMES])
+def test_every_preset_round_trips_through_json(name: str | None) -> None:
+    """The service pins a project's base configuration as JSON (``projects.base_config``)."""
+    config = preset(name) if name else TBALConfig()
+    stored = json.loads(json.dumps(config_to_dict(config), allow_nan=False))
+    assert config_from_dict(stored) == config
 
 
 def test_threshold_config_rejects_delta_outside_the_unit_interval() -> None:

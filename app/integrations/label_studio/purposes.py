@@ -33,7 +33,7 @@ from app.integrations.label_studio.schemas import LSExportTask
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
 from app.repositories import projects as projects_repo
-from app.services.project_config import build_config
+from app.services.project_config import project_config
 from app.services.queue import sets_open, undo_open_draw
 
 PURPOSE_KEY = "tbal_purpose"
@@ -98,7 +98,7 @@ def _draw_undoable(session: Session, project: Project) -> bool:
 
 
 def _validation_share(session: Session, project: Project, n_unnamed: int, n_named: int) -> int:
-    loop = build_config(project.settings).loop
+    loop = project_config(project).loop
     have = items_repo.count_items(session, project.id, "validation") + n_named
     lacking = max(0, loop.validation_size - have)
     share = loop.validation_size / max(1, loop.validation_size + loop.seed_size)
