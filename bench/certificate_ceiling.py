@@ -1,9 +1,10 @@
-"""How far a valid certificate can reach on SST-2 with the defaults (BENCHMARKS.md, "The ceiling of a valid
+"""How far a valid certificate can reach with the defaults (BENCHMARKS.md, "The ceiling of a valid
 certificate on SST-2"); tuning seeds only.
 
-Runs ``tbal run`` (text-paper, pool 20k, softmax, the defaults) in process and keeps the round that
-certifies (its δ_k > 0): the scores of its D_th points and of its pool, with their true labels. Then, per
-seed:
+Runs ``tbal run`` (by default text-paper on SST-2, pool 20k, softmax; ``--data``, ``--preset``,
+``--pool-size all`` and ``--confidence`` for other data, e.g. bench/hard_mnist.py's images) in process
+and keeps the round that certifies with the largest δ_k (the final planned round): the scores of its
+D_th points and of its pool, with their true labels. Then, per seed:
 
 - **oracle**: the largest share of the pool, most confident first, whose true error is ≤ ε (labels known);
 - **noise-free ceiling**: the largest coverage c whose Clopper–Pearson bound at δ_k passes when the
@@ -15,6 +16,7 @@ seed:
   δ_k / 2, the common cut or the equal rank alone at δ_k) certifies, to compare them on real rounds.
 
 Usage: .venv/bin/python bench/certificate_ceiling.py --seeds 10,11,12,13 [--out DIR] [--set FIELD=VALUE ...]
+       [--data FILE --preset NAME --pool-size N|all --confidence NAME]
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_minilm.np
 EPSILON = 0.05
 
 
-def capture(seed: int, out: Path, settings: list[str]) -> Path:
-    """Run the text-paper defaults (with ``--set`` ``settings``) on SST-2 for ``seed`` and save the
-    certifying round's scores to a .npz."""
-    path = out / f"sst2-s{seed}.npz"
+def capture(seed: int, out: Path, run_args: list[str]) -> Path:
+    """Run ``tbal run`` with ``run_args`` (data, preset, ``--set`` ...) for ``seed`` and save the scores of
+    the round with the largest δ_k (the final planned round) to a .npz."""
+    path = out / f"round-s{seed}.npz"
     pool_truth: dict[str, np.ndarray] = {}
+    saved_delta = [0.0]
     make_input, run_round = loop._oracle_round_input, loop.run_round
 
     def recording_input(dataset: Any, *args: Any, **kwargs: Any) -> Any:
@@ -51,7 +54,8 @@ def capture(seed: int, out: Path, settings: list[str]) -> Path:
 
     def recording_round(inputs: loop.RoundInput, config: Any, **kwargs: Any) -> loop.RoundOutput:
         out_ = run_round(inputs, config, **kwargs)
-        if out_.plan.delta > 0:
+        if out_.plan.delta > saved_delta[0]:  # the round with the largest δ_k: the final planned one
+            saved_delta[0] = out_.plan.delta
             np.savez(
                 path,
                 th_scores=out_.th_scores,
@@ -67,9 +71,8 @@ def capture(seed: int, out: Path, settings: list[str]) -> Path:
 
     loop._oracle_round_input, loop.run_round = recording_input, recording_round  # type: ignore[assignment]
     try:
-        args = ["run", "--data", str(DATA), "--preset", "text-paper", "--pool-size", "20000"]
-        sets = [arg for item in settings for arg in ("--set", item)]
-        tbal_main([*args, *sets, "--seeds", str(seed), "--threads", "1", "--quiet"])
+        record = ["--json", str(out / f"run-s{seed}.json")]  # the run's own record, beside its round
+        tbal_main(["run", *run_args, "--seeds", str(seed), "--threads", "1", "--quiet", *record])
     finally:
         loop._oracle_round_input, loop.run_round = make_input, run_round  # type: ignore[assignment]
     return path
@@ -82,13 +85,7 @@ def ceiling(path: Path) -> dict[str, float]:
     wrong = (z["pool_pred"] != z["pool_y"])[order]
     rate = np.cumsum(wrong) / np.arange(1, wrong.size + 1)
     oracle = np.flatnonzero(rate <= EPSILON)
-    best = 0.0
-    for coverage in np.arange(0.005, 1.0, 0.005):
-        k = max(1, int(coverage * wrong.size))
-        n = max(1, round(coverage * n_th))
-        m = round(rate[k - 1] * n)
-        if m < n and betaincinv(m + 1, n - m, 1 - delta) <= EPSILON:
-            best = float(coverage)
+    best = noise_free_ceiling(rate, n_th, delta)
     auto = z["auto"] if "auto" in z.files else np.array([np.nan])
     replayed = {f"replay {family}": replay(z, family) for family in ("both", "common", "rank")}
     return {
@@ -101,15 +98,31 @@ def ceiling(path: Path) -> dict[str, float]:
     }
 
 
-def replay(z: Any, family: str, share: float = 0.3, restarts: int = 3) -> float:
+def noise_free_ceiling(rate: np.ndarray, n_th: int, delta: float) -> float:
+    """The largest coverage c (in steps of 0.5 %) whose Clopper–Pearson bound at ``delta`` is ≤ ε when the
+    c·``n_th`` validation points inside it hold exactly the pool's mistake rate there; ``rate[k - 1]`` is
+    the true error of the pool's k most confident points."""
+    best = 0.0
+    for coverage in np.arange(0.005, 1.0, 0.005):
+        k = max(1, int(coverage * rate.size))
+        n = max(1, round(coverage * n_th))
+        m = round(rate[k - 1] * n)
+        if m < n and betaincinv(m + 1, n - m, 1 - delta) <= EPSILON:
+            best = float(coverage)
+    return best
+
+
+def replay(z: Any, family: str, share: float = 0.3, restarts: int = 3, step: float = 0.0) -> float:
     """The share of the round's pool that ``family`` (with the fallback walk's ``share`` η over
-    ``restarts`` J) certifies on the round's D_th at its δ_k."""
+    ``restarts`` J, testing the candidates ``walk_step`` = ``step`` keeps) certifies on the round's D_th
+    at its δ_k."""
     k = int(max(z["th_y"].max(), z["pool_y"].max())) + 1
     correct = z["th_pred"] == z["th_y"]
     config = ThresholdConfig(
         pooled_families=family,  # type: ignore[arg-type]
         fallback_share=share,
         fallback_checkpoints=restarts,
+        walk_step=step,
     )
     result = estimate_thresholds(z["th_scores"], z["th_pred"], correct, k, config, delta=float(z["delta"]))
     return float(np.mean(z["pool_scores"] >= result.thresholds[z["pool_pred"]]))
@@ -123,14 +136,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="keep the captured rounds here")
     parser.add_argument("--restarts", action="store_true", help="also replay η 0-0.7 × J 1-5 (common cut)")
     parser.add_argument(
+        "--steps", default="", help="also replay these walk_step values, e.g. 0,0.1,0.2 (the run's family)"
+    )
+    parser.add_argument(
         "--set", dest="settings", action="append", default=[], help="FIELD=VALUE for tbal run (repeatable)"
     )
+    parser.add_argument("--data", default=str(DATA), help="tbal run --data (default: SST-2)")
+    parser.add_argument("--preset", default="text-paper")
+    parser.add_argument("--pool-size", default="20000", help="tbal run --pool-size ('all': the whole file)")
+    parser.add_argument("--confidence", default="softmax")
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="tbal-ceiling-"))
     out.mkdir(parents=True, exist_ok=True)
+    run_args = ["--data", args.data, "--preset", args.preset, "--confidence", args.confidence]
+    run_args += [] if args.pool_size == "all" else ["--pool-size", args.pool_size]
+    run_args += [arg for item in args.settings for arg in ("--set", item)]
     for seed in (int(s) for s in args.seeds.split(",")):
-        path = out / f"sst2-s{seed}.npz"
-        figures = ceiling(path if path.exists() else capture(seed, out, args.settings))
+        path = out / f"round-s{seed}.npz"
+        figures = ceiling(path if path.exists() else capture(seed, out, run_args))
         pct = {name: 100 * value for name, value in figures.items()}
         print(
             f"seed {seed}: oracle {pct['oracle']:.1f} %, noise-free ceiling {pct['ceiling']:.1f} %, "
@@ -138,6 +161,12 @@ def main() -> None:
             f"top 35 % {pct['error_at_35']:.2f} %; replayed: both {pct['replay both']:.1f} %, common "
             f"{pct['replay common']:.1f} %, rank {pct['replay rank']:.1f} %"
         )
+        if args.steps:
+            z = np.load(path)
+            family = "common" if args.confidence in ("softmax", "temperature") else "both"
+            steps = [float(step) for step in args.steps.split(",")]
+            shown = ", ".join(f"step {step}: {100 * replay(z, family, step=step):.1f} %" for step in steps)
+            print(f"seed {seed} walk steps ({family}): {shown}", flush=True)
         if args.restarts:
             z = np.load(path)
             grid = [(0.0, 1)] + [(eta, j) for eta in (0.3, 0.5, 0.7) for j in (1, 3, 5)]

@@ -12,12 +12,17 @@ pool of 18,000; thresholds at δ_k = 0.045 (the final round's share), ε = 0.05.
   score, q chosen on a first uniform part of N_v, the certificate on the rest drawn inside it) against
   1,600 uniform points.
 
-Usage: .venv/bin/python bench/sst2_one_certificate.py walks|ensemble|families|targeted [--seeds 10,11,12]
+- ``labels``: the text-paper classifier on 1,200 to 48,000 random labels: accuracy, oracle coverage and
+  the noise-free ceiling of one certificate (bench/certificate_ceiling.py) on 2,400 validation points.
+
+Usage: .venv/bin/python bench/sst2_one_certificate.py labels|walks|ensemble|families|targeted \
+    [--seeds 10,11,12]
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -100,22 +105,30 @@ def ensemble(X: np.ndarray, y: np.ndarray, seed: int) -> None:
         print(f"seed {seed} {k} member(s)  coverage {100 * coverage:5.1f} %  error {100 * error:4.2f} %")
 
 
-def families(X: np.ndarray, y: np.ndarray, seed: int) -> None:
-    """Coverage of each pooled family on SST-2 and MNIST logistic regressions (max probability)."""
+def logistic_regressions(
+    X: np.ndarray, y: np.ndarray, seed: int
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(name, validation probabilities, validation labels, pool probabilities, pool labels) of a logistic
+    regression on SST-2 (2,000 training labels, 1,600 validation) and on MNIST pixels (300, 500)."""
     from sklearn.linear_model import LogisticRegression
 
     with np.load(MNIST) as z:
         pixels, digits = z["X"].reshape(len(z["y"]), -1).astype(np.float32) / 255, z["y"].astype(np.int64)
-    for name, (data, labels, n_train, n_val, c) in {
+    for name, (data, labels_, n_train, n_val, c) in {
         "sst2": (X, y, 2000, 1600, 0.5),
         "mnist": (pixels, digits, 300, 500, 0.05),
     }.items():
-        order = np.random.default_rng(seed).permutation(len(labels))
+        order = np.random.default_rng(seed).permutation(len(labels_))
         tr, va, po = order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
-        model = LogisticRegression(C=c, max_iter=3000).fit(data[tr], labels[tr])
-        pv, pp = model.predict_proba(data[va]), model.predict_proba(data[po])
+        model = LogisticRegression(C=c, max_iter=3000).fit(data[tr], labels_[tr])
+        yield name, model.predict_proba(data[va]), labels_[va], model.predict_proba(data[po]), labels_[po]
+
+
+def families(X: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """Coverage of each pooled family on SST-2 and MNIST logistic regressions (max probability)."""
+    for name, pv, y_val, pp, _ in logistic_regressions(X, y, seed):
         k = pp.shape[1]
-        s_val, yhat_val, wrong_val = pv.max(1), pv.argmax(1), pv.argmax(1) != labels[va]
+        s_val, yhat_val, wrong_val = pv.max(1), pv.argmax(1), pv.argmax(1) != y_val
         s_pool, yhat_pool = pp.max(1), pp.argmax(1)
         config = ThresholdConfig()
         cuts = {
@@ -158,7 +171,55 @@ def targeted(X: np.ndarray, y: np.ndarray, seed: int) -> None:
         print(f"seed {seed} uniform {n_uniform:4d}: coverage {100 * auto.sum() / (~labeled).sum():5.1f} %")
 
 
-MODES = {"walks": walks, "ensemble": ensemble, "families": families, "targeted": targeted}
+def labels(X: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """The text-paper classifier on 1,200 to 48,000 random labels: how far more labels lift its accuracy,
+    the oracle coverage at ε and the noise-free ceiling of one certificate on 2,400 validation points at
+    δ_k (the text preset's N_v with its floor), on the same pool of 18,000. Shows whether the
+    representation or the number of labels caps SST-2's coverage under the valid bound."""
+    from certificate_ceiling import noise_free_ceiling
+
+    config = preset("text-paper")
+    order = np.random.default_rng(seed).permutation(len(y))
+    pool, rest = order[:18_000], order[18_000:]
+    for n in (1200, 2000, 8000, 48_000):
+        tr = rest[:n]
+        model = build_model(config.model, (X.shape[1],), 2)
+        train_classifier(model, X[tr], one_hot(y[tr], 2), config.train, seed=seed)
+        probs = predict(model, X[pool]).probs
+        wrong = (probs.argmax(1) != y[pool])[np.argsort(-probs.max(1))]
+        rate = np.cumsum(wrong) / np.arange(1, wrong.size + 1)
+        print(
+            f"seed {seed} {n:6d} labels: accuracy {100 * (1 - wrong.mean()):.1f} %, oracle coverage "
+            f"{100 * oracle_coverage(probs, y[pool], 0.05):.1f} %, noise-free ceiling (2,400 validation "
+            f"points) {100 * noise_free_ceiling(rate, 2400, DELTA_K):.1f} %",
+            flush=True,
+        )
+
+
+def steps(X: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """Coverage and true error of the default walk testing every candidate or only those that
+    ``thresholds.walk_step`` keeps, on the ``families`` logistic regressions (SST-2 and MNIST pixels),
+    common cut at δ_k as for softmax."""
+    for name, pv, y_val, pp, y_pool in logistic_regressions(X, y, seed):
+        shown = []
+        for step in (0.0, 0.05, 0.1, 0.2, 0.3):
+            config = ThresholdConfig(pooled_families="common", walk_step=step)
+            result = estimate_thresholds(pv.max(1), pv.argmax(1), pv.argmax(1) == y_val, pp.shape[1],
+                                         config, delta=DELTA_K)  # fmt: skip
+            auto = pp.max(1) >= result.thresholds[pp.argmax(1)]
+            error = float(np.mean(pp.argmax(1)[auto] != y_pool[auto])) if auto.any() else 0.0
+            shown.append(f"step {step}: {100 * auto.mean():5.1f} % ({100 * error:.2f} %)")
+        print(f"seed {seed} {name:5s} " + "  ".join(shown), flush=True)
+
+
+MODES = {
+    "labels": labels,
+    "steps": steps,
+    "walks": walks,
+    "ensemble": ensemble,
+    "families": families,
+    "targeted": targeted,
+}
 
 
 def main() -> None:

@@ -274,6 +274,9 @@ class ThresholdConfig:
     ``fallback_share`` η: the share of a walk's δ spread over ``fallback_checkpoints`` later starting
     points (the fallback procedure, :func:`tbal.thresholds._fixed_sequence`): 0 = the plain fixed sequence,
     which stops at its first failure.
+    ``walk_step`` r: the walks test only the candidates where the number of D_th points above the
+    threshold has grown by a factor 1 + r since the last one tested (positions set by the counts alone,
+    never by the labels: :func:`tbal.thresholds._on_grid`); 0 tests every distinct score.
     ``pooled_families``: which nested families of threshold vectors the pooled (and dataset) guarantee
     walks (:mod:`tbal.thresholds`): ``both`` (common cut and equal within-class rank, δ/2 each, the
     better kept), ``common`` or ``rank`` alone at the whole δ; ``auto`` = ``common`` for confidence
@@ -297,11 +300,13 @@ class ThresholdConfig:
     delta_tail: float = 0.1
     fallback_share: float = 0.3
     fallback_checkpoints: int = 3
+    walk_step: float = 0.0
     pooled_families: FamiliesName = "auto"
 
     def __post_init__(self) -> None:
         _check_range("thresholds.fallback_share", self.fallback_share, 0.0, 1.0, high_open=True)
         _check_positive_int("thresholds.fallback_checkpoints", self.fallback_checkpoints)
+        _check_range("thresholds.walk_step", self.walk_step, 0.0, float("inf"), high_open=True)
         _check_choice("thresholds.delta_schedule", self.delta_schedule, DELTA_SCHEDULE_NAMES)
         _check_range("thresholds.delta_final_share", self.delta_final_share, 0.0, 1.0)
         _check_range("thresholds.delta_tail", self.delta_tail, 0.0, 1.0, low_open=True, high_open=True)

@@ -419,6 +419,7 @@ def slack(delta: float) -> float:
         (ThresholdConfig(epsilon=0.1, delta=0.2, fallback_share=0.5, fallback_checkpoints=4), 300),
         (ThresholdConfig(pooled_families="common"), 1200),
         (ThresholdConfig(pooled_families="rank", epsilon=0.1, delta=0.2), 300),
+        (ThresholdConfig(pooled_families="common", walk_step=0.1), 1200),
     ],
     ids=[
         "valid-pooled",
@@ -429,6 +430,7 @@ def slack(delta: float) -> float:
         "fallback-pooled-small",
         "common-cut-alone",
         "equal-rank-alone-small",
+        "common-cut-walk-step",
     ],
 )
 def test_valid_bounds_hold_by_simulation(cfg: ThresholdConfig, n: int) -> None:
@@ -451,6 +453,21 @@ def test_fallback_resumes_after_an_early_failure() -> None:
     resumed = estimate_thresholds(s, yhat, ~wrong, 1, ThresholdConfig(delta=0.05, fallback_share=0.3))
     assert not np.isfinite(plain.thresholds[0])
     assert np.isfinite(resumed.thresholds[0]) and resumed.n_points[0] == 600
+
+
+def test_walk_step_tests_only_the_kept_candidates() -> None:
+    """One mistake just after the first point that can pass stops the dense walk there; a walk that
+    doubles its count at each step never tests that point, and the clean points that follow the
+    mistake outweigh it at the kept candidates further down."""
+    s = np.linspace(1.0, 0.0, 400, endpoint=False)
+    wrong = np.zeros(400, dtype=bool)
+    wrong[60] = True
+    yhat = np.zeros(400, dtype=np.int64)
+    common = ThresholdConfig(pooled_families="common", fallback_share=0.0)
+    dense = estimate_thresholds(s, yhat, ~wrong, 1, common)
+    doubling = estimate_thresholds(s, yhat, ~wrong, 1, dataclasses.replace(common, walk_step=1.0))
+    assert dense.n_points[0] == 60  # 59 clean points are the fewest that can pass at δ = 0.05
+    assert doubling.n_points[0] == 236  # kept: n = 59, 118, 236 (472 is past the end)
 
 
 def test_paper_rule_breaks_the_guarantee_by_simulation() -> None:
