@@ -26,6 +26,16 @@ WALKS = [
         1200,
     ),
     (
+        "common cut alone, walk_step 0.1 (not the default)",
+        ThresholdConfig(pooled_families="common", walk_step=0.1),
+        1200,
+    ),
+    (
+        "common cut alone, walk_step 0.2 (not the default)",
+        ThresholdConfig(pooled_families="common", walk_step=0.2),
+        1200,
+    ),
+    (
         "fallback η 0.5, 4 restarts, pooled, small D_th",
         ThresholdConfig(epsilon=0.1, delta=0.2, fallback_share=0.5, fallback_checkpoints=4),
         300,
