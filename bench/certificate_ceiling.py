@@ -98,6 +98,19 @@ def ceiling(path: Path) -> dict[str, float]:
     }
 
 
+def replays(path: Path, confidence: str, option: str, values: str) -> str:
+    """``option`` (walk_step or walk_start_share) at each of the comma-separated ``values``, replayed on
+    the saved round with the run's family (the common cut for softmax and temperature, else both)."""
+    z = np.load(path)
+    family = "common" if confidence in ("softmax", "temperature") else "both"
+
+    def one(value: float) -> float:
+        return replay(z, family, step=value) if option == "walk_step" else replay(z, family, start=value)
+
+    shown = [f"{v}: {100 * one(float(v)):.1f} %" for v in values.split(",")]
+    return f"({family}) " + ", ".join(shown)
+
+
 def noise_free_ceiling(rate: np.ndarray, n_th: int, delta: float) -> float:
     """The largest coverage c (in steps of 0.5 %) whose Clopper–Pearson bound at ``delta`` is ≤ ε when the
     c·``n_th`` validation points inside it hold exactly the pool's mistake rate there; ``rate[k - 1]`` is
@@ -112,7 +125,9 @@ def noise_free_ceiling(rate: np.ndarray, n_th: int, delta: float) -> float:
     return best
 
 
-def replay(z: Any, family: str, share: float = 0.3, restarts: int = 3, step: float = 0.0) -> float:
+def replay(
+    z: Any, family: str, share: float = 0.3, restarts: int = 3, step: float = 0.0, start: float = 0.0
+) -> float:
     """The share of the round's pool that ``family`` (with the fallback walk's ``share`` η over
     ``restarts`` J, testing the candidates ``walk_step`` = ``step`` keeps) certifies on the round's D_th
     at its δ_k."""
@@ -123,6 +138,7 @@ def replay(z: Any, family: str, share: float = 0.3, restarts: int = 3, step: flo
         fallback_share=share,
         fallback_checkpoints=restarts,
         walk_step=step,
+        walk_start_share=start,
     )
     result = estimate_thresholds(z["th_scores"], z["th_pred"], correct, k, config, delta=float(z["delta"]))
     return float(np.mean(z["pool_scores"] >= result.thresholds[z["pool_pred"]]))
@@ -140,6 +156,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--set", dest="settings", action="append", default=[], help="FIELD=VALUE for tbal run (repeatable)"
+    )
+    parser.add_argument(
+        "--starts", default="", help="also replay these walk_start_share values, e.g. 0,0.3 (run's family)"
     )
     parser.add_argument("--data", default=str(DATA), help="tbal run --data (default: SST-2)")
     parser.add_argument("--preset", default="text-paper")
@@ -161,12 +180,10 @@ def main() -> None:
             f"top 35 % {pct['error_at_35']:.2f} %; replayed: both {pct['replay both']:.1f} %, common "
             f"{pct['replay common']:.1f} %, rank {pct['replay rank']:.1f} %"
         )
-        if args.steps:
-            z = np.load(path)
-            family = "common" if args.confidence in ("softmax", "temperature") else "both"
-            steps = [float(step) for step in args.steps.split(",")]
-            shown = ", ".join(f"step {step}: {100 * replay(z, family, step=step):.1f} %" for step in steps)
-            print(f"seed {seed} walk steps ({family}): {shown}", flush=True)
+        for option, values in (("walk_step", args.steps), ("walk_start_share", args.starts)):
+            if values:
+                shown = replays(path, args.confidence, option, values)
+                print(f"seed {seed} {option} replays: {shown}", flush=True)
         if args.restarts:
             z = np.load(path)
             grid = [(0.0, 1)] + [(eta, j) for eta in (0.3, 0.5, 0.7) for j in (1, 3, 5)]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -115,9 +115,16 @@ cases() {
     text-colander-benchmark)  # Colander's new defaults on SST-2, benchmark seeds 0-4 (paper rule and valid bound)
       for s in 0 1 2 3 4; do echo "c6-p-t-col-s$s sst2 colander $s --bound paper $NO_FLOOR"; done
       for s in 0 1; do echo "c6-b-t-col-s$s sst2 colander $s $NO_FLOOR"; done ;;
+    current8)  # the defaults after walk_start_share 0.3 (results s8-*): SST-2 both guarantees and MNIST
+      # softmax on the benchmark seeds, the under-trained hard case on its tuning seeds
+      for s in 0 1 2 3 4; do
+        echo "s8-b-t-soft-s$s sst2 softmax $s"; echo "s8-b-t-data-s$s sst2 softmax $s --guarantee dataset"
+        echo "s8-b-m-soft-s$s mnist softmax $s"
+      done
+      for s in 10 11; do echo "s8-h-m-e3-def-s$s mnist softmax $s --set train.epochs=3"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|hard-query" >&2; exit 2 ;;
   esac
 }
 

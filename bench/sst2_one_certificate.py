@@ -200,21 +200,31 @@ def steps(X: np.ndarray, y: np.ndarray, seed: int) -> None:
     """Coverage and true error of the default walk testing every candidate or only those that
     ``thresholds.walk_step`` keeps, on the ``families`` logistic regressions (SST-2 and MNIST pixels),
     common cut at δ_k as for softmax."""
+    _compare_walks(X, y, seed, {f"step {r}": {"walk_step": r} for r in (0.0, 0.05, 0.1, 0.2, 0.3)})
+
+
+def starts(X: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """The same for where the walk starts (``thresholds.walk_start_share``)."""
+    _compare_walks(X, y, seed, {f"start {f}": {"walk_start_share": f} for f in (0.0, 0.1, 0.2, 0.3, 0.4)})
+
+
+def _compare_walks(X: np.ndarray, y: np.ndarray, seed: int, variants: dict[str, dict[str, float]]) -> None:
     for name, pv, y_val, pp, y_pool in logistic_regressions(X, y, seed):
         shown = []
-        for step in (0.0, 0.05, 0.1, 0.2, 0.3):
-            config = ThresholdConfig(pooled_families="common", walk_step=step)
+        for label, changes in variants.items():
+            config = ThresholdConfig(pooled_families="common", **changes)  # type: ignore[arg-type]
             result = estimate_thresholds(pv.max(1), pv.argmax(1), pv.argmax(1) == y_val, pp.shape[1],
                                          config, delta=DELTA_K)  # fmt: skip
             auto = pp.max(1) >= result.thresholds[pp.argmax(1)]
             error = float(np.mean(pp.argmax(1)[auto] != y_pool[auto])) if auto.any() else 0.0
-            shown.append(f"step {step}: {100 * auto.mean():5.1f} % ({100 * error:.2f} %)")
+            shown.append(f"{label}: {100 * auto.mean():5.1f} % ({100 * error:.2f} %)")
         print(f"seed {seed} {name:5s} " + "  ".join(shown), flush=True)
 
 
 MODES = {
     "labels": labels,
     "steps": steps,
+    "starts": starts,
     "walks": walks,
     "ensemble": ensemble,
     "families": families,

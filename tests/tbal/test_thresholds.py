@@ -127,7 +127,8 @@ CONFIGS = [
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.bound}-{c.guarantee}-{c.epsilon}")
 def test_search_matches_brute_force(cfg: ThresholdConfig) -> None:
-    cfg = dataclasses.replace(cfg, fallback_share=0.0)  # the brute force is the plain fixed sequence
+    # the brute force is the plain fixed sequence from the first place a pass is possible
+    cfg = dataclasses.replace(cfg, fallback_share=0.0, walk_start_share=0.0)
     rng = np.random.default_rng(12345)
     rules: dict[str, int] = {}
     passed = 0
@@ -213,7 +214,14 @@ def test_walk_stops_at_the_first_failure() -> None:
     s = np.arange(n, 0, -1) / n  # distinct, decreasing
     wrong = np.zeros(n, dtype=bool)
     wrong[[60, 61, 62]] = True  # mistakes right after the 60th point: U(1, 61) ≈ 0.076 > 0.05
-    cfg = ThresholdConfig(bound="valid", guarantee="per-class", epsilon=0.05, delta=0.05, fallback_share=0.0)
+    cfg = ThresholdConfig(
+        bound="valid",
+        guarantee="per-class",
+        epsilon=0.05,
+        delta=0.05,
+        fallback_share=0.0,
+        walk_start_share=0.0,
+    )
     r = estimate_thresholds(s, np.zeros(n, dtype=int), ~wrong, 1, cfg)
     assert r.thresholds[0] == s[60 - 1] and r.n_points[0] == 60  # the last point before the mistakes
     assert bf_upper("valid", 3, 400, 0.05) <= 0.05  # the whole set would pass on its own
@@ -420,6 +428,8 @@ def slack(delta: float) -> float:
         (ThresholdConfig(pooled_families="common"), 1200),
         (ThresholdConfig(pooled_families="rank", epsilon=0.1, delta=0.2), 300),
         (ThresholdConfig(pooled_families="common", walk_step=0.1), 1200),
+        (ThresholdConfig(pooled_families="common", walk_start_share=0.3), 1200),
+        (ThresholdConfig(pooled_families="both", walk_start_share=0.3), 1200),
     ],
     ids=[
         "valid-pooled",
@@ -431,6 +441,8 @@ def slack(delta: float) -> float:
         "common-cut-alone",
         "equal-rank-alone-small",
         "common-cut-walk-step",
+        "common-cut-late-start",
+        "both-families-late-start",
     ],
 )
 def test_valid_bounds_hold_by_simulation(cfg: ThresholdConfig, n: int) -> None:
@@ -449,8 +461,9 @@ def test_fallback_resumes_after_an_early_failure() -> None:
     wrong = np.zeros(600, dtype=bool)
     wrong[[5, 9]] = True
     yhat = np.zeros(600, dtype=np.int64)
-    plain = estimate_thresholds(s, yhat, ~wrong, 1, ThresholdConfig(delta=0.05, fallback_share=0.0))
-    resumed = estimate_thresholds(s, yhat, ~wrong, 1, ThresholdConfig(delta=0.05, fallback_share=0.3))
+    first = ThresholdConfig(delta=0.05, walk_start_share=0.0)  # the walks start where a pass is possible
+    plain = estimate_thresholds(s, yhat, ~wrong, 1, dataclasses.replace(first, fallback_share=0.0))
+    resumed = estimate_thresholds(s, yhat, ~wrong, 1, dataclasses.replace(first, fallback_share=0.3))
     assert not np.isfinite(plain.thresholds[0])
     assert np.isfinite(resumed.thresholds[0]) and resumed.n_points[0] == 600
 
@@ -463,11 +476,25 @@ def test_walk_step_tests_only_the_kept_candidates() -> None:
     wrong = np.zeros(400, dtype=bool)
     wrong[60] = True
     yhat = np.zeros(400, dtype=np.int64)
-    common = ThresholdConfig(pooled_families="common", fallback_share=0.0)
+    common = ThresholdConfig(pooled_families="common", fallback_share=0.0, walk_start_share=0.0)
     dense = estimate_thresholds(s, yhat, ~wrong, 1, common)
     doubling = estimate_thresholds(s, yhat, ~wrong, 1, dataclasses.replace(common, walk_step=1.0))
     assert dense.n_points[0] == 60  # 59 clean points are the fewest that can pass at δ = 0.05
     assert doubling.n_points[0] == 236  # kept: n = 59, 118, 236 (472 is past the end)
+
+
+def test_a_late_start_survives_a_mistake_among_the_most_confident_points() -> None:
+    """One mistake just after the first point that can pass ends a walk that starts there; a walk that
+    starts where three mistakes could pass (within the top 30 % of 600 points) certifies everything."""
+    s = np.linspace(1.0, 0.0, 600, endpoint=False)
+    wrong = np.zeros(600, dtype=bool)
+    wrong[65] = True
+    yhat = np.zeros(600, dtype=np.int64)
+    plain = ThresholdConfig(pooled_families="common", fallback_share=0.0, walk_start_share=0.0)
+    first = estimate_thresholds(s, yhat, ~wrong, 1, plain)
+    late = estimate_thresholds(s, yhat, ~wrong, 1, dataclasses.replace(plain, walk_start_share=0.3))
+    assert first.n_points[0] == 65
+    assert late.n_points[0] == 600
 
 
 def test_paper_rule_breaks_the_guarantee_by_simulation() -> None:
