@@ -115,13 +115,14 @@ cases() {
     text-colander-benchmark)  # Colander's new defaults on SST-2, benchmark seeds 0-4 (paper rule and valid bound)
       for s in 0 1 2 3 4; do echo "c6-p-t-col-s$s sst2 colander $s --bound paper $NO_FLOOR"; done
       for s in 0 1; do echo "c6-b-t-col-s$s sst2 colander $s $NO_FLOOR"; done ;;
-    current8)  # the defaults after walk_start_share 0.3 (results s8-*): SST-2 both guarantees and MNIST
-      # softmax on the benchmark seeds, the under-trained hard case on its tuning seeds
+    current8)  # walk_start_share 0.3, the default for one commit (b92cfc8) and then not (results s8-*):
+      # SST-2 both guarantees and MNIST softmax on the benchmark seeds, the under-trained hard case
+      local late="--set thresholds.walk_start_share=0.3"
       for s in 0 1 2 3 4; do
-        echo "s8-b-t-soft-s$s sst2 softmax $s"; echo "s8-b-t-data-s$s sst2 softmax $s --guarantee dataset"
-        echo "s8-b-m-soft-s$s mnist softmax $s"
+        echo "s8-b-t-soft-s$s sst2 softmax $s $late"; echo "s8-b-t-data-s$s sst2 softmax $s --guarantee dataset $late"
+        echo "s8-b-m-soft-s$s mnist softmax $s $late"
       done
-      for s in 10 11; do echo "s8-h-m-e3-def-s$s mnist softmax $s --set train.epochs=3"; done ;;
+      for s in 10 11; do echo "s8-h-m-e3-def-s$s mnist softmax $s --set train.epochs=3 $late"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
     *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|hard-query" >&2; exit 2 ;;

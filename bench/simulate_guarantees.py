@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -16,30 +17,45 @@ from tbal.config import ThresholdConfig
 from tests.tbal.test_plan import _family_wise_failure_rate, _long_run_config
 from tests.tbal.test_thresholds import dataset_violation_rate, violation_rates
 
+
+def first(**changes: Any) -> ThresholdConfig:
+    """A walk that starts where a pass is possible at all (``walk_start_share`` 0, the default)."""
+    return ThresholdConfig(walk_start_share=0.0, **changes)
+
+
+def late(**changes: Any) -> ThresholdConfig:
+    """A walk that starts within the top 30 % of D_th (``walk_start_share`` 0.3, not the default)."""
+    return ThresholdConfig(walk_start_share=0.3, **changes)
+
+
 WALKS = [
-    ("plain fixed sequence, pooled", ThresholdConfig(fallback_share=0.0), 1200),
-    ("fallback walk η 0.3, pooled", ThresholdConfig(fallback_share=0.3), 1200),
-    ("fallback walk η 0.3, per-class", ThresholdConfig(guarantee="per-class", fallback_share=0.3), 1200),
+    ("plain fixed sequence, pooled", first(fallback_share=0.0), 1200),
+    ("fallback walk η 0.3, pooled", first(fallback_share=0.3), 1200),
     (
-        "common cut alone at δ (pooled_families common, softmax's default)",
-        ThresholdConfig(pooled_families="common"),
+        "fallback walk η 0.3, per-class",
+        first(guarantee="per-class", fallback_share=0.3),
         1200,
     ),
+    ("common cut alone at δ (softmax's family)", first(pooled_families="common"), 1200),
     (
         "common cut alone, walk_step 0.1 (not the default)",
-        ThresholdConfig(pooled_families="common", walk_step=0.1),
+        first(pooled_families="common", walk_step=0.1),
         1200,
     ),
     (
         "common cut alone, walk_step 0.2 (not the default)",
-        ThresholdConfig(pooled_families="common", walk_step=0.2),
+        first(pooled_families="common", walk_step=0.2),
         1200,
     ),
     (
         "fallback η 0.5, 4 restarts, pooled, small D_th",
-        ThresholdConfig(epsilon=0.1, delta=0.2, fallback_share=0.5, fallback_checkpoints=4),
+        first(epsilon=0.1, delta=0.2, fallback_share=0.5, fallback_checkpoints=4),
         300,
     ),
+    ("start within the top 30 %, common cut", late(pooled_families="common"), 1200),
+    ("start within the top 30 %, both families at δ/2", late(pooled_families="both"), 1200),
+    ("start within the top 30 %, both families, small D_th", late(pooled_families="both"), 300),
+    ("start within the top 30 %, per-class", late(guarantee="per-class"), 1200),
 ]
 
 
