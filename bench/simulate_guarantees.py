@@ -19,12 +19,13 @@ from tests.tbal.test_thresholds import dataset_violation_rate, violation_rates
 
 
 def first(**changes: Any) -> ThresholdConfig:
-    """A walk that starts where a pass is possible at all (``walk_start_share`` 0, the default)."""
+    """A walk that starts where a pass is possible at all (``walk_start_share`` 0, the default until the
+    seventh session of issue 11)."""
     return ThresholdConfig(walk_start_share=0.0, **changes)
 
 
 def late(**changes: Any) -> ThresholdConfig:
-    """A walk that starts within the top 30 % of D_th (``walk_start_share`` 0.3, not the default)."""
+    """A walk that starts within the top 30 % of D_th (``walk_start_share`` 0.3, the default)."""
     return ThresholdConfig(walk_start_share=0.3, **changes)
 
 
