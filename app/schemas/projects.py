@@ -54,6 +54,11 @@ class ProjectSettings(BaseModel):
         default=None,
         description="share of a threshold walk's δ kept for restarts after early mistakes (0: plain walk)",
     )
+    walk_start_share: float | None = Field(
+        default=None,
+        description="where a threshold walk starts: where the most mistakes could pass within the top "
+        "share of the validation points (default 0.3; 0: where a pass is first possible)",
+    )
     model: ShortName | None = None
     hidden: list[Annotated[int, Field(le=100_000)]] | None = Field(default=None, max_length=16)
     dropout: float | None = None

@@ -37,6 +37,7 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "guarantee": ("thresholds", "guarantee"),
     "delta_schedule": ("thresholds", "delta_schedule"),
     "fallback_share": ("thresholds", "fallback_share"),
+    "walk_start_share": ("thresholds", "walk_start_share"),
     "model": ("model", "name"),
     "hidden": ("model", "hidden"),
     "dropout": ("model", "dropout"),
