@@ -344,7 +344,9 @@ def _fixed_sequence(
     ``fallback`` = (η, J): with η = 0 the plain fixed-sequence walk at level δ, which stops at its first
     failure. With η > 0 the *fallback procedure* (Wiens, "A fixed sequence Bonferroni procedure for testing
     multiple endpoints", Pharmaceutical Statistics 2003; Wiens & Dmitrienko 2005): the same order, the
-    start gets the weight (1 − η)·δ and J checkpoints further down get η·δ / J each; candidate i is
+    start (:func:`_start_points`, ``start_share``) gets the weight (1 − η)·δ and J checkpoints get
+    η·δ / J each (with a late start a checkpoint may come before it: any order of weights keeps the
+    level); candidate i is
     tested at α_i = w_i + α_{i−1} if candidate i − 1 passed, else w_i. So one early failure (a few
     mistakes among the most confident points) no longer ends the walk: it resumes at the next checkpoint
     with its own share. Checkpoint j sits at the first candidate with n(t) ≥ the fewest points with which

@@ -454,16 +454,20 @@ def test_valid_bounds_hold_by_simulation(cfg: ThresholdConfig, n: int) -> None:
         assert class_rate <= cfg.delta + slack(cfg.delta), class_rate
 
 
+def certified_on_a_line(n: int, mistakes: list[int], config: ThresholdConfig) -> ThresholdResult:
+    """One class, n distinct decreasing scores, wrong exactly at the ranks ``mistakes`` (0-based)."""
+    s = np.linspace(1.0, 0.0, n, endpoint=False)
+    wrong = np.zeros(n, dtype=bool)
+    wrong[mistakes] = True
+    return estimate_thresholds(s, np.zeros(n, dtype=np.int64), ~wrong, 1, config)
+
+
 def test_fallback_resumes_after_an_early_failure() -> None:
     """Two mistakes among the 60 most confident points stop the plain walk at once; the fallback walk
     resumes at a checkpoint further down, where the clean points that follow outweigh them."""
-    s = np.linspace(1.0, 0.0, 600, endpoint=False)
-    wrong = np.zeros(600, dtype=bool)
-    wrong[[5, 9]] = True
-    yhat = np.zeros(600, dtype=np.int64)
     first = ThresholdConfig(delta=0.05, walk_start_share=0.0)  # the walks start where a pass is possible
-    plain = estimate_thresholds(s, yhat, ~wrong, 1, dataclasses.replace(first, fallback_share=0.0))
-    resumed = estimate_thresholds(s, yhat, ~wrong, 1, dataclasses.replace(first, fallback_share=0.3))
+    plain = certified_on_a_line(600, [5, 9], dataclasses.replace(first, fallback_share=0.0))
+    resumed = certified_on_a_line(600, [5, 9], dataclasses.replace(first, fallback_share=0.3))
     assert not np.isfinite(plain.thresholds[0])
     assert np.isfinite(resumed.thresholds[0]) and resumed.n_points[0] == 600
 
@@ -472,13 +476,9 @@ def test_walk_step_tests_only_the_kept_candidates() -> None:
     """One mistake just after the first point that can pass stops the dense walk there; a walk that
     doubles its count at each step never tests that point, and the clean points that follow the
     mistake outweigh it at the kept candidates further down."""
-    s = np.linspace(1.0, 0.0, 400, endpoint=False)
-    wrong = np.zeros(400, dtype=bool)
-    wrong[60] = True
-    yhat = np.zeros(400, dtype=np.int64)
     common = ThresholdConfig(pooled_families="common", fallback_share=0.0, walk_start_share=0.0)
-    dense = estimate_thresholds(s, yhat, ~wrong, 1, common)
-    doubling = estimate_thresholds(s, yhat, ~wrong, 1, dataclasses.replace(common, walk_step=1.0))
+    dense = certified_on_a_line(400, [60], common)
+    doubling = certified_on_a_line(400, [60], dataclasses.replace(common, walk_step=1.0))
     assert dense.n_points[0] == 60  # 59 clean points are the fewest that can pass at δ = 0.05
     assert doubling.n_points[0] == 236  # kept: n = 59, 118, 236 (472 is past the end)
 
@@ -486,13 +486,9 @@ def test_walk_step_tests_only_the_kept_candidates() -> None:
 def test_a_late_start_survives_a_mistake_among_the_most_confident_points() -> None:
     """One mistake just after the first point that can pass ends a walk that starts there; a walk that
     starts where three mistakes could pass (within the top 30 % of 600 points) certifies everything."""
-    s = np.linspace(1.0, 0.0, 600, endpoint=False)
-    wrong = np.zeros(600, dtype=bool)
-    wrong[65] = True
-    yhat = np.zeros(600, dtype=np.int64)
     plain = ThresholdConfig(pooled_families="common", fallback_share=0.0, walk_start_share=0.0)
-    first = estimate_thresholds(s, yhat, ~wrong, 1, plain)
-    late = estimate_thresholds(s, yhat, ~wrong, 1, dataclasses.replace(plain, walk_start_share=0.3))
+    first = certified_on_a_line(600, [65], plain)
+    late = certified_on_a_line(600, [65], dataclasses.replace(plain, walk_start_share=0.3))
     assert first.n_points[0] == 65
     assert late.n_points[0] == 600
 
