@@ -125,7 +125,8 @@ cases() {
         echo "s8-b-t-soft-s$s sst2 softmax $s $late"; echo "s8-b-t-data-s$s sst2 softmax $s --guarantee dataset $late"
         echo "s8-b-m-soft-s$s mnist softmax $s $late"
       done
-      for s in 10 11; do echo "s8-h-m-e3-def-s$s mnist softmax $s --set train.epochs=3 $late"; done ;;
+      for s in 10 11; do echo "s8-h-m-e3-def-s$s mnist softmax $s --set train.epochs=3 $late"; done
+      for s in 0 1 2 3 4; do echo "s8-b-m-col-s$s mnist colander $s $late"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
     *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|hard-query" >&2; exit 2 ;;
