@@ -155,7 +155,16 @@ async def _ingest_texts(
 ) -> IngestResult | JSONResponse:
     """Texts encoded now (200), or stored for an ingest job (202)."""
     if _in_background(len(ids), background, settings):
-        job = await run_in_threadpool(jobs.start_text_job, session, project, ids, texts, labels, dispatcher)
+        job = await run_in_threadpool(
+            jobs.start_text_job,
+            session,
+            project,
+            ids,
+            texts,
+            labels,
+            dispatcher,
+            chunk_items=settings.ingest_job_batch,
+        )
         return _accepted(job)
     result = await run_in_threadpool(
         raw_items.ingest_texts,
@@ -217,6 +226,7 @@ async def upload_images(
             dispatcher,
             id_prefix=id_prefix,
             labels_from_folders=labels_from_folders,
+            chunk_items=settings.ingest_job_batch,
         )
         return _accepted(job)
     result = await run_in_threadpool(

@@ -347,15 +347,15 @@ class IngestJob(Claimed, Base):
     )
 
 
-class IngestJobItem(Base):
-    """One raw item of a job, stored durably when the upload is accepted and deleted in the transaction
-    that stores its item (or records why it was refused): what is left is what the job still has to do."""
+class IngestJobChunk(Base):
+    """Consecutive raw items of a job (``seq``: the first one's place in the upload; ``n`` of them,
+    serialised together in ``data``: :mod:`app.jobs.chunks`), stored durably when the upload is accepted
+    and deleted in the transaction that stores its items (or records why they were refused): what is
+    left is what the job still has to do."""
 
-    __tablename__ = "ingest_job_items"
+    __tablename__ = "ingest_job_chunks"
 
     job_id: Mapped[int] = mapped_column(ForeignKey("ingest_jobs.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    external_id: Mapped[str] = mapped_column(Text)
-    text: Mapped[str | None] = mapped_column(Text)
-    data: Mapped[bytes | None] = mapped_column(LargeBinary)
-    label: Mapped[Any] = mapped_column(JSON, nullable=True)
+    n: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

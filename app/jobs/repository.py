@@ -1,37 +1,38 @@
 """SQL of ingest jobs and their staged raw items.
 
-The staged items are written and read in bulk without an ORM object a row (they are written once,
-read once and deleted): the upload's rows by ``COPY`` (PostgreSQL) or ``executemany`` (SQLite) on the
-driver's cursor, a batch read as plain tuples, and deleted by the range of ``seq`` it covers.
+The staged items are chunks of consecutive items, one row each (:mod:`app.jobs.chunks`), written and
+read in bulk without an ORM object a row: the upload's chunks by binary ``COPY`` (PostgreSQL) or
+``executemany`` (SQLite) on the driver's cursor, a batch of whole chunks read as plain tuples, and
+deleted by the range of ``seq`` it covers.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from app.db.models import ACTIVE_JOB_STATUSES, IngestJob, IngestJobItem
+from app.db.models import ACTIVE_JOB_STATUSES, IngestJob, IngestJobChunk
+from app.jobs.chunks import CHUNK_ITEMS, Staged, group, pack, unpack
 from app.repositories.bulk import append_rows
 
-STAGE_ROWS = 1_000
-"""Staged items per ``executemany`` (images carry their bytes: a few MB per call)."""
-STAGED = IngestJobItem.__table__
-COLUMNS = ("job_id", "seq", "external_id", "text", "data", "label")
+STAGE_ROWS = 16
+"""Chunks per ``executemany`` on SQLite (a chunk of images carries up to a few MB)."""
+CHUNKS = IngestJobChunk.__table__
+COLUMNS = ("job_id", "seq", "n", "data")
+PG_TYPES = ("int8", "int4", "int4", "bytea")
+
+__all__ = ["Chunk", "Staged"]
 
 
-class Staged(NamedTuple):
-    """One raw item of a job as the upload gave it (``seq``: its place in the upload, from 0)."""
+class Chunk(NamedTuple):
+    """One staged chunk as read back: its ``seq`` (its first item's) and its items."""
 
     seq: int
-    external_id: str
-    text: str | None
-    data: bytes | None
-    label: Any  # a class name or index, None: unknown
+    items: list[Staged]
 
 
 def add(session: Session, project_id: int, kind: str, total: int) -> IngestJob:
@@ -41,15 +42,14 @@ def add(session: Session, project_id: int, kind: str, total: int) -> IngestJob:
     return job
 
 
-def stage(session: Session, job_id: int, rows: Iterable[Staged]) -> None:
-    """Write the job's raw items in the caller's transaction (:func:`app.repositories.bulk.append_rows`:
-    ``COPY`` on PostgreSQL, ``executemany`` a 1,000 rows on SQLite). The label goes in as the JSON the
-    column holds (``json.dumps``, NULL for None)."""
-    values = (
-        (job_id, r.seq, r.external_id, r.text, r.data, None if r.label is None else json.dumps(r.label))
-        for r in rows
+def stage(session: Session, job_id: int, rows: Iterable[Staged], chunk_items: int = CHUNK_ITEMS) -> None:
+    """Write the job's raw items (in upload order) in the caller's transaction, as chunks of at most
+    ``chunk_items`` items (:func:`app.jobs.chunks.group`) by :func:`app.repositories.bulk.append_rows`
+    (binary ``COPY`` on PostgreSQL, ``executemany`` on SQLite)."""
+    values = ((job_id, part[0].seq, len(part), pack(part)) for part in group(rows, chunk_items))
+    append_rows(
+        session, IngestJobChunk.__tablename__, COLUMNS, values, pg_types=PG_TYPES, per_call=STAGE_ROWS
     )
-    append_rows(session, "ingest_job_items", COLUMNS, values, per_call=STAGE_ROWS)
 
 
 def get(session: Session, job_id: int) -> IngestJob | None:
@@ -72,38 +72,52 @@ def of_project(session: Session, project_id: int, limit: int) -> list[IngestJob]
     return list(session.scalars(query.limit(limit)))
 
 
-def next_batch(session: Session, job_id: int, limit: int, after: int = -1) -> list[Staged]:
-    """The job's first ``limit`` items still staged with ``seq > after``, in upload order. They are all
-    the staged items from the first one's ``seq`` to the last one's (see :func:`take`)."""
+def next_batch(session: Session, job_id: int, limit: int, after: int = -1) -> list[Chunk]:
+    """The job's first staged chunks with ``seq > after``, in upload order: as few as hold ``limit``
+    items, or all that are left. They are all the staged chunks from the first one's ``seq`` to the last
+    one's (see :func:`take`)."""
+    sizes = session.execute(
+        select(CHUNKS.c.seq, CHUNKS.c.n)
+        .where(CHUNKS.c.job_id == job_id, CHUNKS.c.seq > after)
+        .order_by(CHUNKS.c.seq)
+        .limit(limit)  # a chunk holds one item at least
+    ).all()
+    if not sizes:
+        return []
+    count = 0
+    for last, n in sizes:  # noqa: B007 (the last chunk read is the one that filled the batch)
+        count += n
+        if count >= limit:
+            break
     query = (
-        select(STAGED.c.seq, STAGED.c.external_id, STAGED.c.text, STAGED.c.data, STAGED.c.label)
-        .where(STAGED.c.job_id == job_id, STAGED.c.seq > after)
-        .order_by(STAGED.c.seq)
-        .limit(limit)
+        select(CHUNKS.c.seq, CHUNKS.c.data)
+        .where(CHUNKS.c.job_id == job_id, CHUNKS.c.seq.between(sizes[0][0], last))
+        .order_by(CHUNKS.c.seq)
     )
-    return [Staged(*row) for row in session.execute(query)]
+    return [Chunk(seq, unpack(seq, data)) for seq, data in session.execute(query)]
 
 
-def take(session: Session, job_id: int, seqs: Sequence[int]) -> int:
-    """Delete a batch that :func:`next_batch` read (its ``seqs``, ascending), in the transaction that
-    stores it; how many of its items were still there (fewer: another runner of the job took them first).
+def take(session: Session, job_id: int, chunks: Sequence[int]) -> int:
+    """Delete the chunks (their ``seq``, ascending) of a batch that :func:`next_batch` read, in the
+    transaction that stores its items; how many of them were still there (fewer: another runner of the
+    job took them first).
 
-    Deleted by its ``seq`` range: staged items are only ever deleted, never added to a job that exists,
-    so the range holds this batch's items that are left and nothing else."""
-    if not seqs:
+    Deleted by their ``seq`` range: staged chunks are only ever deleted, never added to a job that
+    exists, so the range holds this batch's chunks that are left and nothing else."""
+    if not chunks:
         return 0
-    in_range = IngestJobItem.seq.between(seqs[0], seqs[-1])
-    result = session.execute(delete(IngestJobItem).where(IngestJobItem.job_id == job_id, in_range))
+    in_range = IngestJobChunk.seq.between(chunks[0], chunks[-1])
+    result = session.execute(delete(IngestJobChunk).where(IngestJobChunk.job_id == job_id, in_range))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def any_staged(session: Session, job_id: int) -> bool:
-    query = select(IngestJobItem.seq).where(IngestJobItem.job_id == job_id).limit(1)
+    query = select(IngestJobChunk.seq).where(IngestJobChunk.job_id == job_id).limit(1)
     return session.scalar(query) is not None
 
 
 def drop_staged(session: Session, job_id: int) -> None:
-    session.execute(delete(IngestJobItem).where(IngestJobItem.job_id == job_id))
+    session.execute(delete(IngestJobChunk).where(IngestJobChunk.job_id == job_id))
 
 
 def unfinished_ids(session: Session, stale_before: datetime) -> list[int]:

@@ -2,14 +2,15 @@
 
 1. Claim the job under a row lock: a job already final, or running elsewhere with a fresh heartbeat, is
    left alone (a message delivered twice runs it once).
-2. Batch by batch (staged items in upload order; ``ingest_job_batch`` of them at first, more for a cheap
-   encoder: see :class:`BatchSize`): check each item, encode the texts (or decode the images, and run
-   the backbone) of those whose external id is new, then in one transaction: delete the batch's staged
-   items, add its counts and per-item errors to the job, write the new items (features, text, ground
-   truth), commit. Every item is stored whole or not at all; a job that stops in the middle resumes with
-   the items still staged, and an item stored already is skipped by its external id, so a retried job
-   never duplicates anything. The project's validation and seed sets are drawn once, when the job ends,
-   from everything stored (per batch would redraw them each time).
+2. Batch by batch (whole staged chunks of items, in upload order: :mod:`app.jobs.chunks`; at least
+   ``ingest_job_batch`` items at first, more for a cheap encoder: see :class:`BatchSize`): check each
+   item, encode the texts (or decode the images, and run the backbone) of those whose external id is
+   new, then in one transaction: delete the batch's staged chunks, add its counts and per-item errors
+   to the job, write the new items (features, text, ground truth), commit. Every item is stored whole
+   or not at all; a job that stops in the middle resumes with the chunks still staged, and an item
+   stored already is skipped by its external id, so a retried job never duplicates anything. The
+   project's validation and seed sets are drawn once, when the job ends, from everything stored (per
+   batch would redraw them each time).
    The batches overlap: one is encoded on the job's encoding thread while the job's own thread reads
    and checks the next one and writes the one before (torch and Pillow release the GIL for much of their
    work, the database drivers while the database works; the hashing encoder's tokenizer does not), in
@@ -69,6 +70,7 @@ class Prepared:
     """One batch, checked and encoded, ready to write: the new items and what happened to the others."""
 
     seqs: list[int]
+    chunks: list[int] = field(default_factory=list)  # the staged chunks it came from (their seq)
     raw_bytes: int = 0  # about: characters of its texts, bytes of its files (for the batch size)
     pending: list[Any] = field(default_factory=list)  # checked new items, to encode
     ids: list[str] = field(default_factory=list)
@@ -214,7 +216,7 @@ def _pipeline(
     batch = _read(session, job_id, kind, size.items, after=-1)
     encoding = encoder.submit(_encode, kind, batch) if batch is not None else None
     while batch is not None and encoding is not None:
-        following = _read(session, job_id, kind, size.items, after=batch.seqs[-1])
+        following = _read(session, job_id, kind, size.items, after=batch.chunks[-1])
         size.saw(batch, encoding.result())
         encoding = encoder.submit(_encode, kind, following) if following is not None else None
         with draw_deferred():  # the validation and seed sets are drawn once, from the whole upload
@@ -225,9 +227,13 @@ def _pipeline(
 
 
 def _read(session: Session, job_id: int, kind: Kind, limit: int, after: int) -> Prepared | None:
-    """The next staged items after ``after``, checked (None: none left); the transaction ends here."""
-    rows = jobs_repo.next_batch(session, job_id, limit, after=after)
-    batch = kind.check(session, rows) if rows else None
+    """The next staged chunks after chunk ``after`` (``limit`` items or more), their items checked (None:
+    none left); the transaction ends here."""
+    chunks = jobs_repo.next_batch(session, job_id, limit, after=after)
+    batch = None
+    if chunks:
+        batch = kind.check(session, [item for chunk in chunks for item in chunk.items])
+        batch.chunks = [chunk.seq for chunk in chunks]
     session.commit()  # nothing stays open while the batch is encoded
     return batch
 
@@ -256,7 +262,7 @@ def _write(session: Session, job_id: int, batch: Prepared, kind: Kind, settings:
     if job is None or job.status != "running":
         session.rollback()
         return False
-    if jobs_repo.take(session, job_id, batch.seqs) != len(batch.seqs):
+    if jobs_repo.take(session, job_id, batch.chunks) != len(batch.chunks):
         session.rollback()  # another runner stored this batch first: go on with what is left
         return True
     new_truth = sum(1 for t in batch.truth if t >= 0)

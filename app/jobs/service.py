@@ -17,7 +17,7 @@ from app.db.base import utcnow
 from app.db.models import IngestJob, Project
 from app.errors import NotFound, Unavailable
 from app.jobs import repository as jobs_repo
-from app.jobs.repository import Staged
+from app.jobs.chunks import CHUNK_ITEMS, Staged
 from app.jobs.run import execute_job, fail
 from app.rounds.dispatch import Dispatcher
 from app.schemas.jobs import JobError, JobRead
@@ -42,8 +42,11 @@ def start_text_job(
     texts: Sequence[str],
     labels: Sequence[Label] | None,
     dispatcher: Dispatcher,
+    *,
+    chunk_items: int = CHUNK_ITEMS,
 ) -> JobRead:
-    """Store texts as a job's raw items and send the job (202: the items are encoded in the background)."""
+    """Store texts as a job's raw items (staged in chunks of ``chunk_items``: the service gives its
+    ``ingest_job_batch``, the job's first batch) and send the job (202: encoded in the background)."""
     require_kind(project, "text")
     check_text_batch(external_ids, texts, labels)
     given = labels if labels is not None else [None] * len(texts)
@@ -51,7 +54,7 @@ def start_text_job(
         Staged(i, ext, t, None, label)
         for i, (ext, t, label) in enumerate(zip(external_ids, texts, given, strict=True))
     )
-    return _start(session, project, "texts", len(texts), rows, dispatcher)
+    return _start(session, project, "texts", len(texts), rows, dispatcher, chunk_items)
 
 
 def start_image_job(
@@ -63,8 +66,10 @@ def start_image_job(
     id_prefix: str = "",
     labels_from_folders: bool = False,
     labels: Sequence[Label] | None = None,
+    chunk_items: int = CHUNK_ITEMS,
 ) -> JobRead:
-    """Store image files as a job's raw items and send the job (decoded in the background)."""
+    """Store image files as a job's raw items (as :func:`start_text_job` does) and send the job (decoded
+    in the background)."""
     require_image_files(project)
     ids = image_ids(files, id_prefix)
     file_labels = image_labels(files, labels, labels_from_folders)
@@ -72,14 +77,20 @@ def start_image_job(
         Staged(i, ext, None, f.data, label)
         for i, (ext, f, label) in enumerate(zip(ids, files, file_labels, strict=True))
     )
-    return _start(session, project, "images", len(files), rows, dispatcher)
+    return _start(session, project, "images", len(files), rows, dispatcher, chunk_items)
 
 
 def _start(
-    session: Session, project: Project, kind: str, total: int, rows: Iterable[Staged], dispatcher: Dispatcher
+    session: Session,
+    project: Project,
+    kind: str,
+    total: int,
+    rows: Iterable[Staged],
+    dispatcher: Dispatcher,
+    chunk_items: int,
 ) -> JobRead:
     job = jobs_repo.add(session, project.id, kind, total)
-    jobs_repo.stage(session, job.id, rows)
+    jobs_repo.stage(session, job.id, rows, chunk_items)
     session.commit()  # the raw data are stored: the job can run anywhere from here
     try:
         _send(dispatcher, job.id)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import app.jobs.run as job_run
 from app.jobs import repository as jobs_repo
-from app.jobs.repository import Staged
+from app.jobs.chunks import Staged, pack, unpack
 from app.jobs.run import execute_job
 from app.main import create_app
 from app.services.api_keys import create_key
@@ -76,15 +76,18 @@ def _count(factory: sessionmaker[Session], table: str, pid: int) -> int:
         )
 
 
-def _staged_job(factory: sessionmaker[Session], pid: int, n: int, prefix: str = "r") -> int:
-    """A text job of ``n`` toy sentences staged as the API stages it, not yet sent anywhere."""
+def _staged_job(
+    factory: sessionmaker[Session], pid: int, n: int, prefix: str = "r", chunk_items: int = 2
+) -> int:
+    """A text job of ``n`` toy sentences staged as the API stages it (in chunks of ``chunk_items``: a
+    batch of the tests' jobs spans several), not yet sent anywhere."""
     texts, labels = toy_sentences(n)
     with factory() as session:
         job = jobs_repo.add(session, pid, "texts", n)
         rows = (
             Staged(i, f"{prefix}{i}", t, None, y) for i, (t, y) in enumerate(zip(texts, labels, strict=True))
         )
-        jobs_repo.stage(session, job.id, rows)
+        jobs_repo.stage(session, job.id, rows, chunk_items)
         session.commit()
         return job.id
 
@@ -115,7 +118,7 @@ def test_a_text_job_stores_what_the_request_would_and_names_the_bad_items(
     np.testing.assert_allclose(X, expected, rtol=1e-6)
     assert _count(session_factory, "item_texts", pid) == 39
     with session_factory() as session:  # nothing is left staged
-        assert session.execute(text("SELECT count(*) FROM ingest_job_items")).scalar_one() == 0
+        assert session.execute(text("SELECT count(*) FROM ingest_job_chunks")).scalar_one() == 0
     queue = api.get(f"/api/v1/projects/{pid}/queue").json()  # the job drew the sets, as an upload does
     assert queue["open_validation"] + queue["open_training"] > 0
 
@@ -221,27 +224,38 @@ def test_an_interrupted_job_resumes_and_stores_nothing_twice(
 def test_staged_items_read_back_as_written_and_a_batch_is_taken_by_its_range(
     make_project: MakeProject, session_factory: sessionmaker[Session]
 ) -> None:
-    """The bulk staging keeps every field (labels as names, indices or none; image bytes), a batch read
-    after a ``seq`` starts there, and taking a batch deletes its range and nothing else, counting what
-    another runner took first."""
+    """The chunked staging keeps every field (labels as names, indices or none; image bytes; texts
+    outside ASCII), a chunk ends where the upload's seqs jump, a batch is whole chunks read after a
+    ``seq``, and taking a batch deletes its range and nothing else, counting what another runner took
+    first."""
     pid = text_project(make_project, "hashing:16")["id"]
     written = [
         Staged(0, "a", "first", None, "pos"),
         Staged(1, "b", None, b"\x89PNG\x00\xff", 1),
-        Staged(2, "c", "third é", None, None),
+        Staged(2, "c", "third é \ud800", None, None),
         *(Staged(i, f"x{i}", f"text {i}", None, 0) for i in range(3, 10)),
+        Staged(12, "after a gap", "", b"", None),
     ]
+    assert unpack(7, pack(written[:3])) == [r._replace(seq=7 + i) for i, r in enumerate(written[:3])]
     with session_factory() as session:
         job_id = jobs_repo.add(session, pid, "texts", 10).id
-        jobs_repo.stage(session, job_id, iter(written))
+        jobs_repo.stage(session, job_id, iter(written), chunk_items=3)
         session.commit()
-        assert jobs_repo.next_batch(session, job_id, 3) == written[:3]
-        batch = jobs_repo.next_batch(session, job_id, 4, after=3)
-        assert [r.seq for r in batch] == [4, 5, 6, 7]
-        assert jobs_repo.take(session, job_id, [5]) == 1  # another runner stored seq 5 first
-        assert jobs_repo.take(session, job_id, [r.seq for r in batch]) == 3  # fewer: the job rolls back
-        left = [r.seq for r in jobs_repo.next_batch(session, job_id, 100)]
-        assert left == [0, 1, 2, 3, 8, 9]
+        starts = session.execute(
+            text("SELECT seq, n FROM ingest_job_chunks WHERE job_id = :j ORDER BY seq"), {"j": job_id}
+        ).all()
+        assert [tuple(c) for c in starts] == [(0, 3), (3, 3), (6, 3), (9, 1), (12, 1)]
+        first = jobs_repo.next_batch(session, job_id, 3)
+        assert [c.seq for c in first] == [0] and first[0].items == written[:3]
+        batch = jobs_repo.next_batch(session, job_id, 4, after=0)  # 4 items: two chunks
+        assert [c.seq for c in batch] == [3, 6]
+        assert [r for c in batch for r in c.items] == written[3:9]
+        everything = jobs_repo.next_batch(session, job_id, 100)
+        assert [r for c in everything for r in c.items] == written
+        assert jobs_repo.take(session, job_id, [6]) == 1  # another runner stored chunk 6 first
+        assert jobs_repo.take(session, job_id, [3, 6]) == 1  # fewer: the job rolls back
+        left = [c.seq for c in jobs_repo.next_batch(session, job_id, 100)]
+        assert left == [0, 9, 12]
         session.rollback()
 
 
@@ -271,7 +285,7 @@ def test_an_encoder_failing_on_its_thread_fails_the_job_keeping_the_batches_stor
         job = jobs_repo.get(session, job_id)
         assert job is not None and "the encoder broke" in (job.reason or "")
         assert (job.done, job.inserted) == (4, 4)
-        assert session.execute(text("SELECT count(*) FROM ingest_job_items")).scalar_one() == 0
+        assert session.execute(text("SELECT count(*) FROM ingest_job_chunks")).scalar_one() == 0
     ids, _X = stored_features(session_factory, pid)
     assert ids == [f"r{i}" for i in range(4)]
     assert _count(session_factory, "item_texts", pid) == 4
@@ -293,7 +307,7 @@ def test_what_another_runner_left_of_a_batch_is_read_again(
     def other_runner_first(session: Session, job: int, batch: job_run.Prepared, *args: Any) -> bool:
         if batch.seqs == [4, 5, 6, 7]:
             with session_factory() as other:  # its own transaction, committed before ours starts
-                other.execute(text("DELETE FROM ingest_job_items WHERE seq IN (4, 5)"))
+                other.execute(text("DELETE FROM ingest_job_chunks WHERE seq = 4"))  # items 4, 5
                 other.commit()
         return bool(real(session, job, batch, *args))
 
@@ -302,7 +316,7 @@ def test_what_another_runner_left_of_a_batch_is_read_again(
         "succeeded"
     )
     with session_factory() as session:
-        assert session.execute(text("SELECT count(*) FROM ingest_job_items")).scalar_one() == 0
+        assert session.execute(text("SELECT count(*) FROM ingest_job_chunks")).scalar_one() == 0
         job = jobs_repo.get(session, job_id)
         assert job is not None and (job.done, job.inserted) == (8, 8)  # 4-5 count in the other's run
     ids, _X = stored_features(session_factory, pid)
@@ -373,7 +387,7 @@ def test_a_job_whose_encoder_cannot_load_fails_with_its_reason(
     assert done["status"] == "failed" and "the model files are gone" in done["reason"]
     assert _count(session_factory, "items", pid) == 0
     with session_factory() as session:
-        assert session.execute(text("SELECT count(*) FROM ingest_job_items")).scalar_one() == 0
+        assert session.execute(text("SELECT count(*) FROM ingest_job_chunks")).scalar_one() == 0
 
 
 def test_a_bad_file_is_refused_before_any_job(api: Api, make_project: MakeProject) -> None:

@@ -3,6 +3,7 @@ service relies on hold (one active round per project, one auto-label per item)."
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -11,15 +12,17 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, delete, inspect, text
+from sqlalchemy import JSON, Engine, create_engine, delete, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import Base
 from app.db.migrate import downgrade, upgrade
-from app.db.models import AutoLabel, Item, Project, Round
+from app.db.models import AutoLabel, IngestJob, Item, Project, Round
 from app.db.session import make_engine
+from app.jobs.chunks import Staged, unpack
+from app.jobs.run import execute_job
 from app.settings import Settings
 from tests.app.conftest import POSTGRES_URL
 
@@ -199,3 +202,79 @@ def test_no_code_path_deletes_items_rounds_or_auto_labels_alone() -> None:
         if SINGLE_ROW_DELETES.search(line)
     ]
     assert hits == []
+
+
+def test_0009_converts_staged_items_to_chunks_and_back_and_the_job_runs(empty_url: str) -> None:
+    """Items a job staged one a row before 0009 become chunks of consecutive seqs (a gap that another
+    batch left starts a new chunk) holding the same items; the downgrade gives the rows back; after the
+    upgrade the job runs and stores them, its errors naming the items by their place in the upload."""
+    settings = Settings(database_url=empty_url)
+    upgrade(settings, "0008")
+    engine = make_engine(settings)
+    try:
+        with Session(engine) as session:
+            project = Project(
+                name="old job",
+                classes=["neg", "pos"],
+                data_kind="text",
+                input_shape=[16],
+                settings={"encoder": "hashing:16"},
+            )
+            session.add(project)
+            session.flush()
+            job_id = session.execute(
+                text(
+                    "INSERT INTO ingest_jobs (project_id, kind, status, total, done, inserted, skipped, "
+                    "ground_truth_added, n_errors, errors, attempts, created_at) VALUES "
+                    "(:p, 'texts', 'queued', 10, 2, 2, 0, 2, 0, '[]', 1, CURRENT_TIMESTAMP) RETURNING id"
+                ),
+                {"p": project.id},
+            ).scalar_one()
+            pid = project.id
+            rows = [
+                (seq, f"r{seq}", f"sentence number {seq}", "pos" if seq % 2 else 0) for seq in range(2, 10)
+            ]
+            rows[3] = (5, "r5", "", None)  # an empty text: the job's per-item error
+            del rows[2]  # seq 4: another runner stored it
+            for seq, ext, body, label in rows:
+                session.execute(
+                    text(
+                        "INSERT INTO ingest_job_items (job_id, seq, external_id, text, label) "
+                        "VALUES (:j, :s, :e, :t, :l)"
+                    ),
+                    {"j": job_id, "s": seq, "e": ext, "t": body, "l": json.dumps(label)},
+                )
+            session.commit()
+        staged = [Staged(seq, ext, body, None, label) for seq, ext, body, label in rows]
+        upgrade(settings, "0009")
+        with Session(engine) as session:
+            chunks = session.execute(
+                text("SELECT seq, n, data FROM ingest_job_chunks WHERE job_id = :j ORDER BY seq"),
+                {"j": job_id},
+            ).all()
+            assert [(c.seq, c.n) for c in chunks] == [(2, 2), (5, 5)]
+            assert [item for c in chunks for item in unpack(c.seq, bytes(c.data))] == staged
+        downgrade(settings, "0008")
+        with Session(engine) as session:
+            back = session.execute(
+                text("SELECT seq, external_id, text, data, label FROM ingest_job_items ORDER BY seq").columns(
+                    label=JSON
+                )
+            ).all()
+            assert [tuple(r) for r in back] == [tuple(s) for s in staged]
+        upgrade(settings)
+        assert execute_job(job_id, sessionmaker(engine, expire_on_commit=False), settings) == "succeeded"
+        with Session(engine) as session:
+            job = session.get(IngestJob, job_id)
+            assert job is not None and (job.done, job.inserted, job.n_errors) == (9, 8, 1)
+            assert [e["index"] for e in job.errors] == [5]
+            stored = (
+                session.execute(
+                    text("SELECT external_id FROM items WHERE project_id = :p ORDER BY id"), {"p": pid}
+                )
+                .scalars()
+                .all()
+            )
+            assert stored == [f"r{seq}" for seq in (2, 3, 6, 7, 8, 9)]
+    finally:
+        engine.dispose()

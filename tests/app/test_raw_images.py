@@ -17,6 +17,7 @@ from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.errors import Invalid
 from tests.app.conftest import Api, count_rows
 
 MakeProject = Callable[..., dict[str, Any]]
@@ -375,3 +376,28 @@ def test_predict_payloads_of_image_files_for_an_image_project(cifar: Any) -> Non
     with pytest.raises(Invalid) as caught:
         predict_items_of_images(project, [ImageFile("bad.png", b"nope")])
     assert caught.value.field == "files.bad.png"
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_zip_members_read_as_zipfile_reads_them(compression: int, tmp_path: Path) -> None:
+    """Stored members are read straight from the archive (deflated ones through zipfile): the same bytes
+    and names (empty and ``.`` parts dropped, hidden files skipped), from memory or a file, and a member
+    whose bytes were damaged after the archive was written is refused by its name."""
+    from app.services.raw_items.archives import archive_images
+
+    members = {"a/1.png": GOOD, "b//./2.JPG": b"\xff\xd8 not checked here", "a/.hidden.png": b"x"}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+        archive.writestr(zipfile.ZipInfo("c/3.png"), GOOD[:-1] + b"\x00")  # stored, CRC of these bytes
+    data = buf.getvalue()
+    (tmp_path / "x.zip").write_bytes(data)
+    expected = [("a/1.png", GOOD), ("b/2.JPG", members["b//./2.JPG"]), ("c/3.png", GOOD[:-1] + b"\x00")]
+    for source in (data, tmp_path / "x.zip"):
+        assert [(f.name, f.data) for f in archive_images(source)] == expected
+    at = data.index(GOOD[:-1] + b"\x00")  # the last member's bytes: flip one
+    damaged = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+    with pytest.raises(Invalid) as refused:
+        archive_images(damaged, "body")
+    assert refused.value.field == "body.c/3.png" and "CRC" in refused.value.reason

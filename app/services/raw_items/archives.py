@@ -4,12 +4,16 @@ path escapes, a member is a link or device, or it expands too much (see :func:`a
 from __future__ import annotations
 
 import io
+import posixpath
 import stat
+import struct
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import IO
 
 from app.errors import Invalid
 
@@ -20,6 +24,9 @@ MAX_ARCHIVE_BYTES = 2 << 30
 MAX_MEMBER_RATIO = 100
 """Largest expansion ratio of one compressed zip member (a PNG or JPEG barely compresses further)."""
 IGNORED_PARTS = ("__MACOSX",)
+LOCAL_HEADER = struct.Struct("<4s22xHH")
+"""A zip member's local file header (APPNOTE 4.3.7): its signature, then 22 bytes we skip, then the
+lengths of its file name and extra field, which precede the member's data."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ def _zip_members(source: Path | io.BytesIO, field: str) -> Iterator[ImageFile]:
     with archive:
         infos = [i for i in archive.infolist() if not i.is_dir()]
         _check_members(len(infos), sum(i.file_size for i in infos), field)
+        handle = archive.fp
         for info in infos:
             name = _member_name(info.filename, field)
             if name is None:
@@ -73,9 +81,31 @@ def _zip_members(source: Path | io.BytesIO, field: str) -> Iterator[ImageFile]:
             if info.file_size > MAX_MEMBER_RATIO * max(info.compress_size, 1) and info.file_size > 1 << 20:
                 raise Invalid(f"{field}.{name}", f"expands more than {MAX_MEMBER_RATIO} times (zip bomb?)")
             try:
-                yield ImageFile(name, archive.read(info))
+                stored = _stored_member(handle, info) if handle is not None else None
+                yield ImageFile(name, stored if stored is not None else archive.read(info))
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
                 raise Invalid(f"{field}.{name}", f"cannot read this archive member: {exc}") from exc
+
+
+def _stored_member(handle: IO[bytes], info: zipfile.ZipInfo) -> bytes | None:
+    """A member stored without compression or encryption (what image archives hold: PNG and JPEG do
+    not compress further), read straight from the archive and checked against its CRC-32; None for
+    any other member (:meth:`zipfile.ZipFile.read` reads it). The same bytes as ``read``, without its
+    per-member objects (~40 % of reading a small PNG's member)."""
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        return None
+    handle.seek(info.header_offset)
+    header = handle.read(LOCAL_HEADER.size)
+    if len(header) != LOCAL_HEADER.size:
+        raise zipfile.BadZipFile("truncated local file header")
+    signature, name_length, extra_length = LOCAL_HEADER.unpack(header)
+    if signature != b"PK\x03\x04":
+        raise zipfile.BadZipFile("bad local file header")
+    handle.seek(name_length + extra_length, io.SEEK_CUR)
+    data = handle.read(info.file_size)
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile("truncated, or its CRC-32 does not match")
+    return data
 
 
 def _tar_members(source: Path | io.BytesIO, field: str) -> Iterator[ImageFile]:
@@ -113,12 +143,15 @@ def _check_members(count: int, expanded: int, field: str) -> None:
 
 
 def _member_name(name: str, field: str) -> str | None:
-    """The member's path as an item name; None for one to skip; 422 for one that escapes."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts or (path.parts and path.parts[0].endswith(":")):
+    """The member's path as an item name (normalised as :class:`~pathlib.PurePosixPath` does: no empty
+    or ``.`` parts); None for one to skip; 422 for one that escapes. String operations: a path object a
+    member cost as much as reading a small PNG."""
+    raw = name.replace("\\", "/")
+    parts = [part for part in raw.split("/") if part not in ("", ".")]
+    if raw.startswith("/") or ".." in parts or (parts and parts[0].endswith(":")):
         raise Invalid(field, f"archive member {name!r} has a path outside the archive")
-    if any(part.startswith(".") or part in IGNORED_PARTS for part in path.parts):
+    if any(part.startswith(".") or part in IGNORED_PARTS for part in parts):
         return None
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
+    if not parts or posixpath.splitext(parts[-1])[1].lower() not in IMAGE_SUFFIXES:
         raise Invalid(f"{field}.{name}", f"not an image file name; expected {', '.join(IMAGE_SUFFIXES)}")
-    return str(path)
+    return "/".join(parts)
