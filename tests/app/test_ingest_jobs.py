@@ -198,20 +198,26 @@ def stopped_once(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     yield calls
 
 
+@pytest.mark.parametrize(("chunk_items", "first_batch"), [(2, 4), (6, 6)])
 def test_an_interrupted_job_resumes_and_stores_nothing_twice(
     api: Api,
     make_project: MakeProject,
     session_factory: sessionmaker[Session],
     stopped_once: dict[str, int],
+    chunk_items: int,
+    first_batch: int,
 ) -> None:
+    """The second batch's write fails: the first is stored, the job given back, the retry stores the rest
+    once. A batch is whole chunks: with chunks of 6 (staged by a service whose batch was 6) and batches of
+    4 the first batch is the whole first chunk."""
     pid = text_project(make_project, "hashing:16")["id"]
-    job_id = _staged_job(session_factory, pid, 10)
+    job_id = _staged_job(session_factory, pid, 10, chunk_items=chunk_items)
     batch = api.settings.model_copy(update={"ingest_job_batch": 4})
     with pytest.raises(OperationalError):
         execute_job(job_id, session_factory, batch)
     first = api.get(f"/api/v1/projects/{pid}/jobs/{job_id}").json()
-    assert (first["status"], first["done"], first["inserted"]) == ("queued", 4, 4)  # given back
-    assert _count(session_factory, "items", pid) == 4
+    assert (first["status"], first["done"], first["inserted"]) == ("queued", first_batch, first_batch)
+    assert _count(session_factory, "items", pid) == first_batch
     assert execute_job(job_id, session_factory, batch) == "succeeded"  # the retry
     assert execute_job(job_id, session_factory, batch) == "succeeded"  # a late duplicate: nothing
     body = api.get(f"/api/v1/projects/{pid}/jobs/{job_id}").json()

@@ -231,7 +231,7 @@ def test_0009_converts_staged_items_to_chunks_and_back_and_the_job_runs(empty_ur
                 {"p": project.id},
             ).scalar_one()
             pid = project.id
-            rows = [
+            rows: list[tuple[int, str, str, str | int | None]] = [
                 (seq, f"r{seq}", f"sentence number {seq}", "pos" if seq % 2 else 0) for seq in range(2, 10)
             ]
             rows[3] = (5, "r5", "", None)  # an empty text: the job's per-item error
