@@ -15,6 +15,7 @@ one place.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from tbal.evaluation import EvaluationReport, evaluate_predictions
 from tbal.models import Classifier, build_model, resolve_device
 from tbal.plan import RoundPlan, RunState, draw_initial_sets, draw_top_up, plan_round
 from tbal.query import select_queries
+from tbal.self_training import pseudo_label_choice
 from tbal.thresholds import DatasetContext, ThresholdResult, auto_label_mask, estimate_thresholds
 from tbal.training import Predictions, one_hot, predict
 from tbal.uncertainty import train_uncertainty_model
@@ -130,7 +132,7 @@ def run_round(
     device = resolve_device(config.train.device)
 
     with _timed(timings, "train"):
-        trained = _train(inputs, config, seed, device, report)
+        trained = _train(inputs, config, seed, device, report, self_train=_self_trains(config, plan))
     model, pool_preds = trained.model, trained.pool_preds
 
     cert = _certify(inputs, config, plan, trained, rng, timings, report)
@@ -243,12 +245,20 @@ class _Trained:
 
 
 def _train(
-    inputs: RoundInput, config: TBALConfig, seed: int, device: torch.device, report: ProgressCallback
+    inputs: RoundInput,
+    config: TBALConfig,
+    seed: int,
+    device: torch.device,
+    report: ProgressCallback,
+    *,
+    self_train: bool = False,
 ) -> _Trained:
-    """Train a fresh classifier on the human training labels and predict the validation set and pool."""
+    """Train a fresh classifier on the human training labels (and, with ``self_train``, a second one on
+    its pseudo-labels beside them: :func:`_self_trained`) and predict the validation set and pool."""
     report("train", 0.0)
     model = build_model(config.model, tuple(inputs.X_train.shape[1:]), inputs.num_classes)
     recorder = _aum_recorder(inputs) if inputs.record_aum else None
+    fraction = 0.5 if self_train else 1.0
     # uncertainty-aware models need their own training (DUQ's loss, SNGP's covariance); plain ones go
     # straight to train_classifier
     train_uncertainty_model(
@@ -259,9 +269,13 @@ def _train(
         config.model,
         seed=seed,
         device=device,
-        progress=lambda f: report("train", f),
+        progress=lambda f: report("train", fraction * f),
         epoch_hooks=[recorder] if recorder is not None else (),
     )
+    # the human labels' AUM and predicted classes are the first classifier's, which saw only them
+    train_predicted = predict(model, inputs.X_train, device=device).predicted if recorder else None
+    if self_train:
+        model = _self_trained(model, inputs, config, seed, device, lambda f: report("train", 0.5 + f / 2))
     val_preds = predict(model, inputs.X_val, device=device)
     return _Trained(
         model=model,
@@ -270,8 +284,48 @@ def _train(
         # the classifier's report card: a few numpy sums on val_preds, timed with the training
         evaluation=evaluate_predictions(val_preds, inputs.y_val, human=inputs.human_val),
         train_aum=recorder.aum if recorder is not None else None,
-        train_predicted=predict(model, inputs.X_train, device=device).predicted if recorder else None,
+        train_predicted=train_predicted,
     )
+
+
+def _self_trains(config: TBALConfig, plan: RoundPlan) -> bool:
+    """Self-training costs a second training, so only the rounds that may auto-label pay it (under the
+    ``final`` δ schedule, the last planned round and those past it)."""
+    may_label = plan.delta > 0 or config.thresholds.bound == "paper"
+    return config.train.pseudo_label_share > 0 and may_label
+
+
+def _self_trained(
+    first: Classifier,
+    inputs: RoundInput,
+    config: TBALConfig,
+    seed: int,
+    device: torch.device,
+    progress: Callable[[float], None],
+) -> Classifier:
+    """A fresh classifier trained on the human labels and ``first``'s pseudo-labels of the pool and the
+    validation inputs together (:mod:`tbal.self_training`: treating both alike keeps D_th exchangeable
+    with the pool)."""
+    unlabeled = np.concatenate([inputs.X_pool, inputs.X_val])
+    train = config.train
+    rng = np.random.default_rng([seed, 1])
+    index, labels = pseudo_label_choice(
+        predict(first, unlabeled, device=device), train.pseudo_label_share, train.pseudo_label_limit, rng
+    )
+    model = build_model(config.model, tuple(inputs.X_train.shape[1:]), inputs.num_classes)
+    train_uncertainty_model(
+        model,
+        np.concatenate([inputs.X_train, unlabeled[index]]),
+        np.concatenate(
+            [inputs.targets_train, one_hot(labels, inputs.num_classes).astype(inputs.targets_train.dtype)]
+        ),
+        dataclasses.replace(train, epochs=train.pseudo_label_epochs),
+        config.model,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    return model
 
 
 def _dataset_context(

@@ -107,6 +107,9 @@ def test_train_method_params_are_exactly_the_methods_fields() -> None:
         "device",
         "standardize_inputs",
         "augment_shift",
+        "pseudo_label_share",
+        "pseudo_label_epochs",
+        "pseudo_label_limit",
     }
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(TRAIN_METHOD_PARAMS) <= fields

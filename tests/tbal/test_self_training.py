@@ -1,0 +1,123 @@
+"""Transductive self-training: which points get pseudo-labels, and which rounds train twice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tbal.loop as loop
+from tbal.config import ConfigError, TBALConfig, with_overrides
+from tbal.data import make_dataset
+from tbal.loop import run_tbal
+from tbal.self_training import pseudo_label_choice
+from tbal.training import Predictions
+
+
+def _predictions(logits: np.ndarray) -> Predictions:
+    return Predictions(logits.astype(np.float32), np.zeros((logits.shape[0], 2), dtype=np.float32))
+
+
+def test_each_predicted_class_keeps_its_share_of_most_confident_points() -> None:
+    # class 0: confidences rise with the index; class 1: four points, one very sure
+    logits = np.array([[1, 0], [2, 0], [3, 0], [4, 0], [0, 1], [0, 9], [0, 2], [0, 3]], dtype=float)
+    index, labels = pseudo_label_choice(_predictions(logits), 0.5, 100, np.random.default_rng(0))
+    assert index.tolist() == [2, 3, 5, 7]
+    assert labels.tolist() == [0, 0, 1, 1]
+
+
+def test_the_choice_depends_on_a_point_alone_not_on_where_it_sits() -> None:
+    """Validity rests on treating a validation point exactly as a pool point: a point's place in the
+    unlabeled array (pool part or validation part) cannot change whether it is chosen."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(400, 4)) * 3
+    order = rng.permutation(400)
+    index, labels = pseudo_label_choice(_predictions(logits), 0.7, 10_000, np.random.default_rng(0))
+    moved, moved_labels = pseudo_label_choice(
+        _predictions(logits[order]), 0.7, 10_000, np.random.default_rng(0)
+    )
+    assert sorted(order[moved].tolist()) == index.tolist()
+    assert dict(zip(order[moved].tolist(), moved_labels.tolist(), strict=True)) == dict(
+        zip(index.tolist(), labels.tolist(), strict=True)
+    )
+
+
+def test_the_limit_takes_a_random_subset_of_the_chosen() -> None:
+    logits = np.random.default_rng(1).normal(size=(1000, 3))
+    full, _ = pseudo_label_choice(_predictions(logits), 0.9, 10_000, np.random.default_rng(0))
+    capped, labels = pseudo_label_choice(_predictions(logits), 0.9, 100, np.random.default_rng(0))
+    assert capped.size == 100 and labels.size == 100
+    assert set(capped.tolist()) <= set(full.tolist())
+
+
+def test_share_zero_chooses_nothing() -> None:
+    index, labels = pseudo_label_choice(_predictions(np.eye(3)), 0.0, 10, np.random.default_rng(0))
+    assert index.size == 0 and labels.size == 0
+
+
+@pytest.mark.parametrize("field, value", [("pseudo_label_share", 1.5), ("pseudo_label_epochs", 0)])
+def test_bad_settings_are_refused_by_name(field: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=f"train.{field}"):
+        with_overrides(TBALConfig(), {f"train.{field}": value})
+
+
+def _blobs(n: int = 600, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(scale=3.0, size=(k, 8))
+    y = rng.integers(0, k, size=n)
+    return (centers[y] + rng.normal(size=(n, 8))).astype(np.float32), y
+
+
+def _config(**overrides: object) -> TBALConfig:
+    base = {
+        "model.name": "mlp",
+        "model.hidden": "16",
+        "train.epochs": 3,
+        "train.pseudo_label_share": 0.8,
+        "train.pseudo_label_epochs": 2,
+        "loop.label_budget": 100,
+        "loop.seed_size": 60,
+        "loop.batch_size": 20,
+        "loop.validation_size": 200,
+    }
+    base.update(overrides)
+    return with_overrides(TBALConfig(), base)
+
+
+def _count_trainings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of rows of every training a run starts, in order."""
+    sizes: list[int] = []
+    real = loop.train_uncertainty_model
+
+    def spy(model: object, X: np.ndarray, *args: object, **kwargs: object) -> object:
+        sizes.append(int(X.shape[0]))
+        return real(model, X, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "train_uncertainty_model", spy)
+    return sizes
+
+
+def test_only_the_rounds_that_may_auto_label_train_a_second_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the final δ schedule only the last planned round certifies, so only it pays the second
+    training, on the human labels plus pseudo-labels of the pool and the validation set."""
+    sizes = _count_trainings(monkeypatch)
+    X, y = _blobs()
+    result = run_tbal(make_dataset(X, y), _config(), seed=0)
+    planned = len(result.rounds)
+    deltas = [r.delta_round for r in result.rounds]
+    assert deltas[:-1] == [0.0] * (planned - 1) and deltas[-1] > 0
+    assert len(sizes) == planned + 1
+    humans, second = sizes[-2], sizes[-1]
+    # most of the last round's unlabeled points (pool and validation) join the human labels
+    assert second > humans + 0.7 * (600 - humans - 200)
+
+
+def test_off_by_default_and_under_the_paper_rule_every_round_self_trains(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sizes = _count_trainings(monkeypatch)
+    X, y = _blobs()
+    off = run_tbal(make_dataset(X, y), _config(**{"train.pseudo_label_share": 0.0}), seed=0)
+    assert len(sizes) == len(off.rounds)
+    sizes.clear()
+    paper = run_tbal(make_dataset(X, y), _config(**{"thresholds.bound": "paper"}), seed=0)
+    assert len(sizes) == 2 * len(paper.rounds)
