@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,15 +14,23 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   local name=$1 ds=$2 conf=$3 seed=$4; shift 4
   local data=(--data "$DATA/mnist_test.npz" --preset mnist-paper)
   if [ "$ds" = sst2 ]; then data=(--data "$DATA/sst2_minilm.npz" --preset text-paper --pool-size 20000); fi
+  # the data-hard image case: write it first with bench/hard_mnist.py write --out "$HARD" --strength 0.8
+  if [ "$ds" = hard ]; then data=(--data "$HARD" --preset mnist-paper); fi
   test -s "$OUT/$name.json" && return 0
   # cases measured before walk_start_share 0.3 (seventh session) ran with the walk starting where a pass
-  # is first possible: they keep it, so that they rerun what they measured
-  case "$name" in s8-*) ;; *) set -- "$@" --set thresholds.walk_start_share=0 ;; esac
+  # is first possible, and those before the eighth session without self-training (mnist-paper's
+  # pseudo_label_share 0.9): they keep what they ran with, so that they rerun what they measured
+  case "$name" in
+    s9-*) ;;
+    s8-*) set -- "$@" --set train.pseudo_label_share=0 ;;
+    *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
+  esac
   .venv/bin/tbal run "${data[@]}" --confidence "$conf" --bound valid --seeds "$seed" --threads 1 "$@" \
     --json "$OUT/$name.json" > "$OUT/$name.log" 2>&1
 }
 export -f run
-export DATA OUT
+HARD="${HARD:-/tmp/hard_mnist.npz}"
+export DATA OUT HARD
 
 # Cases measured before this session's text-paper changes pin what they ran with, so that they rerun it:
 # margin-random queries and no validation floor (TEXT_BEFORE), the paper's Colander network (PAPER_G,
@@ -127,9 +135,15 @@ cases() {
       done
       for s in 10 11; do echo "s8-h-m-e3-def-s$s mnist softmax $s --set train.epochs=3 $late"; done
       for s in 0 1 2 3 4; do echo "s8-b-m-col-s$s mnist colander $s $late"; done ;;
+    current9)  # the defaults after self-training in mnist-paper (results s9-*): the data-hard image case
+      # on its tuning seeds, then MNIST softmax and Colander on the benchmark seeds
+      for s in 10 11 12 13 14 15; do echo "s9-hd-sof-s$s hard softmax $s"; done
+      for s in 0 1 2 3 4; do echo "s9-b-m-soft-s$s mnist softmax $s"; done
+      for s in 10 11 12; do echo "s9-hd-col-s$s hard colander $s"; done
+      for s in 0 1 2 3 4; do echo "s9-b-m-col-s$s mnist colander $s"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|hard-query" >&2; exit 2 ;;
   esac
 }
 
