@@ -306,16 +306,31 @@ def _self_trained(
     """A fresh classifier trained on the human labels and ``first``'s pseudo-labels of the pool and the
     validation inputs together (:mod:`tbal.self_training`: treating both alike keeps D_th exchangeable
     with the pool)."""
-    unlabeled = np.concatenate([inputs.X_pool, inputs.X_val])
     train = config.train
     rng = np.random.default_rng([seed, 1])
-    index, labels = pseudo_label_choice(
-        predict(first, unlabeled, device=device), train.pseudo_label_share, train.pseudo_label_limit, rng
+    # indices below n_pool are pool points, the rest validation points (the arrays are not joined: a
+    # service pool can be large)
+    n_pool = inputs.X_pool.shape[0]
+    pool_preds, val_preds = (
+        predict(first, inputs.X_pool, device=device),
+        predict(first, inputs.X_val, device=device),
     )
+    unlabeled_preds = Predictions(
+        np.concatenate([pool_preds.logits, val_preds.logits]),
+        np.concatenate([pool_preds.features, val_preds.features]),
+    )
+    index, labels = pseudo_label_choice(
+        unlabeled_preds, train.pseudo_label_share, train.pseudo_label_limit, rng
+    )
+    chosen = [
+        inputs.X_train,
+        inputs.X_pool[index[index < n_pool]],
+        inputs.X_val[index[index >= n_pool] - n_pool],
+    ]
     model = build_model(config.model, tuple(inputs.X_train.shape[1:]), inputs.num_classes)
     train_uncertainty_model(
         model,
-        np.concatenate([inputs.X_train, unlabeled[index]]),
+        np.concatenate(chosen),
         np.concatenate(
             [inputs.targets_train, one_hot(labels, inputs.num_classes).astype(inputs.targets_train.dtype)]
         ),

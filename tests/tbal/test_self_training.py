@@ -10,7 +10,7 @@ from tbal.config import ConfigError, TBALConfig, with_overrides
 from tbal.data import make_dataset
 from tbal.loop import run_tbal
 from tbal.self_training import pseudo_label_choice
-from tbal.training import Predictions
+from tbal.training import Predictions, one_hot, predict
 
 
 def _predictions(logits: np.ndarray) -> Predictions:
@@ -121,3 +121,40 @@ def test_off_by_default_and_under_the_paper_rule_every_round_self_trains(
     sizes.clear()
     paper = run_tbal(make_dataset(X, y), _config(**{"thresholds.bound": "paper"}), seed=0)
     assert len(sizes) == 2 * len(paper.rounds)
+
+
+def test_a_round_trains_the_second_classifier_on_pool_and_validation_points_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second training sees the human rows, then exactly the pseudo-labeled rows that the choice over
+    [pool; validation] picks, with their predicted labels: validation points among them."""
+    calls: list[tuple[object, np.ndarray, np.ndarray]] = []
+    real = loop.train_uncertainty_model
+
+    def spy(model: object, X: np.ndarray, targets: np.ndarray, *args: object, **kwargs: object) -> object:
+        calls.append((model, X, targets))
+        return real(model, X, targets, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "train_uncertainty_model", spy)
+    X, y = _blobs()
+    inputs = loop.RoundInput(
+        X_train=X[:100],
+        targets_train=one_hot(y[:100], 3),
+        X_val=X[100:300],
+        y_val=y[100:300],
+        X_pool=X[300:],
+        num_classes=3,
+    )
+    config = _config()
+    loop.run_round(inputs, config, seed=4)
+    (first, _, _), (_, X_second, T_second) = calls
+    unlabeled = np.concatenate([inputs.X_pool, inputs.X_val])
+    index, labels = pseudo_label_choice(
+        predict(first, unlabeled),
+        0.8,
+        20_000,
+        np.random.default_rng([4, 1]),  # type: ignore[arg-type]
+    )
+    assert np.array_equal(X_second, np.concatenate([inputs.X_train, unlabeled[index]]))
+    assert np.array_equal(T_second[100:].argmax(axis=1), labels)
+    assert np.any(index >= inputs.X_pool.shape[0])  # validation points are pseudo-labeled too
