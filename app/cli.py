@@ -128,7 +128,7 @@ def _unmigrated(engine: Engine, url: str) -> str | None:
 def _create_key(args: argparse.Namespace) -> int:
     from app.db.session import make_engine, make_session_factory
     from app.errors import DomainError
-    from app.services.api_keys import create_key
+    from app.projects.keys_service import create_key
 
     settings = Settings()
     engine = make_engine(settings)
@@ -150,7 +150,7 @@ def _create_key(args: argparse.Namespace) -> int:
 
 def _revoke_key(args: argparse.Namespace) -> int:
     from app.db.session import make_engine, make_session_factory
-    from app.services.api_keys import revoke_key
+    from app.projects.keys_service import revoke_key
 
     settings = Settings()
     engine = make_engine(settings)
@@ -170,7 +170,7 @@ def _revoke_key(args: argparse.Namespace) -> int:
 
 def _list_keys(args: argparse.Namespace) -> int:
     from app.db.session import make_engine, make_session_factory
-    from app.repositories import api_keys as repo
+    from app.projects import keys_repository as repo
 
     settings = Settings()
     engine = make_engine(settings)

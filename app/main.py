@@ -14,7 +14,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Depends, FastAPI
 
 import tbal
-from app.api import auto_labels, items, keys, labels, predict, projects, queue, raw_items, rounds, system
+from app.api import auto_labels, items, labels, predict, queue, raw_items, rounds, system
 from app.api.deps import require_api_key
 from app.dashboard import router as dashboard_router
 from app.db.base import utcnow
@@ -25,6 +25,8 @@ from app.integrations.label_studio.sync import Syncer
 from app.jobs.service import resume_jobs
 from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestMetrics
+from app.projects import keys_router
+from app.projects import router as projects_router
 from app.rounds import repository as rounds_repo
 from app.rounds.dispatch import InProcessDispatcher, make_dispatcher
 from app.services.predict import ArtifactCache
@@ -85,8 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=state.metrics)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_api_key)])
-    for module in (projects, items, raw_items, labels, queue, rounds, auto_labels, predict, keys):
+    api.include_router(projects_router.router)
+    for module in (items, raw_items, labels, queue, rounds, auto_labels, predict):
         api.include_router(module.router)
+    api.include_router(keys_router.router)
     app.include_router(api)
     app.include_router(system.router)
     app.include_router(dashboard_router)

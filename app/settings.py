@@ -1,7 +1,7 @@
 """The service's settings: one validated object read from ``TBAL_*`` environment variables.
 
 The library (``tbal/``) never reads the environment; the service turns these settings and each project's
-settings into the library's :class:`~tbal.config.TBALConfig` (see :mod:`app.services.project_config`).
+settings into the library's :class:`~tbal.config.TBALConfig` (see :mod:`app.projects.config`).
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ def _upload(files: list[Path], X: np.ndarray, classes: list[str], tmp: Path) -> 
     from app.db.migrate import upgrade
     from app.db.session import make_engine, make_session_factory
     from app.main import create_app
-    from app.services.api_keys import create_key
+    from app.projects.keys_service import create_key
     from app.settings import Settings
     from tbal_client import TBALClient
 

@@ -89,7 +89,7 @@ def _run(
     from sqlalchemy import create_engine, text
 
     from app.db.session import make_engine, make_session_factory
-    from app.services.api_keys import create_key
+    from app.projects.keys_service import create_key
     from app.settings import Settings
 
     engine = make_engine(Settings(database_url=url))

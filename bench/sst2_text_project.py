@@ -130,8 +130,8 @@ def _service(
     from app.db.migrate import upgrade
     from app.db.session import make_engine, make_session_factory
     from app.main import create_app
+    from app.projects.keys_service import create_key
     from app.services import raw_items
-    from app.services.api_keys import create_key
     from app.settings import Settings
     from tbal_client import TBALClient
 
@@ -185,7 +185,7 @@ def _overhead(data: Path, n: int) -> dict[str, Any]:
     from app.db.migrate import upgrade
     from app.db.session import make_engine, make_session_factory
     from app.main import create_app
-    from app.services.api_keys import create_key
+    from app.projects.keys_service import create_key
     from app.settings import Settings
     from tbal.encoders import make_text_encoder
     from tbal_client import TBALClient

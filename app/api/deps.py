@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project
 from app.metrics import Metrics
+from app.projects.keys_service import Caller, authenticate, check_project
+from app.projects.service import get_project
 from app.rounds.dispatch import Dispatcher
-from app.services.api_keys import Caller, authenticate, check_project
 from app.services.predict import ArtifactCache
-from app.services.projects import get_project
 from app.settings import Settings
 from app.state import AppState
 

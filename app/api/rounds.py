@@ -8,13 +8,13 @@ from fastapi import APIRouter, Path, Query, status
 
 from app.api.deps import CallerDep, DispatcherDep, MetricsDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
+from app.projects.keys_service import check_project
 from app.rounds import repository as repo
 from app.rounds import service
 from app.rounds.liveness import reap_stale_rounds
 from app.schemas.audit import AuditPage, AuditRead
 from app.schemas.round_reports import EvaluationRead, LabelReviewPage
 from app.schemas.rounds import RoundPage, RoundRead
-from app.services.api_keys import check_project
 from app.services.audit import round_audit
 from app.services.round_reports import finished_round, label_review, round_evaluation
 

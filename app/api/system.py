@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import CallerDep, StateDep
-from app.services.api_keys import check_admin
+from app.projects.keys_service import check_admin
 from app.services.health import check_health
 
 router = APIRouter(tags=["system"])

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Item, Project, Round
+from app.projects.config import runtime_config
 from app.repositories import auto_labels as auto_repo
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
@@ -19,7 +20,6 @@ from app.rounds.claim import ClaimLost
 from app.rounds.planning import plan_for_round
 from app.services import raw_items
 from app.services.arrays import Layout, from_bytes, layout_of, model_inputs, pixel_scale
-from app.services.project_config import runtime_config
 from app.settings import Settings
 from tbal.config import TBALConfig
 from tbal.errors import TBALInputError

@@ -3,7 +3,7 @@
 A round starts when no other round of the project is queued or running (409), the pool has unlabeled
 items (409), there are training labels (409) and at least ``min_validation_labels`` human validation
 labels (409; default: enough for non-empty D_cal and D_th, at least 2; see
-:func:`app.services.project_config.min_validation_labels`). Once the label budget is spent, one more
+:func:`app.projects.config.min_validation_labels`). Once the label budget is spent, one more
 round runs without queries; after it, another round needs new human labels (409 otherwise).
 """
 
@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.db.models import Project, Round
 from app.errors import Conflict, NotFound, Unavailable
+from app.projects.config import min_validation_labels, project_config
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.dispatch import Dispatcher
 from app.rounds.planning import plan_for_round
-from app.services.project_config import min_validation_labels, project_config
 from app.services.queue import ensure_sets_drawn
 
 logger = logging.getLogger(__name__)

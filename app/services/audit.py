@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project, Round
 from app.errors import Conflict, NotFound
+from app.projects.config import project_config
 from app.rounds import repository as rounds_repo
 from app.schemas.audit import AuditRead
-from app.services.project_config import project_config
 from tbal.round_report import RoundReport, RoundReportError
 
 

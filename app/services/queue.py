@@ -25,13 +25,13 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.db.models import Project
 from app.errors import Invalid
+from app.projects import repository as projects_repo
+from app.projects.config import project_config
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
-from app.repositories import projects as projects_repo
 from app.schemas.queue import QueueItem, QueuePage, SimulateResult
 from app.services.arrays import from_bytes, layout_of
 from app.services.labels import LabelValue, write_labels
-from app.services.project_config import project_config
 from tbal.plan import draw_initial_sets
 
 

@@ -31,7 +31,7 @@ from app.db.migrate import upgrade
 from app.db.models import AutoLabel, Item, LabelQuery, Round
 from app.db.session import make_engine, make_session_factory
 from app.main import create_app
-from app.services.api_keys import create_key
+from app.projects.keys_service import create_key
 from app.settings import Settings
 from tbal.config import TBALConfig
 from tbal.loop import RunResult

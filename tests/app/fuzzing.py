@@ -29,14 +29,14 @@ from schemathesis import GenerationMode
 from app.db.migrate import upgrade
 from app.db.session import make_engine, make_session_factory
 from app.main import create_app
-from app.services.api_keys import create_key
+from app.projects.keys_service import create_key
 from app.settings import Settings
 
 EXAMPLES = int(os.environ.get("TBAL_FUZZ_EXAMPLES", "5"))
 SECRET: dict[str, str] = {}
 SPARED = {("DELETE", "/api/v1/keys/{key_id}"), ("DELETE", "/api/v1/projects/{project_id}")}
-"""Not fuzzed: they would revoke the fuzzer's own key or delete the seeded project (tests/app/test_access.py
-and test_projects.py cover them)."""
+"""Not fuzzed: they would revoke the fuzzer's own key or delete the seeded project
+(tests/app/projects/test_access.py and test_projects.py cover them)."""
 
 
 def _seed_project(client: TestClient) -> None:

@@ -24,7 +24,7 @@ from app.jobs import repository as jobs_repo
 from app.jobs.chunks import Staged, pack, unpack
 from app.jobs.run import execute_job
 from app.main import create_app
-from app.services.api_keys import create_key
+from app.projects.keys_service import create_key
 from app.settings import Settings
 from tbal.encoders import make_text_encoder
 from tbal.encoders.images import decode_image

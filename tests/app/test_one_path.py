@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.services.project_config import runtime_config
+from app.projects.config import runtime_config
 from tbal.data import make_dataset
 from tbal.loop import run_tbal
 from tests.app.conftest import (

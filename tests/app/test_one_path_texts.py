@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 import tbal.reports
-from app.services.project_config import runtime_config
+from app.projects.config import runtime_config
 from tbal.cli import build_parser, config_from_args, main
 from tbal.loop import RunResult
 from tests.app.conftest import (

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from app.db.session import make_engine, make_session_factory
 from app.main import create_app
-from app.services.api_keys import create_key
+from app.projects.keys_service import create_key
 from app.settings import Settings
 from tests.app.conftest import blobs
 from tests.app.tcp_proxy import TcpProxy

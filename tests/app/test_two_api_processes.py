@@ -19,7 +19,7 @@ import redis
 from sqlalchemy import text
 
 from app.db.session import make_engine, make_session_factory
-from app.services.api_keys import create_key
+from app.projects.keys_service import create_key
 from app.settings import Settings
 from tests.app.conftest import blobs
 from tests.e2e.conftest import ROOT, postgres_url, redis_url, service_env  # noqa: F401  (fixtures)

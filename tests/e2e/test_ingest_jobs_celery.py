@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.session import make_engine, make_session_factory
 from app.jobs.service import INGEST_JOB_TASK
 from app.main import create_app
-from app.services.api_keys import create_key
+from app.projects.keys_service import create_key
 from app.settings import Settings
 from tbal.encoders import make_text_encoder
 from tests.e2e.conftest import start_worker, stop_worker, worker_env

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.session import make_engine, make_session_factory
 from app.main import create_app
-from app.services.api_keys import create_key
+from app.projects.keys_service import create_key
 from app.settings import Settings
 from examples.demo import API, drive_project, evaluate, fetch_all, load_digits_data, wait_round
 from tests.e2e.conftest import (

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.session import make_engine, make_session_factory
 from app.main import create_app
-from app.services.api_keys import create_key
+from app.projects.keys_service import create_key
 from app.settings import Settings
 from tests.app.conftest import database_url, postgres_schema_url, sqlite_template  # noqa: F401 (fixtures)
 from worker.celery_app import TBALCelery, make_celery

@@ -28,7 +28,7 @@ from app.db.base import utcnow
 from app.db.models import Round
 from app.db.session import make_engine, make_session_factory
 from app.main import create_app
-from app.services.api_keys import create_key
+from app.projects.keys_service import create_key
 from app.settings import Settings
 from tests.e2e.conftest import (  # noqa: F401  (postgres_url, redis_url: fixtures)
     DIGITS_SETTINGS,

@@ -25,7 +25,7 @@ def _sync(args: argparse.Namespace) -> int:
     from app.errors import DomainError
     from app.integrations.label_studio import repository as repo
     from app.integrations.label_studio.sync import sync_project
-    from app.repositories import projects as projects_repo
+    from app.projects import repository as projects_repo
 
     settings = Settings()
     engine = make_engine(settings)

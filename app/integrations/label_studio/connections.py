@@ -23,8 +23,8 @@ from app.errors import DomainError, NotFound, Unauthorized
 from app.integrations.label_studio import credentials
 from app.integrations.label_studio import repository as repo
 from app.integrations.label_studio.schemas import ConnectionCreate, ConnectionRead, ConnectionUpdate
-from app.repositories import projects as projects_repo
-from app.services.api_keys import authenticate, hash_secret
+from app.projects import repository as projects_repo
+from app.projects.keys_service import authenticate, hash_secret
 from app.settings import Settings
 
 SECRET_PREFIX = "ls_"

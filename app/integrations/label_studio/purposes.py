@@ -30,10 +30,10 @@ from app.db.models import Project
 from app.integrations.label_studio import repository as ls_repo
 from app.integrations.label_studio import votes
 from app.integrations.label_studio.schemas import LSExportTask
+from app.projects import repository as projects_repo
+from app.projects.config import project_config
 from app.repositories import items as items_repo
 from app.repositories import labels as labels_repo
-from app.repositories import projects as projects_repo
-from app.services.project_config import project_config
 from app.services.queue import sets_open, undo_open_draw
 
 PURPOSE_KEY = "tbal_purpose"

@@ -33,7 +33,7 @@ from app.integrations.label_studio.schemas import (
     WebhookResult,
 )
 from app.integrations.label_studio.tasks import Resolved, resolve_tasks
-from app.repositories import projects as projects_repo
+from app.projects import repository as projects_repo
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)

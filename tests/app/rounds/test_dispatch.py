@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import Conflict
 from app.main import create_app
+from app.projects.service import get_project
 from app.rounds.dispatch import RUN_ROUND_TASK, CeleryDispatcher, InProcessDispatcher
 from app.rounds.service import start_round
-from app.services.projects import get_project
 from app.settings import Settings
 from tests.app.conftest import Api, RecordingDispatcher, count_rows, ready_project
 
@@ -166,7 +166,7 @@ def test_broker_down_is_503_and_the_round_fails(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from app.services.api_keys import create_key
+    from app.projects.keys_service import create_key
 
     down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:9/0"})
     _key, secret = create_key(session_factory, "t")

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import utcnow
 from app.db.models import AutoLabel, HumanLabel, Item, LabelQuery, Round
+from app.projects.config import build_config
 from app.repositories import auto_labels as auto_repo
 from app.rounds import claim as rounds_claim
 from app.rounds import repository as rounds_repo
@@ -20,7 +21,6 @@ from app.rounds import run as rounds_run
 from app.rounds.claim import ClaimLost
 from app.rounds.run import execute_round
 from app.rounds.write import write_results
-from app.services.project_config import build_config
 from app.settings import Settings
 from tests.app.conftest import (
     FAST,

@@ -157,13 +157,13 @@ def test_failed_authentication_is_logged_without_the_secret(
     key = _new_key(api, name="logged", projects=[project["id"]])
     secret = key["secret"]
     unknown = "tbal_" + "Z" * 43
-    caplog.set_level(logging.INFO, logger="app.services.api_keys")
+    caplog.set_level(logging.INFO, logger="app.projects.keys_service")
     client = api.client
     assert client.get("/api/v1/projects", headers=_bearer(unknown)).status_code == 401
     assert client.get(f"/api/v1/projects/{other['id']}", headers=_bearer(secret)).status_code == 403
     assert api.delete(f"{KEYS}/{key['id']}").status_code == 204
     assert client.get("/api/v1/projects", headers=_bearer(secret)).status_code == 401
-    messages = [r.getMessage() for r in caplog.records if r.name == "app.services.api_keys"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "app.projects.keys_service"]
     text = "\n".join(messages)
     assert any("authentication failed: unknown key tbal_ZZZ…" in m for m in messages), text
     assert any(f"may not use project {other['id']}" in m and key["prefix"] in m for m in messages), text

@@ -6,12 +6,12 @@ from fastapi import APIRouter, Response, status
 
 from app.api.deps import CallerDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
-from app.repositories import api_keys as keys_repo
-from app.repositories import projects as repo
-from app.schemas.projects import ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
-from app.services import projects as service
+from app.projects import keys_repository as keys_repo
+from app.projects import repository as repo
+from app.projects import service
+from app.projects.keys_service import check_admin
+from app.projects.schemas import ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.services import raw_items
-from app.services.api_keys import check_admin
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.base import utcnow
 from app.db.models import ApiKey
 from app.errors import DomainError, Invalid, NotFound, Unauthorized
-from app.repositories import api_keys as repo
+from app.projects import keys_repository as repo
 
 logger = logging.getLogger(__name__)
 

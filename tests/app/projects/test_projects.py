@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.services.api_keys import create_key, revoke_key
+from app.projects.keys_service import create_key, revoke_key
 from tests.app.conftest import Api, count_rows
 
 

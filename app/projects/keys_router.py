@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path, Response, status
 from app.api.deps import CallerDep, SessionDep
 from app.db.models import ApiKey
 from app.errors import NotFound
-from app.repositories import api_keys as repo
-from app.schemas.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
-from app.services import api_keys as service
+from app.projects import keys_repository as repo
+from app.projects import keys_service as service
+from app.projects.keys_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 
