@@ -40,7 +40,9 @@ from tbal.config import ModelConfig, TrainConfig, config_to_dict, with_overrides
 from tbal.data import load_dataset  # noqa: E402
 from tbal.metrics import expected_calibration_error, negative_log_likelihood  # noqa: E402
 from tbal.models import build_model  # noqa: E402
-from tbal.training import OBJECTIVES, AutoLabel, TrainContext, one_hot, predict, train_classifier  # noqa: E402
+from tbal.predictions import predict  # noqa: E402
+from tbal.training.objectives import OBJECTIVES, AutoLabel, TrainContext  # noqa: E402
+from tbal.training.train import one_hot, train_classifier  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist_test.npz"
 SPLIT_SEED = 1234  # the train / validation / test split is the same for every seed and method

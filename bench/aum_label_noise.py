@@ -1,10 +1,10 @@
 """AUM as a detector of wrong human labels (issue 4), on MNIST with planted label errors.
 
 A fixed random subset of the MNIST test set is given labels of which a share is flipped to another class
-uniformly at random; LeNet-5 is trained on them with :func:`tbal.aum.compute_aum` and the AUM of every
-training image is scored as a detector of the flipped ones: AUROC (flipped vs kept, lower AUM = more
-suspect), precision and recall of :func:`tbal.aum.likely_mislabeled` (AUM < 0), and the test accuracy of
-the model trained on the noisy labels. Example (from the repository root)::
+uniformly at random; LeNet-5 is trained on them with :func:`tbal.training.aum.compute_aum` and the AUM of
+every training image is scored as a detector of the flipped ones: AUROC (flipped vs kept, lower AUM = more
+suspect), precision and recall of :func:`tbal.training.aum.likely_mislabeled` (AUM < 0), and the test
+accuracy of the model trained on the noisy labels. Example (from the repository root)::
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/aum_label_noise.py --seeds 0,1,2 \
         --json bench/results/aum_label_noise.json
@@ -27,11 +27,12 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from tbal.aum import compute_aum, likely_mislabeled  # noqa: E402
 from tbal.config import ModelConfig, TrainConfig, config_to_dict  # noqa: E402
 from tbal.data import load_dataset  # noqa: E402
 from tbal.models import build_model  # noqa: E402
-from tbal.training import one_hot, predict  # noqa: E402
+from tbal.predictions import predict  # noqa: E402
+from tbal.training.aum import compute_aum, likely_mislabeled  # noqa: E402
+from tbal.training.train import one_hot  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist_test.npz"
 SPLIT_SEED = 1234

@@ -39,8 +39,9 @@ from tbal.data import Dataset, prepare_inputs
 from tbal.evaluation import ScoreFunction, auroc, evaluate_model, max_softmax_score
 from tbal.loop import run_tbal
 from tbal.models import build_model
-from tbal.soft_labels import majority_vote, sample_votes, votes_to_distribution
-from tbal.training import Predictions, one_hot, predict
+from tbal.predictions import Predictions, predict
+from tbal.training.soft_labels import majority_vote, sample_votes, votes_to_distribution
+from tbal.training.train import one_hot
 from tbal.uncertainty import train_uncertainty_model
 
 SPLIT_SEED = 2024  # the fixed train / held-out split of the 10k images

@@ -26,7 +26,7 @@ from tbal.config import preset
 from tbal.data import prepare_inputs
 from tbal.models import build_model
 from tbal.predictions import predict
-from tbal.training import one_hot, train_classifier
+from tbal.training.train import one_hot, train_classifier
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist_test.npz"
 

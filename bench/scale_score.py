@@ -1,5 +1,5 @@
 """Score a pool of N items × 384 float32 on the CPU as a round does: the classifier's forward pass
-(``tbal.training.predict``), the confidence function's scores and the per-class threshold test, beside
+(``tbal.predictions.predict``), the confidence function's scores and the per-class threshold test, beside
 the limit underneath: the same matrix products as plain ``torch.mm`` calls, no framework around them.
 
     .venv/bin/python bench/scale_score.py --n 1000000
@@ -91,8 +91,8 @@ def _score(
     from tbal.confidence import make_confidence
     from tbal.config import ConfidenceConfig, ModelConfig
     from tbal.models import build_model
+    from tbal.predictions import predict
     from tbal.thresholds import auto_label_mask
-    from tbal.training import predict
 
     torch.set_num_threads(threads)
     k = args.classes

@@ -26,8 +26,9 @@ from tbal.confidence.colander import Colander
 from tbal.config import ColanderConfig, FamiliesName, ThresholdConfig, preset, resolved_thresholds
 from tbal.evaluation import auroc
 from tbal.models import build_model
+from tbal.predictions import Predictions, predict
 from tbal.thresholds import estimate_thresholds
-from tbal.training import Predictions, one_hot, predict, train_classifier
+from tbal.training.train import one_hot, train_classifier
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_minilm.npz"
 DELTA_K = 0.045

@@ -31,8 +31,9 @@ import numpy as np
 from tbal import thresholds as th
 from tbal.config import ThresholdConfig, preset
 from tbal.models import build_model
+from tbal.predictions import predict
 from tbal.thresholds import estimate_thresholds
-from tbal.training import one_hot, predict, train_classifier
+from tbal.training.train import one_hot, train_classifier
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_minilm.npz"
 DELTA_K = 0.045

@@ -86,7 +86,8 @@ def round0_predictions(dataset: Dataset, config: TBALConfig, seed: int, tag: str
     """Train round 0 exactly as :func:`tbal.loop.run_tbal` does (cached on disk by config and seed)."""
     from tbal.loop import _round_seed, _working_rows, human_targets
     from tbal.models import build_model
-    from tbal.training import predict, train_classifier
+    from tbal.predictions import predict
+    from tbal.training.train import train_classifier
 
     key = json.dumps(
         {
@@ -146,8 +147,8 @@ def evaluate_round0(r0: Round0, config: TBALConfig, seed: int) -> dict[str, floa
     thresholds on D_th, and measure AUROC and the auto-labeling outcome on the pool."""
     from tbal.confidence import make_confidence
     from tbal.loop import _round_seed, split_validation
+    from tbal.predictions import Predictions
     from tbal.thresholds import auto_label_mask, estimate_thresholds
-    from tbal.training import Predictions
 
     k = r0.val_logits.shape[1]
     round_seed = _round_seed(seed, 0)

@@ -8,7 +8,7 @@ Modern Neural Networks", ICML 2017), cross-entropy against the human distributio
 "Explaining and Harnessing Adversarial Examples", ICLR 2015), as tabulated by "Do soft labels enhance
 neural network training?".
 
-Everything reads the model through :func:`tbal.training.predict`, so a model whose forward pass already
+Everything reads the model through :func:`tbal.predictions.predict`, so a model whose forward pass already
 returns its uncertainty-aware log-scores (:mod:`tbal.uncertainty`) is evaluated as it predicts.
 """
 
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tbal.errors import TBALInputError
 from tbal.metrics import NLL_MIN_PROB, expected_calibration_error, negative_log_likelihood
 from tbal.models import Classifier
-from tbal.training import Predictions, predict
+from tbal.predictions import Predictions, predict
 
 __all__ = [
     "EvaluationReport",

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tbal.aum import AUMRecorder
 from tbal.confidence import ConfidenceFunction, make_confidence
 from tbal.config import TBALConfig, resolved_thresholds
 from tbal.data import Dataset
@@ -32,10 +31,12 @@ from tbal.errors import TBALInputError
 from tbal.evaluation import EvaluationReport, evaluate_predictions
 from tbal.models import Classifier, build_model, resolve_device
 from tbal.plan import RoundPlan, RunState, draw_initial_sets, draw_top_up, plan_round
+from tbal.predictions import Predictions, predict
 from tbal.query import select_queries
 from tbal.self_training import pseudo_label_choice
 from tbal.thresholds import DatasetContext, ThresholdResult, auto_label_mask, estimate_thresholds
-from tbal.training import Predictions, one_hot, predict
+from tbal.training.aum import AUMRecorder
+from tbal.training.train import one_hot
 from tbal.uncertainty import train_uncertainty_model
 
 ProgressCallback = Callable[[str, float], None]
@@ -60,7 +61,8 @@ class RoundInput:
     point has a hard label only), for the evaluation report's cross-entropy against the humans; None when
     the humans gave no distributions.
     record_aum: record each training label's area under the margin while the classifier trains
-    (:mod:`tbal.aum`; one extra eval-mode pass over X_train per epoch, which leaves the training as it is).
+    (:mod:`tbal.training.aum`; one extra eval-mode pass over X_train per epoch, which leaves the training
+    as it is).
     """
 
     X_train: np.ndarray
@@ -393,7 +395,7 @@ def _queries(
 
 def _aum_recorder(inputs: RoundInput) -> AUMRecorder:
     """Margins against each training point's label argmax_k targets[i, k] (its hard label; for a soft
-    label the humans' majority), as :func:`tbal.aum.compute_aum` takes them."""
+    label the humans' majority), as :func:`tbal.training.aum.compute_aum` takes them."""
     return AUMRecorder(
         torch.from_numpy(np.ascontiguousarray(inputs.X_train, dtype=np.float32)),
         torch.from_numpy(inputs.targets_train.argmax(axis=1).astype(np.int64)),

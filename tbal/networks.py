@@ -12,7 +12,7 @@ Parameters never come from torch's global random state: :func:`tbal.models.build
 modules on the ``meta`` device and fills every parameter from a local :class:`torch.Generator`
 (:func:`init_parameters`), so the same seed gives bit-identical weights, whatever else the process has
 drawn. Dropout masks come from a generator too (:meth:`Classifier.set_dropout_generator`, which
-:func:`tbal.training.train_classifier` calls).
+:func:`tbal.training.train.train_classifier` calls).
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ class SeededDropout(nn.Module):
     """Inverted dropout whose masks come from a :class:`torch.Generator` (not the global RNG).
 
     In training mode, ``x · m / (1 − p)`` with ``m ~ Bernoulli(1 − p)`` elementwise; identity in eval mode.
-    Without a generator (a model trained outside :func:`tbal.training.train_classifier`) it falls back to
-    :func:`torch.nn.functional.dropout`, which draws from the global RNG.
+    Without a generator (a model trained outside :func:`tbal.training.train.train_classifier`) it falls
+    back to :func:`torch.nn.functional.dropout`, which draws from the global RNG.
     """
 
     def __init__(self, p: float) -> None:
@@ -99,7 +99,7 @@ class Classifier(nn.Module):
 
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
         """(x − input_mean) / input_std, the first step of every forward pass; the buffers are 0 and 1
-        (the identity) unless :func:`tbal.training.train_classifier` set them from the training inputs
+        (the identity) unless :func:`tbal.training.train.train_classifier` set them from the training inputs
         (``TrainConfig.standardize_inputs``). Being buffers, they travel in the state dict."""
         return (x - self.input_mean) / self.input_std
 

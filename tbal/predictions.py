@@ -1,8 +1,8 @@
 """A classifier's outputs on n points (:class:`Predictions`: logits and penultimate features) and
 :func:`predict`, which computes them in eval mode.
 
-Its own module, below training and the confidence functions that read it, so that neither imports the
-other for a type (:mod:`tbal.training` re-exports both names).
+Its own module, below training (:mod:`tbal.training`) and the confidence functions that read it, so
+that neither imports the other for a type.
 """
 
 from __future__ import annotations

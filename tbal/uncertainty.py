@@ -2,7 +2,7 @@
 networks (the backbone) and keeping the :class:`~tbal.models.Classifier` interface.
 
 Every wrapper's eval-mode forward pass returns its uncertainty-aware outputs as the logits, so that
-:func:`tbal.training.predict`, the confidence functions, the thresholds and :mod:`tbal.evaluation` use
+:func:`tbal.predictions.predict`, the confidence functions, the thresholds and :mod:`tbal.evaluation` use
 them unchanged:
 
 - :class:`MCDropoutClassifier` (Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016):
@@ -17,7 +17,7 @@ them unchanged:
   which falls towards 0 far from the training data, where a softmax need not.
 
 :func:`build_uncertainty_model` wraps a backbone (``ModelConfig.uncertainty``; :func:`tbal.models.build_model`
-calls it) and :func:`train_uncertainty_model` trains any of them: :func:`tbal.training.train_classifier`
+calls it) and :func:`train_uncertainty_model` trains any of them: :func:`tbal.training.train.train_classifier`
 for MC Dropout and SNGP (then the SNGP covariance pass), DUQ's own loss (:func:`train_duq`) for DUQ.
 
 Why one module of about 550 lines: each method's wrapper, its loss and its training pass belong together
@@ -39,8 +39,8 @@ from torch import nn
 from tbal.config import ConfigError, ModelConfig, TrainConfig
 from tbal.errors import TBALInputError
 from tbal.networks import Classifier, ResNet, SeededDropout, init_parameters, resolve_device
-from tbal.training import set_input_statistics, train_classifier
-from tbal.training_run import TrainingRun, epoch_batches
+from tbal.training.run import TrainingRun, epoch_batches
+from tbal.training.train import set_input_statistics, train_classifier
 
 __all__ = [
     "DUQClassifier",
@@ -393,7 +393,7 @@ def train_duq(
     argmax, soft = the distributions as the per-class BCE targets, sampled = a class drawn each epoch).
     Loss = BCE on K + λ·gradient penalty (λ = ``gradient_penalty_weight``); after every step the batch's
     embeddings update the centroids. Optimiser, schedule, shuffling, standardisation and shifts as
-    :func:`tbal.training.train_classifier` (SGD, momentum, weight decay, cosine learning rate).
+    :func:`tbal.training.train.train_classifier` (SGD, momentum, weight decay, cosine learning rate).
     ``epoch_hooks``: each is called as hook(model, epoch) after every epoch, as in train_classifier."""
     if config.method != "vanilla":
         raise ConfigError(
@@ -519,8 +519,8 @@ def train_uncertainty_model(
     epoch_hooks: Sequence[Callable[[Classifier, int], None]] = (),
 ) -> Classifier:
     """Train any classifier, uncertainty-aware or not: DUQ with :func:`train_duq`; the others with
-    :func:`tbal.training.train_classifier`, followed for SNGP by :func:`fit_sngp_covariance` on X.
-    ``epoch_hooks`` are called after every epoch (e.g. :class:`tbal.aum.AUMRecorder`)."""
+    :func:`tbal.training.train.train_classifier`, followed for SNGP by :func:`fit_sngp_covariance` on X.
+    ``epoch_hooks`` are called after every epoch (e.g. :class:`tbal.training.aum.AUMRecorder`)."""
     if isinstance(model, DUQClassifier):
         return train_duq(
             model,

@@ -138,7 +138,7 @@ def _label_review(loaded: LoadedRound, output: RoundOutput) -> LabelReview | Non
     AUM < 0 (its class lost to another on average over training) and at least the lowest
     ``label_review_fraction`` of them (the review budget), at most :data:`LABEL_REVIEW_MAX`. Columns:
     item ids, AUM, the label trained on (argmax of the targets) and the model's predicted class."""
-    from tbal.aum import likely_mislabeled
+    from tbal.training.aum import likely_mislabeled
 
     aum, predicted = output.train_aum, output.train_predicted
     if aum is None or predicted is None:

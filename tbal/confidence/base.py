@@ -8,7 +8,7 @@ from typing import ClassVar, Self
 import numpy as np
 
 from tbal.errors import TBALInputError
-from tbal.training import Predictions
+from tbal.predictions import Predictions
 
 
 class ConfidenceFunction(ABC):

@@ -13,7 +13,7 @@ from tbal.confidence._common import one_torch_thread, require_points
 from tbal.confidence.base import ConfidenceFunction
 from tbal.config import ColanderConfig, ConfigError
 from tbal.errors import DataError
-from tbal.training import Predictions
+from tbal.predictions import Predictions
 
 _SCORE_CHUNK = 8192  # points scored at once (bounds the (chunk, hidden) float64 buffer)
 

@@ -10,7 +10,7 @@ import torch
 from tbal.confidence._common import log_softmax, one_torch_thread, require_points
 from tbal.confidence.base import ConfidenceFunction
 from tbal.config import ConfigError
-from tbal.training import Predictions
+from tbal.predictions import Predictions
 
 
 class DirichletCalibration(ConfidenceFunction):

@@ -9,7 +9,7 @@ from tbal.confidence._common import UniformMassBins, require_points, with_tie_br
 from tbal.confidence.base import ConfidenceFunction
 from tbal.confidence.softmax import max_softmax
 from tbal.config import ConfigError
-from tbal.training import Predictions
+from tbal.predictions import Predictions
 
 
 class HistogramBinning(ConfidenceFunction):

@@ -6,7 +6,7 @@ import numpy as np
 
 from tbal.confidence.base import ConfidenceFunction
 from tbal.errors import TBALInputError
-from tbal.training import Predictions
+from tbal.predictions import Predictions
 
 LOG_SCORE_TOLERANCE = 1e-5
 """Largest accepted logit: log-scores are ≤ 0 up to rounding."""

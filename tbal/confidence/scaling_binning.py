@@ -10,7 +10,7 @@ from tbal.confidence.base import ConfidenceFunction
 from tbal.confidence.softmax import max_softmax
 from tbal.confidence.temperature import fit_temperature
 from tbal.config import ConfigError
-from tbal.training import Predictions
+from tbal.predictions import Predictions
 
 
 class ScalingBinning(ConfidenceFunction):

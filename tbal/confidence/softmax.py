@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tbal.confidence.base import ConfidenceFunction
-from tbal.training import Predictions
+from tbal.predictions import Predictions
 
 
 class SoftmaxConfidence(ConfidenceFunction):

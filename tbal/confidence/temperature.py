@@ -11,7 +11,7 @@ from scipy.optimize import minimize_scalar
 from tbal.confidence._common import require_points
 from tbal.confidence.base import ConfidenceFunction
 from tbal.confidence.softmax import max_softmax
-from tbal.training import Predictions
+from tbal.predictions import Predictions
 
 # T is searched in [1e-2, 1e2]: wide enough for any trained network; a fit at an end means the
 # calibration labels are (nearly) separable by the logits (T → 0) or unrelated to them (T → ∞).

@@ -131,7 +131,7 @@ def test_evaluate_reports_on_a_saved_round_model(tmp_path: Path, capsys: pytest.
     from tbal.artifacts import RoundArtifacts, save_artifacts
     from tbal.config import TBALConfig, with_overrides
     from tbal.loop import RoundInput, run_round
-    from tbal.training import one_hot
+    from tbal.training.train import one_hot
 
     rng = np.random.default_rng(0)
     centers = rng.normal(scale=3.0, size=(3, 4))

@@ -37,7 +37,7 @@ from tbal.config import (
 )
 from tbal.errors import TBALInputError
 from tbal.metrics import expected_calibration_error, negative_log_likelihood
-from tbal.training import Predictions
+from tbal.predictions import Predictions
 
 FAST_COLANDER = ColanderConfig(epochs=20, batch_size=64)
 

@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from tbal.confidence import Colander, SoftmaxConfidence
 from tbal.config import ColanderConfig
 from tbal.errors import DataError, TBALInputError
-from tbal.training import Predictions
+from tbal.predictions import Predictions
 
 K = 3
 

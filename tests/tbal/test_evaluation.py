@@ -20,7 +20,8 @@ from tbal.evaluation import (
     second_best_accuracy,
 )
 from tbal.models import Classifier, build_model
-from tbal.training import one_hot, predict, train_classifier
+from tbal.predictions import predict
+from tbal.training.train import one_hot, train_classifier
 
 
 def test_auroc_matches_sklearn_and_brute_force_with_ties() -> None:

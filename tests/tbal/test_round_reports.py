@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from tbal.aum import AUMRecorder, likely_mislabeled, margins
 from tbal.config import ModelConfig, TBALConfig, with_overrides
 from tbal.errors import TBALInputError
 from tbal.evaluation import evaluate_model
 from tbal.loop import RoundInput, RoundOutput, run_round
 from tbal.models import build_model
-from tbal.training import one_hot
+from tbal.training.aum import AUMRecorder, likely_mislabeled
+from tbal.training.margins import margins
+from tbal.training.train import one_hot
 
 K = 3
 

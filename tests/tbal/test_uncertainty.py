@@ -14,7 +14,8 @@ from tbal.confidence.kernel import KernelConfidence, kernel_score
 from tbal.config import ConfigError, ModelConfig, TrainConfig
 from tbal.errors import TBALInputError
 from tbal.models import Classifier, build_model
-from tbal.training import one_hot, predict
+from tbal.predictions import predict
+from tbal.training.train import one_hot
 from tbal.uncertainty import (
     MEAN_FIELD_FACTOR,
     DUQClassifier,

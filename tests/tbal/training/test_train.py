@@ -15,21 +15,19 @@ from tbal.config import TRAIN_METHODS, ConfigError, ModelConfig, TrainConfig
 from tbal.data import load_dataset
 from tbal.errors import TBALInputError
 from tbal.models import Classifier, build_model
-from tbal.training import (
+from tbal.predictions import Predictions, predict
+from tbal.training.objectives import (
     OBJECTIVES,
-    Predictions,
     TargetBatch,
     TrainContext,
-    cosine_lr,
     make_objective,
-    one_hot,
-    predict,
     soft_cross_entropy,
     squentropy_penalty,
-    train_classifier,
 )
+from tbal.training.run import cosine_lr
+from tbal.training.train import one_hot, train_classifier
 
-DATA_DIR = Path(os.environ.get("TBAL_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DATA_DIR = Path(os.environ.get("TBAL_DATA_DIR", Path(__file__).resolve().parents[4] / "shared" / "data"))
 CPU = torch.device("cpu")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tbal.errors import TBALInputError
-from tbal.soft_labels import (
+from tbal.training.soft_labels import (
     counts_from_annotations,
     dawid_skene,
     majority_vote,

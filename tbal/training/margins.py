@@ -1,9 +1,9 @@
 """Per-point margins, eval-mode logits and saliency of a classifier: the pieces that AUM
-(:mod:`tbal.aum`, Pleiss et al., NeurIPS 2020) and the AUM-guided saliency mixup of training
-(:class:`tbal.training.SaliencyMixup`, Park & Caragea, ACL 2022) share.
+(:mod:`tbal.training.aum`, Pleiss et al., NeurIPS 2020) and the AUM-guided saliency mixup of training
+(:class:`tbal.training.objectives.SaliencyMixup`, Park & Caragea, ACL 2022) share.
 
-Below both, so that training does not import :mod:`tbal.aum` (which trains a classifier to measure AUM);
-:mod:`tbal.aum` re-exports every name.
+Below both, so that training does not import :mod:`tbal.training.aum` (which trains a classifier to
+measure AUM).
 """
 
 from __future__ import annotations

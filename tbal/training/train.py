@@ -1,4 +1,4 @@
-"""Training classifiers on target distributions (hard labels are one-hot rows), and prediction.
+"""Training classifiers on target distributions (hard labels are one-hot rows).
 
 Training follows the reference runs of Vishwakarma et al. (NeurIPS 2023, 2024; ``../shared/PAPERS.md``):
 SGD with momentum and weight decay, a cosine learning-rate schedule over all steps, mini-batches drawn by
@@ -10,9 +10,9 @@ How the target distributions T (n, K) are used (``TrainConfig.targets``):
 - ``soft``: cross-entropy against the distribution, −Σ_k T[i, k] · log softmax(z_i)_k;
 - ``sampled``: each epoch draws one class per row from T[i] (seeded) and uses it as a hard label.
 
-The train-time method (``TrainConfig.method``) is an objective of :mod:`tbal.objectives` (its names are
-re-exported here). This module runs the loop: seeded streams, the SGD steps, the epoch hooks, and
-:func:`predict` (:mod:`tbal.predictions`); one run's streams and batches are :mod:`tbal.training_run`.
+The train-time method (``TrainConfig.method``) is an objective of :mod:`tbal.training.objectives`. This
+module runs the loop: seeded streams, the SGD steps, the epoch hooks; one run's streams and batches are
+:mod:`tbal.training.run`, and a trained model's outputs come from :func:`tbal.predictions.predict`.
 """
 
 from __future__ import annotations
@@ -25,61 +25,20 @@ import torch
 from tbal.config import TrainConfig
 from tbal.errors import TBALInputError
 from tbal.networks import Classifier, init_parameters, resolve_device
-from tbal.objectives import (
-    CRL,
-    FMFP,
-    OBJECTIVES,
+from tbal.predictions import check_inputs
+from tbal.training.objectives import (
     VALIDATION_METHODS,
-    AutoLabel,
-    CutMix,
     EpochEndHook,
-    LabelSmoothing,
-    Mixup,
     Objective,
-    SaliencyMixup,
-    Squentropy,
     StepOverride,
     TargetBatch,
     TrainContext,
-    Vanilla,
     check_method,
-    correctness_ranking_loss,
     make_objective,
-    soft_cross_entropy,
-    squentropy_penalty,
-    target_probs,
 )
-from tbal.predictions import Predictions, check_inputs, predict
-from tbal.training_run import TrainingRun, cosine_lr, epoch_batches, random_shift
+from tbal.training.run import TrainingRun, epoch_batches
 
-__all__ = [
-    "CRL",
-    "FMFP",
-    "OBJECTIVES",
-    "AutoLabel",
-    "CutMix",
-    "EpochEndHook",
-    "LabelSmoothing",
-    "Mixup",
-    "Objective",
-    "Predictions",
-    "SaliencyMixup",
-    "Squentropy",
-    "StepOverride",
-    "TargetBatch",
-    "TrainContext",
-    "Vanilla",
-    "correctness_ranking_loss",
-    "cosine_lr",
-    "make_objective",
-    "one_hot",
-    "predict",
-    "random_shift",
-    "soft_cross_entropy",
-    "squentropy_penalty",
-    "target_probs",
-    "train_classifier",
-]
+__all__ = ["one_hot", "set_input_statistics", "train_classifier"]
 
 TARGET_ROW_TOLERANCE = 1e-3
 """Largest accepted |Σ_k T[i, k] − 1| of a target row."""
@@ -134,7 +93,7 @@ def train_classifier(
     ``validation``: held-out (inputs (m, ...), int labels (m,)) for the methods that tune on them
     (``autolabel``); without it they hold out ``config.autolabel_holdout`` of the rows, which are then not
     trained on. Other methods ignore it. ``epoch_hooks``: each is called as hook(model, epoch) after every
-    epoch (model in train mode; it must leave it so), e.g. :class:`tbal.aum.AUMRecorder`.
+    epoch (model in train mode; it must leave it so), e.g. :class:`tbal.training.aum.AUMRecorder`.
     """
     X32, T = _check_training_inputs(model, X, targets)
     check_method(config.method)

@@ -1,7 +1,8 @@
 """Augmentations and the labels that go with them: label smoothing, mixup, CutMix and AutoLabel.
 
-Pure tensor functions; the train-time methods of :mod:`tbal.training` call them with their own seeded
-numpy generator. Targets are distributions (B, K) throughout, so hard, soft and sampled targets mix alike.
+Pure tensor functions; the train-time methods of :mod:`tbal.training.objectives` call them with their own
+seeded numpy generator. Targets are distributions (B, K) throughout, so hard, soft and sampled targets mix
+alike.
 
 - Label smoothing (Szegedy et al., "Rethinking the Inception Architecture", CVPR 2016):
   t ← (1 − ε)·t + ε/K.

@@ -1,4 +1,4 @@
-"""One training run's seeded streams and its batches, shared by :func:`tbal.training.train_classifier`
+"""One training run's seeded streams and its batches, shared by :func:`tbal.training.train.train_classifier`
 and DUQ's training (:mod:`tbal.uncertainty`): the data on its device, a permutation per epoch, the cosine
 learning rate of each step (Loshchilov & Hutter 2017) and random whole-pixel shifts of images.
 """

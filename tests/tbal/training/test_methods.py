@@ -1,7 +1,8 @@
 """The train-time methods beyond vanilla / squentropy: each mechanism on a small synthetic problem.
 
-Label smoothing, mixup, CutMix, AutoLabel (tbal.augment), AUM and saliency-guided mixup (tbal.aum),
-CRL and FMFP (SAM), the hooks of train_classifier, and choosing a method from the command.
+Label smoothing, mixup, CutMix, AutoLabel (tbal.training.augment), AUM and saliency-guided mixup
+(tbal.training.aum), CRL and FMFP (SAM), the hooks of train_classifier, and choosing a method from the
+command.
 """
 
 from __future__ import annotations
@@ -15,21 +16,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tbal.augment import AutoLabelTargets, autolabel_augment, bucket_of, cutmix, mix, smooth_labels
-from tbal.aum import (
-    AUMRecorder,
-    compute_aum,
-    easy_mask,
-    likely_mislabeled,
-    margins,
-    saliency,
-    saliency_partners,
-)
 from tbal.cli import build_parser, config_from_args, main
 from tbal.config import ConfigError, ModelConfig, TrainConfig
 from tbal.errors import TBALInputError
 from tbal.models import Classifier, build_model
-from tbal.training import (
+from tbal.predictions import predict
+from tbal.training.augment import AutoLabelTargets, autolabel_augment, bucket_of, cutmix, mix, smooth_labels
+from tbal.training.aum import AUMRecorder, compute_aum, likely_mislabeled
+from tbal.training.margins import easy_mask, margins, saliency, saliency_partners
+from tbal.training.objectives import (
     CRL,
     FMFP,
     AutoLabel,
@@ -38,10 +33,8 @@ from tbal.training import (
     TargetBatch,
     TrainContext,
     correctness_ranking_loss,
-    one_hot,
-    predict,
-    train_classifier,
 )
+from tbal.training.train import one_hot, train_classifier
 
 CPU = torch.device("cpu")
 

@@ -1,5 +1,5 @@
 """Train-time methods as objectives: the loss of one batch, with optional per-epoch and per-step hooks
-(:func:`tbal.training.train_classifier` runs them).
+(:func:`tbal.training.train.train_classifier` runs them).
 
 The train-time method (``TrainConfig.method``) is an :class:`Objective` looked up by name in
 :data:`OBJECTIVES` and built once per run from a :class:`TrainContext` (the config, all training inputs and
@@ -9,8 +9,8 @@ smoothing) or keep per-sample state (CRL) fit the same slot. Two optional hooks:
 ``end_epoch(model, epoch)`` (:class:`EpochEndHook`) is called after every epoch (AutoLabel re-targets,
 saliency mixup re-pairs), and one with ``optimizer_step(model, x, target, optimizer)``
 (:class:`StepOverride`) replaces zero_grad / backward / step (SAM). Callers can add their own epoch hooks
-(``train_classifier(..., epoch_hooks=[...])``; :func:`tbal.aum.compute_aum` records margins so). Every
-method draws from its own generator, seeded after the five the reference path uses, so adding methods
+(``train_classifier(..., epoch_hooks=[...])``; :func:`tbal.training.aum.compute_aum` records margins so).
+Every method draws from its own generator, seeded after the five the reference path uses, so adding methods
 changed nothing in ``vanilla`` and ``squentropy`` runs. The methods (hyperparameters in TrainConfig):
 
 - ``vanilla``: cross-entropy alone.
@@ -25,11 +25,11 @@ changed nothing in ``vanilla`` and ``squentropy`` runs. The methods (hyperparame
   ``autolabel_buckets`` buckets by strength; target ỹ_b on the class, the rest uniform; after each epoch
   ỹ_b ← clip(ỹ_b − α·ECE_b·sign(conf_b − acc_b), acc_b, 1) from the same augmentation of held-out data
   (``validation=`` or ``autolabel_holdout`` of the training rows, which are then not trained on);
-  ``autolabel_step`` α. See :mod:`tbal.augment`.
+  ``autolabel_step`` α. See :mod:`tbal.training.augment`.
 - ``saliency_mixup`` (Park & Caragea, ACL 2022): AUM over the epochs so far, median split into easy / hard,
   saliency |∂L/∂z|, each point mixed with its most similar and most dissimilar partner of the other half;
   loss β·L + γ·L′ + δ·L″ (``saliency_mix_weights``, λ ~ Beta(``mixup_alpha``)); plain L in epoch 1.
-  See :mod:`tbal.aum`.
+  See :mod:`tbal.training.aum`.
 - ``crl`` (Moon et al., ICML 2020): cross-entropy + w·correctness ranking loss between the max-softmax
   confidences of batch pairs, ordered by each point's running frequency of correct predictions;
   ``crl_weight`` w.
@@ -47,11 +47,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tbal.augment import AutoLabelTargets, autolabel_augment, bucket_of, cutmix, mix, smooth_labels
 from tbal.config import ConfigError, TrainConfig
 from tbal.errors import TBALInputError
-from tbal.margins import easy_mask, eval_logits, margins, saliency, saliency_partners
 from tbal.networks import Classifier
+from tbal.training.augment import AutoLabelTargets, autolabel_augment, bucket_of, cutmix, mix, smooth_labels
+from tbal.training.margins import easy_mask, eval_logits, margins, saliency, saliency_partners
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ class Mixup:
 
 class CutMix:
     """CutMix (Yun et al. 2019) on images: λ ~ Beta(α, α) per batch (α = ``cutmix_alpha``), see
-    :func:`tbal.augment.cutmix`."""
+    :func:`tbal.training.augment.cutmix`."""
 
     def __init__(self, context: TrainContext) -> None:
         if context.inputs.ndim != 4:
@@ -234,7 +234,7 @@ class AutoLabel:
     image, or Gaussian noise with σ ~ U(0, ``autolabel_noise``·sd of the inputs)); a row in bucket b gets
     the target ỹ_b on its class and (1 − ỹ_b)/(K − 1) elsewhere. The held-out points (the context's
     validation) are augmented once the same way; after each epoch :meth:`end_epoch` measures per bucket
-    conf, acc and ECE of the model on them and moves ỹ_b (:class:`tbal.augment.AutoLabelTargets`).
+    conf, acc and ECE of the model on them and moves ỹ_b (:class:`tbal.training.augment.AutoLabelTargets`).
     ``history`` holds ỹ after each epoch. The class a row keeps is ``target.classes`` (the argmax of a
     soft row, the drawn class in sampled mode): AutoLabel replaces the target distribution by its own.
     """
@@ -276,9 +276,9 @@ class SaliencyMixup:
     """AUM- and saliency-guided mixup (Park & Caragea 2022): after each epoch, AUM so far (the mean margin
     of every training point over the finished epochs), the median split into easy / hard, the saliency
     |softmax(z) − t| and each point's most similar and most dissimilar partner of the other half
-    (:func:`tbal.aum.saliency_partners`). A batch's loss is β·L(x, t) + γ·L(mix with the similar partner)
-    + δ·L(mix with the dissimilar one), one λ ~ Beta(``mixup_alpha``) a batch; in the first epoch, with no
-    margins yet, it is L alone."""
+    (:func:`tbal.training.margins.saliency_partners`). A batch's loss is β·L(x, t) + γ·L(mix with the
+    similar partner) + δ·L(mix with the dissimilar one), one λ ~ Beta(``mixup_alpha``) a batch; in the
+    first epoch, with no margins yet, it is L alone."""
 
     def __init__(self, context: TrainContext) -> None:
         config = context.config

@@ -14,7 +14,7 @@ Guided by Area Under the Margin and Saliency", ACL 2022): the training points ar
 AUM into easy (≥ median) and hard ones; each point's saliency is the gradient magnitude of its loss with
 respect to the logits, |∂L/∂z| = |softmax(z) − t| for cross-entropy against t; each point is mixed with the
 point of the other half whose saliency is most similar (cosine) and with the one most dissimilar, and the
-loss is β·L + γ·L′ + δ·L″ (see :class:`tbal.training.SaliencyMixup`).
+loss is β·L + γ·L′ + δ·L″ (see :class:`tbal.training.objectives.SaliencyMixup`).
 """
 
 from __future__ import annotations
@@ -26,24 +26,15 @@ import torch
 
 from tbal.config import TrainConfig
 from tbal.errors import TBALInputError
-from tbal.margins import easy_mask, eval_logits, margins, saliency, saliency_partners
 from tbal.networks import Classifier
-from tbal.training import train_classifier
+from tbal.training.margins import eval_logits, margins
+from tbal.training.train import train_classifier
 
-__all__ = [
-    "AUMRecorder",
-    "compute_aum",
-    "easy_mask",
-    "eval_logits",
-    "likely_mislabeled",
-    "margins",
-    "saliency",
-    "saliency_partners",
-]
+__all__ = ["AUMRecorder", "compute_aum", "likely_mislabeled"]
 
 
 class AUMRecorder:
-    """An epoch hook for :func:`tbal.training.train_classifier` that records every training point's
+    """An epoch hook for :func:`tbal.training.train.train_classifier` that records every training point's
     margin after each epoch. x: (n, ...) the training inputs as passed to training, classes: (n,) the
     assigned labels (argmax of the targets)."""
 
@@ -77,7 +68,7 @@ def compute_aum(
     device: torch.device | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
-    """Train ``model`` in place exactly as :func:`tbal.training.train_classifier` does (same arguments,
+    """Train ``model`` in place exactly as :func:`tbal.training.train.train_classifier` does (same arguments,
     same weights for the same seed) and return each training point's AUM (n,) float64 against the label
     argmax_k targets[i, k]. Points with a low (negative) AUM are the likely label errors
     (:func:`likely_mislabeled`)."""
