@@ -34,9 +34,10 @@ import torch
 from tbal.config import ThresholdConfig, preset
 from tbal.data import prepare_inputs
 from tbal.models import build_model
+from tbal.predictions import Predictions, predict
 from tbal.self_training import pseudo_label_choice
 from tbal.thresholds import estimate_thresholds
-from tbal.training import Predictions, one_hot, predict, train_classifier
+from tbal.training.train import one_hot, train_classifier
 
 EPSILON = 0.05
 DELTA_K = 0.045  # the final round's share of δ = 0.05 under the default schedule

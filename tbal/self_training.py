@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tbal.training import Predictions
+from tbal.predictions import Predictions
 
 
 def pseudo_label_choice(

@@ -9,8 +9,9 @@ import tbal.loop as loop
 from tbal.config import ConfigError, TBALConfig, with_overrides
 from tbal.data import make_dataset
 from tbal.loop import run_tbal
+from tbal.predictions import Predictions, predict
 from tbal.self_training import pseudo_label_choice
-from tbal.training import Predictions, one_hot, predict
+from tbal.training.train import one_hot
 
 
 def _predictions(logits: np.ndarray) -> Predictions:
