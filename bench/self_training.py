@@ -2,8 +2,8 @@
 
 For each seed: the preset's classifier is trained on ``--labels`` random human labels; every other point
 is unlabeled. A second classifier is trained on the human labels plus the first one's pseudo-labels
-(:func:`tbal.self_training.pseudo_label_choice` over all unlabeled points, as the loop does over pool and
-validation alike). For each classifier the script reports its accuracy on the unlabeled points, the
+(:func:`tbal.training.self_training.pseudo_label_choice` over all unlabeled points, as the loop does over
+pool and validation alike). For each classifier the script reports its accuracy on the unlabeled points, the
 oracle coverage (the largest most-confident share whose true error is ≤ ε) and, over ``--draws`` random
 splits of the unlabeled points into a validation set of ``--validation`` points and a pool, the mean
 coverage the default walk certifies (common cut, softmax, one certificate at δ_k = 0.045) and the share
@@ -35,8 +35,8 @@ from tbal.config import ThresholdConfig, preset
 from tbal.data import prepare_inputs
 from tbal.models import build_model
 from tbal.predictions import Predictions, predict
-from tbal.self_training import pseudo_label_choice
 from tbal.thresholds import estimate_thresholds
+from tbal.training.self_training import pseudo_label_choice
 from tbal.training.train import one_hot, train_classifier
 
 EPSILON = 0.05

@@ -147,9 +147,9 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     standardize_inputs: bool = False  # inputs → (x − mean) / sd, both from the training inputs
     augment_shift: int = 0  # images: random translations by up to this many pixels while training
-    # Transductive self-training (tbal.self_training), in the rounds that may auto-label: the share of each
-    # predicted class's most confident unlabeled points (pool and validation alike) that train a second,
-    # fresh classifier with their predicted labels beside the human ones; 0 = off. At most
+    # Transductive self-training (tbal.training.self_training), in the rounds that may auto-label: the
+    # share of each predicted class's most confident unlabeled points (pool and validation alike) that
+    # train a second, fresh classifier with their predicted labels beside the human ones; 0 = off. At most
     # pseudo_label_limit of them, for pseudo_label_epochs epochs.
     pseudo_label_share: float = 0.0
     pseudo_label_epochs: int = 30

@@ -33,9 +33,9 @@ from tbal.models import Classifier, build_model, resolve_device
 from tbal.plan import RoundPlan, RunState, draw_initial_sets, draw_top_up, plan_round
 from tbal.predictions import Predictions, predict
 from tbal.query import select_queries
-from tbal.self_training import pseudo_label_choice
 from tbal.thresholds import DatasetContext, ThresholdResult, auto_label_mask, estimate_thresholds
 from tbal.training.aum import AUMRecorder
+from tbal.training.self_training import pseudo_label_choice
 from tbal.training.train import one_hot
 from tbal.uncertainty import train_uncertainty_model
 
@@ -306,8 +306,8 @@ def _self_trained(
     progress: Callable[[float], None],
 ) -> Classifier:
     """A fresh classifier trained on the human labels and ``first``'s pseudo-labels of the pool and the
-    validation inputs together (:mod:`tbal.self_training`: treating both alike keeps D_th exchangeable
-    with the pool)."""
+    validation inputs together (:mod:`tbal.training.self_training`: treating both alike keeps D_th
+    exchangeable with the pool)."""
     train = config.train
     rng = np.random.default_rng([seed, 1])
     # indices below n_pool are pool points, the rest validation points (the arrays are not joined: a

@@ -10,6 +10,8 @@
 - :mod:`tbal.training.aum`: area under the margin, the label-quality signal of a training run;
 - :mod:`tbal.training.soft_labels`: several human labels per item turned into the targets training takes
   (vote distributions, majority vote, one sampled vote, Dawid–Skene). numpy only.
+- :mod:`tbal.training.self_training`: which unlabeled points (pool and validation alike) a second
+  classifier takes as pseudo-labels, and why the certificate stays valid. numpy only.
 
 Nothing is imported here, so that :mod:`tbal.training.soft_labels` loads without torch. A trained model's
 outputs come from :func:`tbal.predictions.predict` (below training and the confidence functions).

@@ -10,7 +10,7 @@ from tbal.config import ConfigError, TBALConfig, with_overrides
 from tbal.data import make_dataset
 from tbal.loop import run_tbal
 from tbal.predictions import Predictions, predict
-from tbal.self_training import pseudo_label_choice
+from tbal.training.self_training import pseudo_label_choice
 from tbal.training.train import one_hot
 
 
