@@ -38,6 +38,7 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "delta_schedule": ("thresholds", "delta_schedule"),
     "fallback_share": ("thresholds", "fallback_share"),
     "walk_start_share": ("thresholds", "walk_start_share"),
+    "pseudo_label_share": ("train", "pseudo_label_share"),
     "model": ("model", "name"),
     "hidden": ("model", "hidden"),
     "dropout": ("model", "dropout"),

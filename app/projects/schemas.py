@@ -59,6 +59,12 @@ class ProjectSettings(BaseModel):
         description="where a threshold walk starts: where the most mistakes could pass within the top "
         "share of the validation points (default 0.3; 0: where a pass is first possible)",
     )
+    pseudo_label_share: float | None = Field(
+        default=None,
+        description="self-training in the rounds that may auto-label: the share of each predicted class's "
+        "most confident unlabeled points (pool and validation alike) that train a second classifier with "
+        "their predicted labels (0: off; 0.9 in mnist-paper)",
+    )
     model: ShortName | None = None
     hidden: list[Annotated[int, Field(le=100_000)]] | None = Field(default=None, max_length=16)
     dropout: float | None = None

@@ -110,13 +110,21 @@ def test_project_crud(api: Api) -> None:
 
     patched = api.patch(
         f"/api/v1/projects/{pid}",
-        json={"settings": {"epsilon": 0.02, "query_strategy": "margin", "walk_start_share": 0.0}},
+        json={
+            "settings": {
+                "epsilon": 0.02,
+                "query_strategy": "margin",
+                "walk_start_share": 0.0,
+                "pseudo_label_share": 0.5,
+            }
+        },
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["settings"]["epsilon"] == 0.02
     assert patched.json()["settings"]["label_budget"] == 100  # kept
     assert patched.json()["config"]["query"]["strategy"] == "margin"
     assert patched.json()["config"]["thresholds"]["walk_start_share"] == 0.0
+    assert patched.json()["config"]["train"]["pseudo_label_share"] == 0.5
 
     assert api.delete(f"/api/v1/projects/{pid}").status_code == 204
     missing = api.get(f"/api/v1/projects/{pid}")
@@ -149,6 +157,7 @@ def test_project_crud(api: Api) -> None:
         ({"method_params": {"epochs": 3}}, "settings.method_params.epochs"),
         ({"label_review_fraction": 1.5}, "settings.label_review_fraction"),
         ({"walk_start_share": 1.5}, "settings.walk_start_share"),
+        ({"pseudo_label_share": -0.1}, "settings.pseudo_label_share"),
     ],
 )
 def test_bad_settings_are_422_naming_the_field(
