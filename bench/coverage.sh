@@ -136,7 +136,8 @@ cases() {
       for s in 10 11; do echo "s8-h-m-e3-def-s$s mnist softmax $s --set train.epochs=3 $late"; done
       for s in 0 1 2 3 4; do echo "s8-b-m-col-s$s mnist colander $s $late"; done ;;
     current9)  # the defaults after self-training in mnist-paper (results s9-*): the data-hard image case
-      # on its tuning seeds, then MNIST softmax and Colander on the benchmark seeds
+      # on its tuning seeds, then MNIST softmax and Colander on the benchmark seeds (the Colander results
+      # s9-*-col-* were made before Colander stopped self-training; a rerun gives the runs without it)
       for s in 10 11 12 13 14 15; do echo "s9-hd-sof-s$s hard softmax $s"; done
       for s in 0 1 2 3 4; do echo "s9-b-m-soft-s$s mnist softmax $s"; done
       for s in 10 11 12; do echo "s9-hd-col-s$s hard colander $s"; done

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from tbal.confidence import ConfidenceFunction, make_confidence
-from tbal.config import TBALConfig, resolved_thresholds
+from tbal.config import COMPARABLE_SCORES, TBALConfig, resolved_thresholds
 from tbal.data import Dataset
 from tbal.errors import TBALInputError
 from tbal.evaluation import EvaluationReport, evaluate_predictions
@@ -292,9 +292,15 @@ def _train(
 
 def _self_trains(config: TBALConfig, plan: RoundPlan) -> bool:
     """Self-training costs a second training, so only the rounds that may auto-label pay it (under the
-    ``final`` δ schedule, the last planned round and those past it)."""
+    ``final`` δ schedule, the last planned round and those past it). And only for confidence functions
+    that read the classifier's scores as they are (softmax, temperature): a confidence function learned on
+    D_cal (Colander, the binning calibrators) has to tell right from wrong on points whose pseudo-labels
+    the second classifier was fitted to, mistakes included. Measured with Colander on the data-hard image
+    case (tuning seeds 10-12): 42.5 / 42.1 / 0 % against 49.5 / 33.3 / 38.9 % without (BENCHMARKS.md,
+    "Issue 11, eighth session")."""
     may_label = plan.delta > 0 or config.thresholds.bound == "paper"
-    return config.train.pseudo_label_share > 0 and may_label
+    scores_as_they_are = config.confidence.name in COMPARABLE_SCORES
+    return config.train.pseudo_label_share > 0 and may_label and scores_as_they_are
 
 
 def _self_trained(

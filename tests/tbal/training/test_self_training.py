@@ -159,3 +159,15 @@ def test_a_round_trains_the_second_classifier_on_pool_and_validation_points_alik
     assert np.array_equal(X_second, np.concatenate([inputs.X_train, unlabeled[index]]))
     assert np.array_equal(T_second[100:].argmax(axis=1), labels)
     assert np.any(index >= inputs.X_pool.shape[0])  # validation points are pseudo-labeled too
+
+
+def test_a_confidence_function_learned_on_d_cal_keeps_the_first_classifier(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Colander learns from D_cal which predictions are right; after self-training the classifier was fitted
+    to D_cal's own pseudo-labels, so Colander rounds train once (measured: it lost coverage)."""
+    sizes = _count_trainings(monkeypatch)
+    X, y = _blobs()
+    config = _config(**{"confidence.name": "colander", "confidence.colander.epochs": 2})
+    result = run_tbal(make_dataset(X, y), config, seed=0)
+    assert len(sizes) == len(result.rounds)
