@@ -57,7 +57,8 @@ def certify(
     """Coverage and true error on the pool of the thresholds certified on the validation set."""
     s_val, yhat_val = probs_val.max(1), probs_val.argmax(1)
     s_pool, yhat_pool = probs_pool.max(1), probs_pool.argmax(1)
-    result = estimate_thresholds(s_val, yhat_val, yhat_val == y_val, 2, config, delta=DELTA_K)
+    k = probs_val.shape[1]
+    result = estimate_thresholds(s_val, yhat_val, yhat_val == y_val, k, config, delta=DELTA_K)
     auto = s_pool >= result.thresholds[yhat_pool]
     error = float(np.mean(yhat_pool[auto] != y_pool[auto])) if auto.any() else 0.0
     return float(auto.mean()), error
