@@ -9,14 +9,7 @@ from tbal.config import TBALConfig, with_overrides
 from tbal.data import make_dataset
 from tbal.errors import TBALInputError
 from tbal.loop import run_tbal
-
-
-def _blobs(n: int = 1200, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=3.0, size=(k, 8))
-    y = rng.integers(0, k, size=n)
-    X = centers[y] + rng.normal(size=(n, 8))
-    return X.astype(np.float32), y
+from tests.tbal.synthetic import blobs_8d
 
 
 def _config(**overrides: object) -> TBALConfig:
@@ -35,7 +28,7 @@ def _config(**overrides: object) -> TBALConfig:
 
 
 def test_loop_respects_the_budget_and_keeps_sets_apart() -> None:
-    X, y = _blobs()
+    X, y = blobs_8d()
     result = run_tbal(make_dataset(X, y), _config(), seed=1)
     rounds = result.rounds
     assert [r.round for r in rounds] == list(range(len(rounds)))
@@ -52,7 +45,7 @@ def test_loop_respects_the_budget_and_keeps_sets_apart() -> None:
 
 
 def test_loop_is_reproducible_for_a_seed() -> None:
-    X, y = _blobs()
+    X, y = blobs_8d()
     a = run_tbal(make_dataset(X, y), _config(), seed=3)
     b = run_tbal(make_dataset(X, y), _config(), seed=3)
     assert np.array_equal(a.auto_labeled_index, b.auto_labeled_index)
@@ -60,7 +53,7 @@ def test_loop_is_reproducible_for_a_seed() -> None:
 
 
 def test_validation_points_in_the_auto_labeled_region_are_removed() -> None:
-    X, y = _blobs()
+    X, y = blobs_8d()
     result = run_tbal(make_dataset(X, y), _config(), seed=2)
     first = result.rounds[0]
     if first.auto_labeled_round > 0:
@@ -68,7 +61,7 @@ def test_validation_points_in_the_auto_labeled_region_are_removed() -> None:
 
 
 def test_budget_larger_than_the_data_is_refused() -> None:
-    X, y = _blobs(n=100)
+    X, y = blobs_8d(n=100)
     with pytest.raises(TBALInputError, match="budget larger than the data"):
         run_tbal(make_dataset(X, y), _config(), seed=0)
 
@@ -93,7 +86,7 @@ def test_rounds_train_uncertainty_models_with_their_own_procedure(
 
     monkeypatch.setattr(uncertainty_module, "fit_sngp_covariance", spy_cov)
     monkeypatch.setattr(uncertainty_module, "train_duq", spy_duq)
-    X, y = _blobs(n=600)
+    X, y = blobs_8d(n=600)
     config = _config(**{"model.uncertainty": uncertainty, "loop.label_budget": 80, "loop.seed_size": 60})
     result = run_tbal(make_dataset(X, y), config, seed=0)
     expected = "sngp-covariance" if uncertainty == "sngp" else "duq"
@@ -103,7 +96,7 @@ def test_rounds_train_uncertainty_models_with_their_own_procedure(
 def test_validation_floor_tops_up_from_the_pool_within_the_budget() -> None:
     """Blobs are easy: round 0 auto-labels most of the pool and removes most validation points. With a
     floor, later rounds draw new validation points from the pool that is left, paid from N_t."""
-    X, y = _blobs()
+    X, y = blobs_8d()
     floor = 250
     plain = run_tbal(make_dataset(X, y), _config(), seed=1)
     topped = run_tbal(make_dataset(X, y), _config(**{"loop.validation_floor": floor}), seed=1)

@@ -9,9 +9,11 @@ import tbal.loop as loop
 from tbal.config import ConfigError, TBALConfig, with_overrides
 from tbal.data import make_dataset
 from tbal.loop import run_tbal
+from tbal.models import Classifier
 from tbal.predictions import Predictions, predict
 from tbal.training.self_training import pseudo_label_choice
 from tbal.training.train import one_hot
+from tests.tbal.synthetic import blobs_8d
 
 
 def _predictions(logits: np.ndarray) -> Predictions:
@@ -61,13 +63,6 @@ def test_bad_settings_are_refused_by_name(field: str, value: float) -> None:
         with_overrides(TBALConfig(), {f"train.{field}": value})
 
 
-def _blobs(n: int = 600, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    centers = rng.normal(scale=3.0, size=(k, 8))
-    y = rng.integers(0, k, size=n)
-    return (centers[y] + rng.normal(size=(n, 8))).astype(np.float32), y
-
-
 def _config(**overrides: object) -> TBALConfig:
     base = {
         "model.name": "mlp",
@@ -101,7 +96,7 @@ def test_only_the_rounds_that_may_auto_label_train_a_second_time(monkeypatch: py
     """Under the final δ schedule only the last planned round certifies, so only it pays the second
     training, on the human labels plus pseudo-labels of the pool and the validation set."""
     sizes = _count_trainings(monkeypatch)
-    X, y = _blobs()
+    X, y = blobs_8d(600)
     result = run_tbal(make_dataset(X, y), _config(), seed=0)
     planned = len(result.rounds)
     deltas = [r.delta_round for r in result.rounds]
@@ -116,7 +111,7 @@ def test_off_by_default_and_under_the_paper_rule_every_round_self_trains(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sizes = _count_trainings(monkeypatch)
-    X, y = _blobs()
+    X, y = blobs_8d(600)
     off = run_tbal(make_dataset(X, y), _config(**{"train.pseudo_label_share": 0.0}), seed=0)
     assert len(sizes) == len(off.rounds)
     sizes.clear()
@@ -129,15 +124,15 @@ def test_a_round_trains_the_second_classifier_on_pool_and_validation_points_alik
 ) -> None:
     """The second training sees the human rows, then exactly the pseudo-labeled rows that the choice over
     [pool; validation] picks, with their predicted labels: validation points among them."""
-    calls: list[tuple[object, np.ndarray, np.ndarray]] = []
+    calls: list[tuple[Classifier, np.ndarray, np.ndarray]] = []
     real = loop.train_uncertainty_model
 
-    def spy(model: object, X: np.ndarray, targets: np.ndarray, *args: object, **kwargs: object) -> object:
+    def spy(model: Classifier, X: np.ndarray, targets: np.ndarray, *args: object, **kwargs: object) -> object:
         calls.append((model, X, targets))
         return real(model, X, targets, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(loop, "train_uncertainty_model", spy)
-    X, y = _blobs()
+    X, y = blobs_8d(600)
     inputs = loop.RoundInput(
         X_train=X[:100],
         targets_train=one_hot(y[:100], 3),
@@ -167,7 +162,7 @@ def test_a_confidence_function_learned_on_d_cal_keeps_the_first_classifier(
     """Colander learns from D_cal which predictions are right; after self-training the classifier was fitted
     to D_cal's own pseudo-labels, so Colander rounds train once (measured: it lost coverage)."""
     sizes = _count_trainings(monkeypatch)
-    X, y = _blobs()
+    X, y = blobs_8d(600)
     config = _config(**{"confidence.name": "colander", "confidence.colander.epochs": 2})
     result = run_tbal(make_dataset(X, y), config, seed=0)
     assert len(sizes) == len(result.rounds)
