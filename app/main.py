@@ -14,7 +14,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Depends, FastAPI
 
 import tbal
-from app.api import auto_labels, items, labels, predict, queue, raw_items, rounds, system
+from app.api import auto_labels, items, predict, raw_items, rounds, system
 from app.api.deps import require_api_key
 from app.dashboard import router as dashboard_router
 from app.db.base import utcnow
@@ -23,6 +23,8 @@ from app.errors import install_error_handlers
 from app.integrations.label_studio.router import router as label_studio_router
 from app.integrations.label_studio.sync import Syncer
 from app.jobs.service import resume_jobs
+from app.labels import queue_router
+from app.labels import router as labels_router
 from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestMetrics
 from app.projects import keys_router
@@ -88,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_api_key)])
     api.include_router(projects_router.router)
-    for module in (items, raw_items, labels, queue, rounds, auto_labels, predict):
+    for module in (items, raw_items, labels_router, queue_router, rounds, auto_labels, predict):
         api.include_router(module.router)
     api.include_router(keys_router.router)
     app.include_router(api)

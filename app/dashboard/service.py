@@ -28,9 +28,9 @@ from app.dashboard.schemas import (
 )
 from app.db.models import ACTIVE_ROUND_STATUSES, AutoLabel, HumanLabel, Item, Project, Round
 from app.errors import NotFound
+from app.labels import repository as labels_repo
 from app.projects import keys_repository as keys_repo
 from app.projects.config import project_config
-from app.repositories import labels as labels_repo
 from tbal.config import TBALConfig
 from tbal.round_report import ClassReport, RoundReport, RoundReportError
 

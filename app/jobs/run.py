@@ -41,10 +41,10 @@ from app.db.models import Project
 from app.errors import DomainError, Invalid
 from app.jobs import repository as jobs_repo
 from app.jobs.repository import Staged
+from app.labels.queue_service import draw_deferred, redraw_open_sets
 from app.repositories import items as items_repo
 from app.schemas.items import IngestResult
 from app.services.arrays import layout_of
-from app.services.queue import draw_deferred, redraw_open_sets
 from app.services.raw_items.checks import check_id
 from app.services.raw_items.encoders import service_device, text_encoder
 from app.services.raw_items.images import decode_files, image_target, image_truth, store_images

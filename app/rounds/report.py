@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.labels import repository as labels_repo
 from app.repositories import auto_labels as auto_repo
-from app.repositories import labels as labels_repo
 from app.rounds.load import LoadedRound
 from tbal.errors import TBALInputError
 from tbal.round_report import ClassReport, LabelReview, Reliability, RoundReport, TrueError

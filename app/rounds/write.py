@@ -13,9 +13,9 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import utcnow
+from app.labels import repository as labels_repo
 from app.repositories import auto_labels as auto_repo
 from app.repositories import items as items_repo
-from app.repositories import labels as labels_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.claim import ClaimLost
 from app.rounds.load import LoadedRound

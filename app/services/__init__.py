@@ -1,1 +1,1 @@
-"""Rules of the service: round lifecycle, drawing sets, label aggregation, ingestion, exports."""
+"""Rules of the service not yet in a domain package: ingestion, raw items, exports, audit, prediction."""

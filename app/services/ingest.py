@@ -3,7 +3,8 @@
 A request is written in one transaction (all of it or nothing). Rows go to the database in chunks
 through a staging table (binary COPY on PostgreSQL), so a large upload is never held as several copies:
 the uploaded file is memory-mapped and only one chunk is converted to bytes at a time. An upload that
-adds items draws the validation and seed sets in its transaction while they are open (app.services.queue).
+adds items draws the validation and seed sets in its transaction while they are open
+(app.labels.queue_service).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.db.models import Project
 from app.errors import Invalid
+from app.labels.queue_service import redraw_open_sets
 from app.repositories import items as items_repo
 from app.schemas.items import IngestResult, ItemsCreate
 from app.schemas.text import MAX_EXTERNAL_ID, MAX_ID_PREFIX, check_text, text_problem
@@ -32,7 +34,6 @@ from app.services.arrays import (
 )
 from app.services.classes import class_index
 from app.services.npy_files import ArrayHeader, open_npy, open_npz, sniff
-from app.services.queue import redraw_open_sets
 
 UPLOAD_ARRAYS = ("X", "external_ids", "y")
 STORE_CHUNK_BYTES = 32 * 1024**2

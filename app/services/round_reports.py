@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project, Round
 from app.errors import Conflict, NotFound
-from app.repositories import labels as labels_repo
+from app.labels import repository as labels_repo
 from app.rounds import repository as rounds_repo
 from app.schemas.round_reports import EvaluationRead, LabelReviewItem, LabelReviewPage
 from tbal.round_report import RoundReport, RoundReportError

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import Base
 from app.db.models import Project
-from app.services.queue import undo_open_draw
+from app.labels.queue_service import undo_open_draw
 from tests.app.conftest import Api, MakeProject, blobs, ready_project, upload_npz
 
 NOT_IN_SCHEMA = (

@@ -12,7 +12,7 @@ Auto-labeling"). So, before the annotations of an import are recorded:
   of ``validation_size / (validation_size + seed_size)`` of them, at most what the validation set still
   lacks, joins the validation set, the rest are training labels; the import then counts as the project's
   drawing of its sets, so its first round runs on them (later validation comes from ``validation_floor``);
-  an open draw that an upload made (``app.services.queue``) is undone first, unless a sync pushed it;
+  an open draw that an upload made (``app.labels.queue_service``) is undone first, unless a sync pushed it;
 - items that already have a role keep it (a training item never becomes validation: it may have been
   trained on).
 """
@@ -30,11 +30,11 @@ from app.db.models import Project
 from app.integrations.label_studio import repository as ls_repo
 from app.integrations.label_studio import votes
 from app.integrations.label_studio.schemas import LSExportTask
+from app.labels import repository as labels_repo
+from app.labels.queue_service import sets_open, undo_open_draw
 from app.projects import repository as projects_repo
 from app.projects.config import project_config
 from app.repositories import items as items_repo
-from app.repositories import labels as labels_repo
-from app.services.queue import sets_open, undo_open_draw
 
 PURPOSE_KEY = "tbal_purpose"
 ROLE_OF = {"validation": "validation", "training": "train"}

@@ -99,7 +99,7 @@ def _ls_project_id(value: str | None) -> int | None:
 def status(session: Session, project: Project) -> StatusRead:
     """The connection, how many queries are open and tasks linked, and the latest events."""
     from app.integrations.label_studio.connections import read
-    from app.repositories import labels as labels_repo
+    from app.labels import repository as labels_repo
 
     row = repo.connection(session, project.id)
     return StatusRead(

@@ -46,11 +46,11 @@ from app.integrations.label_studio.predictions import load_items, ls_result, ope
 from app.integrations.label_studio.recording import import_export, read_export
 from app.integrations.label_studio.schemas import SyncResult
 from app.integrations.label_studio.tasks import external_id_of
+from app.labels import repository as labels_repo
+from app.labels.queue_service import ensure_sets_drawn
 from app.projects import repository as projects_repo
 from app.repositories import items as items_repo
-from app.repositories import labels as labels_repo
 from app.rounds import repository as rounds_repo
-from app.services.queue import ensure_sets_drawn
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)

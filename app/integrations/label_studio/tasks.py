@@ -67,7 +67,7 @@ def resolve_tasks(
     ``data[data_field]``, else from raw ``$text`` / ``$image`` data through ``raw`` (see
     :mod:`app.integrations.label_studio.raw`; what it leaves pending has no item yet). Like any upload,
     the items made here draw the project's validation and seed sets while they are open
-    (:mod:`app.services.queue`)."""
+    (:mod:`app.labels.queue_service`)."""
     problems: dict[int, str] = {}
     externals = _external_ids(tasks, connection, problems)
     known = items_repo.ids_by_external(session, project.id, [e for e in externals if e is not None])

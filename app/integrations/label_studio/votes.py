@@ -3,7 +3,7 @@
 Every annotation of an item is kept (``label_studio_annotations``: annotator and class, or none when it
 was cancelled or has no single choice among the project's classes). An item's human label is the
 aggregate of its usable annotations, one vote per annotator (the latest annotation of an annotator
-counts), written through the service's label path (:func:`app.services.labels.post_labels`: votes ->
+counts), written through the service's label path (:func:`app.labels.service.post_labels`: votes ->
 a distribution, argmax as the hard class). When no usable annotation is left, the Label Studio label is
 removed. Webhooks and imported exports go through the same functions.
 
@@ -32,8 +32,8 @@ from app.db.models import Project
 from app.integrations.label_studio import repository as repo
 from app.integrations.label_studio.predictions import AUTO_LABEL_MARKER
 from app.integrations.label_studio.schemas import LSAnnotation
-from app.schemas.labels import HumanLabelCreate, HumanLabelsCreate
-from app.services.labels import post_labels
+from app.labels.schemas import HumanLabelCreate, HumanLabelsCreate
+from app.labels.service import post_labels
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from app.api.deps import ProjectDep, SessionDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
-from app.schemas.queue import QueuePage, SimulateResult
-from app.services import queue as service
+from app.labels import queue_service as service
+from app.labels.queue_schemas import QueuePage, SimulateResult
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["queue"])
 

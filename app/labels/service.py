@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.db.models import Project
 from app.errors import Invalid
+from app.labels import repository as labels_repo
+from app.labels.schemas import HumanLabelCreate, HumanLabelsCreate, LabelsResult
 from app.repositories import items as items_repo
-from app.repositories import labels as labels_repo
-from app.schemas.labels import HumanLabelCreate, HumanLabelsCreate, LabelsResult
 from app.services.classes import class_index
 
 SUM_TOLERANCE = 1e-4

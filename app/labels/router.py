@@ -7,9 +7,9 @@ from fastapi import APIRouter
 from app.api.deps import MetricsDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
 from app.errors import Invalid
-from app.repositories import labels as repo
-from app.schemas.labels import HumanLabelPage, HumanLabelRead, HumanLabelsCreate, LabelsResult
-from app.services import labels as service
+from app.labels import repository as repo
+from app.labels import service
+from app.labels.schemas import HumanLabelPage, HumanLabelRead, HumanLabelsCreate, LabelsResult
 
 router = APIRouter(prefix="/projects/{project_id}/labels", tags=["labels"])
 
