@@ -1,12 +1,16 @@
 """A round of the service, as one domain package (issue 12; after polar's ``server/`` layout: domain
 first, layers inside):
 
+- :mod:`app.rounds.router`, :mod:`app.rounds.schemas`: ``/projects/{id}/rounds``, ``/rounds/{id}`` and the
+  round's reports over HTTP (audit, evaluation, label review), and the round as a client reads it;
 - :mod:`app.rounds.service`: starting a round (the checks, the row, commit, then enqueue), reading one;
 - :mod:`app.rounds.dispatch`: sending a committed round to whatever runs it (in process or Celery; the
   task name defined once);
 - :mod:`app.rounds.run`: THE round function (claim → load → run the library's round → write);
 - :mod:`app.rounds.claim`, :mod:`app.rounds.load`, :mod:`app.rounds.write`, :mod:`app.rounds.report`:
   its steps; :mod:`app.rounds.liveness`: heartbeat, time limit and the reaper of dead rounds;
+- :mod:`app.rounds.reports_service`, :mod:`app.rounds.reports_schemas`: reading back what
+  :mod:`app.rounds.report` recorded (the label review by AUM, the evaluation on the validation set);
 - :mod:`app.rounds.repository`: the SQL on the ``rounds`` table.
 
 Nothing is imported here, so that the API process can import the service and the dispatch without the

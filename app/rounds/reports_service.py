@@ -13,7 +13,7 @@ from app.db.models import Project, Round
 from app.errors import Conflict, NotFound
 from app.labels import repository as labels_repo
 from app.rounds import repository as rounds_repo
-from app.schemas.round_reports import EvaluationRead, LabelReviewItem, LabelReviewPage
+from app.rounds.reports_schemas import EvaluationRead, LabelReviewItem, LabelReviewPage
 from tbal.round_report import RoundReport, RoundReportError
 
 
