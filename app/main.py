@@ -14,7 +14,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Depends, FastAPI
 
 import tbal
-from app.api import auto_labels, items, predict, raw_items, system
+from app.api import items, predict, raw_items, system
 from app.api.deps import require_api_key
 from app.dashboard import router as dashboard_router
 from app.db.base import utcnow
@@ -29,6 +29,7 @@ from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestMetrics
 from app.projects import keys_router
 from app.projects import router as projects_router
+from app.rounds import auto_labels_router
 from app.rounds import repository as rounds_repo
 from app.rounds import router as rounds_router
 from app.rounds.dispatch import InProcessDispatcher, make_dispatcher
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_api_key)])
     api.include_router(projects_router.router)
-    for module in (items, raw_items, labels_router, queue_router, rounds_router, auto_labels, predict):
+    for module in (items, raw_items, labels_router, queue_router, rounds_router, auto_labels_router, predict):
         api.include_router(module.router)
     api.include_router(keys_router.router)
     app.include_router(api)

@@ -1,4 +1,4 @@
-"""Write N auto-labels with the round's writer (``app.repositories.auto_labels.write``: skips items with
+"""Write N auto-labels with the round's writer (``app.rounds.auto_labels_repository.write``: skips items with
 a human label, one transaction) on PostgreSQL, beside a plain binary COPY of the same rows into the
 same table, and beside the staged ``INSERT ... SELECT ... ON CONFLICT`` path (SQLite's path, and the
 PostgreSQL path before issue 6).
@@ -100,8 +100,8 @@ def _run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
     from app.db.base import utcnow
     from app.db.models import Item, Project, Round
     from app.db.session import make_engine, make_session_factory
-    from app.repositories import auto_labels as auto_repo
     from app.repositories.bulk import COPY_SIGNATURE, COPY_TRAILER, encode_copy_rows, pg_timestamp
+    from app.rounds import auto_labels_repository as auto_repo
     from app.settings import Settings
 
     engine = make_engine(Settings(database_url=url))

@@ -17,8 +17,8 @@ from app.labels.queue_service import redraw_open_sets
 from app.projects import repository as projects_repo
 from app.projects.config import base_config, build_config, project_config
 from app.projects.schemas import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
-from app.repositories import auto_labels as auto_repo
 from app.repositories import items as items_repo
+from app.rounds import auto_labels_repository as auto_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.service import budget_used
 from app.services import raw_items

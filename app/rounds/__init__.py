@@ -11,7 +11,11 @@ first, layers inside):
   its steps; :mod:`app.rounds.liveness`: heartbeat, time limit and the reaper of dead rounds;
 - :mod:`app.rounds.reports_service`, :mod:`app.rounds.reports_schemas`: reading back what
   :mod:`app.rounds.report` recorded (the label review by AUM, the evaluation on the validation set);
-- :mod:`app.rounds.repository`: the SQL on the ``rounds`` table.
+- :mod:`app.rounds.repository`: the SQL on the ``rounds`` table;
+- :mod:`app.rounds.auto_labels_router`, :mod:`app.rounds.auto_labels_schemas`,
+  :mod:`app.rounds.auto_labels_repository`: what rounds produce, the auto-labels
+  (``/projects/{id}/auto-labels`` and ``/projects/{id}/export``; the bulk write that
+  :mod:`app.rounds.write` calls, keyset pages, export pages, the true error against ground truth).
 
 Nothing is imported here, so that the API process can import the service and the dispatch without the
 library's torch (only :mod:`app.rounds.run` and what it imports need it).

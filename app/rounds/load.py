@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.models import Item, Project, Round
 from app.labels import repository as labels_repo
 from app.projects.config import runtime_config
-from app.repositories import auto_labels as auto_repo
 from app.repositories import items as items_repo
+from app.rounds import auto_labels_repository as auto_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.claim import ClaimLost
 from app.rounds.planning import plan_for_round

@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.labels import repository as labels_repo
-from app.repositories import auto_labels as auto_repo
+from app.rounds import auto_labels_repository as auto_repo
 from app.rounds.load import LoadedRound
 from tbal.errors import TBALInputError
 from tbal.round_report import ClassReport, LabelReview, Reliability, RoundReport, TrueError

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Project
-from app.repositories import auto_labels as auto_repo
+from app.rounds import auto_labels_repository as auto_repo
 
 ExportFormat = Literal["jsonl", "csv", "manifest"]
 PAGE = 5_000

@@ -15,9 +15,9 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import AutoLabel, GroundTruth, HumanLabel, Item, Round
-from app.repositories import auto_labels as auto_repo
 from app.repositories import items as items_repo
 from app.repositories.bulk import encode_copy_rows, pg_timestamp
+from app.rounds import auto_labels_repository as auto_repo
 from tests.app.conftest import Api
 
 MakeProject = Callable[..., dict[str, Any]]

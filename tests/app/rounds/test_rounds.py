@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.base import utcnow
 from app.db.models import AutoLabel, HumanLabel, Item, LabelQuery, Round
 from app.projects.config import build_config
-from app.repositories import auto_labels as auto_repo
+from app.rounds import auto_labels_repository as auto_repo
 from app.rounds import claim as rounds_claim
 from app.rounds import repository as rounds_repo
 from app.rounds import run as rounds_run
