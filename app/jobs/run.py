@@ -58,7 +58,7 @@ MAX_JOB_ERRORS = 1_000
 GIVE_BACK_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 """The database went away: the job is given back (queued) and the error raised for a retry."""
 
-BATCH_S = 0.25
+BATCH_S = 0.05
 """Batches grow to about this much encoding time (see :class:`BatchSize`)."""
 MAX_BATCH_ITEMS = 16_384
 MAX_BATCH_BYTES = 64 << 20
@@ -91,7 +91,12 @@ class BatchSize:
     A batch has fixed costs beside its items (the job row locked and updated, the id lookup, two
     commits: a few ms on SQLite), which a cheap encoder (hashing: ~20 µs a sentence; a 32×32 PNG:
     ~0.1 ms) would otherwise pay every 512 items; a slow one (MiniLM on a CPU: ~30 ms a sentence)
-    keeps the operator's size, and with it the job's progress steps and the work a crash loses."""
+    keeps the operator's size, and with it the job's progress steps and the work a crash loses.
+    Not much more than that, though: a batch is written while the next one is encoded, and the writes
+    release the GIL (one statement a table on SQLite: :func:`app.repositories.items.insert_chunk`), so
+    batches of ~50 ms keep both going, where one large batch is encoded first and then written with
+    nothing beside it (20,000 hashed sentences grew to one batch of ~14,000 at 0.25 s; BENCHMARKS.md,
+    "Raw uploads through ingest jobs")."""
 
     def __init__(self, first: int, row_bytes: int) -> None:
         self.items = first

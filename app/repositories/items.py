@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -97,35 +98,46 @@ def insert_chunk(
     truth: np.ndarray,
     now: datetime,
 ) -> tuple[int, int]:
-    """SQLite's ingestion: k rows straight into ``items`` by one ``executemany`` in row order (new ids
-    in that order), ``ON CONFLICT DO NOTHING`` skipping external ids the project has; then the ground
-    truth of the rows that have one. No staging table (SQLite writes it as it writes any table).
-    ``data`` (k, row_bytes) uint8 as stored, ``truth`` (k,) (-1: none). Returns what
-    :func:`ingest_chunk` returns."""
+    """SQLite's ingestion: k rows straight into ``items`` in row order (new ids in that order), ``ON
+    CONFLICT DO NOTHING`` skipping external ids the project has; then the ground truth of the rows that
+    have one. ``data`` (k, row_bytes) uint8 as stored, ``truth`` (k,) (-1: none). Returns what
+    :func:`ingest_chunk` returns.
+
+    One statement for all k rows (and one for their ground truth), not an ``executemany``: the ids (and
+    labels) go in as one JSON array, the rows' bytes as one blob that ``substr`` cuts, so SQLite does the
+    whole insert in one step, without the GIL and without Python between rows. An ``executemany`` bound
+    each row in Python and took the GIL back after each row's step, so an ingest job's encoding thread
+    and this insert waited for each other (10,000 PNGs through a job: 74-138 ms an insert of ~2,800
+    rows, 28-46 ms as one statement). Needs SQLite's JSON functions (built in since 3.38, in most
+    builds before). No staging table (SQLite writes it as it writes any table)."""
+    k = len(external_ids)
+    if not k:
+        return 0, 0
     dialect_ = session.get_bind().dialect
     process = UTCDateTime().bind_processor(dialect_)
     stamp = process(now) if process else now
+    width = int(data.shape[1])
+    ids = json.dumps(list(external_ids), ensure_ascii=False)
     raw = session.connection().connection.driver_connection
     cursor = raw.cursor()  # type: ignore[union-attr]
     try:
-        rows = data.reshape(-1).data  # one flat buffer: a slice per row, no bytes copied here
-        width = data.shape[1]
-        cursor.executemany(
+        cursor.execute(
             "INSERT INTO items (project_id, external_id, data, role, created_at) "
-            "VALUES (?, ?, ?, 'pool', ?) ON CONFLICT (project_id, external_id) DO NOTHING",
-            (
-                (project_id, ext, rows[i * width : (i + 1) * width], stamp)
-                for i, ext in enumerate(external_ids)
-            ),
+            "SELECT ?, j.value, substr(?, j.key * ? + 1, ?), 'pool', ? FROM json_each(?) j "
+            "WHERE true ORDER BY j.key ON CONFLICT (project_id, external_id) DO NOTHING",
+            (project_id, np.ascontiguousarray(data).data, width, width, stamp, ids),
         )
         inserted = cursor.rowcount
         known = np.flatnonzero(truth >= 0).tolist()
         added = 0
         if known:
-            cursor.executemany(
-                "INSERT INTO ground_truth (item_id, label) SELECT id, ? FROM items "
-                "WHERE project_id = ? AND external_id = ? ON CONFLICT (item_id) DO NOTHING",
-                ((int(truth[i]), project_id, external_ids[i]) for i in known),
+            pairs = json.dumps([[external_ids[i], int(truth[i])] for i in known], ensure_ascii=False)
+            cursor.execute(  # CROSS JOIN: the JSON rows outside, each looked up by the unique index
+                "INSERT INTO ground_truth (item_id, label) "
+                "SELECT i.id, json_extract(j.value, '$[1]') FROM json_each(?) j CROSS JOIN items i "
+                "ON i.project_id = ? AND i.external_id = json_extract(j.value, '$[0]') "
+                "WHERE true ON CONFLICT (item_id) DO NOTHING",
+                (pairs, project_id),
             )
             added = cursor.rowcount
     finally:
@@ -168,12 +180,28 @@ def ingest_chunk(
 
 
 def ids_by_external(session: Session, project_id: int, external_ids: Sequence[str]) -> dict[str, int]:
+    """{external id: item id} of those of ``external_ids`` the project holds. On the driver's cursor, a
+    chunk of ids a statement: SQLAlchemy's rendering of an ``IN`` list of 5,000 ids cost ~3 µs an id,
+    several times the lookup itself (an ingest job asks for every item it reads)."""
     found: dict[str, int] = {}
-    for part in chunks(list(external_ids)):
-        rows = session.execute(
-            select(Item.external_id, Item.id).where(Item.project_id == project_id, Item.external_id.in_(part))
-        )
-        found.update({ext: item_id for ext, item_id in rows})
+    postgres = dialect(session) == "postgresql"
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for part in chunks(list(external_ids)):
+            if postgres:
+                cursor.execute(
+                    "SELECT external_id, id FROM items WHERE project_id = %s AND external_id = ANY(%s)",
+                    (project_id, part),
+                )
+            else:
+                marks = ", ".join("?" * len(part))
+                cursor.execute(
+                    f"SELECT external_id, id FROM items WHERE project_id = ? AND external_id IN ({marks})",
+                    (project_id, *part),
+                )
+            found.update(cursor.fetchall())
+    finally:
+        cursor.close()
     return found
 
 
@@ -202,8 +230,9 @@ def set_role(
 
 def unlabeled_pool_ids(session: Session, project_id: int) -> np.ndarray:
     """(n,) int64 ids of pool items with neither a human nor an auto-label, in id order."""
-    rows = session.scalars(pool_query(project_id, select(Item.id)).order_by(Item.id))
-    return np.fromiter(rows, dtype=np.int64)
+    # a Core query: no ORM row processing for a column of ints (~1 µs an item at 20,000)
+    rows = session.connection().execute(pool_query(project_id, select(Item.id)).order_by(Item.id))
+    return np.fromiter(rows.scalars(), dtype=np.int64)
 
 
 def pool_query(project_id: int, stmt: Select) -> Select:

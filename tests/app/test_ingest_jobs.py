@@ -360,11 +360,11 @@ def test_a_cheap_encoders_batches_grow(
 @pytest.mark.parametrize(
     ("encode_s", "raw_bytes", "row_bytes", "expected"),
     [
-        (0.008, 100, 1_536, 16_000),  # hashing: as many as encode in BATCH_S (0.25 s)
+        (0.008, 100, 1_536, 3_200),  # hashing: as many as encode in BATCH_S (0.05 s)
         (0.001, 100, 1_536, job_run.MAX_BATCH_ITEMS),
         (15.0, 100, 1_536, 512),  # MiniLM on a CPU: the first size stays
         (0.01, 200_000, 301_056, 512),  # large images: MAX_BATCH_BYTES holds them, never below the first
-        (0.01, 2_300, 6_144, int(job_run.MAX_BATCH_BYTES // (2_300 + 6_144))),
+        (0.001, 2_300, 6_144, int(job_run.MAX_BATCH_BYTES // (2_300 + 6_144))),
     ],
 )
 def test_batch_size(encode_s: float, raw_bytes: int, row_bytes: int, expected: int) -> None:
