@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     max_inflated_bytes: int = Field(default=1024**3, ge=1024)
     """Most bytes the compressed members of one uploaded .npz may inflate to (they are read into memory;
     uncompressed .npz members and .npy files are memory-mapped and bounded by max_request_bytes)."""
-    max_batch_items: int = Field(default=10_000, ge=1, le=100_000)  # le: app.schemas.text.MAX_BATCH
+    max_batch_items: int = Field(default=10_000, ge=1, le=100_000)  # le: app.text.MAX_BATCH
     """Most items (or labels) in one JSON request."""
     ingest_chunk_rows: int = Field(default=5_000, ge=1)
     sync_ingest_max_items: int = Field(default=2_000, ge=0)

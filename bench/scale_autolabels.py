@@ -98,9 +98,9 @@ def _run(args: argparse.Namespace, url: str, folder: Path) -> dict[str, Any]:
     from sqlalchemy import select, text
 
     from app.db.base import utcnow
+    from app.db.bulk import COPY_SIGNATURE, COPY_TRAILER, encode_copy_rows, pg_timestamp
     from app.db.models import Item, Project, Round
     from app.db.session import make_engine, make_session_factory
-    from app.repositories.bulk import COPY_SIGNATURE, COPY_TRAILER, encode_copy_rows, pg_timestamp
     from app.rounds import auto_labels_repository as auto_repo
     from app.settings import Settings
 

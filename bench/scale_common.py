@@ -83,7 +83,7 @@ def encoded_items_file(path: Path, npy: Path, project_id: int, prefix: str, *, c
     of ``npy``, written to ``path`` with signature and trailer: the bytes a plain COPY sends. Returns
     its size in bytes."""
     from app.db.base import utcnow
-    from app.repositories.bulk import COPY_SIGNATURE, COPY_TRAILER, encode_copy_rows, pg_timestamp
+    from app.db.bulk import COPY_SIGNATURE, COPY_TRAILER, encode_copy_rows, pg_timestamp
 
     X = np.load(npy, mmap_mode="r")
     ts = pg_timestamp(utcnow())

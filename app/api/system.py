@@ -6,8 +6,8 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.deps import CallerDep, StateDep
+from app.health import check_health
 from app.projects.keys_service import check_admin
-from app.services.health import check_health
 
 router = APIRouter(tags=["system"])
 

@@ -12,8 +12,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db.base import UTCDateTime
+from app.db.bulk import chunks, dialect
 from app.db.models import GroundTruth, HumanLabel, Item, LabelQuery
-from app.repositories.bulk import chunks, dialect
 
 
 def existing_label_items(session: Session, item_ids: Sequence[int]) -> set[int]:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas.text import MAX_BATCH, ClassRef, ExternalId, Name, Source
+from app.text import MAX_BATCH, ClassRef, ExternalId, Name, Source
 
 
 class HumanLabelCreate(BaseModel):

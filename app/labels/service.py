@@ -18,8 +18,8 @@ from app.db.models import Project
 from app.errors import Invalid
 from app.labels import repository as labels_repo
 from app.labels.schemas import HumanLabelCreate, HumanLabelsCreate, LabelsResult
+from app.projects.classes import class_index
 from app.repositories import items as items_repo
-from app.services.classes import class_index
 
 SUM_TOLERANCE = 1e-4
 VALIDATION_ROLES = ("validation", "removed")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.text import Name
+from app.text import Name
 
 
 class ApiKeyCreate(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.schemas.text import ClassName, ShortName, StorableText
+from app.text import ClassName, ShortName, StorableText
 from tbal.config import TRAIN_METHOD_PARAMS
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

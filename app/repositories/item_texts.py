@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.db.bulk import chunks, dialect
 from app.db.models import Item, ItemText
-from app.repositories.bulk import chunks, dialect
 
 INSERT_JSON = (
     "INSERT INTO item_texts (project_id, external_id, text) "

@@ -12,8 +12,7 @@ from sqlalchemy import LargeBinary, Select, and_, bindparam, exists, func, liter
 from sqlalchemy.orm import Session
 
 from app.db.base import UTCDateTime
-from app.db.models import AutoLabel, GroundTruth, HumanLabel, Item
-from app.repositories.bulk import (
+from app.db.bulk import (
     chunks,
     clear_stage,
     copy_new_rows,
@@ -23,6 +22,7 @@ from app.repositories.bulk import (
     pg_timestamp,
     stage_rows,
 )
+from app.db.models import AutoLabel, GroundTruth, HumanLabel, Item
 
 STAGE = "staged_items"
 STAGE_COLUMNS = (

@@ -12,8 +12,7 @@ from sqlalchemy import and_, bindparam, case, exists, func, select, text
 from sqlalchemy.orm import Session
 
 from app.db.base import UTCDateTime
-from app.db.models import AutoLabel, GroundTruth, HumanLabel, Item
-from app.repositories.bulk import (
+from app.db.bulk import (
     clear_stage,
     copy_new_rows,
     create_stage,
@@ -22,6 +21,7 @@ from app.repositories.bulk import (
     pg_timestamp,
     stage_rows,
 )
+from app.db.models import AutoLabel, GroundTruth, HumanLabel, Item
 
 STAGE = "staged_auto_labels"
 STAGE_COLUMNS = (

@@ -10,9 +10,9 @@ from fastapi.responses import StreamingResponse
 from app.api.deps import ProjectDep, SessionDep, StateDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
 from app.errors import Invalid
+from app.projects.classes import class_index
 from app.rounds import auto_labels_repository as repo
 from app.rounds.auto_labels_schemas import AutoLabelPage, AutoLabelRead
-from app.services.classes import class_index
 from app.services.exports import MEDIA_TYPES, ExportFormat, export_records, render
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["auto-labels"])

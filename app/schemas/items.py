@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas.text import MAX_BATCH, ClassRef, ExternalId
+from app.text import MAX_BATCH, ClassRef, ExternalId
 
 
 class ItemCreate(BaseModel):

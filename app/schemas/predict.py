@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas.text import MAX_BATCH
+from app.text import MAX_BATCH
 
 
 class PredictItem(BaseModel):

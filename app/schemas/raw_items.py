@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.schemas.text import ExternalId, StorableText
+from app.text import ExternalId, StorableText
 from tbal.encoders.base import MAX_TEXT_CHARS
 
 

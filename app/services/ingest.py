@@ -20,9 +20,9 @@ from app.db.base import utcnow
 from app.db.models import Project
 from app.errors import Invalid
 from app.labels.queue_service import redraw_open_sets
+from app.projects.classes import class_index
 from app.repositories import items as items_repo
 from app.schemas.items import IngestResult, ItemsCreate
-from app.schemas.text import MAX_EXTERNAL_ID, MAX_ID_PREFIX, check_text, text_problem
 from app.services.arrays import (
     Layout,
     check_array,
@@ -32,8 +32,8 @@ from app.services.arrays import (
     rows_per_chunk,
     to_storage,
 )
-from app.services.classes import class_index
 from app.services.npy_files import ArrayHeader, open_npy, open_npz, sniff
+from app.text import MAX_EXTERNAL_ID, MAX_ID_PREFIX, check_text, text_problem
 
 UPLOAD_ARRAYS = ("X", "external_ids", "y")
 STORE_CHUNK_BYTES = 32 * 1024**2

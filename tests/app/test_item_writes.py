@@ -14,9 +14,9 @@ from PIL import Image
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db.bulk import ID_CHUNK
 from app.db.models import Project
 from app.repositories import items as items_repo
-from app.repositories.bulk import ID_CHUNK
 from app.services.raw_items import images as raw_images
 from app.services.raw_items.texts import write_texts
 from tests.app.conftest import text_project

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db.bulk import encode_copy_rows, pg_timestamp
 from app.db.models import AutoLabel, GroundTruth, HumanLabel, Item, Round
 from app.repositories import items as items_repo
-from app.repositories.bulk import encode_copy_rows, pg_timestamp
 from app.rounds import auto_labels_repository as auto_repo
 from tests.app.conftest import Api
 

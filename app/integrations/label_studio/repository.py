@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
+from app.db.bulk import chunks, dialect
 from app.db.models import (
     AutoLabel,
     HumanLabel,
@@ -23,7 +24,6 @@ from app.db.models import (
     LabelStudioTask,
     Round,
 )
-from app.repositories.bulk import chunks, dialect
 
 SOURCE = "label-studio"
 """``human_labels.source`` of the labels this integration writes."""

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project
 from app.errors import Invalid
+from app.projects.classes import class_index
 from app.repositories import items as items_repo
 from app.schemas.items import IngestResult
 from app.services.arrays import layout_of
-from app.services.classes import class_index
 from app.services.fetch import fetch_bytes
 from app.services.ingest import _check_unique, _store
 from app.services.raw_items.archives import ImageFile
