@@ -1,6 +1,8 @@
-"""Synthetic data shared by the library's loop tests."""
+"""Synthetic data shared by the library's tests, and the .npz files that carry data sets."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -12,3 +14,10 @@ def blobs_8d(n: int = 1200, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.n
     y = rng.integers(0, k, size=n)
     X = centers[y] + rng.normal(size=(n, 8))
     return X.astype(np.float32), y
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> Path:
+    """``arrays`` saved under their names at ``path`` (an .npz data set, as ``tbal.data`` reads it)."""
+    # allow_pickle is numpy's default, given so that mypy matches **arrays to savez's **kwds, not to it.
+    np.savez(path, allow_pickle=True, **arrays)
+    return path

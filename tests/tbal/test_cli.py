@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tbal.cli import main
+from tests.tbal.synthetic import write_npz
 
 FAST = [
     "--epochs",
@@ -62,11 +63,6 @@ def test_run_on_digits_two_rounds_writes_the_json_record(
     assert env["torch_threads"] >= 1 and env["torch"] and env["numpy"] and env["cpu"]
 
 
-def _write_npz(path: Path, **arrays: np.ndarray) -> Path:
-    np.savez(path, **arrays)
-    return path
-
-
 @pytest.fixture()
 def good_arrays() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
@@ -96,17 +92,17 @@ def test_bad_input_gives_one_line_and_exit_code_2(
     if case == "missing-file":
         data = tmp_path / "absent.npz"
     elif case == "wrong-keys":
-        _write_npz(data, features=good_arrays["X"], labels=good_arrays["y"])
+        write_npz(data, features=good_arrays["X"], labels=good_arrays["y"])
     elif case == "labels-out-of-range":
         y = good_arrays["y"].copy()
         y[0] = -1
-        _write_npz(data, X=good_arrays["X"], y=y)
+        write_npz(data, X=good_arrays["X"], y=y)
     elif case == "nan-features":
         X = good_arrays["X"].copy()
         X[3, 1] = np.nan
-        _write_npz(data, X=X, y=good_arrays["y"])
+        write_npz(data, X=X, y=good_arrays["y"])
     else:
-        _write_npz(data, **good_arrays)
+        write_npz(data, **good_arrays)
         extra = (
             ["--epsilon", "1.5"] if case == "epsilon" else ["--validation-size", "50", "--seed-size", "20"]
         )

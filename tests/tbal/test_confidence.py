@@ -31,6 +31,7 @@ from tbal.config import (
     CONFIDENCE_NAMES,
     ColanderConfig,
     ConfidenceConfig,
+    ConfidenceName,
     ConfigError,
     TBALConfig,
     with_overrides,
@@ -73,10 +74,9 @@ def _as_inputs_of(name: str, preds: Predictions) -> Predictions:
     return Predictions(log_probs.astype(np.float32), preds.features)
 
 
-def _build(name: str, k: int) -> ConfidenceFunction:
+def _build(name: ConfidenceName, k: int) -> ConfidenceFunction:
     return make_confidence(
-        ConfidenceConfig(name=name, colander=FAST_COLANDER, histogram_points_per_bin=10),
-        k,  # type: ignore[arg-type]
+        ConfidenceConfig(name=name, colander=FAST_COLANDER, histogram_points_per_bin=10), k
     )
 
 
@@ -84,7 +84,7 @@ def _build(name: str, k: int) -> ConfidenceFunction:
 
 
 def test_make_confidence_builds_each_name_with_its_hyperparameters() -> None:
-    classes = {
+    classes: dict[ConfidenceName, type[ConfidenceFunction]] = {
         "softmax": SoftmaxConfidence,
         "temperature": TemperatureScaling,
         "histogram": HistogramBinning,
@@ -95,7 +95,7 @@ def test_make_confidence_builds_each_name_with_its_hyperparameters() -> None:
     }
     assert set(classes) == set(CONFIDENCE_NAMES)
     for name, cls in classes.items():
-        fn = make_confidence(ConfidenceConfig(name=name), 4)  # type: ignore[arg-type]
+        fn = make_confidence(ConfidenceConfig(name=name), 4)
         assert type(fn) is cls and fn.name == name and fn.num_classes == 4
     config = ConfidenceConfig(
         name="histogram",
@@ -164,7 +164,7 @@ def test_hyperparameters_are_checked_in_init(build: object) -> None:
 
 
 @pytest.mark.parametrize("name", CONFIDENCE_NAMES)
-def test_contract_shapes_range_determinism_and_pickling(name: str) -> None:
+def test_contract_shapes_range_determinism_and_pickling(name: ConfidenceName) -> None:
     rng = np.random.default_rng(1)
     cal, y = _planted(120, 3, 2.0, rng)
     test, _ = _planted(50, 3, 2.0, rng)
@@ -181,7 +181,7 @@ def test_contract_shapes_range_determinism_and_pickling(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", CONFIDENCE_NAMES)
-def test_scores_depend_on_each_point_alone_never_on_labels(name: str) -> None:
+def test_scores_depend_on_each_point_alone_never_on_labels(name: ConfidenceName) -> None:
     """A score is a function of the point's own logits and features: scoring D_cal in another order, or
     mixed with other points, gives the same values (an implementation that looked up the labels it was
     fitted on, by position, would fail). ŷ comes from the logits: scoring cannot see labels."""
@@ -201,7 +201,7 @@ def test_scores_depend_on_each_point_alone_never_on_labels(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", CONFIDENCE_NAMES)
-def test_input_validation(name: str) -> None:
+def test_input_validation(name: ConfidenceName) -> None:
     rng = np.random.default_rng(3)
     cal, y = _planted(60, 3, 1.0, rng)
     cal = _as_inputs_of(name, cal)
@@ -222,7 +222,7 @@ def test_input_validation(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", [n for n in CONFIDENCE_NAMES if n not in ("softmax", "kernel")])
-def test_learned_functions_refuse_an_empty_calibration_set(name: str) -> None:
+def test_learned_functions_refuse_an_empty_calibration_set(name: ConfidenceName) -> None:
     empty = Predictions(np.zeros((0, 3), np.float32), np.zeros((0, 2), np.float32))
     with pytest.raises(TBALInputError, match=r"expected at least \d calibration points, got 0"):
         _build(name, 3).fit(empty, np.zeros(0, np.int64))

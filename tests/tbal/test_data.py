@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tbal.data import DataError, load_dataset, make_dataset, prepare_inputs
+from tests.tbal.synthetic import write_npz
 
 DATA_DIR = Path(os.environ.get("TBAL_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
@@ -75,9 +76,7 @@ def test_sst2_features_and_splits() -> None:
 
 
 def _npz(tmp_path: Path, **arrays: np.ndarray) -> Path:
-    path = tmp_path / "data.npz"
-    np.savez(path, **arrays)  # type: ignore[arg-type]
-    return path
+    return write_npz(tmp_path / "data.npz", **arrays)
 
 
 def _images(n: int = 6) -> np.ndarray:

@@ -126,6 +126,7 @@ def test_report_matches_independent_references() -> None:
     s_in, s_out = max_softmax_score(preds), max_softmax_score(predict(model, X_ood))
     labels = np.r_[np.ones(s_in.size), np.zeros(s_out.size)]
     assert report.ood_auroc == pytest.approx(roc_auc_score(labels, np.r_[s_in, s_out]), abs=1e-12)
+    assert report.fgsm_clean_accuracy is not None and report.fgsm_accuracy is not None  # fgsm_epsilon given
     assert report.fgsm_drop == pytest.approx(report.fgsm_clean_accuracy - report.fgsm_accuracy)
     assert report.fgsm_points == y_test.size and report.human_cross_entropy is None
     with_humans = evaluate_model(model, X_test, y_test, human=human, fgsm_epsilon=None)

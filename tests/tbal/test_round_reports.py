@@ -15,6 +15,7 @@ from tbal.models import build_model
 from tbal.training.aum import AUMRecorder, likely_mislabeled
 from tbal.training.margins import margins
 from tbal.training.train import one_hot
+from tbal.uncertainty import MCDropoutClassifier
 
 K = 3
 
@@ -98,6 +99,7 @@ def test_aum_of_an_mc_dropout_model_is_its_network_without_dropout() -> None:
     the model predicts with: the quantity Pleiss et al. track, at 1/T of the cost."""
     config = ModelConfig(name="mlp", hidden=(16,), dropout=0.3, uncertainty="mc-dropout", mc_passes=5)
     model = build_model(config, (4,), K, seed=0)
+    assert isinstance(model, MCDropoutClassifier)  # its backbone is the network that is trained
     x = torch.randn(30, 4, generator=torch.Generator().manual_seed(0))
     classes = torch.arange(30) % K
     recorder = AUMRecorder(x, classes)

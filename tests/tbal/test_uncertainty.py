@@ -13,7 +13,7 @@ import torch
 from tbal.confidence.kernel import KernelConfidence, kernel_score
 from tbal.config import ConfigError, ModelConfig, TrainConfig
 from tbal.errors import TBALInputError
-from tbal.models import Classifier, build_model
+from tbal.models import Classifier, ResNet, build_model
 from tbal.predictions import predict
 from tbal.training.train import one_hot
 from tbal.uncertainty import (
@@ -54,9 +54,10 @@ def _train(config: ModelConfig, X: np.ndarray, y: np.ndarray, train: TrainConfig
 
 def test_default_config_builds_the_plain_network() -> None:
     plain = build_model(ModelConfig(name="resnet"), (3, 32, 32), 10, seed=1)
-    assert type(plain).__name__ == "ResNet"
+    assert type(plain) is ResNet
     assert len(plain.stages) == 9  # ResNet-20: 3 blocks a stage
-    assert len(build_model(ModelConfig(name="resnet", resnet_blocks=1), (3, 32, 32), 10).stages) == 3
+    one_block = build_model(ModelConfig(name="resnet", resnet_blocks=1), (3, 32, 32), 10)
+    assert isinstance(one_block, ResNet) and len(one_block.stages) == 3
     with pytest.raises(ConfigError, match=r"needs model\.dropout > 0"):
         ModelConfig(uncertainty="mc-dropout")
 
