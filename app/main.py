@@ -14,7 +14,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Depends, FastAPI
 
 import tbal
-from app.api import items, predict, raw_items, system
+from app.api import predict, system
 from app.api.deps import require_api_key
 from app.dashboard import router as dashboard_router
 from app.db.base import utcnow
@@ -22,7 +22,9 @@ from app.db.session import make_engine, make_session_factory
 from app.errors import install_error_handlers
 from app.integrations.label_studio.router import router as label_studio_router
 from app.integrations.label_studio.sync import Syncer
-from app.jobs.service import resume_jobs
+from app.items import raw_router as raw_items_router
+from app.items import router as items_router
+from app.items.jobs_service import resume_jobs
 from app.labels import queue_router
 from app.labels import router as labels_router
 from app.metrics import Metrics
@@ -40,6 +42,19 @@ from app.state import AppState
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+API_ROUTERS = (
+    projects_router,
+    items_router,
+    raw_items_router,
+    labels_router,
+    queue_router,
+    rounds_router,
+    auto_labels_router,
+    predict,
+    keys_router,
+)
+"""The modules whose ``router`` is served under :data:`API_PREFIX` with an API key, in this order (the
+order of the OpenAPI document's paths)."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -91,10 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=state.metrics)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_api_key)])
-    api.include_router(projects_router.router)
-    for module in (items, raw_items, labels_router, queue_router, rounds_router, auto_labels_router, predict):
+    for module in API_ROUTERS:
         api.include_router(module.router)
-    api.include_router(keys_router.router)
     app.include_router(api)
     app.include_router(system.router)
     app.include_router(dashboard_router)

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     and are encoded in the background (``?background=true|false`` decides per request)."""
     ingest_job_batch: int = Field(default=512, ge=1, le=100_000)
     """Items in an ingest job's first batch, encoded and stored in one transaction (its progress moves
-    batch by batch); a cheap encoder's batches grow from there (``app.jobs.run.BatchSize``)."""
+    batch by batch); a cheap encoder's batches grow from there (``app.items.jobs_run.BatchSize``)."""
 
     round_time_limit_s: float = Field(default=6 * 3600.0, gt=0)
     round_stale_after_s: float = Field(default=600.0, gt=0)

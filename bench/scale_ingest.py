@@ -203,8 +203,8 @@ def _in_process(url: str, folder: Path, npy: Path, n: int, dim: int) -> dict[str
     project."""
     from app.db.models import Project
     from app.db.session import make_engine, make_session_factory
-    from app.repositories import items as items_repo
-    from app.services import ingest
+    from app.items import repository as items_repo
+    from app.items import service as ingest
     from app.settings import Settings
 
     part = folder / "staged.npy"

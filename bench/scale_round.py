@@ -127,11 +127,11 @@ def _one_size(args: argparse.Namespace, url: str, folder: Path, npy: Path, n: in
     import tbal.loop
     from app.db.models import Item, Project, Round
     from app.db.session import make_engine, make_session_factory
-    from app.repositories import items as items_repo
+    from app.items import repository as items_repo
+    from app.items import service as ingest
     from app.rounds import auto_labels_repository as auto_repo
     from app.rounds import liveness
     from app.rounds.run import execute_round
-    from app.services import ingest
     from app.settings import Settings
 
     settings = Settings(

@@ -129,9 +129,9 @@ def _service(
 
     from app.db.migrate import upgrade
     from app.db.session import make_engine, make_session_factory
+    from app.items import raw as raw_items
     from app.main import create_app
     from app.projects.keys_service import create_key
-    from app.services import raw_items
     from app.settings import Settings
     from tbal_client import TBALClient
 

@@ -1,5 +1,5 @@
 """``tbal.ingest_job(job_id)``: an ingest job (a large raw upload encoded / decoded in batches; see
-:mod:`app.jobs.run`), sent by the API to the ``gpu`` queue (CUDA when the worker has it: the encoders
+:mod:`app.items.jobs_run`), sent by the API to the ``gpu`` queue (CUDA when the worker has it: the encoders
 follow ``TBAL_TRAIN_DEVICE``, ``auto`` by default).
 
 The job function claims the job under a row lock and stores each batch with its bookkeeping in one
@@ -15,7 +15,7 @@ import logging
 
 from celery import Task, shared_task
 
-from app.jobs.service import INGEST_JOB_TASK
+from app.items.jobs_service import INGEST_JOB_TASK
 from worker.tasks import DURABLE_TASK, STALE_MARGIN_S, _tbal_app
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ def ingest_job(self: Task, job_id: int) -> None:
     """Run ingest job ``job_id`` (idempotent; see the module docstring)."""
     if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id <= 0:
         raise TypeError(f"{INGEST_JOB_TASK} expects a positive integer job id, got {job_id!r}")
-    from app.jobs.run import execute_job
+    from app.items.jobs_run import execute_job
 
     app = _tbal_app(self.app)
     status = execute_job(job_id, app.session_factory(), app.tbal_settings)

@@ -26,7 +26,7 @@ def unlabeled_pool(session: Session, project_id: int, *, n_pool: int, n_auto: in
     """Pool items with neither a human nor an auto-label (what the next round sees), given ``n_pool``
     (items of role pool) and ``n_auto`` (auto-labels of the project).
 
-    The same number as :func:`app.repositories.items.count_pool`, without its anti-join over every pool
+    The same number as :func:`app.items.repository.count_pool`, without its anti-join over every pool
     item: with P the pool items, A the auto-labeled and H the human-labeled ones,
     |P − (A ∪ H)| = |P| − (|A| − |A − P|) − |P ∩ H| + |P ∩ A ∩ H| (− the set difference), where every
     term but |P| and |A| is counted from the small sets: the items humans were asked about (validation,

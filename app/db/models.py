@@ -322,8 +322,9 @@ ACTIVE_JOB_STATUSES = ("queued", "running")
 
 class IngestJob(Claimed, Base):
     """A large upload of raw items (texts, image files) whose encoding / decoding runs as background work
-    (:mod:`app.jobs`). ``done`` counts the items handled so far (stored, skipped as known, or refused);
-    ``errors`` keeps the first refused items (``{"index", "item", "reason"}``), ``n_errors`` all of them."""
+    (:mod:`app.items.jobs_run`). ``done`` counts the items handled so far (stored, skipped as known, or
+    refused); ``errors`` keeps the first refused items (``{"index", "item", "reason"}``), ``n_errors`` all
+    of them."""
 
     __tablename__ = "ingest_jobs"
 
@@ -349,7 +350,7 @@ class IngestJob(Claimed, Base):
 
 class IngestJobChunk(Base):
     """Consecutive raw items of a job (``seq``: the first one's place in the upload; ``n`` of them,
-    serialised together in ``data``: :mod:`app.jobs.chunks`), stored durably when the upload is accepted
+    serialised together in ``data``: :mod:`app.items.jobs_chunks`), stored durably when the upload is accepted
     and deleted in the transaction that stores its items (or records why they were refused): what is
     left is what the job still has to do."""
 

@@ -25,13 +25,13 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.db.models import Project
 from app.errors import Invalid
+from app.items import repository as items_repo
+from app.items.arrays import from_bytes, layout_of
 from app.labels import repository as labels_repo
 from app.labels.queue_schemas import QueueItem, QueuePage, SimulateResult
 from app.labels.service import LabelValue, write_labels
 from app.projects import repository as projects_repo
 from app.projects.config import project_config
-from app.repositories import items as items_repo
-from app.services.arrays import from_bytes, layout_of
 from tbal.plan import draw_initial_sets
 
 

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.db.models import Project
 from app.errors import Invalid
+from app.items import repository as items_repo
 from app.labels import repository as labels_repo
 from app.labels.schemas import HumanLabelCreate, HumanLabelsCreate, LabelsResult
 from app.projects.classes import class_index
-from app.repositories import items as items_repo
 
 SUM_TOLERANCE = 1e-4
 VALIDATION_ROLES = ("validation", "removed")

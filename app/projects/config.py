@@ -64,7 +64,7 @@ SERVICE_ONLY = (
     "pixel_scale",
     "audit_size",
     "label_review_fraction",
-    "encoder",  # text projects and image backbones: checked by app.services.raw_items
+    "encoder",  # text projects and image backbones: checked by app.items.raw
     "image_shape",
 )
 NESTED = ("colander", "method_params")

@@ -6,12 +6,12 @@ from fastapi import APIRouter, Response, status
 
 from app.api.deps import CallerDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
+from app.items import raw as raw_items
 from app.projects import keys_repository as keys_repo
 from app.projects import repository as repo
 from app.projects import service
 from app.projects.keys_service import check_admin
 from app.projects.schemas import ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
-from app.services import raw_items
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 

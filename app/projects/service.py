@@ -12,16 +12,16 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project
 from app.errors import Conflict, Invalid, NotFound
+from app.items import raw as raw_items
+from app.items import repository as items_repo
 from app.labels import repository as labels_repo
 from app.labels.queue_service import redraw_open_sets
 from app.projects import repository as projects_repo
 from app.projects.config import base_config, build_config, project_config
 from app.projects.schemas import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
-from app.repositories import items as items_repo
 from app.rounds import auto_labels_repository as auto_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.service import budget_used
-from app.services import raw_items
 from tbal.config import TBALConfig, config_to_dict
 
 

@@ -3,7 +3,7 @@ to Celery workers.
 
 Both run :func:`app.rounds.run.execute_round`; only the round id travels. The Celery task's name,
 :data:`RUN_ROUND_TASK`, is defined here once (the worker registers its task under it). Other work (ingest
-jobs, :mod:`app.jobs.service`) goes the same way through :meth:`Dispatcher.send_work`, so that it
+jobs, :mod:`app.items.jobs_service`) goes the same way through :meth:`Dispatcher.send_work`, so that it
 runs where rounds run; underneath, :meth:`InProcessDispatcher.submit` (the pool, tracked by ``wait_idle``)
 and :meth:`CeleryDispatcher.send_task` (the Celery client) serve rounds and that work alike.
 """

@@ -11,15 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Item, Project, Round
+from app.items import raw as raw_items
+from app.items import repository as items_repo
+from app.items.arrays import Layout, from_bytes, layout_of, model_inputs, pixel_scale
 from app.labels import repository as labels_repo
 from app.projects.config import runtime_config
-from app.repositories import items as items_repo
 from app.rounds import auto_labels_repository as auto_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.claim import ClaimLost
 from app.rounds.planning import plan_for_round
-from app.services import raw_items
-from app.services.arrays import Layout, from_bytes, layout_of, model_inputs, pixel_scale
 from app.settings import Settings
 from tbal.config import TBALConfig
 from tbal.errors import TBALInputError
@@ -66,7 +66,7 @@ class LoadedRound:
     """The ``dataset`` guarantee's counts: human labels, earlier auto-labels and their certified mistakes."""
     inputs: dict[str, str] = field(default_factory=dict)
     """Issue 13 hook: how the stored features were made (``{"encoder": spec}`` for text projects), recorded
-    in the round's metrics beside its model version (app.services.raw_items.round_record)."""
+    in the round's metrics beside its model version (app.items.raw.round_record)."""
 
 
 def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings) -> LoadedRound:
@@ -146,7 +146,7 @@ def _check_counts(n_train: int, n_val: int, n_pool: int) -> None:
 
 def _input_scale(session: Session, project: Project, layout: Layout, *raws: np.ndarray) -> float | None:
     """The pixel divisor of the round: the project's ``pixel_scale`` when set; else the larger of what
-    the round's own arrays need (:func:`app.services.arrays.pixel_scale`: 16 for 4-bit images, else 255)
+    the round's own arrays need (:func:`app.items.arrays.pixel_scale`: 16 for 4-bit images, else 255)
     and what the project's last finished round used. So a 0..255 project whose remaining items happen to
     be dark (every pixel ≤ 16) keeps 255, and a model is never fed inputs on another scale than the
     rounds before (the scale is also saved in each round's artifact for prediction)."""

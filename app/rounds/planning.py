@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.db.models import Project
+from app.items import repository as items_repo
 from app.labels import repository as labels_repo
-from app.repositories import items as items_repo
 from app.rounds import repository as rounds_repo
 from tbal.config import TBALConfig
 from tbal.plan import RoundPlan, RunState, plan_round

@@ -1,5 +1,5 @@
 """SQL for rounds: creation, the claim under a row lock, progress, the final state, and the statements
-that read a round's inputs (streamed by :func:`app.repositories.items.load_rows`)."""
+that read a round's inputs (streamed by :func:`app.items.repository.load_rows`)."""
 
 from __future__ import annotations
 

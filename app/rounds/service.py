@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.db.models import Project, Round
 from app.errors import Conflict, NotFound, Unavailable
+from app.items import repository as items_repo
 from app.labels import repository as labels_repo
 from app.labels.queue_service import ensure_sets_drawn
 from app.projects.config import min_validation_labels, project_config
-from app.repositories import items as items_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.dispatch import Dispatcher
 from app.rounds.planning import plan_for_round

@@ -13,8 +13,8 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import utcnow
+from app.items import repository as items_repo
 from app.labels import repository as labels_repo
-from app.repositories import items as items_repo
 from app.rounds import auto_labels_repository as auto_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.claim import ClaimLost

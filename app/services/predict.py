@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project, Round
 from app.errors import Conflict, Invalid
+from app.items.arrays import Layout, json_batch, layout_of, model_inputs, pixel_scale
 from app.rounds import repository as rounds_repo
 from app.schemas.predict import Prediction, PredictRequest, PredictResponse
-from app.services.arrays import Layout, json_batch, layout_of, model_inputs, pixel_scale
 from tbal.round_report import RoundReport
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def _input_scale(
 ) -> float | None:
     """The pixel divisor the round's model was trained with: from its artifact; for an artifact saved
     before it held one, the round's report; for a round before that, the project's setting or the
-    batch's own range (:func:`app.services.arrays.pixel_scale`). None for features."""
+    batch's own range (:func:`app.items.arrays.pixel_scale`). None for features."""
     if layout.kind != "image":
         return None
     if artifacts.input_scale is not None:

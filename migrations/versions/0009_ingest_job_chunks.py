@@ -1,5 +1,5 @@
 """Ingest jobs stage their raw items in chunks: ``ingest_job_chunks`` holds consecutive items of a job
-serialised together (a few hundred a row: :mod:`app.jobs.chunks`) in place of ``ingest_job_items``' one
+serialised together (a few hundred a row: :mod:`app.items.jobs_chunks`) in place of ``ingest_job_items``' one
 row an item, so that staging, reading back and deleting cost per chunk.
 
 Items a job had staged under the old layout are converted (chunks of consecutive seqs, the same items),
@@ -18,7 +18,7 @@ from itertools import groupby
 import sqlalchemy as sa
 from alembic import op
 
-from app.jobs.chunks import Staged, group, pack, unpack
+from app.items.jobs_chunks import Staged, group, pack, unpack
 
 revision: str = "0009"
 down_revision: str | Sequence[str] | None = "0008"

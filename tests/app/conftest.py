@@ -296,7 +296,8 @@ def recorder(api: Api) -> Iterator[RecordingDispatcher]:
     state.dispatcher = real
 
 
-# Text projects (tests/app/test_raw_texts.py, test_ingest_jobs.py): a separable toy task of two word lists.
+# Text projects (tests/app/items/test_raw_texts.py, test_ingest_jobs.py): a separable toy task of two word
+# lists.
 WORDS = {
     "pos": "wonderful delightful moving superb brilliant charming joyful gripping",
     "neg": "dull tedious awful boring clumsy lifeless dreary painful",

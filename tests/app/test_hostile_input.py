@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import Invalid
-from app.services import npy_files
+from app.items import npy_files
 from app.settings import Settings
 from tests.app.conftest import TABLES, Api, blobs, count_rows
 

@@ -21,8 +21,8 @@ from app.db.base import Base
 from app.db.migrate import downgrade, upgrade
 from app.db.models import AutoLabel, IngestJob, Item, Project, Round
 from app.db.session import make_engine
-from app.jobs.chunks import Staged, unpack
-from app.jobs.run import execute_job
+from app.items.jobs_chunks import Staged, unpack
+from app.items.jobs_run import execute_job
 from app.settings import Settings
 from tests.app.conftest import POSTGRES_URL
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.bulk import encode_copy_rows, pg_timestamp
 from app.db.models import AutoLabel, GroundTruth, HumanLabel, Item, Round
-from app.repositories import items as items_repo
+from app.items import repository as items_repo
 from app.rounds import auto_labels_repository as auto_repo
 from tests.app.conftest import Api
 

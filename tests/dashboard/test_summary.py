@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import utcnow
 from app.db.models import AutoLabel, HumanLabel, Item, LabelQuery, Project, Round
-from app.repositories import items as items_repo
-from app.services.arrays import from_bytes, layout_of, model_inputs
+from app.items import repository as items_repo
+from app.items.arrays import from_bytes, layout_of, model_inputs
 from tbal.artifacts import load_artifacts
 from tbal.loop import score_points
 from tbal.metrics import expected_calibration_error, reliability_diagram

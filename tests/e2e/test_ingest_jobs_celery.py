@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.session import make_engine, make_session_factory
-from app.jobs.service import INGEST_JOB_TASK
+from app.items.jobs_service import INGEST_JOB_TASK
 from app.main import create_app
 from app.projects.keys_service import create_key
 from app.settings import Settings

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import worker.jobs  # noqa: F401  (registers tbal.ingest_job on every application)
 from app.db.base import utcnow
 from app.db.models import IngestJob
-from app.jobs.service import INGEST_JOB_TASK, JOB_QUEUE
+from app.items.jobs_service import INGEST_JOB_TASK, JOB_QUEUE
 from tests.worker.conftest import Client
 from worker.celery_app import TBALCelery
 

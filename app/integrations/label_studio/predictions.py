@@ -23,11 +23,11 @@ from app.db.models import LabelStudioConnection, Project
 from app.errors import Conflict, Invalid
 from app.integrations.label_studio import repository as repo
 from app.integrations.label_studio.label_config import ChoicesControl
+from app.items import repository as items_repo
+from app.items.arrays import from_bytes, layout_of, pixel_scale
 from app.labels import repository as labels_repo
 from app.labels.queue_service import ensure_sets_drawn
-from app.repositories import items as items_repo
 from app.schemas.predict import PredictItem, PredictRequest
-from app.services.arrays import from_bytes, layout_of, pixel_scale
 from app.services.predict import ArtifactCache, predict
 
 NO_MODEL_HINT = (

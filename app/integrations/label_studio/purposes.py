@@ -30,11 +30,11 @@ from app.db.models import Project
 from app.integrations.label_studio import repository as ls_repo
 from app.integrations.label_studio import votes
 from app.integrations.label_studio.schemas import LSExportTask
+from app.items import repository as items_repo
 from app.labels import repository as labels_repo
 from app.labels.queue_service import sets_open, undo_open_draw
 from app.projects import repository as projects_repo
 from app.projects.config import project_config
-from app.repositories import items as items_repo
 
 PURPOSE_KEY = "tbal_purpose"
 ROLE_OF = {"validation": "validation", "training": "train"}

@@ -10,7 +10,7 @@ The data key comes from the label config at ``/setup`` (the object tag that the 
   ``/data/local-files/?d=...``, or any URL on the connected Label Studio's host) from the connection's
   Label Studio URL with its stored access token, as the official ML-backend SDK does
   (``label_studio_sdk`` ``get_local_path``: ``Token`` or ``Bearer`` header, only to that host); a
-  presigned or public URL directly, without the token, through :func:`app.services.fetch.fetch_bytes`
+  presigned or public URL directly, without the token, through :func:`app.items.fetch.fetch_bytes`
   (non-public addresses refused unless ``TBAL_ALLOW_PRIVATE_URLS``, redirects checked hop by hop); a
   ``data:`` URI inline. It is decoded with Pillow
   to the project's input shape (:func:`tbal.encoders.images.decode_image`) and stored as uint8.
@@ -35,10 +35,10 @@ from sqlalchemy.orm import Session
 from app.db.models import LabelStudioConnection, Project
 from app.errors import DomainError, Invalid
 from app.integrations.label_studio.client import MAX_FILE_BYTES, LabelStudioClient
-from app.schemas.items import ItemCreate, ItemsCreate
-from app.services.fetch import fetch_bytes
-from app.services.ingest import ingest_json
-from app.services.raw_items import ingest_texts
+from app.items.fetch import fetch_bytes
+from app.items.raw import ingest_texts
+from app.items.schemas import ItemCreate, ItemsCreate
+from app.items.service import ingest_json
 from app.settings import Settings
 from tbal.encoders import text_problem
 
@@ -129,7 +129,7 @@ def create_items(
 
 
 def _ingest_texts(session: Session, project: Project, external_ids: list[str], texts: list[str]) -> int:
-    """The service's text ingestion (:func:`app.services.raw_items.ingest_texts`: texts stored, features
+    """The service's text ingestion (:func:`app.items.raw.ingest_texts`: texts stored, features
     encoded by the project's encoder), committed; items already there are left alone."""
     return ingest_texts(session, project, external_ids, texts).inserted
 

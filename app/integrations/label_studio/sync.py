@@ -46,10 +46,10 @@ from app.integrations.label_studio.predictions import load_items, ls_result, ope
 from app.integrations.label_studio.recording import import_export, read_export
 from app.integrations.label_studio.schemas import SyncResult
 from app.integrations.label_studio.tasks import external_id_of
+from app.items import repository as items_repo
 from app.labels import repository as labels_repo
 from app.labels.queue_service import ensure_sets_drawn
 from app.projects import repository as projects_repo
-from app.repositories import items as items_repo
 from app.rounds import repository as rounds_repo
 from app.settings import Settings
 
@@ -210,7 +210,7 @@ def _task_data(
     project's picture) also under the label config's data key when tbal knows it."""
     item_ids = [int(r.item_id) for r in rows]
     if project.data_kind == "text":
-        from app.repositories import item_texts
+        from app.items import texts_repository as item_texts
 
         texts = item_texts.texts_by_item_id(session, project.id, item_ids)
         key = connection.data_key or "text"

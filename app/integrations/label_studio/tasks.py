@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 from app.db.models import LabelStudioConnection, Project
 from app.errors import Invalid
 from app.integrations.label_studio.raw import RawOutcome, RawTask, raw_value
-from app.repositories import items as items_repo
-from app.schemas.items import ItemCreate, ItemsCreate
-from app.services.arrays import json_payload, layout_of
-from app.services.ingest import MAX_EXTERNAL_ID, ingest_json
+from app.items import repository as items_repo
+from app.items.arrays import json_payload, layout_of
+from app.items.schemas import ItemCreate, ItemsCreate
+from app.items.service import MAX_EXTERNAL_ID, ingest_json
 
 TASK_PREFIX = "ls-"
 

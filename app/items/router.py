@@ -9,11 +9,11 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import MetricsDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
-from app.api.uploads import UPLOAD_OPENAPI, receive_upload
 from app.errors import Invalid
-from app.repositories import items as repo
-from app.schemas.items import IngestResult, ItemPage, ItemRead, ItemsCreate
-from app.services import ingest
+from app.items import repository as repo
+from app.items import service as ingest
+from app.items.schemas import IngestResult, ItemPage, ItemRead, ItemsCreate
+from app.items.uploads import UPLOAD_OPENAPI, receive_upload
 
 router = APIRouter(prefix="/projects/{project_id}/items", tags=["items"])
 

@@ -10,13 +10,13 @@ Entry points for other parts of the service (the Label Studio integration create
 with them): :func:`ingest_texts` (external ids, strings, optional classes) and :func:`ingest_images`
 (named files). Both check every item first, then write everything in one transaction and commit (all or
 nothing), idempotent on external id like the array uploads: items whose id exists are skipped (and are
-not encoded again). Large uploads are stored first and encoded as a background job (:mod:`app.jobs`),
-which uses the same pieces item by item.
+not encoded again). Large uploads are stored first and encoded as a background job
+(:mod:`app.items.jobs_run`), which uses the same pieces item by item.
 """
 
 from __future__ import annotations
 
-from app.services.raw_items.archives import (
+from app.items.raw.archives import (
     IMAGE_SUFFIXES,
     MAX_ARCHIVE_BYTES,
     MAX_ARCHIVE_MEMBERS,
@@ -25,8 +25,8 @@ from app.services.raw_items.archives import (
     archive_images,
     is_archive,
 )
-from app.services.raw_items.checks import MAX_EXTERNAL_ID, require_kind
-from app.services.raw_items.encoders import (
+from app.items.raw.checks import MAX_EXTERNAL_ID, require_kind
+from app.items.raw.encoders import (
     check_encoder_allowed,
     check_project_settings,
     check_settings_change,
@@ -39,14 +39,14 @@ from app.services.raw_items.encoders import (
     takes_image_files,
     text_encoder,
 )
-from app.services.raw_items.images import (
+from app.items.raw.images import (
     DECODE_THREADS,
     MAX_PREDICT_FILES,
     fetch_images,
     ingest_images,
     predict_items_of_images,
 )
-from app.services.raw_items.texts import encode_texts, ingest_text_file, ingest_texts
+from app.items.raw.texts import encode_texts, ingest_text_file, ingest_texts
 from tbal.encoders.images import FORMATS, MAX_FILE_BYTES
 
 __all__ = [

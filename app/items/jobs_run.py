@@ -2,7 +2,7 @@
 
 1. Claim the job under a row lock: a job already final, or running elsewhere with a fresh heartbeat, is
    left alone (a message delivered twice runs it once).
-2. Batch by batch (whole staged chunks of items, in upload order: :mod:`app.jobs.chunks`; at least
+2. Batch by batch (whole staged chunks of items, in upload order: :mod:`app.items.jobs_chunks`; at least
    ``ingest_job_batch`` items at first, more for a cheap encoder: see :class:`BatchSize`): check each
    item, encode the texts (or decode the images, and run the backbone) of those whose external id is
    new, then in one transaction: delete the batch's staged chunks, add its counts and per-item errors
@@ -39,16 +39,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.base import utcnow
 from app.db.models import Project
 from app.errors import DomainError, Invalid
-from app.jobs import repository as jobs_repo
-from app.jobs.repository import Staged
+from app.items import jobs_repository as jobs_repo
+from app.items import repository as items_repo
+from app.items.arrays import layout_of
+from app.items.jobs_repository import Staged
+from app.items.raw.checks import check_id
+from app.items.raw.encoders import service_device, text_encoder
+from app.items.raw.images import decode_files, image_target, image_truth, store_images
+from app.items.raw.texts import check_text_item, encode_checked, write_texts
+from app.items.schemas import IngestResult
 from app.labels.queue_service import draw_deferred, redraw_open_sets
-from app.repositories import items as items_repo
-from app.schemas.items import IngestResult
-from app.services.arrays import layout_of
-from app.services.raw_items.checks import check_id
-from app.services.raw_items.encoders import service_device, text_encoder
-from app.services.raw_items.images import decode_files, image_target, image_truth, store_images
-from app.services.raw_items.texts import check_text_item, encode_checked, write_texts
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class BatchSize:
     ~0.1 ms) would otherwise pay every 512 items; a slow one (MiniLM on a CPU: ~30 ms a sentence)
     keeps the operator's size, and with it the job's progress steps and the work a crash loses.
     Not much more than that, though: a batch is written while the next one is encoded, and the writes
-    release the GIL (one statement a table on SQLite: :func:`app.repositories.items.insert_chunk`), so
+    release the GIL (one statement a table on SQLite: :func:`app.items.repository.insert_chunk`), so
     batches of ~50 ms keep both going, where one large batch is encoded first and then written with
     nothing beside it (20,000 hashed sentences grew to one batch of ~14,000 at 0.25 s; BENCHMARKS.md,
     "Raw uploads through ingest jobs")."""

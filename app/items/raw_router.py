@@ -23,21 +23,21 @@ from starlette.datastructures import UploadFile
 
 from app.api.deps import ArtifactsDep, DispatcherDep, MetricsDep, ProjectDep, SessionDep, SettingsDep
 from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
-from app.api.uploads import UPLOAD_OPENAPI, receive_upload
 from app.db.models import Project
 from app.errors import Invalid
-from app.jobs import service as jobs
+from app.items import jobs_service as jobs
+from app.items import raw as raw_items
+from app.items import texts_repository as texts_repo
+from app.items.jobs_schemas import JobPage, JobRead
+from app.items.raw import ImageFile
+from app.items.raw.texts import read_text_file, record_ids
+from app.items.raw_schemas import ImageUrlsCreate, TextItemsCreate, TextPage, TextRead, TextsPredict
+from app.items.schemas import IngestResult
+from app.items.uploads import UPLOAD_OPENAPI, receive_upload
 from app.metrics import Metrics
-from app.repositories import item_texts as texts_repo
 from app.rounds.dispatch import Dispatcher
-from app.schemas.items import IngestResult
-from app.schemas.jobs import JobPage, JobRead
 from app.schemas.predict import PredictItem, PredictRequest, PredictResponse
-from app.schemas.raw_items import ImageUrlsCreate, TextItemsCreate, TextPage, TextRead, TextsPredict
 from app.services import predict as predict_service
-from app.services import raw_items
-from app.services.raw_items import ImageFile
-from app.services.raw_items.texts import read_text_file, record_ids
 from app.settings import Settings
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["items"])

@@ -1,6 +1,6 @@
 """SQL of ingest jobs and their staged raw items.
 
-The staged items are chunks of consecutive items, one row each (:mod:`app.jobs.chunks`), written and
+The staged items are chunks of consecutive items, one row each (:mod:`app.items.jobs_chunks`), written and
 read in bulk without an ORM object a row: the upload's chunks by binary ``COPY`` (PostgreSQL) or
 ``executemany`` (SQLite) on the driver's cursor, a batch of whole chunks read as plain tuples, and
 deleted by the range of ``seq`` it covers.
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.db.bulk import append_rows
 from app.db.models import ACTIVE_JOB_STATUSES, IngestJob, IngestJobChunk
-from app.jobs.chunks import CHUNK_ITEMS, Staged, group, pack, unpack
+from app.items.jobs_chunks import CHUNK_ITEMS, Staged, group, pack, unpack
 
 STAGE_ROWS = 16
 """Chunks per ``executemany`` on SQLite (a chunk of images carries up to a few MB)."""
@@ -44,7 +44,7 @@ def add(session: Session, project_id: int, kind: str, total: int) -> IngestJob:
 
 def stage(session: Session, job_id: int, rows: Iterable[Staged], chunk_items: int = CHUNK_ITEMS) -> None:
     """Write the job's raw items (in upload order) in the caller's transaction, as chunks of at most
-    ``chunk_items`` items (:func:`app.jobs.chunks.group`) by :func:`app.db.bulk.append_rows`
+    ``chunk_items`` items (:func:`app.items.jobs_chunks.group`) by :func:`app.db.bulk.append_rows`
     (binary ``COPY`` on PostgreSQL, ``executemany`` on SQLite)."""
     values = ((job_id, part[0].seq, len(part), pack(part)) for part in group(rows, chunk_items))
     append_rows(

@@ -181,7 +181,7 @@ def test_bad_image_files_are_422_and_write_nothing(
 def test_a_zip_bomb_and_wrong_project_kind(
     api: Api, make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.services.raw_items import archives
+    from app.items.raw import archives
 
     pid = _project(make_project)
     monkeypatch.setattr(archives, "MAX_ARCHIVE_BYTES", 10_000)
@@ -257,7 +257,7 @@ def test_images_by_url(
 )  # fmt: skip
 def test_urls_to_non_public_addresses_are_refused(url: str) -> None:
     from app.errors import Invalid
-    from app.services.fetch import check_public_url
+    from app.items.fetch import check_public_url
 
     with pytest.raises(Invalid) as caught:
         check_public_url(url, "urls.0", allow_private=False)
@@ -367,7 +367,7 @@ def test_a_feature_project_of_a_frozen_backbone(
 def test_predict_payloads_of_image_files_for_an_image_project(cifar: Any) -> None:
     from app.db.models import Project
     from app.errors import Invalid
-    from app.services.raw_items import ImageFile, predict_items_of_images
+    from app.items.raw import ImageFile, predict_items_of_images
 
     X, _y = cifar
     project = Project(name="p", classes=CLASSES, data_kind="image", input_shape=[32, 32, 3], settings={})
@@ -383,7 +383,7 @@ def test_zip_members_read_as_zipfile_reads_them(compression: int, tmp_path: Path
     """Stored members are read straight from the archive (deflated ones through zipfile): the same bytes
     and names (empty and ``.`` parts dropped, hidden files skipped), from memory or a file, and a member
     whose bytes were damaged after the archive was written is refused by its name."""
-    from app.services.raw_items.archives import archive_images
+    from app.items.raw.archives import archive_images
 
     members = {"a/1.png": GOOD, "b//./2.JPG": b"\xff\xd8 not checked here", "a/.hidden.png": b"x"}
     buf = io.BytesIO()

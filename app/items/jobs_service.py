@@ -16,16 +16,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.db.base import utcnow
 from app.db.models import IngestJob, Project
 from app.errors import NotFound, Unavailable
-from app.jobs import repository as jobs_repo
-from app.jobs.chunks import CHUNK_ITEMS, Staged
-from app.jobs.run import execute_job, fail
+from app.items import jobs_repository as jobs_repo
+from app.items.jobs_chunks import CHUNK_ITEMS, Staged
+from app.items.jobs_run import execute_job, fail
+from app.items.jobs_schemas import JobError, JobRead
+from app.items.raw.archives import ImageFile
+from app.items.raw.checks import require_kind
+from app.items.raw.encoders import require_image_files
+from app.items.raw.images import image_ids, image_labels
+from app.items.raw.texts import Label, check_text_batch
 from app.rounds.dispatch import Dispatcher
-from app.schemas.jobs import JobError, JobRead
-from app.services.raw_items.archives import ImageFile
-from app.services.raw_items.checks import require_kind
-from app.services.raw_items.encoders import require_image_files
-from app.services.raw_items.images import image_ids, image_labels
-from app.services.raw_items.texts import Label, check_text_batch
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.db.models import Project
 from app.errors import Invalid
-from app.schemas.items import IngestResult
+from app.items.schemas import IngestResult
 
 MAX_EXTERNAL_ID = 255
 

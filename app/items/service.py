@@ -19,11 +19,8 @@ from sqlalchemy.orm import Session
 from app.db.base import utcnow
 from app.db.models import Project
 from app.errors import Invalid
-from app.labels.queue_service import redraw_open_sets
-from app.projects.classes import class_index
-from app.repositories import items as items_repo
-from app.schemas.items import IngestResult, ItemsCreate
-from app.services.arrays import (
+from app.items import repository as items_repo
+from app.items.arrays import (
     Layout,
     check_array,
     check_shape,
@@ -32,7 +29,10 @@ from app.services.arrays import (
     rows_per_chunk,
     to_storage,
 )
-from app.services.npy_files import ArrayHeader, open_npy, open_npz, sniff
+from app.items.npy_files import ArrayHeader, open_npy, open_npz, sniff
+from app.items.schemas import IngestResult, ItemsCreate
+from app.labels.queue_service import redraw_open_sets
+from app.projects.classes import class_index
 from app.text import MAX_EXTERNAL_ID, MAX_ID_PREFIX, check_text, text_problem
 
 UPLOAD_ARRAYS = ("X", "external_ids", "y")
@@ -71,7 +71,7 @@ def ingest_file(
     """Ingest an uploaded file: a .npy array X, or an .npz with ``X`` and optional ``external_ids``
     (strings) and ``y`` (ground-truth class indices, -1 for unknown). Without ``external_ids``, row i
     gets the id ``<id_prefix><i>``, so re-sending the same file adds nothing twice. Each array's header
-    is checked before its data are read (see :mod:`app.services.npy_files`)."""
+    is checked before its data are read (see :mod:`app.items.npy_files`)."""
     layout = layout_of(project)
     check_text(id_prefix, "id_prefix", min_length=0, max_length=MAX_ID_PREFIX)
 

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.bulk import ID_CHUNK
 from app.db.models import Project
-from app.repositories import items as items_repo
-from app.services.raw_items import images as raw_images
-from app.services.raw_items.texts import write_texts
+from app.items import repository as items_repo
+from app.items.raw import images as raw_images
+from app.items.raw.texts import write_texts
 from tests.app.conftest import text_project
 
 MakeProject = Callable[..., dict[str, Any]]

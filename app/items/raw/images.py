@@ -2,8 +2,8 @@
 (its features stored): decoded by Pillow to the project's shape (:func:`tbal.encoders.images.decode_image`).
 
 :func:`ingest_images` is the synchronous way (every file decoded before anything is written; a bad one is
-a 422 naming it, nothing stored). Background jobs (:mod:`app.jobs`) use the same pieces item by item:
-:func:`image_target`, :func:`decode_files`, :func:`image_truth` and :func:`store_images`.
+a 422 naming it, nothing stored). Background jobs (:mod:`app.items.jobs_run`) use the same pieces item by
+item: :func:`image_target`, :func:`decode_files`, :func:`image_truth` and :func:`store_images`.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project
 from app.errors import Invalid
+from app.items import repository as items_repo
+from app.items.arrays import layout_of
+from app.items.fetch import fetch_bytes
+from app.items.raw.archives import ImageFile
+from app.items.raw.checks import check_id, upload_result
+from app.items.raw.encoders import image_encoder, require_image_files
+from app.items.schemas import IngestResult
+from app.items.service import _check_unique, _store
 from app.projects.classes import class_index
-from app.repositories import items as items_repo
-from app.schemas.items import IngestResult
-from app.services.arrays import layout_of
-from app.services.fetch import fetch_bytes
-from app.services.ingest import _check_unique, _store
-from app.services.raw_items.archives import ImageFile
-from app.services.raw_items.checks import check_id, upload_result
-from app.services.raw_items.encoders import image_encoder, require_image_files
 from tbal.encoders.backbone import ImageBackboneEncoder
 from tbal.encoders.images import ImageError, decode_image
 
@@ -168,7 +168,7 @@ def fetch_images(
     urls: Sequence[str], names: Sequence[str], *, max_bytes: int, timeout_s: float, allow_private: bool
 ) -> list[ImageFile]:
     """Fetch image files by URL (public addresses only unless ``allow_private``; see
-    :mod:`app.services.fetch`), each named by ``names`` (422 on ``urls.<i>`` for one that fails)."""
+    :mod:`app.items.fetch`), each named by ``names`` (422 on ``urls.<i>`` for one that fails)."""
     return [
         ImageFile(name, fetch_bytes(url, f"urls.{i}", max_bytes=max_bytes, timeout_s=timeout_s,
                                     allow_private=allow_private))

@@ -3,7 +3,7 @@ stored in ``items.data`` exactly as a feature project's (rounds, predictions and
 project as a feature project); the string itself goes to ``item_texts`` in the same transaction.
 
 :func:`ingest_texts` is the synchronous way (every text checked first, then encoded and written in one
-transaction: all or nothing). Background jobs (:mod:`app.jobs`) use the same pieces item by item:
+transaction: all or nothing). Background jobs (:mod:`app.items.jobs_run`) use the same pieces item by item:
 :func:`check_text_item` and :func:`store_texts`.
 """
 
@@ -17,14 +17,14 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Project
 from app.errors import Invalid
+from app.items import repository as items_repo
+from app.items import texts_repository as texts_repo
+from app.items.arrays import layout_of
+from app.items.raw.checks import check_id, require_kind, upload_result
+from app.items.raw.encoders import text_encoder
+from app.items.schemas import IngestResult
+from app.items.service import _check_unique, _store
 from app.projects.classes import class_index
-from app.repositories import item_texts as texts_repo
-from app.repositories import items as items_repo
-from app.schemas.items import IngestResult
-from app.services.arrays import layout_of
-from app.services.ingest import _check_unique, _store
-from app.services.raw_items.checks import check_id, require_kind, upload_result
-from app.services.raw_items.encoders import text_encoder
 from tbal.encoders import TextEncoder, text_problem
 from tbal.errors import DataError
 from tbal.text_files import TextRecords, read_text_records

@@ -19,10 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-import app.jobs.run as job_run
-from app.jobs import repository as jobs_repo
-from app.jobs.chunks import Staged, pack, unpack
-from app.jobs.run import execute_job
+import app.items.jobs_run as job_run
+from app.items import jobs_repository as jobs_repo
+from app.items.jobs_chunks import Staged, pack, unpack
+from app.items.jobs_run import execute_job
 from app.main import create_app
 from app.projects.keys_service import create_key
 from app.settings import Settings

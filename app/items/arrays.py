@@ -40,7 +40,7 @@ class Layout:
 
 
 def layout_of(project: Project) -> Layout:
-    # A text project stores its encoder's features (app.services.raw_items): the layout of a feature project.
+    # A text project stores its encoder's features (app.items.raw): the layout of a feature project.
     kind = "features" if project.data_kind == "text" else project.data_kind
     return Layout(kind, tuple(int(s) for s in project.input_shape))
 
