@@ -16,7 +16,8 @@ from app.db.session import make_engine, make_session_factory
 from app.main import create_app
 from app.projects.keys_service import create_key
 from app.settings import Settings
-from tbal_client import TBALClient
+from tbal_client import ProjectCounts, TBALClient
+from tests.in_process import as_httpx_client
 
 FAST_SETTINGS = {
     "delta_schedule": "uniform",  # every round may auto-label (the default certifies in the last one)
@@ -44,6 +45,13 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
     data = load_digits()
     return (data.data / 16.0).astype(np.float32), data.target.astype(np.int64)
+
+
+def project_counts(tb: TBALClient, project_id: int) -> ProjectCounts:
+    """A project's counts: ``GET /projects/{id}`` sends them (creating, updating and listing do not)."""
+    counts = tb.get_project(project_id).counts
+    assert counts is not None, f"project {project_id} came back without its counts"
+    return counts
 
 
 @pytest.fixture
@@ -74,7 +82,7 @@ def api_key(service_settings: Settings) -> str:
 def tb(service_settings: Settings, api_key: str) -> Iterator[TBALClient]:
     """The typed client over the app in process (the key is given to the client, not the TestClient)."""
     with TestClient(create_app(service_settings)) as http:
-        yield TBALClient(http=http, key=api_key)
+        yield TBALClient(http=as_httpx_client(http), key=api_key)
 
 
 @pytest.fixture(scope="module")

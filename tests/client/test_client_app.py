@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tbal_client import APIError, Label, Round, TBALClient
-from tests.client.conftest import FAST_SETTINGS, digits
+from tests.client.conftest import FAST_SETTINGS, digits, project_counts
 
 
 def test_a_project_driven_through_the_client(tb: TBALClient, tmp_path: Path) -> None:
@@ -42,7 +42,7 @@ def test_a_project_driven_through_the_client(tb: TBALClient, tmp_path: Path) -> 
     assert chunks == [(500, 1797), (1000, 1797), (1500, 1797), (1797, 1797)]
     again = tb.upload_items(project.id, X[:600], external_ids=ids[:600], chunk_rows=250)
     assert (again.inserted, again.skipped) == (0, 600)
-    assert tb.get_project(project.id).counts.items == 1797  # type: ignore[union-attr]
+    assert project_counts(tb, project.id).items == 1797
 
     with pytest.raises(APIError) as info:
         tb.create_project("digits-client", classes=["a", "b"], data_kind="features", input_shape=[2])
@@ -97,7 +97,7 @@ def test_a_project_driven_through_the_client(tb: TBALClient, tmp_path: Path) -> 
     assert threes == [a for a in small if a.label == 3 and a.confidence >= 0.99]
 
     humans = list(tb.iter_human_labels(project.id))
-    assert len(humans) == tb.get_project(project.id).counts.human_labels  # type: ignore[union-attr]
+    assert len(humans) == project_counts(tb, project.id).human_labels
     assert not {h.item_id for h in humans} & {a.item_id for a in small}
     soft = [h for h in humans if h.votes]
     assert soft and all(

@@ -20,7 +20,7 @@ import pytest
 from examples.demo import Server, create_api_key, free_port, start_server
 from tbal_client import TBALClient
 from tbal_client.cli import EXIT_BAD_INPUT, EXIT_DONE, EXIT_OK, EXIT_SERVICE, build_parser
-from tests.client.conftest import FAST_SETTINGS, digits
+from tests.client.conftest import FAST_SETTINGS, digits, project_counts
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -131,7 +131,7 @@ def test_a_whole_project_from_the_shell(server: tuple[Server, str], tmp_path: Pa
         done = tbal(["export", "--format", "manifest", "--out", "out/labels.manifest"], env, tmp_path)
         assert done.returncode == EXIT_OK, done.stderr
         manifest = (tmp_path / "out" / "labels.manifest").read_text().splitlines()
-        assert len(manifest) == tb.get_project(int(pid)).counts.human_labels + len(auto)  # type: ignore[union-attr]
+        assert len(manifest) == project_counts(tb, int(pid)).human_labels + len(auto)
 
         shown = json.loads(tbal(["project", "show", pid], env, tmp_path).stdout)
         assert shown["counts"]["auto_labels"] == len(auto)

@@ -16,6 +16,7 @@ from app.settings import Settings
 from tbal_client import TBALClient
 from tbal_client.jobs import Job, JobFailed
 from tests.client.openapi_checks import API, Schema, answer_schema, assert_reads_match
+from tests.in_process import as_httpx_client
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def small_tb(service_settings: Settings, api_key: str) -> Iterator[TBALClient]:
     """The client over a service that makes a job of any upload of more than 5 items."""
     settings = service_settings.model_copy(update={"sync_ingest_max_items": 5, "ingest_job_batch": 4})
     with TestClient(create_app(settings)) as http:
-        yield TBALClient(http=http, key=api_key, sleep=lambda s: time.sleep(min(s, 0.02)))
+        yield TBALClient(http=as_httpx_client(http), key=api_key, sleep=lambda s: time.sleep(min(s, 0.02)))
 
 
 def test_the_job_answer_is_what_the_client_reads(spec: Schema) -> None:

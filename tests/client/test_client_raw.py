@@ -15,6 +15,7 @@ import tbal_client.cli as cli
 from app.settings import Settings
 from tbal.encoders import make_text_encoder
 from tbal_client import APIError, TBALClient, TextFileError, find_images
+from tests.client.conftest import project_counts
 
 
 def _text_project(tb: TBALClient, name: str = "texts") -> int:
@@ -83,7 +84,7 @@ def test_images_from_a_folder_with_globs(
     monkeypatch.setattr(cli, "_client", lambda args: tb)
     argv = ["items", "upload", "--project", str(project.id), "--images", str(tmp_path / "imgs")]
     assert cli.main([*argv, "--glob", "cat/*.png", "--labels-from-folders"]) == cli.EXIT_OK
-    assert tb.get_project(project.id).counts.items == 3
+    assert project_counts(tb, project.id).items == 3
     assert cli.main([*argv, "--labels-from-folders"]) == cli.EXIT_OK
     items = list(tb.iter_items(project.id))
     assert sorted(i["external_id"] for i in items) == sorted(written)

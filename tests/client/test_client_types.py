@@ -32,6 +32,7 @@ from tbal_client import APIError, Label, TBALClient
 from tbal_client.text_files import MAX_TEXT_CHARS, TextFileError
 from tbal_client.text_files import read_text_records as client_reader
 from tests.client.openapi_checks import API, Schema, answer_schema, assert_reads_match, keys_read, resolve
+from tests.in_process import as_httpx_client
 
 
 def test_the_source_walk_finds_what_a_method_reads() -> None:
@@ -134,7 +135,7 @@ def schema_problems(spec: Schema, schema: Schema, value: Any, where: str = "body
     unions: at least one option fits). Types of scalars are left to the server's tests."""
     schema = resolve(spec, schema)
     if "anyOf" in schema or "oneOf" in schema:
-        options = schema.get("anyOf") or schema.get("oneOf")
+        options: list[Schema] = schema.get("anyOf") or schema.get("oneOf") or []
         fits = [schema_problems(spec, option, value, where) for option in options]
         return [] if any(not f for f in fits) else [f"{where}: fits no option ({fits})"]
     if isinstance(value, dict) and schema.get("properties") is not None:
@@ -166,7 +167,7 @@ def recorded(service_settings: Settings, api_key: str) -> Iterator[tuple[TBALCli
     sent: list[httpx.Request] = []
     with TestClient(create_app(service_settings)) as http:
         http.event_hooks["request"].append(sent.append)
-        yield TBALClient(http=http, key=api_key), sent
+        yield TBALClient(http=as_httpx_client(http), key=api_key), sent
 
 
 def test_the_bodies_the_client_sends_fit_the_request_schemas(
@@ -179,7 +180,8 @@ def test_the_bodies_the_client_sends_fit_the_request_schemas(
     tb.update_settings(project.id, {"label_budget": 500})
     rng = np.random.default_rng(0)
     tb.upload_items(project.id, rng.random((12, 4)).astype(np.float32), ground_truth=rng.integers(0, 3, 12))
-    tb.post_labels(project.id, {"0": "a", "1": 2})
+    by_name_or_index: dict[str, int | str] = {"0": "a", "1": 2}
+    tb.post_labels(project.id, by_name_or_index)
     tb.post_labels(
         project.id,
         [
