@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from fastapi.testclient import TestClient
+    import httpx
 
     from worker.celery_app import TBALCelery
 
@@ -207,7 +207,7 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
             worker.wait(10)
 
 
-def digits_project_ready(client: TestClient, name: str, settings: dict[str, Any]) -> int:
+def digits_project_ready(client: httpx.Client, name: str, settings: dict[str, Any]) -> int:
     """A digits project (``settings``) made through ``client``, its items uploaded and its first queue
     answered from their ground truth."""
     from examples.demo import API, load_digits_data, upload_items

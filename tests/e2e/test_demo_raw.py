@@ -8,6 +8,7 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from examples.raw_data import RawDataError, load_images, load_texts
 from tests.e2e.conftest import ROOT, service_env
 
 
-def _csv(path: Path, header: list[str], rows: list[list[object]]) -> Path:
+def _csv(path: Path, header: list[str], rows: Sequence[Sequence[object]]) -> Path:
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -42,6 +43,7 @@ from tests.e2e.conftest import (
     stop_worker,
     worker_env,
 )
+from tests.in_process import as_httpx_client
 from worker.celery_app import GPU_QUEUE, RUN_ROUND_TASK, TBALCelery, make_celery
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
@@ -52,7 +54,7 @@ STALE_AFTER_S = 5
 @dataclass
 class Stack:
     settings: Settings
-    client: TestClient
+    client: httpx.Client  # the TestClient over the app (see as_httpx_client)
     celery: TBALCelery
     factory: sessionmaker[Session]
     worker: subprocess.Popen[bytes]
@@ -88,7 +90,7 @@ def stack(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
     try:
         with TestClient(create_app(settings)) as client:
             client.headers["Authorization"] = f"Bearer {secret}"
-            yield Stack(settings, client, celery, factory, worker, log_path)
+            yield Stack(settings, as_httpx_client(client), celery, factory, worker, log_path)
     finally:
         stop_worker(worker)
         celery.close()

@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -39,6 +40,7 @@ from tests.e2e.conftest import (  # noqa: F401  (postgres_url, redis_url: fixtur
     stop_worker,
     worker_env,
 )
+from tests.in_process import as_httpx_client
 from tests.worker.conftest import Client, queued_round, table_counts
 from worker.celery_app import make_celery, reap_stale_rounds_on_start
 
@@ -162,7 +164,7 @@ def real_stack(
     postgres_url: str,  # noqa: F811
     redis_url: str,  # noqa: F811
     tmp_path: Path,
-) -> Iterator[tuple[TestClient, Settings, dict[str, str], sessionmaker[Session]]]:
+) -> Iterator[tuple[httpx.Client, Settings, dict[str, str], sessionmaker[Session]]]:
     settings = Settings(
         database_url=postgres_url,
         broker_url=redis_url,
@@ -180,7 +182,7 @@ def real_stack(
     try:
         with TestClient(create_app(settings)) as http:
             http.headers["Authorization"] = f"Bearer {secret}"
-            yield http, settings, env, factory
+            yield as_httpx_client(http), settings, env, factory
     finally:
         engine.dispose()
         # The killed worker's message stays unacknowledged for the visibility timeout: drop it, so that
@@ -194,7 +196,7 @@ def real_stack(
 @pytest.mark.redis
 @pytest.mark.slow
 def test_a_whole_worker_killed_mid_round_blocks_nothing_and_loses_nothing(
-    real_stack: tuple[TestClient, Settings, dict[str, str], sessionmaker[Session]], tmp_path: Path
+    real_stack: tuple[httpx.Client, Settings, dict[str, str], sessionmaker[Session]], tmp_path: Path
 ) -> None:
     from examples.demo import API, fetch_all, wait_round
 
