@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -86,7 +87,8 @@ def test_the_demo_takes_raw_data_and_its_settings(tmp_path: Path) -> None:
         load_data(bad, build_parser().parse_args(["--data", str(bad)]))
 
 
-def _demo(tmp_path: Path, name: str, *extra: str) -> dict[str, object]:
+def _demo(tmp_path: Path, name: str, *extra: str) -> dict[str, Any]:
+    """The demo's JSON report of a run (project, rounds, evaluation) as it wrote it."""
     out = tmp_path / f"{name}.json"
     command = [sys.executable, "-m", "examples.demo", "--quick", "--port", "0"]
     done = subprocess.run(
@@ -126,9 +128,9 @@ def test_the_demo_runs_on_a_csv_of_text(tmp_path: Path, shared_data: Path) -> No
         tmp_path / "sst2.csv", ["sentence", "label"], [[t, names[v]] for t, v in zip(texts, y, strict=True)]
     )
     run = _demo(tmp_path, "text", "--data", str(sst2), "--encoder", "hashing:128", *SMALL)
-    assert run["project"]["data_kind"] == "text" and run["project"]["input_shape"] == [128]  # type: ignore[index]
-    assert run["rounds"] and all(r["status"] == "succeeded" for r in run["rounds"])  # type: ignore[attr-defined]
-    assert run["evaluation"]["n_items"] == 800  # type: ignore[index]
+    assert run["project"]["data_kind"] == "text" and run["project"]["input_shape"] == [128]
+    assert run["rounds"] and all(r["status"] == "succeeded" for r in run["rounds"])
+    assert run["evaluation"]["n_items"] == 800
 
 
 @pytest.mark.slow
@@ -148,7 +150,7 @@ def test_the_demo_runs_on_an_image_folder(tmp_path: Path, shared_data: Path) -> 
         *SMALL,
     )
     project = run["project"]
-    assert project["data_kind"] == "image" and project["input_shape"] == [32, 32, 3]  # type: ignore[index]
-    assert project["classes"] == ["airplane", "automobile"]  # type: ignore[index]
-    assert run["rounds"] and all(r["status"] == "succeeded" for r in run["rounds"])  # type: ignore[attr-defined]
-    assert run["evaluation"]["n_items"] == 600  # type: ignore[index]
+    assert project["data_kind"] == "image" and project["input_shape"] == [32, 32, 3]
+    assert project["classes"] == ["airplane", "automobile"]
+    assert run["rounds"] and all(r["status"] == "succeeded" for r in run["rounds"])
+    assert run["evaluation"]["n_items"] == 600

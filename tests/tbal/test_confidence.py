@@ -104,11 +104,14 @@ def test_make_confidence_builds_each_name_with_its_hyperparameters() -> None:
         dirichlet_reg=0.5,
         colander=ColanderConfig(lam=3.0),
     )
-    assert make_confidence(config, 3).points_per_bin == 42  # type: ignore[attr-defined]
+    histogram = make_confidence(config, 3)
+    assert isinstance(histogram, HistogramBinning) and histogram.points_per_bin == 42
     sb = make_confidence(dataclasses.replace(config, name="scaling-binning"), 3)
-    assert sb.n_bins == 7  # type: ignore[attr-defined]
-    assert make_confidence(dataclasses.replace(config, name="dirichlet"), 3).reg == 0.5  # type: ignore[attr-defined]
-    assert make_confidence(dataclasses.replace(config, name="colander"), 3).config.lam == 3.0  # type: ignore[attr-defined]
+    assert isinstance(sb, ScalingBinning) and sb.n_bins == 7
+    dirichlet = make_confidence(dataclasses.replace(config, name="dirichlet"), 3)
+    assert isinstance(dirichlet, DirichletCalibration) and dirichlet.reg == 0.5
+    colander = make_confidence(dataclasses.replace(config, name="colander"), 3)
+    assert isinstance(colander, Colander) and colander.config.lam == 3.0
 
 
 def test_make_confidence_rejects_an_unknown_name_listing_the_valid_ones() -> None:

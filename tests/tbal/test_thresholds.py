@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import beta
 
-from tbal.config import ThresholdConfig
+from tbal.config import BoundName, GuaranteeName, ThresholdConfig
 from tbal.errors import TBALInputError
 from tbal.thresholds import ThresholdResult, auto_label_mask, estimate_thresholds
 from tests.tbal.simulated_scores import A_K, B_K, true_errors
@@ -309,10 +309,10 @@ def test_all_correct_takes_every_point_and_all_wrong_takes_none(cfg: ThresholdCo
 
 @pytest.mark.parametrize("bound", ["valid", "hoeffding"])
 @pytest.mark.parametrize("guarantee", ["per-class", "pooled"])
-def test_tiny_epsilon_certifies_nothing(bound: str, guarantee: str) -> None:
+def test_tiny_epsilon_certifies_nothing(bound: BoundName, guarantee: GuaranteeName) -> None:
     rng = np.random.default_rng(3)
     s, yhat = rng.random(3000), rng.integers(0, 3, 3000)
-    cfg = ThresholdConfig(bound=bound, guarantee=guarantee, epsilon=1e-5)  # type: ignore[arg-type]
+    cfg = ThresholdConfig(bound=bound, guarantee=guarantee, epsilon=1e-5)
     r = estimate_thresholds(s, yhat, np.ones(3000, dtype=bool), 3, cfg)
     assert np.isinf(r.thresholds).all()
     # the paper rule has no n in its bound: with a mistake in every region it certifies nothing either
