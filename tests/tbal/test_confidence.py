@@ -10,6 +10,7 @@ import dataclasses
 import itertools
 import math
 import pickle
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -158,9 +159,9 @@ def test_make_confidence_rejects_too_few_classes() -> None:
         lambda: Colander(3, {"lam": 1.0}),  # type: ignore[arg-type]
     ],
 )
-def test_hyperparameters_are_checked_in_init(build: object) -> None:
+def test_hyperparameters_are_checked_in_init(build: Callable[[], object]) -> None:
     with pytest.raises(ConfigError):
-        build()  # type: ignore[operator]
+        build()
 
 
 # --- the shared contract -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tbal.config import ConfigError, ModelConfig
+from tbal.config import ConfigError, ModelConfig, ModelName
 from tbal.models import (
     CNN,
     MLP,
@@ -47,8 +47,8 @@ def _same(a: nn.Module, b: nn.Module) -> bool:
         ("resnet", (1, 8, 8), ResNet, 64),
     ],
 )
-def test_output_shapes(name: str, shape: tuple[int, ...], cls: type, feature_dim: int) -> None:
-    model = build_model(ModelConfig(name=name, hidden=(16, 30)), shape, 5, seed=0)  # type: ignore[arg-type]
+def test_output_shapes(name: ModelName, shape: tuple[int, ...], cls: type, feature_dim: int) -> None:
+    model = build_model(ModelConfig(name=name, hidden=(16, 30)), shape, 5, seed=0)
     assert isinstance(model, cls) and isinstance(model, Classifier)
     assert model.num_classes == 5 and model.feature_dim == feature_dim and model.input_shape == shape
     model.eval()
@@ -99,9 +99,9 @@ def test_lenet_on_small_images_equals_lenet_on_resized_images() -> None:
         ("auto", (3, 4, 4, 4), r"\(d,\) or \(C, H, W\)"),
     ],
 )
-def test_models_that_do_not_fit_raise(name: str, shape: tuple[int, ...], message: str) -> None:
+def test_models_that_do_not_fit_raise(name: ModelName, shape: tuple[int, ...], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        build_model(ModelConfig(name=name), shape, 3)  # type: ignore[arg-type]
+        build_model(ModelConfig(name=name), shape, 3)
 
 
 def test_bad_sizes_raise() -> None:
@@ -112,15 +112,15 @@ def test_bad_sizes_raise() -> None:
 
 
 @pytest.mark.parametrize("name", ["mlp", "lenet5", "cnn", "resnet"])
-def test_same_seed_same_weights_and_no_global_rng(name: str) -> None:
+def test_same_seed_same_weights_and_no_global_rng(name: ModelName) -> None:
     shape = (12,) if name == "mlp" else (3, 32, 32)
     torch.manual_seed(123)
     before = torch.random.get_rng_state()
-    a = build_model(ModelConfig(name=name), shape, 4, seed=7)  # type: ignore[arg-type]
+    a = build_model(ModelConfig(name=name), shape, 4, seed=7)
     assert torch.equal(before, torch.random.get_rng_state())  # the global RNG was not drawn from
     torch.manual_seed(999)  # a different global state must not matter
-    b = build_model(ModelConfig(name=name), shape, 4, seed=7)  # type: ignore[arg-type]
-    c = build_model(ModelConfig(name=name), shape, 4, seed=8)  # type: ignore[arg-type]
+    b = build_model(ModelConfig(name=name), shape, 4, seed=7)
+    c = build_model(ModelConfig(name=name), shape, 4, seed=8)
     assert _same(a, b)
     assert not _same(a, c)
 
