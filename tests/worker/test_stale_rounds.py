@@ -30,6 +30,7 @@ from app.db.models import Round
 from app.db.session import make_engine, make_session_factory
 from app.main import create_app
 from app.projects.keys_service import create_key
+from app.rounds.load import LoadedRound
 from app.settings import Settings
 from tests.e2e.conftest import (  # noqa: F401  (postgres_url, redis_url: fixtures)
     DIGITS_SETTINGS,
@@ -134,22 +135,22 @@ def test_a_late_write_of_a_reaped_round_writes_nothing(
 
     original = runner.load_round
 
-    def slow_load(round_id: int, factory: sessionmaker[Session], s: Settings) -> Any:
-        loaded = original(round_id, factory, s)
+    def slow_load(round_id: int, factory: sessionmaker[Session], settings: Settings) -> LoadedRound:
+        loaded = original(round_id, factory, settings)
         with factory() as session:
             # One transaction: the row stays locked from the update to the reaper's commit, so the runner's
             # heartbeat thread cannot refresh it in between (it did, now and then, under load).
             session.execute(
                 update(Round).where(Round.id == round_id).values(heartbeat_at=utcnow() - timedelta(hours=1))
             )
-            assert reap_stale_rounds(session, s) == [round_id]
+            assert reap_stale_rounds(session, settings) == [round_id]
         return loaded
 
-    runner.load_round = slow_load  # type: ignore[assignment]
+    runner.load_round = slow_load
     try:
         execute_round(rid, session_factory, settings)
     finally:
-        runner.load_round = original  # type: ignore[assignment]
+        runner.load_round = original
     body = client.get(f"/api/v1/rounds/{rid}").json()
     assert body["status"] == "failed" and "worker lost" in body["error"]
     assert table_counts(session_factory)["auto_labels"] == 0
