@@ -75,11 +75,18 @@ def client_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_wheel(copy_tree(("client",), work / "src") / "client", work / "dist")
 
 
+def _requirement_name(requirement: str) -> str:
+    """The distribution name a Requires-Dist line starts with, lower-cased."""
+    name = re.match(r"[A-Za-z0-9_.-]+", requirement)
+    assert name is not None, f"no distribution name at the start of {requirement!r}"
+    return name.group(0).lower()
+
+
 def test_the_client_wheel_requires_httpx_and_numpy_only(client_wheel: Path) -> None:
     metadata = Parser().parsestr(dist_info(client_wheel, "METADATA"))
     assert metadata["Name"] == "tbal-client"
     requires = metadata.get_all("Requires-Dist") or []
-    names = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in requires}  # type: ignore[union-attr]
+    names = {_requirement_name(r) for r in requires}
     assert names == {"httpx", "numpy"}, requires
     for requirement in requires:  # ranges: a floor and a ceiling, so a major release cannot break it
         assert ">=" in requirement and "<" in requirement.replace("<=", ""), requirement

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TBAL_TEST_ARTIFACTS", ROOT / "var" / "test-artifacts"))
 DONE_FIELDS = ("label_budget", "pool", "max_rounds")
 
+DASHBOARD_EPOCHS = 25  # test_browser scales its long round from the epochs of these settings
 DASHBOARD_SETTINGS = {
     "delta_schedule": "uniform",  # every round may auto-label (the default certifies in the last one)
     "epsilon": 0.05,
@@ -28,7 +29,7 @@ DASHBOARD_SETTINGS = {
     "guarantee": "pooled",
     "model": "mlp",
     "hidden": [64],
-    "epochs": 25,
+    "epochs": DASHBOARD_EPOCHS,
     "lr": 0.05,
     "confidence": "softmax",
     "query_strategy": "margin-random",

@@ -19,7 +19,7 @@ import pytest
 
 from tbal_client import TBALClient
 from tests.dashboard.browser import open_page, wait_ready
-from tests.dashboard.conftest import DASHBOARD_SETTINGS, LiveService, new_digits_project
+from tests.dashboard.conftest import DASHBOARD_EPOCHS, DASHBOARD_SETTINGS, LiveService, new_digits_project
 
 TRAIN_SECONDS = 8.0
 """How long the watched round trains (the page polls every 2 s)."""
@@ -187,7 +187,7 @@ def test_a_running_round_is_shown_live_and_its_end_picked_up(
     tb.simulate(project.id)
     # A round long enough to watch on this machine: about 8 s of training, scaled from the first round's.
     train_s = max(0.05, float((first.metrics or {})["timings"]["train"]))
-    epochs = int(min(5000, max(50, DASHBOARD_SETTINGS["epochs"] * TRAIN_SECONDS / train_s)))  # type: ignore[operator]
+    epochs = int(min(5000, max(50, DASHBOARD_EPOCHS * TRAIN_SECONDS / train_s)))
     tb.update_settings(project.id, {"epochs": epochs})
 
     context, page, errors = open_page(
