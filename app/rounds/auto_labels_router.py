@@ -13,7 +13,7 @@ from app.errors import Invalid
 from app.projects.classes import class_index
 from app.rounds import auto_labels_repository as repo
 from app.rounds.auto_labels_schemas import AutoLabelPage, AutoLabelRead
-from app.services.exports import MEDIA_TYPES, ExportFormat, export_records, render
+from app.rounds.exports_service import MEDIA_TYPES, ExportFormat, export_records, render
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["auto-labels"])
 

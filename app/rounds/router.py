@@ -11,12 +11,12 @@ from app.api.pagination import DEFAULT_LIMIT, AfterId, Limit
 from app.projects.keys_service import check_project
 from app.rounds import repository as repo
 from app.rounds import service
+from app.rounds.audit_schemas import AuditPage, AuditRead
+from app.rounds.audit_service import round_audit
 from app.rounds.liveness import reap_stale_rounds
 from app.rounds.reports_schemas import EvaluationRead, LabelReviewPage
 from app.rounds.reports_service import finished_round, label_review, round_evaluation
 from app.rounds.schemas import RoundPage, RoundRead
-from app.schemas.audit import AuditPage, AuditRead
-from app.services.audit import round_audit
 
 router = APIRouter(tags=["rounds"])
 

@@ -112,7 +112,8 @@ def sample_audit(
     """Audit mode: ``audit_size`` of this round's auto-labeled items, drawn uniformly without replacement
     (seeded by the round), go to the human queue with purpose ``audit``. Their role becomes ``audit``, so
     their human labels never train or validate a later round: they only measure the auto-labels' error
-    (an unbiased sample of this round's auto-labels; see :mod:`app.services.audit`). Returns how many."""
+    (an unbiased sample of this round's auto-labels; see :mod:`app.rounds.audit_service`). Returns how
+    many."""
     k = min(loaded.audit_size, int(auto_ids.size))
     if k <= 0:
         return 0

@@ -23,7 +23,7 @@ from app.db.models import Project, Round
 from app.errors import Conflict, NotFound
 from app.projects.config import project_config
 from app.rounds import repository as rounds_repo
-from app.schemas.audit import AuditRead
+from app.rounds.audit_schemas import AuditRead
 from tbal.round_report import RoundReport, RoundReportError
 
 

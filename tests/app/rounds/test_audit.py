@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from scipy.stats import binomtest
 
-from app.services.audit import clopper_pearson
+from app.rounds.audit_service import clopper_pearson
 from tests.app.conftest import Api, blobs, upload_npz
 
 K = 25
