@@ -14,7 +14,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Depends, FastAPI
 
 import tbal
-from app.api import predict, system
+from app.api import system
 from app.api.deps import require_api_key
 from app.dashboard import router as dashboard_router
 from app.db.base import utcnow
@@ -31,11 +31,11 @@ from app.metrics import Metrics
 from app.middleware import BodySizeLimit, RequestMetrics
 from app.projects import keys_router
 from app.projects import router as projects_router
-from app.rounds import auto_labels_router
+from app.rounds import auto_labels_router, predict_router
 from app.rounds import repository as rounds_repo
 from app.rounds import router as rounds_router
 from app.rounds.dispatch import InProcessDispatcher, make_dispatcher
-from app.services.predict import ArtifactCache
+from app.rounds.predict_service import ArtifactCache
 from app.settings import Settings, get_settings
 from app.state import AppState
 
@@ -50,7 +50,7 @@ API_ROUTERS = (
     queue_router,
     rounds_router,
     auto_labels_router,
-    predict,
+    predict_router,
     keys_router,
 )
 """The modules whose ``router`` is served under :data:`API_PREFIX` with an API key, in this order (the

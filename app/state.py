@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.metrics import Metrics
 from app.rounds.dispatch import Dispatcher
-from app.services.predict import ArtifactCache
+from app.rounds.predict_service import ArtifactCache
 from app.settings import Settings
 
 

@@ -15,7 +15,7 @@ from app.metrics import Metrics
 from app.projects.keys_service import Caller, authenticate, check_project
 from app.projects.service import get_project
 from app.rounds.dispatch import Dispatcher
-from app.services.predict import ArtifactCache
+from app.rounds.predict_service import ArtifactCache
 from app.settings import Settings
 from app.state import AppState
 

@@ -35,9 +35,9 @@ from app.items.raw_schemas import ImageUrlsCreate, TextItemsCreate, TextPage, Te
 from app.items.schemas import IngestResult
 from app.items.uploads import UPLOAD_OPENAPI, receive_upload
 from app.metrics import Metrics
+from app.rounds import predict_service
 from app.rounds.dispatch import Dispatcher
-from app.schemas.predict import PredictItem, PredictRequest, PredictResponse
-from app.services import predict as predict_service
+from app.rounds.predict_schemas import PredictItem, PredictRequest, PredictResponse
 from app.settings import Settings
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["items"])

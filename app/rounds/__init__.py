@@ -15,7 +15,14 @@ first, layers inside):
 - :mod:`app.rounds.auto_labels_router`, :mod:`app.rounds.auto_labels_schemas`,
   :mod:`app.rounds.auto_labels_repository`: what rounds produce, the auto-labels
   (``/projects/{id}/auto-labels`` and ``/projects/{id}/export``; the bulk write that
-  :mod:`app.rounds.write` calls, keyset pages, export pages, the true error against ground truth).
+  :mod:`app.rounds.write` calls, keyset pages, export pages, the true error against ground truth);
+  :mod:`app.rounds.exports_service`: the export's formats (JSONL, CSV, a SageMaker Ground Truth style
+  manifest), human labels first, then the auto-labels of the other items;
+- :mod:`app.rounds.audit_service`, :mod:`app.rounds.audit_schemas`: a round's audit (``audit_size``
+  auto-labels reviewed by humans) read back, its error with a Clopper–Pearson interval beside the bound;
+- :mod:`app.rounds.predict_router`, :mod:`app.rounds.predict_schemas`, :mod:`app.rounds.predict_service`:
+  ``/projects/{id}/predict``, new items scored with the artifacts of the last succeeded round (its model
+  version), loaded once into an :class:`~app.rounds.predict_service.ArtifactCache`.
 
 Nothing is imported here, so that the API process can import the service and the dispatch without the
 library's torch (only :mod:`app.rounds.run` and what it imports need it).

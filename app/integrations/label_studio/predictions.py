@@ -3,7 +3,7 @@ the queue.
 
 A task's prediction is its item's auto-label (class and stored confidence) where a round auto-labeled
 it, else the latest model's class with its calibrated confidence (``score``), scored by the service's
-predict path (:func:`app.services.predict.predict`, artifacts cached per model version). Items are
+predict path (:func:`app.rounds.predict_service.predict`, artifacts cached per model version). Items are
 scored as tbal stores them, in batches of ``max_batch_items``.
 """
 
@@ -27,8 +27,8 @@ from app.items import repository as items_repo
 from app.items.arrays import from_bytes, layout_of, pixel_scale
 from app.labels import repository as labels_repo
 from app.labels.queue_service import ensure_sets_drawn
-from app.schemas.predict import PredictItem, PredictRequest
-from app.services.predict import ArtifactCache, predict
+from app.rounds.predict_schemas import PredictItem, PredictRequest
+from app.rounds.predict_service import ArtifactCache, predict
 
 NO_MODEL_HINT = (
     "; press Train in Label Studio (or POST /api/v1/projects/{id}/rounds) once enough tasks are labeled"

@@ -44,8 +44,8 @@ from app.integrations.label_studio.schemas import (
 from app.rounds import repository as rounds_repo
 from app.rounds.dispatch import Dispatcher
 from app.rounds.liveness import reap_stale_rounds
+from app.rounds.predict_service import ArtifactCache
 from app.rounds.service import start_round
-from app.services.predict import ArtifactCache
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)

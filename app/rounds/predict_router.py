@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from app.api.deps import ArtifactsDep, ProjectDep, SessionDep, SettingsDep
 from app.errors import Invalid
-from app.schemas.predict import PredictRequest, PredictResponse
-from app.services import predict as service
+from app.rounds import predict_service as service
+from app.rounds.predict_schemas import PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/projects/{project_id}", tags=["predict"])
 

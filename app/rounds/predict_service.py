@@ -14,7 +14,7 @@ from app.db.models import Project, Round
 from app.errors import Conflict, Invalid
 from app.items.arrays import Layout, json_batch, layout_of, model_inputs, pixel_scale
 from app.rounds import repository as rounds_repo
-from app.schemas.predict import Prediction, PredictRequest, PredictResponse
+from app.rounds.predict_schemas import Prediction, PredictRequest, PredictResponse
 from tbal.round_report import RoundReport
 
 if TYPE_CHECKING:

@@ -1,1 +1,0 @@
-"""SQL: one module per table group; functions take a Session and return rows or counts."""
