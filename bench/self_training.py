@@ -34,9 +34,9 @@ import torch
 # run as a script from the repository root: bench/ is on sys.path, as for sst2_colander_tune.py
 from sst2_one_certificate import certify, oracle_coverage
 
-from tbal.config import ThresholdConfig, preset
+from tbal.config import TBALConfig, ThresholdConfig, preset
 from tbal.data import prepare_inputs
-from tbal.models import build_model
+from tbal.models import Classifier, build_model
 from tbal.predictions import Predictions, predict
 from tbal.training.self_training import pseudo_label_choice
 from tbal.training.train import one_hot, train_classifier
@@ -79,15 +79,46 @@ def report(tag: str, probs: np.ndarray, y: np.ndarray, args: argparse.Namespace,
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class HumansOnly:
+    """A seed's data split into ``--labels`` random human labels and the unlabeled rest, and the preset's
+    classifier trained on the human labels alone."""
+
+    config: TBALConfig
+    X: np.ndarray
+    y: np.ndarray
+    labeled: np.ndarray
+    unlabeled: np.ndarray
+    classifier: Classifier
+
+    @classmethod
+    def train(cls, args: argparse.Namespace, seed: int) -> HumansOnly:
+        config = preset(args.preset)
+        X, y = load(args.data, args.pool_size, seed)
+        order = np.random.default_rng(seed).permutation(len(y))
+        labeled, unlabeled = order[: args.labels], order[args.labels :]
+        k = int(y.max()) + 1
+        classifier = build_model(config.model, input_shape=X.shape[1:], num_classes=k)
+        train_classifier(classifier, X[labeled], one_hot(y[labeled], k), config.train, seed=seed)
+        return cls(config, X, y, labeled, unlabeled, classifier)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, preset_name: str) -> None:
+    """The data, the split and the draws, as this script and bench/targeted_validation.py take them."""
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--preset", default=preset_name)
+    parser.add_argument("--pool-size", type=int, default=None)
+    parser.add_argument("--labels", type=int, default=500)
+    parser.add_argument("--validation", type=int, default=500)
+    parser.add_argument("--seeds", default="10,11")
+    parser.add_argument("--draws", type=int, default=300)
+
+
 def run_seed(args: argparse.Namespace, seed: int) -> None:
-    config = preset(args.preset)
-    X, y = load(args.data, args.pool_size, seed)
+    humans = HumansOnly.train(args, seed)
+    config, X, y, labeled, unlabeled = humans.config, humans.X, humans.y, humans.labeled, humans.unlabeled
     k = int(y.max()) + 1
-    order = np.random.default_rng(seed).permutation(len(y))
-    labeled, unlabeled = order[: args.labels], order[args.labels :]
-    first = build_model(config.model, input_shape=X.shape[1:], num_classes=k)
-    train_classifier(first, X[labeled], one_hot(y[labeled], k), config.train, seed=seed)
-    preds: Predictions = predict(first, X[unlabeled])
+    preds: Predictions = predict(humans.classifier, X[unlabeled])
     report("humans only", preds.probs, y[unlabeled], args, seed)
     for share in args.shares:
         index, pseudo = pseudo_label_choice(preds, share, args.limit, np.random.default_rng([seed, 1]))
@@ -110,16 +141,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--preset", default="mnist-paper")
-    parser.add_argument("--pool-size", type=int, default=None)
-    parser.add_argument("--labels", type=int, default=500)
-    parser.add_argument("--validation", type=int, default=500)
-    parser.add_argument("--seeds", default="10,11")
+    add_common_arguments(parser, "mnist-paper")
     parser.add_argument("--shares", default="0.9")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--limit", type=int, default=20_000)
-    parser.add_argument("--draws", type=int, default=300)
     args = parser.parse_args()
     args.shares = [float(s) for s in args.shares.split(",")]
     torch.set_num_threads(1)

@@ -32,20 +32,17 @@ Usage:
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
 
 # run as a script from the repository root: bench/ is on sys.path
-from self_training import load
+from self_training import HumansOnly, add_common_arguments
 from sst2_one_certificate import DELTA_K, oracle_coverage
 
-from tbal.config import ThresholdConfig, preset
-from tbal.models import build_model
+from tbal.config import ThresholdConfig
 from tbal.predictions import predict
 from tbal.thresholds import estimate_thresholds
-from tbal.training.train import one_hot, train_classifier
 
 EPSILON = 0.05
 WALK = ThresholdConfig(pooled_families="common")  # the default walk for softmax
@@ -110,28 +107,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--preset", default="text-paper")
-    parser.add_argument("--pool-size", type=int, default=None)
-    parser.add_argument("--labels", type=int, default=1200)
-    parser.add_argument("--validation", type=int, default=2400)
-    parser.add_argument("--seeds", default="10,11")
+    add_common_arguments(parser, "text-paper")
     parser.add_argument("--shares", default="0.5")
     parser.add_argument("--targeted", default="800")
-    parser.add_argument("--draws", type=int, default=20)
     args = parser.parse_args()
     args.shares = [float(s) for s in args.shares.split(",")]
     args.targeted = [int(k) for k in args.targeted.split(",")]
     torch.set_num_threads(1)
-    config = preset(args.preset)
     for seed in (int(s) for s in args.seeds.split(",")):
-        X, y = load(args.data, args.pool_size, seed)
-        k = int(y.max()) + 1
-        order = np.random.default_rng(seed).permutation(len(y))
-        labeled, unlabeled = order[: args.labels], order[args.labels :]
-        model = build_model(config.model, input_shape=X.shape[1:], num_classes=k)
-        train_classifier(model, X[labeled], one_hot(y[labeled], k), config.train, seed=seed)
-        compare(predict(model, X[unlabeled]).probs, y[unlabeled], args, seed)
+        humans = HumansOnly.train(args, seed)
+        probs = predict(humans.classifier, humans.X[humans.unlabeled]).probs
+        compare(probs, humans.y[humans.unlabeled], args, seed)
 
 
 if __name__ == "__main__":
