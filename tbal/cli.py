@@ -235,7 +235,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from tbal.reports import format_round_line, format_summary_table, run_seeds
+    from tbal.runs import format_round_line, format_summary_table, run_seeds
 
     config = config_from_args(args)
     seeds = parse_seeds(args.seeds)
@@ -251,7 +251,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 def _bench_command(args: argparse.Namespace) -> int:
-    from tbal.reports import format_summary_table, run_seeds
+    from tbal.runs import format_summary_table, run_seeds
 
     base = config_from_args(args)
     seeds = parse_seeds(args.seeds)

@@ -1,76 +1,224 @@
-"""Running a configuration over several seeds and formatting the results for people (command, benchmarks)."""
+"""The typed report of one service round: what the round decided and measured, as the service stores it
+(``rounds.metrics``, JSON) and serves it (``GET /rounds/{id}``: the same keys as always).
+
+Readers (the audit's δ, the label review, the evaluation report, the δ already spent) parse the stored
+JSON with :meth:`RoundReport.from_dict` and read typed fields instead of string keys; the writer builds a
+:class:`RoundReport` and stores :meth:`RoundReport.to_dict`. ``from_dict(r.to_dict()) == r``.
+
+Fields every round has written since the first version (ε, δ, the bound, counts, thresholds) are
+required: a stored report without them raises :class:`RoundReportError`, never a default (an audit at a
+made-up δ would state a confidence the round never had). Fields added later (``delta_round``,
+``input_scale``, the reliability diagram, the evaluation, the label review, the audit and top-up counts)
+are None in the reports of rounds that ran before them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-
-from tbal.config import TBALConfig
-from tbal.data import Dataset
-from tbal.loop import RoundRecord, RunResult, run_tbal
-
-SeedRoundCallback = Callable[[int, RoundRecord], None]
+from tbal.errors import TBALInputError
 
 
-def run_seeds(
-    dataset: Dataset,
-    config: TBALConfig,
-    seeds: Sequence[int],
-    *,
-    on_round: SeedRoundCallback | None = None,
-) -> list[RunResult]:
-    """One :func:`run_tbal` per seed, in order."""
-    results = []
-    for seed in seeds:
-        callback = None if on_round is None else (lambda record, s=seed: on_round(s, record))
-        results.append(run_tbal(dataset, config, seed=seed, on_round=callback))
-    return results
+class RoundReportError(TBALInputError):
+    """A stored round report lacks a field or holds one of the wrong type."""
 
 
-def format_round_line(seed: int, record: RoundRecord) -> str:
-    """One progress line per round."""
-    error = "   -  " if record.true_error_total is None else f"{100 * record.true_error_total:5.2f}%"
-    bound = "-" if record.pooled_error_bound is None else f"{100 * record.pooled_error_bound:.2f}%"
-    seconds = sum(record.timings.values())
-    return (
-        f"seed {seed} round {record.round:2d}: humans {record.humans_used:5d}  "
-        f"auto +{record.auto_labeled_round:5d} = {record.auto_labeled_total:6d}  "
-        f"coverage {100 * record.coverage:5.1f}%  true error {error}  bound {bound}  "
-        f"val left {record.validation_remaining:4d}  {seconds:5.1f}s"
-    )
+@dataclass(frozen=True)
+class ClassReport:
+    """One class of a round: its threshold (None: +inf, not auto-labeled), the error estimated on D_th
+    and its upper bound, the D_th points above the threshold, and the pool items auto-labeled."""
 
+    class_name: str  # stored as "class"
+    index: int
+    threshold: float | None
+    estimated_error: float | None
+    error_bound: float | None
+    n_points: int
+    auto_labeled: int
 
-def summarize(results: Sequence[RunResult], epsilon: float) -> dict[str, float | int]:
-    """Mean and sd over seeds of coverage and true error; how many seeds exceeded ε; mean wall time."""
-    coverage = np.array([r.coverage for r in results], dtype=np.float64)
-    # A run that auto-labeled nothing has no error; count it as 0 (it made no mistake).
-    error = np.array([r.true_error or 0.0 for r in results], dtype=np.float64)
-    return {
-        "seeds": len(results),
-        "coverage_mean": float(coverage.mean()),
-        "coverage_sd": float(coverage.std(ddof=1)) if len(results) > 1 else 0.0,
-        "error_mean": float(error.mean()),
-        "error_sd": float(error.std(ddof=1)) if len(results) > 1 else 0.0,
-        "error_max": float(error.max()),
-        "seeds_above_epsilon": int(np.sum(error > epsilon)),
-        "humans_used": float(np.mean([r.rounds[-1].humans_used for r in results])),
-        "wall_time_s": float(np.mean([r.wall_time_s for r in results])),
-    }
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "class": self.class_name,
+            "index": self.index,
+            "threshold": self.threshold,
+            "estimated_error": self.estimated_error,
+            "error_bound": self.error_bound,
+            "n_points": self.n_points,
+            "auto_labeled": self.auto_labeled,
+        }
 
-
-def format_summary_table(rows: Sequence[tuple[str, Sequence[RunResult]]], epsilon: float) -> str:
-    """A markdown table: one line per configuration, mean ± sd over seeds (in %)."""
-    lines = [
-        "| train / confidence / bound | coverage % | true error % | max error % | seeds > ε "
-        "| humans | time/run s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for label, results in rows:
-        s = summarize(results, epsilon)
-        lines.append(
-            f"| {label} | {100 * s['coverage_mean']:.1f} ± {100 * s['coverage_sd']:.1f} "
-            f"| {100 * s['error_mean']:.2f} ± {100 * s['error_sd']:.2f} | {100 * s['error_max']:.2f} "
-            f"| {s['seeds_above_epsilon']} / {s['seeds']} | {s['humans_used']:.0f} | {s['wall_time_s']:.0f} |"
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ClassReport:
+        return cls(
+            class_name=str(_required(raw, "class", "thresholds[]")),
+            index=int(_required(raw, "index", "thresholds[]")),
+            threshold=_opt_float(raw.get("threshold")),
+            estimated_error=_opt_float(raw.get("estimated_error")),
+            error_bound=_opt_float(raw.get("error_bound")),
+            n_points=int(raw.get("n_points") or 0),
+            auto_labeled=int(raw.get("auto_labeled") or 0),
         )
-    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class TrueError:
+    """The auto-labels' error against the ground truth uploaded with the items (where there is one)."""
+
+    round: float | None
+    round_known: int
+    round_wrong: int
+    total: float | None
+    total_known: int
+    total_wrong: int
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Reliability diagram of the confidence function on D_th (:func:`tbal.metrics.reliability_diagram`)."""
+
+    source: str
+    n: int
+    ece: float | None
+    edges: list[float]
+    accuracy: list[float | None]
+    confidence: list[float | None]
+    counts: list[int]
+
+
+@dataclass(frozen=True)
+class LabelReview:
+    """Training labels AUM flags as probably wrong, lowest AUM first (columns of equal length)."""
+
+    signal: str
+    fraction: float
+    training_labels: int
+    below_zero: int
+    flagged: int
+    stored: int
+    item_id: list[int]
+    aum: list[float]
+    label: list[int]
+    predicted: list[int]
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """One round's report (keys and meaning of each field as served by the API's ``metrics``)."""
+
+    pool_size: int
+    auto_labeled: int
+    auto_labeled_total: int
+    coverage: float
+    coverage_total: float
+    validation_labels: int
+    validation_removed: int
+    training_labels: int
+    human_labels: int
+    queries: int
+    thresholds: list[ClassReport]
+    pooled_estimated_error: float | None
+    pooled_error_bound: float | None
+    delta_used: float | None
+    epsilon: float
+    delta: float  # the run's δ (the audit's 1 − confidence)
+    bound: str
+    guarantee: str
+    rounds_total: int | None  # the planned rounds P
+    delta_round: float | None  # δ_k, this round's share (tbal.plan); None before it was recorded
+    delta_schedule: str | None
+    seed: int | None
+    input_scale: float | None  # divisor of the pixels (images); also in the round's artifact
+    true_error: TrueError | None
+    auto_labeled_round_rows: int | None
+    reliability: Reliability | None
+    evaluation: (
+        dict[str, Any] | None
+    )  # tbal.evaluation.EvaluationReport's keys, plus source / human_distributions
+    label_review: LabelReview | None
+    audit_sampled: int | None = None
+    validation_left: int | None = None
+    validation_queued: int | None = None
+    auto_mistakes_bound: float | None = None  # dataset guarantee: certified bound on this round's mistakes
+    encoder: str | None = None  # text projects: the encoder spec that made the features (key absent else)
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object stored in ``rounds.metrics`` and served by the API."""
+        out = dataclasses.asdict(self)
+        out["thresholds"] = [c.to_dict() for c in self.thresholds]
+        if self.encoder is None:
+            del out["encoder"]
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> RoundReport:
+        """Parse a stored report; :class:`RoundReportError` names a missing required field."""
+        if not isinstance(raw, dict):
+            raise RoundReportError(f"expected a round report (a JSON object), got {type(raw).__name__}")
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name in _NESTED:
+                values[f.name] = _NESTED[f.name](raw.get(f.name))
+            elif f.name in _REQUIRED:
+                values[f.name] = _REQUIRED[f.name](_required(raw, f.name, "report"))
+            elif f.name == "timings":
+                values[f.name] = {str(k): float(v) for k, v in (raw.get("timings") or {}).items()}
+            else:
+                values[f.name] = raw.get(f.name)
+        return cls(**values)
+
+
+def _required(raw: dict[str, Any], key: str, where: str) -> Any:
+    if raw.get(key) is None:
+        raise RoundReportError(f"the round's {where} has no {key!r}")
+    return raw[key]
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _dataclass_or_none(kind: type[Any]) -> Any:
+    def parse(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return None
+        names = {f.name for f in dataclasses.fields(kind)}
+        try:
+            return kind(**{k: v for k, v in value.items() if k in names})
+        except TypeError as exc:  # a field missing
+            raise RoundReportError(f"the round's {kind.__name__} is incomplete: {exc}") from exc
+
+    return parse
+
+
+def _classes(value: Any) -> list[ClassReport]:
+    if not isinstance(value, list):
+        raise RoundReportError(f"the round's report has no per-class 'thresholds' list, got {value!r}")
+    return [ClassReport.from_dict(c) for c in value]
+
+
+_REQUIRED: dict[str, Any] = {
+    "pool_size": int,
+    "auto_labeled": int,
+    "auto_labeled_total": int,
+    "coverage": float,
+    "coverage_total": float,
+    "validation_labels": int,
+    "validation_removed": int,
+    "training_labels": int,
+    "human_labels": int,
+    "queries": int,
+    "epsilon": float,
+    "delta": float,
+    "bound": str,
+    "guarantee": str,
+}
+_NESTED: dict[str, Any] = {
+    "thresholds": _classes,
+    "true_error": _dataclass_or_none(TrueError),
+    "reliability": _dataclass_or_none(Reliability),
+    "label_review": _dataclass_or_none(LabelReview),
+    "evaluation": lambda value: dict(value) if isinstance(value, dict) else None,
+}

@@ -32,7 +32,7 @@ from app.labels import repository as labels_repo
 from app.projects import keys_repository as keys_repo
 from app.projects.config import project_config
 from tbal.config import TBALConfig
-from tbal.round_report import ClassReport, RoundReport, RoundReportError
+from tbal.reports import ClassReport, RoundReport, RoundReportError
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def summary_round(r: Round) -> SummaryRound:
 
 
 def _report(r: Round | None) -> RoundReport | None:
-    """The round's typed report (:class:`tbal.round_report.RoundReport`); None when it has none, or an
+    """The round's typed report (:class:`tbal.reports.RoundReport`); None when it has none, or an
     incomplete one (logged: the page then shows the round without figures rather than failing)."""
     if r is None or not r.metrics:
         return None

@@ -24,7 +24,7 @@ from app.errors import Conflict, NotFound
 from app.projects.config import project_config
 from app.rounds import repository as rounds_repo
 from app.rounds.audit_schemas import AuditRead
-from tbal.round_report import RoundReport, RoundReportError
+from tbal.reports import RoundReport, RoundReportError
 
 
 def clopper_pearson(wrong: int, n: int, alpha: float) -> tuple[float, float]:

@@ -25,7 +25,7 @@ from tbal.config import TBALConfig
 from tbal.errors import TBALInputError
 from tbal.loop import LabeledSoFar
 from tbal.plan import RoundPlan
-from tbal.round_report import RoundReport, RoundReportError
+from tbal.reports import RoundReport, RoundReportError
 
 LABEL_REVIEW_FRACTION = 0.05
 """Default share of the training labels, lowest AUM first, listed for review (project setting

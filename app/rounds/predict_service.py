@@ -15,7 +15,7 @@ from app.errors import Conflict, Invalid
 from app.items.arrays import Layout, json_batch, layout_of, model_inputs, pixel_scale
 from app.rounds import repository as rounds_repo
 from app.rounds.predict_schemas import Prediction, PredictRequest, PredictResponse
-from tbal.round_report import RoundReport
+from tbal.reports import RoundReport
 
 if TYPE_CHECKING:
     from tbal.artifacts import RoundArtifacts

@@ -1,4 +1,4 @@
-"""The round's typed report (:class:`tbal.round_report.RoundReport`, stored as ``rounds.metrics``):
+"""The round's typed report (:class:`tbal.reports.RoundReport`, stored as ``rounds.metrics``):
 counts, thresholds, bounds, δ, true error where ground truth exists, the reliability diagram on D_th, the
 evaluation on the validation set and the AUM label review."""
 
@@ -15,7 +15,7 @@ from app.labels import repository as labels_repo
 from app.rounds import auto_labels_repository as auto_repo
 from app.rounds.load import LoadedRound
 from tbal.errors import TBALInputError
-from tbal.round_report import ClassReport, LabelReview, Reliability, RoundReport, TrueError
+from tbal.reports import ClassReport, LabelReview, Reliability, RoundReport, TrueError
 
 if TYPE_CHECKING:
     from tbal.loop import RoundOutput
@@ -46,7 +46,7 @@ def build_report(
     counts: WriteCounts,
     timings: dict[str, float],
 ) -> RoundReport:
-    """The round's typed report (:class:`tbal.round_report.RoundReport`), stored as its metrics."""
+    """The round's typed report (:class:`tbal.reports.RoundReport`), stored as its metrics."""
     th = output.thresholds
     n_round, known_round, wrong_round = auto_repo.error_stats(
         session, project_id=loaded.project_id, round_id=round_id

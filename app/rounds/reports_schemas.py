@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 class RoundRef(BaseModel):
     """Which round (and model version) a report is about. (Not the round's report itself: that is
-    :class:`tbal.round_report.RoundReport`, the one typed report every reader parses.)"""
+    :class:`tbal.reports.RoundReport`, the one typed report every reader parses.)"""
 
     project_id: int
     round_id: int

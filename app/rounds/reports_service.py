@@ -2,7 +2,7 @@
 labels whose AUM says they are probably wrong, and its classifier's evaluation on the validation set.
 
 Both are written with the round's other metrics, in the one transaction that finishes it, and read back
-through its typed report (:class:`tbal.round_report.RoundReport`: ``label_review``, ``evaluation``).
+through its typed report (:class:`tbal.reports.RoundReport`: ``label_review``, ``evaluation``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from app.errors import Conflict, NotFound
 from app.labels import repository as labels_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.reports_schemas import EvaluationRead, LabelReviewItem, LabelReviewPage
-from tbal.round_report import RoundReport, RoundReportError
+from tbal.reports import RoundReport, RoundReportError
 
 
 def finished_round(session: Session, project: Project, round_id: int | None) -> Round:

@@ -11,7 +11,7 @@ from sqlalchemy import Select, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import ACTIVE_ROUND_STATUSES, AutoLabel, HumanLabel, Item, LabelQuery, Round
-from tbal.round_report import RoundReport
+from tbal.reports import RoundReport
 
 
 def add(session: Session, round_: Round) -> Round:

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-import tbal.reports
+import tbal.runs
 from app.projects.config import runtime_config
 from tbal.cli import build_parser, config_from_args, main
 from tbal.loop import RunResult
@@ -106,13 +106,13 @@ def _command(data: Path, cache: Path, out: Path, monkeypatch: pytest.MonkeyPatch
     """``tbal run`` on the CSV (in process, so that its RunResult, with the rows it auto-labeled, can be
     kept: the JSON it writes has per-round counts, not rows)."""
     kept: list[RunResult] = []
-    real = tbal.reports.run_seeds
+    real = tbal.runs.run_seeds
 
     def keeping(*args: Any, **kwargs: Any) -> list[RunResult]:
         kept.extend(real(*args, **kwargs))
         return kept
 
-    monkeypatch.setattr(tbal.reports, "run_seeds", keeping)
+    monkeypatch.setattr(tbal.runs, "run_seeds", keeping)
     argv = [
         "run", "--data", str(data), "--text-column", "sentence", "--label-column", "label",
         "--cache-dir", str(cache), "--seeds", str(RUN_SEED), "--threads", "1", "--quiet", "--json", str(out),

@@ -47,7 +47,7 @@ SMALL = {
 
 
 def _metrics(k: int, auto: list[int], reliability: bool) -> dict[str, Any]:
-    """A round's report as the round writes it (the fields :class:`tbal.round_report.RoundReport` needs)."""
+    """A round's report as the round writes it (the fields :class:`tbal.reports.RoundReport` needs)."""
     return {
         "pool_size": 40,
         "auto_labeled": sum(auto),

@@ -1,4 +1,4 @@
-"""The typed round report (tbal.round_report) and the round artifact's input description (tbal.artifacts)."""
+"""The typed round report (tbal.reports) and the round artifact's input description (tbal.artifacts)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tbal.artifacts import RoundArtifacts, load_artifacts, save_artifacts
 from tbal.confidence import make_confidence
 from tbal.config import ConfidenceConfig, ModelConfig
 from tbal.models import build_model
-from tbal.round_report import ClassReport, LabelReview, Reliability, RoundReport, RoundReportError, TrueError
+from tbal.reports import ClassReport, LabelReview, Reliability, RoundReport, RoundReportError, TrueError
 
 
 def _report(**overrides: Any) -> RoundReport:
