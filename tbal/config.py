@@ -44,7 +44,7 @@ FamiliesName = Literal["auto", "both", "common", "rank"]
 DeltaScheduleName = Literal["uniform", "final"]
 QueryName = Literal["random", "margin", "margin-random", "entropy", "least-confidence"]
 
-MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+MODEL_NAMES: tuple[ModelName, ...] = get_args(ModelName)
 UNCERTAINTY_NAMES: tuple[str, ...] = get_args(UncertaintyName)
 TRAIN_METHODS: tuple[str, ...] = get_args(TrainMethod)
 TARGET_MODES: tuple[str, ...] = get_args(TargetMode)
@@ -63,7 +63,7 @@ TRAIN_METHOD_PARAMS: tuple[str, ...] = (
     "sam_rho",
 )
 """The fields of :class:`TrainConfig` that only a train-time method reads (its hyperparameters)."""
-CONFIDENCE_NAMES: tuple[str, ...] = get_args(ConfidenceName)
+CONFIDENCE_NAMES: tuple[ConfidenceName, ...] = get_args(ConfidenceName)
 BOUND_NAMES: tuple[str, ...] = get_args(BoundName)
 GUARANTEE_NAMES: tuple[str, ...] = get_args(GuaranteeName)
 FAMILIES_NAMES: tuple[str, ...] = get_args(FamiliesName)

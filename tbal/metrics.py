@@ -17,7 +17,7 @@ from tbal.errors import TBALInputError
 NLL_MIN_PROB = 1e-12
 
 
-def coverage(n_auto_labeled: int, pool_size: int) -> float:
+def coverage(n_auto_labeled: int | np.integer, pool_size: int | np.integer) -> float:
     """Auto-labeled / pool size, in [0, 1]; ``pool_size`` must be positive."""
     for name, value in (("n_auto_labeled", n_auto_labeled), ("pool_size", pool_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

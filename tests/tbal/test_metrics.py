@@ -25,7 +25,7 @@ def test_coverage_is_the_auto_labeled_share_of_the_pool() -> None:
     assert coverage(0, 5) == 0.0
     assert coverage(5, 5) == 1.0
     # numpy counts are accepted (coverage checks for np.integer), though its annotation says int
-    assert coverage(np.int64(3), np.int64(4)) == 0.75  # type: ignore[arg-type]
+    assert coverage(np.int64(3), np.int64(4)) == 0.75
 
 
 @pytest.mark.parametrize(
