@@ -72,7 +72,6 @@ class FakeLabelStudio:
         if path.startswith("/data/upload/"):
             body = self.files.get(path)
             return httpx.Response(200, content=body) if body is not None else httpx.Response(404)
-        body = json.loads(request.content) if request.content else None
         parts = path.strip("/").split("/")
         if parts[:2] == ["api", "tasks"] and len(parts) == 2 and request.method == "GET":
             return self._list(
@@ -81,20 +80,21 @@ class FakeLabelStudio:
         if parts[:2] == ["api", "projects"] and int(parts[2]) != self.project:
             return httpx.Response(404, json={"detail": "Not found."})
         if parts[:2] == ["api", "projects"] and parts[3:] == ["import"] and request.method == "POST":
-            ids = [self.add_task(t["data"]) for t in body]
+            ids = [self.add_task(t["data"]) for t in _json_body(request)]
             return httpx.Response(201, json={"task_count": len(ids), "task_ids": ids})
         if parts[:2] == ["api", "projects"] and parts[3:] == ["import", "predictions"]:
-            for p in body:
+            predictions = _json_body(request)
+            for p in predictions:
                 self.tasks[p["task"]]["predictions"].append(p)
-            return httpx.Response(201, json={"created": len(body)})
+            return httpx.Response(201, json={"created": len(predictions)})
         if parts[:2] == ["api", "projects"] and parts[3:] == ["export"]:
             return httpx.Response(200, json=[_exported(t) for t in self.tasks.values()])
         if parts[:2] == ["api", "tasks"] and len(parts) == 3 and request.method == "PATCH":
-            self.tasks[int(parts[2])]["data"] = body["data"]
+            self.tasks[int(parts[2])]["data"] = _json_body(request)["data"]
             return httpx.Response(200, json=self.tasks[int(parts[2])])
         if parts[:2] == ["api", "tasks"] and parts[3:] == ["annotations"]:
             annotation_id = self.annotate(int(parts[2]), None, user=1)
-            self.tasks[int(parts[2])]["annotations"][-1]["result"] = body["result"]
+            self.tasks[int(parts[2])]["annotations"][-1]["result"] = _json_body(request)["result"]
             return httpx.Response(201, json={"id": annotation_id})
         return httpx.Response(404, json={"detail": f"no route {request.method} {path}"})
 
@@ -104,6 +104,12 @@ class FakeLabelStudio:
         if page > 1 and not chunk:
             return httpx.Response(404, json={"detail": "Invalid page."})
         return httpx.Response(200, json={"tasks": chunk, "total": len(tasks)})
+
+
+def _json_body(request: httpx.Request) -> Any:
+    """``request``'s JSON body; the routes that read one are sent one by the client under test."""
+    assert request.content, f"{request.method} {request.url.path}: no body"
+    return json.loads(request.content)
 
 
 def _choice(choice: str) -> dict[str, Any]:

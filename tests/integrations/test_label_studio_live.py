@@ -669,7 +669,7 @@ def _raw_flow(
         base_url=held.server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=300.0
     )
     admin = LabelStudio(label_studio.base_url, TOKEN)
-    body = {"name": name, "classes": CLASSES, "data_kind": data_kind, "settings": settings}
+    body: dict[str, Any] = {"name": name, "classes": CLASSES, "data_kind": data_kind, "settings": settings}
     if input_shape:
         body["input_shape"] = input_shape
     pid = tbal.post("/api/v1/projects", json=body).raise_for_status().json()["id"]

@@ -95,6 +95,7 @@ def _replay(api: Api, project: LSProject, request: dict[str, Any], basic: str, v
     elif path == "/versions":
         assert got == {"versions": [version]}, where
     elif path == "/predict":
+        assert body is not None, where  # a prediction request carries its tasks
         results = got["results"]
         assert len(results) == len(body["tasks"]), where  # one per task, in order
         for result in results:
@@ -108,6 +109,7 @@ def _replay(api: Api, project: LSProject, request: dict[str, Any], basic: str, v
             assert choice["value"]["choices"][0] in CLASSES
             assert 0.0 <= result["score"] <= 1.0 and choice["score"] == result["score"]
     elif path == "/webhook":
+        assert body is not None, where  # a webhook carries its action
         assert got["action"] == body["action"], where
         expected = {"START_TRAINING": "queued", "PROJECT_UPDATED": "ignored"}.get(body["action"], "ok")
         assert got["status"] == expected, where

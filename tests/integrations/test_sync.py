@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -341,7 +342,7 @@ def test_the_token_key_passphrase_or_key_file(tmp_path: Any) -> None:
     key_file = tmp_path / "a" / credentials.KEY_FILE
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert credentials.decrypt(Settings(artifacts_dir=tmp_path / "a"), stored) == TOKEN  # same file, same key
-    passphrase = Settings(artifacts_dir=tmp_path / "b", secret_key="correct horse battery staple")
+    passphrase = Settings(artifacts_dir=tmp_path / "b", secret_key=SecretStr("correct horse battery staple"))
     assert credentials.decrypt(passphrase, credentials.encrypt(passphrase, TOKEN)) == TOKEN
     with pytest.raises(Invalid, match="set the token again"):
         credentials.decrypt(passphrase, stored)  # encrypted under the key file's key

@@ -91,7 +91,7 @@ def test_ids_by_external_finds_the_projects_ids_beyond_one_chunk(
         assert project is not None
         write_texts(session, project, ids, ["t"] * len(ids), X, none, 5_000)
         found = items_repo.ids_by_external(session, pid, [*ids[::-1], "missing", "r0 "])
-        stored = dict(
+        stored: dict[str, int] = dict(
             session.execute(text("SELECT external_id, id FROM items WHERE project_id = :p"), {"p": pid}).all()
         )
         assert items_repo.ids_by_external(session, other, ids) == {}

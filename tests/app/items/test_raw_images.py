@@ -309,7 +309,7 @@ def test_a_feature_project_of_a_frozen_backbone(
     models.mkdir()
     torch.export.save(program, str(models / "bb.pt2"))
     settings = {"encoder": f"image-backbone:{models / 'bb.pt2'}", "image_shape": [16, 16, 3]}
-    body = {"name": "bb", "classes": CLASSES, "data_kind": "features", "settings": settings}
+    body: dict[str, Any] = {"name": "bb", "classes": CLASSES, "data_kind": "features", "settings": settings}
     refused = api.post("/api/v1/projects", json=body)
     assert refused.status_code == 422 and "TBAL_ENCODER_MODEL_DIRS" in refused.json()["detail"]["reason"]
     api.settings.encoder_model_dirs = [models]

@@ -364,7 +364,9 @@ def test_prediction_reads_the_input_scale_from_the_round_artifact(
     done = api.run_round(pid)
     assert done["metrics"]["input_scale"] == 255.0
     with session_factory() as session:
-        path = session.get(Round, done["id"]).artifact_path  # type: ignore[union-attr]
+        finished = session.get(Round, done["id"])
+        assert finished is not None and finished.artifact_path is not None
+        path = finished.artifact_path
     artifacts = load_artifacts(path)
     assert artifacts.input_scale == 255.0
     dark = (np.arange(64) % 17).astype(np.uint8).reshape(1, 8, 8)
