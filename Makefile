@@ -32,7 +32,7 @@ lint: env
 	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: env
-	$(BIN)/mypy tbal client/tbal_client app worker examples
+	$(BIN)/mypy tbal client/tbal_client app worker examples tests
 
 pytest: env browser
 	$(BIN)/pytest -q
