@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,12 +16,14 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   if [ "$ds" = sst2 ]; then data=(--data "$DATA/sst2_minilm.npz" --preset text-paper --pool-size 20000); fi
   # the data-hard image case: write it first with bench/hard_mnist.py write --out "$HARD" --strength 0.8
   if [ "$ds" = hard ]; then data=(--data "$HARD" --preset mnist-paper); fi
+  # a harder one, never tuned on: bench/hard_mnist.py write --out "$HARDER" --strength 1.0
+  if [ "$ds" = harder ]; then data=(--data "$HARDER" --preset mnist-paper); fi
   test -s "$OUT/$name.json" && return 0
   # cases measured before walk_start_share 0.3 (seventh session) ran with the walk starting where a pass
   # is first possible, and those before the eighth session without self-training (mnist-paper's
   # pseudo_label_share 0.9): they keep what they ran with, so that they rerun what they measured
   case "$name" in
-    s9-*) ;;
+    s9-* | s10-*) ;;
     s8-*) set -- "$@" --set train.pseudo_label_share=0 ;;
     *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
   esac
@@ -30,7 +32,8 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
 }
 export -f run
 HARD="${HARD:-/tmp/hard_mnist.npz}"
-export DATA OUT HARD
+HARDER="${HARDER:-/tmp/harder_mnist.npz}"
+export DATA OUT HARD HARDER
 
 # Cases measured before this session's text-paper changes pin what they ran with, so that they rerun it:
 # margin-random queries and no validation floor (TEXT_BEFORE), the paper's Colander network (PAPER_G,
@@ -142,9 +145,12 @@ cases() {
       for s in 0 1 2 3 4; do echo "s9-b-m-soft-s$s mnist softmax $s"; done
       for s in 10 11 12; do echo "s9-hd-col-s$s hard colander $s"; done
       for s in 0 1 2 3 4; do echo "s9-b-m-col-s$s mnist colander $s"; done ;;
+    current10)  # a check of the defaults on data never tuned on (ninth session; results s10-*): the
+      # data-hard case at distortion strength 1.0 instead of 0.8, on fresh seeds 20-22
+      for s in 20 21 22; do echo "s10-hr-sof-s$s harder softmax $s"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|hard-query" >&2; exit 2 ;;
   esac
 }
 
