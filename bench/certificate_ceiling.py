@@ -12,6 +12,8 @@ D_th points and of its pool, with their true labels. Then, per seed:
   test at the whole δ_k, no walk): what a perfect procedure with this classifier and this many validation
   points reaches in expectation;
 - **certified**: what the defaults certified in the run;
+- **D_th mistakes** among its 50 / 100 / 150 / 200 most confident points (an unlucky draw there stops
+  every start of the walk);
 - **replayed** on the same round: what each pooled family (``thresholds.pooled_families``: both at
   δ_k / 2, the common cut or the equal rank alone at δ_k) certifies, to compare them on real rounds.
 
@@ -98,6 +100,14 @@ def ceiling(path: Path) -> dict[str, float]:
     }
 
 
+def top_mistakes(path: Path, sizes: tuple[int, ...] = (50, 100, 150, 200)) -> str:
+    """How many of D_th's most confident ``sizes`` points the round's classifier got wrong: where an
+    unlucky validation draw stops every start of the walk."""
+    z = np.load(path)
+    wrong = (z["th_pred"] != z["th_y"])[np.argsort(-z["th_scores"], kind="stable")]
+    return " / ".join(f"{int(wrong[:n].sum())} in {n}" for n in sizes)
+
+
 def replays(path: Path, confidence: str, option: str, values: str) -> str:
     """``option`` (walk_step or walk_start_share) at each of the comma-separated ``values``, replayed on
     the saved round with the run's family (the common cut for softmax and temperature, else both)."""
@@ -178,7 +188,8 @@ def main() -> None:
             f"seed {seed}: oracle {pct['oracle']:.1f} %, noise-free ceiling {pct['ceiling']:.1f} %, "
             f"certified {pct['certified']:.1f} %; true error of the top 30 % {pct['error_at_30']:.2f} %, "
             f"top 35 % {pct['error_at_35']:.2f} %; replayed: both {pct['replay both']:.1f} %, common "
-            f"{pct['replay common']:.1f} %, rank {pct['replay rank']:.1f} %"
+            f"{pct['replay common']:.1f} %, rank {pct['replay rank']:.1f} %; D_th mistakes among its most "
+            f"confident: {top_mistakes(path)}"
         )
         for option, values in (("walk_step", args.steps), ("walk_start_share", args.starts)):
             if values:

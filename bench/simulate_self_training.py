@@ -15,6 +15,7 @@ that happens in at most δ of the runs. With ``--no-self-training`` the same run
 comparison.
 
 Usage: .venv/bin/python bench/simulate_self_training.py --runs 1000 [--extra 3] [--no-self-training]
+       [--show N]
 """
 
 from __future__ import annotations
@@ -62,24 +63,37 @@ def config(self_training: bool) -> TBALConfig:
     )
 
 
-def one_run(dataset: Dataset, cfg: TBALConfig, seed: int, extra: int) -> tuple[bool, float]:
-    """(whether any round's auto-labels were more than ε wrong, the run's coverage), running ``extra``
-    rounds past the plan."""
+def one_run(dataset: Dataset, cfg: TBALConfig, seed: int, extra: int) -> list[loop.RoundRecord]:
+    """Every round's record of one run, running ``extra`` rounds past the plan."""
     rows = loop._working_rows(len(dataset), cfg.loop.pool_size, seed)
     sets = loop._HumanSets.draw(rows, len(dataset), cfg, seed)
     pool_size = int(rows.size - sets.validation.size)
     run = loop._RunTotals()
-    failed, coverage = False, 0.0
+    records = []
     for round_index in range(cfg.loop.planned_rounds + extra):
         record, _, _ = loop._simulated_round(
             dataset, cfg, sets, run, round_index, seed=seed, pool_size=pool_size, progress=None
         )
-        if record.true_error_round is not None and record.true_error_round > EPSILON:
-            failed = True
-        coverage = record.coverage
+        records.append(record)
         if not sets.pool.any() or sets.validation.size < 2:
             break
-    return failed, coverage
+    return records
+
+
+def above_epsilon(records: list[loop.RoundRecord]) -> bool:
+    """Whether any round auto-labeled points more than ε wrong."""
+    return any(r.true_error_round is not None and r.true_error_round > EPSILON for r in records)
+
+
+def show(seed: int, records: list[loop.RoundRecord]) -> None:
+    for r in records:
+        if r.auto_labeled_round:
+            print(
+                f"run {seed} round {r.round}: {r.auto_labeled_round} auto-labeled, bound "
+                f"{100 * (r.pooled_error_bound or 0):.2f} %, true error "
+                f"{100 * (r.true_error_round or 0):.2f} %, {r.validation_remaining} validation points left",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -90,14 +104,17 @@ def main() -> None:
     parser.add_argument("--extra", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--no-self-training", action="store_true")
+    parser.add_argument("--show", type=int, default=0, help="print the certifying rounds of the first N runs")
     args = parser.parse_args()
     torch.set_num_threads(1)
     dataset, cfg = problem(), config(not args.no_self_training)
     failures, coverages, started = 0, [], time.monotonic()
     for seed in range(args.first_seed, args.first_seed + args.runs):
-        failed, coverage = one_run(dataset, cfg, seed, args.extra)
-        failures += failed
-        coverages.append(coverage)
+        records = one_run(dataset, cfg, seed, args.extra)
+        failures += above_epsilon(records)
+        coverages.append(records[-1].coverage)
+        if seed - args.first_seed < args.show:
+            show(seed, records)
         if (seed - args.first_seed + 1) % 100 == 0:
             done = seed - args.first_seed + 1
             print(f"{done} runs: {failures} failed, {time.monotonic() - started:.0f} s", flush=True)
