@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   # is first possible, and those before the eighth session without self-training (mnist-paper's
   # pseudo_label_share 0.9): they keep what they ran with, so that they rerun what they measured
   case "$name" in
-    s9-* | s10-*) ;;
+    s9-* | s10-* | s11-*) ;;
     s8-*) set -- "$@" --set train.pseudo_label_share=0 ;;
     *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
   esac
@@ -148,9 +148,14 @@ cases() {
     current10)  # a check of the defaults on data never tuned on (ninth session; results s10-*): the
       # data-hard case at distortion strength 1.0 instead of 0.8, on fresh seeds 20-22
       for s in 20 21 22; do echo "s10-hr-sof-s$s harder softmax $s"; done ;;
+    stratum)  # validation drawn inside a stratum (tenth session; results s11-*): the data-hard image case
+      # on tuning seeds 10-12, 300 of the 500 validation points drawn inside the top 70 % / 85 %
+      for q in 70 85; do for s in 10 11 12; do
+        echo "s11-hd-str$q-s$s hard softmax $s --set loop.targeted_validation=300 --set loop.stratum_share=0.$q"
+      done; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|hard-query" >&2; exit 2 ;;
   esac
 }
 

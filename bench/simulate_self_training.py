@@ -12,10 +12,12 @@ service project does when it keeps running past its plan.
 
 A run fails when any of its rounds auto-labels points whose true error is above ε; the guarantee says
 that happens in at most δ of the runs. With ``--no-self-training`` the same runs without it, for
-comparison.
+comparison. With ``--targeted K`` the stratum of :mod:`tbal.plan` too: K of the 400 validation points are
+drawn inside the stratum (the top ``--stratum-share`` of the pool left) by the round before the certifying
+one, and the rounds after it certify inside the stratum only.
 
 Usage: .venv/bin/python bench/simulate_self_training.py --runs 1000 [--extra 3] [--no-self-training]
-       [--show N]
+       [--targeted K --stratum-share Q] [--show N]
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def problem(n: int = 4000, seed: int = 2026) -> Dataset:
     return make_dataset(X.astype(np.float32), y)
 
 
-def config(self_training: bool) -> TBALConfig:
+def config(self_training: bool, targeted: int = 0, stratum_share: float = 0.5) -> TBALConfig:
     return with_overrides(
         TBALConfig(),
         {
@@ -59,6 +61,8 @@ def config(self_training: bool) -> TBALConfig:
             "train.pseudo_label_epochs": 10,
             "thresholds.epsilon": EPSILON,
             "thresholds.delta": DELTA,
+            "loop.targeted_validation": targeted,
+            "loop.stratum_share": stratum_share,
         },
     )
 
@@ -105,9 +109,12 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--no-self-training", action="store_true")
     parser.add_argument("--show", type=int, default=0, help="print the certifying rounds of the first N runs")
+    parser.add_argument("--targeted", type=int, default=0, help="validation points drawn inside the stratum")
+    parser.add_argument("--stratum-share", type=float, default=0.5)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    dataset, cfg = problem(), config(not args.no_self_training)
+    dataset = problem()
+    cfg = config(not args.no_self_training, args.targeted, args.stratum_share)
     failures, coverages, started = 0, [], time.monotonic()
     for seed in range(args.first_seed, args.first_seed + args.runs):
         records = one_run(dataset, cfg, seed, args.extra)
@@ -121,7 +128,8 @@ def main() -> None:
     rate = failures / args.runs
     margin = 3 * np.sqrt(DELTA * (1 - DELTA) / args.runs)
     print(
-        f"self-training {'off' if args.no_self_training else 'on (share 0.9)'}, {cfg.loop.planned_rounds} "
+        f"self-training {'off' if args.no_self_training else 'on (share 0.9)'}, targeted {args.targeted} "
+        f"(stratum share {args.stratum_share}), {cfg.loop.planned_rounds} "
         f"planned rounds + {args.extra}: {failures} of {args.runs} runs had a round above ε "
         f"({100 * rate:.1f} %, δ = {DELTA}, 3-sigma margin {100 * margin:.1f} points); mean coverage "
         f"{100 * np.mean(coverages):.1f} %"

@@ -368,6 +368,12 @@ class LoopConfig:
     # round queries that many fewer training points. The labels count against label_budget, so the
     # humans' total stays N_t + N_v. 0 (default) never tops up: the papers' loop.
     validation_floor: int = 0
+    # Validation labels drawn where the threshold will land (tbal.plan, "The stratum"): this many of N_v
+    # are not drawn at the start but by the round before the certifying one, uniformly inside its
+    # stratum (the top ``stratum_share`` of the pool left, ranked by its scores, decided without labels);
+    # the rounds after it certify and auto-label inside the stratum only. 0 draws all N_v at the start.
+    targeted_validation: int = 0
+    stratum_share: float = 0.5
 
     def __post_init__(self) -> None:
         _check_positive_int("loop.label_budget", self.label_budget)
@@ -387,6 +393,25 @@ class LoopConfig:
             _check_positive_int("loop.pool_size", self.pool_size)
         if not isinstance(self.validation_floor, int) or self.validation_floor < 0:
             raise ConfigError(f"loop.validation_floor must be an integer ≥ 0, got {self.validation_floor!r}")
+        self._check_targeted()
+
+    def _check_targeted(self) -> None:
+        targeted = self.targeted_validation
+        if isinstance(targeted, bool) or not isinstance(targeted, int) or targeted < 0:
+            raise ConfigError(f"loop.targeted_validation must be an integer ≥ 0, got {targeted!r}")
+        _check_range("loop.stratum_share", self.stratum_share, 0.0, 1.0, low_open=True)
+        if targeted == 0:
+            return
+        if targeted > self.validation_size - 2:
+            raise ConfigError(
+                f"loop.targeted_validation ({targeted}) must leave at least 2 of loop.validation_size "
+                f"({self.validation_size}) for the start"
+            )
+        if self.planned_rounds < 2:
+            raise ConfigError(
+                "loop.targeted_validation needs at least 2 planned rounds (one draws the stratum, the next "
+                f"certifies in it); the budgets plan {self.planned_rounds}"
+            )
 
     @property
     def planned_rounds(self) -> int:

@@ -30,7 +30,15 @@ from tbal.data import Dataset
 from tbal.errors import TBALInputError
 from tbal.evaluation import EvaluationReport, evaluate_predictions
 from tbal.models import Classifier, build_model, resolve_device
-from tbal.plan import RoundPlan, RunState, draw_initial_sets, draw_top_up, plan_round
+from tbal.plan import (
+    RoundPlan,
+    RunState,
+    draw_initial_sets,
+    draw_targeted,
+    draw_top_up,
+    plan_round,
+    stratum_cut,
+)
 from tbal.predictions import Predictions, predict
 from tbal.query import select_queries
 from tbal.thresholds import DatasetContext, ThresholdResult, auto_label_mask, estimate_thresholds
@@ -63,6 +71,8 @@ class RoundInput:
     record_aum: record each training label's area under the margin while the classifier trains
     (:mod:`tbal.training.aum`; one extra eval-mode pass over X_train per epoch, which leaves the training
     as it is).
+    stratum: the stratum an earlier round fixed (:class:`Stratum`); the round then certifies and
+    auto-labels inside it only. None: the whole pool.
     """
 
     X_train: np.ndarray
@@ -77,6 +87,21 @@ class RoundInput:
     human_val: np.ndarray | None = None
     record_aum: bool = False
     labeled_so_far: LabeledSoFar | None = None
+    stratum: Stratum | None = None
+
+
+@dataclass(frozen=True)
+class Stratum:
+    """The stratum an earlier round fixed (:mod:`tbal.plan`, "The stratum"), over this round's rows.
+
+    pool: (n_p,) bool, the pool points in it. validation: (n_v,) bool, the validation points in it.
+    targeted: (n_v,) bool, the validation points drawn inside it (all of them in it): they go to D_th
+    only, since they are a uniform sample of the stratum, not of the validation set's population.
+    """
+
+    pool: np.ndarray
+    validation: np.ndarray
+    targeted: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -113,6 +138,11 @@ class RoundOutput:
     train_aum: np.ndarray | None = None  # (n_t,) AUM of each training label (RoundInput.record_aum)
     train_predicted: np.ndarray | None = None  # (n_t,) the trained classifier's class for each, with AUM
     timings: dict[str, float] = field(default_factory=dict)
+    # set by the round that fixes the stratum (plan.targeted > 0), else None / empty:
+    targeted_index: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # pool rows
+    stratum_cut: float | None = None  # score at and above which a point is in the stratum
+    pool_in_stratum: np.ndarray | None = None  # (n_p,) bool
+    val_in_stratum: np.ndarray | None = None  # (n_v,) bool
 
 
 def run_round(
@@ -144,6 +174,7 @@ def run_round(
         query_index, top_up_index = _queries(
             inputs, plan, config.query.strategy, pool_preds, cert.auto_mask, cert.val_removed, rng
         )
+        fixed = _fix_stratum(plan, cert, query_index, top_up_index)
         report("query", 1.0)
 
     return RoundOutput(
@@ -165,7 +196,38 @@ def run_round(
         train_aum=trained.train_aum,
         train_predicted=trained.train_predicted,
         timings=timings,
+        targeted_index=fixed.targeted_index,
+        stratum_cut=fixed.cut,
+        pool_in_stratum=fixed.pool,
+        val_in_stratum=fixed.validation,
     )
+
+
+@dataclass
+class _FixedStratum:
+    """What the round that fixes the stratum decides (fields as in :class:`RoundOutput`)."""
+
+    targeted_index: np.ndarray
+    cut: float | None = None
+    pool: np.ndarray | None = None
+    validation: np.ndarray | None = None
+
+
+def _fix_stratum(
+    plan: RoundPlan, cert: _Certified, query_index: np.ndarray, top_up_index: np.ndarray
+) -> _FixedStratum:
+    """With ``plan.targeted`` > 0: the stratum's cut (the top ``plan.stratum_share`` of the pool left
+    after the auto-labels and the queries, by score) and the targeted validation points, drawn uniformly
+    from its pool points that are neither queried nor topped up (:mod:`tbal.plan`, "The stratum")."""
+    if plan.targeted == 0:
+        return _FixedStratum(np.empty(0, dtype=np.int64))
+    left = ~cert.auto_mask
+    left[query_index] = False
+    cut = stratum_cut(cert.pool_scores[left], plan.stratum_share)
+    in_pool = cert.pool_scores >= cut
+    candidates = np.flatnonzero(left & in_pool)
+    candidates = np.setdiff1d(candidates, top_up_index)
+    return _FixedStratum(draw_targeted(candidates, plan.targeted, plan), cut, in_pool, cert.val_scores >= cut)
 
 
 @dataclass
@@ -178,6 +240,7 @@ class _Certified:
     th_scores: np.ndarray
     th_predicted: np.ndarray
     pool_scores: np.ndarray
+    val_scores: np.ndarray
     thresholds: ThresholdResult
     auto_mask: np.ndarray
     val_removed: np.ndarray
@@ -193,19 +256,25 @@ def _certify(
     report: ProgressCallback,
 ) -> _Certified:
     """Fit the confidence function on D_cal, certify thresholds on D_th at the plan's δ_k, and mark the
-    pool points auto-labeled and the validation points inside the auto-labeled region."""
+    pool points auto-labeled and the validation points inside the auto-labeled region; with a stratum,
+    D_th and the auto-labels are the stratum's points only."""
     val_preds, pool_preds = trained.val_preds, trained.pool_preds
+    stratum = inputs.stratum
     with _timed(timings, "calibrate"):
         report("calibrate", 0.0)
         confidence = make_confidence(config.confidence, inputs.num_classes)
-        cal_index, th_index = _validation_split(len(inputs.y_val), confidence, config, rng)
+        targeted = stratum.targeted if stratum is not None else np.zeros(len(inputs.y_val), dtype=bool)
+        cal_index, th_index = _validation_split(targeted, confidence, config, rng)
         confidence.fit(val_preds.subset(cal_index), inputs.y_val[cal_index], seed=plan.seed)
 
     with _timed(timings, "thresholds"):
         report("thresholds", 0.0)
+        if stratum is not None:
+            th_index = th_index[stratum.validation[th_index]]
         th_preds = val_preds.subset(th_index)
         th_scores = confidence.score(th_preds)
         pool_scores = confidence.score(pool_preds)
+        in_stratum = stratum.pool if stratum is not None else np.ones(pool_scores.size, dtype=bool)
         thresholds = estimate_thresholds(
             th_scores,
             th_preds.predicted,
@@ -213,13 +282,18 @@ def _certify(
             inputs.num_classes,
             resolved_thresholds(config),
             delta=plan.delta,
-            dataset=_dataset_context(inputs, config, pool_scores, pool_preds.predicted),
+            dataset=_dataset_context(
+                inputs, config, pool_scores[in_stratum], pool_preds.predicted[in_stratum]
+            ),
         )
 
     with _timed(timings, "auto-label"):
         report("auto-label", 0.0)
-        auto_mask = auto_label_mask(pool_scores, pool_preds.predicted, thresholds.thresholds)
-        val_removed = auto_label_mask(confidence.score(val_preds), val_preds.predicted, thresholds.thresholds)
+        auto_mask = auto_label_mask(pool_scores, pool_preds.predicted, thresholds.thresholds) & in_stratum
+        val_scores = confidence.score(val_preds)
+        val_removed = auto_label_mask(val_scores, val_preds.predicted, thresholds.thresholds)
+        if stratum is not None:
+            val_removed &= stratum.validation
     return _Certified(
         confidence,
         cal_index,
@@ -227,6 +301,7 @@ def _certify(
         th_scores,
         th_preds.predicted,
         pool_scores,
+        val_scores,
         thresholds,
         auto_mask,
         val_removed,
@@ -409,14 +484,17 @@ def _aum_recorder(inputs: RoundInput) -> AUMRecorder:
 
 
 def _validation_split(
-    n: int, confidence: ConfidenceFunction, config: TBALConfig, rng: np.random.Generator
+    targeted: np.ndarray, confidence: ConfidenceFunction, config: TBALConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """D_cal and D_th: a random split (ν·n rows to D_cal), except for a confidence function that learns
-    nothing from labels, whose thresholds then use every validation point (a larger D_th certifies more:
-    a Clopper–Pearson certificate needs n ≥ ln δ_k / ln(1 − ε) points inside the auto-labeled region)."""
+    """D_cal and D_th: a random split of the uniformly drawn rows (ν of them to D_cal; the ``targeted``
+    rows, drawn inside a stratum, all go to D_th), except for a confidence function that learns nothing
+    from labels, whose thresholds then use every validation point (a larger D_th certifies more: a
+    Clopper–Pearson certificate needs n ≥ ln δ_k / ln(1 − ε) points inside the auto-labeled region)."""
     if not confidence.learns_from_labels:
-        return np.empty(0, dtype=np.int64), np.arange(n, dtype=np.int64)
-    return split_validation(n, config.loop.calibration_fraction, rng)
+        return np.empty(0, dtype=np.int64), np.arange(targeted.size, dtype=np.int64)
+    uniform = np.flatnonzero(~targeted)
+    cal, th = split_validation(uniform.size, config.loop.calibration_fraction, rng)
+    return uniform[cal], np.sort(np.concatenate([uniform[th], np.flatnonzero(targeted)]))
 
 
 def split_validation(
@@ -588,7 +666,8 @@ def run_tbal(
         if on_round is not None:
             on_round(record)
         # no label bought this round means the budget is spent (or nothing is left to query)
-        if queried.size + top_up.size == 0 or not sets.pool.any() or sets.validation.size < 2:
+        bought = queried.size + top_up.size + run.targeted_this_round
+        if bought == 0 or not sets.pool.any() or sets.validation.size < 2:
             break
 
     return RunResult(
@@ -606,11 +685,14 @@ def run_tbal(
 @dataclass
 class _HumanSets:
     """Where each row of a simulated run stands: ``pool`` (bool over the data set: neither human- nor
-    auto-labeled, nor queued), the validation rows and the training rows (sorted)."""
+    auto-labeled, nor queued), the validation rows and the training rows (sorted); once a round fixed
+    the stratum, ``stratum`` and ``targeted`` (bool over the data set: in it; drawn inside it)."""
 
     pool: np.ndarray
     validation: np.ndarray
     train: np.ndarray
+    stratum: np.ndarray | None = None
+    targeted: np.ndarray | None = None
 
     @classmethod
     def draw(cls, rows: np.ndarray, n_rows: int, config: TBALConfig, seed: int) -> _HumanSets:
@@ -621,6 +703,29 @@ class _HumanSets:
         pool[validation] = False
         pool[train] = False
         return cls(pool, validation, train)
+
+    def round_stratum(self, pool_rows: np.ndarray) -> Stratum | None:
+        """The stratum over a round's rows (its pool rows, then the validation rows), if one is fixed."""
+        if self.stratum is None or self.targeted is None:
+            return None
+        return Stratum(
+            pool=self.stratum[pool_rows],
+            validation=self.stratum[self.validation],
+            targeted=self.targeted[self.validation],
+        )
+
+    def fix_stratum(self, out: RoundOutput, pool_rows: np.ndarray, validation: np.ndarray) -> np.ndarray:
+        """Record the stratum ``out`` fixed over the round's ``pool_rows`` and ``validation`` rows;
+        the targeted rows it drew (they join the validation set with the round's other new rows)."""
+        if out.pool_in_stratum is None or out.val_in_stratum is None:
+            return np.empty(0, dtype=np.int64)
+        self.stratum = np.zeros(self.pool.size, dtype=bool)
+        self.stratum[pool_rows[out.pool_in_stratum]] = True
+        self.stratum[validation[out.val_in_stratum]] = True
+        targeted = pool_rows[out.targeted_index]
+        self.targeted = np.zeros(self.pool.size, dtype=bool)
+        self.targeted[targeted] = True
+        return targeted
 
 
 def _simulated_round(
@@ -636,21 +741,27 @@ def _simulated_round(
 ) -> tuple[RoundRecord, np.ndarray, np.ndarray]:
     """One round of :func:`run_tbal` under its plan, with the simulated humans answering at once: updates
     ``sets`` and ``run``; (the round's record, the rows queried for training, the validation top-up rows)."""
-    plan = plan_round(
-        RunState(round_index, int(sets.train.size), run.topped_up, run.delta_spent), config, run_seed=seed
+    state = RunState(
+        round_index,
+        int(sets.train.size),
+        run.topped_up,
+        run.delta_spent,
+        stratum_drawn=sets.stratum is not None,
     )
+    plan = plan_round(state, config, run_seed=seed)
     pool_rows = np.flatnonzero(sets.pool)
-    inputs = _oracle_round_input(dataset, config, sets.train, sets.validation, pool_rows, plan, run)
+    inputs = _oracle_round_input(dataset, config, sets, pool_rows, plan, run)
     out = run_round(inputs, config, progress=progress)
     newly = pool_rows[out.auto_mask]
     queried = pool_rows[out.query_index]
     top_up = pool_rows[out.top_up_index]
+    targeted = sets.fix_stratum(out, pool_rows, sets.validation)
     accuracy = float(np.mean(out.pool_predicted == dataset.y[pool_rows])) if pool_rows.size else None
-    sets.pool[newly] = sets.pool[queried] = sets.pool[top_up] = False
-    n_validation = config.loop.validation_size + run.topped_up
-    run.add(newly, out.pool_predicted[out.auto_mask], out, int(top_up.size))
+    sets.pool[newly] = sets.pool[queried] = sets.pool[top_up] = sets.pool[targeted] = False
+    n_validation = run.validation_labels(config)
+    run.add(newly, out.pool_predicted[out.auto_mask], out, int(top_up.size), int(targeted.size))
     n_train = int(sets.train.size)
-    sets.validation = np.sort(np.concatenate([sets.validation[~out.val_removed], top_up]))
+    sets.validation = np.sort(np.concatenate([sets.validation[~out.val_removed], top_up, targeted]))
     sets.train = np.sort(np.concatenate([sets.train, queried]))
     counts = (
         n_train,
@@ -658,22 +769,22 @@ def _simulated_round(
         int(sets.pool.sum()),
         int(sets.validation.size),
         int(queried.size),
-        int(top_up.size),
+        int(top_up.size + targeted.size),
     )
     record = _round_record(round_index, out, dataset, newly, run, pool_size, accuracy, *counts)
-    return record, queried, top_up
+    return record, queried, np.sort(np.concatenate([top_up, targeted]))
 
 
 def _oracle_round_input(
     dataset: Dataset,
     config: TBALConfig,
-    train: np.ndarray,
-    validation: np.ndarray,
+    sets: _HumanSets,
     pool_rows: np.ndarray,
     plan: RoundPlan,
     run: _RunTotals,
 ) -> RoundInput:
     """The round's arrays from the data set's rows, the simulated humans' labels included."""
+    train, validation = sets.train, sets.validation
     return RoundInput(
         X_train=dataset.X[train],
         targets_train=human_targets(dataset, train, config),
@@ -683,10 +794,11 @@ def _oracle_round_input(
         num_classes=dataset.num_classes,
         plan=plan,
         labeled_so_far=LabeledSoFar(
-            human_labels=int(train.size + config.loop.validation_size + run.topped_up),
+            human_labels=int(train.size) + run.validation_labels(config),
             auto_labels=int(sum(i.size for i in run.auto_index)),
             mistakes_bound=run.mistakes_bound,
         ),
+        stratum=sets.round_stratum(pool_rows),
     )
 
 
@@ -698,13 +810,25 @@ class _RunTotals:
     auto_labels: list[np.ndarray] = field(default_factory=list)
     delta_spent: float = 0.0
     topped_up: int = 0
+    targeted: int = 0  # validation labels drawn inside the stratum (out of N_v)
+    targeted_this_round: int = 0
     mistakes_bound: float = 0.0  # Σ certified mistake bounds of the auto-labels (dataset guarantee)
 
-    def add(self, index: np.ndarray, labels: np.ndarray, out: RoundOutput, topped_up: int) -> None:
+    def validation_labels(self, config: TBALConfig) -> int:
+        """Validation labels the humans gave so far: N_v less what the stratum has not drawn yet, and
+        the top-ups."""
+        loop = config.loop
+        return loop.validation_size - loop.targeted_validation + self.targeted + self.topped_up
+
+    def add(
+        self, index: np.ndarray, labels: np.ndarray, out: RoundOutput, topped_up: int, targeted: int = 0
+    ) -> None:
         self.auto_index.append(index)
         self.auto_labels.append(labels)
         self.delta_spent += out.plan.delta
         self.topped_up += topped_up
+        self.targeted += targeted
+        self.targeted_this_round = targeted
         if index.size and np.isfinite(out.thresholds.auto_mistakes_bound):
             self.mistakes_bound += out.thresholds.auto_mistakes_bound
 

@@ -33,6 +33,21 @@ reserve ``thresholds.delta_tail`` τ for rounds past them:
 With ``thresholds.split_delta_over_rounds`` false every round is tested at δ (a per-round guarantee
 only, as before; not valid over a run).
 
+The stratum (``loop.targeted_validation`` k > 0): k of the N_v validation labels are not drawn at the
+start. The round before the certifying one (the one before the last planned round, or the one whose
+queries spend the rest of N_t, whichever comes first) fixes a *stratum* R without looking at any label:
+the pool points left after its auto-labels and queries whose score is at least the cut that keeps the
+top ``loop.stratum_share`` q of them (:func:`stratum_cut`), and the validation points with such a score.
+It draws the k validation points uniformly from R's pool points (after any uniform top-up). Every later
+round certifies on the validation points inside R and auto-labels inside R only. Why that is valid without
+weights: the uniform validation points inside R are a uniform sample of R, and the k drawn from the rest
+of R make the union a uniform sample of R again, exchangeable with R's points left to auto-label, so the
+Clopper–Pearson test holds inside R as it does on the whole pool (D_cal, which fits a confidence function
+on labels, takes uniform points only, and a uniform random part of them leaves the rest uniform). Why it
+helps: the certificate's walk starts among the most confident points, where a few unlucky mistakes among
+a handful of validation points end it; R holds several times more validation points there
+(BENCHMARKS.md, "The stratum in the loop").
+
 The plan is pure: a function of a :class:`RunState` (counts the caller reads from memory or from the
 database) and the configuration; it never draws the training queries (the round ranks them).
 """
@@ -50,6 +65,9 @@ TOP_UP_STREAM = 0x70B07
 """Second word of the validation top-up draw's seed (the first is the round's seed): a stream of its own,
 so that runs without a floor draw exactly what they drew before."""
 
+TARGETED_STREAM = 0x57A7
+"""Second word of the stratum's validation draw (``loop.targeted_validation``): a stream of its own too."""
+
 
 _ROUNDING_MARGIN = 1.0 - 1e-9
 """The schedule spends δ·(1 − 1e-9): floating-point sums of the shares then stay ≤ δ."""
@@ -63,12 +81,14 @@ class RunState:
     training_labels: human training items so far (labeled or queued), the seed included.
     validation_top_ups: validation labels bought from N_t so far (``loop.validation_floor``).
     delta_spent: Σ of the δ shares earlier rounds were tested at.
+    stratum_drawn: an earlier round fixed the stratum and drew the targeted validation points.
     """
 
     round_index: int
     training_labels: int
     validation_top_ups: int = 0
     delta_spent: float = 0.0
+    stratum_drawn: bool = False
 
     def __post_init__(self) -> None:
         for name in ("round_index", "training_labels", "validation_top_ups"):
@@ -95,6 +115,8 @@ class RoundPlan:
     delta: δ_k, the δ this round's thresholds are certified at (0: the round certifies nothing).
     query_budget: human labels the round may queue for the next round (training + top-up).
     validation_floor: the fewest validation points (labeled or queued) the round should leave.
+    targeted: validation points this round draws inside the stratum it fixes (0: it fixes none).
+    stratum_share: the share of the pool left that the stratum keeps (``loop.stratum_share``).
     """
 
     round_index: int
@@ -102,18 +124,22 @@ class RoundPlan:
     delta: float
     query_budget: int
     validation_floor: int = 0
+    targeted: int = 0
+    stratum_share: float = 1.0
 
     def split_queries(self, validation_left: int, pool_left: int) -> QuerySplit:
         """Split the query budget once the round knows ``validation_left`` (validation points, labeled
         or queued, after its removals) and ``pool_left`` (pool points neither auto-labeled nor queried).
 
-        The top-up is the shortfall below the floor, at most the budget and the pool; the rest of the
-        budget goes to training queries (never more than the pool holds)."""
+        The top-up is the shortfall below the floor (the targeted points this round draws count towards
+        it), at most the budget and the pool; the rest of the budget goes to training queries (never more
+        than the pool holds)."""
         if validation_left < 0 or pool_left < 0:
             raise TBALInputError(
                 f"expected validation_left and pool_left ≥ 0, got {validation_left} and {pool_left}"
             )
-        top_up = min(max(0, self.validation_floor - validation_left), self.query_budget, pool_left)
+        shortfall = self.validation_floor - validation_left - self.targeted
+        top_up = min(max(0, shortfall), self.query_budget, pool_left)
         training = min(self.query_budget - top_up, pool_left - top_up)
         return QuerySplit(training=training, top_up=top_up)
 
@@ -132,7 +158,20 @@ def plan_round(state: RunState, config: TBALConfig, *, run_seed: int) -> RoundPl
         delta=_capped_share(state, config, budget_left),
         query_budget=max(0, min(loop.batch_size, budget_left)),
         validation_floor=loop.validation_floor,
+        targeted=loop.targeted_validation if _fixes_stratum(state, config, budget_left) else 0,
+        stratum_share=loop.stratum_share,
     )
+
+
+def _fixes_stratum(state: RunState, config: TBALConfig, budget_left: int) -> bool:
+    """Whether this round fixes the stratum: none was fixed yet, and the next round is the certifying
+    one (the last planned round, or the first with no label of N_t left: this round's queries spend the
+    rest)."""
+    if config.loop.targeted_validation == 0 or state.stratum_drawn:
+        return False
+    before_last = state.round_index == config.loop.planned_rounds - 2
+    spends_the_rest = 0 < budget_left <= config.loop.batch_size
+    return before_last or spends_the_rest
 
 
 def delta_share(round_index: int, config: TBALConfig, *, budget_spent: bool = False) -> float:
@@ -180,10 +219,10 @@ def draw_initial_sets(
     """The validation set (N_v) and the seed training set drawn uniformly from ``ids`` (the pool, sorted),
     as the papers do it: one permutation seeded by the run; (validation ids, seed ids), each sorted.
     ``training_labels`` the user already gave count towards the seed. Fewer than asked when ``ids`` is
-    short (validation first)."""
+    short (validation first). The ``loop.targeted_validation`` points of N_v are left for the stratum."""
     loop = config.loop
     order = np.random.default_rng(run_seed).permutation(ids.size)
-    n_val = min(loop.validation_size, ids.size)
+    n_val = min(loop.validation_size - loop.targeted_validation, ids.size)
     n_seed = min(max(0, loop.seed_size - training_labels), ids.size - n_val)
     return np.sort(ids[order[:n_val]]), np.sort(ids[order[n_val : n_val + n_seed]])
 
@@ -194,6 +233,21 @@ def draw_top_up(candidates: np.ndarray, n: int, plan: RoundPlan) -> np.ndarray:
     distribution of the pool the next round auto-labels and were never trained on: valid validation
     points."""
     return uniform_sample(candidates, n, plan.seed, TOP_UP_STREAM)
+
+
+def stratum_cut(pool_scores: np.ndarray, share: float) -> float:
+    """The score at and above which a point is in the stratum: the ⌈share·n⌉-th highest of the pool's
+    scores (ties go in; +inf for an empty pool). Set by the scores alone, never by a label."""
+    if pool_scores.size == 0:
+        return float("inf")
+    keep = max(1, int(np.ceil(share * pool_scores.size)))
+    return float(np.sort(pool_scores)[::-1][keep - 1])
+
+
+def draw_targeted(candidates: np.ndarray, n: int, plan: RoundPlan) -> np.ndarray:
+    """``n`` of ``candidates`` (the stratum's pool points left after the round's queries and top-ups;
+    sorted) drawn uniformly without replacement from the plan's targeted stream, sorted."""
+    return uniform_sample(candidates, n, plan.seed, TARGETED_STREAM)
 
 
 def uniform_sample(ids: np.ndarray, k: int, seed: int, stream: int) -> np.ndarray:

@@ -8,7 +8,9 @@ import pytest
 from tbal.config import TBALConfig, with_overrides
 from tbal.data import make_dataset
 from tbal.errors import TBALInputError
-from tbal.loop import run_tbal
+from tbal.loop import RoundInput, Stratum, run_round, run_tbal
+from tbal.plan import RoundPlan
+from tbal.training.train import one_hot
 from tests.tbal.synthetic import blobs_8d
 
 
@@ -126,3 +128,98 @@ def test_validation_floor_must_be_a_non_negative_integer() -> None:
 
     with pytest.raises(ConfigError, match="validation_floor"):
         _config(**{"loop.validation_floor": -1})
+
+
+def test_a_run_with_a_stratum_draws_its_validation_points_in_two_parts() -> None:
+    """loop.targeted_validation: N_v − k at the start, k more by the round before the last planned one;
+    the humans' validation total is N_v, and the run stays within the budget and ε on easy blobs."""
+    X, y = blobs_8d()
+    config = _config(
+        **{
+            "thresholds.bound": "valid",
+            "loop.targeted_validation": 100,
+            "loop.stratum_share": 0.6,
+        }
+    )
+    result = run_tbal(make_dataset(X, y), config, seed=1)
+    rounds = result.rounds
+    assert config.loop.planned_rounds == 4 and len(rounds) >= 3
+    assert [r.human_validation_labels for r in rounds[:3]] == [200, 200, 200]
+    assert [r.validation_added for r in rounds[:3]] == [0, 0, 100]  # round 2 = planned_rounds − 2
+    if len(rounds) > 3:
+        assert rounds[3].human_validation_labels == 300
+    assert result.true_error is None or result.true_error <= 0.05
+
+
+def _stratum_inputs(confidence_learns: bool) -> tuple[RoundInput, TBALConfig]:
+    rng = np.random.default_rng(4)
+    config = _config(
+        **{
+            "thresholds.bound": "valid",
+            "thresholds.split_delta_over_rounds": False,
+            "confidence.name": "histogram" if confidence_learns else "softmax",
+            "loop.calibration_fraction": 0.5,
+        }
+    )
+    n_val = 300
+    targeted = np.zeros(n_val, dtype=bool)
+    targeted[rng.choice(n_val, 60, replace=False)] = True
+    in_val = targeted | (rng.random(n_val) < 0.5)
+    pool_in = rng.random(900 - 100 - n_val) < 0.5
+    stratum = Stratum(pool=pool_in, validation=in_val, targeted=targeted)
+    return _blob_round(n_queries=10, stratum=stratum), config
+
+
+def _blob_round(**fields: object) -> RoundInput:
+    """A round on 900 blob points: 100 training labels, 300 validation points, the rest the pool."""
+    X, y = blobs_8d(n=900)
+    return RoundInput(
+        X[:100],
+        one_hot(y[:100], 3),
+        X[100:400],
+        y[100:400],
+        X[400:],
+        3,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("confidence_learns", [False, True])
+def test_a_round_under_a_stratum_certifies_and_auto_labels_inside_it(confidence_learns: bool) -> None:
+    inputs, config = _stratum_inputs(confidence_learns)
+    stratum = inputs.stratum
+    assert stratum is not None
+    out = run_round(inputs, config, seed=3)
+    assert out.auto_mask.any(), "easy blobs: the round should auto-label, or the check says nothing"
+    assert not (out.auto_mask & ~stratum.pool).any()
+    assert not (out.val_removed & ~stratum.validation).any()
+    assert stratum.validation[out.th_index].all()
+    # every targeted point is in D_th (none spent on fitting the confidence function)
+    assert set(np.flatnonzero(stratum.targeted)) <= set(out.th_index.tolist())
+    assert not stratum.targeted[out.cal_index].any()
+    assert out.stratum_cut is None and out.targeted_index.size == 0  # this round fixes none
+
+
+def test_the_round_that_fixes_the_stratum_draws_inside_it() -> None:
+    config = _config(**{"thresholds.bound": "valid", "loop.validation_floor": 320})
+    plan = RoundPlan(
+        round_index=2,
+        seed=11,
+        delta=0.0,
+        query_budget=20,
+        validation_floor=320,
+        targeted=50,
+        stratum_share=0.4,
+    )
+    out = run_round(_blob_round(plan=plan), config)
+    assert out.stratum_cut is not None and out.pool_in_stratum is not None and out.val_in_stratum is not None
+    assert out.targeted_index.size == 50
+    assert out.pool_in_stratum[out.targeted_index].all()
+    taken = np.concatenate([out.query_index, out.top_up_index, np.flatnonzero(out.auto_mask)])
+    assert np.intersect1d(out.targeted_index, taken).size == 0
+    # the top-up counts the targeted points towards the floor: 320 − 300 − 50 < 0, no top-up
+    assert out.top_up_index.size == 0 and out.query_index.size == 20
+    left = ~out.auto_mask
+    left[out.query_index] = False
+    share = out.pool_in_stratum[left].mean()
+    assert 0.4 <= share <= 0.45  # the top 40 % of the pool left (ties go in)

@@ -308,3 +308,126 @@ def test_the_floor_simulation_sees_top_ups_drawn_where_the_scores_are_high() -> 
     delta = _floor_config().thresholds.delta
     rate, _ = _floor_failure_rate(biased_top_ups=True, seed=5)
     assert rate > delta + 3 * math.sqrt(delta * (1 - delta) / RUNS), rate
+
+
+# ---------------------------------------------------------------------------------------------------
+# The stratum (loop.targeted_validation), by simulation on a finite pool
+#
+# As the floor's simulation above: one finite population a run, the score fixed. N_v − k validation
+# points are drawn uniformly at the start; the round the plan names fixes the stratum (the top share q of
+# the pool left, by score: tbal.plan.stratum_cut) and draws k validation points uniformly inside it; every
+# later round certifies on the validation points inside the stratum and auto-labels inside it only. The
+# run goes 3 rounds past the plan. Tolerance as above. The broken variant certifies on the whole
+# validation set with the targeted points in it (as if they were uniform): the check must see it fail.
+
+STRATUM_POOL = 3000
+
+
+def _stratum_config() -> TBALConfig:
+    return with_overrides(
+        TBALConfig(),
+        {
+            "loop.label_budget": 150,
+            "loop.seed_size": 100,
+            "loop.batch_size": 25,
+            "loop.validation_size": 300,
+            "loop.targeted_validation": 200,
+            "loop.stratum_share": 0.5,
+            "query.strategy": "random",
+            "thresholds.delta": 0.1,
+            "thresholds.epsilon": 0.1,
+        },
+    )
+
+
+def _stratum_run_fails(config: TBALConfig, rng: np.random.Generator, broken: bool) -> tuple[bool, float]:
+    """One simulated run: whether some round's auto-labels were more than ε wrong, and its coverage."""
+    from tbal.plan import draw_targeted, stratum_cut
+    from tbal.thresholds import estimate_thresholds
+    from tests.tbal.simulated_scores import A_K, B_K
+
+    k, loop, th = len(A_K), config.loop, config.thresholds
+    yhat = rng.integers(0, k, STRATUM_POOL)
+    u = rng.random(STRATUM_POOL)
+    wrong = rng.random(STRATUM_POOL) < A_K[yhat] * (1 - u) ** 2
+    score = B_K[yhat] * u
+    order = rng.permutation(STRATUM_POOL)
+    n_uniform = loop.validation_size - loop.targeted_validation
+    validation = order[:n_uniform]
+    pool = order[n_uniform + loop.seed_size :]
+    stratum: np.ndarray | None = None  # bool over the population once fixed
+    training, spent, failed, auto, drawn = loop.seed_size, 0.0, False, 0, False
+    for r in range(loop.planned_rounds + 3):
+        plan = plan_round(
+            RunState(r, training, 0, min(spent, 1.0), stratum_drawn=drawn),
+            config,
+            run_seed=int(rng.integers(1 << 30)),
+        )
+        spent += plan.delta
+        d_th = validation if stratum is None or broken else validation[stratum[validation]]
+        result = estimate_thresholds(score[d_th], yhat[d_th], ~wrong[d_th], k, th, delta=plan.delta)
+        labeled = score[pool] >= result.thresholds[yhat[pool]]
+        removed = score[validation] >= result.thresholds[yhat[validation]]
+        if stratum is not None and not broken:
+            labeled &= stratum[pool]
+            removed &= stratum[validation]
+        if labeled.any():
+            failed |= bool(wrong[pool[labeled]].mean() > th.epsilon)
+            auto += int(labeled.sum())
+        pool, validation = pool[~labeled], validation[~removed]
+        split = plan.split_queries(validation.size, pool.size)
+        pool = np.delete(pool, rng.choice(pool.size, split.training, replace=False))
+        training += split.training
+        if plan.targeted:
+            cut = stratum_cut(score[pool], plan.stratum_share)
+            stratum = score >= cut
+            targeted = draw_targeted(np.sort(pool[stratum[pool]]), plan.targeted, plan)
+            validation = np.concatenate([validation, targeted])
+            pool = np.setdiff1d(pool, targeted)
+            drawn = True
+    return failed, auto / STRATUM_POOL
+
+
+def _stratum_failure_rate(broken: bool, seed: int) -> tuple[float, float]:
+    config, rng = _stratum_config(), np.random.default_rng(seed)
+    runs = [_stratum_run_fails(config, rng, broken) for _ in range(RUNS)]
+    return sum(f for f, _ in runs) / RUNS, sum(c for _, c in runs) / RUNS
+
+
+def test_the_stratum_keeps_the_guarantee_by_simulation() -> None:
+    config = _stratum_config()
+    assert config.loop.planned_rounds == 3
+    delta = config.thresholds.delta
+    rate, coverage = _stratum_failure_rate(broken=False, seed=7)
+    assert coverage > 0.05, "the rule should auto-label something, or the check says nothing"
+    assert rate <= delta + 3 * math.sqrt(delta * (1 - delta) / RUNS), rate
+
+
+def test_the_stratum_simulation_sees_targeted_points_taken_for_uniform_ones() -> None:
+    """Certifying on the whole validation set with the targeted points in it, as if all were uniform: the
+    validation set then holds fewer mistakes than the pool, and the simulation must see the break."""
+    delta = _stratum_config().thresholds.delta
+    rate, _ = _stratum_failure_rate(broken=True, seed=7)
+    assert rate > delta + 3 * math.sqrt(delta * (1 - delta) / RUNS), rate
+
+
+def test_the_round_before_the_last_planned_one_fixes_the_stratum_once() -> None:
+    config = _stratum_config()
+    targeted = [
+        plan_round(
+            RunState(r, 100 + 25 * min(r, 2), 0, 0.0, stratum_drawn=r > 1), config, run_seed=3
+        ).targeted
+        for r in range(5)
+    ]
+    assert targeted == [0, 200, 0, 0, 0]
+    # budget lowered so that round 0's queries spend the rest: round 0 fixes it
+    early = with_overrides(config, {"loop.label_budget": 110})
+    assert early.loop.planned_rounds == 2
+    assert plan_round(RunState(0, 100), early, run_seed=3).targeted == 200
+    # a budget lowered mid-run so that this round's 10 queries spend the rest (round 1 of 3 planned... at 4)
+    lowered = with_overrides(config, {"loop.label_budget": 135, "loop.batch_size": 10})
+    assert lowered.loop.planned_rounds == 5
+    assert plan_round(RunState(1, 125), lowered, run_seed=3).targeted == 200
+    assert plan_round(RunState(1, 115), lowered, run_seed=3).targeted == 0
+    off = with_overrides(config, {"loop.targeted_validation": 0})
+    assert all(plan_round(RunState(r, 100), off, run_seed=3).targeted == 0 for r in range(4))
