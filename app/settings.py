@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     ingest_job_batch: int = Field(default=512, ge=1, le=100_000)
     """Items in an ingest job's first batch, encoded and stored in one transaction (its progress moves
     batch by batch); a cheap encoder's batches grow from there (``app.items.jobs_run.BatchSize``)."""
+    ingest_processes: int | None = Field(default=None, ge=0, le=64)
+    """Worker processes that decode an ingest job's image files and run its cheap text encoder
+    (``hashing``), so that the job's own thread only reads, checks and writes: one pool per process that
+    runs jobs, started on first use and kept (``app.items.processes``). None: min(CPUs, 4); 0 or 1: on
+    the job's own encoding thread."""
 
     round_time_limit_s: float = Field(default=6 * 3600.0, gt=0)
     round_stale_after_s: float = Field(default=600.0, gt=0)

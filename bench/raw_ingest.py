@@ -63,16 +63,42 @@ def main() -> None:
     parser.add_argument(
         "--side", type=int, default=0, help="images: JPEG files of side×side (default: PNG 32×32)"
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="the service's ingest_processes (TBAL_INGEST_PROCESSES; default: its default, min(CPUs, 4))",
+    )
     parser.add_argument("--json", type=Path, help="also write the record here")
     args = parser.parse_args()
     run = {"texts": bench_texts, "images": bench_images, "project": bench_project}[args.what]
     database = "postgresql" if (args.database_url or "").startswith("postgresql") else "sqlite"
-    record = {"what": args.what, "database": database, "load_before": _load()}
+    record = {"what": args.what, "database": database, "code": _code(), "load_before": _load()}
     record.update(**run(args), load_after=_load())
     print(json.dumps(record), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(record, indent=1))
+
+
+def _code() -> str:
+    """Where the service's code was imported from (the checkout, or the old code's worktree)."""
+    import app
+
+    return str(Path(app.__file__).resolve().parents[1])
+
+
+def _warm_pool(args: argparse.Namespace) -> dict[str, Any]:
+    """The ingest jobs' worker processes started outside the timing, as a service that ran a job before
+    has them (code without the pool: nothing); the start-up time is recorded beside."""
+    try:
+        from app.items import processes
+    except ImportError:
+        return {}
+    size = processes.pool_size(args.processes)
+    start = time.perf_counter()
+    started = processes.get_pool(size) is not None
+    return {"processes": size if started else 0, "pool_start_s": round(time.perf_counter() - start, 2)}
 
 
 def _load() -> list[float]:
@@ -134,9 +160,10 @@ def bench_texts(args: argparse.Namespace) -> dict[str, Any]:
             return api.upload_texts(pid, texts, y)
 
     main_thread = direct()
+    pool = _warm_pool(args)
     record = _best_of_two(direct_in_a_thread, service, args.n)
     record["direct_main_thread_per_s"] = round(args.n / main_thread, 1)
-    return {"n": args.n, "encoder": args.encoder, **record}
+    return {"n": args.n, "encoder": args.encoder, **pool, **record}
 
 
 def bench_images(args: argparse.Namespace) -> dict[str, Any]:
@@ -171,16 +198,19 @@ def bench_images(args: argparse.Namespace) -> dict[str, Any]:
             pid = api.project(classes=[str(c) for c in range(10)], data_kind="image", input_shape=list(shape))
             return api.upload_images(pid, files, y)
 
+    pool = _warm_pool(args)
     return {
         "n": args.n,
         "side": args.side or 32,
         "file_bytes_mean": int(np.mean([len(f) for f in files])),
+        **pool,
         **_best_of_two(direct, service, args.n),
     }
 
 
 def bench_project(args: argparse.Namespace) -> dict[str, Any]:
     texts, y = sst2_texts(args.n)
+    pool = _warm_pool(args)
     start = time.perf_counter()
     with _service(args) as api:
         pid = api.project(
@@ -195,6 +225,7 @@ def bench_project(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "n": args.n,
         "encoder": args.encoder,
+        **pool,
         "ingest": ingest,
         "rounds": len(rounds),
         "rounds_s": round(sum(r["seconds"] for r in rounds), 1),
@@ -317,6 +348,7 @@ def _service(args: argparse.Namespace) -> Iterator[Service]:
             upload_dir=Path(tmp) / "uploads",
             train_device=args.device,
             ingest_job_batch=args.batch,
+            ingest_processes=args.processes,  # ignored by code without it
             max_request_bytes=4 << 30,
         )
         upgrade(settings)

@@ -27,11 +27,13 @@ What the configuration guarantees (Celery's task guide; the service issue):
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
+from multiprocessing.process import AuthenticationString  # type: ignore[attr-defined]  # not in typeshed
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 from kombu import Exchange, Queue
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -154,6 +156,34 @@ def _reset_after_fork(**_kwargs: Any) -> None:
 
 # A prefork child inherits the parent's memory: start it without the parent's database connections.
 worker_process_init.connect(_reset_after_fork, weak=False)
+
+
+def _allow_ingest_processes(**_kwargs: Any) -> None:
+    """Let a prefork child start the ingest jobs' pool of decoding processes (``app.items.processes``).
+    billiard makes itself multiprocessing's current process in the child, marked daemonic and with its
+    own key type, and multiprocessing then refuses to start a process ("daemonic processes are not
+    allowed to have children"; "Pickling an AuthenticationString object is disallowed"): the jobs would
+    decode on their own thread. What the daemon flag protects (children left behind) is handled: the
+    child stops its pool before it exits (below), and the pool's workers exit with it when it is
+    killed. The setter refuses a started process, so the flag is set in its config."""
+    config: dict[str, Any] = getattr(multiprocessing.current_process(), "_config", {})
+    config["daemon"] = False
+    config["authkey"] = AuthenticationString(bytes(multiprocessing.current_process().authkey))
+
+
+worker_process_init.connect(_allow_ingest_processes, weak=False)
+
+
+def _stop_ingest_processes(**_kwargs: Any) -> None:
+    """A prefork child that ran ingest jobs stops its pool of decoding processes before it exits (its
+    exit skips ``atexit``); started on first use in the child, never in the main process (a child must
+    not share its parent's pool)."""
+    from app.items.processes import shutdown
+
+    shutdown()
+
+
+worker_process_shutdown.connect(_stop_ingest_processes, weak=False)
 
 
 def reap_stale_rounds_on_start(sender: Any = None, **_kwargs: Any) -> list[int]:

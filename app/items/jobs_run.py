@@ -15,7 +15,9 @@
    and checks the next one and writes the one before (torch and Pillow release the GIL for much of their
    work, the database drivers while the database works; the hashing encoder's tokenizer does not), in
    the same order and with the same transactions as one after another. The encoding thread touches no
-   database.
+   database. Image files and the texts of a cheap encoder (``hashing``) are decoded / encoded on the
+   process's pool of worker processes (:mod:`app.items.processes`, ``TBAL_INGEST_PROCESSES``), which
+   the encoding thread waits for: the same arrays, errors and order as on the thread, without its GIL.
 3. When nothing is staged any more (the batches are read once more from the start while another runner
    of the job left part of a batch it took): succeeded. An error that is not about one item (the encoder
    cannot be loaded, the backbone refuses the shape) fails the job with its reason; a database that went
@@ -43,10 +45,11 @@ from app.items import jobs_repository as jobs_repo
 from app.items import repository as items_repo
 from app.items.arrays import layout_of
 from app.items.jobs_repository import Staged
+from app.items.processes import pool_size
 from app.items.raw.checks import check_id
 from app.items.raw.encoders import service_device, text_encoder
 from app.items.raw.images import decode_files, image_target, image_truth, store_images
-from app.items.raw.texts import check_text_item, encode_checked, write_texts
+from app.items.raw.texts import check_text_item, encode_items, write_texts
 from app.items.schemas import IngestResult
 from app.labels.queue_service import draw_deferred, redraw_open_sets
 from app.settings import Settings
@@ -186,7 +189,7 @@ def _run_batches(session: Session, job_id: int, settings: Settings) -> None:
     if project is None:
         return
     session.commit()  # no transaction stays open while the encoder loads
-    kind: Kind = TextKind(project, settings) if job.kind == "texts" else ImageKind(project)
+    kind: Kind = TextKind(project, settings) if job.kind == "texts" else ImageKind(project, settings)
     size = BatchSize(settings.ingest_job_batch, kind.row_bytes)
     encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ingest-job-{job_id}")
     try:
@@ -297,6 +300,7 @@ class TextKind:
         self.shape = layout_of(project).shape  # the encoding thread reads no ORM attribute
         self.row_bytes = 4 * int(np.prod(self.shape))
         self.encoder = text_encoder(project.settings, device=service_device(settings.train_device))
+        self.processes = pool_size(settings.ingest_processes)
 
     def check(self, session: Session, rows: Sequence[Staged]) -> Prepared:
         batch = Prepared(seqs=[r.seq for r in rows])
@@ -315,34 +319,19 @@ class TextKind:
 
     def encode(self, batch: Prepared) -> None:
         """The new texts' features, all at once; when the encoder refuses the batch, one by one, so that
-        only the texts it refuses become errors (a wrong feature size fails the job)."""
+        only the texts it refuses become errors (a wrong feature size fails the job). On the worker
+        processes for a cheap encoder (:func:`app.items.raw.texts.encode_items`)."""
         items = batch.pending
-        try:
-            X = encode_checked(self.shape, self.encoder, [c[2] for c in items])
-            kept = items
-        except Invalid as exc:
-            if exc.field != "texts":
-                raise
-            X, kept = self._one_by_one(batch)
+        X, problems = encode_items([c[2] for c in items], self.encoder, self.shape, self.processes)
+        kept = []
+        for item, problem in zip(items, problems, strict=True):
+            if problem is None:
+                kept.append(item)
+            else:
+                batch.refuse(item[0], item[1], problem)
         batch.ids = [c[1] for c in kept]
         batch.truth = [c[3] for c in kept]
         batch.payload = ([c[2] for c in kept], X)
-
-    def _one_by_one(self, batch: Prepared) -> tuple[np.ndarray, list[Any]]:
-        parts: list[np.ndarray] = []
-        kept: list[Any] = []
-        for item in batch.pending:
-            seq, ext, text, _truth = item
-            try:
-                parts.append(encode_checked(self.shape, self.encoder, [text]))
-            except Invalid as exc:
-                if exc.field != "texts":
-                    raise
-                batch.refuse(seq, ext, exc.reason)
-                continue
-            kept.append(item)
-        empty = np.empty((0, *self.shape), dtype=np.float32)
-        return (np.concatenate(parts) if parts else empty), kept
 
     def write(self, session: Session, batch: Prepared, chunk_rows: int) -> IngestResult:
         texts, X = batch.payload
@@ -353,8 +342,9 @@ class TextKind:
 class ImageKind:
     """Image files: checked (id, class), decoded to the project's shape (and run through its backbone)."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, settings: Settings) -> None:
         self.project = project
+        self.processes = pool_size(settings.ingest_processes)
         self.backbone, self.shape = image_target(project)
         out = self.backbone.dim * 4 if self.backbone is not None else int(np.prod(self.shape))
         self.row_bytes = int(np.prod(self.shape)) + out  # the decoded pixels, then what is stored
@@ -374,7 +364,7 @@ class ImageKind:
 
     def encode(self, batch: Prepared) -> None:
         new = batch.pending
-        pixels, problems = decode_files([c[2] for c in new], self.shape)
+        pixels, problems = decode_files([c[2] for c in new], self.shape, self.processes)
         for (seq, ext, _data, _t), problem in zip(new, problems, strict=True):
             if problem is not None:
                 batch.refuse(seq, ext, problem)

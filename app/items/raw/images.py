@@ -3,7 +3,8 @@
 
 :func:`ingest_images` is the synchronous way (every file decoded before anything is written; a bad one is
 a 422 naming it, nothing stored). Background jobs (:mod:`app.items.jobs_run`) use the same pieces item by
-item: :func:`image_target`, :func:`decode_files`, :func:`image_truth` and :func:`store_images`.
+item: :func:`image_target`, :func:`decode_files` (on the jobs' worker processes: :mod:`app.items.processes`),
+:func:`image_truth` and :func:`store_images`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from app.errors import Invalid
 from app.items import repository as items_repo
 from app.items.arrays import layout_of
 from app.items.fetch import fetch_bytes
+from app.items.processes import decode_rows, joined, map_slices, slices
 from app.items.raw.archives import ImageFile
 from app.items.raw.checks import check_id, upload_result
 from app.items.raw.encoders import image_encoder, require_image_files
@@ -29,7 +31,6 @@ from app.items.schemas import IngestResult
 from app.items.service import _check_unique, _store
 from app.projects.classes import class_index
 from tbal.encoders.backbone import ImageBackboneEncoder
-from tbal.encoders.images import ImageError, decode_image
 
 MAX_PREDICT_FILES = 1_000
 DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -137,31 +138,29 @@ def store_images(
     return _store(session, project, layout_of(project), stored, ids, truth, chunk_rows)
 
 
-def decode_files(data: Sequence[bytes], shape: tuple[int, ...]) -> tuple[np.ndarray, list[str | None]]:
-    """Decode image files into (n, *shape) uint8 on :data:`DECODE_THREADS` threads (one for small
-    files: :data:`THREADED_FILE_BYTES`); with each file's problem (None: decoded; its row is then
-    filled)."""
-    out = np.zeros((len(data), *shape), dtype=np.uint8)
-
-    problems: list[str | None] = [None] * len(data)
-
-    def rows(start: int, stop: int) -> None:
-        for row in range(start, stop):
-            try:
-                out[row] = decode_image(data[row], shape)
-            except ImageError as exc:
-                problems[row] = str(exc)
-
+def decode_files(
+    data: Sequence[bytes], shape: tuple[int, ...], processes: int = 0
+) -> tuple[np.ndarray, list[str | None]]:
+    """Decode image files into (n, *shape) uint8, with each file's problem (None: decoded; its row is then
+    filled). On the ingest jobs' worker processes when ``processes`` (``TBAL_INGEST_PROCESSES``: see
+    :mod:`app.items.processes`) is 2 or more and their pool runs; else on :data:`DECODE_THREADS` threads
+    (one for small files: :data:`THREADED_FILE_BYTES`). The same arrays and problems either way."""
+    if not data:
+        return decode_rows(data, shape)
+    if processes >= 2:
+        parts = map_slices(processes, decode_rows, data, shape)
+        if parts is not None:
+            return joined(parts)
     threads = DECODE_THREADS if sum(map(len, data)) >= THREADED_FILE_BYTES * len(data) else 1
     if threads == 1 or len(data) < 2 * threads:  # on the caller's thread
-        rows(0, len(data))
-        return out, problems
+        return decode_rows(data, shape)
+
+    def rows(part: slice) -> tuple[np.ndarray, list[str | None]]:
+        return decode_rows(data[part], shape)
+
     # one contiguous slice a thread: a future per file costs as much as decoding a small PNG
-    step = -(-len(data) // threads)
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for done in [pool.submit(rows, i, min(i + step, len(data))) for i in range(0, len(data), step)]:
-            done.result()
-    return out, problems
+        return joined(list(pool.map(rows, slices(len(data), threads))))
 
 
 def fetch_images(

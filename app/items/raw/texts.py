@@ -4,7 +4,8 @@ project as a feature project); the string itself goes to ``item_texts`` in the s
 
 :func:`ingest_texts` is the synchronous way (every text checked first, then encoded and written in one
 transaction: all or nothing). Background jobs (:mod:`app.items.jobs_run`) use the same pieces item by item:
-:func:`check_text_item` and :func:`store_texts`.
+:func:`check_text_item`, :func:`encode_items` (on the jobs' worker processes for a cheap encoder) and
+:func:`write_texts`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from app.errors import Invalid
 from app.items import repository as items_repo
 from app.items import texts_repository as texts_repo
 from app.items.arrays import layout_of
+from app.items.processes import FeatureSizeError, encode_rows, features, in_processes, joined, map_slices
 from app.items.raw.checks import check_id, require_kind, upload_result
 from app.items.raw.encoders import text_encoder
 from app.items.schemas import IngestResult
@@ -163,14 +165,32 @@ def store_texts(
 
 def encode_checked(shape: tuple[int, ...], encoder: TextEncoder, texts: list[str]) -> np.ndarray:
     """Checked texts -> their (n, d) features; a 422 when the encoder refuses them or gives another size
-    than ``shape``, the project's (no database: an ingest job calls it on its encoding thread)."""
+    than ``shape``, the project's (no database)."""
     try:
-        X = encoder.encode(texts)
+        return features(encoder, shape, texts)
+    except FeatureSizeError as exc:
+        raise Invalid("settings.encoder", str(exc)) from exc
     except (DataError, ValueError) as exc:
         raise Invalid("texts", str(exc)) from exc
-    if X.shape[1:] != shape:
-        raise Invalid("settings.encoder", f"encoder gives {X.shape[1:]} features, project stores {shape}")
-    return X
+
+
+def encode_items(
+    texts: list[str], encoder: TextEncoder, shape: tuple[int, ...], processes: int = 0
+) -> tuple[np.ndarray, list[str | None]]:
+    """Checked texts -> (the features of those the encoder takes, each text's problem: None when
+    encoded); only the texts the encoder refuses get a problem (:func:`app.items.processes.encode_rows`).
+    On the ingest jobs' worker processes when ``processes`` is 2 or more, the encoder runs there
+    (:data:`app.items.processes.PROCESS_ENCODERS`) and their pool runs; else here. The same features
+    either way (an ingest job calls it on its encoding thread: no database). A 422 on
+    ``settings.encoder`` when the features are not of ``shape``."""
+    try:
+        if processes >= 2 and texts and in_processes(encoder.config):
+            parts = map_slices(processes, encode_rows, texts, encoder.config, shape)
+            if parts is not None:
+                return joined(parts)
+        return encode_rows(texts, encoder, shape)
+    except FeatureSizeError as exc:
+        raise Invalid("settings.encoder", str(exc)) from exc
 
 
 def write_texts(
