@@ -111,7 +111,7 @@ class _Pool:
 
 
 _lock = threading.Lock()
-_pool: _Pool | None = None
+_pools: dict[int, _Pool] = {}  # by size: one in a service; a size changed (tests) leaves the other alone
 _refused: set[int] = set()  # sizes whose pool could not start in this process (logged once)
 
 
@@ -145,20 +145,16 @@ def joined(parts: Sequence[tuple[np.ndarray, list[str | None]]]) -> tuple[np.nda
 
 def get_pool(size: int) -> _Pool | None:
     """The process's pool of ``size`` workers, started (every worker answered) on first use; None when
-    ``size`` < 2 or it cannot start. A pool of another size is shut down first (one pool a process)."""
-    global _pool
+    ``size`` < 2 or it cannot start."""
     if size < 2:
         return None
     with _lock:
-        if _pool is not None and _pool.workers == size:
-            return _pool
+        if size in _pools:
+            return _pools[size]
         if size in _refused:
             return None
-        if _pool is not None:
-            _pool.executor.shutdown(wait=True, cancel_futures=True)
-            _pool = None
         try:
-            _pool = _Pool(_start(size), size)
+            _pools[size] = _Pool(_start(size), size)
         except Exception as exc:
             _refused.add(size)
             logger.warning(
@@ -169,7 +165,7 @@ def get_pool(size: int) -> _Pool | None:
                 exc,
             )
             return None
-        return _pool
+        return _pools[size]
 
 
 def _start(size: int) -> ProcessPoolExecutor:
@@ -192,20 +188,19 @@ def _start(size: int) -> ProcessPoolExecutor:
 
 def _drop(pool: _Pool) -> None:
     """Forget a broken pool (the next :func:`get_pool` starts a new one)."""
-    global _pool
     with _lock:
-        if _pool is pool:
-            _pool = None
+        if _pools.get(pool.workers) is pool:
+            del _pools[pool.workers]
     pool.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def shutdown() -> None:
-    """Stop the process's pool, if any (at exit; tests)."""
-    global _pool
+    """Stop the process's pools, if any (at exit; tests), and forget the sizes that could not start."""
     with _lock:
-        pool, _pool = _pool, None
+        pools = list(_pools.values())
+        _pools.clear()
         _refused.clear()
-    if pool is not None:
+    for pool in pools:
         pool.executor.shutdown(wait=True, cancel_futures=True)
 
 
