@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -153,9 +153,22 @@ cases() {
       for q in 70 85; do for s in 10 11 12; do
         echo "s11-hd-str$q-s$s hard softmax $s --set loop.targeted_validation=300 --set loop.stratum_share=0.$q"
       done; done ;;
+    stratum-harder)  # the same on the harder case (distortion 1.0) on tuning seeds 10-12: defaults, then
+      # 300 of 500 inside the top 60 %
+      for s in 10 11 12; do echo "s11-hr-sof-s$s harder softmax $s"; done
+      for s in 10 11 12; do
+        echo "s11-hr-str60-s$s harder softmax $s --set loop.targeted_validation=300 --set loop.stratum_share=0.6"
+      done ;;
+    stratum-auto)  # the stratum widened by the classifier's own expected error (c = 2, at least 50 %),
+      # 300 of 500 targeted, on the data-hard and the harder image cases, tuning seeds 10-15
+      auto="--set loop.targeted_validation=300 --set loop.stratum_share=0.5 --set loop.stratum_error_factor=2"
+      for s in 10 11 12 13 14 15; do
+        echo "s11-hd-auto-s$s hard softmax $s $auto"; echo "s11-hr-auto-s$s harder softmax $s $auto"
+      done
+      for s in 13 14 15; do echo "s11-hr-sof-s$s harder softmax $s"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|hard-query" >&2; exit 2 ;;
   esac
 }
 

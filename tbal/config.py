@@ -374,6 +374,11 @@ class LoopConfig:
     # the rounds after it certify and auto-label inside the stratum only. 0 draws all N_v at the start.
     targeted_validation: int = 0
     stratum_share: float = 0.5
+    # With stratum_error_factor c > 0 the stratum widens to the largest top share whose classifier's own
+    # expected error, the mean of 1 − p(ŷ) over it, stays ≤ c·ε (labels unused), when that is wider than
+    # stratum_share: a fixed share caps a certificate that the last round's better classifier can push
+    # past it (BENCHMARKS.md, "The stratum in the loop").
+    stratum_error_factor: float = 0.0
 
     def __post_init__(self) -> None:
         _check_positive_int("loop.label_budget", self.label_budget)
@@ -400,6 +405,7 @@ class LoopConfig:
         if isinstance(targeted, bool) or not isinstance(targeted, int) or targeted < 0:
             raise ConfigError(f"loop.targeted_validation must be an integer ≥ 0, got {targeted!r}")
         _check_range("loop.stratum_share", self.stratum_share, 0.0, 1.0, low_open=True)
+        _check_range("loop.stratum_error_factor", self.stratum_error_factor, 0.0, float("inf"))
         if targeted == 0:
             return
         if targeted > self.validation_size - 2:

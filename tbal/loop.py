@@ -140,7 +140,7 @@ class RoundOutput:
     timings: dict[str, float] = field(default_factory=dict)
     # set by the round that fixes the stratum (plan.targeted > 0), else None / empty:
     targeted_index: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # pool rows
-    stratum_cut: float | None = None  # score at and above which a point is in the stratum
+    stratum_cut: float | None = None  # the classifier's probability of its class at and above which: in it
     pool_in_stratum: np.ndarray | None = None  # (n_p,) bool
     val_in_stratum: np.ndarray | None = None  # (n_v,) bool
 
@@ -174,7 +174,7 @@ def run_round(
         query_index, top_up_index = _queries(
             inputs, plan, config.query.strategy, pool_preds, cert.auto_mask, cert.val_removed, rng
         )
-        fixed = _fix_stratum(plan, cert, query_index, top_up_index)
+        fixed = _fix_stratum(plan, trained, cert.auto_mask, query_index, top_up_index)
         report("query", 1.0)
 
     return RoundOutput(
@@ -214,20 +214,29 @@ class _FixedStratum:
 
 
 def _fix_stratum(
-    plan: RoundPlan, cert: _Certified, query_index: np.ndarray, top_up_index: np.ndarray
+    plan: RoundPlan,
+    trained: _Trained,
+    auto_mask: np.ndarray,
+    query_index: np.ndarray,
+    top_up_index: np.ndarray,
 ) -> _FixedStratum:
     """With ``plan.targeted`` > 0: the stratum's cut (the top ``plan.stratum_share`` of the pool left
-    after the auto-labels and the queries, by score) and the targeted validation points, drawn uniformly
-    from its pool points that are neither queried nor topped up (:mod:`tbal.plan`, "The stratum")."""
+    after the auto-labels and the queries) and the targeted validation points, drawn uniformly from its
+    pool points that are neither queried nor topped up (:mod:`tbal.plan`, "The stratum").
+
+    The ranking is the classifier's own probability of its class, never the confidence function's score:
+    a confidence function fitted on D_cal (Colander, the calibrators) would make the stratum depend on
+    validation labels that later rounds' D_th reuse inside it."""
     if plan.targeted == 0:
         return _FixedStratum(np.empty(0, dtype=np.int64))
-    left = ~cert.auto_mask
+    pool_rank = trained.pool_preds.probs.max(axis=1)
+    left = ~auto_mask
     left[query_index] = False
-    cut = stratum_cut(cert.pool_scores[left], plan.stratum_share)
-    in_pool = cert.pool_scores >= cut
-    candidates = np.flatnonzero(left & in_pool)
-    candidates = np.setdiff1d(candidates, top_up_index)
-    return _FixedStratum(draw_targeted(candidates, plan.targeted, plan), cut, in_pool, cert.val_scores >= cut)
+    cut = stratum_cut(pool_rank[left], plan.stratum_share, plan.stratum_error)
+    in_pool = pool_rank >= cut
+    candidates = np.setdiff1d(np.flatnonzero(left & in_pool), top_up_index)
+    in_validation = trained.val_preds.probs.max(axis=1) >= cut
+    return _FixedStratum(draw_targeted(candidates, plan.targeted, plan), cut, in_pool, in_validation)
 
 
 @dataclass
@@ -240,7 +249,6 @@ class _Certified:
     th_scores: np.ndarray
     th_predicted: np.ndarray
     pool_scores: np.ndarray
-    val_scores: np.ndarray
     thresholds: ThresholdResult
     auto_mask: np.ndarray
     val_removed: np.ndarray
@@ -290,8 +298,7 @@ def _certify(
     with _timed(timings, "auto-label"):
         report("auto-label", 0.0)
         auto_mask = auto_label_mask(pool_scores, pool_preds.predicted, thresholds.thresholds) & in_stratum
-        val_scores = confidence.score(val_preds)
-        val_removed = auto_label_mask(val_scores, val_preds.predicted, thresholds.thresholds)
+        val_removed = auto_label_mask(confidence.score(val_preds), val_preds.predicted, thresholds.thresholds)
         if stratum is not None:
             val_removed &= stratum.validation
     return _Certified(
@@ -301,7 +308,6 @@ def _certify(
         th_scores,
         th_preds.predicted,
         pool_scores,
-        val_scores,
         thresholds,
         auto_mask,
         val_removed,

@@ -36,8 +36,12 @@ only, as before; not valid over a run).
 The stratum (``loop.targeted_validation`` k > 0): k of the N_v validation labels are not drawn at the
 start. The round before the certifying one (the one before the last planned round, or the one whose
 queries spend the rest of N_t, whichever comes first) fixes a *stratum* R without looking at any label:
-the pool points left after its auto-labels and queries whose score is at least the cut that keeps the
-top ``loop.stratum_share`` q of them (:func:`stratum_cut`), and the validation points with such a score.
+the pool points left after its auto-labels and queries whose classifier gives its predicted class a
+probability at least the cut that keeps the top ``loop.stratum_share`` q of them (:func:`stratum_cut`),
+and the validation points above the same cut; with ``loop.stratum_error_factor`` c > 0, q widens to the
+largest top share whose mean of 1 − p(ŷ), the classifier's own expected error, is at most c·ε. (The
+classifier's probability, not the confidence function's score: a confidence function fitted on D_cal
+would tie R to validation labels.)
 It draws the k validation points uniformly from R's pool points (after any uniform top-up). Every later
 round certifies on the validation points inside R and auto-labels inside R only. Why that is valid without
 weights: the uniform validation points inside R are a uniform sample of R, and the k drawn from the rest
@@ -116,7 +120,9 @@ class RoundPlan:
     query_budget: human labels the round may queue for the next round (training + top-up).
     validation_floor: the fewest validation points (labeled or queued) the round should leave.
     targeted: validation points this round draws inside the stratum it fixes (0: it fixes none).
-    stratum_share: the share of the pool left that the stratum keeps (``loop.stratum_share``).
+    stratum_share: the share of the pool left that the stratum keeps at least (``loop.stratum_share``).
+    stratum_error: c·ε (``loop.stratum_error_factor`` times ε): the stratum widens to the largest top
+    share whose mean of 1 − p(ŷ) is at most this (:func:`stratum_cut`); 0 keeps ``stratum_share``.
     """
 
     round_index: int
@@ -126,6 +132,7 @@ class RoundPlan:
     validation_floor: int = 0
     targeted: int = 0
     stratum_share: float = 1.0
+    stratum_error: float = 0.0
 
     def split_queries(self, validation_left: int, pool_left: int) -> QuerySplit:
         """Split the query budget once the round knows ``validation_left`` (validation points, labeled
@@ -160,6 +167,7 @@ def plan_round(state: RunState, config: TBALConfig, *, run_seed: int) -> RoundPl
         validation_floor=loop.validation_floor,
         targeted=loop.targeted_validation if _fixes_stratum(state, config, budget_left) else 0,
         stratum_share=loop.stratum_share,
+        stratum_error=loop.stratum_error_factor * config.thresholds.epsilon,
     )
 
 
@@ -235,13 +243,19 @@ def draw_top_up(candidates: np.ndarray, n: int, plan: RoundPlan) -> np.ndarray:
     return uniform_sample(candidates, n, plan.seed, TOP_UP_STREAM)
 
 
-def stratum_cut(pool_scores: np.ndarray, share: float) -> float:
-    """The score at and above which a point is in the stratum: the ⌈share·n⌉-th highest of the pool's
-    scores (ties go in; +inf for an empty pool). Set by the scores alone, never by a label."""
-    if pool_scores.size == 0:
+def stratum_cut(pool_probs: np.ndarray, share: float, error: float = 0.0) -> float:
+    """The classifier's probability p(ŷ) at and above which a point is in the stratum: the ⌈q·n⌉-th
+    highest of the pool's (ties go in; +inf for an empty pool), where q is ``share`` or, with ``error``
+    > 0, the largest top share whose mean of 1 − p(ŷ) is ≤ ``error`` when that is larger. Set by the
+    classifier's probabilities alone, never by a label."""
+    if pool_probs.size == 0:
         return float("inf")
-    keep = max(1, int(np.ceil(share * pool_scores.size)))
-    return float(np.sort(pool_scores)[::-1][keep - 1])
+    ranked = np.sort(pool_probs)[::-1]
+    keep = max(1, int(np.ceil(share * ranked.size)))
+    if error > 0:
+        expected_error = np.cumsum(1.0 - ranked) / np.arange(1, ranked.size + 1)
+        keep = max(keep, int(np.searchsorted(expected_error, error, side="right")))
+    return float(ranked[keep - 1])
 
 
 def draw_targeted(candidates: np.ndarray, n: int, plan: RoundPlan) -> np.ndarray:

@@ -10,6 +10,7 @@ from tbal.data import make_dataset
 from tbal.errors import TBALInputError
 from tbal.loop import RoundInput, Stratum, run_round, run_tbal
 from tbal.plan import RoundPlan
+from tbal.predictions import predict
 from tbal.training.train import one_hot
 from tests.tbal.synthetic import blobs_8d
 
@@ -200,8 +201,11 @@ def test_a_round_under_a_stratum_certifies_and_auto_labels_inside_it(confidence_
     assert out.stratum_cut is None and out.targeted_index.size == 0  # this round fixes none
 
 
-def test_the_round_that_fixes_the_stratum_draws_inside_it() -> None:
-    config = _config(**{"thresholds.bound": "valid", "loop.validation_floor": 320})
+@pytest.mark.parametrize("confidence", ["softmax", "histogram"])
+def test_the_round_that_fixes_the_stratum_draws_inside_it(confidence: str) -> None:
+    config = _config(
+        **{"thresholds.bound": "valid", "loop.validation_floor": 320, "confidence.name": confidence}
+    )
     plan = RoundPlan(
         round_index=2,
         seed=11,
@@ -223,3 +227,11 @@ def test_the_round_that_fixes_the_stratum_draws_inside_it() -> None:
     left[out.query_index] = False
     share = out.pool_in_stratum[left].mean()
     assert 0.4 <= share <= 0.45  # the top 40 % of the pool left (ties go in)
+    # ranked by the classifier's own probability, never by a confidence function fitted on labels
+    inputs = _blob_round(plan=plan)
+    assert np.array_equal(
+        out.pool_in_stratum, predict(out.model, inputs.X_pool).probs.max(1) >= out.stratum_cut
+    )
+    assert np.array_equal(
+        out.val_in_stratum, predict(out.model, inputs.X_val).probs.max(1) >= out.stratum_cut
+    )

@@ -431,3 +431,17 @@ def test_the_round_before_the_last_planned_one_fixes_the_stratum_once() -> None:
     assert plan_round(RunState(1, 115), lowered, run_seed=3).targeted == 0
     off = with_overrides(config, {"loop.targeted_validation": 0})
     assert all(plan_round(RunState(r, 100), off, run_seed=3).targeted == 0 for r in range(4))
+
+
+def test_the_stratum_cut_keeps_the_share_or_widens_to_the_expected_error() -> None:
+    from tbal.plan import stratum_cut
+
+    probs = np.array([0.99, 0.98, 0.97, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    assert stratum_cut(probs, 0.3) == 0.97
+    assert stratum_cut(probs, 0.25) == 0.97  # ⌈2.5⌉ = 3 points
+    assert stratum_cut(np.array([0.9, 0.9, 0.8]), 0.3) == 0.9
+    assert stratum_cut(np.empty(0), 0.5) == float("inf")
+    # mean of 1 − p over the top: 0.01, 0.015, 0.02, 0.04, 0.072, 0.11, ...
+    assert stratum_cut(probs, 0.3, error=0.1) == 0.8  # widened to 5 points
+    assert stratum_cut(probs, 0.6, error=0.1) == 0.7  # the share (6 points) is wider already
+    assert stratum_cut(probs, 0.1, error=0.001) == 0.99  # never below one point
