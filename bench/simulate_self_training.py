@@ -17,7 +17,7 @@ drawn inside the stratum (the top ``--stratum-share`` of the pool left) by the r
 one, and the rounds after it certify inside the stratum only.
 
 Usage: .venv/bin/python bench/simulate_self_training.py --runs 1000 [--extra 3] [--no-self-training]
-       [--targeted K --stratum-share Q] [--show N]
+       [--targeted K --stratum-share Q --stratum-error-factor C] [--show N]
 """
 
 from __future__ import annotations
@@ -45,7 +45,9 @@ def problem(n: int = 4000, seed: int = 2026) -> Dataset:
     return make_dataset(X.astype(np.float32), y)
 
 
-def config(self_training: bool, targeted: int = 0, stratum_share: float = 0.5) -> TBALConfig:
+def config(
+    self_training: bool, targeted: int = 0, stratum_share: float = 0.5, error_factor: float = 0.0
+) -> TBALConfig:
     return with_overrides(
         TBALConfig(),
         {
@@ -63,6 +65,7 @@ def config(self_training: bool, targeted: int = 0, stratum_share: float = 0.5) -
             "thresholds.delta": DELTA,
             "loop.targeted_validation": targeted,
             "loop.stratum_share": stratum_share,
+            "loop.stratum_error_factor": error_factor,
         },
     )
 
@@ -111,10 +114,11 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=0, help="print the certifying rounds of the first N runs")
     parser.add_argument("--targeted", type=int, default=0, help="validation points drawn inside the stratum")
     parser.add_argument("--stratum-share", type=float, default=0.5)
+    parser.add_argument("--stratum-error-factor", type=float, default=0.0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     dataset = problem()
-    cfg = config(not args.no_self_training, args.targeted, args.stratum_share)
+    cfg = config(not args.no_self_training, args.targeted, args.stratum_share, args.stratum_error_factor)
     failures, coverages, started = 0, [], time.monotonic()
     for seed in range(args.first_seed, args.first_seed + args.runs):
         records = one_run(dataset, cfg, seed, args.extra)
@@ -129,7 +133,8 @@ def main() -> None:
     margin = 3 * np.sqrt(DELTA * (1 - DELTA) / args.runs)
     print(
         f"self-training {'off' if args.no_self_training else 'on (share 0.9)'}, targeted {args.targeted} "
-        f"(stratum share {args.stratum_share}), {cfg.loop.planned_rounds} "
+        f"(stratum share {args.stratum_share}, error factor {args.stratum_error_factor}), "
+        f"{cfg.loop.planned_rounds} "
         f"planned rounds + {args.extra}: {failures} of {args.runs} runs had a round above ε "
         f"({100 * rate:.1f} %, δ = {DELTA}, 3-sigma margin {100 * margin:.1f} points); mean coverage "
         f"{100 * np.mean(coverages):.1f} %"

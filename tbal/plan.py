@@ -120,6 +120,9 @@ class RoundPlan:
     query_budget: human labels the round may queue for the next round (training + top-up).
     validation_floor: the fewest validation points (labeled or queued) the round should leave.
     targeted: validation points this round draws inside the stratum it fixes (0: it fixes none).
+    validation_reserved: validation points of N_v the stratum has yet to draw (this round's or a later
+    round's): they count towards the floor, so that the rounds before it do not buy top-ups from N_t for
+    points N_v will pay.
     stratum_share: the share of the pool left that the stratum keeps at least (``loop.stratum_share``).
     stratum_error: c·ε (``loop.stratum_error_factor`` times ε): the stratum widens to the largest top
     share whose mean of 1 − p(ŷ) is at most this (:func:`stratum_cut`); 0 keeps ``stratum_share``.
@@ -131,6 +134,7 @@ class RoundPlan:
     query_budget: int
     validation_floor: int = 0
     targeted: int = 0
+    validation_reserved: int = 0
     stratum_share: float = 1.0
     stratum_error: float = 0.0
 
@@ -138,14 +142,14 @@ class RoundPlan:
         """Split the query budget once the round knows ``validation_left`` (validation points, labeled
         or queued, after its removals) and ``pool_left`` (pool points neither auto-labeled nor queried).
 
-        The top-up is the shortfall below the floor (the targeted points this round draws count towards
-        it), at most the budget and the pool; the rest of the budget goes to training queries (never more
-        than the pool holds)."""
+        The top-up is the shortfall below the floor (the validation points the stratum has yet to draw
+        count towards it), at most the budget and the pool; the rest of the budget goes to training
+        queries (never more than the pool holds)."""
         if validation_left < 0 or pool_left < 0:
             raise TBALInputError(
                 f"expected validation_left and pool_left ≥ 0, got {validation_left} and {pool_left}"
             )
-        shortfall = self.validation_floor - validation_left - self.targeted
+        shortfall = self.validation_floor - validation_left - self.validation_reserved
         top_up = min(max(0, shortfall), self.query_budget, pool_left)
         training = min(self.query_budget - top_up, pool_left - top_up)
         return QuerySplit(training=training, top_up=top_up)
@@ -166,6 +170,7 @@ def plan_round(state: RunState, config: TBALConfig, *, run_seed: int) -> RoundPl
         query_budget=max(0, min(loop.batch_size, budget_left)),
         validation_floor=loop.validation_floor,
         targeted=loop.targeted_validation if _fixes_stratum(state, config, budget_left) else 0,
+        validation_reserved=0 if state.stratum_drawn else loop.targeted_validation,
         stratum_share=loop.stratum_share,
         stratum_error=loop.stratum_error_factor * config.thresholds.epsilon,
     )

@@ -213,6 +213,7 @@ def test_the_round_that_fixes_the_stratum_draws_inside_it(confidence: str) -> No
         query_budget=20,
         validation_floor=320,
         targeted=50,
+        validation_reserved=50,
         stratum_share=0.4,
     )
     out = run_round(_blob_round(plan=plan), config)

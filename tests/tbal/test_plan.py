@@ -429,6 +429,15 @@ def test_the_round_before_the_last_planned_one_fixes_the_stratum_once() -> None:
     assert lowered.loop.planned_rounds == 5
     assert plan_round(RunState(1, 125), lowered, run_seed=3).targeted == 200
     assert plan_round(RunState(1, 115), lowered, run_seed=3).targeted == 0
+    # the points the stratum has yet to draw count towards the floor, in its round and before it
+    floored = with_overrides(config, {"loop.validation_floor": 280})
+    before = plan_round(RunState(0, 100), floored, run_seed=3)
+    assert (before.targeted, before.validation_reserved) == (0, 200)
+    assert before.split_queries(validation_left=100, pool_left=1000).top_up == 0
+    assert before.split_queries(validation_left=70, pool_left=1000).top_up == 10
+    after = plan_round(RunState(2, 125, stratum_drawn=True), floored, run_seed=3)
+    assert after.validation_reserved == 0
+    assert after.split_queries(validation_left=270, pool_left=1000).top_up == 10
     off = with_overrides(config, {"loop.targeted_validation": 0})
     assert all(plan_round(RunState(r, 100), off, run_seed=3).targeted == 0 for r in range(4))
 
