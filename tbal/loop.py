@@ -492,14 +492,20 @@ def _aum_recorder(inputs: RoundInput) -> AUMRecorder:
 def _validation_split(
     targeted: np.ndarray, confidence: ConfidenceFunction, config: TBALConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """D_cal and D_th: a random split of the uniformly drawn rows (ν of them to D_cal; the ``targeted``
-    rows, drawn inside a stratum, all go to D_th), except for a confidence function that learns nothing
-    from labels, whose thresholds then use every validation point (a larger D_th certifies more: a
-    Clopper–Pearson certificate needs n ≥ ln δ_k / ln(1 − ε) points inside the auto-labeled region)."""
+    """D_cal and D_th: a random split of the uniformly drawn rows (ν·n of them to D_cal; the
+    ``targeted`` rows, drawn inside a stratum, all go to D_th), except for a confidence function that
+    learns nothing from labels, whose thresholds then use every validation point (a larger D_th certifies
+    more: a Clopper–Pearson certificate needs n ≥ ln δ_k / ln(1 − ε) points inside the auto-labeled
+    region)."""
     if not confidence.learns_from_labels:
         return np.empty(0, dtype=np.int64), np.arange(targeted.size, dtype=np.int64)
     uniform = np.flatnonzero(~targeted)
-    cal, th = split_validation(uniform.size, config.loop.calibration_fraction, rng)
+    share = config.loop.calibration_fraction
+    if uniform.size < targeted.size:
+        # ν of the whole set, all from the uniform rows: the confidence function fits as many points as
+        # it would without a stratum (ν of the uniform rows alone would leave it a handful)
+        share = min(1.0, share * targeted.size / max(uniform.size, 1))
+    cal, th = split_validation(uniform.size, share, rng)
     return uniform[cal], np.sort(np.concatenate([uniform[th], np.flatnonzero(targeted)]))
 
 

@@ -198,6 +198,8 @@ def test_a_round_under_a_stratum_certifies_and_auto_labels_inside_it(confidence_
     # every targeted point is in D_th (none spent on fitting the confidence function)
     assert set(np.flatnonzero(stratum.targeted)) <= set(out.th_index.tolist())
     assert not stratum.targeted[out.cal_index].any()
+    # D_cal holds ν of the whole validation set (0.5 of 300), all of them uniform points
+    assert out.cal_index.size == (150 if confidence_learns else 0)
     assert out.stratum_cut is None and out.targeted_index.size == 0  # this round fixes none
 
 
