@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import AutoLabel, HumanLabel, Item, LabelQuery, Project, Round
+from app.labels import repository as labels_repo
 
 
 def items_by_role(session: Session, project_id: int) -> dict[str, int]:
@@ -87,11 +88,10 @@ def open_queries_by_purpose(session: Session, project_id: int) -> dict[str, int]
 
 def budget_queries(session: Session, project_id: int) -> tuple[int, int]:
     """(answered, open) queries paid from ``label_budget`` that are not training labels yet or are
-    top-ups: every training query, and the validation top-ups rounds made (purpose ``validation`` with a
-    round; the validation set drawn at the start is not paid from the budget)."""
-    paid = (LabelQuery.purpose == "training") | (
-        (LabelQuery.purpose == "validation") & LabelQuery.round_id.is_not(None)
-    )
+    top-ups: every training query, and the validation top-ups rounds made
+    (:func:`app.labels.repository.is_validation_top_up`: neither the validation set drawn at the start
+    nor the items drawn inside the stratum are paid from the budget)."""
+    paid = (LabelQuery.purpose == "training") | labels_repo.is_validation_top_up()
     stmt = (
         select(LabelQuery.purpose, LabelQuery.answered, func.count())
         .where(LabelQuery.project_id == project_id, paid)

@@ -204,6 +204,39 @@ class LabelQuery(Base):
     )
 
 
+class ProjectStratum(Base):
+    """The stratum a round of the project fixed (``loop.targeted_validation``; :mod:`tbal.plan`, "The
+    stratum"), at most one per project, written with its members (:class:`StratumItem`) in that round's
+    transaction. This row, not the members, says that it was fixed: a stratum may have no member (nothing
+    of the pool was left after the round), and the rounds after it still certify inside it only."""
+
+    __tablename__ = "strata"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
+    cut: Mapped[float | None] = mapped_column(Float)
+    """The classifier's probability of its class at and above which an item is in it; NULL: +inf (empty)."""
+    targeted: Mapped[int] = mapped_column(Integer)
+    """Validation items the round drew inside it (paid from ``validation_size``, not ``label_budget``)."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StratumItem(Base):
+    """An item in its project's stratum: a pool or validation item of the round that fixed it whose
+    classifier's probability reached the cut; ``targeted``: drawn inside it as a validation item. Items
+    uploaded later have no row: they are outside it. No foreign key to items (as ``auto_labels``, migration
+    0004: a stratum's rows are written in one bulk insert); items are only deleted with their project,
+    whose cascade (through ``strata``) removes these rows."""
+
+    __tablename__ = "stratum_items"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("strata.project_id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    targeted: Mapped[bool] = mapped_column(Boolean)
+
+
 class ApiKey(Base):
     """An API key: only the sha256 of the secret is stored, and a short prefix to recognise it.
     An admin key uses every project and manages keys; any other key uses only its ``api_key_projects``."""

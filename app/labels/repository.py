@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db.base import UTCDateTime
 from app.db.bulk import chunks, dialect
-from app.db.models import GroundTruth, HumanLabel, Item, LabelQuery
+from app.db.models import GroundTruth, HumanLabel, Item, LabelQuery, StratumItem
 
 
 def existing_label_items(session: Session, item_ids: Sequence[int]) -> set[int]:
@@ -104,7 +104,8 @@ def drop_open_initial_queries(session: Session, project_id: int) -> list[int]:
 
 ROUND_QUERY_ROLES = {"training": "train", "validation": "validation"}
 """The role an item takes when a round queries it for each purpose: a training query trains the next
-round; a validation top-up (project setting ``validation_floor``) joins the validation set."""
+round; a validation top-up (project setting ``validation_floor``) and an item drawn inside the stratum
+(``targeted_validation``) join the validation set."""
 
 
 def add_round_queries(
@@ -145,18 +146,25 @@ def add_round_queries(
     return int(added)
 
 
+def is_validation_top_up() -> ColumnElement[bool]:
+    """Whether a query is a validation top-up (``validation_floor``), paid from ``label_budget``: purpose
+    ``validation``, made by a round (the validation set drawn at the start has no round), and not drawn
+    inside the project's stratum (``targeted_validation``: those are paid from ``validation_size``)."""
+    targeted = exists().where(
+        StratumItem.project_id == LabelQuery.project_id,
+        StratumItem.item_id == LabelQuery.item_id,
+        StratumItem.targeted.is_(True),
+    )
+    return and_(LabelQuery.purpose == "validation", LabelQuery.round_id.is_not(None), ~targeted)
+
+
 def count_validation_top_ups(session: Session, project_id: int) -> int:
-    """Validation items that rounds bought from the pool (``validation_floor``): queries of purpose
-    ``validation`` that a round made (the validation set drawn at the start has no round). They are paid
+    """Validation items that rounds bought from the pool (:func:`is_validation_top_up`). They are paid
     from ``label_budget``, like the training labels."""
     stmt = (
         select(func.count())
         .select_from(LabelQuery)
-        .where(
-            LabelQuery.project_id == project_id,
-            LabelQuery.purpose == "validation",
-            LabelQuery.round_id.is_not(None),
-        )
+        .where(LabelQuery.project_id == project_id, is_validation_top_up())
     )
     return int(session.scalar(stmt) or 0)
 

@@ -57,6 +57,9 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "calibration_fraction": ("loop", "calibration_fraction"),
     "max_rounds": ("loop", "max_rounds"),
     "validation_floor": ("loop", "validation_floor"),
+    "targeted_validation": ("loop", "targeted_validation"),
+    "stratum_share": ("loop", "stratum_share"),
+    "stratum_error_factor": ("loop", "stratum_error_factor"),
 }
 SERVICE_ONLY = (
     "preset",

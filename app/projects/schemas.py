@@ -94,6 +94,30 @@ class ProjectSettings(BaseModel):
         "pool with purpose 'validation', instead of as many training queries, paid from label_budget; "
         "0 (default) never tops up",
     )
+    targeted_validation: int | None = Field(
+        default=None,
+        le=BIG,
+        description="validation drawn inside a stratum: this many of validation_size are not drawn at the "
+        "start but by the round before the certifying one (the one before the last planned round, or the "
+        "one whose queries spend the rest of label_budget), uniformly among the pool items its classifier "
+        "is most sure of (the stratum: stratum_share of the pool left, decided without labels); they are "
+        "queued with purpose 'validation', paid from validation_size, not label_budget, and every later "
+        "round certifies and auto-labels inside the stratum only. At most validation_size - 2; needs 2 "
+        "planned rounds or more. 0 (default): all of validation_size is drawn at the start",
+    )
+    stratum_share: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="share of the pool left (neither auto-labeled nor queried) that the stratum keeps, "
+        "ranked by the classifier's probability of its class; in (0, 1], default 0.5",
+    )
+    stratum_error_factor: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="c ≥ 0: the stratum widens past stratum_share to the largest top share whose mean of "
+        "1 - p (the classifier's own expected error, no label used) stays at most c·epsilon; 0 (default) "
+        "keeps stratum_share",
+    )
     colander: dict[ShortName, Annotated[float, Field(allow_inf_nan=False, le=1e6)]] | None = None
     method_params: dict[ShortName, MethodParam] | None = Field(
         default=None,

@@ -82,12 +82,14 @@ def update_settings(session: Session, project: Project, body: ProjectUpdate) -> 
     return project
 
 
-def _set_sizes(config: TBALConfig) -> tuple[int, int]:
-    """What the draw of the validation and seed sets reads from the configuration."""
-    return config.loop.validation_size, config.loop.seed_size
+def _set_sizes(config: TBALConfig) -> tuple[int, int, int]:
+    """What the draw of the validation and seed sets reads from the configuration (the draw leaves
+    ``targeted_validation`` of ``validation_size`` for the stratum: :func:`tbal.plan.draw_initial_sets`)."""
+    loop = config.loop
+    return loop.validation_size, loop.targeted_validation, loop.seed_size
 
 
-def _set_sizes_before(project: Project) -> tuple[int, int] | None:
+def _set_sizes_before(project: Project) -> tuple[int, int, int] | None:
     """The set sizes of the project as it is; None when its pinned base no longer reads with this tbal (the
     PATCH of ``preset`` that the error asks for must be able to re-pin it)."""
     try:

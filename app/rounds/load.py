@@ -18,12 +18,13 @@ from app.labels import repository as labels_repo
 from app.projects.config import runtime_config
 from app.rounds import auto_labels_repository as auto_repo
 from app.rounds import repository as rounds_repo
+from app.rounds import stratum_repository as stratum_repo
 from app.rounds.claim import ClaimLost
 from app.rounds.planning import plan_for_round
 from app.settings import Settings
 from tbal.config import TBALConfig
 from tbal.errors import TBALInputError
-from tbal.loop import LabeledSoFar
+from tbal.loop import LabeledSoFar, Stratum
 from tbal.plan import RoundPlan
 from tbal.reports import RoundReport, RoundReportError
 
@@ -64,6 +65,9 @@ class LoadedRound:
     label_review_fraction: float = LABEL_REVIEW_FRACTION
     labeled_so_far: LabeledSoFar | None = None
     """The ``dataset`` guarantee's counts: human labels, earlier auto-labels and their certified mistakes."""
+    stratum: Stratum | None = None
+    """The stratum an earlier round fixed, as flags over this round's pool and validation items (None: no
+    round fixed one); the round then certifies and auto-labels inside it only."""
     inputs: dict[str, str] = field(default_factory=dict)
     """Issue 13 hook: how the stored features were made (``{"encoder": spec}`` for text projects), recorded
     in the round's metrics beside its model version (app.items.raw.round_record)."""
@@ -117,6 +121,7 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
             ),
             validation_pending=items_repo.count_items(session, project.id, role="validation") - val_ids.size,
             labeled_so_far=_labeled_so_far(session, project.id, config),
+            stratum=_stratum(session, project.id, pool_ids, val_ids),
             inputs=raw_items.round_record(project.settings, project.data_kind),  # issue 13 hook
         )
         session.commit()
@@ -175,6 +180,18 @@ def _labeled_so_far(session: Session, project_id: int, config: TBALConfig) -> La
         auto_labels=auto_repo.count(session, project_id),
         mistakes_bound=rounds_repo.auto_mistakes_spent(session, project_id),
     )
+
+
+def _stratum(session: Session, project_id: int, pool_ids: np.ndarray, val_ids: np.ndarray) -> Stratum | None:
+    """The stratum over the round's items (:class:`tbal.loop.Stratum`): which pool and which (labeled)
+    validation items are in it, and which validation items were drawn inside it. Items without a row
+    (uploaded after it was fixed, or validation items still unlabeled then) are outside it."""
+    stored = stratum_repo.load(session, project_id)
+    if stored is None:
+        return None
+    in_pool, _ = stored.flags(pool_ids)
+    in_validation, targeted = stored.flags(val_ids)
+    return Stratum(pool=in_pool, validation=in_validation, targeted=targeted)
 
 
 def _label_distributions(rows: list[Any], k: int) -> tuple[np.ndarray, int]:

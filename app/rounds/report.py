@@ -27,7 +27,8 @@ LABEL_REVIEW_MAX = 1000
 @dataclass(frozen=True)
 class WriteCounts:
     """What the round's write changed: auto-labels inserted, validation items removed, training queries
-    and validation top-ups queued, audit items sampled, and validation items left."""
+    and validation top-ups queued, audit items sampled, validation items left, and validation items
+    drawn inside the stratum the round fixed (``loop.targeted_validation``)."""
 
     inserted: int
     removed: int
@@ -35,6 +36,7 @@ class WriteCounts:
     audited: int
     validation_left: int
     topped_up: int
+    targeted: int = 0
 
 
 def build_report(
@@ -92,7 +94,7 @@ def build_report(
         label_review=_label_review(loaded, output),
         audit_sampled=counts.audited,
         validation_left=counts.validation_left,
-        validation_queued=counts.topped_up,
+        validation_queued=counts.topped_up + counts.targeted,  # as run_tbal's validation_added
         auto_mistakes_bound=_num(th.auto_mistakes_bound) if counts.inserted else None,
         encoder=loaded.inputs.get("encoder"),  # issue 13 hook: the text encoder that made the features
         timings=timings,

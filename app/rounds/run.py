@@ -13,7 +13,8 @@ keeps the heartbeat.
 3. saves the artifacts (``<artifacts_dir>/<project id>/<project>-r<index>.pt``, written atomically);
 4. writes every result in ONE transaction, only if it still holds the claim: auto-labels (unique per
    project and item, never over a human label), validation removals, next queries (training, and
-   validation top-ups when the project has a ``validation_floor``), metrics, status.
+   validation top-ups when the project has a ``validation_floor``), the stratum and the validation items
+   drawn inside it in the round that fixes it (``targeted_validation``), metrics, status.
 
 A crash leaves nothing half-written and a re-delivered task writes nothing twice. Library input and
 configuration errors mark the round failed with a readable reason; transient database errors
@@ -96,6 +97,7 @@ def _run_claimed(
             labeled_so_far=loaded.labeled_so_far,
             human_val=loaded.val_human,
             record_aum=True,
+            stratum=loaded.stratum,
         ),
         loaded.config,
         progress=tracker.report,

@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 def budget_used(session: Session, project_id: int) -> int:
     """Labels paid from ``label_budget`` (N_t): training items (asked for or labeled unasked) and the
-    validation top-ups rounds bought (``validation_floor``), as in :func:`tbal.loop.run_tbal`."""
+    validation top-ups rounds bought (``validation_floor``), as in :func:`tbal.loop.run_tbal`; not the
+    validation items drawn inside the stratum (``targeted_validation``: paid from ``validation_size``)."""
     return items_repo.count_items(session, project_id, role="train") + labels_repo.count_validation_top_ups(
         session, project_id
     )

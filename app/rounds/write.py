@@ -1,6 +1,7 @@
 """Writing a round's results: every one in ONE transaction, only while the claim token holds (auto-labels
-unique per project and item, never over a human label; validation removals; next queries; the audit
-sample; the report; the status)."""
+unique per project and item, never over a human label; validation removals; next queries; the stratum
+and the validation items drawn inside it, when the round fixes it; the audit sample; the report; the
+status)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from app.items import repository as items_repo
 from app.labels import repository as labels_repo
 from app.rounds import auto_labels_repository as auto_repo
 from app.rounds import repository as rounds_repo
+from app.rounds import stratum_repository as stratum_repo
 from app.rounds.claim import ClaimLost
 from app.rounds.load import LoadedRound
 from app.rounds.report import WriteCounts, build_report
@@ -81,7 +83,7 @@ def _write_decisions(
     session: Session, round_id: int, loaded: LoadedRound, output: RoundOutput, now: datetime
 ) -> WriteCounts:
     """The round's decisions as rows (no commit): auto-labels, validation removals, training queries,
-    validation top-ups and the audit sample; what each changed."""
+    validation top-ups, the stratum (:func:`fix_stratum`) and the audit sample; what each changed."""
     auto = np.asarray(output.auto_mask, dtype=bool)
     inserted = auto_repo.write(
         session,
@@ -102,8 +104,33 @@ def _write_decisions(
     topped_up = labels_repo.add_round_queries(
         session, loaded.project_id, round_id, pool_ids[output.top_up_index], now, purpose="validation"
     )
+    targeted = fix_stratum(session, round_id, loaded, output, now)
     audited = sample_audit(session, round_id, loaded, pool_ids[auto], now)
-    return WriteCounts(inserted, removed, queried, audited, validation_left, topped_up)
+    return WriteCounts(inserted, removed, queried, audited, validation_left, topped_up, targeted)
+
+
+def fix_stratum(
+    session: Session, round_id: int, loaded: LoadedRound, output: RoundOutput, now: datetime
+) -> int:
+    """When the round fixes the stratum (its plan's ``targeted`` > 0, ``loop.targeted_validation``):
+    record its members, the round's pool and validation items in it (as :func:`tbal.loop.run_tbal`
+    records them), and queue the items drawn inside it to humans as validation items (purpose and role
+    ``validation``), paid from ``validation_size``: marked ``targeted``, they are no top-ups
+    (:func:`app.labels.repository.is_validation_top_up`). Returns how many were queued (0 in every other
+    round)."""
+    if output.pool_in_stratum is None or output.val_in_stratum is None:
+        return 0
+    targeted = loaded.pool_ids[np.asarray(output.targeted_index, dtype=np.int64)]
+    in_pool = np.asarray(output.pool_in_stratum, dtype=bool)
+    in_validation = np.asarray(output.val_in_stratum, dtype=bool)
+    members = np.concatenate([loaded.pool_ids[in_pool], loaded.val_ids[in_validation]])
+    cut = float("inf") if output.stratum_cut is None else output.stratum_cut
+    stratum_repo.fix(
+        session, loaded.project_id, round_id, cut=cut, members=members, targeted=targeted, now=now
+    )
+    return labels_repo.add_round_queries(
+        session, loaded.project_id, round_id, targeted, now, purpose="validation"
+    )
 
 
 def sample_audit(

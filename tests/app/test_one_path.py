@@ -12,6 +12,12 @@ validation items below the floor, so it and the third buy validation top-ups; un
 default: δ to the last planned round only) the first three certify nothing and the last auto-labels most
 of the pool. The library runs with the settings the project holds, whichever schedule they give. Both
 paths run on one torch thread (another thread count sums in another order).
+
+The stratum (``targeted_validation``, :func:`test_the_service_fixes_and_uses_the_stratum_as_run_tbal_does`):
+the digits with 100 of the 400 validation items drawn inside the stratum. Round 2 (the one before the
+last planned round) fixes it and round 3 certifies inside it, under both schedules; besides the rounds
+above, the validation set each round sees, the stratum's flags over its items and the items drawn inside
+it are the library's (read by spies on both paths' round inputs).
 """
 
 from __future__ import annotations
@@ -23,11 +29,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+import app.rounds.run
+import tbal.loop
+from app.db.models import Item, ProjectStratum, Round, StratumItem
 from app.projects.config import runtime_config
+from app.rounds.load import LoadedRound
+from app.settings import Settings
 from tbal.data import make_dataset
-from tbal.loop import run_tbal
+from tbal.loop import RoundInput, RoundOutput, Stratum, run_tbal
 from tests.app.conftest import (
     Api,
     MakeProject,
@@ -120,3 +132,137 @@ def test_the_service_and_run_tbal_make_the_same_rounds(
     if config.thresholds.delta_schedule == "uniform":
         assert sum(len(r["top_up"]) for r in service) > 0, "the floor must make the run buy top-ups"
     assert_same_rounds(service, library, config, RUN_SEED)
+
+
+STRATUM: dict[str, Any] = {"targeted_validation": 100, "stratum_share": 0.5}
+"""100 of the 400 validation items are drawn inside the stratum (round 2 fixes it: 4 planned rounds)."""
+
+
+@dataclass
+class SeenRound:
+    """What one round saw, in data rows: its validation set, and the stratum's rows among its pool and
+    validation rows (None: no stratum yet)."""
+
+    validation: list[int]
+    stratum: tuple[list[int], list[int], list[int]] | None
+
+
+def _seen_stratum(stratum: Stratum | None, pool_rows: np.ndarray, val_rows: np.ndarray) -> Any:
+    if stratum is None:
+        return None
+    return (
+        sorted(int(r) for r in pool_rows[stratum.pool]),
+        sorted(int(r) for r in val_rows[stratum.validation]),
+        sorted(int(r) for r in val_rows[stratum.targeted]),
+    )
+
+
+def _spy_on_the_service(monkeypatch: pytest.MonkeyPatch, row_of: dict[int, int]) -> list[SeenRound]:
+    """Record each service round's inputs as it loads them (``row_of``: item id -> data row)."""
+    seen: list[SeenRound] = []
+    load = app.rounds.run.load_round
+
+    def spy(round_id: int, factory: sessionmaker[Session], settings: Settings) -> LoadedRound:
+        loaded = load(round_id, factory, settings)
+        pool_rows = np.array([row_of[int(i)] for i in loaded.pool_ids], dtype=np.int64)
+        val_rows = np.array([row_of[int(i)] for i in loaded.val_ids], dtype=np.int64)
+        seen.append(SeenRound(sorted(val_rows.tolist()), _seen_stratum(loaded.stratum, pool_rows, val_rows)))
+        return loaded
+
+    monkeypatch.setattr(app.rounds.run, "load_round", spy)
+    return seen
+
+
+@dataclass
+class LibrarySpy:
+    """What :func:`tbal.loop.run_tbal` saw per round, the rows it drew inside the stratum and the
+    stratum's rows (bool over the data set)."""
+
+    seen: list[SeenRound]
+    targeted: list[int]
+    stratum: list[int]
+
+
+def _spy_on_the_library(monkeypatch: pytest.MonkeyPatch) -> LibrarySpy:
+    spy = LibrarySpy([], [], [])
+    make_input = tbal.loop._oracle_round_input
+    fix = tbal.loop._HumanSets.fix_stratum
+
+    def round_input(dataset: Any, config: Any, sets: Any, pool_rows: np.ndarray, *rest: Any) -> RoundInput:
+        inputs = make_input(dataset, config, sets, pool_rows, *rest)
+        validation = np.asarray(sets.validation)
+        spy.seen.append(
+            SeenRound(sorted(validation.tolist()), _seen_stratum(inputs.stratum, pool_rows, validation))
+        )
+        return inputs
+
+    def fix_stratum(sets: Any, out: RoundOutput, pool_rows: np.ndarray, validation: np.ndarray) -> np.ndarray:
+        targeted = fix(sets, out, pool_rows, validation)
+        if out.pool_in_stratum is not None:  # the round that fixes it
+            spy.targeted, spy.stratum = sorted(targeted.tolist()), np.flatnonzero(sets.stratum).tolist()
+        return targeted
+
+    monkeypatch.setattr(tbal.loop, "_oracle_round_input", round_input)
+    monkeypatch.setattr(tbal.loop._HumanSets, "fix_stratum", fix_stratum)
+    return spy
+
+
+def _stored_stratum(factory: sessionmaker[Session], pid: int) -> tuple[int, list[int], list[int]]:
+    """(index of the round that fixed it, its members' rows, the rows drawn inside it) as stored."""
+    with factory() as session:
+        ids = list(session.scalars(select(Item.id).where(Item.project_id == pid).order_by(Item.id)))
+        row_of = {item_id: row for row, item_id in enumerate(ids)}
+        fixed = session.get(ProjectStratum, pid)
+        assert fixed is not None, "no round fixed the stratum"
+        fixed_by = session.get(Round, fixed.round_id)
+        assert fixed_by is not None
+        members = session.execute(
+            select(StratumItem.item_id, StratumItem.targeted).where(StratumItem.project_id == pid)
+        ).all()
+        assert fixed.targeted == sum(1 for _, t in members if t)
+        return (
+            fixed_by.index,
+            sorted(row_of[i] for i, _ in members),
+            sorted(row_of[i] for i, t in members if t),
+        )
+
+
+@pytest.mark.parametrize("schedule", ["uniform", "final"])
+def test_the_service_fixes_and_uses_the_stratum_as_run_tbal_does(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    one_thread: None,
+    monkeypatch: pytest.MonkeyPatch,
+    schedule: str,
+) -> None:
+    case = CASES["digits"]
+    case = Case(case.file, case.rows, case.project, {**case.settings, **STRATUM, "delta_schedule": schedule})
+    X, y = case.load()
+    pid = _upload(api, make_project, case, X, y)
+    with session_factory() as session:
+        ids = session.scalars(select(Item.id).where(Item.project_id == pid).order_by(Item.id)).all()
+    service_seen = _spy_on_the_service(monkeypatch, {int(i): row for row, i in enumerate(ids)})
+    run_until_budget_spent(api, pid)
+    service = service_rounds(session_factory, pid)
+    stored = api.get(f"/api/v1/projects/{pid}").json()["settings"]
+    config = runtime_config(stored, api.settings)
+    library_spy = _spy_on_the_library(monkeypatch)
+    library = library_rounds(run_tbal(make_dataset(X, y), config, seed=RUN_SEED))
+
+    assert config.loop.targeted_validation == 100 and len(service) == config.loop.planned_rounds == 4
+    assert_same_rounds(service, library, config, RUN_SEED)
+    assert len(service_seen) == len(library_spy.seen) == 4
+    for k, (ours, theirs) in enumerate(zip(service_seen, library_spy.seen, strict=True)):
+        assert ours.validation == theirs.validation, f"round {k}: validation sets differ"
+        assert ours.stratum == theirs.stratum, f"round {k}: stratum flags differ"
+    assert [s.stratum is not None for s in service_seen] == [False, False, False, True]
+    assert len(service_seen[0].validation) == 300, "the initial draw leaves the 100 for the stratum"
+
+    fixed_in, members, targeted = _stored_stratum(session_factory, pid)
+    assert fixed_in == 2, "the round before the last planned one fixes the stratum"
+    assert targeted == library_spy.targeted and len(targeted) == 100
+    assert members == library_spy.stratum
+    assert set(targeted) <= set(service[2]["top_up"]), "the targeted items are queued as validation items"
+    inside = set(members)
+    assert service[3]["auto"] and set(service[3]["auto"]) <= inside, "round 3 certifies inside the stratum"

@@ -158,6 +158,12 @@ def test_project_crud(api: Api) -> None:
         ({"label_review_fraction": 1.5}, "settings.label_review_fraction"),
         ({"walk_start_share": 1.5}, "settings.walk_start_share"),
         ({"pseudo_label_share": -0.1}, "settings.pseudo_label_share"),
+        ({"targeted_validation": -1}, "settings.targeted_validation"),
+        ({"validation_size": 100, "targeted_validation": 99}, "settings.targeted_validation"),
+        ({"targeted_validation": 10, "label_budget": 100, "seed_size": 100}, "settings.targeted_validation"),
+        ({"stratum_share": 0}, "settings.stratum_share"),
+        ({"stratum_share": 1.5}, "settings.stratum_share"),
+        ({"stratum_error_factor": -1}, "settings.stratum_error_factor"),
     ],
 )
 def test_bad_settings_are_422_naming_the_field(

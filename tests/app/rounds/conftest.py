@@ -36,5 +36,7 @@ def claim_load_run(round_id: int, factory: sessionmaker[Session], settings: Sett
     assert token is not None, f"round {round_id} could not be claimed"
     loaded = load_round(round_id, factory, settings)
     arrays = (loaded.X_train, loaded.targets_train, loaded.X_val, loaded.y_val, loaded.X_pool)
-    output = run_round(RoundInput(*arrays, len(loaded.classes), plan=loaded.plan), loaded.config)
+    output = run_round(
+        RoundInput(*arrays, len(loaded.classes), plan=loaded.plan, stratum=loaded.stratum), loaded.config
+    )
     return RanRound(token=token, loaded=loaded, output=output)
