@@ -74,7 +74,7 @@ def one_run(dataset: Dataset, cfg: TBALConfig, seed: int, extra: int) -> list[lo
     """Every round's record of one run, running ``extra`` rounds past the plan."""
     rows = loop._working_rows(len(dataset), cfg.loop.pool_size, seed)
     sets = loop._HumanSets.draw(rows, len(dataset), cfg, seed)
-    pool_size = int(rows.size - sets.validation.size)
+    pool_size = loop._pool_size(rows, sets, cfg)
     run = loop._RunTotals()
     records = []
     for round_index in range(cfg.loop.planned_rounds + extra):

@@ -657,13 +657,14 @@ def run_tbal(
     empty, fewer than 2 validation points are left, or ``max_rounds`` is reached. With
     ``loop.validation_floor`` > 0, a round may first top the validation set up from the pool
     (:func:`_validation_top_up`), paid from N_t. Coverage is auto-labeled / pool size (human-labeled
-    pool points count in the size, as in the papers); true error is measured against ``dataset.y``.
+    pool points count in the size, as in the papers; the validation points a stratum draws later do not,
+    as N_v's others); true error is measured against ``dataset.y``.
     """
     started = time.perf_counter()
     rows = _working_rows(len(dataset), config.loop.pool_size, seed)
     _check_budget(len(rows), config)
     sets = _HumanSets.draw(rows, len(dataset), config, seed)
-    pool_size = int(rows.size - sets.validation.size)
+    pool_size = _pool_size(rows, sets, config)
     run = _RunTotals()
     records: list[RoundRecord] = []
     queried_rows: list[np.ndarray] = []
@@ -785,6 +786,12 @@ def _simulated_round(
     )
     record = _round_record(round_index, out, dataset, newly, run, pool_size, accuracy, *counts)
     return record, queried, np.sort(np.concatenate([top_up, targeted]))
+
+
+def _pool_size(rows: np.ndarray, sets: _HumanSets, config: TBALConfig) -> int:
+    """The coverage's denominator: the working rows less the N_v validation points, those the stratum
+    draws later included (they leave the pool all the same), so that runs with and without it compare."""
+    return int(rows.size - sets.validation.size - config.loop.targeted_validation)
 
 
 def _oracle_round_input(

@@ -150,6 +150,7 @@ def test_a_run_with_a_stratum_draws_its_validation_points_in_two_parts() -> None
     if len(rounds) > 3:
         assert rounds[3].human_validation_labels == 300
     assert result.true_error is None or result.true_error <= 0.05
+    assert result.pool_size == 1200 - 300  # all of N_v leaves the pool, the stratum's points too
 
 
 def _stratum_inputs(confidence_learns: bool) -> tuple[RoundInput, TBALConfig]:
