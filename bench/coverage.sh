@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -166,9 +166,20 @@ cases() {
         echo "s11-hd-auto-s$s hard softmax $s $auto"; echo "s11-hr-auto-s$s harder softmax $s $auto"
       done
       for s in 13 14 15; do echo "s11-hr-sof-s$s harder softmax $s"; done ;;
+    stratum-text)  # the same on SST-2 (text-paper), tuning seeds 10-15: the defaults, then 800 of the 1,600
+      # validation points drawn inside the stratum (c = 2, at least 50 %)
+      auto="--set loop.targeted_validation=800 --set loop.stratum_share=0.5 --set loop.stratum_error_factor=2"
+      for s in 10 11 12 13 14 15; do echo "s11-t-sof-s$s sst2 softmax $s"; echo "s11-t-auto-s$s sst2 softmax $s $auto"; done ;;
+    stratum-mnist)  # clean MNIST, tuning seeds 10-11: the defaults, then the stratum as on the image cases
+      auto="--set loop.targeted_validation=300 --set loop.stratum_share=0.5 --set loop.stratum_error_factor=2"
+      for s in 10 11; do echo "s11-m-sof-s$s mnist softmax $s"; echo "s11-m-auto-s$s mnist softmax $s $auto"; done ;;
+    current11)  # the defaults with the stratum in mnist-paper and text-paper (tenth session; results
+      # s11-b-*): the benchmark seeds 0-4, softmax, then Colander on MNIST and the dataset guarantee on SST-2
+      for s in 0 1 2 3 4; do echo "s11-b-m-soft-s$s mnist softmax $s"; echo "s11-b-t-soft-s$s sst2 softmax $s"; done
+      for s in 0 1 2 3 4; do echo "s11-b-m-col-s$s mnist colander $s"; echo "s11-b-t-data-s$s sst2 softmax $s --guarantee dataset"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|hard-query" >&2; exit 2 ;;
   esac
 }
 
