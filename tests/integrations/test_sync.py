@@ -387,3 +387,29 @@ def test_the_periodic_sync_task(api: Api, connected: Any) -> None:
     assert _status(api, project)["last_errors"][0]["source"] == "sync"
     quiet = make_celery(api.settings.model_copy(update={"label_studio_sync_interval_s": 0}))
     assert quiet.conf.beat_schedule == {}
+
+
+def test_an_export_without_purposes_leaves_the_stratum_its_validation_points(
+    api: Api, connected: Any
+) -> None:
+    """A fresh project with a stratum (tbal.plan): an import's unnamed labeled tasks fill the initial
+    validation set of validation_size − targeted_validation only; a later round draws the rest."""
+    project: LSProject = connected(validation_size=60, seed_size=20)
+    _X, y = _with_truth(api, project, 300)
+    fake = FakeLabelStudio()
+    _link(api, project, fake)
+    _sync(api, project)
+    truth = {f"item-{i}": CLASSES[int(c)] for i, c in enumerate(y)}
+    for task in list(fake.tasks.values()):
+        fake.annotate(task["id"], truth[task["data"]["external_id"]], user=1)
+    tasks = [
+        {**t, "data": {k: v for k, v in t["data"].items() if k != "tbal_purpose"}}
+        for t in fake.tasks.values()
+    ]
+    assert len(tasks) == 80
+
+    fresh: LSProject = connected(validation_size=60, seed_size=20, targeted_validation=40)
+    imported = api.post(f"/api/v1/projects/{fresh.id}/label-studio/import", json=tasks)
+    assert imported.status_code == 200, imported.text
+    # 80 unnamed labels split 20 : 20 (n_v = 60 − 40), at most the 20 the initial set lacks
+    assert imported.json()["joined_validation"] == 20

@@ -9,8 +9,9 @@ Auto-labeling"). So, before the annotations of an import are recorded:
   validation set (never trained on), ``training`` the training labels;
 - in a project whose sets are not drawn yet (a fresh project built from an export), the labeled tasks that
   name no purpose are split the way the service draws from the pool: a uniform sample (the project's seed)
-  of ``validation_size / (validation_size + seed_size)`` of them, at most what the validation set still
-  lacks, joins the validation set, the rest are training labels; the import then counts as the project's
+  of ``n_v / (n_v + seed_size)`` of them (n_v = ``validation_size`` less the stratum's
+  ``targeted_validation``, which a later round draws), at most what the validation set still lacks,
+  joins the validation set, the rest are training labels; the import then counts as the project's
   drawing of its sets, so its first round runs on them (later validation comes from ``validation_floor``);
   an open draw that an upload made (``app.labels.queue_service``) is undone first, unless a sync pushed it;
 - items that already have a role keep it (a training item never becomes validation: it may have been
@@ -99,9 +100,11 @@ def _draw_undoable(session: Session, project: Project) -> bool:
 
 def _validation_share(session: Session, project: Project, n_unnamed: int, n_named: int) -> int:
     loop = project_config(project).loop
+    # the stratum's points (tbal.plan) are drawn by a later round, not from the first labels
+    initial = loop.validation_size - loop.targeted_validation
     have = items_repo.count_items(session, project.id, "validation") + n_named
-    lacking = max(0, loop.validation_size - have)
-    share = loop.validation_size / max(1, loop.validation_size + loop.seed_size)
+    lacking = max(0, initial - have)
+    share = initial / max(1, initial + loop.seed_size)
     return min(lacking, int(np.floor(n_unnamed * share)))
 
 
