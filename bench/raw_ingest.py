@@ -24,9 +24,11 @@ the machine is shared.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import json
 import os
+import pstats
 import tempfile
 import time
 import zipfile
@@ -69,12 +71,28 @@ def main() -> None:
         default=None,
         help="the service's ingest_processes (TBAL_INGEST_PROCESSES; default: its default, min(CPUs, 4))",
     )
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="also record the job thread's seconds reading, waiting for the encoding and writing",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also record the job thread's cProfile (its 15 largest own times) and who ran its SQL",
+    )
     parser.add_argument("--json", type=Path, help="also write the record here")
     args = parser.parse_args()
     run = {"texts": bench_texts, "images": bench_images, "project": bench_project}[args.what]
+    phases = _timed_phases() if args.phases else None
+    profile = _profiled_job() if args.profile else None
     database = "postgresql" if (args.database_url or "").startswith("postgresql") else "sqlite"
     record = {"what": args.what, "database": database, "code": _code(), "load_before": _load()}
     record.update(**run(args), load_after=_load())
+    if phases is not None:
+        record["job_phases_s"] = {name: round(seconds, 3) for name, seconds in phases.items()}
+    if profile is not None:
+        record["job_profile"] = _profile_lines(profile)
     print(json.dumps(record), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +117,94 @@ def _warm_pool(args: argparse.Namespace) -> dict[str, Any]:
     start = time.perf_counter()
     started = processes.get_pool(size) is not None
     return {"processes": size if started else 0, "pool_start_s": round(time.perf_counter() - start, 2)}
+
+
+def _timed_phases() -> dict[str, float]:
+    """The job's steps timed as it runs them (``app.items.jobs_run``): reading and checking a batch,
+    encoding it (on the encoding thread, or waiting there for the worker processes) and writing one;
+    ``span``: from the first read to the last write. Reading and writing run on the job's thread while
+    the next batch is encoded."""
+    import app.items.jobs_run as job
+
+    seconds: dict[str, float] = {"read": 0.0, "encode": 0.0, "write": 0.0, "batches": 0}
+    marks: list[float] = []
+
+    def timed(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                marks.extend((start, time.perf_counter()))
+                seconds[name] += marks[-1] - start
+                seconds["batches"] += name == "write"
+                seconds["span"] = max(marks) - min(marks)
+
+        return run
+
+    job._read = timed("read", job._read)  # type: ignore[assignment]
+    job._encode = timed("encode", job._encode)  # type: ignore[assignment]
+    job._write = timed("write", job._write)  # type: ignore[assignment]
+    return seconds
+
+
+def _profiled_job() -> cProfile.Profile:
+    """cProfile on the job's own thread (reading, checking, writing; the encoding thread and the worker
+    processes are not in it: their time shows as the wait for them)."""
+    import app.items.jobs_run as job
+
+    profile = cProfile.Profile()
+    real = job._pipeline
+
+    def pipeline(*args: Any, **kwargs: Any) -> bool:
+        profile.enable()
+        try:
+            return bool(real(*args, **kwargs))
+        finally:
+            profile.disable()
+
+    job._pipeline = pipeline  # type: ignore[assignment]
+    return profile
+
+
+def _profile_lines(profile: cProfile.Profile) -> dict[str, list[str]]:
+    """The 15 largest own times ("tottime s, calls, function") and the callers of the SQL drivers."""
+    stats = pstats.Stats(profile)
+    entries: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    rows = sorted(entries.items(), key=lambda kv: -kv[1][2])
+
+    def name(key: tuple[str, int, str]) -> str:
+        return f"{Path(key[0]).name}:{key[1]}({key[2]})" if key[0] != "~" else key[2]
+
+    top = [f"{v[2]:.3f} s, {v[1]} calls, {name(k)}" for k, v in rows[:15]]
+    sql = [
+        f"{callee}: {t:.3f} s, {n} calls from {name(caller)}"
+        for k, v in rows
+        if (callee := name(k)) in ("<method 'execute' of 'sqlite3.Cursor' objects>",
+                                   "<method 'commit' of 'sqlite3.Connection' objects>")
+        for caller, (n, _pc, t, _ct) in v[4].items()
+    ]  # fmt: skip
+    return {"top_tottime": top, "sql_callers": sql}
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) so far of this process (all its threads: the API, the job, the
+    client) and of the ingest pool's worker processes: on free cores the job's time is bounded by the
+    larger of its own process's share and the workers' (not a wall-clock time: the machine is shared)."""
+    times = os.times()
+    workers = 0.0
+    try:
+        from app.items import processes
+    except ImportError:
+        processes = None  # type: ignore[assignment]
+    if processes is not None:
+        tick = os.sysconf("SC_CLK_TCK")
+        for pool in list(processes._pools.values()):  # the bench reads the pool's private state
+            for pid in list(pool.executor._processes):  # type: ignore[attr-defined]
+                with open(f"/proc/{pid}/stat") as stat:  # utime, stime: fields 14 and 15
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                workers += (int(fields[11]) + int(fields[12])) / tick
+    return {"process": times.user + times.system, "workers": workers}
 
 
 def _load() -> list[float]:
@@ -282,12 +388,14 @@ class Service:
     def _job(self, pid: int, path: str, n: int, **kwargs: Any) -> dict[str, Any]:
         """POST an upload, wait for its job; the service's time ends at the job's own ``finished_at``, so
         that the polls can be rare (each GET costs ~7 ms of CPU here, which the job would share)."""
+        cpu_start = _cpu_seconds()
         wall_start, start = time.time(), time.perf_counter()
         answer = self.http.post(
             path, headers={**self.headers, "Content-Type": "application/octet-stream"}, **kwargs
         )
         assert answer.status_code == 202, answer.text
         stored = time.perf_counter() - start
+        cpu_stored = _cpu_seconds()
         while True:
             time.sleep(POLL_S)
             got = self.http.get(f"{API}/projects/{pid}/jobs/{answer.json()['id']}", headers=self.headers)
@@ -299,10 +407,16 @@ class Service:
                 break
         elapsed = datetime.fromisoformat(job["finished_at"]).timestamp() - wall_start
         assert job["status"] == "succeeded" and job["inserted"] == n, job
+        cpu_end = _cpu_seconds()
         return {
             "accepted_s": round(stored, 2),
             "service_s": round(elapsed, 2),
             "per_s": round(n / elapsed, 1),
+            "cpu_s": {  # the upload (client and server) until the 202; then the job (and the polls)
+                "upload": round(cpu_stored["process"] - cpu_start["process"], 2),
+                "job_process": round(cpu_end["process"] - cpu_stored["process"], 2),
+                "job_workers": round(cpu_end["workers"] - cpu_stored["workers"], 2),
+            },
         }
 
     def drive(self, pid: int) -> list[dict[str, Any]]:
