@@ -93,7 +93,9 @@ def test_initial_sets_are_disjoint_seeded_and_sorted() -> None:
     config = preset("mnist-paper")
     ids = np.arange(1000, 3000)
     val, seed_set = draw_initial_sets(ids, config, 5)
-    assert val.size == 500 and seed_set.size == 200
+    # N_v 500, of which the stratum draws 300 in a later round: the initial draw is the other 200
+    assert config.loop.validation_size - config.loop.targeted_validation == 200
+    assert val.size == 200 and seed_set.size == 200
     assert np.intersect1d(val, seed_set).size == 0
     assert np.all(np.diff(val) > 0) and np.all(np.diff(seed_set) > 0)
     again = draw_initial_sets(ids, config, 5)
