@@ -60,7 +60,8 @@ def service_env(**values: str) -> dict[str, str]:
 
 def worker_env(settings: Settings, *, db_pool_size: int = 2) -> dict[str, str]:
     """The environment of a `tbal worker` child with the services and round settings of the test's
-    ``settings`` (device, torch threads, progress interval, stale-round timeout) and its own smaller pool."""
+    ``settings`` (device, torch threads, progress interval, stale-round and reaping timeouts) and its own
+    smaller pool."""
     return service_env(
         TBAL_DATABASE_URL=settings.database_url,
         TBAL_BROKER_URL=str(settings.broker_url),
@@ -70,6 +71,7 @@ def worker_env(settings: Settings, *, db_pool_size: int = 2) -> dict[str, str]:
         TBAL_PROGRESS_INTERVAL_S=str(settings.progress_interval_s),
         TBAL_DB_POOL_SIZE=str(db_pool_size),
         TBAL_ROUND_STALE_AFTER_S=str(settings.round_stale_after_s),
+        TBAL_ROUND_REAP_AFTER_S=str(settings.reap_after_s),
     )
 
 

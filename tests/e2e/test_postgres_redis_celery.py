@@ -49,6 +49,7 @@ from worker.celery_app import GPU_QUEUE, RUN_ROUND_TASK, TBALCelery, make_celery
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 STALE_AFTER_S = 5
+REAP_AFTER_S = 120
 
 
 @dataclass
@@ -79,6 +80,12 @@ def stack(postgres_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFa
         # A round whose heartbeat is 5 s old may be taken over (production: 600 s), so that deliveries
         # that find a round running elsewhere look again after seconds, not minutes.
         round_stale_after_s=STALE_AFTER_S,
+        # A round without a heartbeat is marked failed only after REAP_AFTER_S (default 3 x 5 s). The
+        # killed-process test needs the redelivered message to take its round over first: that message
+        # looks again 10 s after it found the round running, and on a loaded machine the last heartbeat
+        # before the kill can be seconds old, so 15 s let the reaper win (CI, load from other jobs).
+        # Reaping itself is tested in tests/worker/test_stale_rounds.py.
+        round_reap_after_s=REAP_AFTER_S,
     )
     env = worker_env(settings)
     celery = make_celery(settings)
