@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   # is first possible, and those before the eighth session without self-training (mnist-paper's
   # pseudo_label_share 0.9): they keep what they ran with, so that they rerun what they measured
   case "$name" in
-    s9-* | s10-* | s11-*) ;;
+    s9-* | s10-* | s11-* | s12-*) ;;
     s8-*) set -- "$@" --set train.pseudo_label_share=0 ;;
     *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
   esac
@@ -177,9 +177,46 @@ cases() {
       # s11-b-*): the benchmark seeds 0-4, softmax, then Colander on MNIST and the dataset guarantee on SST-2
       for s in 0 1 2 3 4; do echo "s11-b-m-soft-s$s mnist softmax $s"; echo "s11-b-t-soft-s$s sst2 softmax $s"; done
       for s in 0 1 2 3 4; do echo "s11-b-m-col-s$s mnist colander $s"; echo "s11-b-t-data-s$s sst2 softmax $s --guarantee dataset"; done ;;
+    text-self-training)  # self-training in text-paper's certifying round (eleventh session; results s12-*):
+      # SST-2 tuning seeds 10-15 (the defaults are s11-t-auto-*), pseudo-label shares 0.9 and 0.5
+      for q in 9 5; do for s in 10 11 12 13 14 15; do
+        echo "s12-t-st$q-s$s sst2 softmax $s --set train.pseudo_label_share=0.$q"
+      done; done ;;
+    text-stratum-tune)  # text-paper with the stratum, tuning seeds 10-15 (results s12-*): a stratum of at
+      # least 40 % instead of 50 %, no validation floor (all 2,000 of N_t train), a floor of 3,200
+      for s in 10 11 12 13 14 15; do
+        echo "s12-t-q40-s$s sst2 softmax $s --set loop.stratum_share=0.4"
+        echo "s12-t-nofloor-s$s sst2 softmax $s --set loop.validation_floor=0"
+        echo "s12-t-floor3200-s$s sst2 softmax $s --set loop.validation_floor=3200"
+      done ;;
+    text-stratum-tune2)  # combinations of the above, tuning seeds 10-15 (results s12-*): no floor with a
+      # stratum of at least 40 % or 30 %, with self-training (share 0.9) or without
+      nf="--set loop.validation_floor=0"
+      for s in 10 11 12 13 14 15; do
+        echo "s12-t-nfq40-s$s sst2 softmax $s $nf --set loop.stratum_share=0.4"
+        echo "s12-t-nfq40st-s$s sst2 softmax $s $nf --set loop.stratum_share=0.4 --set train.pseudo_label_share=0.9"
+        echo "s12-t-nfst-s$s sst2 softmax $s $nf --set train.pseudo_label_share=0.9"
+        echo "s12-t-nfq30-s$s sst2 softmax $s $nf --set loop.stratum_share=0.3"
+      done ;;
+    text-stratum-tune3)  # the two best of the above against the defaults on more tuning seeds, 16-23
+      for s in 16 17 18 19 20 21 22 23; do
+        echo "s11-t-auto-s$s sst2 softmax $s"
+        echo "s12-t-nofloor-s$s sst2 softmax $s --set loop.validation_floor=0"
+        echo "s12-t-q40-s$s sst2 softmax $s --set loop.stratum_share=0.4"
+      done ;;
+    current12)  # the issue's table with today's defaults, every row (eleventh session; results s12-b-*): the
+      # benchmark seeds 0-4 under the papers' rule (reproduction only) for MNIST Colander, SST-2 softmax and
+      # Colander, and SST-2 Colander under the valid bound (the other valid rows are current11's s11-b-*)
+      for s in 0 1 2 3 4; do
+        echo "s12-b-t-sofp-s$s sst2 softmax $s --bound paper"
+        echo "s12-b-t-col-s$s sst2 colander $s"
+        echo "s12-b-t-colp-s$s sst2 colander $s --bound paper"
+      done ;;
+    current12-mnist)  # the same table's MNIST row under the papers' rule (mnist-paper as in current11)
+      for s in 0 1 2 3 4; do echo "s12-b-m-colp-s$s mnist colander $s --bound paper"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|hard-query" >&2; exit 2 ;;
   esac
 }
 
