@@ -15,6 +15,7 @@ Auto-labeling" (NeurIPS 2023) and "Pearls from Pebbles: Improved Confidence Func
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -372,7 +373,10 @@ class LoopConfig:
     # are not drawn at the start but by the round before the certifying one, uniformly inside its
     # stratum (the top ``stratum_share`` of the pool left, ranked by its scores, decided without labels);
     # the rounds after it certify and auto-label inside the stratum only. 0 draws all N_v at the start.
-    targeted_validation: int = 0
+    # An int is a number of points; a float in (0, 1) a share of N_v (rounded down; off when the budgets
+    # plan a single round), so that a preset's stratum follows a changed validation_size. Read the
+    # number through ``targeted_count``.
+    targeted_validation: int | float = 0
     stratum_share: float = 0.5
     # With stratum_error_factor c > 0 the stratum widens to the largest top share whose classifier's own
     # expected error, the mean of 1 − p(ŷ) over it, stays ≤ c·ε (labels unused), when that is wider than
@@ -401,11 +405,17 @@ class LoopConfig:
         self._check_targeted()
 
     def _check_targeted(self) -> None:
-        targeted = self.targeted_validation
-        if isinstance(targeted, bool) or not isinstance(targeted, int) or targeted < 0:
-            raise ConfigError(f"loop.targeted_validation must be an integer ≥ 0, got {targeted!r}")
+        value = self.targeted_validation
+        is_count = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        is_share = isinstance(value, float) and 0.0 <= value < 1.0
+        if not (is_count or is_share):
+            raise ConfigError(
+                "loop.targeted_validation must be an integer ≥ 0 (points of loop.validation_size) or a "
+                f"share of it in [0, 1), got {value!r}"
+            )
         _check_range("loop.stratum_share", self.stratum_share, 0.0, 1.0, low_open=True)
         _check_range("loop.stratum_error_factor", self.stratum_error_factor, 0.0, float("inf"))
+        targeted = self.targeted_count
         if targeted == 0:
             return
         if targeted > self.validation_size - 2:
@@ -418,6 +428,18 @@ class LoopConfig:
                 "loop.targeted_validation needs at least 2 planned rounds (one draws the stratum, the next "
                 f"certifies in it); the budgets plan {self.planned_rounds}"
             )
+
+    @property
+    def targeted_count(self) -> int:
+        """k, the validation points drawn inside the stratum: ``targeted_validation`` itself, or its
+        share of N_v rounded down (0 when the budgets plan fewer than 2 rounds: there is no round before
+        the certifying one to draw them)."""
+        value = self.targeted_validation
+        if isinstance(value, int):
+            return value
+        if self.planned_rounds < 2:
+            return 0
+        return math.floor(value * self.validation_size + 1e-9)  # 0.29 · 100 is 28.999… in floats
 
     @property
     def planned_rounds(self) -> int:
@@ -480,7 +502,7 @@ def _mnist_paper() -> TBALConfig:
             batch_size=20,
             validation_size=500,
             calibration_fraction=0.3,
-            targeted_validation=300,
+            targeted_validation=0.6,  # 300 of the 500
             stratum_share=0.5,
             stratum_error_factor=2.0,
         ),
@@ -545,7 +567,7 @@ def _text_paper() -> TBALConfig:
             batch_size=100,
             validation_size=1_600,
             validation_floor=2_400,
-            targeted_validation=800,
+            targeted_validation=0.5,  # 800 of the 1,600
             stratum_share=0.5,
             stratum_error_factor=2.0,
         ),
@@ -629,6 +651,17 @@ def _replace_nested(obj: Any, changes: dict[str, Any], prefix: str) -> Any:
     return dataclasses.replace(obj, **updates)
 
 
+def _count_or_share(value: Any, dotted: str) -> int | float:
+    """An ``int | float`` field's value: integers (and strings of digits) stay ints, the rest floats."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    try:
+        text = str(value).strip()
+        return int(text) if text.lstrip("+-").isdigit() else float(text)
+    except ValueError as exc:
+        raise ConfigError(f"setting {dotted!r}: expected a count or a share, got {value!r}") from exc
+
+
 def _coerce(value: Any, hint: Any, dotted: str) -> Any:
     """Parse a command-line string (or JSON value) to the type a field declares."""
     origin = typing.get_origin(hint)
@@ -637,6 +670,8 @@ def _coerce(value: Any, hint: Any, dotted: str) -> Any:
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
             return None
         inner = [a for a in args if a is not type(None)]
+        if set(inner) == {int, float}:  # a count or a share: "300" stays an int, "0.6" is a float
+            return _count_or_share(value, dotted)
         return _coerce(value, inner[0], dotted)
     if origin is Literal:
         return str(value)

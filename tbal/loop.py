@@ -791,7 +791,7 @@ def _simulated_round(
 def _pool_size(rows: np.ndarray, sets: _HumanSets, config: TBALConfig) -> int:
     """The coverage's denominator: the working rows less the N_v validation points, those the stratum
     draws later included (they leave the pool all the same), so that runs with and without it compare."""
-    return int(rows.size - sets.validation.size - config.loop.targeted_validation)
+    return int(rows.size - sets.validation.size - config.loop.targeted_count)
 
 
 def _oracle_round_input(
@@ -837,7 +837,7 @@ class _RunTotals:
         """Validation labels the humans gave so far: N_v less what the stratum has not drawn yet, and
         the top-ups."""
         loop = config.loop
-        return loop.validation_size - loop.targeted_validation + self.targeted + self.topped_up
+        return loop.validation_size - loop.targeted_count + self.targeted + self.topped_up
 
     def add(
         self, index: np.ndarray, labels: np.ndarray, out: RoundOutput, topped_up: int, targeted: int = 0

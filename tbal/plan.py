@@ -33,24 +33,23 @@ reserve ``thresholds.delta_tail`` τ for rounds past them:
 With ``thresholds.split_delta_over_rounds`` false every round is tested at δ (a per-round guarantee
 only, as before; not valid over a run).
 
-The stratum (``loop.targeted_validation`` k > 0): k of the N_v validation labels are not drawn at the
-start. The round before the certifying one (the one before the last planned round, or the one whose
-queries spend the rest of N_t, whichever comes first) fixes a *stratum* R without looking at any label:
-the pool points left after its auto-labels and queries whose classifier gives its predicted class a
-probability at least the cut that keeps the top ``loop.stratum_share`` q of them (:func:`stratum_cut`),
-and the validation points above the same cut; with ``loop.stratum_error_factor`` c > 0, q widens to the
-largest top share whose mean of 1 − p(ŷ), the classifier's own expected error, is at most c·ε. (The
-classifier's probability, not the confidence function's score: a confidence function fitted on D_cal
-would tie R to validation labels.)
-It draws the k validation points uniformly from R's pool points (after any uniform top-up). Every later
-round certifies on the validation points inside R and auto-labels inside R only. Why that is valid without
-weights: the uniform validation points inside R are a uniform sample of R, and the k drawn from the rest
-of R make the union a uniform sample of R again, exchangeable with R's points left to auto-label, so the
-Clopper–Pearson test holds inside R as it does on the whole pool (D_cal, which fits a confidence function
-on labels, takes uniform points only, and a uniform random part of them leaves the rest uniform). Why it
-helps: the certificate's walk starts among the most confident points, where a few unlucky mistakes among
-a handful of validation points end it; R holds several times more validation points there
-(BENCHMARKS.md, "The stratum in the loop").
+The stratum (``loop.targeted_count`` k > 0, from ``loop.targeted_validation``): k of the N_v validation
+labels are not drawn at the start. The round before the certifying one (the one before the last planned
+round, or the one whose queries spend the rest of N_t, whichever comes first) fixes a *stratum* R without
+looking at any label: the pool points left after its auto-labels and queries whose classifier gives its
+predicted class a probability at least the cut that keeps the top ``loop.stratum_share`` q of them
+(:func:`stratum_cut`), and the validation points above the same cut; with ``loop.stratum_error_factor``
+c > 0, q widens to the largest top share whose mean of 1 − p(ŷ), the classifier's own expected error, is
+at most c·ε. (The classifier's probability, not the confidence function's score: a confidence function
+fitted on D_cal would tie R to validation labels.) It draws the k validation points uniformly from R's
+pool points (after any uniform top-up). Every later round certifies on the validation points inside R and
+auto-labels inside R only. Why that is valid without weights: the uniform validation points inside R are a
+uniform sample of R, and the k drawn from the rest of R make the union a uniform sample of R again,
+exchangeable with R's points left to auto-label, so the Clopper–Pearson test holds inside R as it does on
+the whole pool (D_cal, which fits a confidence function on labels, takes uniform points only, and a
+uniform random part of them leaves the rest uniform). Why it helps: the certificate's walk starts among
+the most confident points, where a few unlucky mistakes among a handful of validation points end it; R
+holds several times more validation points there (BENCHMARKS.md, "The stratum in the loop").
 
 The plan is pure: a function of a :class:`RunState` (counts the caller reads from memory or from the
 database) and the configuration; it never draws the training queries (the round ranks them).
@@ -169,8 +168,8 @@ def plan_round(state: RunState, config: TBALConfig, *, run_seed: int) -> RoundPl
         delta=_capped_share(state, config, budget_left),
         query_budget=max(0, min(loop.batch_size, budget_left)),
         validation_floor=loop.validation_floor,
-        targeted=loop.targeted_validation if _fixes_stratum(state, config, budget_left) else 0,
-        validation_reserved=0 if state.stratum_drawn else loop.targeted_validation,
+        targeted=loop.targeted_count if _fixes_stratum(state, config, budget_left) else 0,
+        validation_reserved=0 if state.stratum_drawn else loop.targeted_count,
         stratum_share=loop.stratum_share,
         stratum_error=loop.stratum_error_factor * config.thresholds.epsilon,
     )
@@ -180,7 +179,7 @@ def _fixes_stratum(state: RunState, config: TBALConfig, budget_left: int) -> boo
     """Whether this round fixes the stratum: none was fixed yet, and the next round is the certifying
     one (the last planned round, or the first with no label of N_t left: this round's queries spend the
     rest)."""
-    if config.loop.targeted_validation == 0 or state.stratum_drawn:
+    if config.loop.targeted_count == 0 or state.stratum_drawn:
         return False
     before_last = state.round_index == config.loop.planned_rounds - 2
     spends_the_rest = 0 < budget_left <= config.loop.batch_size
@@ -235,7 +234,7 @@ def draw_initial_sets(
     short (validation first). The ``loop.targeted_validation`` points of N_v are left for the stratum."""
     loop = config.loop
     order = np.random.default_rng(run_seed).permutation(ids.size)
-    n_val = min(loop.validation_size - loop.targeted_validation, ids.size)
+    n_val = min(loop.validation_size - loop.targeted_count, ids.size)
     n_seed = min(max(0, loop.seed_size - training_labels), ids.size - n_val)
     return np.sort(ids[order[:n_val]]), np.sort(ids[order[n_val : n_val + n_seed]])
 

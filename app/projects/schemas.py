@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, field_validator
 
 from app.text import ClassName, ShortName, StorableText
 from tbal.config import TRAIN_METHOD_PARAMS
@@ -13,6 +13,18 @@ from tbal.config import TRAIN_METHOD_PARAMS
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 BIG = 1_000_000_000
 MAX_ITEM_VALUES = 1 << 24
+
+
+def _count_or_share(value: Any) -> int | float:
+    """A number as JSON gave it: 300 stays an int and 0.5 a float (the library reads an int as a count and
+    a float as a share). A plain ``int | float`` field would name its union member in an error's field."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected a number: a count of validation_size or a share of it in [0, 1)")
+    return value
+
+
+CountOrShare = Annotated[float, PlainValidator(_count_or_share, json_schema_input_type=float)]
+"""``targeted_validation``: a count or a share; the library checks the range."""
 MethodParam = (
     Annotated[float, Field(allow_inf_nan=False)]
     | ShortName
@@ -94,16 +106,18 @@ class ProjectSettings(BaseModel):
         "pool with purpose 'validation', instead of as many training queries, paid from label_budget; "
         "0 (default) never tops up",
     )
-    targeted_validation: int | None = Field(
+    targeted_validation: CountOrShare | None = Field(
         default=None,
-        le=BIG,
         description="validation drawn inside a stratum: this many of validation_size are not drawn at the "
         "start but by the round before the certifying one (the one before the last planned round, or the "
         "one whose queries spend the rest of label_budget), uniformly among the pool items its classifier "
         "is most sure of (the stratum: stratum_share of the pool left, decided without labels); they are "
         "queued with purpose 'validation', paid from validation_size, not label_budget, and every later "
-        "round certifies and auto-labels inside the stratum only. At most validation_size - 2; needs 2 "
-        "planned rounds or more. 0 (default): all of validation_size is drawn at the start",
+        "round certifies and auto-labels inside the stratum only. An integer is a number of items (at most "
+        "validation_size - 2; needs 2 planned rounds or more); a number in (0, 1) a share of "
+        "validation_size, rounded down, so that it follows a changed validation_size (none with a single "
+        "planned round; the presets use 0.6 and 0.5). 0 (default without a preset): all of validation_size "
+        "is drawn at the start",
     )
     stratum_share: float | None = Field(
         default=None,

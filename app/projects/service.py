@@ -86,7 +86,7 @@ def _set_sizes(config: TBALConfig) -> tuple[int, int, int]:
     """What the draw of the validation and seed sets reads from the configuration (the draw leaves
     ``targeted_validation`` of ``validation_size`` for the stratum: :func:`tbal.plan.draw_initial_sets`)."""
     loop = config.loop
-    return loop.validation_size, loop.targeted_validation, loop.seed_size
+    return loop.validation_size, loop.targeted_count, loop.seed_size
 
 
 def _set_sizes_before(project: Project) -> tuple[int, int, int] | None:

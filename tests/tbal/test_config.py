@@ -37,6 +37,43 @@ def test_planned_rounds_counts_the_seed_round() -> None:
     assert preset("text-paper").loop.planned_rounds == 17
 
 
+def test_a_presets_stratum_follows_a_changed_validation_size() -> None:
+    """The presets give the stratum as a share of N_v, so lowering validation_size on a preset (which
+    left 800 targeted points of 500 before, an error about a setting the user never set) scales it."""
+    assert preset("mnist-paper").loop.targeted_count == 300
+    assert preset("text-paper").loop.targeted_count == 800
+    smaller = with_overrides(preset("text-paper"), {"loop.validation_size": 500})
+    assert smaller.loop.targeted_count == 250
+    one_round = with_overrides(preset("mnist-paper"), {"loop.label_budget": 200})
+    assert one_round.loop.planned_rounds == 1 and one_round.loop.targeted_count == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "count"),
+    [
+        ("300", int, 300),
+        (300, int, 300),
+        ("0.29", float, 29),
+        (0.29, float, 29),
+        ("0", int, 0),
+        (0.0, float, 0),
+    ],
+)
+def test_targeted_validation_is_a_count_or_a_share(value: object, kind: type, count: int) -> None:
+    """An integer (or a string of digits) is a number of N_v's points, a number in [0, 1) a share of
+    N_v rounded down (0.29 · 100 is 28.999… in floats; still 29)."""
+    n_v = 100 if kind is float else 500
+    config = with_overrides(TBALConfig(), {"loop.validation_size": n_v, "loop.targeted_validation": value})
+    assert type(config.loop.targeted_validation) is kind
+    assert config.loop.targeted_count == count
+
+
+@pytest.mark.parametrize("value", ["1.5", 1.0, -1, "-0.2", "half", True])
+def test_targeted_validation_refuses_what_is_neither(value: object) -> None:
+    with pytest.raises(ConfigError, match="targeted_validation"):
+        with_overrides(TBALConfig(), {"loop.targeted_validation": value})
+
+
 def test_unknown_preset_lists_the_valid_names() -> None:
     with pytest.raises(ConfigError, match="mnist-paper"):
         preset("nope")

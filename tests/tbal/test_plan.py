@@ -94,7 +94,7 @@ def test_initial_sets_are_disjoint_seeded_and_sorted() -> None:
     ids = np.arange(1000, 3000)
     val, seed_set = draw_initial_sets(ids, config, 5)
     # N_v 500, of which the stratum draws 300 in a later round: the initial draw is the other 200
-    assert config.loop.validation_size - config.loop.targeted_validation == 200
+    assert config.loop.validation_size - config.loop.targeted_count == 200
     assert val.size == 200 and seed_set.size == 200
     assert np.intersect1d(val, seed_set).size == 0
     assert np.all(np.diff(val) > 0) and np.all(np.diff(seed_set) > 0)
@@ -354,7 +354,7 @@ def _stratum_run_fails(config: TBALConfig, rng: np.random.Generator, broken: boo
     wrong = rng.random(STRATUM_POOL) < A_K[yhat] * (1 - u) ** 2
     score = B_K[yhat] * u
     order = rng.permutation(STRATUM_POOL)
-    n_uniform = loop.validation_size - loop.targeted_validation
+    n_uniform = loop.validation_size - loop.targeted_count
     validation = order[:n_uniform]
     pool = order[n_uniform + loop.seed_size :]
     stratum: np.ndarray | None = None  # bool over the population once fixed

@@ -101,7 +101,7 @@ def _draw_undoable(session: Session, project: Project) -> bool:
 def _validation_share(session: Session, project: Project, n_unnamed: int, n_named: int) -> int:
     loop = project_config(project).loop
     # the stratum's points (tbal.plan) are drawn by a later round, not from the first labels
-    initial = loop.validation_size - loop.targeted_validation
+    initial = loop.validation_size - loop.targeted_count
     have = items_repo.count_items(session, project.id, "validation") + n_named
     lacking = max(0, initial - have)
     share = initial / max(1, initial + loop.seed_size)

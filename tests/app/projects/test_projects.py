@@ -159,6 +159,8 @@ def test_project_crud(api: Api) -> None:
         ({"walk_start_share": 1.5}, "settings.walk_start_share"),
         ({"pseudo_label_share": -0.1}, "settings.pseudo_label_share"),
         ({"targeted_validation": -1}, "settings.targeted_validation"),
+        ({"targeted_validation": 1.5}, "settings.targeted_validation"),
+        ({"targeted_validation": "half"}, "settings.targeted_validation"),
         ({"validation_size": 100, "targeted_validation": 99}, "settings.targeted_validation"),
         ({"targeted_validation": 10, "label_budget": 100, "seed_size": 100}, "settings.targeted_validation"),
         ({"stratum_share": 0}, "settings.stratum_share"),

@@ -168,6 +168,15 @@ def test_the_stratum_settings_reach_the_library(api: Api, make_project: MakeProj
     assert changed.status_code == 422 and changed.json()["detail"]["field"] == "settings.stratum_share"
 
 
+def test_a_presets_stratum_is_a_share_that_follows_validation_size(make_project: MakeProject) -> None:
+    """text-paper draws half of N_v inside the stratum: with validation_size 500 that is 250 (a count of
+    800 was a 422 on a setting the user never set), and a share can be set as one."""
+    body = make_project(settings={"preset": "text-paper", "validation_size": 500})
+    assert body["config"]["loop"]["targeted_validation"] == 0.5
+    shared = make_project(settings={"targeted_validation": 0.25})
+    assert shared["config"]["loop"]["targeted_validation"] == 0.25
+
+
 def test_changing_targeted_validation_redraws_open_sets(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
 ) -> None:
