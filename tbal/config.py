@@ -432,14 +432,15 @@ class LoopConfig:
     @property
     def targeted_count(self) -> int:
         """k, the validation points drawn inside the stratum: ``targeted_validation`` itself, or its
-        share of N_v rounded down (0 when the budgets plan fewer than 2 rounds: there is no round before
-        the certifying one to draw them)."""
+        share of N_v rounded down, leaving at least 2 for the start (0 when the budgets plan fewer than 2
+        rounds: there is no round before the certifying one to draw them)."""
         value = self.targeted_validation
         if isinstance(value, int):
             return value
         if self.planned_rounds < 2:
             return 0
-        return math.floor(value * self.validation_size + 1e-9)  # 0.29 · 100 is 28.999… in floats
+        share = math.floor(value * self.validation_size + 1e-9)  # 0.29 · 100 is 28.999… in floats
+        return max(0, min(share, self.validation_size - 2))
 
     @property
     def planned_rounds(self) -> int:

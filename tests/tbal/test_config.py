@@ -44,6 +44,7 @@ def test_a_presets_stratum_follows_a_changed_validation_size() -> None:
     assert preset("text-paper").loop.targeted_count == 800
     smaller = with_overrides(preset("text-paper"), {"loop.validation_size": 500})
     assert smaller.loop.targeted_count == 250
+    assert with_overrides(preset("mnist-paper"), {"loop.validation_size": 2}).loop.targeted_count == 0
     one_round = with_overrides(preset("mnist-paper"), {"loop.label_budget": 200})
     assert one_round.loop.planned_rounds == 1 and one_round.loop.targeted_count == 0
 
