@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -204,6 +204,15 @@ cases() {
         echo "s12-t-nofloor-s$s sst2 softmax $s --set loop.validation_floor=0"
         echo "s12-t-q40-s$s sst2 softmax $s --set loop.stratum_share=0.4"
       done ;;
+    current12-harder)  # the defaults on the harder image case (distortion 1.0), seeds never tuned on:
+      # 20-22 as current10 (s10-hr-sof-*, before the stratum) and 23-24, softmax and Colander (results s12-*)
+      for s in 20 21 22 23 24; do echo "s12-hr-sof-s$s harder softmax $s"; echo "s12-hr-col-s$s harder colander $s"; done ;;
+    harder-colander)  # Colander on the harder image case, tuning seeds 10-12: the defaults (stratum) and
+      # uniform validation (targeted_validation 0), results s12-*
+      for s in 10 11 12; do
+        echo "s12-hr-col-s$s harder colander $s"
+        echo "s12-hr-col-uni-s$s harder colander $s --set loop.targeted_validation=0"
+      done ;;
     current12)  # the issue's table with today's defaults, every row (eleventh session; results s12-b-*): the
       # benchmark seeds 0-4 under the papers' rule (reproduction only) for MNIST Colander, SST-2 softmax and
       # Colander, and SST-2 Colander under the valid bound (the other valid rows are current11's s11-b-*)
@@ -216,7 +225,7 @@ cases() {
       for s in 0 1 2 3 4; do echo "s12-b-m-colp-s$s mnist colander $s --bound paper"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|hard-query" >&2; exit 2 ;;
   esac
 }
 
