@@ -13,7 +13,8 @@ class QueueItem(BaseModel):
     external_id: str
     purpose: Literal["validation", "training", "audit"] = Field(
         description="validation: joins the validation set, never trains (the set drawn at the start, "
-        "round_id null, or a round's top-up under validation_floor); training: trains the next round; "
+        "round_id null; a round's top-up under validation_floor; or, in the round that fixes the stratum, "
+        "the items drawn inside it under targeted_validation); training: trains the next round; "
         "audit: checks a round's auto-labels (audit_size)"
     )
     round_id: int | None = Field(description="the round that asked for it; null for the initial draw")
