@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -213,6 +213,17 @@ cases() {
         echo "s12-hr-col-s$s harder colander $s"
         echo "s12-hr-col-uni-s$s harder colander $s --set loop.targeted_validation=0"
       done ;;
+    text-colander-nu)  # Colander on SST-2 with the stratum, tuning seeds 10-15 (results s12-*): the
+      # preset's nu 0.5 and 0.3, 0.2 (a smaller D_cal, a larger D_th)
+      for s in 10 11 12 13 14 15; do
+        echo "s12-t-col-s$s sst2 colander $s"
+        echo "s12-t-col-nu3-s$s sst2 colander $s --set loop.calibration_fraction=0.3"
+        echo "s12-t-col-nu2-s$s sst2 colander $s --set loop.calibration_fraction=0.2"
+      done
+      for s in 16 17 18 19 20 21; do  # the best of them against the preset on more tuning seeds
+        echo "s12-t-col-s$s sst2 colander $s"
+        echo "s12-t-col-nu3-s$s sst2 colander $s --set loop.calibration_fraction=0.3"
+      done ;;
     current12)  # the issue's table with today's defaults, every row (eleventh session; results s12-b-*): the
       # benchmark seeds 0-4 under the papers' rule (reproduction only) for MNIST Colander, SST-2 softmax and
       # Colander, and SST-2 Colander under the valid bound (the other valid rows are current11's s11-b-*)
@@ -225,7 +236,7 @@ cases() {
       for s in 0 1 2 3 4; do echo "s12-b-m-colp-s$s mnist colander $s --bound paper"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|hard-query" >&2; exit 2 ;;
   esac
 }
 
