@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -224,6 +224,11 @@ cases() {
         echo "s12-t-col-s$s sst2 colander $s"
         echo "s12-t-col-nu3-s$s sst2 colander $s --set loop.calibration_fraction=0.3"
       done ;;
+    stratum-k)  # more of N_v drawn inside the stratum (the uniform points outside it do not certify under
+      # softmax), tuning seeds (results s12-*): SST-2 10-23 with k = 0.8 of N_v (the preset 0.5), the
+      # harder images 10-15 with k = 0.8 (the preset 0.6)
+      for s in $(seq 10 23); do echo "s12-t-k80-s$s sst2 softmax $s --set loop.targeted_validation=0.8"; done
+      for s in 10 11 12 13 14 15; do echo "s12-hr-k80-s$s harder softmax $s --set loop.targeted_validation=0.8"; done ;;
     current12)  # the issue's table with today's defaults, every row (eleventh session; results s12-b-*): the
       # benchmark seeds 0-4 under the papers' rule (reproduction only) for MNIST Colander, SST-2 softmax and
       # Colander, and SST-2 Colander under the valid bound (the other valid rows are current11's s11-b-*)
@@ -236,7 +241,7 @@ cases() {
       for s in 0 1 2 3 4; do echo "s12-b-m-colp-s$s mnist colander $s --bound paper"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|hard-query" >&2; exit 2 ;;
   esac
 }
 
