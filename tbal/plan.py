@@ -231,7 +231,7 @@ def draw_initial_sets(
     """The validation set (N_v) and the seed training set drawn uniformly from ``ids`` (the pool, sorted),
     as the papers do it: one permutation seeded by the run; (validation ids, seed ids), each sorted.
     ``training_labels`` the user already gave count towards the seed. Fewer than asked when ``ids`` is
-    short (validation first). The ``loop.targeted_validation`` points of N_v are left for the stratum."""
+    short (validation first). The ``loop.targeted_count`` points of N_v are left for the stratum."""
     loop = config.loop
     order = np.random.default_rng(run_seed).permutation(ids.size)
     n_val = min(loop.validation_size - loop.targeted_count, ids.size)
