@@ -375,14 +375,15 @@ class LoopConfig:
     # the rounds after it certify and auto-label inside the stratum only. 0 draws all N_v at the start.
     # An int is a number of points; a float in (0, 1) a share of N_v (rounded down; off when the budgets
     # plan a single round), so that a preset's stratum follows a changed validation_size. Read the
-    # number through ``targeted_count``.
-    targeted_validation: int | float = 0
+    # number through ``targeted_count``. The default, half of N_v with c = 2, is the presets' stratum:
+    # without it a hard case's certificate is often empty (BENCHMARKS.md, "The stratum in the loop").
+    targeted_validation: int | float = 0.5
     stratum_share: float = 0.5
     # With stratum_error_factor c > 0 the stratum widens to the largest top share whose classifier's own
     # expected error, the mean of 1 − p(ŷ) over it, stays ≤ c·ε (labels unused), when that is wider than
     # stratum_share: a fixed share caps a certificate that the last round's better classifier can push
     # past it (BENCHMARKS.md, "The stratum in the loop").
-    stratum_error_factor: float = 0.0
+    stratum_error_factor: float = 2.0
 
     def __post_init__(self) -> None:
         _check_positive_int("loop.label_budget", self.label_budget)

@@ -116,8 +116,7 @@ class ProjectSettings(BaseModel):
         "round certifies and auto-labels inside the stratum only. An integer is a number of items (at most "
         "validation_size - 2; needs 2 planned rounds or more); a number in (0, 1) a share of "
         "validation_size, rounded down, so that it follows a changed validation_size (none with a single "
-        "planned round; the presets use 0.6 and 0.5). 0 (default without a preset): all of validation_size "
-        "is drawn at the start",
+        "planned round). Default 0.5 (mnist-paper 0.6); 0: all of validation_size is drawn at the start",
     )
     stratum_share: float | None = Field(
         default=None,
@@ -129,8 +128,8 @@ class ProjectSettings(BaseModel):
         default=None,
         allow_inf_nan=False,
         description="c ≥ 0: the stratum widens past stratum_share to the largest top share whose mean of "
-        "1 - p (the classifier's own expected error, no label used) stays at most c·epsilon; 0 (default) "
-        "keeps stratum_share",
+        "1 - p (the classifier's own expected error, no label used) stays at most c·epsilon (default 2); "
+        "0 keeps stratum_share",
     )
     colander: dict[ShortName, Annotated[float, Field(allow_inf_nan=False, le=1e6)]] | None = None
     method_params: dict[ShortName, MethodParam] | None = Field(

@@ -21,6 +21,7 @@ from tests.app.conftest import Api
 EPSILON = 0.05
 DIGITS_SETTINGS = {
     "delta_schedule": "uniform",  # every round may auto-label (the default certifies in the last one)
+    "targeted_validation": 0,  # and on the whole validation set from round 0 on
     "epsilon": EPSILON,
     "delta": 0.05,
     "bound": "valid",
@@ -197,7 +198,9 @@ def test_image_project_round_in_process(api: Api) -> None:
     done = api.wait_round(rid)
     assert done["status"] == "succeeded", done["error"]
     assert done["metrics"]["input_scale"] == 16.0
-    assert done["metrics"]["pool_size"] == 150
+    # 400 less the seed (100) and the initial validation draw (75: the other half of 150 is drawn
+    # inside the stratum later, loop.targeted_validation)
+    assert done["metrics"]["pool_size"] == 225
     predicted = api.post(f"/api/v1/projects/{pid}/predict", json={"items": [{"image": images[0].tolist()}]})
     assert predicted.status_code == 200, predicted.text
     assert predicted.json()["model_version"] == "digit-images-r0"

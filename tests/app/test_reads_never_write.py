@@ -89,4 +89,5 @@ def test_reading_the_queue_of_an_undrawn_project_draws_nothing(
     assert page["items"] == [] and page["open_validation"] == 0
     assert api.get(f"/api/v1/projects/{pid}").json()["sets_drawn_at"] is None
     assert database_digest(session_factory) == before
-    assert api.post(f"/api/v1/projects/{pid}/simulate").json()["validation"] == 20  # a POST draws them
+    # a POST draws them: half of validation_size (the other half comes inside the stratum later)
+    assert api.post(f"/api/v1/projects/{pid}/simulate").json()["validation"] == 10

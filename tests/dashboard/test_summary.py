@@ -35,6 +35,7 @@ API = "/api/v1"
 SMALL = {
     "delta_schedule": "uniform",  # every round may auto-label (the default certifies in the last one)
     "validation_size": 12,
+    "targeted_validation": 0,  # all 12 drawn at upload
     "seed_size": 6,
     "label_budget": 9,
     "batch_size": 3,

@@ -249,7 +249,9 @@ def test_a_round_delivered_twice_writes_nothing_twice(stack: Stack) -> None:
     first = _snapshot(stack, pid, rid)
     assert first["round"]["attempts"] == 1  # only one delivery claimed the round
     assert first["counts"]["auto_labels"] == first["round"]["metrics"]["auto_labeled"] > 0
-    assert len(first["queue"]) == first["round"]["n_queries"] == 100
+    # its training queries and the validation items it drew inside the stratum (loop.targeted_validation)
+    assert first["round"]["n_queries"] == 100 and first["round"]["metrics"]["validation_queued"] > 0
+    assert len(first["queue"]) == 100 + first["round"]["metrics"]["validation_queued"]
     truth = data.truth_by_external_id()
     human = fetch_all(client, f"{API}/projects/{pid}/labels")
     ev = evaluate(first["auto_labels"], human, truth, epsilon=EPSILON)

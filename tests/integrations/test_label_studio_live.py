@@ -72,6 +72,9 @@ SETTINGS: dict[str, Any] = {
     "delta": 0.2,
     "calibration_fraction": 0.1,
     "delta_schedule": "final",
+    # all 40 validation items in the first queue: a stratum fixed by a classifier trained on 10 labels,
+    # 67 % accurate, leaves the second round too few points inside it to certify anything at ε 0.2
+    "targeted_validation": 0,
 }
 """Small enough to annotate through Label Studio in seconds; ε = δ = 0.2 so that 40 validation labels can
 certify the easy half of the data (the guarantee is tested elsewhere; here the plumbing is). The budget

@@ -272,7 +272,7 @@ def test_queue_as_a_label_studio_import_file(api: Api, connected: Any) -> None:
     assert before.status_code == 200 and "attachment" in before.headers["content-disposition"]
     tasks = before.json()
     queue = api.get(f"/api/v1/projects/{project.id}/queue", params={"limit": 1000}).json()
-    assert len(tasks) == len(queue["items"]) == 170
+    assert len(tasks) == len(queue["items"]) == 95  # the seed and half of validation_size
     assert [t["data"]["external_id"] for t in tasks] == [q["external_id"] for q in queue["items"]]
     for task in tasks[:20]:
         row = int(task["data"]["external_id"].split("-")[1])
@@ -332,7 +332,7 @@ def test_image_projects_export_a_viewable_image(api: Api, make_project: Any) -> 
         classes=CLASSES,
         data_kind="image",
         input_shape=[8, 8],
-        settings={"validation_size": 3, "seed_size": 1},
+        settings={"validation_size": 3, "seed_size": 1, "targeted_validation": 0},
     )
     # no connection: the default fields (external_id, pixels)
     rng = np.random.default_rng(0)

@@ -215,7 +215,7 @@ def test_train_after_a_crashed_round_and_auto_labels_written_back(
 def test_export_of_a_synced_project_runs_a_first_round_in_a_fresh_project(
     api: Api, connected: Any, session_factory: sessionmaker[Session]
 ) -> None:
-    project: LSProject = connected(validation_size=60, seed_size=20)
+    project: LSProject = connected(validation_size=60, seed_size=20, targeted_validation=0)
     _X, y = _with_truth(api, project, 300)
     fake = FakeLabelStudio()
     _link(api, project, fake)
@@ -227,7 +227,7 @@ def test_export_of_a_synced_project_runs_a_first_round_in_a_fresh_project(
     purposes = {t["data"]["tbal_purpose"] for t in tasks}
     assert purposes == {"validation", "training"}
 
-    fresh: LSProject = connected(validation_size=60, seed_size=20)
+    fresh: LSProject = connected(validation_size=60, seed_size=20, targeted_validation=0)
     imported = api.post(f"/api/v1/projects/{fresh.id}/label-studio/import", json=tasks)
     assert imported.status_code == 200, imported.text
     n_val = sum(1 for t in tasks if t["data"]["tbal_purpose"] == "validation")
@@ -394,7 +394,7 @@ def test_an_export_without_purposes_leaves_the_stratum_its_validation_points(
 ) -> None:
     """A fresh project with a stratum (tbal.plan): an import's unnamed labeled tasks fill the initial
     validation set of validation_size − targeted_validation only; a later round draws the rest."""
-    project: LSProject = connected(validation_size=60, seed_size=20)
+    project: LSProject = connected(validation_size=60, seed_size=20, targeted_validation=0)
     _X, y = _with_truth(api, project, 300)
     fake = FakeLabelStudio()
     _link(api, project, fake)

@@ -101,8 +101,9 @@ def test_validation_floor_tops_up_from_the_pool_within_the_budget() -> None:
     floor, later rounds draw new validation points from the pool that is left, paid from N_t."""
     X, y = blobs_8d()
     floor = 250
-    plain = run_tbal(make_dataset(X, y), _config(), seed=1)
-    topped = run_tbal(make_dataset(X, y), _config(**{"loop.validation_floor": floor}), seed=1)
+    whole = {"loop.targeted_validation": 0}  # all of N_v from round 0, so that round 0 depletes it
+    plain = run_tbal(make_dataset(X, y), _config(**whole), seed=1)
+    topped = run_tbal(make_dataset(X, y), _config(**whole, **{"loop.validation_floor": floor}), seed=1)
     assert all(r.validation_added == 0 for r in plain.rounds)
     assert plain.rounds[0].validation_remaining < floor  # the premise: round 0 depleted the set
 

@@ -15,7 +15,14 @@ from app.db.models import HumanLabel, Item, LabelQuery
 from tests.app.conftest import Api, blobs, count_rows
 
 MakeProject = Callable[..., dict[str, Any]]
-SMALL = {"validation_size": 20, "seed_size": 10, "label_budget": 30, "batch_size": 5}
+# the whole validation set drawn at upload (the stratum, half of it by default, is test_stratum.py's)
+SMALL = {
+    "validation_size": 20,
+    "seed_size": 10,
+    "label_budget": 30,
+    "batch_size": 5,
+    "targeted_validation": 0,
+}
 
 
 def _ingest(api: Api, pid: int, n: int, *, truth: bool = True, start: int = 0) -> None:

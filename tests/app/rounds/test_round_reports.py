@@ -123,11 +123,12 @@ def test_evaluation_of_a_round_with_soft_validation_labels(api: Api, make_projec
     response = api.get(f"/api/v1/rounds/{done['id']}/evaluation")
     assert response.status_code == 200, response.text
     report = response.json()
-    assert report["source"] == "validation" and report["n"] == len(validation) == 120
+    # half of validation_size is drawn at the start, the rest inside the stratum (loop.targeted_validation)
+    assert report["source"] == "validation" and report["n"] == len(validation) == 60
     assert report["ece_bins"] == 10 and report["human_distributions"] == 30
     assert 0.9 <= report["accuracy"] <= 1.0  # separable blobs
     assert 0.0 <= report["ece"] <= 1.0 and report["nll"] >= 0.0
-    entropy = -(30 * (0.8 * math.log(0.8) + 0.2 * math.log(0.1))) / 120  # hard rows add 0
+    entropy = -(30 * (0.8 * math.log(0.8) + 0.2 * math.log(0.1))) / 60  # hard rows add 0
     assert report["human_cross_entropy"] >= entropy
     assert report["second_best_items"] == 0  # 0.1 / 0.1: no strict human second choice
     assert done["metrics"]["evaluation"]["accuracy"] == report["accuracy"]
@@ -140,7 +141,7 @@ def test_evaluation_without_soft_labels_has_no_human_cross_entropy(
     done = api.run_round(pid)
     report = api.get(f"/api/v1/rounds/{done['id']}/evaluation").json()
     assert report["human_cross_entropy"] is None and report["human_distributions"] == 0
-    assert report["n"] == 120 and report["accuracy"] is not None
+    assert report["n"] == 60 and report["accuracy"] is not None
 
 
 def test_a_duq_project_thresholds_on_its_kernel_score(api: Api, make_project: MakeProject) -> None:

@@ -49,8 +49,7 @@ def test_round_start_checks(
     assert too_few.status_code == 409
     assert too_few.json()["detail"]["field"] == "validation_labels"
     assert (
-        "at least 2 human validation labels, got 0 (120 validation items"
-        in too_few.json()["detail"]["reason"]
+        "at least 2 human validation labels, got 0 (60 validation items" in too_few.json()["detail"]["reason"]
     )
     queue = api.get(f"/api/v1/projects/{pid}/queue", params={"limit": 1000}).json()["items"]
     val = [q["item_id"] for q in queue if q["purpose"] == "validation"]

@@ -182,7 +182,8 @@ def test_changing_targeted_validation_redraws_open_sets(
 ) -> None:
     """The initial draw takes validation_size − targeted_validation items: while no query of it is
     answered, a PATCH of targeted_validation redraws it at the new size."""
-    pid = int(make_project(settings={"validation_size": 120, "seed_size": 40, "label_budget": 60})["id"])
+    settings = {"validation_size": 120, "seed_size": 40, "label_budget": 60, "targeted_validation": 0}
+    pid = int(make_project(settings=settings)["id"])
     upload_npz(api, pid, *blobs(400, seed=5))
 
     def drawn() -> int:

@@ -27,6 +27,7 @@ FLOOR_SETTINGS: dict[str, Any] = {
     "label_budget": BUDGET,
     "batch_size": BATCH,
     "validation_floor": FLOOR,
+    "targeted_validation": 0,  # the whole set drawn at the start, so that round 0 depletes it
 }
 
 
