@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|mixed-families|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,12 +18,17 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   if [ "$ds" = hard ]; then data=(--data "$HARD" --preset mnist-paper); fi
   # a harder one, never tuned on: bench/hard_mnist.py write --out "$HARDER" --strength 1.0
   if [ "$ds" = harder ]; then data=(--data "$HARDER" --preset mnist-paper); fi
+  # the same without a preset: the library's defaults, what a project or `tbal run` without one gets
+  if [ "$ds" = harder-bare ]; then data=(--data "$HARDER"); fi
+  # classes of unequal difficulty (a few alike, the rest easy): bench/hard_mnist.py write --out "$MIXED"
+  # --strength 1.0 --class-factors 0.5,0.4,1.2,1.4,0.6,1.4,0.8,0.6,1.4,1.3
+  if [ "$ds" = mixed ]; then data=(--data "$MIXED" --preset mnist-paper); fi
   test -s "$OUT/$name.json" && return 0
   # cases measured before walk_start_share 0.3 (seventh session) ran with the walk starting where a pass
   # is first possible, and those before the eighth session without self-training (mnist-paper's
   # pseudo_label_share 0.9): they keep what they ran with, so that they rerun what they measured
   case "$name" in
-    s9-* | s10-* | s11-* | s12-*) ;;
+    s9-* | s10-* | s11-* | s12-* | s13-*) ;;
     s8-*) set -- "$@" --set train.pseudo_label_share=0 ;;
     *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
   esac
@@ -33,7 +38,8 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
 export -f run
 HARD="${HARD:-/tmp/hard_mnist.npz}"
 HARDER="${HARDER:-/tmp/harder_mnist.npz}"
-export DATA OUT HARD HARDER
+MIXED="${MIXED:-/tmp/mixed_mnist.npz}"
+export DATA OUT HARD HARDER MIXED
 
 # Cases measured before this session's text-paper changes pin what they ran with, so that they rerun it:
 # margin-random queries and no validation floor (TEXT_BEFORE), the paper's Colander network (PAPER_G,
@@ -239,9 +245,19 @@ cases() {
       done ;;
     current12-mnist)  # the same table's MNIST row under the papers' rule (mnist-paper as in current11)
       for s in 0 1 2 3 4; do echo "s12-b-m-colp-s$s mnist colander $s --bound paper"; done ;;
+    bare-stratum)  # the library's default stratum (0.5 of N_v, c 2; twelfth session) without a preset, on the
+      # harder images, tuning seeds 10-12 (results s13-hb-*), against all of N_v drawn at the start
+      for s in 10 11 12; do
+        echo "s13-hb-def-s$s harder-bare softmax $s"; echo "s13-hb-uni-s$s harder-bare softmax $s --set loop.targeted_validation=0"
+      done ;;
+    mixed-families)  # classes of unequal difficulty, tuning seeds 10-13 (results s13-mx-*): softmax's common
+      # cut alone (the default) against both pooled families at δ/2 each
+      for s in 10 11 12 13; do
+        echo "s13-mx-sof-s$s mixed softmax $s"; echo "s13-mx-both-s$s mixed softmax $s --set thresholds.pooled_families=both"
+      done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|mixed-families|hard-query" >&2; exit 2 ;;
   esac
 }
 

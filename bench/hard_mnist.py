@@ -11,6 +11,7 @@ drawn once from ``--distortion-seed`` (a property of the data set, not of a run)
 
 Usage:
     .venv/bin/python bench/hard_mnist.py write --out /tmp/hard_mnist.npz [--strength 1.0]
+        [--class-factors F0,...,F9]
     .venv/bin/python bench/hard_mnist.py accuracy --data /tmp/hard_mnist.npz --labels 200,500 --seeds 10,11
 """
 
@@ -58,12 +59,21 @@ def _cover_with_bar(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return covered
 
 
-def write(out: Path, strength: float, distortion_seed: int) -> None:
+def write(out: Path, strength: float, distortion_seed: int, class_factors: list[float] | None = None) -> None:
+    """``class_factors`` (one per digit) multiply ``strength`` per class: a case whose classes differ in
+    difficulty, as in image sets where a few classes look alike and the rest are easy."""
     mnist = np.load(MNIST)
     rng = np.random.default_rng(distortion_seed)
-    X = np.stack([distort(image, rng, strength) for image in mnist["X"]])
+    factors = class_factors or [1.0] * 10
+    X = np.stack(
+        [
+            distort(image, rng, strength * factors[int(c)])
+            for image, c in zip(mnist["X"], mnist["y"], strict=True)
+        ]
+    )
     np.savez_compressed(out, X=X, y=mnist["y"])
-    print(f"wrote {out}: {X.shape[0]} images, strength {strength}, distortion seed {distortion_seed}")
+    shown = f", class factors {factors}" if class_factors else ""
+    print(f"wrote {out}: {X.shape[0]} images, strength {strength}{shown}, distortion seed {distortion_seed}")
 
 
 def accuracy(data: Path, labels: list[int], seeds: list[int]) -> None:
@@ -93,13 +103,19 @@ def main() -> None:
     w.add_argument("--out", type=Path, required=True)
     w.add_argument("--strength", type=float, default=1.0)
     w.add_argument("--distortion-seed", type=int, default=2026)
+    w.add_argument(
+        "--class-factors", default="", help="10 comma-separated factors on --strength, one per digit"
+    )
     a = sub.add_parser("accuracy")
     a.add_argument("--data", type=Path, required=True)
     a.add_argument("--labels", default="200,500")
     a.add_argument("--seeds", default="10,11")
     args = parser.parse_args()
     if args.command == "write":
-        write(args.out, args.strength, args.distortion_seed)
+        factors = [float(f) for f in args.class_factors.split(",")] if args.class_factors else None
+        if factors is not None and len(factors) != 10:
+            parser.error(f"--class-factors needs 10 factors, got {len(factors)}")
+        write(args.out, args.strength, args.distortion_seed, factors)
     else:
         accuracy(args.data, [int(n) for n in args.labels.split(",")], [int(s) for s in args.seeds.split(",")])
 
