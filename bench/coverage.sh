@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|mixed-families|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-stratum-text|mixed-families|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   if [ "$ds" = harder ]; then data=(--data "$HARDER" --preset mnist-paper); fi
   # the same without a preset: the library's defaults, what a project or `tbal run` without one gets
   if [ "$ds" = harder-bare ]; then data=(--data "$HARDER"); fi
+  if [ "$ds" = sst2-bare ]; then data=(--data "$DATA/sst2_minilm.npz" --pool-size 20000); fi
   # classes of unequal difficulty (a few alike, the rest easy): bench/hard_mnist.py write --out "$MIXED"
   # --strength 1.0 --class-factors 0.5,0.4,1.2,1.4,0.6,1.4,0.8,0.6,1.4,1.3
   if [ "$ds" = mixed ]; then data=(--data "$MIXED" --preset mnist-paper); fi
@@ -250,6 +251,10 @@ cases() {
       for s in 10 11 12; do
         echo "s13-hb-def-s$s harder-bare softmax $s"; echo "s13-hb-uni-s$s harder-bare softmax $s --set loop.targeted_validation=0"
       done ;;
+    bare-stratum-text)  # the same on SST-2 (pool 20k) without a preset, tuning seeds 10-19 (results s13-tb-*)
+      for s in $(seq 10 19); do
+        echo "s13-tb-def-s$s sst2-bare softmax $s"; echo "s13-tb-uni-s$s sst2-bare softmax $s --set loop.targeted_validation=0"
+      done ;;
     mixed-families)  # classes of unequal difficulty, tuning seeds 10-13 (results s13-mx-*): softmax's common
       # cut alone (the default) against both pooled families at δ/2 each
       for s in 10 11 12 13; do
@@ -257,7 +262,7 @@ cases() {
       done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|mixed-families|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-stratum-text|mixed-families|hard-query" >&2; exit 2 ;;
   esac
 }
 
