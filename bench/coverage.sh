@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-stratum-text|mixed-families|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -251,6 +251,9 @@ cases() {
       for s in 10 11 12; do
         echo "s13-hb-def-s$s harder-bare softmax $s"; echo "s13-hb-uni-s$s harder-bare softmax $s --set loop.targeted_validation=0"
       done ;;
+    bare-training)  # the library's training defaults with 2-pixel shifts (measured, not adopted; twelfth
+      # session), harder images without a preset, tuning seeds 10-12 (results s13-hbt-*; before: s13-hb-def-*)
+      for s in 10 11 12; do echo "s13-hbt-s$s harder-bare softmax $s --set train.augment_shift=2"; done ;;
     bare-stratum-text)  # the same on SST-2 (pool 20k) without a preset, tuning seeds 10-19 (results s13-tb-*)
       for s in $(seq 10 19); do
         echo "s13-tb-def-s$s sst2-bare softmax $s"; echo "s13-tb-uni-s$s sst2-bare softmax $s --set loop.targeted_validation=0"
@@ -260,9 +263,11 @@ cases() {
       for s in 10 11 12 13; do
         echo "s13-mx-sof-s$s mixed softmax $s"; echo "s13-mx-both-s$s mixed softmax $s --set thresholds.pooled_families=both"
       done ;;
+    mixed-colander)  # Colander on the same case, tuning seeds 10-12 (results s13-mx-col-*)
+      for s in 10 11 12; do echo "s13-mx-col-s$s mixed colander $s"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-stratum-text|mixed-families|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|hard-query" >&2; exit 2 ;;
   esac
 }
 
