@@ -24,6 +24,7 @@ Usage: .venv/bin/python bench/certificate_ceiling.py --seeds 10,11,12,13 [--out 
 from __future__ import annotations
 
 import argparse
+import inspect
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,8 @@ def capture(seed: int, out: Path, run_args: list[str]) -> Path:
 
     def recording_input(dataset: Any, *args: Any, **kwargs: Any) -> Any:
         round_input = make_input(dataset, *args, **kwargs)
-        pool_rows = kwargs.get("pool_rows", args[3] if len(args) > 3 else None)
+        # bound by name, so that a change of the private signature fails loudly rather than misreads
+        pool_rows = inspect.signature(make_input).bind(dataset, *args, **kwargs).arguments["pool_rows"]
         pool_truth["y"] = dataset.y[pool_rows]
         return round_input
 
