@@ -49,6 +49,15 @@ def test_a_presets_stratum_follows_a_changed_validation_size() -> None:
     assert one_round.loop.planned_rounds == 1 and one_round.loop.targeted_count == 0
 
 
+def test_the_library_default_is_the_presets_stratum() -> None:
+    """Runs and projects without a preset draw half of N_v inside the stratum (widening with c = 2), as
+    the presets do: without it a hard case's certificate was often empty (BENCHMARKS.md)."""
+    loop = TBALConfig().loop
+    assert (loop.targeted_validation, loop.stratum_share, loop.stratum_error_factor) == (0.5, 0.5, 2.0)
+    assert loop.targeted_count == 250  # of the default 500
+    assert preset("cifar10-paper").loop.targeted_count == 4_000  # a preset without its own: the default
+
+
 @pytest.mark.parametrize(
     ("value", "kind", "count"),
     [
