@@ -13,17 +13,19 @@ Usage:
     .venv/bin/python bench/hard_mnist.py write --out /tmp/hard_mnist.npz [--strength 1.0]
         [--class-factors F0,...,F9]
     .venv/bin/python bench/hard_mnist.py accuracy --data /tmp/hard_mnist.npz --labels 200,500 --seeds 10,11
+        [--parts]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from tbal.config import preset
+from tbal.config import TBALConfig, TrainConfig, preset
 from tbal.data import prepare_inputs
 from tbal.models import build_model
 from tbal.predictions import predict
@@ -76,22 +78,41 @@ def write(out: Path, strength: float, distortion_seed: int, class_factors: list[
     print(f"wrote {out}: {X.shape[0]} images, strength {strength}{shown}, distortion seed {distortion_seed}")
 
 
-def accuracy(data: Path, labels: list[int], seeds: list[int]) -> None:
-    """The mnist-paper classifier trained on ``labels`` random images, accuracy on the rest."""
+def training_parts() -> dict[str, TrainConfig]:
+    """The library's training defaults, then mnist-paper's changes added one at a time, then the preset's
+    training (its self-training needs a pool and is not run here)."""
+    library = TBALConfig().train
+    shifts = dataclasses.replace(library, augment_shift=2)
+    standardised = dataclasses.replace(shifts, standardize_inputs=True)
+    return {
+        "library": library,
+        "+ shifts": shifts,
+        "+ standardised": standardised,
+        "+ lr 0.05": dataclasses.replace(standardised, lr=0.05),
+        "mnist-paper": preset("mnist-paper").train,
+    }
+
+
+def accuracy(data: Path, labels: list[int], seeds: list[int], *, parts: bool = False) -> None:
+    """LeNet-5 trained on ``labels`` random images, accuracy on the rest: with mnist-paper's training, or
+    with ``parts`` each of :func:`training_parts` (what each part of that training is worth)."""
     archive = np.load(data)
     X, _ = prepare_inputs(archive["X"])
     y = archive["y"].astype(np.int64)
-    config = preset("mnist-paper")
+    configs = training_parts() if parts else {"mnist-paper": preset("mnist-paper").train}
+    model_config = preset("mnist-paper").model
     for n in labels:
         for seed in seeds:
             rng = np.random.default_rng(seed)
             order = rng.permutation(len(y))
             train, rest = order[:n], order[n:]
-            model = build_model(config.model, input_shape=X.shape[1:], num_classes=10)
-            train_classifier(model, X[train], one_hot(y[train], 10), config.train, seed=seed)
-            predicted = predict(model, X[rest]).logits.argmax(axis=1)
-            share = 100 * np.mean(predicted == y[rest])
-            print(f"{n} labels, seed {seed}: accuracy {share:.1f} %", flush=True)
+            shown = []
+            for name, train_config in configs.items():
+                model = build_model(model_config, input_shape=X.shape[1:], num_classes=10)
+                train_classifier(model, X[train], one_hot(y[train], 10), train_config, seed=seed)
+                predicted = predict(model, X[rest]).logits.argmax(axis=1)
+                shown.append(f"{name} {100 * np.mean(predicted == y[rest]):.1f} %")
+            print(f"{n} labels, seed {seed}: accuracy " + " | ".join(shown), flush=True)
 
 
 def main() -> None:
@@ -110,6 +131,7 @@ def main() -> None:
     a.add_argument("--data", type=Path, required=True)
     a.add_argument("--labels", default="200,500")
     a.add_argument("--seeds", default="10,11")
+    a.add_argument("--parts", action="store_true", help="each part of mnist-paper's training alone")
     args = parser.parse_args()
     if args.command == "write":
         factors = [float(f) for f in args.class_factors.split(",")] if args.class_factors else None
@@ -117,7 +139,8 @@ def main() -> None:
             parser.error(f"--class-factors needs 10 factors, got {len(factors)}")
         write(args.out, args.strength, args.distortion_seed, factors)
     else:
-        accuracy(args.data, [int(n) for n in args.labels.split(",")], [int(s) for s in args.seeds.split(",")])
+        labels, seeds = [int(n) for n in args.labels.split(",")], [int(s) for s in args.seeds.split(",")]
+        accuracy(args.data, labels, seeds, parts=args.parts)
 
 
 if __name__ == "__main__":
