@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|hard-query  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-text-model|soft-pseudo|hard-query  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   # is first possible, and those before the eighth session without self-training (mnist-paper's
   # pseudo_label_share 0.9): they keep what they ran with, so that they rerun what they measured
   case "$name" in
-    s9-* | s10-* | s11-* | s12-* | s13-*) ;;
+    s9-* | s10-* | s11-* | s12-* | s13-* | s14-*) ;;
     s8-*) set -- "$@" --set train.pseudo_label_share=0 ;;
     *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
   esac
@@ -265,9 +265,28 @@ cases() {
       done ;;
     mixed-colander)  # Colander on the same case, tuning seeds 10-12 (results s13-mx-col-*)
       for s in 10 11 12; do echo "s13-mx-col-s$s mixed colander $s"; done ;;
+    bare-image-training)  # no preset, harder images, with mnist-paper's training set by hand (results
+      # s14-hbr-*): what a user without a preset would get if the network `auto` picks came with it
+      T="--set train.epochs=100 --set train.lr=0.05 --set train.weight_decay=0.01"
+      T="$T --set train.standardize_inputs=true --set train.augment_shift=2 --set train.pseudo_label_share=0.9"
+      for s in 10 11; do echo "s14-hbr-s$s harder-bare softmax $s $T"; done ;;
+    bare-text-model)  # no preset, SST-2 (pool 20k), with text-paper's classifier set by hand (results
+      # s14-tbm-*): what the MLP `auto` picks would give with the text preset's network and weight decay
+      M="--set model.hidden=256 --set model.activation=relu --set model.dropout=0.5 --set train.weight_decay=0.01"
+      for s in 10 11 12; do echo "s14-tbm-s$s sst2-bare softmax $s $M"; done ;;
+    soft-pseudo)  # self-training on the first classifier's softmax rows instead of one-hot pseudo-labels
+      # (train.pseudo_label_targets=soft), three image cases, tuning seeds (results s14-*-soft-*; against
+      # s11-hr-auto-*, s11-hd-auto-*, s13-mx-sof-*)
+      for s in 10 11 12 13 14 15; do
+        echo "s14-hr-soft-s$s harder softmax $s --set train.pseudo_label_targets=soft"
+        echo "s14-hd-soft-s$s hard softmax $s --set train.pseudo_label_targets=soft"
+      done
+      for s in 10 11 12 13; do echo "s14-mx-soft-s$s mixed softmax $s --set train.pseudo_label_targets=soft"; done ;;
+    mixed-fresh)  # the classes-of-unequal-difficulty case on seeds never tuned on (results s14-mx-*), the defaults
+      for s in 20 21 22 23 24; do echo "s14-mx-sof-s$s mixed softmax $s"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|hard-query" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-text-model|soft-pseudo|hard-query" >&2; exit 2 ;;
   esac
 }
 

@@ -16,8 +16,11 @@ comparison. With ``--targeted K`` the stratum of :mod:`tbal.plan` too: K of the 
 drawn inside the stratum (the top ``--stratum-share`` of the pool left) by the round before the certifying
 one, and the rounds after it certify inside the stratum only.
 
+With ``--soft-pseudo-labels`` the
+pseudo-labels are the first classifier's softmax rows (``train.pseudo_label_targets`` soft).
+
 Usage: .venv/bin/python bench/simulate_self_training.py --runs 1000 [--extra 3] [--no-self-training]
-       [--targeted K --stratum-share Q --stratum-error-factor C] [--show N]
+       [--targeted K --stratum-share Q --stratum-error-factor C] [--soft-pseudo-labels] [--show N]
 """
 
 from __future__ import annotations
@@ -46,7 +49,11 @@ def problem(n: int = 4000, seed: int = 2026) -> Dataset:
 
 
 def config(
-    self_training: bool, targeted: int = 0, stratum_share: float = 0.5, error_factor: float = 0.0
+    self_training: bool,
+    targeted: int = 0,
+    stratum_share: float = 0.5,
+    error_factor: float = 0.0,
+    pseudo_targets: str = "hard",
 ) -> TBALConfig:
     return with_overrides(
         TBALConfig(),
@@ -61,6 +68,7 @@ def config(
             "train.epochs": 20,
             "train.pseudo_label_share": 0.9 if self_training else 0.0,
             "train.pseudo_label_epochs": 10,
+            "train.pseudo_label_targets": pseudo_targets,
             "thresholds.epsilon": EPSILON,
             "thresholds.delta": DELTA,
             "loop.targeted_validation": targeted,
@@ -115,10 +123,20 @@ def main() -> None:
     parser.add_argument("--targeted", type=int, default=0, help="validation points drawn inside the stratum")
     parser.add_argument("--stratum-share", type=float, default=0.5)
     parser.add_argument("--stratum-error-factor", type=float, default=0.0)
+    parser.add_argument(
+        "--soft-pseudo-labels", action="store_true", help="train.pseudo_label_targets soft (the softmax rows)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     dataset = problem()
-    cfg = config(not args.no_self_training, args.targeted, args.stratum_share, args.stratum_error_factor)
+    pseudo_targets = "soft" if args.soft_pseudo_labels else "hard"
+    cfg = config(
+        not args.no_self_training,
+        args.targeted,
+        args.stratum_share,
+        args.stratum_error_factor,
+        pseudo_targets,
+    )
     failures, coverages, started = 0, [], time.monotonic()
     for seed in range(args.first_seed, args.first_seed + args.runs):
         records = one_run(dataset, cfg, seed, args.extra)
@@ -130,9 +148,10 @@ def main() -> None:
             done = seed - args.first_seed + 1
             print(f"{done} runs: {failures} failed, {time.monotonic() - started:.0f} s", flush=True)
     rate = failures / args.runs
+    self_training = "off" if args.no_self_training else f"on (share 0.9, {pseudo_targets} pseudo-labels)"
     margin = 3 * np.sqrt(DELTA * (1 - DELTA) / args.runs)
     print(
-        f"self-training {'off' if args.no_self_training else 'on (share 0.9)'}, targeted {args.targeted} "
+        f"self-training {self_training}, targeted {args.targeted} "
         f"(stratum share {args.stratum_share}, error factor {args.stratum_error_factor}), "
         f"{cfg.loop.planned_rounds} "
         f"planned rounds + {args.extra}: {failures} of {args.runs} runs had a round above ε "

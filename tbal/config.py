@@ -36,6 +36,7 @@ TrainMethod = Literal[
 ]
 AutoLabelAugment = Literal["mixup", "noise"]
 TargetMode = Literal["hard", "soft", "sampled"]
+PseudoTargetName = Literal["hard", "soft"]
 ConfidenceName = Literal[
     "softmax", "temperature", "histogram", "scaling-binning", "dirichlet", "colander", "kernel"
 ]
@@ -155,6 +156,9 @@ class TrainConfig:
     pseudo_label_share: float = 0.0
     pseudo_label_epochs: int = 30
     pseudo_label_limit: int = 20_000
+    # What a pseudo-label is: "hard", the first classifier's predicted class (one-hot); "soft", its whole
+    # softmax, which the second classifier then fits as a distribution (distillation, Hinton et al. 2015).
+    pseudo_label_targets: PseudoTargetName = "hard"
     # Hyperparameters of the train-time methods (tbal.training); each is read only by its method.
     label_smoothing: float = 0.1  # label_smoothing: ε of t ← (1 − ε)·t + ε/K (Szegedy et al. 2016)
     mixup_alpha: float = 0.2  # mixup, saliency_mixup: λ ~ Beta(α, α) (Zhang et al. 2018: 0.1–0.4)
@@ -182,6 +186,7 @@ class TrainConfig:
         _check_range("train.pseudo_label_share", self.pseudo_label_share, 0.0, 1.0)
         _check_positive_int("train.pseudo_label_epochs", self.pseudo_label_epochs)
         _check_positive_int("train.pseudo_label_limit", self.pseudo_label_limit)
+        _check_choice("train.pseudo_label_targets", self.pseudo_label_targets, ("hard", "soft"))
         _check_range("train.label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
         _check_range("train.mixup_alpha", self.mixup_alpha, 0.0, float("inf"), low_open=True)
         _check_range("train.cutmix_alpha", self.cutmix_alpha, 0.0, float("inf"), low_open=True)

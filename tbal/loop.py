@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from tbal.confidence import ConfidenceFunction, make_confidence
-from tbal.config import COMPARABLE_SCORES, TBALConfig, resolved_thresholds
+from tbal.config import COMPARABLE_SCORES, TBALConfig, TrainConfig, resolved_thresholds
 from tbal.data import Dataset
 from tbal.errors import TBALInputError
 from tbal.evaluation import EvaluationReport, evaluate_predictions
@@ -416,20 +416,38 @@ def _self_trained(
         inputs.X_pool[index[index < n_pool]],
         inputs.X_val[index[index >= n_pool] - n_pool],
     ]
+    human, pseudo, second_training = _self_training_targets(
+        inputs.targets_train, labels, unlabeled_preds.subset(index), train
+    )
     model = build_model(config.model, tuple(inputs.X_train.shape[1:]), inputs.num_classes)
     train_uncertainty_model(
         model,
         np.concatenate(chosen),
-        np.concatenate(
-            [inputs.targets_train, one_hot(labels, inputs.num_classes).astype(inputs.targets_train.dtype)]
-        ),
-        dataclasses.replace(train, epochs=train.pseudo_label_epochs),
+        np.concatenate([human, pseudo]),
+        second_training,
         config.model,
         seed=seed,
         device=device,
         progress=progress,
     )
     return model
+
+
+def _self_training_targets(
+    targets_train: np.ndarray, labels: np.ndarray, chosen: Predictions, train: TrainConfig
+) -> tuple[np.ndarray, np.ndarray, TrainConfig]:
+    """The second classifier's target rows, human then pseudo, and its training: ``pseudo_label_epochs``
+    epochs on the one-hot pseudo-``labels``, or (``pseudo_label_targets`` soft) on the first classifier's
+    softmax rows, fitted as distributions; the human rows then enter as the first training read them
+    (one-hot of their top class under ``targets`` hard, else their distribution)."""
+    second = dataclasses.replace(train, epochs=train.pseudo_label_epochs)
+    dtype, num_classes = targets_train.dtype, targets_train.shape[1]
+    if train.pseudo_label_targets == "hard":
+        return targets_train, one_hot(labels, num_classes).astype(dtype), second
+    human = targets_train
+    if train.targets == "hard":
+        human = one_hot(targets_train.argmax(axis=1), num_classes).astype(dtype)
+    return human, chosen.probs.astype(dtype), dataclasses.replace(second, targets="soft")
 
 
 def _dataset_context(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tbal.loop as loop
-from tbal.config import ConfigError, TBALConfig, with_overrides
+from tbal.config import ConfigError, TBALConfig, TrainConfig, with_overrides
 from tbal.data import make_dataset
 from tbal.loop import run_tbal
 from tbal.models import Classifier
@@ -57,7 +57,10 @@ def test_share_zero_chooses_nothing() -> None:
     assert index.size == 0 and labels.size == 0
 
 
-@pytest.mark.parametrize("field, value", [("pseudo_label_share", 1.5), ("pseudo_label_epochs", 0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("pseudo_label_share", 1.5), ("pseudo_label_epochs", 0), ("pseudo_label_targets", "probs")],
+)
 def test_bad_settings_are_refused_by_name(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=f"train.{field}"):
         with_overrides(TBALConfig(), {f"train.{field}": value})
@@ -154,6 +157,47 @@ def test_a_round_trains_the_second_classifier_on_pool_and_validation_points_alik
     assert np.array_equal(X_second, np.concatenate([inputs.X_train, unlabeled[index]]))
     assert np.array_equal(T_second[100:].argmax(axis=1), labels)
     assert np.any(index >= inputs.X_pool.shape[0])  # validation points are pseudo-labeled too
+
+
+def test_soft_pseudo_labels_are_the_first_classifiers_softmax_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pseudo_label_targets`` soft: the second classifier fits the first one's whole softmax on the chosen
+    points (as distributions: ``targets`` soft), and the human rows as the first training read them."""
+    calls: list[tuple[Classifier, np.ndarray, np.ndarray, TrainConfig]] = []
+    real = loop.train_uncertainty_model
+
+    def spy(
+        model: Classifier,
+        X: np.ndarray,
+        targets: np.ndarray,
+        train: TrainConfig,
+        *args: object,
+        **kwargs: object,
+    ) -> object:
+        calls.append((model, X, targets, train))
+        return real(model, X, targets, train, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "train_uncertainty_model", spy)
+    X, y = blobs_8d(600)
+    soft_humans = np.full((100, 3), 0.1, dtype=np.float32)
+    soft_humans[np.arange(100), y[:100]] = 0.8  # soft human labels, read as their top class (targets hard)
+    inputs = loop.RoundInput(
+        X_train=X[:100],
+        targets_train=soft_humans,
+        X_val=X[100:300],
+        y_val=y[100:300],
+        X_pool=X[300:],
+        num_classes=3,
+    )
+    loop.run_round(inputs, _config(**{"train.pseudo_label_targets": "soft"}), seed=4)
+    (first, _, _, first_train), (_, _, T_second, second_train) = calls
+    unlabeled = np.concatenate([inputs.X_pool, inputs.X_val])
+    preds = predict(first, unlabeled)
+    index, _ = pseudo_label_choice(preds, 0.8, 20_000, np.random.default_rng([4, 1]))
+    assert first_train.targets == "hard" and second_train.targets == "soft"
+    assert second_train.epochs == 2
+    assert np.array_equal(T_second[:100], one_hot(y[:100], 3))
+    assert np.allclose(T_second[100:], preds.probs[index], atol=1e-6)
+    assert not np.allclose(T_second[100:].max(axis=1), 1.0)  # distributions, not one-hot rows
 
 
 def test_a_confidence_function_learned_on_d_cal_keeps_the_first_classifier(
