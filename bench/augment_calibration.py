@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from bench.lenet_training import measured_lenet_training  # noqa: E402
 from tbal.config import ModelConfig, TrainConfig, config_to_dict, with_overrides  # noqa: E402
 from tbal.data import load_dataset  # noqa: E402
 from tbal.metrics import expected_calibration_error, negative_log_likelihood  # noqa: E402
@@ -130,9 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     val = order[args.train : args.train + args.validation]
     test = order[args.train + args.validation : args.train + args.validation + args.test]
     X, y = ds.X, ds.y
-    base = TrainConfig(
-        epochs=args.epochs, batch_size=32, lr=0.05, weight_decay=1e-3, standardize_inputs=True, device="cpu"
-    )
+    base = measured_lenet_training(args.epochs)
     sets = {"clean": X[test]}
     for kind, severities in CORRUPTIONS.items():
         for level, severity in enumerate(severities, start=1):

@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from tbal.config import ModelConfig, TrainConfig, config_to_dict  # noqa: E402
+from bench.lenet_training import measured_lenet_training  # noqa: E402
+from tbal.config import ModelConfig, config_to_dict  # noqa: E402
 from tbal.data import load_dataset  # noqa: E402
 from tbal.models import build_model  # noqa: E402
 from tbal.predictions import predict  # noqa: E402
@@ -43,9 +44,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ds = load_dataset(args.data)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(ds))
     train, test = order[: args.train], order[args.train : args.train + args.test]
-    config = TrainConfig(
-        epochs=args.epochs, batch_size=32, lr=0.05, weight_decay=1e-3, standardize_inputs=True, device="cpu"
-    )
+    config = measured_lenet_training(args.epochs)
     runs: dict[str, Any] = {}
     for seed in args.seeds:
         rng = np.random.default_rng(seed)  # the flips differ per seed, as does the training

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from tbal.config import TBALConfig, TrainConfig, preset
+from tbal.config import REFERENCE_TRAINING, TBALConfig, TrainConfig, preset
 from tbal.data import prepare_inputs
 from tbal.models import build_model
 from tbal.predictions import predict
@@ -79,13 +79,14 @@ def write(out: Path, strength: float, distortion_seed: int, class_factors: list[
 
 
 def training_parts() -> dict[str, TrainConfig]:
-    """The library's training defaults, then mnist-paper's changes added one at a time, then the preset's
-    training (its self-training needs a pool and is not run here)."""
-    library = TBALConfig().train
-    shifts = dataclasses.replace(library, augment_shift=2)
+    """The reference training (the library's for every network but LeNet-5, and LeNet-5's until the
+    thirteenth session), then mnist-paper's changes added one at a time, then the preset's training (its
+    self-training needs a pool and is not run here)."""
+    reference = dataclasses.replace(TBALConfig().train, **dataclasses.asdict(REFERENCE_TRAINING))
+    shifts = dataclasses.replace(reference, augment_shift=2)
     standardised = dataclasses.replace(shifts, standardize_inputs=True)
     return {
-        "library": library,
+        "reference": reference,
         "+ shifts": shifts,
         "+ standardised": standardised,
         "+ lr 0.05": dataclasses.replace(standardised, lr=0.05),

@@ -29,7 +29,7 @@ from tbal.config import COMPARABLE_SCORES, TBALConfig, TrainConfig, resolved_thr
 from tbal.data import Dataset
 from tbal.errors import TBALInputError
 from tbal.evaluation import EvaluationReport, evaluate_predictions
-from tbal.models import Classifier, build_model, resolve_device
+from tbal.models import Classifier, build_model, network_name, resolve_device
 from tbal.plan import (
     RoundPlan,
     RunState,
@@ -164,7 +164,8 @@ def run_round(
     device = resolve_device(config.train.device)
 
     with _timed(timings, "train"):
-        trained = _train(inputs, config, seed, device, report, self_train=_self_trains(config, plan))
+        self_train = _self_trains(config, plan, network_name(config.model, inputs.X_train.shape[1:]))
+        trained = _train(inputs, config, seed, device, report, self_train=self_train)
     model, pool_preds = trained.model, trained.pool_preds
 
     cert = _certify(inputs, config, plan, trained, rng, timings, report)
@@ -371,7 +372,7 @@ def _train(
     )
 
 
-def _self_trains(config: TBALConfig, plan: RoundPlan) -> bool:
+def _self_trains(config: TBALConfig, plan: RoundPlan, network: str) -> bool:
     """Self-training costs a second training, so only the rounds that may auto-label pay it (under the
     ``final`` δ schedule, the last planned round and those past it). And only for confidence functions
     that read the classifier's scores as they are (softmax, temperature): a confidence function learned on
@@ -381,7 +382,8 @@ def _self_trains(config: TBALConfig, plan: RoundPlan) -> bool:
     "Issue 11, eighth session")."""
     may_label = plan.delta > 0 or config.thresholds.bound == "paper"
     scores_as_they_are = config.confidence.name in COMPARABLE_SCORES
-    return config.train.pseudo_label_share > 0 and may_label and scores_as_they_are
+    share = config.train.for_network(network).pseudo_label_share
+    return share > 0 and may_label and scores_as_they_are
 
 
 def _self_trained(
@@ -408,9 +410,8 @@ def _self_trained(
         np.concatenate([pool_preds.logits, val_preds.logits]),
         np.concatenate([pool_preds.features, val_preds.features]),
     )
-    index, labels = pseudo_label_choice(
-        unlabeled_preds, train.pseudo_label_share, train.pseudo_label_limit, rng
-    )
+    share = train.for_network(first.network).pseudo_label_share
+    index, labels = pseudo_label_choice(unlabeled_preds, share, train.pseudo_label_limit, rng)
     chosen = [
         inputs.X_train,
         inputs.X_pool[index[index < n_pool]],

@@ -35,8 +35,15 @@ __all__ = [
     "SeededDropout",
     "build_model",
     "init_parameters",
+    "network_name",
     "resolve_device",
 ]
+
+
+def network_name(config: ModelConfig, input_shape: tuple[int, ...]) -> str:
+    """The network ``config`` builds for inputs of ``input_shape``: its name, or for ``auto`` the one the
+    shape picks (see :func:`build_model`)."""
+    return config.name if config.name != "auto" else auto_name(tuple(int(s) for s in input_shape))
 
 
 def build_model(
@@ -54,7 +61,7 @@ def build_model(
         raise ConfigError(f"input_shape must hold positive sizes, got {input_shape}")
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ConfigError(f"num_classes must be an integer ≥ 2, got {num_classes!r}")
-    name = config.name if config.name != "auto" else auto_name(shape)
+    name = network_name(config, shape)
     # Build on the meta device: no memory is written and no random numbers are drawn; init_parameters fills
     # every parameter and buffer afterwards.
     with torch.device("meta"):

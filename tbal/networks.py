@@ -79,6 +79,7 @@ class Classifier(nn.Module):
     num_classes: int
     feature_dim: int
     input_shape: tuple[int, ...]
+    network: str  # the ModelConfig.name that builds it (its training defaults: tbal.config.network_training)
     relu: bool = False
     input_mean: torch.Tensor  # () buffer: subtracted from every input value (0 unless standardised)
     input_std: torch.Tensor  # () buffer: divides every input value (1 unless standardised)
@@ -125,6 +126,8 @@ class MLP(Classifier):
     layer's activations (n, h_L), before dropout. The text presets use 1000-500-30 tanh (PAPERS.md).
     """
 
+    network = "mlp"
+
     def __init__(
         self, input_dim: int, num_classes: int, hidden: tuple[int, ...], activation: str, dropout: float
     ) -> None:
@@ -155,6 +158,8 @@ class LeNet5(Classifier):
     (8 ≤ H < 28, e.g. scikit-learn's 8×8 digits) are resized to 28×28 by bilinear interpolation inside
     ``forward``, so the architecture stays the reference one.
     """
+
+    network = "lenet5"
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, dropout: float) -> None:
         super().__init__()
@@ -192,6 +197,8 @@ class CNN(Classifier):
     """The reference CIFAR-10 CNN (about 5.8M parameters for K = 10): 3×3 convs (padding 1) with ReLU,
     32-64-pool-128-128-pool-256-256-pool (2×2 max pools), then FC 4096 → 1024 → 512 → K with ReLU;
     features = the 512-wide layer. Inputs (C, 32, 32)."""
+
+    network = "cnn"
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, dropout: float) -> None:
         super().__init__()
@@ -254,6 +261,8 @@ class ResNet(Classifier):
     ``blocks`` basic blocks with 16, 32, 64 channels (stride 2 at the start of stages 2 and 3; projection
     shortcuts), global average pooling (the features, d = 64), FC K. Inputs (C, H, W) with H, W ≥ 8;
     the reference size is 32×32."""
+
+    network = "resnet"
 
     def __init__(
         self, input_shape: tuple[int, int, int], num_classes: int, dropout: float, blocks: int = 3

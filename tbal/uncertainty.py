@@ -85,6 +85,7 @@ class MCDropoutClassifier(Classifier):
         self.num_classes = backbone.num_classes
         self.feature_dim = backbone.feature_dim
         self.input_shape = backbone.input_shape
+        self.network = backbone.network
         self.relu = backbone.relu
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,6 +237,7 @@ class SNGPClassifier(Classifier):
         self.num_classes = backbone.num_classes
         self.feature_dim = backbone.feature_dim
         self.input_shape = backbone.input_shape
+        self.network = backbone.network
         self.relu = backbone.relu
 
     def random_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -350,6 +352,7 @@ class DUQClassifier(Classifier):
         self.num_classes = backbone.num_classes
         self.feature_dim = backbone.feature_dim
         self.input_shape = backbone.input_shape
+        self.network = backbone.network
         self.relu = backbone.relu
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -404,23 +407,24 @@ def train_duq(
     init_seed, shuffle_seed, sample_seed, _, shift_seed = (
         int(s) for s in np.random.SeedSequence(seed).generate_state(5)
     )
+    values = config.for_network(model.network, model.input_shape)
     init_parameters(model, init_seed)
-    if config.standardize_inputs:
+    if values.standardize_inputs:
         set_input_statistics(model, X32)
     model.to(target_device)
-    run = TrainingRun.start(X32, T, config, target_device, seeds=(shuffle_seed, shift_seed, sample_seed))
+    run = TrainingRun.start(X32, T, values, target_device, seeds=(shuffle_seed, shift_seed, sample_seed))
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        model.parameters(), lr=values.lr, momentum=config.momentum, weight_decay=values.weight_decay
     )
     model.train()
-    for epoch in range(config.epochs):
+    for epoch in range(values.epochs):
         loss = _duq_epoch(model, optimizer, run, config, gradient_penalty_weight)
         if not bool(torch.isfinite(loss)):
             raise FloatingPointError(f"DUQ training diverged in epoch {epoch + 1}; lower train.lr")
         for hook in epoch_hooks:
             hook(model, epoch)
         if progress is not None:
-            progress((epoch + 1) / config.epochs)
+            progress((epoch + 1) / values.epochs)
     model.eval()
     return model
 

@@ -80,7 +80,7 @@ class ProjectSettings(BaseModel):
         default=None,
         description="self-training in the rounds that may auto-label: the share of each predicted class's "
         "most confident unlabeled points (pool and validation alike) that train a second classifier with "
-        "their predicted labels (0: off; 0.9 in mnist-paper)",
+        "their predicted labels (0: off; unset: 0.9 for LeNet-5, as in mnist-paper, 0 for other networks)",
     )
     model: ShortName | None = None
     hidden: list[Annotated[int, Field(le=100_000)]] | None = Field(default=None, max_length=16)
@@ -91,9 +91,16 @@ class ProjectSettings(BaseModel):
     )
     train_method: ShortName | None = None
     targets: ShortName | None = None
-    epochs: int | None = Field(default=None, le=100_000)
+    epochs: int | None = Field(
+        default=None,
+        le=100_000,
+        description="training epochs (unset: the preset's, else by network: 100 for LeNet-5, 50 otherwise)",
+    )
     train_batch_size: int | None = Field(default=None, le=1_000_000)
-    lr: float | None = None
+    lr: float | None = Field(
+        default=None,
+        description="learning rate (unset: the preset's, else by network: 0.05 for LeNet-5, 0.01)",
+    )
     confidence: ShortName | None = None
     query_strategy: ShortName | None = None
     label_budget: int | None = Field(default=None, le=BIG)

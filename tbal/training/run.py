@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tbal.config import TrainConfig
+from tbal.config import NetworkTraining, TrainConfig
 from tbal.errors import TBALInputError
 
 
@@ -24,6 +24,8 @@ class TrainingRun:
     shuffle: torch.Generator  # the epoch's permutation
     shift_gen: torch.Generator  # image shifts
     shift: int  # largest shift in pixels (0: none)
+    epochs: int  # the run's length (the cosine schedule's span)
+    lr: float  # the cosine schedule's starting learning rate
     sample: torch.Generator  # the ``sampled`` targets' classes
     x_all: torch.Tensor  # (n, ...)
     t_cpu: torch.Tensor  # (n, K) target distributions, on the CPU (multinomial draws)
@@ -41,18 +43,21 @@ class TrainingRun:
         cls,
         X32: np.ndarray,
         T: np.ndarray,
-        config: TrainConfig,
+        values: NetworkTraining,
         device: torch.device,
         *,
         seeds: tuple[int, int, int],
     ) -> TrainingRun:
-        """A run on prepared inputs (n, ...) and targets (n, K), its generators seeded by ``seeds`` =
-        (shuffle, shift, sample); images (n, C, H, W) are shifted by up to ``config.augment_shift``."""
+        """A run on prepared inputs (n, ...) and targets (n, K) with the network's training ``values``
+        (:meth:`TrainConfig.for_network`), its generators seeded by ``seeds`` = (shuffle, shift, sample);
+        images (n, C, H, W) are shifted by up to ``values.augment_shift``."""
         shuffle_seed, shift_seed, sample_seed = seeds
         return cls(
             shuffle=torch.Generator().manual_seed(shuffle_seed),
             shift_gen=torch.Generator().manual_seed(shift_seed),
-            shift=config.augment_shift if X32.ndim == 4 else 0,
+            shift=values.augment_shift if X32.ndim == 4 else 0,
+            epochs=values.epochs,
+            lr=values.lr,
             sample=torch.Generator().manual_seed(sample_seed),
             x_all=torch.from_numpy(X32).to(device),  # (n, ...)
             t_cpu=torch.from_numpy(T),  # (n, K)
@@ -71,10 +76,10 @@ def epoch_batches(
     """One epoch's batches of row indices (B,) from ``perm`` (n,), the learning rate of each step set first
     (cosine over all the run's ⌈n / batch_size⌉ · epochs steps) and the run's step counted after it."""
     n = perm.shape[0]
-    total_steps = config.epochs * -(-n // config.batch_size)
+    total_steps = run.epochs * -(-n // config.batch_size)
     for start in range(0, n, config.batch_size):
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(config.lr, run.step, total_steps)
+            group["lr"] = cosine_lr(run.lr, run.step, total_steps)
         yield perm[start : start + config.batch_size]
         run.step += 1
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from tbal.config import TrainConfig
+from tbal.config import NetworkTraining, TrainConfig
 from tbal.errors import TBALInputError
 from tbal.networks import Classifier, init_parameters, resolve_device
 from tbal.predictions import check_inputs
@@ -71,13 +71,15 @@ def train_classifier(
     """Train ``model`` in place on prepared inputs X (n, ...) and target distributions (n, K)
     (rows sum to 1; ``config.targets`` says how they are used: hard = argmax, soft, sampled).
 
-    SGD(lr, momentum, weight decay) for ``config.epochs`` epochs of ⌈n / batch_size⌉ steps; the learning
+    The fields that depend on the network and are left None in ``config`` (epochs, lr, weight decay,
+    standardisation, shifts) take the values tuned for ``model.network`` (:meth:`TrainConfig.for_network`).
+    SGD(lr, momentum, weight decay) for ``epochs`` epochs of ⌈n / batch_size⌉ steps; the learning
     rate at step s of S is lr · ½(1 + cos(π s / S)). Everything random comes from ``seed``: the initial
     parameters (when ``reinitialize``, the default: a fresh classifier, as every round of the papers
     trains one), the shuffling, the ``sampled`` labels, the dropout masks and the image shifts, each from
     its own generator.
 
-    Two additions to the reference training, both off by default:
+    Two additions to the reference training, both off except for LeNet-5:
     ``config.standardize_inputs`` sets the model's input standardisation to the mean and standard
     deviation of all values of X (one scalar each, label-free; only when ``reinitialize``), so the network
     sees inputs of mean 0 and sd 1 (LeCun et al. 1998, "Efficient BackProp"); predictions apply the same
@@ -98,11 +100,12 @@ def train_classifier(
     X32, T = _check_training_inputs(model, X, targets)
     check_method(config.method)
     target_device = device if device is not None else resolve_device(config.device)
-    run, objective = _set_up(model, X32, T, config, seed, target_device, reinitialize, validation)
+    values = config.for_network(model.network, model.input_shape)
+    run, objective = _set_up(model, X32, T, config, values, seed, target_device, reinitialize, validation)
     hooks: list[Callable[[Classifier, int], None]] = list(epoch_hooks)
     if isinstance(objective, EpochEndHook):
         hooks.insert(0, objective.end_epoch)
-    _train_epochs(model, objective, run, config, hooks, progress)
+    _train_epochs(model, objective, run, config, values, hooks, progress)
     return model
 
 
@@ -111,6 +114,7 @@ def _set_up(
     X32: np.ndarray,
     T: np.ndarray,
     config: TrainConfig,
+    values: NetworkTraining,
     seed: int,
     target_device: torch.device,
     reinitialize: bool,
@@ -128,10 +132,10 @@ def _set_up(
         X32, T, held_out = _held_out_data(model, X32, T, validation, config.autolabel_holdout, method_rng)
     if reinitialize:
         init_parameters(model, init_seed)
-        if config.standardize_inputs:
+        if values.standardize_inputs:
             set_input_statistics(model, X32)
     model.to(target_device)
-    run = TrainingRun.start(X32, T, config, target_device, seeds=(shuffle_seed, shift_seed, sample_seed))
+    run = TrainingRun.start(X32, T, values, target_device, seeds=(shuffle_seed, shift_seed, sample_seed))
     model.set_dropout_generator(torch.Generator(device=target_device).manual_seed(dropout_seed))
     val_tensors = None
     if held_out is not None:
@@ -148,27 +152,28 @@ def _train_epochs(
     objective: Objective,
     run: TrainingRun,
     config: TrainConfig,
+    values: NetworkTraining,
     hooks: Sequence[Callable[[Classifier, int], None]],
     progress: Callable[[float], None] | None,
 ) -> None:
-    """SGD over ``config.epochs`` epochs, the hooks and ``progress`` after each; the model left in eval
+    """SGD over ``values.epochs`` epochs, the hooks and ``progress`` after each; the model left in eval
     mode and without its dropout generator, whatever happens."""
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        model.parameters(), lr=values.lr, momentum=config.momentum, weight_decay=values.weight_decay
     )
     model.train()
     try:
-        for epoch in range(config.epochs):
+        for epoch in range(values.epochs):
             loss = _train_epoch(model, objective, optimizer, run, config, epoch)
             if not bool(torch.isfinite(loss)):
                 raise FloatingPointError(
                     f"training diverged: the loss became {float(loss.detach())} in epoch {epoch + 1}; "
-                    f"lower train.lr (now {config.lr:g})"
+                    f"lower train.lr (now {values.lr:g})"
                 )
             for hook in hooks:
                 hook(model, epoch)
             if progress is not None:
-                progress((epoch + 1) / config.epochs)
+                progress((epoch + 1) / values.epochs)
     finally:
         model.set_dropout_generator(None)
     model.eval()

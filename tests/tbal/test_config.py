@@ -6,9 +6,12 @@ import json
 import pytest
 
 from tbal.config import (
+    LENET5_TRAINING,
     PRESET_NAMES,
+    REFERENCE_TRAINING,
     TRAIN_METHOD_PARAMS,
     ConfigError,
+    NetworkTraining,
     TBALConfig,
     ThresholdConfig,
     TrainConfig,
@@ -56,6 +59,41 @@ def test_the_library_default_is_the_presets_stratum() -> None:
     assert (loop.targeted_validation, loop.stratum_share, loop.stratum_error_factor) == (0.5, 0.5, 2.0)
     assert loop.targeted_count == 250  # of the default 500
     assert preset("cifar10-paper").loop.targeted_count == 4_000  # a preset without its own: the default
+
+
+def test_lenet5_without_a_preset_gets_mnist_papers_training() -> None:
+    """The training fields left unset take the values tuned for the network: LeNet-5 (what ``auto`` picks
+    for grey images) mnist-paper's, every other network the reference training; a value set wins."""
+    unset = TBALConfig().train
+    assert unset.for_network("lenet5") == LENET5_TRAINING == NetworkTraining(100, 0.05, 1e-2, True, 2, 0.9)
+    for network in ("mlp", "cnn", "resnet"):
+        assert (
+            unset.for_network(network) == REFERENCE_TRAINING == NetworkTraining(50, 0.01, 1e-3, False, 0, 0.0)
+        )
+    mine = with_overrides(TBALConfig(), {"train.lr": "0.01", "train.augment_shift": "0"}).train
+    assert mine.for_network("lenet5") == dataclasses.replace(LENET5_TRAINING, lr=0.01, augment_shift=0)
+
+
+@pytest.mark.parametrize(("side", "shift"), [(8, 1), (14, 1), (21, 2), (28, 2), (32, 2)])
+def test_lenet5s_default_shift_is_two_pixels_of_28(side: int, shift: int) -> None:
+    """Smaller images shift by as much of their side (at least a pixel); a shift set is kept."""
+    assert TBALConfig().train.for_network("lenet5", (1, side, side)).augment_shift == shift
+    assert TrainConfig(augment_shift=3).for_network("lenet5", (1, side, side)).augment_shift == 3
+
+
+def test_the_presets_training_does_not_depend_on_the_default() -> None:
+    """Each preset's network gets the training it had before the defaults went by network."""
+    mnist = preset("mnist-paper").train.for_network("lenet5")
+    assert mnist == NetworkTraining(100, 0.05, 1e-2, True, 2, 0.9)
+    assert preset("text-paper").train.for_network("mlp") == NetworkTraining(50, 0.01, 1e-2, False, 0, 0.0)
+    assert preset("cifar10-paper").train.for_network("cnn") == NetworkTraining(50, 0.01, 1e-3, False, 0, 0.0)
+
+
+def test_unset_training_values_survive_a_round_trip_through_a_dict() -> None:
+    """A project pins its base as a dict: the unset fields stay unset (null), set ones keep their value."""
+    config = with_overrides(TBALConfig(), {"train.epochs": 7})
+    back = config_from_dict(json.loads(json.dumps(config_to_dict(config))))
+    assert back.train.epochs == 7 and back.train.lr is None and back.train.pseudo_label_share is None
 
 
 @pytest.mark.parametrize(

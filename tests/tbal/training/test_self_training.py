@@ -122,6 +122,32 @@ def test_off_by_default_and_under_the_paper_rule_every_round_self_trains(
     assert len(sizes) == 2 * len(paper.rounds)
 
 
+def _small_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n grey 8×8 images in [0, 1] of 3 classes: a bright row, column or diagonal, with noise."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    X = rng.normal(0.0, 0.2, size=(n, 1, 8, 8)).astype(np.float32)
+    X[y == 0, 0, 3, :] += 1.0
+    X[y == 1, 0, :, 3] += 1.0
+    X[:, 0, np.arange(8), np.arange(8)] += (y == 2)[:, None].astype(np.float32)
+    return np.clip(X, 0.0, 1.0), y
+
+
+@pytest.mark.parametrize(("network", "self_trains"), [("auto", True), ("mlp", False)])
+def test_without_a_setting_lenet5_self_trains_and_the_mlp_does_not(
+    monkeypatch: pytest.MonkeyPatch, network: str, self_trains: bool
+) -> None:
+    """pseudo_label_share unset: LeNet-5 (``auto`` on images) takes mnist-paper's 0.9 and trains twice in
+    the certifying round; an MLP takes the reference training's 0 and trains once a round."""
+    sizes = _count_trainings(monkeypatch)
+    X, y = _small_images(600)
+    if network == "mlp":
+        X = X.reshape(len(X), -1)
+    overrides = {"model.name": network, "train.pseudo_label_share": None, "train.augment_shift": 0}
+    result = run_tbal(make_dataset(X, y), _config(**overrides), seed=0)
+    assert len(sizes) == len(result.rounds) + (1 if self_trains else 0)
+
+
 def test_a_round_trains_the_second_classifier_on_pool_and_validation_points_alike(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
