@@ -295,7 +295,11 @@ cases() {
       done ;;
     bare-default)  # no preset, harder images, the library's defaults as they are (results s14-hbd-*): seed 10
       # must repeat s14-hbr-s10 (the same values set by hand), seed 12 is the third seed
-      for s in 10 12; do echo "s14-hbd-s$s harder-bare softmax $s"; done ;;
+      for s in 10 12; do echo "s14-hbd-s$s harder-bare softmax $s"; done
+      # mnist-paper itself on this session's machine (results s14-hr-mp-*)
+      for s in 10 11 12; do echo "s14-hr-mp-s$s harder softmax $s"; done
+      # and with the stratum at 0.6 of N_v, as mnist-paper (results s14-hbk-*)
+      for s in 10 11 12; do echo "s14-hbk-s$s harder-bare softmax $s --set loop.targeted_validation=0.6"; done ;;
     mixed-fresh)  # the classes-of-unequal-difficulty case on seeds never tuned on (results s14-mx-*), the defaults
       for s in 20 21 22 23 24; do echo "s14-mx-sof-s$s mixed softmax $s"; done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11

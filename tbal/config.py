@@ -236,8 +236,8 @@ LENET5_TRAINING = NetworkTraining(
 )
 """``mnist-paper``'s training, for LeNet-5 without a preset: with the reference training LeNet-5 was 45-55 %
 accurate on a hard image set (500 labels) and certified nothing, with this one 74-75 % before
-self-training and 19 % of the pool (tuning seeds 10-11; BENCHMARKS.md, "Issue 11, twelfth" and
-"thirteenth session")."""
+self-training and 18.8 / 18.7 / 0 % of the pool (tuning seeds 10-12; BENCHMARKS.md, "Issue 11, twelfth"
+and "thirteenth session")."""
 
 
 def network_training(network: str, input_shape: tuple[int, ...] = ()) -> NetworkTraining:

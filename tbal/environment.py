@@ -26,6 +26,9 @@ def run_environment() -> dict[str, Any]:
         "scipy": scipy.__version__,
         "torch_threads": torch.get_num_threads(),
         "cpu": _cpu_model() or platform.processor(),
+        # the vector unit torch's CPU kernels use (AVX2, AVX512, ...): "AMD EPYC" alone names machines
+        # whose runs differ (the same harder-image run certified 42.8 % on one and 0 % on another)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 

@@ -60,7 +60,9 @@ def test_run_on_digits_two_rounds_writes_the_json_record(
     assert record["config"]["thresholds"]["bound"] == "paper"
     # what bit-reproducibility depends on travels with the numbers
     env = record["environment"]
-    assert env["torch_threads"] >= 1 and env["torch"] and env["numpy"] and env["cpu"]
+    assert (
+        env["torch_threads"] >= 1 and env["torch"] and env["numpy"] and env["cpu"] and env["cpu_capability"]
+    )
 
 
 @pytest.fixture()
