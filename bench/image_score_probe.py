@@ -16,6 +16,11 @@ error of the top softmax probability and its AURC (the mean error over every cut
 - ``colander``: Colander fitted on 150 labeled points, with the first classifier, with the self-trained
   one, and with a self-trained one that never saw those 150 points (its pseudo-labels leave them out).
 
+``digits-shifts`` (``--data ../shared/data/sklearn_digits.npz``, no seeds) is apart: LeNet-5's accuracy
+on sklearn's 8×8 digits (600 labels, 500 scored, as tests/tbal/training/test_train.py's digits test) with
+0 / 1 / 2-pixel shifts, raw or standardised, after a short training (8 epochs at lr 0.1) and after the
+default one (why LeNet-5's default shift is scaled down on small images).
+
 Usage (write the cases first: ``bench/hard_mnist.py write``):
     .venv/bin/python bench/image_score_probe.py tta --data /tmp/harder_mnist.npz --seeds 10,11
 """
@@ -33,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from tbal.confidence import make_confidence
-from tbal.config import ConfidenceConfig, preset
+from tbal.config import ConfidenceConfig, ModelConfig, TrainConfig, preset
 from tbal.data import prepare_inputs
 from tbal.models import build_model
 from tbal.networks import Classifier
@@ -183,6 +188,24 @@ def probe_colander(case: str, seed: int, X: np.ndarray, y: np.ndarray, n: int) -
         both(tag, self_trained(X[train], y[train], X[unlabeled], probs, seed))
 
 
+def digits_shifts(X: np.ndarray, y: np.ndarray) -> None:
+    """LeNet-5 on 600 of the digits, scored on the next 500, for each shift and standardisation."""
+    order = np.random.default_rng(0).permutation(len(y))
+    train, scored = order[:600], order[600:1100]
+    trainings = {
+        "8 epochs at lr 0.1": {"epochs": 8, "batch_size": 64, "lr": 0.1, "weight_decay": 1e-4},
+        "the default training": {},
+    }
+    for name, changes in trainings.items():
+        for standardize, shift in ((False, 0), (True, 0), (False, 1), (False, 2), (True, 2)):
+            model = build_model(ModelConfig(), X.shape[1:], 10)
+            config = TrainConfig(device="cpu", standardize_inputs=standardize, augment_shift=shift, **changes)
+            train_classifier(model, X[train], one_hot(y[train], 10), config, seed=0)
+            accuracy = np.mean(predict(model, X[scored]).predicted == y[scored])
+            shown = "standardised" if standardize else "raw"
+            print(f"digits, {name}, {shown}, shift {shift}: accuracy {accuracy:.3f}", flush=True)
+
+
 def split(n_points: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n_points)
     return order[:n], order[n:]
@@ -201,7 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("probe", choices=sorted(PROBES))
+    parser.add_argument("probe", choices=[*sorted(PROBES), "digits-shifts"])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--labels", type=int, default=500)
     parser.add_argument("--seeds", default="10,11")
@@ -210,6 +233,9 @@ def main() -> None:
     archive = np.load(args.data)
     X, _ = prepare_inputs(archive["X"])
     y = archive["y"].astype(np.int64)
+    if args.probe == "digits-shifts":
+        digits_shifts(X, y)
+        return
     for seed in (int(s) for s in args.seeds.split(",")):
         PROBES[args.probe](args.data.name, seed, X, y, args.labels)
 

@@ -418,7 +418,7 @@ def _self_trained(
         inputs.X_val[index[index >= n_pool] - n_pool],
     ]
     human, pseudo, second_training = _self_training_targets(
-        inputs.targets_train, labels, unlabeled_preds.subset(index), train
+        inputs.targets_train, labels, unlabeled_preds, index, train
     )
     model = build_model(config.model, tuple(inputs.X_train.shape[1:]), inputs.num_classes)
     train_uncertainty_model(
@@ -435,12 +435,17 @@ def _self_trained(
 
 
 def _self_training_targets(
-    targets_train: np.ndarray, labels: np.ndarray, chosen: Predictions, train: TrainConfig
+    targets_train: np.ndarray,
+    labels: np.ndarray,
+    unlabeled: Predictions,
+    index: np.ndarray,
+    train: TrainConfig,
 ) -> tuple[np.ndarray, np.ndarray, TrainConfig]:
     """The second classifier's target rows, human then pseudo, and its training: ``pseudo_label_epochs``
     epochs on the one-hot pseudo-``labels``, or (``pseudo_label_targets`` soft) on the first classifier's
-    softmax rows, fitted as distributions; the human rows then enter as the first training read them
-    (one-hot of their top class under ``targets`` hard, else their distribution)."""
+    softmax rows of the chosen ``index`` of ``unlabeled``, fitted as distributions; the human rows then
+    enter as the first training read them (one-hot of their top class under ``targets`` hard, else their
+    distribution)."""
     second = dataclasses.replace(train, epochs=train.pseudo_label_epochs)
     dtype, num_classes = targets_train.dtype, targets_train.shape[1]
     if train.pseudo_label_targets == "hard":
@@ -448,7 +453,8 @@ def _self_training_targets(
     human = targets_train
     if train.targets == "hard":
         human = one_hot(targets_train.argmax(axis=1), num_classes).astype(dtype)
-    return human, chosen.probs.astype(dtype), dataclasses.replace(second, targets="soft")
+    # only the chosen rows' softmax: the unlabeled set can be the whole pool
+    return human, unlabeled.subset(index).probs.astype(dtype), dataclasses.replace(second, targets="soft")
 
 
 def _dataset_context(
