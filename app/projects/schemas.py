@@ -101,6 +101,24 @@ class ProjectSettings(BaseModel):
         default=None,
         description="learning rate (unset: the preset's, else by network: 0.05 for LeNet-5, 0.01)",
     )
+    weight_decay: float | None = Field(
+        default=None,
+        ge=0.0,
+        allow_inf_nan=False,
+        description="weight decay (unset: the preset's, else by network: 0.01 for LeNet-5, 0.001)",
+    )
+    standardize_inputs: bool | None = Field(
+        default=None,
+        description="standardise every input feature with the training labels' mean and spread (unset: the "
+        "preset's, else by network: on for LeNet-5, off otherwise)",
+    )
+    augment_shift: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="images: random shifts of up to this many pixels while training (0: none; unset: the "
+        "preset's, else by network: 2 pixels of a 28-pixel side for LeNet-5, at least 1, 0 otherwise)",
+    )
     confidence: ShortName | None = None
     query_strategy: ShortName | None = None
     label_budget: int | None = Field(default=None, le=BIG)

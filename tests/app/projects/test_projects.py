@@ -166,6 +166,10 @@ def test_project_crud(api: Api) -> None:
         ({"stratum_share": 0}, "settings.stratum_share"),
         ({"stratum_share": 1.5}, "settings.stratum_share"),
         ({"stratum_error_factor": -1}, "settings.stratum_error_factor"),
+        ({"weight_decay": -0.1}, "settings.weight_decay"),
+        ({"augment_shift": -1}, "settings.augment_shift"),
+        ({"augment_shift": 1.5}, "settings.augment_shift"),
+        ({"standardize_inputs": "sometimes"}, "settings.standardize_inputs"),
     ],
 )
 def test_bad_settings_are_422_naming_the_field(
@@ -249,6 +253,31 @@ def test_training_options_are_project_settings(api: Api) -> None:
     config = created.json()["config"]
     assert config["train"]["method"] == "mixup" and config["train"]["targets"] == "soft"
     assert config["model"]["uncertainty"] == "mc-dropout" and config["model"]["dropout"] == 0.3
+
+
+def test_the_networks_training_values_are_project_settings(api: Api) -> None:
+    """Unset, the six training values come from the network when a round builds it (null in the config);
+    set, they are the project's, e.g. a LeNet-5 project that turns its default shifts and standardisation
+    off."""
+    body: dict[str, Any] = {
+        "name": "lenet",
+        "classes": ["a", "b"],
+        "data_kind": "image",
+        "input_shape": [28, 28],
+    }
+    unset = api.post("/api/v1/projects", json=body)
+    assert unset.status_code == 201, unset.text
+    assert {
+        unset.json()["config"]["train"][f] for f in ("weight_decay", "standardize_inputs", "augment_shift")
+    } == {None}
+    chosen = {"weight_decay": 0.0005, "standardize_inputs": False, "augment_shift": 0}
+    created = api.post("/api/v1/projects", json={**body, "name": "lenet-raw", "settings": chosen})
+    assert created.status_code == 201, created.text
+    train = created.json()["config"]["train"]
+    assert {f: train[f] for f in chosen} == chosen
+    patched = api.patch(f"/api/v1/projects/{created.json()['id']}", json={"settings": {"augment_shift": 3}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["config"]["train"]["augment_shift"] == 3
 
 
 def test_method_hyperparameters_are_project_settings(api: Api) -> None:
