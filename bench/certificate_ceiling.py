@@ -60,6 +60,7 @@ def capture(seed: int, out: Path, run_args: list[str]) -> Path:
         out_ = run_round(inputs, config, **kwargs)
         if out_.plan.delta > saved_delta[0]:  # the round with the largest δ_k: the final planned one
             saved_delta[0] = out_.plan.delta
+            size = out_.pool_scores.size
             np.savez(
                 path,
                 th_scores=out_.th_scores,
@@ -70,6 +71,8 @@ def capture(seed: int, out: Path, run_args: list[str]) -> Path:
                 pool_y=pool_truth["y"],
                 auto=out_.auto_mask,
                 delta=out_.plan.delta,
+                # the pool points the certificate may label (all of them without a stratum)
+                pool_in_stratum=inputs.stratum.pool if inputs.stratum is not None else np.ones(size, bool),
             )
         return out_
 

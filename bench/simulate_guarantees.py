@@ -25,8 +25,15 @@ def first(**changes: Any) -> ThresholdConfig:
 
 
 def late(**changes: Any) -> ThresholdConfig:
-    """A walk that starts within the top 30 % of D_th (``walk_start_share`` 0.3, the default)."""
+    """A walk that starts within the top 30 % of D_th (``walk_start_share`` 0.3, the default from the
+    seventh to the fourteenth session of issue 11)."""
     return ThresholdConfig(walk_start_share=0.3, **changes)
+
+
+def later(**changes: Any) -> ThresholdConfig:
+    """A walk that starts within the top 45 % of D_th (``walk_start_share`` 0.45, the default since the
+    fourteenth session)."""
+    return ThresholdConfig(walk_start_share=0.45, **changes)
 
 
 WALKS = [
@@ -57,6 +64,10 @@ WALKS = [
     ("start within the top 30 %, both families at δ/2", late(pooled_families="both"), 1200),
     ("start within the top 30 %, both families, small D_th", late(pooled_families="both"), 300),
     ("start within the top 30 %, per-class", late(guarantee="per-class"), 1200),
+    ("start within the top 45 %, common cut", later(pooled_families="common"), 1200),
+    ("start within the top 45 %, both families at δ/2", later(pooled_families="both"), 1200),
+    ("start within the top 45 %, both families, small D_th", later(pooled_families="both"), 300),
+    ("start within the top 45 %, per-class", later(guarantee="per-class"), 1200),
 ]
 
 

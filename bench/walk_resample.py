@@ -1,0 +1,291 @@
+"""The walk's settings on many validation draws of one certifying round (tuning seeds only).
+
+A whole run draws its threshold-estimation points (D_th) once, so one run says little about how often a
+walk fails on an unlucky draw. This script takes certifying rounds captured by
+``bench/certificate_ceiling.py --out DIR`` (the pool's scores, predictions, true labels and stratum), draws
+D_th again and again as the loop does (uniformly inside the stratum, as many points as the run had), and
+replays the certificate with each setting at the round's δ_k (softmax's family, the common cut). Per round
+and setting it prints the mean coverage of the pool over the draws, the share of draws that certify
+nothing, the share whose auto-labels are more than ε wrong (a valid setting keeps that near or below δ_k),
+and what the setting certifies on the run's own D_th: with δ spent in the final round alone, the whole
+run with that setting, since no earlier round depends on the walk.
+
+A setting is NAME:FIELD=VALUE,... of ``thresholds`` fields ("+" between the items of a list), and two
+experiments that are not library settings: ``starts=W@Q+W@Q`` replaces the fallback's weights with a share
+W of δ at the walk-start position of each top share Q of D_th (two starts: ``starts=0.5@0.3+0.5@0.5``),
+and ``grid=Q+Q+...`` (with ``own=F``) picks the start share per draw among the Q by a label-free
+simulation, each D_th point wrong with probability F·(1 − its score).
+
+Usage: .venv/bin/python bench/walk_resample.py DIR/round-s10.npz ... [--draws 400]
+       [--variant NAME:FIELD=VALUE,FIELD=VALUE ...]
+Without --variant: the start shares 0.3 (the default until the fourteenth session) and 0.45 (the default
+since), 0.5, and the two experiments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import tbal.thresholds as thresholds
+from tbal.config import TBALConfig, ThresholdConfig, with_overrides
+from tbal.thresholds import estimate_thresholds
+
+SIMULATED = 40
+DEFAULT_VARIANTS = (
+    "before:walk_start_share=0.3",
+    "now:",
+    "start0.5:walk_start_share=0.5",
+    "two-starts:starts=0.5@0.3+0.5@0.5",
+    "by-simulation:grid=0.2+0.3+0.4+0.5+0.6+0.7",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Round:
+    """A captured certifying round: the stratum's pool points and the run's D_th size and δ_k."""
+
+    scores: np.ndarray
+    predicted: np.ndarray
+    correct: np.ndarray
+    pool_size: int
+    n_th: int
+    delta: float
+    num_classes: int
+
+
+def own_draw(path: Path, variant: Variant) -> tuple[float, float]:
+    """(coverage, true error) of ``variant`` on the run's own D_th: with δ spent in the final round only,
+    what the whole run would have certified with this setting (the rounds before do not depend on it).
+    Coverage of the round's pool; of the data less N_v, as ``tbal run`` reports it, when the run's JSON
+    (``run-sN.json``, written by certificate_ceiling.py) lies beside the round."""
+    z = np.load(path)
+    k = int(max(z["th_y"].max(), z["pool_y"].max())) + 1
+    correct = z["th_pred"] == z["th_y"]
+    original = thresholds._fallback_weights
+    if variant.starts:
+        thresholds._fallback_weights = start_weights(variant.starts)
+    try:
+        result = estimate_thresholds(
+            z["th_scores"], z["th_pred"], correct, k, variant.config, delta=float(z["delta"])
+        )
+    finally:
+        thresholds._fallback_weights = original
+    labeled = (z["pool_scores"] >= result.thresholds[z["pool_pred"]]) & z["pool_in_stratum"]
+    wrong = (z["pool_pred"] != z["pool_y"])[labeled]
+    record = path.with_name(path.name.replace("round-", "run-")).with_suffix(".json")
+    size = json.loads(record.read_text())["runs"][0]["pool_size"] if record.exists() else labeled.size
+    return float(labeled.sum() / size), float(wrong.mean()) if wrong.size else 0.0
+
+
+def load_round(path: Path) -> Round:
+    z = np.load(path)
+    inside = z["pool_in_stratum"]
+    k = int(max(z["th_y"].max(), z["pool_y"].max())) + 1
+    return Round(
+        scores=z["pool_scores"][inside],
+        predicted=z["pool_pred"][inside],
+        correct=(z["pool_pred"] == z["pool_y"])[inside],
+        pool_size=int(z["pool_scores"].size),
+        n_th=len(z["th_scores"]),
+        delta=float(z["delta"]),
+        num_classes=k,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A threshold setting; ``starts`` [(share of δ, top share of D_th), ...]: instead of the fallback's
+    weights, these weights at the walk-start positions of those shares (an experiment, patched in)."""
+
+    name: str
+    config: ThresholdConfig
+    starts: tuple[tuple[float, float], ...] = ()
+    # walk_start_share chosen per draw among these, by label-free simulation (see predicted_start_share)
+    start_grid: tuple[float, ...] = ()
+    own_factor: float = 1.0  # the simulated mistakes' probability: this × (1 − score)
+
+
+def parse_variant(text: str, families: str = "common") -> Variant:
+    """NAME:FIELD=VALUE,...[,starts=W@Q+W@Q...] (thresholds fields)."""
+    name, _, fields = text.partition(":")
+    pairs = dict(item.split("=") for item in fields.split(",") if item)
+    starts = tuple(
+        (float(w), float(q)) for w, q in (p.split("@") for p in pairs.pop("starts", "").split("+") if p)
+    )
+    grid = tuple(float(q) for q in pairs.pop("grid", "").split("+") if q)
+    factor = float(pairs.pop("own", "1"))
+    # ``families``: common for softmax, both for Colander, as the loop resolves ``auto``
+    # (tbal.config.resolved_thresholds)
+    # "+" separates the items of a list value (",", the command line's, separates the fields here)
+    listed = {f"thresholds.{k}": v.replace("+", ",") for k, v in pairs.items()}
+    overrides = {"thresholds.pooled_families": families} | listed
+    return Variant(name, with_overrides(TBALConfig(), overrides).thresholds, starts, grid, factor)
+
+
+def predicted_start_share(
+    scores: np.ndarray,
+    predicted: np.ndarray,
+    variant: Variant,
+    k: int,
+    delta: float,
+    rng: np.random.Generator,
+) -> float:
+    """The start share of ``variant.start_grid`` whose walk certifies the most D_th points on average
+    when each point is wrong with probability own_factor × (1 − its score): no label is used."""
+    p_wrong = np.clip(variant.own_factor * (1.0 - scores), 0.0, 1.0)
+    draws = [rng.random(scores.size) >= p_wrong for _ in range(SIMULATED)]
+    best, best_mean = variant.start_grid[0], -1.0
+    for share in variant.start_grid:
+        config = dataclasses.replace(variant.config, walk_start_share=share)
+        covered = [
+            (
+                scores
+                >= estimate_thresholds(scores, predicted, ok, k, config, delta=delta).thresholds[predicted]
+            ).sum()
+            for ok in draws
+        ]
+        if float(np.mean(covered)) > best_mean:
+            best, best_mean = share, float(np.mean(covered))
+    return best
+
+
+def start_weights(starts: tuple[tuple[float, float], ...]) -> Any:
+    """A replacement for the fallback's weights: share w of δ at the start position of top share q (q < 0:
+    at the fallback's checkpoint -q instead)."""
+
+    def weights(cand: Any, bound: str, epsilon: float, delta: float, *_: Any, **__: Any) -> np.ndarray:
+        out = np.zeros(cand.n.shape[0])
+        for w, q in starts:
+            if q < 0:  # W@-j: the fallback's j-th checkpoint, where 2^j - 1 mistakes could first pass
+                need = thresholds._min_points_with_errors(
+                    bound, epsilon, w * delta, 2 ** int(-q) - 1, int(cand.n[-1])
+                )
+                at = int(np.searchsorted(cand.n, need)) if need is not None else out.size
+            else:
+                at = int(
+                    np.searchsorted(cand.n, thresholds._start_points(cand, bound, epsilon, w * delta, q))
+                )
+            if at < out.size:
+                out[at] += w * delta
+        return out
+
+    return weights
+
+
+def replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str, float]:
+    original = thresholds._fallback_weights
+    if variant.starts:
+        thresholds._fallback_weights = start_weights(variant.starts)
+    try:
+        return _replay(round_, variant, draws, seed)
+    finally:
+        thresholds._fallback_weights = original
+
+
+def _replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    coverage, wrong = np.zeros(draws), np.zeros(draws)
+    config = variant.config
+    for d in range(draws):
+        picked = rng.choice(round_.scores.size, size=min(round_.n_th, round_.scores.size), replace=False)
+        if variant.start_grid:
+            share = predicted_start_share(
+                round_.scores[picked],
+                round_.predicted[picked],
+                variant,
+                round_.num_classes,
+                round_.delta,
+                rng,
+            )
+            config = dataclasses.replace(variant.config, walk_start_share=share)
+        result = estimate_thresholds(
+            round_.scores[picked],
+            round_.predicted[picked],
+            round_.correct[picked],
+            round_.num_classes,
+            config,
+            delta=round_.delta,
+        )
+        labeled = round_.scores >= result.thresholds[round_.predicted]
+        labeled[picked] = False  # validation points are not auto-labeled
+        coverage[d] = labeled.sum() / round_.pool_size
+        wrong[d] = (~round_.correct[labeled]).mean() if labeled.any() else 0.0
+    return {
+        "coverage": float(coverage.mean()),
+        "none": float((coverage == 0).mean()),
+        "above_eps": float((wrong > config.epsilon).mean()),
+    }
+
+
+def synthetic(variants: list[Variant]) -> None:
+    """Each setting on the synthetic population of tests/tbal/test_thresholds.py (1,000 draws of D_th, seed
+    7, as bench/simulate_guarantees.py): the share of draws above ε and the coverage, with a D_th that is a
+    sample of the whole population (no stratum), where a certificate covers less than its top half."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.tbal.test_thresholds import violation_rates
+
+    cases: list[tuple[str, str, str, int]] = [
+        ("common cut", "common", "pooled", 1200),
+        ("both families", "both", "pooled", 1200),
+        ("both families, small D_th", "both", "pooled", 300),
+        ("per-class", "both", "per-class", 1200),
+    ]
+    for variant in variants:
+        for label, families, guarantee, n in cases:
+            config = dataclasses.replace(variant.config, pooled_families=families, guarantee=guarantee)  # type: ignore[arg-type]
+            original = thresholds._fallback_weights
+            if variant.starts:
+                thresholds._fallback_weights = start_weights(variant.starts)
+            try:
+                pooled, per_class, coverage = violation_rates(config, n, seed=7)
+            finally:
+                thresholds._fallback_weights = original
+            rates = f"above ε: pooled {100 * pooled:.1f} %, a class {100 * per_class:.1f} %"
+            print(f"{variant.name}, {label} (D_th {n}): {rates}, coverage {100 * coverage:.1f} %", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("rounds", nargs="+", type=Path)
+    parser.add_argument("--draws", type=int, default=400)
+    parser.add_argument("--variant", action="append", default=[], help="NAME:FIELD=VALUE,... (thresholds.)")
+    parser.add_argument("--families", default="common", help="both for a Colander round (the loop's auto)")
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="instead: the 1,000-draw simulations of simulate_guarantees.py",
+    )
+    args = parser.parse_args()
+    variants = [parse_variant(v, args.families) for v in (args.variant or DEFAULT_VARIANTS)]
+    if args.synthetic:
+        synthetic(variants)
+        return
+    totals: dict[str, list[float]] = {v.name: [] for v in variants}
+    owns: dict[str, list[float]] = {v.name: [] for v in variants}
+    for path in args.rounds:
+        round_ = load_round(path)
+        line = [f"{path.parent.name}/{path.stem} (D_th {round_.n_th}, stratum {round_.scores.size}):"]
+        for variant in variants:
+            r = replay(round_, variant, args.draws, seed=0)  # the same draws for every setting
+            own, own_error = own_draw(path, variant)
+            totals[variant.name].append(r["coverage"])
+            owns[variant.name].append(own)
+            shares = f"none {100 * r['none']:.0f} %, > ε {100 * r['above_eps']:.1f} %"
+            ran = f"the run's own draw {100 * own:.1f} % at {100 * own_error:.2f} %"
+            line.append(f"  {variant.name}: {100 * r['coverage']:.1f} % ({shares}); {ran}")
+        print("\n".join(line), flush=True)
+    print("mean over rounds: " + ", ".join(f"{n} {100 * np.mean(v):.1f} %" for n, v in totals.items()))
+    print("the runs' own draws: " + ", ".join(f"{n} {100 * np.mean(v):.1f} %" for n, v in owns.items()))
+
+
+if __name__ == "__main__":
+    main()
