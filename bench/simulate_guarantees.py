@@ -31,9 +31,9 @@ def late(**changes: Any) -> ThresholdConfig:
 
 
 def later(**changes: Any) -> ThresholdConfig:
-    """A walk that starts within the top 45 % of D_th (``walk_start_share`` 0.45, the default since the
+    """A walk that starts within the top 35 % of D_th (``walk_start_share`` 0.35, the default since the
     fourteenth session)."""
-    return ThresholdConfig(walk_start_share=0.45, **changes)
+    return ThresholdConfig(walk_start_share=0.35, **changes)
 
 
 WALKS = [
@@ -64,10 +64,10 @@ WALKS = [
     ("start within the top 30 %, both families at δ/2", late(pooled_families="both"), 1200),
     ("start within the top 30 %, both families, small D_th", late(pooled_families="both"), 300),
     ("start within the top 30 %, per-class", late(guarantee="per-class"), 1200),
-    ("start within the top 45 %, common cut", later(pooled_families="common"), 1200),
-    ("start within the top 45 %, both families at δ/2", later(pooled_families="both"), 1200),
-    ("start within the top 45 %, both families, small D_th", later(pooled_families="both"), 300),
-    ("start within the top 45 %, per-class", later(guarantee="per-class"), 1200),
+    ("start within the top 35 %, common cut", later(pooled_families="common"), 1200),
+    ("start within the top 35 %, both families at δ/2", later(pooled_families="both"), 1200),
+    ("start within the top 35 %, both families, small D_th", later(pooled_families="both"), 300),
+    ("start within the top 35 %, per-class", later(guarantee="per-class"), 1200),
 ]
 
 

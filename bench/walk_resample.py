@@ -16,10 +16,11 @@ W of δ at the walk-start position of each top share Q of D_th (two starts: ``st
 and ``grid=Q+Q+...`` (with ``own=F``) picks the start share per draw among the Q by a label-free
 simulation, each D_th point wrong with probability F·(1 − its score).
 
-Usage: .venv/bin/python bench/walk_resample.py DIR/round-s10.npz ... [--draws 400]
+Usage: .venv/bin/python bench/walk_resample.py DIR/round-s10.npz ... [--draws 400] [--families both]
        [--variant NAME:FIELD=VALUE,FIELD=VALUE ...]
-Without --variant: the start shares 0.3 (the default until the fourteenth session) and 0.45 (the default
-since), 0.5, and the two experiments.
+       .venv/bin/python bench/walk_resample.py --synthetic [--variant ...]
+Without --variant: the start shares 0.3 (the default until the fourteenth session), 0.35 (the default
+since), 0.45 and 0.5, and the two experiments.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ SIMULATED = 40
 DEFAULT_VARIANTS = (
     "before:walk_start_share=0.3",
     "now:",
+    "start0.45:walk_start_share=0.45",
     "start0.5:walk_start_share=0.5",
     "two-starts:starts=0.5@0.3+0.5@0.5",
     "by-simulation:grid=0.2+0.3+0.4+0.5+0.6+0.7",
@@ -255,7 +257,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("rounds", nargs="+", type=Path)
+    parser.add_argument("rounds", nargs="*", type=Path, help="round-sN.npz files (none with --synthetic)")
     parser.add_argument("--draws", type=int, default=400)
     parser.add_argument("--variant", action="append", default=[], help="NAME:FIELD=VALUE,... (thresholds.)")
     parser.add_argument("--families", default="common", help="both for a Colander round (the loop's auto)")
@@ -269,6 +271,8 @@ def main() -> None:
     if args.synthetic:
         synthetic(variants)
         return
+    if not args.rounds:
+        parser.error("give the captured rounds (round-sN.npz) to replay, or --synthetic")
     totals: dict[str, list[float]] = {v.name: [] for v in variants}
     owns: dict[str, list[float]] = {v.name: [] for v in variants}
     for path in args.rounds:

@@ -74,7 +74,7 @@ class ProjectSettings(BaseModel):
     walk_start_share: float | None = Field(
         default=None,
         description="where a threshold walk starts: where the most mistakes could pass within the top "
-        "share of the validation points (default 0.45; 0: where a pass is first possible)",
+        "share of the validation points (default 0.35; 0: where a pass is first possible)",
     )
     pseudo_label_share: float | None = Field(
         default=None,

@@ -58,16 +58,12 @@ SETTINGS: dict[str, Any] = {
     "confidence": "softmax",
     "epsilon": 0.3,
     "delta_schedule": "uniform",  # every round may certify: more auto-labeled rounds to compare
-    # the start of the walk until the fourteenth session: with the later default the second round
-    # auto-labels nearly the whole pool at ε 0.3, and the run ends before the rounds this test compares
-    "walk_start_share": 0.3,
 }
 FLAGS = [
     "--encoder", "hashing", "--validation-size", "300", "--set", "loop.validation_floor=280",
     "--seed-size", "50", "--budget", "200", "--batch", "50", "--model", "mlp", "--set", "model.hidden=64",
     "--epochs", "20", "--set", "train.lr=0.05", "--confidence", "softmax", "--epsilon", "0.3",
-    "--set", "thresholds.delta_schedule=uniform", "--set", "thresholds.walk_start_share=0.3",
-    "--device", "cpu",
+    "--set", "thresholds.delta_schedule=uniform", "--device", "cpu",
 ]  # fmt: skip
 """``tbal run`` flags meaning :data:`SETTINGS` (checked: both give one TBALConfig)."""
 
