@@ -8,9 +8,10 @@ D_th points and of its pool, with their true labels. Then, per seed:
 
 - **oracle**: the largest share of the pool, most confident first, whose true error is ≤ ε (labels known);
 - **noise-free ceiling**: the largest coverage c whose Clopper–Pearson bound at δ_k passes when the
-  c·|D_th| validation points inside it hold exactly the pool's mistake rate there (no sampling noise, one
-  test at the whole δ_k, no walk): what a perfect procedure with this classifier and this many validation
-  points reaches in expectation;
+  validation points inside it (c·|D_th|, or c/s·|D_th| when D_th samples a stratum of share s of the pool,
+  rounds captured since the fourteenth session) hold exactly the pool's mistake rate there (no sampling
+  noise, one test at the whole δ_k, no walk): what a perfect procedure with this classifier and this many
+  validation points reaches in expectation;
 - **certified**: what the defaults certified in the run;
 - **D_th mistakes** among its 50 / 100 / 150 / 200 most confident points (an unlucky draw there stops
   every start of the walk);
@@ -92,7 +93,8 @@ def ceiling(path: Path) -> dict[str, float]:
     wrong = (z["pool_pred"] != z["pool_y"])[order]
     rate = np.cumsum(wrong) / np.arange(1, wrong.size + 1)
     oracle = np.flatnonzero(rate <= EPSILON)
-    best = noise_free_ceiling(rate, n_th, delta)
+    stratum = float(z["pool_in_stratum"].mean()) if "pool_in_stratum" in z.files else 1.0
+    best = noise_free_ceiling(rate, n_th, delta, stratum)
     auto = z["auto"] if "auto" in z.files else np.array([np.nan])
     replayed = {f"replay {family}": replay(z, family) for family in ("both", "common", "rank")}
     return {
@@ -126,14 +128,15 @@ def replays(path: Path, confidence: str, option: str, values: str) -> str:
     return f"({family}) " + ", ".join(shown)
 
 
-def noise_free_ceiling(rate: np.ndarray, n_th: int, delta: float) -> float:
+def noise_free_ceiling(rate: np.ndarray, n_th: int, delta: float, stratum: float = 1.0) -> float:
     """The largest coverage c (in steps of 0.5 %) whose Clopper–Pearson bound at ``delta`` is ≤ ε when the
-    c·``n_th`` validation points inside it hold exactly the pool's mistake rate there; ``rate[k - 1]`` is
-    the true error of the pool's k most confident points."""
+    validation points inside it hold exactly the pool's mistake rate there; ``rate[k - 1]`` is the true
+    error of the pool's k most confident points. D_th samples the top ``stratum`` share of the pool (the
+    stratum; 1 without one), so c/``stratum``·``n_th`` of its points lie inside c, and c ≤ ``stratum``."""
     best = 0.0
-    for coverage in np.arange(0.005, 1.0, 0.005):
+    for coverage in np.arange(0.005, stratum + 1e-9, 0.005):
         k = max(1, int(coverage * rate.size))
-        n = max(1, round(coverage * n_th))
+        n = max(1, round(coverage / stratum * n_th))
         m = round(rate[k - 1] * n)
         if m < n and betaincinv(m + 1, n - m, 1 - delta) <= EPSILON:
             best = float(coverage)

@@ -14,11 +14,12 @@ A setting is NAME:FIELD=VALUE,... of ``thresholds`` fields ("+" between the item
 experiments that are not library settings: ``starts=W@Q+W@Q`` replaces the fallback's weights with a share
 W of δ at the walk-start position of each top share Q of D_th (two starts: ``starts=0.5@0.3+0.5@0.5``),
 and ``grid=Q+Q+...`` (with ``own=F``) picks the start share per draw among the Q by a label-free
-simulation, each D_th point wrong with probability F·(1 − its score).
+simulation, each D_th point wrong with probability F·(1 − its score). ``points=N`` draws N more D_th
+points than the run had (negative: fewer). ``--lines`` runs the settings on a few lines of mistakes.
 
 Usage: .venv/bin/python bench/walk_resample.py DIR/round-s10.npz ... [--draws 400] [--families both]
        [--variant NAME:FIELD=VALUE,FIELD=VALUE ...]
-       .venv/bin/python bench/walk_resample.py --synthetic [--variant ...]
+       .venv/bin/python bench/walk_resample.py --synthetic | --lines [--variant ...]
 Without --variant: the start shares 0.3 (the default until the fourteenth session), 0.35 (the default
 since), 0.45 and 0.5, and the two experiments.
 """
@@ -26,9 +27,11 @@ since), 0.45 and 0.5, and the two experiments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,15 +73,10 @@ def own_draw(path: Path, variant: Variant) -> tuple[float, float]:
     z = np.load(path)
     k = int(max(z["th_y"].max(), z["pool_y"].max())) + 1
     correct = z["th_pred"] == z["th_y"]
-    original = thresholds._fallback_weights
-    if variant.starts:
-        thresholds._fallback_weights = start_weights(variant.starts)
-    try:
+    with weights_of(variant):
         result = estimate_thresholds(
             z["th_scores"], z["th_pred"], correct, k, variant.config, delta=float(z["delta"])
         )
-    finally:
-        thresholds._fallback_weights = original
     labeled = (z["pool_scores"] >= result.thresholds[z["pool_pred"]]) & z["pool_in_stratum"]
     wrong = (z["pool_pred"] != z["pool_y"])[labeled]
     record = path.with_name(path.name.replace("round-", "run-")).with_suffix(".json")
@@ -112,6 +110,7 @@ class Variant:
     # walk_start_share chosen per draw among these, by label-free simulation (see predicted_start_share)
     start_grid: tuple[float, ...] = ()
     own_factor: float = 1.0  # the simulated mistakes' probability: this × (1 − score)
+    points: int = 0  # D_th points drawn beyond the run's (negative: fewer), as a larger or smaller k would
 
 
 def parse_variant(text: str, families: str = "common") -> Variant:
@@ -123,12 +122,13 @@ def parse_variant(text: str, families: str = "common") -> Variant:
     )
     grid = tuple(float(q) for q in pairs.pop("grid", "").split("+") if q)
     factor = float(pairs.pop("own", "1"))
+    points = int(pairs.pop("points", "0"))
     # ``families``: common for softmax, both for Colander, as the loop resolves ``auto``
     # (tbal.config.resolved_thresholds)
     # "+" separates the items of a list value (",", the command line's, separates the fields here)
     listed = {f"thresholds.{k}": v.replace("+", ",") for k, v in pairs.items()}
     overrides = {"thresholds.pooled_families": families} | listed
-    return Variant(name, with_overrides(TBALConfig(), overrides).thresholds, starts, grid, factor)
+    return Variant(name, with_overrides(TBALConfig(), overrides).thresholds, starts, grid, factor, points)
 
 
 def predicted_start_share(
@@ -181,22 +181,30 @@ def start_weights(starts: tuple[tuple[float, float], ...]) -> Any:
     return weights
 
 
-def replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str, float]:
+@contextlib.contextmanager
+def weights_of(variant: Variant) -> Iterator[None]:
+    """The library's fallback weights, or the variant's ``starts`` patched in for the duration."""
     original = thresholds._fallback_weights
     if variant.starts:
         thresholds._fallback_weights = start_weights(variant.starts)
     try:
-        return _replay(round_, variant, draws, seed)
+        yield
     finally:
         thresholds._fallback_weights = original
+
+
+def replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str, float]:
+    with weights_of(variant):
+        return _replay(round_, variant, draws, seed)
 
 
 def _replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     coverage, wrong = np.zeros(draws), np.zeros(draws)
     config = variant.config
+    size = min(round_.n_th + variant.points, round_.scores.size)
     for d in range(draws):
-        picked = rng.choice(round_.scores.size, size=min(round_.n_th, round_.scores.size), replace=False)
+        picked = rng.choice(round_.scores.size, size=size, replace=False)
         if variant.start_grid:
             share = predicted_start_share(
                 round_.scores[picked],
@@ -242,15 +250,27 @@ def synthetic(variants: list[Variant]) -> None:
     for variant in variants:
         for label, families, guarantee, n in cases:
             config = dataclasses.replace(variant.config, pooled_families=families, guarantee=guarantee)  # type: ignore[arg-type]
-            original = thresholds._fallback_weights
-            if variant.starts:
-                thresholds._fallback_weights = start_weights(variant.starts)
-            try:
+            with weights_of(variant):
                 pooled, per_class, coverage = violation_rates(config, n, seed=7)
-            finally:
-                thresholds._fallback_weights = original
             rates = f"above ε: pooled {100 * pooled:.1f} %, a class {100 * per_class:.1f} %"
             print(f"{variant.name}, {label} (D_th {n}): {rates}, coverage {100 * coverage:.1f} %", flush=True)
+
+
+LINES = ([5, 15, 25], [5, 15, 25, 150], [40, 60, 80, 100], [20, 60, 100, 140, 180], [10, 30, 50, 70])
+"""Mistakes (ranks) among 400 points of one class, the rest right: a few early mistakes, a clean tail."""
+
+
+def lines(variants: list[Variant]) -> None:
+    """How many of 400 points each setting certifies on the lines of tests/tbal/test_thresholds.py
+    (``certified_on_a_line``) with the mistakes of :data:`LINES`: where the fallback's far checkpoints
+    rescue a walk whose starts fail."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.tbal.test_thresholds import certified_on_a_line
+
+    for variant in variants:
+        with weights_of(variant):
+            counts = [int(certified_on_a_line(400, list(m), variant.config).n_points[0]) for m in LINES]
+        print(f"{variant.name}: " + ", ".join(f"{m}: {c}" for m, c in zip(LINES, counts, strict=True)))
 
 
 def main() -> None:
@@ -266,10 +286,14 @@ def main() -> None:
         action="store_true",
         help="instead: the 1,000-draw simulations of simulate_guarantees.py",
     )
+    parser.add_argument("--lines", action="store_true", help="instead: the settings on a few mistake lines")
     args = parser.parse_args()
     variants = [parse_variant(v, args.families) for v in (args.variant or DEFAULT_VARIANTS)]
     if args.synthetic:
         synthetic(variants)
+        return
+    if args.lines:
+        lines(variants)
         return
     if not args.rounds:
         parser.error("give the captured rounds (round-sN.npz) to replay, or --synthetic")

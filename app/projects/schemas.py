@@ -103,7 +103,6 @@ class ProjectSettings(BaseModel):
     )
     weight_decay: float | None = Field(
         default=None,
-        ge=0.0,
         allow_inf_nan=False,
         description="weight decay (unset: the preset's, else by network: 0.01 for LeNet-5, 0.001)",
     )
@@ -114,7 +113,6 @@ class ProjectSettings(BaseModel):
     )
     augment_shift: int | None = Field(
         default=None,
-        ge=0,
         le=64,
         description="images: random shifts of up to this many pixels while training (0: none; unset: the "
         "preset's, else by network: 2 pixels of a 28-pixel side for LeNet-5, at least 1, 0 otherwise)",
