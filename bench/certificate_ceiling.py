@@ -47,6 +47,7 @@ def capture(seed: int, out: Path, run_args: list[str]) -> Path:
     the round with the largest δ_k (the final planned round) to a .npz."""
     path = out / f"round-s{seed}.npz"
     pool_truth: dict[str, np.ndarray] = {}
+    stratum_round: dict[str, np.ndarray] = {}
     saved_delta = [0.0]
     make_input, run_round = loop._oracle_round_input, loop.run_round
 
@@ -55,10 +56,14 @@ def capture(seed: int, out: Path, run_args: list[str]) -> Path:
         # bound by name, so that a change of the private signature fails loudly rather than misreads
         pool_rows = inspect.signature(make_input).bind(dataset, *args, **kwargs).arguments["pool_rows"]
         pool_truth["y"] = dataset.y[pool_rows]
+        pool_truth["rows"] = np.asarray(pool_rows)
+        pool_truth["n"] = np.asarray(len(dataset))
         return round_input
 
     def recording_round(inputs: loop.RoundInput, config: Any, **kwargs: Any) -> loop.RoundOutput:
         out_ = run_round(inputs, config, **kwargs)
+        if out_.stratum_cut is not None:
+            stratum_round.update(_stratum_ranks(out_, pool_truth))
         if out_.plan.delta > saved_delta[0]:  # the round with the largest δ_k: the final planned one
             saved_delta[0] = out_.plan.delta
             size = out_.pool_scores.size
@@ -74,6 +79,7 @@ def capture(seed: int, out: Path, run_args: list[str]) -> Path:
                 delta=out_.plan.delta,
                 # the pool points the certificate may label (all of them without a stratum)
                 pool_in_stratum=inputs.stratum.pool if inputs.stratum is not None else np.ones(size, bool),
+                **_final_pool_ranks(stratum_round, pool_truth["rows"]),
             )
         return out_
 
@@ -84,6 +90,28 @@ def capture(seed: int, out: Path, run_args: list[str]) -> Path:
     finally:
         loop._oracle_round_input, loop.run_round = make_input, run_round  # type: ignore[assignment]
     return path
+
+
+def _stratum_ranks(out_: loop.RoundOutput, pool_truth: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the round that fixed the stratum ranked it by (a softmax run's score is the classifier's
+    probability of its class, which the stratum uses): that rank of each data row of its pool, and the
+    ranks of the pool points it left (neither auto-labeled nor queried), from which a cut of another
+    share is found as the loop finds its own (bench/walk_resample.py's ``stratum=``)."""
+    rank = np.full(int(pool_truth["n"]), np.nan)
+    rank[pool_truth["rows"]] = out_.pool_scores
+    left = ~out_.auto_mask
+    left[out_.query_index] = False
+    return {"rank_rows": rank, "left_rank": out_.pool_scores[left]}
+
+
+def _final_pool_ranks(stratum_round: dict[str, np.ndarray], pool_rows: np.ndarray) -> dict[str, Any]:
+    """The stratum round's rank of each point of the certifying round's pool, and of the pool it left."""
+    if not stratum_round:
+        return {}
+    return {
+        "stratum_rank": stratum_round["rank_rows"][pool_rows],
+        "stratum_left_rank": stratum_round["left_rank"],
+    }
 
 
 def ceiling(path: Path) -> dict[str, float]:

@@ -15,7 +15,12 @@ experiments that are not library settings: ``starts=W@Q+W@Q`` replaces the fallb
 W of δ at the walk-start position of each top share Q of D_th (two starts: ``starts=0.5@0.3+0.5@0.5``),
 and ``grid=Q+Q+...`` (with ``own=F``) picks the start share per draw among the Q by a label-free
 simulation, each D_th point wrong with probability F·(1 − its score). ``points=N`` draws N more D_th
-points than the run had (negative: fewer). ``--lines`` runs the settings on a few lines of mistakes.
+points than the run had (negative: fewer). ``targeted=K`` draws as many as the run would have had with K
+of its N_v validation points drawn inside the stratum instead of its own k (``loop.targeted_validation``;
+the other N_v − K are uniform, a share s of them in the stratum: n_th + (K − k)·(1 − s), s the stratum's
+share of the round's pool). ``stratum=Q@C`` replays inside another stratum (share Q, widening factor C;
+rounds captured since the fifteenth session: :func:`load_round`). ``--lines`` runs the settings on a few
+lines of mistakes.
 
 Usage: .venv/bin/python bench/walk_resample.py DIR/round-s10.npz ... [--draws 400] [--families both]
        [--variant NAME:FIELD=VALUE,FIELD=VALUE ...]
@@ -39,9 +44,11 @@ import numpy as np
 
 import tbal.thresholds as thresholds
 from tbal.config import TBALConfig, ThresholdConfig, with_overrides
+from tbal.plan import stratum_cut
 from tbal.thresholds import estimate_thresholds
 
 SIMULATED = 40
+EPSILON = 0.05  # the runs' ε (the stratum's widening error is c·ε)
 DEFAULT_VARIANTS = (
     "before:walk_start_share=0.3",
     "now:",
@@ -63,6 +70,28 @@ class Round:
     n_th: int
     delta: float
     num_classes: int
+    targeted: int  # the run's k: validation points drawn inside the stratum (0 if the JSON is missing)
+    stratum_share: float  # the stratum's share of the round's pool
+
+    def th_size(self, variant: Variant) -> int:
+        """D_th's size for ``variant``: the run's, ``variant.points`` more, and with ``variant.targeted``
+        the (K − k)·(1 − s) points that K targeted validation points add inside the stratum."""
+        size = self.n_th + variant.points
+        if variant.targeted is not None:
+            size += round((variant.targeted - self.targeted) * (1.0 - self.stratum_share))
+        return min(max(size, 1), self.scores.size)
+
+
+def run_record(path: Path) -> dict[str, Any] | None:
+    """The run's JSON (``run-sN.json``, written by certificate_ceiling.py beside the round), if present."""
+    record = path.with_name(path.name.replace("round-", "run-")).with_suffix(".json")
+    return json.loads(record.read_text()) if record.exists() else None
+
+
+def targeted_count(loop: dict[str, Any]) -> int:
+    """The run's k from its recorded ``loop`` settings (a share of N_v is rounded down, as the loop does)."""
+    value = loop["targeted_validation"]
+    return int(value) if isinstance(value, int) else int(value * loop["validation_size"])
 
 
 def own_draw(path: Path, variant: Variant) -> tuple[float, float]:
@@ -79,23 +108,45 @@ def own_draw(path: Path, variant: Variant) -> tuple[float, float]:
         )
     labeled = (z["pool_scores"] >= result.thresholds[z["pool_pred"]]) & z["pool_in_stratum"]
     wrong = (z["pool_pred"] != z["pool_y"])[labeled]
-    record = path.with_name(path.name.replace("round-", "run-")).with_suffix(".json")
-    size = json.loads(record.read_text())["runs"][0]["pool_size"] if record.exists() else labeled.size
+    record = run_record(path)
+    size = record["runs"][0]["pool_size"] if record is not None else labeled.size
     return float(labeled.sum() / size), float(wrong.mean()) if wrong.size else 0.0
 
 
-def load_round(path: Path) -> Round:
+def load_round(path: Path, stratum: tuple[float, float] | None = None) -> Round:
+    """The captured round; with ``stratum`` (q, c), inside another stratum instead of the run's: the cut
+    that :func:`tbal.plan.stratum_cut` finds with share q and error c·ε on the ranks of the pool that the
+    stratum round left (captured since the fifteenth session), applied to the certifying round's pool by
+    the same ranks, and D_th as large as the run's k plus the share s' of its uniform points that would
+    fall inside (k + (N_v − k)·s'). Approximate in one way: the run's own targeted points, drawn inside its
+    stratum, are missing from the pool the new stratum is drawn from."""
     z = np.load(path)
-    inside = z["pool_in_stratum"]
     k = int(max(z["th_y"].max(), z["pool_y"].max())) + 1
+    record = run_record(path)
+    targeted = targeted_count(record["config"]["loop"]) if record is not None else 0
+    inside, n_th = z["pool_in_stratum"], len(z["th_scores"])
+    if stratum is not None:
+        if "stratum_rank" not in z.files or record is None:
+            raise SystemExit(f"{path}: stratum= needs a round captured with the stratum round's ranks")
+        if record["config"]["confidence"]["name"] != "softmax":
+            # the capture ranks by the round's score, which is the classifier's probability for softmax only
+            raise SystemExit(f"{path}: stratum= replays softmax runs only")
+        share, factor = stratum
+        left = z["stratum_left_rank"]
+        cut = stratum_cut(left, share, factor * EPSILON)
+        inside = z["stratum_rank"] >= cut
+        uniform = record["config"]["loop"]["validation_size"] - targeted
+        n_th = targeted + round(uniform * float(np.mean(left >= cut)))
     return Round(
         scores=z["pool_scores"][inside],
         predicted=z["pool_pred"][inside],
         correct=(z["pool_pred"] == z["pool_y"])[inside],
         pool_size=int(z["pool_scores"].size),
-        n_th=len(z["th_scores"]),
+        n_th=n_th,
         delta=float(z["delta"]),
         num_classes=k,
+        targeted=targeted,
+        stratum_share=float(inside.mean()),
     )
 
 
@@ -111,6 +162,8 @@ class Variant:
     start_grid: tuple[float, ...] = ()
     own_factor: float = 1.0  # the simulated mistakes' probability: this × (1 − score)
     points: int = 0  # D_th points drawn beyond the run's (negative: fewer), as a larger or smaller k would
+    targeted: int | None = None  # D_th as the run would have drawn it with this k (see Round.th_size)
+    stratum: tuple[float, float] | None = None  # (q, c): another stratum (see load_round)
 
 
 def parse_variant(text: str, families: str = "common") -> Variant:
@@ -123,12 +176,17 @@ def parse_variant(text: str, families: str = "common") -> Variant:
     grid = tuple(float(q) for q in pairs.pop("grid", "").split("+") if q)
     factor = float(pairs.pop("own", "1"))
     points = int(pairs.pop("points", "0"))
+    targeted = int(pairs["targeted"]) if "targeted" in pairs else None
+    pairs.pop("targeted", None)
+    q, _, c = pairs.pop("stratum", "").partition("@")
+    stratum = (float(q), float(c or 0)) if q else None
     # ``families``: common for softmax, both for Colander, as the loop resolves ``auto``
     # (tbal.config.resolved_thresholds)
     # "+" separates the items of a list value (",", the command line's, separates the fields here)
     listed = {f"thresholds.{k}": v.replace("+", ",") for k, v in pairs.items()}
     overrides = {"thresholds.pooled_families": families} | listed
-    return Variant(name, with_overrides(TBALConfig(), overrides).thresholds, starts, grid, factor, points)
+    config = with_overrides(TBALConfig(), overrides).thresholds
+    return Variant(name, config, starts, grid, factor, points, targeted, stratum)
 
 
 def predicted_start_share(
@@ -202,7 +260,7 @@ def _replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str,
     rng = np.random.default_rng(seed)
     coverage, wrong = np.zeros(draws), np.zeros(draws)
     config = variant.config
-    size = min(round_.n_th + variant.points, round_.scores.size)
+    size = round_.th_size(variant)
     for d in range(draws):
         picked = rng.choice(round_.scores.size, size=size, replace=False)
         if variant.start_grid:
@@ -298,21 +356,34 @@ def main() -> None:
     if not args.rounds:
         parser.error("give the captured rounds (round-sN.npz) to replay, or --synthetic")
     totals: dict[str, list[float]] = {v.name: [] for v in variants}
+    empties: dict[str, list[float]] = {v.name: [] for v in variants}
     owns: dict[str, list[float]] = {v.name: [] for v in variants}
     for path in args.rounds:
         round_ = load_round(path)
         line = [f"{path.parent.name}/{path.stem} (D_th {round_.n_th}, stratum {round_.scores.size}):"]
         for variant in variants:
-            r = replay(round_, variant, args.draws, seed=0)  # the same draws for every setting
-            own, own_error = own_draw(path, variant)
+            this = load_round(path, variant.stratum) if variant.stratum else round_
+            r = replay(this, variant, args.draws, seed=0)  # the same draws for every setting
             totals[variant.name].append(r["coverage"])
-            owns[variant.name].append(own)
+            empties[variant.name].append(r["none"])
             shares = f"none {100 * r['none']:.0f} %, > ε {100 * r['above_eps']:.1f} %"
-            ran = f"the run's own draw {100 * own:.1f} % at {100 * own_error:.2f} %"
-            line.append(f"  {variant.name}: {100 * r['coverage']:.1f} % ({shares}); {ran}")
+            if variant.points or variant.targeted is not None or variant.stratum:
+                ran = "no own draw of this size"  # the run drew its D_th with its own k
+            else:
+                own, own_error = own_draw(path, variant)
+                owns[variant.name].append(own)
+                ran = f"the run's own draw {100 * own:.1f} % at {100 * own_error:.2f} %"
+            size = f"D_th {this.th_size(variant)}, stratum {this.scores.size}"
+            line.append(f"  {variant.name}: {100 * r['coverage']:.1f} % ({shares}; {size}); {ran}")
         print("\n".join(line), flush=True)
-    print("mean over rounds: " + ", ".join(f"{n} {100 * np.mean(v):.1f} %" for n, v in totals.items()))
-    print("the runs' own draws: " + ", ".join(f"{n} {100 * np.mean(v):.1f} %" for n, v in owns.items()))
+    print("mean over rounds: " + summary(totals))
+    print("draws certifying nothing: " + summary(empties))
+    print("the runs' own draws: " + summary(owns))
+
+
+def summary(values: dict[str, list[float]]) -> str:
+    """Each setting's mean over the rounds, in %."""
+    return ", ".join(f"{name} {100 * np.mean(v):.1f} %" for name, v in values.items() if v)
 
 
 if __name__ == "__main__":

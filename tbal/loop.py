@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from tbal.confidence import ConfidenceFunction, make_confidence
-from tbal.config import COMPARABLE_SCORES, TBALConfig, TrainConfig, resolved_thresholds
+from tbal.config import COMPARABLE_SCORES, TBALConfig, TrainConfig, resolved_thresholds, targeted_count
 from tbal.data import Dataset
 from tbal.errors import TBALInputError
 from tbal.evaluation import EvaluationReport, evaluate_predictions
@@ -816,7 +816,7 @@ def _simulated_round(
 def _pool_size(rows: np.ndarray, sets: _HumanSets, config: TBALConfig) -> int:
     """The coverage's denominator: the working rows less the N_v validation points, those the stratum
     draws later included (they leave the pool all the same), so that runs with and without it compare."""
-    return int(rows.size - sets.validation.size - config.loop.targeted_count)
+    return int(rows.size - sets.validation.size - targeted_count(config))
 
 
 def _oracle_round_input(
@@ -861,8 +861,7 @@ class _RunTotals:
     def validation_labels(self, config: TBALConfig) -> int:
         """Validation labels the humans gave so far: N_v less what the stratum has not drawn yet, and
         the top-ups."""
-        loop = config.loop
-        return loop.validation_size - loop.targeted_count + self.targeted + self.topped_up
+        return config.loop.validation_size - targeted_count(config) + self.targeted + self.topped_up
 
     def add(
         self, index: np.ndarray, labels: np.ndarray, out: RoundOutput, topped_up: int, targeted: int = 0

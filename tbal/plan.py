@@ -33,23 +33,27 @@ reserve ``thresholds.delta_tail`` τ for rounds past them:
 With ``thresholds.split_delta_over_rounds`` false every round is tested at δ (a per-round guarantee
 only, as before; not valid over a run).
 
-The stratum (``loop.targeted_count`` k > 0, from ``loop.targeted_validation``): k of the N_v validation
+The stratum (k > 0, :func:`tbal.config.targeted_count`: ``loop.targeted_validation``, capped for a
+confidence function fitted on labels so that ⌈ν·N_v⌉ stay uniform for its D_cal): k of the N_v validation
 labels are not drawn at the start. The round before the certifying one (the one before the last planned
-round, or the one whose queries spend the rest of N_t, whichever comes first) fixes a *stratum* R without
-looking at any label: the pool points left after its auto-labels and queries whose classifier gives its
-predicted class a probability at least the cut that keeps the top ``loop.stratum_share`` q of them
-(:func:`stratum_cut`), and the validation points above the same cut; with ``loop.stratum_error_factor``
-c > 0, q widens to the largest top share whose mean of 1 − p(ŷ), the classifier's own expected error, is
-at most c·ε. (The classifier's probability, not the confidence function's score: a confidence function
-fitted on D_cal would tie R to validation labels.) It draws the k validation points uniformly from R's
-pool points (after any uniform top-up). Every later round certifies on the validation points inside R and
-auto-labels inside R only. Why that is valid without weights: the uniform validation points inside R are a
-uniform sample of R, and the k drawn from the rest of R make the union a uniform sample of R again,
-exchangeable with R's points left to auto-label, so the Clopper–Pearson test holds inside R as it does on
-the whole pool (D_cal, which fits a confidence function on labels, takes uniform points only, and a
-uniform random part of them leaves the rest uniform). Why it helps: the certificate's walk starts among
-the most confident points, where a few unlucky mistakes among a handful of validation points end it; R
-holds several times more validation points there (BENCHMARKS.md, "The stratum in the loop").
+round, or the one whose queries spend the rest of N_t, whichever comes first; when N_t was spent before
+either, as when a user lowers ``label_budget`` mid-run, and the uniform validation points are too few for
+any test to pass, the next round, which then certifies nothing: :func:`_stratum_first`) fixes a *stratum*
+R without looking at any label: the pool points left after its auto-labels and queries whose classifier
+gives its predicted class a probability at least the cut that keeps the top ``loop.stratum_share`` q of
+them (:func:`stratum_cut`), and the validation points above the same cut; with
+``loop.stratum_error_factor`` c > 0, q widens to the largest top share whose mean of 1 − p(ŷ), the
+classifier's own expected error, is at most c·ε. (The classifier's probability, not the confidence
+function's score: a confidence function fitted on D_cal would tie R to validation labels.) It draws the k
+validation points uniformly from R's pool points (after any uniform top-up). Every later round certifies
+on the validation points inside R and auto-labels inside R only. Why that is valid without weights: the
+uniform validation points inside R are a uniform sample of R, and the k drawn from the rest of R make the
+union a uniform sample of R again, exchangeable with R's points left to auto-label, so the Clopper–Pearson
+test holds inside R as it does on the whole pool (D_cal, which fits a confidence function on labels, takes
+uniform points only, and a uniform random part of them leaves the rest uniform). Why it helps: the
+certificate's walk starts among the most confident points, where a few unlucky mistakes among a handful of
+validation points end it; R holds several times more validation points there (BENCHMARKS.md, "The stratum
+in the loop").
 
 The plan is pure: a function of a :class:`RunState` (counts the caller reads from memory or from the
 database) and the configuration; it never draws the training queries (the round ranks them).
@@ -57,11 +61,12 @@ database) and the configuration; it never draws the training queries (the round 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from tbal.config import TBALConfig
+from tbal.config import TBALConfig, targeted_count
 from tbal.errors import TBALInputError
 
 TOP_UP_STREAM = 0x70B07
@@ -162,14 +167,18 @@ def plan_round(state: RunState, config: TBALConfig, *, run_seed: int) -> RoundPl
     """
     loop = config.loop
     budget_left = loop.label_budget - state.training_labels - state.validation_top_ups
+    delta = _capped_share(state, config, budget_left)
+    fixes = _fixes_stratum(state, config, budget_left)
+    if not fixes and _stratum_first(state, config, budget_left, delta):
+        fixes, delta = True, 0.0
     return RoundPlan(
         round_index=int(state.round_index),
         seed=round_seed(run_seed, int(state.round_index)),
-        delta=_capped_share(state, config, budget_left),
+        delta=delta,
         query_budget=max(0, min(loop.batch_size, budget_left)),
         validation_floor=loop.validation_floor,
-        targeted=loop.targeted_count if _fixes_stratum(state, config, budget_left) else 0,
-        validation_reserved=0 if state.stratum_drawn else loop.targeted_count,
+        targeted=targeted_count(config) if fixes else 0,
+        validation_reserved=0 if state.stratum_drawn else targeted_count(config),
         stratum_share=loop.stratum_share,
         stratum_error=loop.stratum_error_factor * config.thresholds.epsilon,
     )
@@ -179,11 +188,27 @@ def _fixes_stratum(state: RunState, config: TBALConfig, budget_left: int) -> boo
     """Whether this round fixes the stratum: none was fixed yet, and the next round is the certifying
     one (the last planned round, or the first with no label of N_t left: this round's queries spend the
     rest)."""
-    if config.loop.targeted_count == 0 or state.stratum_drawn:
+    if targeted_count(config) == 0 or state.stratum_drawn:
         return False
     before_last = state.round_index == config.loop.planned_rounds - 2
     spends_the_rest = 0 < budget_left <= config.loop.batch_size
     return before_last or spends_the_rest
+
+
+def _stratum_first(state: RunState, config: TBALConfig, budget_left: int, delta: float) -> bool:
+    """N_t spent before any round fixed the stratum (``label_budget`` lowered mid-run to what was given),
+    and the validation points drawn uniformly so far are too few for any test at this round's δ_k to
+    pass (fewer than ln δ_k / ln(1 − ε), the points a clean Clopper–Pearson run needs): then this round
+    fixes the stratum and certifies nothing, and the next one, with the budget still spent, certifies on
+    the stratum's points with the final share. With enough uniform points (the library's default keeps
+    half of N_v) the round certifies at once, as a project stopped early expects."""
+    if budget_left > 0 or delta <= 0.0 or state.stratum_drawn:
+        return False
+    targeted = targeted_count(config)
+    if targeted == 0:
+        return False
+    uniform = config.loop.validation_size - targeted + state.validation_top_ups
+    return uniform < math.log(delta) / math.log(1.0 - config.thresholds.epsilon)
 
 
 def delta_share(round_index: int, config: TBALConfig, *, budget_spent: bool = False) -> float:
@@ -231,10 +256,11 @@ def draw_initial_sets(
     """The validation set (N_v) and the seed training set drawn uniformly from ``ids`` (the pool, sorted),
     as the papers do it: one permutation seeded by the run; (validation ids, seed ids), each sorted.
     ``training_labels`` the user already gave count towards the seed. Fewer than asked when ``ids`` is
-    short (validation first). The ``loop.targeted_count`` points of N_v are left for the stratum."""
+    short (validation first). The :func:`tbal.config.targeted_count` points of N_v are left for the
+    stratum."""
     loop = config.loop
     order = np.random.default_rng(run_seed).permutation(ids.size)
-    n_val = min(loop.validation_size - loop.targeted_count, ids.size)
+    n_val = min(loop.validation_size - targeted_count(config), ids.size)
     n_seed = min(max(0, loop.seed_size - training_labels), ids.size - n_val)
     return np.sort(ids[order[:n_val]]), np.sort(ids[order[n_val : n_val + n_seed]])
 

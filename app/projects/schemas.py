@@ -144,7 +144,10 @@ class ProjectSettings(BaseModel):
         "round certifies and auto-labels inside the stratum only. An integer is a number of items (at most "
         "validation_size - 2; needs 2 planned rounds or more); a number in (0, 1) a share of "
         "validation_size, rounded down, so that it follows a changed validation_size (none with a single "
-        "planned round). Default 0.5 (mnist-paper 0.6); 0: all of validation_size is drawn at the start",
+        "planned round). A confidence function fitted on labels (colander, temperature, ...) keeps "
+        "ceil(calibration_fraction * validation_size) of the initial draw for its calibration set, so the "
+        "stratum draws at most the rest. Default 0.5 (mnist-paper 0.9); 0: all of validation_size is drawn "
+        "at the start",
     )
     stratum_share: float | None = Field(
         default=None,

@@ -22,7 +22,7 @@ from app.projects.schemas import ProjectCounts, ProjectCreate, ProjectDetail, Pr
 from app.rounds import auto_labels_repository as auto_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.service import budget_used
-from tbal.config import TBALConfig, config_to_dict
+from tbal.config import TBALConfig, config_to_dict, targeted_count
 
 
 def get_project(session: Session, project_id: int) -> Project:
@@ -86,7 +86,7 @@ def _set_sizes(config: TBALConfig) -> tuple[int, int, int]:
     """What the draw of the validation and seed sets reads from the configuration (the draw leaves
     ``targeted_validation`` of ``validation_size`` for the stratum: :func:`tbal.plan.draw_initial_sets`)."""
     loop = config.loop
-    return loop.validation_size, loop.targeted_count, loop.seed_size
+    return loop.validation_size, targeted_count(config), loop.seed_size
 
 
 def _set_sizes_before(project: Project) -> tuple[int, int, int] | None:

@@ -30,6 +30,7 @@ from tbal.confidence._common import TIE_BREAK, UniformMassBins
 from tbal.confidence.temperature import LOG_T_BOUNDS, fit_temperature, temperature_nll
 from tbal.config import (
     CONFIDENCE_NAMES,
+    LABEL_FREE_SCORES,
     ColanderConfig,
     ConfidenceConfig,
     ConfidenceName,
@@ -427,3 +428,11 @@ def test_dirichlet_stays_near_identity_on_calibrated_data() -> None:
     cal, y = _planted(5000, 3, 1.0, np.random.default_rng(10))
     fn = DirichletCalibration(3, reg=1e-2).fit(cal, y)
     np.testing.assert_allclose(fn.weight, np.eye(3), atol=0.15)
+
+
+@pytest.mark.parametrize("name", CONFIDENCE_NAMES)
+def test_the_label_free_scores_are_those_that_learn_nothing(name: ConfidenceName) -> None:
+    """tbal.config.LABEL_FREE_SCORES (what the stratum's draw and the D_cal split read from the
+    configuration) names exactly the confidence functions whose fitting uses no label."""
+    function = make_confidence(ConfidenceConfig(name=name), 3)
+    assert function.learns_from_labels == (name not in LABEL_FREE_SCORES)

@@ -18,6 +18,7 @@ from tbal.config import (
     config_from_dict,
     config_to_dict,
     preset,
+    targeted_count,
     with_overrides,
 )
 
@@ -43,7 +44,7 @@ def test_planned_rounds_counts_the_seed_round() -> None:
 def test_a_presets_stratum_follows_a_changed_validation_size() -> None:
     """The presets give the stratum as a share of N_v, so lowering validation_size on a preset (which
     left 800 targeted points of 500 before, an error about a setting the user never set) scales it."""
-    assert preset("mnist-paper").loop.targeted_count == 300
+    assert preset("mnist-paper").loop.targeted_count == 450
     assert preset("text-paper").loop.targeted_count == 800
     smaller = with_overrides(preset("text-paper"), {"loop.validation_size": 500})
     assert smaller.loop.targeted_count == 250
@@ -52,12 +53,28 @@ def test_a_presets_stratum_follows_a_changed_validation_size() -> None:
     assert one_round.loop.planned_rounds == 1 and one_round.loop.targeted_count == 0
 
 
+@pytest.mark.parametrize(
+    ("confidence", "count"), [("softmax", 450), ("kernel", 450), ("temperature", 350), ("colander", 350)]
+)
+def test_a_confidence_fitted_on_labels_leaves_its_d_cal_outside_the_stratum(
+    confidence: str, count: int
+) -> None:
+    """targeted_count: mnist-paper asks 450 of its 500 validation points inside the stratum; a confidence
+    function fitted on D_cal (ν = 0.3 of N_v, uniform points only) gets 350, so that 150 stay uniform."""
+    model = {"model.uncertainty": "duq"} if confidence == "kernel" else {}
+    config = with_overrides(preset("mnist-paper"), {"confidence.name": confidence, **model})
+    assert targeted_count(config) == count
+    assert targeted_count(with_overrides(config, {"loop.targeted_validation": 0})) == 0
+    assert targeted_count(with_overrides(config, {"loop.targeted_validation": 100})) == 100
+
+
 def test_the_library_default_is_the_presets_stratum() -> None:
     """Runs and projects without a preset draw half of N_v inside the stratum (widening with c = 2), as
-    the presets do: without it a hard case's certificate was often empty (BENCHMARKS.md)."""
+    text-paper does: without it a hard case's certificate was often empty (BENCHMARKS.md)."""
     loop = TBALConfig().loop
     assert (loop.targeted_validation, loop.stratum_share, loop.stratum_error_factor) == (0.5, 0.5, 2.0)
     assert loop.targeted_count == 250  # of the default 500
+    assert targeted_count(with_overrides(TBALConfig(), {"confidence.name": "colander"})) == 250  # ν 0.5
     assert preset("cifar10-paper").loop.targeted_count == 4_000  # a preset without its own: the default
 
 

@@ -154,6 +154,29 @@ def test_a_run_with_a_stratum_draws_its_validation_points_in_two_parts() -> None
     assert result.pool_size == 1200 - 300  # all of N_v leaves the pool, the stratum's points too
 
 
+@pytest.mark.parametrize(("confidence", "uniform"), [("softmax", 30), ("temperature", 150)])
+def test_a_confidence_fitted_on_labels_keeps_its_calibration_points_uniform(
+    confidence: str, uniform: int
+) -> None:
+    """tbal.config.targeted_count: with 0.9 of N_v (300) asked inside the stratum, softmax, which fits
+    nothing, draws 30 uniform points at the start; temperature scaling keeps ν·N_v = 150 of them for its
+    D_cal (the stratum's points are not a sample of the pool), and the stratum draws the other 150."""
+    X, y = blobs_8d()
+    config = _config(
+        **{
+            "thresholds.bound": "valid",
+            "loop.targeted_validation": 0.9,
+            "loop.calibration_fraction": 0.5,
+            "confidence.name": confidence,
+        }
+    )
+    result = run_tbal(make_dataset(X, y), config, seed=1)
+    rounds = result.rounds
+    assert rounds[0].human_validation_labels == uniform
+    assert [r.validation_added for r in rounds[:3]] == [0, 0, 300 - uniform]
+    assert result.pool_size == 1200 - 300
+
+
 def _stratum_inputs(confidence_learns: bool) -> tuple[RoundInput, TBALConfig]:
     rng = np.random.default_rng(4)
     config = _config(

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from tbal.config import TBALConfig, preset, with_overrides
+from tbal.config import TBALConfig, preset, targeted_count, with_overrides
 from tbal.errors import TBALInputError
 from tbal.plan import RoundPlan, RunState, delta_share, draw_initial_sets, plan_round, round_seed
 
@@ -54,7 +54,8 @@ def test_a_round_with_the_budget_spent_early_gets_the_final_share() -> None:
     """A project stopped early (label_budget lowered to what was spent, or labels given unasked): its next
     round is the last the budget allows and certifies with the final share; rounds after it only get
     what is left, so the shares still sum to at most δ."""
-    config = preset("mnist-paper")  # N_t 500: the budget is spent at 500 training labels
+    # N_t 500: the budget is spent at 500 training labels; uniform validation points enough to certify
+    config = with_overrides(preset("mnist-paper"), {"loop.targeted_validation": 0.5})
     assert config.thresholds.delta_schedule == "final"
     assert plan_round(RunState(3, 260), config, run_seed=0).delta == 0.0  # budget left: not final yet
     early = plan_round(RunState(3, 500), config, run_seed=0)
@@ -93,9 +94,9 @@ def test_initial_sets_are_disjoint_seeded_and_sorted() -> None:
     config = preset("mnist-paper")
     ids = np.arange(1000, 3000)
     val, seed_set = draw_initial_sets(ids, config, 5)
-    # N_v 500, of which the stratum draws 300 in a later round: the initial draw is the other 200
-    assert config.loop.validation_size - config.loop.targeted_count == 200
-    assert val.size == 200 and seed_set.size == 200
+    # N_v 500, of which the stratum draws 450 in a later round: the initial draw is the other 50
+    assert config.loop.validation_size - config.loop.targeted_count == 50
+    assert val.size == 50 and seed_set.size == 200
     assert np.intersect1d(val, seed_set).size == 0
     assert np.all(np.diff(val) > 0) and np.all(np.diff(seed_set) > 0)
     again = draw_initial_sets(ids, config, 5)
@@ -240,6 +241,7 @@ def _floor_config() -> TBALConfig:
             "loop.batch_size": 50,
             "loop.validation_size": 150,
             "loop.validation_floor": 400,
+            "loop.targeted_validation": 0,  # the floor alone: the stratum's simulation is below
             "query.strategy": "random",
             "thresholds.delta": 0.1,
             "thresholds.epsilon": 0.1,
@@ -325,7 +327,7 @@ def test_the_floor_simulation_sees_top_ups_drawn_where_the_scores_are_high() -> 
 STRATUM_POOL = 3000
 
 
-def _stratum_config() -> TBALConfig:
+def _stratum_config(targeted: int = 200) -> TBALConfig:
     return with_overrides(
         TBALConfig(),
         {
@@ -333,7 +335,7 @@ def _stratum_config() -> TBALConfig:
             "loop.seed_size": 100,
             "loop.batch_size": 25,
             "loop.validation_size": 300,
-            "loop.targeted_validation": 200,
+            "loop.targeted_validation": targeted,
             "loop.stratum_share": 0.5,
             "query.strategy": "random",
             "thresholds.delta": 0.1,
@@ -354,7 +356,7 @@ def _stratum_run_fails(config: TBALConfig, rng: np.random.Generator, broken: boo
     wrong = rng.random(STRATUM_POOL) < A_K[yhat] * (1 - u) ** 2
     score = B_K[yhat] * u
     order = rng.permutation(STRATUM_POOL)
-    n_uniform = loop.validation_size - loop.targeted_count
+    n_uniform = loop.validation_size - targeted_count(config)
     validation = order[:n_uniform]
     pool = order[n_uniform + loop.seed_size :]
     stratum: np.ndarray | None = None  # bool over the population once fixed
@@ -390,17 +392,18 @@ def _stratum_run_fails(config: TBALConfig, rng: np.random.Generator, broken: boo
     return failed, auto / STRATUM_POOL
 
 
-def _stratum_failure_rate(broken: bool, seed: int) -> tuple[float, float]:
-    config, rng = _stratum_config(), np.random.default_rng(seed)
+def _stratum_failure_rate(broken: bool, seed: int, targeted: int = 200) -> tuple[float, float]:
+    config, rng = _stratum_config(targeted), np.random.default_rng(seed)
     runs = [_stratum_run_fails(config, rng, broken) for _ in range(RUNS)]
     return sum(f for f, _ in runs) / RUNS, sum(c for _, c in runs) / RUNS
 
 
-def test_the_stratum_keeps_the_guarantee_by_simulation() -> None:
-    config = _stratum_config()
+@pytest.mark.parametrize("targeted", [200, 270])  # 270: 0.9 of N_v, mnist-paper's share
+def test_the_stratum_keeps_the_guarantee_by_simulation(targeted: int) -> None:
+    config = _stratum_config(targeted)
     assert config.loop.planned_rounds == 3
     delta = config.thresholds.delta
-    rate, coverage = _stratum_failure_rate(broken=False, seed=7)
+    rate, coverage = _stratum_failure_rate(broken=False, seed=7, targeted=targeted)
     assert coverage > 0.05, "the rule should auto-label something, or the check says nothing"
     assert rate <= delta + 3 * math.sqrt(delta * (1 - delta) / RUNS), rate
 
@@ -442,6 +445,27 @@ def test_the_round_before_the_last_planned_one_fixes_the_stratum_once() -> None:
     assert after.split_queries(validation_left=270, pool_left=1000).top_up == 10
     off = with_overrides(config, {"loop.targeted_validation": 0})
     assert all(plan_round(RunState(r, 100), off, run_seed=3).targeted == 0 for r in range(4))
+
+
+def test_a_budget_spent_before_the_stratum_certifies_at_once_or_after_it() -> None:
+    """label_budget lowered mid-run to what was given, before the round that draws the stratum: with
+    mnist-paper's 50 uniform validation points no test could pass (a clean run needs ln 0.045 / ln 0.95 ≈
+    61), so the round fixes the stratum and certifies nothing, and the next gets the final share on the
+    stratum's points; with the library's half of N_v uniform the round certifies at once."""
+    config = preset("mnist-paper")
+    fixing = plan_round(RunState(3, 500), config, run_seed=0)
+    assert (fixing.targeted, fixing.delta, fixing.query_budget) == (450, 0.0, 0)
+    after = plan_round(RunState(4, 500, 0, 0.0, stratum_drawn=True), config, run_seed=0)
+    assert after.targeted == 0 and after.delta == pytest.approx(0.9 * 0.05)
+    half = with_overrides(config, {"loop.targeted_validation": 0.5})
+    at_once = plan_round(RunState(3, 500), half, run_seed=0)
+    assert at_once.targeted == 0 and at_once.delta == pytest.approx(0.9 * 0.05)
+    # top-ups (validation_floor) count among the uniform points
+    topped = plan_round(RunState(3, 500, 20), with_overrides(config, {"loop.label_budget": 520}), run_seed=0)
+    assert topped.targeted == 0 and topped.delta > 0
+    # the papers' rule spends no δ and has nothing to defer
+    paper = with_overrides(config, {"thresholds.bound": "paper"})
+    assert plan_round(RunState(3, 500), paper, run_seed=0).targeted == 0
 
 
 def test_the_stratum_cut_keeps_the_share_or_widens_to_the_expected_error() -> None:

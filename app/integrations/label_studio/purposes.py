@@ -36,6 +36,7 @@ from app.labels import repository as labels_repo
 from app.labels.queue_service import sets_open, undo_open_draw
 from app.projects import repository as projects_repo
 from app.projects.config import project_config
+from tbal.config import targeted_count
 
 PURPOSE_KEY = "tbal_purpose"
 ROLE_OF = {"validation": "validation", "training": "train"}
@@ -99,9 +100,10 @@ def _draw_undoable(session: Session, project: Project) -> bool:
 
 
 def _validation_share(session: Session, project: Project, n_unnamed: int, n_named: int) -> int:
-    loop = project_config(project).loop
+    config = project_config(project)
+    loop = config.loop
     # the stratum's points (tbal.plan) are drawn by a later round, not from the first labels
-    initial = loop.validation_size - loop.targeted_count
+    initial = loop.validation_size - targeted_count(config)
     have = items_repo.count_items(session, project.id, "validation") + n_named
     lacking = max(0, initial - have)
     share = initial / max(1, initial + loop.seed_size)
