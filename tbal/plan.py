@@ -36,24 +36,21 @@ only, as before; not valid over a run).
 The stratum (k > 0, :func:`tbal.config.targeted_count`: ``loop.targeted_validation``, capped for a
 confidence function fitted on labels so that ⌈ν·N_v⌉ stay uniform for its D_cal): k of the N_v validation
 labels are not drawn at the start. The round before the certifying one (the one before the last planned
-round, or the one whose queries spend the rest of N_t, whichever comes first; when N_t was spent before
-either, as when a user lowers ``label_budget`` mid-run, and the uniform validation points are too few for
-any test to pass, the next round, which then certifies nothing: :func:`_stratum_first`) fixes a *stratum*
-R without looking at any label: the pool points left after its auto-labels and queries whose classifier
-gives its predicted class a probability at least the cut that keeps the top ``loop.stratum_share`` q of
-them (:func:`stratum_cut`), and the validation points above the same cut; with
-``loop.stratum_error_factor`` c > 0, q widens to the largest top share whose mean of 1 − p(ŷ), the
-classifier's own expected error, is at most c·ε. (The classifier's probability, not the confidence
-function's score: a confidence function fitted on D_cal would tie R to validation labels.) It draws the k
-validation points uniformly from R's pool points (after any uniform top-up). Every later round certifies
-on the validation points inside R and auto-labels inside R only. Why that is valid without weights: the
-uniform validation points inside R are a uniform sample of R, and the k drawn from the rest of R make the
-union a uniform sample of R again, exchangeable with R's points left to auto-label, so the Clopper–Pearson
-test holds inside R as it does on the whole pool (D_cal, which fits a confidence function on labels, takes
-uniform points only, and a uniform random part of them leaves the rest uniform). Why it helps: the
-certificate's walk starts among the most confident points, where a few unlucky mistakes among a handful of
-validation points end it; R holds several times more validation points there (BENCHMARKS.md, "The stratum
-in the loop").
+round, or the one whose queries spend the rest of N_t, whichever comes first) fixes a *stratum* R without
+looking at any label: the pool points left after its auto-labels and queries whose classifier gives its
+predicted class a probability at least the cut that keeps the top ``loop.stratum_share`` q of them
+(:func:`stratum_cut`), and the validation points above the same cut; with ``loop.stratum_error_factor``
+c > 0, q widens to the largest top share whose mean of 1 − p(ŷ), the classifier's own expected error, is
+at most c·ε. (The classifier's probability, not the confidence function's score: a confidence function
+fitted on D_cal would tie R to validation labels.) It draws the k validation points uniformly from R's
+pool points (after any uniform top-up). Every later round certifies on the validation points inside R and
+auto-labels inside R only. Why that is valid without weights: the uniform validation points inside R are a
+uniform sample of R, and the k drawn from the rest of R make the union a uniform sample of R again,
+exchangeable with R's points left to auto-label, so the Clopper–Pearson test holds inside R as it does on
+the whole pool (D_cal, which fits a confidence function on labels, takes uniform points only, and a
+uniform random part of them leaves the rest uniform). Why it helps: the certificate's walk starts among
+the most confident points, where a few unlucky mistakes among a handful of validation points end it; R
+holds several times more validation points there (BENCHMARKS.md, "The stratum in the loop").
 
 The plan is pure: a function of a :class:`RunState` (counts the caller reads from memory or from the
 database) and the configuration; it never draws the training queries (the round ranks them).
@@ -61,7 +58,6 @@ database) and the configuration; it never draws the training queries (the round 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,17 +163,13 @@ def plan_round(state: RunState, config: TBALConfig, *, run_seed: int) -> RoundPl
     """
     loop = config.loop
     budget_left = loop.label_budget - state.training_labels - state.validation_top_ups
-    delta = _capped_share(state, config, budget_left)
-    fixes = _fixes_stratum(state, config, budget_left)
-    if not fixes and _stratum_first(state, config, budget_left, delta):
-        fixes, delta = True, 0.0
     return RoundPlan(
         round_index=int(state.round_index),
         seed=round_seed(run_seed, int(state.round_index)),
-        delta=delta,
+        delta=_capped_share(state, config, budget_left),
         query_budget=max(0, min(loop.batch_size, budget_left)),
         validation_floor=loop.validation_floor,
-        targeted=targeted_count(config) if fixes else 0,
+        targeted=targeted_count(config) if _fixes_stratum(state, config, budget_left) else 0,
         validation_reserved=0 if state.stratum_drawn else targeted_count(config),
         stratum_share=loop.stratum_share,
         stratum_error=loop.stratum_error_factor * config.thresholds.epsilon,
@@ -193,22 +185,6 @@ def _fixes_stratum(state: RunState, config: TBALConfig, budget_left: int) -> boo
     before_last = state.round_index == config.loop.planned_rounds - 2
     spends_the_rest = 0 < budget_left <= config.loop.batch_size
     return before_last or spends_the_rest
-
-
-def _stratum_first(state: RunState, config: TBALConfig, budget_left: int, delta: float) -> bool:
-    """N_t spent before any round fixed the stratum (``label_budget`` lowered mid-run to what was given),
-    and the validation points drawn uniformly so far are too few for any test at this round's δ_k to
-    pass (fewer than ln δ_k / ln(1 − ε), the points a clean Clopper–Pearson run needs): then this round
-    fixes the stratum and certifies nothing, and the next one, with the budget still spent, certifies on
-    the stratum's points with the final share. With enough uniform points (the library's default keeps
-    half of N_v) the round certifies at once, as a project stopped early expects."""
-    if budget_left > 0 or delta <= 0.0 or state.stratum_drawn:
-        return False
-    targeted = targeted_count(config)
-    if targeted == 0:
-        return False
-    uniform = config.loop.validation_size - targeted + state.validation_top_ups
-    return uniform < math.log(delta) / math.log(1.0 - config.thresholds.epsilon)
 
 
 def delta_share(round_index: int, config: TBALConfig, *, budget_spent: bool = False) -> float:
