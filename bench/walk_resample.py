@@ -43,12 +43,11 @@ from typing import Any
 import numpy as np
 
 import tbal.thresholds as thresholds
-from tbal.config import TBALConfig, ThresholdConfig, with_overrides
+from tbal.config import TBALConfig, ThresholdConfig, config_from_dict, targeted_count, with_overrides
 from tbal.plan import stratum_cut
 from tbal.thresholds import estimate_thresholds
 
 SIMULATED = 40
-EPSILON = 0.05  # the runs' ε (the stratum's widening error is c·ε)
 DEFAULT_VARIANTS = (
     "before:walk_start_share=0.3",
     "now:",
@@ -88,10 +87,10 @@ def run_record(path: Path) -> dict[str, Any] | None:
     return json.loads(record.read_text()) if record.exists() else None
 
 
-def targeted_count(loop: dict[str, Any]) -> int:
-    """The run's k from its recorded ``loop`` settings (a share of N_v is rounded down, as the loop does)."""
-    value = loop["targeted_validation"]
-    return int(value) if isinstance(value, int) else int(value * loop["validation_size"])
+def run_config(path: Path) -> TBALConfig | None:
+    """The configuration the run recorded beside its round, if its JSON is there."""
+    record = run_record(path)
+    return config_from_dict(record["config"]) if record is not None else None
 
 
 def own_draw(path: Path, variant: Variant) -> tuple[float, float]:
@@ -122,20 +121,20 @@ def load_round(path: Path, stratum: tuple[float, float] | None = None) -> Round:
     stratum, are missing from the pool the new stratum is drawn from."""
     z = np.load(path)
     k = int(max(z["th_y"].max(), z["pool_y"].max())) + 1
-    record = run_record(path)
-    targeted = targeted_count(record["config"]["loop"]) if record is not None else 0
+    config = run_config(path)
+    targeted = targeted_count(config) if config is not None else 0  # the run's k, as the loop counts it
     inside, n_th = z["pool_in_stratum"], len(z["th_scores"])
     if stratum is not None:
-        if "stratum_rank" not in z.files or record is None:
+        if "stratum_rank" not in z.files or config is None:
             raise SystemExit(f"{path}: stratum= needs a round captured with the stratum round's ranks")
-        if record["config"]["confidence"]["name"] != "softmax":
+        if config.confidence.name != "softmax":
             # the capture ranks by the round's score, which is the classifier's probability for softmax only
             raise SystemExit(f"{path}: stratum= replays softmax runs only")
         share, factor = stratum
         left = z["stratum_left_rank"]
-        cut = stratum_cut(left, share, factor * EPSILON)
+        cut = stratum_cut(left, share, factor * config.thresholds.epsilon)
         inside = z["stratum_rank"] >= cut
-        uniform = record["config"]["loop"]["validation_size"] - targeted
+        uniform = config.loop.validation_size - targeted
         n_th = targeted + round(uniform * float(np.mean(left >= cut)))
     return Round(
         scores=z["pool_scores"][inside],

@@ -513,9 +513,10 @@ class LoopConfig:
 
     @property
     def targeted_count(self) -> int:
-        """k, the validation points drawn inside the stratum: ``targeted_validation`` itself, or its
-        share of N_v rounded down, leaving at least 2 for the start (0 when the budgets plan fewer than 2
-        rounds: there is no round before the certifying one to draw them)."""
+        """k as the loop settings ask it: ``targeted_validation`` itself, or its share of N_v rounded
+        down, leaving at least 2 for the start (0 when the budgets plan fewer than 2 rounds: there is no
+        round before the certifying one to draw them). What a run draws is :func:`targeted_count`, which
+        also caps it for a confidence function fitted on labels; read that one."""
         value = self.targeted_validation
         if isinstance(value, int):
             return value
