@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from tbal.confidence import make_confidence
-from tbal.config import ConfidenceConfig, ModelConfig, TrainConfig, preset
+from tbal.config import ConfidenceConfig, ModelConfig, TrainConfig, preset, with_overrides
 from tbal.data import prepare_inputs
 from tbal.models import build_model
 from tbal.networks import Classifier
@@ -46,7 +46,8 @@ from tbal.predictions import Predictions, predict
 from tbal.training.self_training import pseudo_label_choice
 from tbal.training.train import one_hot, train_classifier
 
-CONFIG = preset("mnist-paper")
+# mnist-paper as it was when these probes ran (thirteenth session): LeNet-5, ResNet-8 since the sixteenth
+CONFIG = with_overrides(preset("mnist-paper"), {"model.name": "lenet5"})
 SHIFTS = {
     5: [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)],
     9: [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)],

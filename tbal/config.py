@@ -577,24 +577,31 @@ def targeted_count(config: TBALConfig) -> int:
 
 
 def _mnist_paper() -> TBALConfig:
-    """The papers' MNIST budgets (N_t 500 with a seed of 200, 20 a round, N_v 500, ε 0.05) and LeNet-5.
+    """The papers' MNIST budgets (N_t 500 with a seed of 200, 20 a round, N_v 500, ε 0.05); ResNet-8, not the
+    papers' LeNet-5 (``model.name=lenet5`` reproduces them), trained as LeNet-5 was tuned here.
 
-    Chosen once on MNIST seeds 10–15 (never the benchmark's seeds 0–4) with bench/tune_mnist.py; see
-    BENCHMARKS.md. Classifier: inputs standardised, random shifts of up to 2 pixels, lr 0.05, 100 epochs
-    (the reference: raw inputs, lr 0.01, 50 epochs): round-0 accuracy 86% → 93%. ν = 0.3: a round's
-    thresholds need D_th points of each class, and the validation set only shrinks. n₀ = 5 for the paper
-    rule. Colander: residual on the logits, standardised z, weight decay 0.1, 100 epochs (the paper's
-    g over raw z overfits the 150–250 D_cal points: AUROC of correctness 0.69 vs softmax's 0.93).
+    Why ResNet-8 (BENCHMARKS.md, "Issue 11, sixteenth session"): on the harder distorted MNIST case with
+    500 random labels it is 81-83 % accurate against LeNet-5's 74-75 %, and the share of the pool a
+    label-knowing threshold labels at ≤ ε is 62-68 % against 43-44 %; a ResNet-20 (87 %, 80 %) costs
+    another 2.5 times the CPU time. ResNet-8 costs about seven times LeNet-5's on a CPU.
 
-    The stratum (:mod:`tbal.plan`): 450 of the 500 validation points (350 for a confidence function fitted
-    on labels, :func:`targeted_count`) are drawn by the round before the certifying one, inside its
-    classifier's most confident share of the pool left (at least half, widened while the classifier's own
-    expected error stays ≤ 2ε). Chosen on tuning seeds 10-15 of two distorted MNIST cases (BENCHMARKS.md,
-    "The stratum in the loop"): with 300, 60.8 → 63.9 % on the data-hard case, and on a harder one 15.0 →
-    38.2 %, where three of six seeds certified nothing with uniform validation points; clean MNIST seed 10
-    94.7 → 94.4 %. 450 instead of 300: the harder case's mean over validation draws 33.2 → 35.4 % (seeds
-    10-15), 30.8 → 33.1 % (fresh seeds 20-23), ties on the others (BENCHMARKS.md, "Issue 11, fifteenth
-    session").
+    LeNet-5's training was chosen once on MNIST seeds 10–15 (never the benchmark's seeds 0–4) with
+    bench/tune_mnist.py; see BENCHMARKS.md. Classifier: inputs standardised, random shifts of up to 2
+    pixels, lr 0.05, 100 epochs (the reference: raw inputs, lr 0.01, 50 epochs): LeNet-5's round-0
+    accuracy 86% → 93%. ν = 0.3: a round's thresholds need D_th points of each class, and the validation
+    set only shrinks. n₀ = 5 for the paper rule. Colander: residual on the logits, standardised z, weight
+    decay 0.1, 100 epochs (the paper's g over raw z overfits the 150–250 D_cal points: AUROC of
+    correctness 0.69 vs softmax's 0.93).
+
+    The stratum (:mod:`tbal.plan`): 450 of the 500 validation points (350 for a confidence function fitted on
+    labels, :func:`targeted_count`) are drawn by the round before the certifying one, inside its classifier's
+    most confident share of the pool left (at least half, widened while the classifier's own expected error
+    stays ≤ 3ε; 2ε with LeNet-5 until the sixteenth session). Chosen on tuning seeds 10-15 of two distorted
+    MNIST cases (BENCHMARKS.md, "The stratum in the loop"): with 300, 60.8 → 63.9 % on the data-hard case, and
+    on a harder one 15.0 → 38.2 %, where three of six seeds certified nothing with uniform validation points;
+    clean MNIST seed 10 94.7 → 94.4 %. 450 instead of 300: the harder case's mean over validation draws 33.2 →
+    35.4 % (seeds 10-15), 30.8 → 33.1 % (fresh seeds 20-23), ties on the others (BENCHMARKS.md, "Issue 11,
+    fifteenth session").
     """
     return TBALConfig(
         loop=LoopConfig(
@@ -608,9 +615,12 @@ def _mnist_paper() -> TBALConfig:
             # points, too few for a round before the stratum under another δ schedule or the papers' rule
             targeted_validation=0.9,
             stratum_share=0.5,
-            stratum_error_factor=2.0,
+            # 3, not the library's 2: ResNet-8's better classifier certifies past a stratum widened to 2ε
+            # (harder images, tuning seeds 11-13, over 300 validation draws: 56.5 → 63.7 %; 4: 65.0 %)
+            stratum_error_factor=3.0,
         ),
-        model=ModelConfig(name="lenet5"),
+        # ResNet-8: three stages of one basic block (see the docstring)
+        model=ModelConfig(name="resnet", resnet_blocks=1),
         train=TrainConfig(
             epochs=100,
             batch_size=32,
