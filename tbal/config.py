@@ -583,7 +583,7 @@ def _mnist_paper() -> TBALConfig:
     Why ResNet-8 (BENCHMARKS.md, "Issue 11, sixteenth session"): on the harder distorted MNIST case with
     500 random labels it is 81-83 % accurate against LeNet-5's 74-75 %, and the share of the pool a
     label-knowing threshold labels at ≤ ε is 62-68 % against 43-44 %; a ResNet-20 (87 %, 80 %) costs
-    another 2.5 times the CPU time. ResNet-8 costs about seven times LeNet-5's on a CPU.
+    another 2.5 times the CPU time. A whole ResNet-8 run costs about five times LeNet-5's on a CPU.
 
     LeNet-5's training was chosen once on MNIST seeds 10–15 (never the benchmark's seeds 0–4) with
     bench/tune_mnist.py; see BENCHMARKS.md. Classifier: inputs standardised, random shifts of up to 2
