@@ -159,8 +159,8 @@ class ProjectSettings(BaseModel):
         default=None,
         allow_inf_nan=False,
         description="c ≥ 0: the stratum widens past stratum_share to the largest top share whose mean of "
-        "1 - p (the classifier's own expected error, no label used) stays at most c·epsilon (default 2, mnist-paper 3); "
-        "0 keeps stratum_share",
+        "1 - p (the classifier's own expected error, no label used) stays at most c·epsilon (default 2, "
+        "mnist-paper 3); 0 keeps stratum_share",
     )
     colander: dict[ShortName, Annotated[float, Field(allow_inf_nan=False, le=1e6)]] | None = None
     method_params: dict[ShortName, MethodParam] | None = Field(
