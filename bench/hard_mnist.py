@@ -101,7 +101,8 @@ def accuracy(data: Path, labels: list[int], seeds: list[int], *, parts: bool = F
     X, _ = prepare_inputs(archive["X"])
     y = archive["y"].astype(np.int64)
     configs = training_parts() if parts else {"mnist-paper": preset("mnist-paper").train}
-    model_config = dataclasses.replace(preset("mnist-paper").model, name="lenet5")  # ResNet-8 since s16
+    # LeNet-5, mnist-paper's network when these probes ran (ResNet-8 since the sixteenth session)
+    model_config = dataclasses.replace(preset("mnist-paper").model, name="lenet5")
     for n in labels:
         for seed in seeds:
             rng = np.random.default_rng(seed)

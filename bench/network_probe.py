@@ -8,7 +8,7 @@ classifier). No active queries, no self-training: a quick comparison of networks
 
 Usage: .venv/bin/python bench/network_probe.py --data /tmp/harder_mnist.npz --network resnet:1
        --seeds 10,11,12 [--labels 500]
-``--network`` is lenet5, resnet:B (B basic blocks a stage: 1 is ResNet-8, 3 ResNet-20) or cnn.
+``--network`` is lenet5 or resnet:B (B basic blocks a stage: 1 is ResNet-8, 3 ResNet-20).
 """
 
 from __future__ import annotations
