@@ -7,8 +7,9 @@ labels at ≤ 5 % and ≤ 2 % error (most confident first; the ceiling of any ce
 classifier). No active queries, no self-training: a quick comparison of networks, not a run.
 
 Usage: .venv/bin/python bench/network_probe.py --data /tmp/harder_mnist.npz --network resnet:1
-       --seeds 10,11,12 [--labels 500]
-``--network`` is lenet5 or resnet:B (B basic blocks a stage: 1 is ResNet-8, 3 ResNet-20).
+       --seeds 10,11,12 [--labels 500] [--set train.epochs=50 ...]
+``--network`` is lenet5 or resnet:B (B basic blocks a stage: 1 is ResNet-8, 3 ResNet-20); ``--set`` changes
+a field of the preset's configuration (a cheaper training, say), as ``tbal run --set`` does.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ def label_knowing_coverage(probs: np.ndarray, y: np.ndarray, epsilon: float) -> 
     return float(passing.max() + 1) / y.size if passing.size else 0.0
 
 
-def probe(data: Path, network: str, seeds: list[int], labels: int) -> None:
+def probe(data: Path, network: str, seeds: list[int], labels: int, changes: dict[str, str]) -> None:
     archive = np.load(data)
     X, _ = prepare_inputs(archive["X"])
     y = archive["y"].astype(np.int64)
     name, _, blocks = network.partition(":")
-    overrides = {"model.name": name, "model.resnet_blocks": int(blocks or 1)}
+    overrides: dict[str, object] = {"model.name": name, "model.resnet_blocks": int(blocks or 1), **changes}
     config = with_overrides(preset("mnist-paper"), overrides)
     for seed in seeds:
         order = np.random.default_rng(seed).permutation(len(y))
@@ -66,9 +67,11 @@ def main() -> None:
     parser.add_argument("--network", default="resnet:1")
     parser.add_argument("--seeds", default="10,11,12")
     parser.add_argument("--labels", type=int, default=500)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    probe(args.data, args.network, [int(s) for s in args.seeds.split(",")], args.labels)
+    changes = dict(item.split("=", 1) for item in args.set)
+    probe(args.data, args.network, [int(s) for s in args.seeds.split(",")], args.labels, changes)
 
 
 if __name__ == "__main__":
