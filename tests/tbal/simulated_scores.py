@@ -16,6 +16,15 @@ A_K = np.array([0.2, 0.4, 0.6, 0.8])
 B_K = np.array([1.0, 0.9, 0.8, 0.7])
 
 
+def draw_population(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` points of the population: (predicted class, wrong, score), drawn in that order (class, u,
+    mistake), so that a seeded simulation draws the same points wherever it calls this."""
+    yhat = rng.integers(0, len(A_K), n)
+    u = rng.random(n)
+    wrong = rng.random(n) < A_K[yhat] * (1 - u) ** 2
+    return yhat, wrong, B_K[yhat] * u
+
+
 def true_errors(thresholds: np.ndarray) -> tuple[float, np.ndarray]:
     """The pooled true error and each class's true error of the region above ``thresholds`` (K,)."""
     q = np.clip(np.where(np.isfinite(thresholds), thresholds / B_K, 1.0), 0.0, 1.0)

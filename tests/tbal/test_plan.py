@@ -167,7 +167,7 @@ def _family_wise_failure_rate(config: TBALConfig, seed: int, n: int = 300) -> tu
     """Share of simulated runs in which some round's auto-labels have true error > ε, and the mean
     coverage per round (to show the rule auto-labels something)."""
     from tbal.thresholds import estimate_thresholds
-    from tests.tbal.simulated_scores import A_K, B_K, true_errors
+    from tests.tbal.simulated_scores import A_K, B_K, draw_population, true_errors
 
     rng = np.random.default_rng(seed)
     th = config.thresholds
@@ -179,10 +179,8 @@ def _family_wise_failure_rate(config: TBALConfig, seed: int, n: int = 300) -> tu
         for r in range(RUN_ROUNDS):
             plan = plan_round(RunState(r, 0, 0, min(spent, 1.0)), config, run_seed=0)
             spent += plan.delta
-            yhat = rng.integers(0, k, n)
-            u = rng.random(n)
-            wrong = rng.random(n) < A_K[yhat] * (1 - u) ** 2
-            result = estimate_thresholds(B_K[yhat] * u, yhat, ~wrong, k, th, delta=plan.delta)
+            yhat, wrong, score = draw_population(rng, n)
+            result = estimate_thresholds(score, yhat, ~wrong, k, th, delta=plan.delta)
             pooled, per_class = true_errors(result.thresholds)
             failed |= bool((pooled if th.guarantee == "pooled" else per_class.max()) > th.epsilon)
             q = np.clip(np.where(np.isfinite(result.thresholds), result.thresholds / B_K, 1.0), 0.0, 1.0)
@@ -254,13 +252,10 @@ def _floor_run_fails(
     """One simulated run: whether some round's auto-labels were more than ε wrong, and its coverage.
     ``biased_top_ups`` draws top-ups from the upper half of the scores instead (a broken floor)."""
     from tbal.thresholds import estimate_thresholds
-    from tests.tbal.simulated_scores import A_K, B_K
+    from tests.tbal.simulated_scores import A_K, draw_population
 
     k, loop, th = len(A_K), config.loop, config.thresholds
-    yhat = rng.integers(0, k, FLOOR_POOL)
-    u = rng.random(FLOOR_POOL)
-    wrong = rng.random(FLOOR_POOL) < A_K[yhat] * (1 - u) ** 2
-    score = B_K[yhat] * u
+    yhat, wrong, score = draw_population(rng, FLOOR_POOL)
     order = rng.permutation(FLOOR_POOL)
     validation = list(order[: loop.validation_size])
     pool = order[loop.validation_size + loop.seed_size :]
@@ -348,13 +343,10 @@ def _stratum_run_fails(config: TBALConfig, rng: np.random.Generator, broken: boo
     """One simulated run: whether some round's auto-labels were more than ε wrong, and its coverage."""
     from tbal.plan import draw_targeted, stratum_cut
     from tbal.thresholds import estimate_thresholds
-    from tests.tbal.simulated_scores import A_K, B_K
+    from tests.tbal.simulated_scores import A_K, draw_population
 
     k, loop, th = len(A_K), config.loop, config.thresholds
-    yhat = rng.integers(0, k, STRATUM_POOL)
-    u = rng.random(STRATUM_POOL)
-    wrong = rng.random(STRATUM_POOL) < A_K[yhat] * (1 - u) ** 2
-    score = B_K[yhat] * u
+    yhat, wrong, score = draw_population(rng, STRATUM_POOL)
     order = rng.permutation(STRATUM_POOL)
     n_uniform = loop.validation_size - targeted_count(config)
     validation = order[:n_uniform]
@@ -396,12 +388,11 @@ def _stratum_run_fails(config: TBALConfig, rng: np.random.Generator, broken: boo
 def _simulated_stratum_share(config: TBALConfig) -> float:
     """The share of a fresh simulated pool that the stratum's cut keeps with the config's widening."""
     from tbal.plan import stratum_cut
-    from tests.tbal.simulated_scores import B_K
+    from tests.tbal.simulated_scores import draw_population
 
-    rng = np.random.default_rng(0)
-    score = B_K[rng.integers(0, len(B_K), STRATUM_POOL)] * rng.random(STRATUM_POOL)
-    error = config.loop.stratum_error_factor * config.thresholds.epsilon
-    return float((score >= stratum_cut(score, config.loop.stratum_share, error)).mean())
+    _, _, score = draw_population(np.random.default_rng(0), STRATUM_POOL)
+    plan = plan_round(RunState(0, 0), config, run_seed=0)
+    return float((score >= stratum_cut(score, plan.stratum_share, plan.stratum_error)).mean())
 
 
 def _stratum_failure_rate(

@@ -13,7 +13,7 @@ from scipy.stats import beta
 from tbal.config import BoundName, GuaranteeName, ThresholdConfig
 from tbal.errors import TBALInputError
 from tbal.thresholds import ThresholdResult, auto_label_mask, estimate_thresholds
-from tests.tbal.simulated_scores import A_K, B_K, true_errors
+from tests.tbal.simulated_scores import A_K, B_K, draw_population, true_errors
 
 INF = math.inf
 
@@ -400,10 +400,8 @@ def violation_rates(cfg: ThresholdConfig, n: int, seed: int) -> tuple[float, flo
     pooled_bad = class_bad = 0
     coverage = 0.0
     for _ in range(DRAWS):
-        yhat = rng.integers(0, k, n)
-        u = rng.random(n)
-        wrong = rng.random(n) < A_K[yhat] * (1 - u) ** 2
-        r = estimate_thresholds(B_K[yhat] * u, yhat, ~wrong, k, cfg)
+        yhat, wrong, score = draw_population(rng, n)
+        r = estimate_thresholds(score, yhat, ~wrong, k, cfg)
         pooled, per_class = true_errors(r.thresholds)
         pooled_bad += pooled > cfg.epsilon
         class_bad += bool((per_class > cfg.epsilon).any())
