@@ -526,13 +526,11 @@ def dataset_violation_rate(cfg: ThresholdConfig, n_th: int, n_pool: int, humans:
     bad = 0
     coverage = 0.0
     for _ in range(DRAWS):
-        yhat, u = rng.integers(0, k, n_th), rng.random(n_th)
-        wrong = rng.random(n_th) < A_K[yhat] * (1 - u) ** 2
-        p_hat, p_u = rng.integers(0, k, n_pool), rng.random(n_pool)
-        p_wrong = rng.random(n_pool) < A_K[p_hat] * (1 - p_u) ** 2
-        context = DatasetContext(pool_scores=B_K[p_hat] * p_u, pool_predicted=p_hat, human_labels=humans)
-        r = estimate_thresholds(B_K[yhat] * u, yhat, ~wrong, k, cfg, dataset=context)
-        auto = B_K[p_hat] * p_u >= r.thresholds[p_hat]
+        yhat, wrong, score = draw_population(rng, n_th)
+        p_hat, p_wrong, p_score = draw_population(rng, n_pool)
+        context = DatasetContext(pool_scores=p_score, pool_predicted=p_hat, human_labels=humans)
+        r = estimate_thresholds(score, yhat, ~wrong, k, cfg, dataset=context)
+        auto = p_score >= r.thresholds[p_hat]
         bad += (p_wrong & auto).sum() / (humans + auto.sum()) > cfg.epsilon
         coverage += auto.mean()
     return bad / DRAWS, coverage / DRAWS
