@@ -167,6 +167,11 @@ class TrainConfig:
     # What a pseudo-label is: "hard", the first classifier's predicted class (one-hot); "soft", its whole
     # softmax, which the second classifier then fits as a distribution (distillation, Hinton et al. 2015).
     pseudo_label_targets: PseudoTargetName = "hard"
+    # Warm starts (tbal.loop, "Lean rounds"): a round that cannot auto-label (δ_k = 0 under a certifying
+    # bound: its classifier only ranks the queries and fixes the stratum) continues the previous round's
+    # classifier for this many epochs instead of training a fresh one for ``epochs``; 0 = off, every round
+    # trains a fresh classifier (the papers'). Plain classifiers only (DUQ and SNGP train fresh).
+    warm_start_epochs: int = 0
     # Hyperparameters of the train-time methods (tbal.training); each is read only by its method.
     label_smoothing: float = 0.1  # label_smoothing: ε of t ← (1 − ε)·t + ε/K (Szegedy et al. 2016)
     mixup_alpha: float = 0.2  # mixup, saliency_mixup: λ ~ Beta(α, α) (Zhang et al. 2018: 0.1–0.4)
@@ -189,6 +194,7 @@ class TrainConfig:
         _check_positive_int("train.pseudo_label_epochs", self.pseudo_label_epochs)
         _check_positive_int("train.pseudo_label_limit", self.pseudo_label_limit)
         _check_choice("train.pseudo_label_targets", self.pseudo_label_targets, ("hard", "soft"))
+        _check_count("train.warm_start_epochs", self.warm_start_epochs)
         _check_range("train.label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
         _check_range("train.mixup_alpha", self.mixup_alpha, 0.0, float("inf"), low_open=True)
         _check_range("train.cutmix_alpha", self.cutmix_alpha, 0.0, float("inf"), low_open=True)
@@ -264,9 +270,8 @@ def _check_network_training(train: TrainConfig) -> None:
         _check_range("train.lr", train.lr, 0.0, float("inf"), low_open=True)
     if train.weight_decay is not None:
         _check_range("train.weight_decay", train.weight_decay, 0.0, float("inf"))
-    shift = train.augment_shift
-    if shift is not None and (isinstance(shift, bool) or not isinstance(shift, int) or shift < 0):
-        raise ConfigError(f"train.augment_shift must be an integer ≥ 0, got {shift!r}")
+    if train.augment_shift is not None:
+        _check_count("train.augment_shift", train.augment_shift)
     if train.pseudo_label_share is not None:
         _check_range("train.pseudo_label_share", train.pseudo_label_share, 0.0, 1.0)
 
@@ -482,8 +487,7 @@ class LoopConfig:
             _check_positive_int("loop.max_rounds", self.max_rounds)
         if self.pool_size is not None:
             _check_positive_int("loop.pool_size", self.pool_size)
-        if not isinstance(self.validation_floor, int) or self.validation_floor < 0:
-            raise ConfigError(f"loop.validation_floor must be an integer ≥ 0, got {self.validation_floor!r}")
+        _check_count("loop.validation_floor", self.validation_floor)
         self._check_targeted()
 
     def _check_targeted(self) -> None:
@@ -818,6 +822,11 @@ def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
 def _check_positive_int(name: str, value: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_count(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{name} must be an integer ≥ 0, got {value!r}")
 
 
 def _check_range(

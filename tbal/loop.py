@@ -36,6 +36,7 @@ from tbal.plan import (
     draw_initial_sets,
     draw_targeted,
     draw_top_up,
+    may_auto_label,
     plan_round,
     stratum_cut,
 )
@@ -44,7 +45,8 @@ from tbal.query import select_queries
 from tbal.thresholds import DatasetContext, ThresholdResult, auto_label_mask, estimate_thresholds
 from tbal.training.aum import AUMRecorder
 from tbal.training.self_training import pseudo_label_choice
-from tbal.training.train import one_hot
+from tbal.training.train import one_hot, train_classifier
+from tbal.training.warm_start import continue_from, warm_start_applies
 from tbal.uncertainty import train_uncertainty_model
 
 ProgressCallback = Callable[[str, float], None]
@@ -73,6 +75,8 @@ class RoundInput:
     as it is).
     stratum: the stratum an earlier round fixed (:class:`Stratum`); the round then certifies and
     auto-labels inside it only. None: the whole pool.
+    warm_start: the previous round's classifier, which a round that cannot auto-label continues with
+    ``train.warm_start_epochs`` > 0 (:mod:`tbal.training.warm_start`); None: the round trains a fresh one.
     """
 
     X_train: np.ndarray
@@ -88,6 +92,7 @@ class RoundInput:
     record_aum: bool = False
     labeled_so_far: LabeledSoFar | None = None
     stratum: Stratum | None = None
+    warm_start: Classifier | None = None
 
 
 @dataclass(frozen=True)
@@ -164,8 +169,10 @@ def run_round(
     device = resolve_device(config.train.device)
 
     with _timed(timings, "train"):
-        self_train = _self_trains(config, plan, network_name(config.model, inputs.X_train.shape[1:]))
-        trained = _train(inputs, config, seed, device, report, self_train=self_train)
+        may_label = may_auto_label(plan, config)
+        self_train = may_label and _self_trains(config, network_name(config.model, inputs.X_train.shape[1:]))
+        warm = inputs.warm_start if warm_start_applies(config, may_label, inputs.warm_start) else None
+        trained = _train(inputs, config, seed, device, report, self_train=self_train, warm=warm)
     model, pool_preds = trained.model, trained.pool_preds
 
     cert = _certify(inputs, config, plan, trained, rng, timings, report)
@@ -336,26 +343,47 @@ def _train(
     report: ProgressCallback,
     *,
     self_train: bool = False,
+    warm: Classifier | None = None,
 ) -> _Trained:
-    """Train a fresh classifier on the human training labels (and, with ``self_train``, a second one on
-    its pseudo-labels beside them: :func:`_self_trained`) and predict the validation set and pool."""
+    """Train a fresh classifier on the human training labels, or continue ``warm`` on them for
+    ``train.warm_start_epochs`` epochs (:mod:`tbal.training.warm_start`); with ``self_train``, a second one
+    on its pseudo-labels beside them (:func:`_self_trained`); then predict the validation set and pool."""
     report("train", 0.0)
     model = build_model(config.model, tuple(inputs.X_train.shape[1:]), inputs.num_classes)
     recorder = _aum_recorder(inputs) if inputs.record_aum else None
     fraction = 0.5 if self_train else 1.0
-    # uncertainty-aware models need their own training (DUQ's loss, SNGP's covariance); plain ones go
-    # straight to train_classifier
-    train_uncertainty_model(
-        model,
-        inputs.X_train,
-        inputs.targets_train,
-        config.train,
-        config.model,
-        seed=seed,
-        device=device,
-        progress=lambda f: report("train", fraction * f),
-        epoch_hooks=[recorder] if recorder is not None else (),
-    )
+    hooks = [recorder] if recorder is not None else []
+
+    def progress(done: float) -> None:
+        report("train", fraction * done)
+
+    if warm is not None and continue_from(model, warm):
+        continued = dataclasses.replace(config.train, epochs=config.train.warm_start_epochs)
+        train_classifier(
+            model,
+            inputs.X_train,
+            inputs.targets_train,
+            continued,
+            seed=seed,
+            device=device,
+            progress=progress,
+            reinitialize=False,
+            epoch_hooks=hooks,
+        )
+    else:
+        # uncertainty-aware models need their own training (DUQ's loss, SNGP's covariance); plain ones go
+        # straight to train_classifier
+        train_uncertainty_model(
+            model,
+            inputs.X_train,
+            inputs.targets_train,
+            config.train,
+            config.model,
+            seed=seed,
+            device=device,
+            progress=progress,
+            epoch_hooks=hooks,
+        )
     # the human labels' AUM and predicted classes are the first classifier's, which saw only them
     train_predicted = predict(model, inputs.X_train, device=device).predicted if recorder else None
     if self_train:
@@ -372,18 +400,17 @@ def _train(
     )
 
 
-def _self_trains(config: TBALConfig, plan: RoundPlan, network: str) -> bool:
-    """Self-training costs a second training, so only the rounds that may auto-label pay it (under the
-    ``final`` δ schedule, the last planned round and those past it). And only for confidence functions
+def _self_trains(config: TBALConfig, network: str) -> bool:
+    """Self-training costs a second training, so only the rounds that may auto-label pay it (the caller
+    asks :func:`tbal.plan.may_auto_label` first). And only for confidence functions
     that read the classifier's scores as they are (softmax, temperature): a confidence function learned on
     D_cal (Colander, the binning calibrators) has to tell right from wrong on points whose pseudo-labels
     the second classifier was fitted to, mistakes included. Measured with Colander on the data-hard image
     case (tuning seeds 10-12): 42.5 / 42.1 / 0 % against 49.5 / 33.3 / 38.9 % without (BENCHMARKS.md,
     "Issue 11, eighth session")."""
-    may_label = plan.delta > 0 or config.thresholds.bound == "paper"
     scores_as_they_are = config.confidence.name in COMPARABLE_SCORES
     share = config.train.for_network(network).pseudo_label_share
-    return share > 0 and may_label and scores_as_they_are
+    return share > 0 and scores_as_they_are
 
 
 def _self_trained(
@@ -843,6 +870,7 @@ def _oracle_round_input(
             mistakes_bound=run.mistakes_bound,
         ),
         stratum=sets.round_stratum(pool_rows),
+        warm_start=run.classifier,
     )
 
 
@@ -857,6 +885,7 @@ class _RunTotals:
     targeted: int = 0  # validation labels drawn inside the stratum (out of N_v)
     targeted_this_round: int = 0
     mistakes_bound: float = 0.0  # Σ certified mistake bounds of the auto-labels (dataset guarantee)
+    classifier: Classifier | None = None  # the last round's, which a lean round may continue
 
     def validation_labels(self, config: TBALConfig) -> int:
         """Validation labels the humans gave so far: N_v less what the stratum has not drawn yet, and
@@ -872,6 +901,7 @@ class _RunTotals:
         self.topped_up += topped_up
         self.targeted += targeted
         self.targeted_this_round = targeted
+        self.classifier = out.model
         if index.size and np.isfinite(out.thresholds.auto_mistakes_bound):
             self.mistakes_bound += out.thresholds.auto_mistakes_bound
 

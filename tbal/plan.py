@@ -176,6 +176,13 @@ def plan_round(state: RunState, config: TBALConfig, *, run_seed: int) -> RoundPl
     )
 
 
+def may_auto_label(plan: RoundPlan, config: TBALConfig) -> bool:
+    """Whether a round under ``plan`` can auto-label anything: δ_k > 0, or the paper rule (which spends no
+    δ). Under the ``final`` schedule only the last planned round and those past it can; the others only
+    rank queries (and one fixes the stratum), which is what self-training and warm starts go by."""
+    return plan.delta > 0 or config.thresholds.bound == "paper"
+
+
 def _fixes_stratum(state: RunState, config: TBALConfig, budget_left: int) -> bool:
     """Whether this round fixes the stratum: none was fixed yet, and the next round is the certifying
     one (the last planned round, or the first with no label of N_t left: this round's queries spend the

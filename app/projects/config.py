@@ -51,6 +51,7 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "weight_decay": ("train", "weight_decay"),
     "standardize_inputs": ("train", "standardize_inputs"),
     "augment_shift": ("train", "augment_shift"),
+    "warm_start_epochs": ("train", "warm_start_epochs"),
     "confidence": ("confidence", "name"),
     "query_strategy": ("query", "strategy"),
     "label_budget": ("loop", "label_budget"),

@@ -118,6 +118,13 @@ class ProjectSettings(BaseModel):
         description="images: random shifts of up to this many pixels while training (0: none; unset: the "
         "preset's, else by network: 2 pixels of a 28-pixel side for LeNet-5, at least 1, 0 otherwise)",
     )
+    warm_start_epochs: int | None = Field(
+        default=None,
+        le=100_000,
+        description="rounds that cannot auto-label (before the certifying one under the final δ schedule) "
+        "continue the previous round's classifier for this many epochs instead of training a fresh one "
+        "(0: off, every round trains a fresh classifier; unset: the preset's)",
+    )
     confidence: ShortName | None = None
     query_strategy: ShortName | None = None
     label_budget: int | None = Field(default=None, le=BIG)

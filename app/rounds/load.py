@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import logging
+import pickle
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,8 +28,11 @@ from app.settings import Settings
 from tbal.config import TBALConfig
 from tbal.errors import TBALInputError
 from tbal.loop import LabeledSoFar, Stratum
-from tbal.plan import RoundPlan
+from tbal.models import Classifier
+from tbal.plan import RoundPlan, may_auto_label
 from tbal.reports import RoundReport, RoundReportError
+
+logger = logging.getLogger(__name__)
 
 LABEL_REVIEW_FRACTION = 0.05
 """Default share of the training labels, lowest AUM first, listed for review (project setting
@@ -68,6 +74,9 @@ class LoadedRound:
     stratum: Stratum | None = None
     """The stratum an earlier round fixed, as flags over this round's pool and validation items (None: no
     round fixed one); the round then certifies and auto-labels inside it only."""
+    warm_start: Classifier | None = None
+    """The last succeeded round's classifier, which this round continues (train.warm_start_epochs > 0 and a
+    round that cannot auto-label: tbal.training.warm_start); None: the round trains a fresh one."""
     inputs: dict[str, str] = field(default_factory=dict)
     """Issue 13 hook: how the stored features were made (``{"encoder": spec}`` for text projects), recorded
     in the round's metrics beside its model version (app.items.raw.round_record)."""
@@ -124,8 +133,35 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
             stratum=_stratum(session, project.id, pool_ids, val_ids),
             inputs=raw_items.round_record(project.settings, project.data_kind),  # issue 13 hook
         )
+        previous = _warm_start_artifact(session, project.id, loaded.plan, config)
         session.commit()
+    loaded.warm_start = _previous_classifier(previous)
     return loaded
+
+
+def _warm_start_artifact(
+    session: Session, project_id: int, plan: RoundPlan, config: TBALConfig
+) -> Path | None:
+    """The artifact of the last succeeded round when this round would continue its classifier (warm starts
+    on and a round that cannot auto-label), else None."""
+    if config.train.warm_start_epochs == 0 or may_auto_label(plan, config):
+        return None
+    last = rounds_repo.last_succeeded(session, project_id)
+    return Path(last.artifact_path) if last is not None and last.artifact_path else None
+
+
+def _previous_classifier(path: Path | None) -> Classifier | None:
+    """The classifier saved at ``path``; None where there is none or it cannot be read (the round then
+    trains a fresh classifier, as without warm starts: slower, never wrong)."""
+    if path is None or not path.is_file():
+        return None
+    from tbal.artifacts import load_artifacts
+
+    try:
+        return load_artifacts(path).model
+    except (OSError, ValueError, RuntimeError, KeyError, pickle.UnpicklingError) as exc:
+        logger.warning("warm start: cannot read %s (%s); training a fresh classifier", path, exc)
+        return None
 
 
 def _labeled_rows(

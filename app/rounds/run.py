@@ -98,6 +98,7 @@ def _run_claimed(
             human_val=loaded.val_human,
             record_aum=True,
             stratum=loaded.stratum,
+            warm_start=loaded.warm_start,
         ),
         loaded.config,
         progress=tracker.report,

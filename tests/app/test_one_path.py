@@ -268,3 +268,39 @@ def test_the_service_fixes_and_uses_the_stratum_as_run_tbal_does(
     assert set(targeted) <= set(service[2]["top_up"]), "the targeted items are queued as validation items"
     inside = set(members)
     assert service[3]["auto"] and set(service[3]["auto"]) <= inside, "round 3 certifies inside the stratum"
+
+
+def test_warm_starts_continue_the_saved_classifier_as_run_tbal_continues_its_own(
+    api: Api,
+    make_project: MakeProject,
+    session_factory: sessionmaker[Session],
+    one_thread: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``warm_start_epochs`` under the ``final`` schedule: rounds 1 and 2 certify nothing, so each continues
+    the classifier its predecessor saved (round 0 and the certifying round 3 train fresh ones); the library
+    carries its classifier in memory. The queries the warm classifiers rank, and so every later round, are
+    the library's only if the service continued exactly the saved weights."""
+    case = CASES["digits"]
+    warm = {"delta_schedule": "final", "warm_start_epochs": 2}
+    case = Case(case.file, case.rows, case.project, {**case.settings, **warm})
+    X, y = case.load()
+    pid = _upload(api, make_project, case, X, y)
+    continued: list[bool] = []
+    load = app.rounds.run.load_round
+
+    def spy(round_id: int, factory: sessionmaker[Session], settings: Settings) -> LoadedRound:
+        loaded = load(round_id, factory, settings)
+        continued.append(loaded.warm_start is not None)
+        return loaded
+
+    monkeypatch.setattr(app.rounds.run, "load_round", spy)
+    run_until_budget_spent(api, pid)
+    service = service_rounds(session_factory, pid)
+    config = runtime_config(api.get(f"/api/v1/projects/{pid}").json()["settings"], api.settings)
+    library = library_rounds(run_tbal(make_dataset(X, y), config, seed=RUN_SEED))
+
+    assert config.train.warm_start_epochs == 2 and config.thresholds.delta_schedule == "final"
+    assert continued == [False, True, True, False]
+    assert service[3]["auto"], "the certifying round auto-labels"
+    assert_same_rounds(service, library, config, RUN_SEED)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tbal.config import TBALConfig, with_overrides
+
 
 def blobs_8d(n: int = 1200, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """k Gaussian blobs in 8 dimensions (centres of sd 3, unit noise), float32 inputs and int labels."""
@@ -14,6 +16,21 @@ def blobs_8d(n: int = 1200, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.n
     y = rng.integers(0, k, size=n)
     X = centers[y] + rng.normal(size=(n, 8))
     return X.astype(np.float32), y
+
+
+def three_round_mlp(**overrides: object) -> TBALConfig:
+    """A small MLP (one hidden layer of 16) with budgets for three planned rounds (a seed of 60 and two
+    batches of 20 of a budget of 100; 200 validation points), for runs on :func:`blobs_8d`, with
+    ``overrides`` (``with_overrides`` fields)."""
+    base: dict[str, object] = {
+        "model.name": "mlp",
+        "model.hidden": "16",
+        "loop.label_budget": 100,
+        "loop.seed_size": 60,
+        "loop.batch_size": 20,
+        "loop.validation_size": 200,
+    }
+    return with_overrides(TBALConfig(), {**base, **overrides})
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> Path:

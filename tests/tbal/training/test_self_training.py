@@ -13,7 +13,7 @@ from tbal.models import Classifier
 from tbal.predictions import Predictions, predict
 from tbal.training.self_training import pseudo_label_choice
 from tbal.training.train import one_hot
-from tests.tbal.synthetic import blobs_8d
+from tests.tbal.synthetic import blobs_8d, three_round_mlp
 
 
 def _predictions(logits: np.ndarray) -> Predictions:
@@ -67,19 +67,8 @@ def test_bad_settings_are_refused_by_name(field: str, value: float) -> None:
 
 
 def _config(**overrides: object) -> TBALConfig:
-    base = {
-        "model.name": "mlp",
-        "model.hidden": "16",
-        "train.epochs": 3,
-        "train.pseudo_label_share": 0.8,
-        "train.pseudo_label_epochs": 2,
-        "loop.label_budget": 100,
-        "loop.seed_size": 60,
-        "loop.batch_size": 20,
-        "loop.validation_size": 200,
-    }
-    base.update(overrides)
-    return with_overrides(TBALConfig(), base)
+    base = {"train.epochs": 3, "train.pseudo_label_share": 0.8, "train.pseudo_label_epochs": 2}
+    return three_round_mlp(**{**base, **overrides})
 
 
 def _count_trainings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
