@@ -16,6 +16,11 @@ classifier. The stratum stays label-free: a warm classifier has seen human *trai
 fresh one has. What changes is which points are queried, so the certifying round's classifier is trained
 on other points: measured in BENCHMARKS.md ("Warm starts").
 
+One thing it does change: a round's AUM (:mod:`tbal.training.aum`, the service's label review) is the
+area under the margins of the epochs that round trains. A continued round's classifier meets its new
+labels as a fresh one would, but it has fitted the older ones in earlier rounds, so a wrong older label
+stands out less there than in the round that first trained on it.
+
 Plain classifiers only: DUQ's centroids and SNGP's covariance are refitted from scratch by their own
 training (:func:`tbal.uncertainty.train_uncertainty_model`), so those models always train fresh.
 """
