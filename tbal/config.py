@@ -597,10 +597,10 @@ def _mnist_paper() -> TBALConfig:
     decay 0.1, 100 epochs (the paper's g over raw z overfits the 150–250 D_cal points: AUROC of
     correctness 0.69 vs softmax's 0.93).
 
-    Warm starts (:mod:`tbal.training.warm_start`): the rounds before the certifying one auto-label nothing,
-    so each continues the previous round's classifier for 20 epochs instead of training a fresh one for
-    100; the certifying round trains a fresh one (a run in about half the time, the same coverage on the
-    harder images' tuning seeds).
+    Warm starts (``train.warm_start_epochs``) stay off: on the harder images they cost nothing in coverage
+    and halved a run, but on the mixed case (tuning seed 10) the certifying round's fresh classifier, trained
+    on the queries the continued ones chose, was 69.9 % accurate against 79.0 % (BENCHMARKS.md, "Issue 11,
+    eighteenth session").
 
     The stratum (:mod:`tbal.plan`): 450 of the 500 validation points (350 for a confidence function fitted on
     labels, :func:`targeted_count`) are drawn by the round before the certifying one, inside its classifier's
@@ -640,10 +640,6 @@ def _mnist_paper() -> TBALConfig:
             # self-training in the certifying round: chosen on the data-hard image case's tuning seeds
             # 10-15 (BENCHMARKS.md, "Issue 11, eighth session"); shares 0.3 / 0.5 did worse than 0.9
             pseudo_label_share=0.9,
-            # rounds 0-14 certify nothing: each continues the last one's ResNet-8 for 20 epochs (harder
-            # images, tuning seeds 11-13, mean over 300 validation draws: 63.7 % fresh, 63.8 % with 20,
-            # 62.3 % with 10; BENCHMARKS.md, "Issue 11, eighteenth session")
-            warm_start_epochs=20,
         ),
         # Colander: the library's defaults, which are these tuning runs' choice (ColanderConfig).
         thresholds=ThresholdConfig(min_points=5),

@@ -14,7 +14,7 @@ Why the guarantee is untouched: a lean round certifies nothing, and the rounds t
 certifying round, rounds past the horizon, every round under the paper rule) still train a fresh
 classifier. The stratum stays label-free: a warm classifier has seen human *training* labels only, as a
 fresh one has. What changes is which points are queried, so the certifying round's classifier is trained
-on other points: measured in BENCHMARKS.md ("Warm starts").
+on other points: measured in BENCHMARKS.md ("Issue 11, eighteenth session"; no preset turns it on).
 
 One thing it does change: a round's AUM (:mod:`tbal.training.aum`, the service's label review) is the
 area under the margins of the epochs that round trains. A continued round's classifier meets its new
