@@ -167,7 +167,7 @@ class TrainConfig:
     # What a pseudo-label is: "hard", the first classifier's predicted class (one-hot); "soft", its whole
     # softmax, which the second classifier then fits as a distribution (distillation, Hinton et al. 2015).
     pseudo_label_targets: PseudoTargetName = "hard"
-    # Warm starts (tbal.loop, "Lean rounds"): a round that cannot auto-label (δ_k = 0 under a certifying
+    # Warm starts (tbal.training.warm_start): a round that cannot auto-label (δ_k = 0 under a certifying
     # bound: its classifier only ranks the queries and fixes the stratum) continues the previous round's
     # classifier for this many epochs instead of training a fresh one for ``epochs``; 0 = off, every round
     # trains a fresh classifier (the papers'). Plain classifiers only (DUQ and SNGP train fresh).

@@ -31,6 +31,7 @@ from tbal.loop import LabeledSoFar, Stratum
 from tbal.models import Classifier
 from tbal.plan import RoundPlan, may_auto_label
 from tbal.reports import RoundReport, RoundReportError
+from tbal.training.warm_start import wants_previous
 
 logger = logging.getLogger(__name__)
 
@@ -142,9 +143,9 @@ def load_round(round_id: int, factory: sessionmaker[Session], settings: Settings
 def _warm_start_artifact(
     session: Session, project_id: int, plan: RoundPlan, config: TBALConfig
 ) -> Path | None:
-    """The artifact of the last succeeded round when this round would continue its classifier (warm starts
-    on and a round that cannot auto-label), else None."""
-    if config.train.warm_start_epochs == 0 or may_auto_label(plan, config):
+    """The artifact of the last succeeded round when this round would continue its classifier (the library's
+    rule: :func:`tbal.training.warm_start.wants_previous`), else None."""
+    if not wants_previous(config, may_auto_label(plan, config)):
         return None
     last = rounds_repo.last_succeeded(session, project_id)
     return Path(last.artifact_path) if last is not None and last.artifact_path else None

@@ -31,15 +31,16 @@ from tbal.config import TBALConfig
 from tbal.networks import Classifier
 
 
+def wants_previous(config: TBALConfig, may_auto_label: bool) -> bool:
+    """Whether a round would continue the previous round's classifier, were there one: warm starts on, the
+    round unable to auto-label (:func:`tbal.plan.may_auto_label`), and a plain classifier. The service asks
+    this before it loads the last round's artifact."""
+    return config.train.warm_start_epochs > 0 and not may_auto_label and config.model.uncertainty == "none"
+
+
 def warm_start_applies(config: TBALConfig, may_auto_label: bool, previous: Classifier | None) -> bool:
-    """Whether a round continues ``previous`` (the previous round's classifier, None where there is none):
-    warm starts on, the round unable to auto-label, and a plain classifier to continue."""
-    return (
-        config.train.warm_start_epochs > 0
-        and not may_auto_label
-        and previous is not None
-        and config.model.uncertainty == "none"
-    )
+    """Whether a round continues ``previous`` (the previous round's classifier, None where there is none)."""
+    return previous is not None and wants_previous(config, may_auto_label)
 
 
 def continue_from(model: Classifier, previous: Classifier) -> bool:
@@ -53,5 +54,5 @@ def continue_from(model: Classifier, previous: Classifier) -> bool:
         and all(mine[k].shape == theirs[k].shape for k in mine)
     )
     if same:
-        model.load_state_dict({k: v.detach().to("cpu") for k, v in theirs.items()})
+        model.load_state_dict(theirs)  # copies, across devices too
     return same
