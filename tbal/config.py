@@ -37,6 +37,7 @@ TrainMethod = Literal[
 AutoLabelAugment = Literal["mixup", "noise"]
 TargetMode = Literal["hard", "soft", "sampled"]
 PseudoTargetName = Literal["hard", "soft"]
+WarmStartRounds = Literal["every", "lean"]
 ConfidenceName = Literal[
     "softmax", "temperature", "histogram", "scaling-binning", "dirichlet", "colander", "kernel"
 ]
@@ -167,11 +168,13 @@ class TrainConfig:
     # What a pseudo-label is: "hard", the first classifier's predicted class (one-hot); "soft", its whole
     # softmax, which the second classifier then fits as a distribution (distillation, Hinton et al. 2015).
     pseudo_label_targets: PseudoTargetName = "hard"
-    # Warm starts (tbal.training.warm_start): a round that cannot auto-label (δ_k = 0 under a certifying
-    # bound: its classifier only ranks the queries and fixes the stratum) continues the previous round's
-    # classifier for this many epochs instead of training a fresh one for ``epochs``; 0 = off, every round
-    # trains a fresh classifier (the papers'). Plain classifiers only (DUQ and SNGP train fresh).
+    # Warm starts (tbal.training.warm_start): a round continues the previous round's classifier for this
+    # many epochs instead of training a fresh one for ``epochs``; 0 = off, every round trains a fresh
+    # classifier (the papers'). Which rounds: "every" round under a certifying bound, the certifying one
+    # included; "lean", only those that cannot auto-label (δ_k = 0: their classifiers only rank the queries
+    # and fix the stratum). Under the paper rule and for DUQ and SNGP every round trains fresh.
     warm_start_epochs: int = 0
+    warm_start_rounds: WarmStartRounds = "every"
     # Hyperparameters of the train-time methods (tbal.training); each is read only by its method.
     label_smoothing: float = 0.1  # label_smoothing: ε of t ← (1 − ε)·t + ε/K (Szegedy et al. 2016)
     mixup_alpha: float = 0.2  # mixup, saliency_mixup: λ ~ Beta(α, α) (Zhang et al. 2018: 0.1–0.4)
@@ -195,6 +198,7 @@ class TrainConfig:
         _check_positive_int("train.pseudo_label_limit", self.pseudo_label_limit)
         _check_choice("train.pseudo_label_targets", self.pseudo_label_targets, ("hard", "soft"))
         _check_count("train.warm_start_epochs", self.warm_start_epochs)
+        _check_choice("train.warm_start_rounds", self.warm_start_rounds, ("every", "lean"))
         _check_range("train.label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
         _check_range("train.mixup_alpha", self.mixup_alpha, 0.0, float("inf"), low_open=True)
         _check_range("train.cutmix_alpha", self.cutmix_alpha, 0.0, float("inf"), low_open=True)

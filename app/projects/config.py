@@ -52,6 +52,7 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "standardize_inputs": ("train", "standardize_inputs"),
     "augment_shift": ("train", "augment_shift"),
     "warm_start_epochs": ("train", "warm_start_epochs"),
+    "warm_start_rounds": ("train", "warm_start_rounds"),
     "confidence": ("confidence", "name"),
     "query_strategy": ("query", "strategy"),
     "label_budget": ("loop", "label_budget"),

@@ -121,9 +121,14 @@ class ProjectSettings(BaseModel):
     warm_start_epochs: int | None = Field(
         default=None,
         le=100_000,
-        description="rounds that cannot auto-label (before the certifying one under the final δ schedule) "
-        "continue the previous round's classifier for this many epochs instead of training a fresh one "
-        "(0: off, every round trains a fresh classifier; unset: the preset's)",
+        description="a round continues the previous round's classifier for this many epochs instead of "
+        "training a fresh one (0: off, every round trains a fresh classifier; unset: the preset's)",
+    )
+    warm_start_rounds: ShortName | None = Field(
+        default=None,
+        description="which rounds continue with warm starts: 'every' round under a certifying bound, the "
+        "certifying one included, or only the 'lean' ones that cannot auto-label (unset: the preset's, "
+        "else 'every')",
     )
     confidence: ShortName | None = None
     query_strategy: ShortName | None = None

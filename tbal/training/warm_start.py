@@ -1,20 +1,26 @@
-"""Warm starts: a round whose classifier cannot auto-label continues the previous round's classifier.
+"""Warm starts: a round continues the previous round's classifier instead of training a fresh one.
 
-Under the ``final`` δ schedule with its whole share on the last planned round (the presets' default,
-:mod:`tbal.plan`), the rounds before it have δ_k = 0: under a certifying bound they auto-label nothing,
-and their classifiers only rank the next queries and, in the round before the certifying one, fix the
-stratum. Training each of them from scratch for ``train.epochs`` epochs is most of a run's cost (with
-``mnist-paper``'s ResNet-8 on MNIST, rounds 0-14 took two thirds of a softmax run and nine tenths of a
-Colander one). With ``train.warm_start_epochs`` = w > 0 such a *lean* round copies the previous round's
-weights (its input standardisation included) and trains w epochs on all of its human training labels,
-the new ones included, under the usual cosine schedule from ``lr`` (a warm restart, Loshchilov & Hutter
-2017).
+With ``train.warm_start_epochs`` = w > 0 a round copies the previous round's weights (its input
+standardisation included) and trains w epochs on all of its human training labels, the new ones included,
+under the usual cosine schedule from ``lr`` (a warm restart, Loshchilov & Hutter 2017), instead of
+``train.epochs`` from scratch. Which rounds (``train.warm_start_rounds``):
 
-Why the guarantee is untouched: a lean round certifies nothing, and the rounds that may auto-label (the
-certifying round, rounds past the horizon, every round under the paper rule) still train a fresh
-classifier. The stratum stays label-free: a warm classifier has seen human *training* labels only, as a
-fresh one has. What changes is which points are queried, so the certifying round's classifier is trained
-on other points: measured in BENCHMARKS.md ("Issue 11, eighteenth session"; no preset turns it on).
+- ``"every"``: every round under a certifying bound, the certifying one included. Its self-trained second
+  classifier (:mod:`tbal.training.self_training`) is still fresh, trained on the continued one's
+  pseudo-labels. Measured on three distorted-MNIST cases, tuning seeds only (BENCHMARKS.md, "Issue 11,
+  nineteenth session"): 16 rounds of continued training build a better classifier from the same 500
+  labels than one trained from nothing on them, and the certificate follows it.
+- ``"lean"``: only the rounds that cannot auto-label (δ_k = 0 under the ``final`` δ schedule,
+  :func:`tbal.plan.may_auto_label`); the certifying round trains fresh. Cheaper rounds, but on a case of
+  classes of unequal difficulty the certifying round's fresh classifier, trained on the points the
+  continued ones queried, was far worse than either (BENCHMARKS.md, "Issue 11, eighteenth session").
+
+Under the paper rule every round trains fresh, as the papers' rounds do, so that it stays a reproduction.
+
+Why the guarantee is untouched: a continued classifier has seen the human *training* labels and, after a
+self-training round, predicted labels of unlabeled points; never a validation label, as a fresh one never
+has. The thresholds are still estimated on D_th points the classifier never saw labeled, and the stratum
+is still chosen from scores alone; what changes is the classifier, which any certificate takes as given.
 
 One thing it does change: a round's AUM (:mod:`tbal.training.aum`, the service's label review) is the
 area under the margins of the epochs that round trains. A continued round's classifier meets its new
@@ -32,10 +38,15 @@ from tbal.networks import Classifier
 
 
 def wants_previous(config: TBALConfig, may_auto_label: bool) -> bool:
-    """Whether a round would continue the previous round's classifier, were there one: warm starts on, the
-    round unable to auto-label (:func:`tbal.plan.may_auto_label`), and a plain classifier. The service asks
-    this before it loads the last round's artifact."""
-    return config.train.warm_start_epochs > 0 and not may_auto_label and config.model.uncertainty == "none"
+    """Whether a round would continue the previous round's classifier, were there one: warm starts on, a
+    plain classifier, a certifying bound, and a round that ``train.warm_start_rounds`` names (every one, or
+    only those that cannot auto-label: :func:`tbal.plan.may_auto_label`). The service asks this before it
+    loads the last round's artifact."""
+    train = config.train
+    on = train.warm_start_epochs > 0 and config.model.uncertainty == "none"
+    if not on or config.thresholds.bound == "paper":
+        return False
+    return train.warm_start_rounds == "every" or not may_auto_label
 
 
 def warm_start_applies(config: TBALConfig, may_auto_label: bool, previous: Classifier | None) -> bool:

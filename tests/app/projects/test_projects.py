@@ -170,6 +170,8 @@ def test_project_crud(api: Api) -> None:
         ({"augment_shift": -1}, "settings.augment_shift"),
         ({"augment_shift": 1.5}, "settings.augment_shift"),
         ({"standardize_inputs": "sometimes"}, "settings.standardize_inputs"),
+        ({"warm_start_epochs": -1}, "settings.warm_start_epochs"),
+        ({"warm_start_rounds": "all"}, "settings.warm_start_rounds"),
     ],
 )
 def test_bad_settings_are_422_naming_the_field(

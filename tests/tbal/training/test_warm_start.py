@@ -1,5 +1,5 @@
-"""Warm starts (``train.warm_start_epochs``, :mod:`tbal.training.warm_start`): the rounds that cannot
-auto-label continue the previous round's classifier; the others train a fresh one."""
+"""Warm starts (``train.warm_start_epochs``, :mod:`tbal.training.warm_start`): every round, or only those
+that cannot auto-label (``train.warm_start_rounds``), continues the previous round's classifier."""
 
 from __future__ import annotations
 
@@ -56,15 +56,28 @@ def _record_trainings(monkeypatch: pytest.MonkeyPatch) -> list[Training]:
     return seen
 
 
-def test_the_rounds_that_cannot_auto_label_continue_the_last_classifier(
+def test_every_round_continues_the_last_classifier_the_certifying_one_included(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Round 0 has nothing to continue; round 1 (δ_k 0) continues round 0's classifier for
-    warm_start_epochs epochs; the certifying round 2 trains a fresh one for train.epochs."""
+    """Round 0 has nothing to continue; rounds 1 (δ_k 0) and 2 (the certifying one) continue the previous
+    round's classifier for warm_start_epochs epochs."""
     trainings = _record_trainings(monkeypatch)
     X, y = blobs_8d(600)
     result = run_tbal(make_dataset(X, y), _config(), seed=0)
     assert [r.delta_round > 0 for r in result.rounds] == [False, False, True]
+    assert [(t.rows, t.epochs, t.continued) for t in trainings] == [
+        (60, 6, False),
+        (80, 2, True),
+        (100, 2, True),
+    ]
+
+
+def test_lean_rounds_only_leave_the_certifying_round_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With warm_start_rounds "lean" only round 1 (δ_k 0) continues; the certifying round 2 trains a fresh
+    classifier for train.epochs."""
+    trainings = _record_trainings(monkeypatch)
+    X, y = blobs_8d(600)
+    run_tbal(make_dataset(X, y), _config(**{"train.warm_start_rounds": "lean"}), seed=0)
     assert [(t.rows, t.epochs, t.continued) for t in trainings] == [
         (60, 6, False),
         (80, 2, True),
@@ -91,13 +104,17 @@ def test_a_continued_round_ranks_other_queries_than_a_fresh_one() -> None:
     assert not np.array_equal(warm.queried_rows[1], cold.queried_rows[1])
 
 
-def test_it_applies_to_plain_classifiers_in_rounds_that_cannot_auto_label() -> None:
+def test_it_applies_to_plain_classifiers_under_a_certifying_bound_in_the_rounds_named() -> None:
     config = _config()
     previous = build_model(config.model, (8,), 3)
     assert warm_start_applies(config, False, previous)
-    assert not warm_start_applies(config, True, previous)  # the round may auto-label: fresh
+    assert warm_start_applies(config, True, previous)  # "every": the certifying round continues too
+    lean = _config(**{"train.warm_start_rounds": "lean"})
+    assert warm_start_applies(lean, False, previous)
+    assert not warm_start_applies(lean, True, previous)  # the round may auto-label: fresh
     assert not warm_start_applies(config, False, None)  # nothing to continue
     assert not warm_start_applies(_config(**{"train.warm_start_epochs": 0}), False, previous)
+    assert not warm_start_applies(_config(**{"thresholds.bound": "paper"}), True, previous)
     sngp = _config(**{"model.uncertainty": "sngp"})
     assert not warm_start_applies(sngp, False, previous)
 
@@ -116,7 +133,16 @@ def test_continuing_copies_every_weight_and_buffer_of_the_same_network_only() ->
     assert all(torch.equal(wider.state_dict()[k], v) for k, v in before.items())
 
 
-@pytest.mark.parametrize("value", [-1, 1.5, "some"])
-def test_bad_values_are_refused_by_name(value: object) -> None:
-    with pytest.raises(ConfigError, match=r"train\.warm_start_epochs"):
-        with_overrides(TBALConfig(), {"train.warm_start_epochs": value})
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("train.warm_start_epochs", -1),
+        ("train.warm_start_epochs", 1.5),
+        ("train.warm_start_epochs", "some"),
+        ("train.warm_start_rounds", "all"),
+        ("train.warm_start_rounds", 1),
+    ],
+)
+def test_bad_values_are_refused_by_name(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        with_overrides(TBALConfig(), {key: value})
