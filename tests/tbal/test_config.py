@@ -217,6 +217,7 @@ def test_train_method_params_are_exactly_the_methods_fields() -> None:
         "pseudo_label_limit",
         "pseudo_label_targets",
         "warm_start_epochs",
+        "warm_start_rounds",
     }
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(TRAIN_METHOD_PARAMS) <= fields
