@@ -75,8 +75,9 @@ class RoundInput:
     as it is).
     stratum: the stratum an earlier round fixed (:class:`Stratum`); the round then certifies and
     auto-labels inside it only. None: the whole pool.
-    warm_start: the previous round's classifier, which a round that cannot auto-label continues with
-    ``train.warm_start_epochs`` > 0 (:mod:`tbal.training.warm_start`); None: the round trains a fresh one.
+    warm_start: the previous round's classifier, which the round continues with ``train.warm_start_epochs``
+    > 0 where ``train.warm_start_rounds`` names it (:mod:`tbal.training.warm_start`); None: the round
+    trains a fresh one.
     """
 
     X_train: np.ndarray
@@ -885,7 +886,7 @@ class _RunTotals:
     targeted: int = 0  # validation labels drawn inside the stratum (out of N_v)
     targeted_this_round: int = 0
     mistakes_bound: float = 0.0  # Σ certified mistake bounds of the auto-labels (dataset guarantee)
-    classifier: Classifier | None = None  # the last round's, which a lean round may continue
+    classifier: Classifier | None = None  # the last round's, which the next round may continue
 
     def validation_labels(self, config: TBALConfig) -> int:
         """Validation labels the humans gave so far: N_v less what the stratum has not drawn yet, and

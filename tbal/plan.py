@@ -179,7 +179,8 @@ def plan_round(state: RunState, config: TBALConfig, *, run_seed: int) -> RoundPl
 def may_auto_label(plan: RoundPlan, config: TBALConfig) -> bool:
     """Whether a round under ``plan`` can auto-label anything: δ_k > 0, or the paper rule (which spends no
     δ). Under the ``final`` schedule only the last planned round and those past it can; the others only
-    rank queries (and one fixes the stratum), which is what self-training and warm starts go by."""
+    rank queries (and one fixes the stratum), which is what self-training and lean warm starts
+    (``train.warm_start_rounds`` lean) go by."""
     return plan.delta > 0 or config.thresholds.bound == "paper"
 
 

@@ -76,8 +76,9 @@ class LoadedRound:
     """The stratum an earlier round fixed, as flags over this round's pool and validation items (None: no
     round fixed one); the round then certifies and auto-labels inside it only."""
     warm_start: Classifier | None = None
-    """The last succeeded round's classifier, which this round continues (train.warm_start_epochs > 0 and a
-    round that cannot auto-label: tbal.training.warm_start); None: the round trains a fresh one."""
+    """The last succeeded round's classifier, which this round continues (train.warm_start_epochs > 0 in a
+    round that train.warm_start_rounds names: tbal.training.warm_start); None: the round trains a fresh
+    one."""
     inputs: dict[str, str] = field(default_factory=dict)
     """Issue 13 hook: how the stored features were made (``{"encoder": spec}`` for text projects), recorded
     in the round's metrics beside its model version (app.items.raw.round_record)."""
