@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|text-warm  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -362,6 +362,8 @@ cases() {
     current19-more)  # the same defaults on the data-hard case (tuning seed 10) and with Colander on the held-out
       # stand-in's fresh seeds 20-21 (s19-*)
       echo "s19-t-h-sof-s10 hard softmax 10"; echo "s19-hr-col-s20 harder colander 20"; echo "s19-hr-col-s21 harder colander 21" ;;
+    current19-colander-fresh)  # the same Colander runs with fresh classifiers every round (s19-hr-colw0-*)
+      for s in 20 21; do echo "s19-hr-colw0-s$s harder colander $s --set train.warm_start_epochs=0"; done ;;
     text-warm)  # warm starts in every round on SST-2 (text-paper), tuning seeds 10-19 (s19-tw-*)
       for s in 10 11 12 13 14 15 16 17 18 19; do
         echo "s19-tw-def-s$s sst2 softmax $s"; echo "s19-tw-w25-s$s sst2 softmax $s --set train.warm_start_epochs=25"
@@ -369,7 +371,7 @@ cases() {
       done ;;
     hard-query)  # the query strategy on the hard image case (MNIST, LeNet-5 3 epochs), tuning seeds 10-11
       for s in 10 11; do echo "h-m-e3-rand-s$s mnist softmax $s --set train.epochs=3 --set query.strategy=random"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|text-warm" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm" >&2; exit 2 ;;
   esac
 }
 
