@@ -72,6 +72,17 @@ def test_every_round_continues_the_last_classifier_the_certifying_one_included(
     ]
 
 
+def test_the_certifying_rounds_self_trained_classifier_stays_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With self-training, the certifying round continues its first classifier and trains the second one,
+    on the human labels and the first one's pseudo-labels, from scratch."""
+    trainings = _record_trainings(monkeypatch)
+    X, y = blobs_8d(600)
+    config = _config(**{"train.pseudo_label_share": 0.5, "train.pseudo_label_epochs": 3})
+    run_tbal(make_dataset(X, y), config, seed=0)
+    assert [(t.epochs, t.continued) for t in trainings] == [(6, False), (2, True), (2, True), (3, False)]
+    assert trainings[-1].rows > 100  # the human labels and the pseudo-labels
+
+
 def test_lean_rounds_only_leave_the_certifying_round_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
     """With warm_start_rounds "lean" only round 1 (δ_k 0) continues; the certifying round 2 trains a fresh
     classifier for train.epochs."""
