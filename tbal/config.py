@@ -38,6 +38,7 @@ AutoLabelAugment = Literal["mixup", "noise"]
 TargetMode = Literal["hard", "soft", "sampled"]
 PseudoTargetName = Literal["hard", "soft"]
 WarmStartRounds = Literal["every", "lean"]
+WARM_START_ROUNDS: tuple[str, ...] = get_args(WarmStartRounds)
 ConfidenceName = Literal[
     "softmax", "temperature", "histogram", "scaling-binning", "dirichlet", "colander", "kernel"
 ]
@@ -198,7 +199,7 @@ class TrainConfig:
         _check_positive_int("train.pseudo_label_limit", self.pseudo_label_limit)
         _check_choice("train.pseudo_label_targets", self.pseudo_label_targets, ("hard", "soft"))
         _check_count("train.warm_start_epochs", self.warm_start_epochs)
-        _check_choice("train.warm_start_rounds", self.warm_start_rounds, ("every", "lean"))
+        _check_choice("train.warm_start_rounds", self.warm_start_rounds, WARM_START_ROUNDS)
         _check_range("train.label_smoothing", self.label_smoothing, 0.0, 1.0, high_open=True)
         _check_range("train.mixup_alpha", self.mixup_alpha, 0.0, float("inf"), low_open=True)
         _check_range("train.cutmix_alpha", self.cutmix_alpha, 0.0, float("inf"), low_open=True)
