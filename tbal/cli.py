@@ -34,6 +34,7 @@ from tbal.config import (
     TARGET_MODES,
     TRAIN_METHODS,
     ConfigError,
+    ModelConfig,
     TBALConfig,
     config_to_dict,
     preset,
@@ -161,7 +162,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--label-column", default="label", help="texts: the column holding the label (default: label)"
     )
-    p.add_argument("--encoder", default="minilm", help="texts: a tbal.encoders spec (minilm, hashing, ...)")
+    p.add_argument(
+        "--encoder",
+        help="texts: a tbal.encoders spec (minilm, minilm-tokens, hashing, ...); default: the one the model "
+        "reads (minilm-tokens for model minilm, else minilm). An .npz's own texts are encoded only for "
+        "model minilm or with this flag",
+    )
     p.add_argument(
         "--cache-dir", type=Path, help="texts: keep the encoded features here, keyed by file hash and encoder"
     )
@@ -239,7 +245,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     seeds = parse_seeds(args.seeds)
-    dataset = _load(args)
+    dataset = _load(args, config.model)
     on_round = None if args.quiet else (lambda seed, r: print(format_round_line(seed, r), flush=True))
     results = run_seeds(dataset, config, seeds, on_round=on_round)
     print(format_summary_table([(_label(config), results)], config.thresholds.epsilon))
@@ -255,7 +261,7 @@ def _bench_command(args: argparse.Namespace) -> int:
 
     base = config_from_args(args)
     seeds = parse_seeds(args.seeds)
-    dataset = _load(args)
+    dataset = _load(args, base.model)
     rows = []
     for method in _names(args.methods, TRAIN_METHODS, "--methods"):
         for confidence in _names(args.confidences, CONFIDENCE_NAMES, "--confidences"):
@@ -294,24 +300,30 @@ def _set_threads(threads: int | None) -> None:
 TEXT_SUFFIXES = (".csv", ".jsonl", ".json")
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace, model: ModelConfig | None = None) -> Any:
     """The data set of ``--data``: an .npz, a text file (encoded by ``--encoder``, features cached in
-    ``--cache-dir`` or beside the file), or an image folder (issue 13: raw data in the command too)."""
+    ``--cache-dir`` or beside the file), or an image folder (issue 13: raw data in the command too).
+    ``model``: the classifier the data is for; its encoder (:func:`tbal.encoders.encoder_for_model`) is
+    the default one, and an .npz's texts are encoded for it when it reads word pieces."""
     from tbal.data import load_dataset
+    from tbal.encoders import encoder_for_model
     from tbal.raw_data import load_image_folder, load_text_dataset
 
     path = Path(args.data)
     if path.is_dir():
         return load_image_folder(path)
+    given = getattr(args, "encoder", None)
+    encoder = encoder_for_model(model, given)
     if path.suffix.lower() in TEXT_SUFFIXES and hasattr(args, "text_column"):
         return load_text_dataset(
             path,
             text_column=args.text_column,
             label_column=args.label_column,
-            encoder=args.encoder,
+            encoder=encoder,
             cache_dir=args.cache_dir if args.cache_dir is not None else path.parent / ".tbal-cache",
         )
-    return load_dataset(path, split=args.split)
+    reads_texts = given is not None or (model is not None and model.name == "minilm")
+    return load_dataset(path, split=args.split, text_encoder=encoder if reads_texts else None)
 
 
 def _evaluate_command(args: argparse.Namespace) -> int:
@@ -320,7 +332,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     from tbal.evaluation import evaluate_model, max_softmax_score
 
     artifacts = load_artifacts(args.model)
-    dataset = _load(args)
+    dataset = _load(args, artifacts.model_config)
     # FGSM needs inputs on the [0, 1] scale its ε is measured on: prepared images have it, features not
     epsilon = (
         args.fgsm_epsilon if args.fgsm_epsilon is not None else (0.005 if dataset.kind == "image" else None)

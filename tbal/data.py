@@ -7,8 +7,11 @@ A data set file is a NumPy ``.npz`` archive (``../shared/data/DATA.md`` lists th
 - optionally ``soft`` (n, K) human label distributions and ``counts`` (n, K) human vote counts (per split:
   ``soft_<split>``, ``counts_<split>``), and ``class_names`` (K,) str or bytes.
 
-Other keys (``X_exact_prefix``, texts) are ignored and never decompressed. Data sets from raw files (a
-CSV / JSONL file of texts, a folder of images per class) are read by :mod:`tbal.raw_data`.
+Other keys (``X_exact_prefix``, texts) are ignored and never decompressed, except the split's texts
+``text_<split>_utf8`` (``text_utf8`` beside X / y: the texts as UTF-8, one a line, as in
+``sst2_minilm.npz``) when :func:`load_dataset` is asked to encode them instead of reading X. Data sets
+from raw files (a CSV / JSONL file of texts, a folder of images per class) are read by
+:mod:`tbal.raw_data`.
 
 Inputs are prepared once for the classifiers (:func:`prepare_inputs`):
 
@@ -177,9 +180,13 @@ def make_dataset(
     return Dataset(X=X_prepared, y=labels, kind=kind, class_names=names, soft=soft_arr, counts=counts_arr)
 
 
-def load_dataset(path: str | Path, *, split: str = "auto") -> Dataset:
+def load_dataset(path: str | Path, *, split: str = "auto", text_encoder: str | None = None) -> Dataset:
     """Load a .npz file: keys X/y, or X_train/y_train (split "train"), X_dev/y_dev, ...;
     optional soft, counts, class_names. Raises DataError naming what is wrong.
+
+    ``text_encoder``: a :mod:`tbal.encoders` text spec; the split's inputs are then its texts
+    (``text_<split>_utf8``) encoded by it instead of X (e.g. ``minilm-tokens`` for the ``minilm`` model,
+    which reads word pieces, from a file that stores sentence embeddings as X).
 
     ``split="auto"``: X / y when present, else X_train / y_train. ``split="<name>"``: X_<name> / y_<name>
     with soft_<name> / counts_<name> when present (``soft`` / ``counts`` go with X / y). Only the arrays a
@@ -189,8 +196,11 @@ def load_dataset(path: str | Path, *, split: str = "auto") -> Dataset:
     with _open_npz(file, "keys X and y") as archive:
         keys = set(archive.files)
         x_key, y_key, suffix = _split_keys(keys, split, file)
-        X = _read(archive, x_key, file)
         y = _read(archive, y_key, file)
+        if text_encoder is None:
+            X = _read(archive, x_key, file)
+        else:
+            X = _encoded_texts(archive, f"text{suffix}_utf8", file, text_encoder, len(y))
         soft = _read(archive, f"soft{suffix}", file) if f"soft{suffix}" in keys else None
         counts = _read(archive, f"counts{suffix}", file) if f"counts{suffix}" in keys else None
         names = _names_from_array(_read(archive, "class_names", file)) if "class_names" in keys else None
@@ -248,6 +258,24 @@ def _split_keys(keys: set[str], split: str, file: Path) -> tuple[str, str, str]:
         f"{file.name}: no split {split!r} (expected keys X_{split} and y_{split}); "
         f"available splits: {', '.join(available)}; found keys: {found}"
     )
+
+
+def _encoded_texts(archive: Any, key: str, file: Path, encoder: str, count: int) -> np.ndarray:
+    """The texts under ``key`` (UTF-8, one a line) encoded by ``encoder``: (count, dim) float32."""
+    from tbal.encoders import make_text_encoder
+
+    if key not in archive.files:
+        raise DataError(
+            f"{file.name}: the encoder {encoder!r} needs the texts of the split (key {key!r}: UTF-8, one "
+            "a line), which the file does not hold; give a CSV / JSONL file of texts instead"
+        )
+    try:
+        texts = bytes(_read(archive, key, file)).decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{file.name}: key {key!r} is not UTF-8 text ({exc.reason})") from exc
+    if len(texts) != count:
+        raise DataError(f"{file.name}: key {key!r} holds {len(texts)} lines of text for {count} labels")
+    return make_text_encoder(encoder).encode(texts)
 
 
 def _read(archive: Any, key: str, file: Path) -> np.ndarray:

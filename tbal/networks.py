@@ -33,6 +33,7 @@ __all__ = [
     "MLP",
     "Classifier",
     "LeNet5",
+    "MiniLMClassifier",
     "ResNet",
     "SeededDropout",
     "auto_name",
@@ -292,6 +293,35 @@ class ResNet(Classifier):
         return self.head(self.dropout(features)), features
 
 
+class MiniLMClassifier(Classifier):
+    """MiniLM fine-tuned end to end (:mod:`tbal.minilm`): word-piece ids (L,) -> the pretrained encoder's
+    mean-pooled 384 values (the features) -> dropout -> a linear head. Its inputs are never standardised:
+    they are ids."""
+
+    network = "minilm"
+
+    def __init__(self, length: int, num_classes: int, dropout: float) -> None:
+        super().__init__()
+        from tbal.minilm import HIDDEN, MiniLMEncoder
+
+        self.encoder = MiniLMEncoder()
+        self.dropout = SeededDropout(dropout)
+        self.head = nn.Linear(HIDDEN, num_classes)
+        self.input_shape = (length,)
+        self.num_classes = num_classes
+        self.feature_dim = HIDDEN
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from tbal.minilm import SCORE_CHUNK, check_token_ids, score_in_chunks
+
+        ids = check_token_ids(x)  # (n, L)
+        if self.training or ids.shape[0] <= SCORE_CHUNK:
+            features = self.encoder(ids)
+        else:
+            features = score_in_chunks(self.encoder, ids)  # (n, 384)
+        return self.head(self.dropout(features)), features
+
+
 def auto_name(shape: tuple[int, ...]) -> str:
     if len(shape) == 1:
         return "mlp"
@@ -328,6 +358,12 @@ def construct(name: str, config: ModelConfig, shape: tuple[int, ...], num_classe
         if h < 8 or w < 8:
             raise ConfigError(f"model 'resnet' expects images of at least 8×8 (32×32 reference), got {shape}")
         return ResNet((c, h, w), num_classes, config.dropout, blocks=config.resnet_blocks)
+    if name == "minilm":
+        if len(shape) != 1:
+            raise ConfigError(
+                f"model 'minilm' expects word-piece ids of shape (L,) (encoder 'minilm-tokens'), got {shape}"
+            )
+        return MiniLMClassifier(shape[0], num_classes, config.dropout)
     valid = ", ".join(n for n in MODEL_NAMES)
     raise ConfigError(f"model.name must be one of {valid}; got {name!r}")
 
@@ -338,6 +374,14 @@ class SelfInitializing(Protocol):
     layers of :mod:`tbal.uncertainty`)."""
 
     def init_from_generator(self, generator: torch.Generator) -> None: ...
+
+
+@runtime_checkable
+class Pretrained(Protocol):
+    """A part that starts from published weights (:class:`tbal.minilm.MiniLMEncoder`): it loads them
+    itself, and :func:`init_parameters` leaves everything inside it alone."""
+
+    def load_pretrained_weights(self) -> None: ...
 
 
 @torch.no_grad()
@@ -352,13 +396,21 @@ def init_parameters(model: nn.Module, seed: int) -> None:
     Batch norm: weight 1, bias 0, running mean 0, running variance 1. A classifier's input standardisation
     buffers: mean 0, sd 1 (the identity). Parameters are drawn on the CPU in
     module order and copied to the model's device, so a seed gives the same weights on every device.
+    A :class:`Pretrained` part loads its published weights instead, and its sub-modules are skipped (it
+    draws nothing from the generator, so the parameters after it are those of the same seed without it).
     Raises TypeError for a module type it does not know (so no parameter is left uninitialised).
     """
     generator = torch.Generator().manual_seed(int(seed))
     hidden_gain = math.sqrt(2.0) if getattr(model, "relu", False) else 5.0 / 3.0
     head = getattr(model, "head", None)
+    loaded: set[int] = set()
     for module in model.modules():
-        if isinstance(module, Classifier):
+        if id(module) in loaded:
+            continue
+        if isinstance(module, Pretrained):
+            module.load_pretrained_weights()
+            loaded.update(id(part) for part in module.modules())
+        elif isinstance(module, Classifier):
             module.input_mean.zero_()
             module.input_std.fill_(1.0)
         elif isinstance(module, (nn.Linear, nn.Conv2d)):

@@ -41,7 +41,8 @@ def create_project(session: Session, body: ProjectCreate) -> Project:
         raise Invalid("input_shape", f"images take 1, 3 or 4 channels (last), got {body.input_shape[2]}")
     settings = body.settings.model_dump(exclude_none=True)
     base = base_config(settings)
-    build_config(settings, base=base, data_kind=body.data_kind)
+    config = build_config(settings, base=base, data_kind=body.data_kind)
+    settings = raw_items.with_model_encoder(body.data_kind, settings, config.model)
     input_shape = raw_items.check_project_settings(body.data_kind, settings, list(body.input_shape))
     if projects_repo.by_name(session, body.name) is not None:
         raise Conflict("name", f"a project named {body.name!r} exists")
@@ -72,6 +73,7 @@ def update_settings(session: Session, project: Project, body: ProjectUpdate) -> 
     # the base moves only when asked: PATCH preset (even to the same name) pins this release's version
     base = base_config(merged) if "preset" in changes else project.base_config
     config = build_config(merged, base=base, data_kind=project.data_kind)
+    merged = raw_items.with_model_encoder(project.data_kind, merged, config.model)
     raw_items.check_settings_change(session, project, merged)
     before = _set_sizes_before(project)
     project.settings = merged

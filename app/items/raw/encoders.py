@@ -1,7 +1,8 @@
 """The project's encoder: chosen by its settings, checked at project creation and on a settings change,
 built once per process (loading MiniLM takes seconds), and recorded with every round's model version.
 
-Text projects encode with ``settings.encoder`` (default ``minilm``; see :mod:`tbal.encoders`); feature
+Text projects encode with ``settings.encoder`` (default ``minilm``, ``minilm-tokens`` for the ``minilm``
+model; see :mod:`tbal.encoders`); feature
 projects of an image backbone (``image-backbone:<file>`` with ``image_shape``) store its features;
 image projects store pixels and take no encoder.
 """
@@ -18,8 +19,15 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Item, Project
 from app.errors import Conflict, Invalid
-from tbal.config import ConfigError
-from tbal.encoders import DEFAULT_TEXT_ENCODER, EncoderConfig, TextEncoder, make_text_encoder, parse_encoder
+from tbal.config import ConfigError, ModelConfig
+from tbal.encoders import (
+    DEFAULT_TEXT_ENCODER,
+    EncoderConfig,
+    TextEncoder,
+    encoder_for_model,
+    make_text_encoder,
+    parse_encoder,
+)
 from tbal.encoders.backbone import ImageBackboneEncoder
 from tbal.encoders.images import ImageError
 from tbal.encoders.images import check_shape as check_image_shape
@@ -109,6 +117,22 @@ def require_image_files(project: Project) -> None:
             f"this project holds {project.data_kind}; image files go to image projects, or to feature "
             "projects with an image-backbone encoder",
         )
+
+
+def with_model_encoder(data_kind: str, settings: dict[str, Any], model: ModelConfig) -> dict[str, Any]:
+    """``settings`` with the encoder the project's classifier reads: model ``minilm`` (MiniLM fine-tuned)
+    reads word pieces, so a text project with it gets ``minilm-tokens`` unless it names an encoder. A 422
+    when the model cannot read the named encoder, or for ``minilm`` in a project that does not hold texts
+    (:func:`tbal.encoders.encoder_for_model`)."""
+    if model.name == "minilm" and data_kind != "text":
+        raise Invalid("settings.model", "model minilm fine-tunes MiniLM on texts: text projects only")
+    if data_kind != "text":
+        return settings
+    try:
+        spec = encoder_for_model(model, settings.get("encoder"))
+    except ConfigError as exc:
+        raise Invalid("settings.encoder", str(exc)) from exc
+    return settings if spec == encoder_spec(settings) else {**settings, "encoder": spec}
 
 
 def check_encoder_allowed(spec: str | None, model_dirs: Sequence[Path]) -> None:

@@ -4,6 +4,7 @@ stored features equal the encoder's, texts read back, bad files refused with not
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ def test_text_project_takes_its_encoders_size(api: Api, make_project: MakeProjec
         json={"name": "t-bad", "classes": ["a", "b"], "data_kind": "text", "settings": {"encoder": "bert"}},
     )
     assert bad.status_code == 422 and bad.json()["detail"]["field"] == "settings.encoder"
-    assert "valid names: minilm, hashing" in bad.json()["detail"]["reason"]
+    assert "valid names: minilm, minilm-tokens, hashing" in bad.json()["detail"]["reason"]
     wrong = api.post(
         "/api/v1/projects",
         json={"name": "t-w", "classes": ["a", "b"], "data_kind": "text", "input_shape": [5]},
@@ -186,14 +187,7 @@ def test_a_round_runs_on_atext_project(api: Api, make_project: MakeProject) -> N
     settings = {"validation_size": 60, "seed_size": 20, "label_budget": 30, "batch_size": 10, "model": "mlp",
                 "hidden": [16], "epochs": 10, "lr": 0.05, "max_rounds": 1}  # fmt: skip
     pid = text_project(make_project, "hashing:128", **settings)["id"]
-    texts, labels = toy_sentences(240, seed=3)
-    items = [
-        {"external_id": f"s{i}", "text": t, "ground_truth": lab}
-        for i, (t, lab) in enumerate(zip(texts, labels, strict=True))
-    ]
-    assert api.post(f"/api/v1/projects/{pid}/items/texts", json={"items": items}).status_code == 200
-    assert api.post(f"/api/v1/projects/{pid}/simulate").status_code == 200
-    done = api.run_round(pid)
+    done = _round_on_toy_sentences(api, pid, 240, seed=3)
     # the round reads the stored features like a feature project's (what it then certifies is the loop's)
     assert done["metrics"]["pool_size"] == 160 and done["metrics"]["validation_labels"] == 60
     assert done["metrics"]["encoder"] == "hashing:128"  # recorded with the round's model version
@@ -256,3 +250,43 @@ def test_model_directories_only_where_the_operator_allows(api: Api, make_project
     created = api.post("/api/v1/projects", json=body)
     assert created.status_code == 201, created.text
     assert created.json()["input_shape"] == [384]
+
+
+def test_minilm_fine_tuned_reads_word_pieces(api: Api, make_project: MakeProject) -> None:
+    """Model ``minilm`` (MiniLM fine-tuned) gets the ``minilm-tokens`` encoder by default, refuses one it
+    cannot read (and projects without texts), and a round trains it and scores new texts."""
+    settings = {"validation_size": 40, "seed_size": 16, "label_budget": 20, "batch_size": 4,
+                "model": "minilm", "epochs": 2, "max_rounds": 1}  # fmt: skip
+    body = {"classes": ["neg", "pos"], "data_kind": "text", "input_shape": [], "settings": settings}
+    project = make_project(**body)
+    assert project["settings"]["encoder"] == "minilm-tokens" and project["input_shape"] == [128]
+    embeddings = api.post(
+        "/api/v1/projects", json={**body, "name": "ft-e", "settings": {**settings, "encoder": "minilm"}}
+    )
+    assert embeddings.status_code == 422 and embeddings.json()["detail"]["field"] == "settings.encoder"
+    features = api.post(
+        "/api/v1/projects",
+        json={"name": "ft-f", "classes": ["a", "b"], "data_kind": "features", "input_shape": [4],
+              "settings": {"model": "minilm"}},
+    )  # fmt: skip
+    assert features.status_code == 422 and features.json()["detail"]["field"] == "settings.model"
+    pid = project["id"]
+    away = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"model": "mlp"}})
+    assert away.status_code == 422 and away.json()["detail"]["field"] == "settings.encoder"
+    done = _round_on_toy_sentences(api, pid, 80, seed=4)
+    assert done["metrics"]["encoder"] == "minilm-tokens" and done["metrics"]["validation_labels"] == 40
+    scored = api.post(f"/api/v1/projects/{pid}/predict/texts", json={"texts": ["a superb film"]})
+    assert scored.status_code == 200, scored.text
+    assert len(scored.json()["predictions"]) == 1
+
+
+def _round_on_toy_sentences(api: Api, pid: int, n: int, *, seed: int) -> dict[str, Any]:
+    """Upload n toy sentences with their ground truth, let the simulated humans label, run a round."""
+    texts, labels = toy_sentences(n, seed=seed)
+    items = [
+        {"external_id": f"s{i}", "text": t, "ground_truth": lab}
+        for i, (t, lab) in enumerate(zip(texts, labels, strict=True))
+    ]
+    assert api.post(f"/api/v1/projects/{pid}/items/texts", json={"items": items}).status_code == 200
+    assert api.post(f"/api/v1/projects/{pid}/simulate").status_code == 200
+    return api.run_round(pid)
