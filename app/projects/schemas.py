@@ -49,8 +49,9 @@ class ProjectSettings(BaseModel):
 
     preset: ShortName | None = Field(
         default=None,
-        description="mnist-paper, cifar10-paper or text-paper: budgets and training tuned for images or "
-        "text embeddings. Without one a project gets the library's defaults, which certified 0-19 % of hard "
+        description="mnist-paper, cifar10-paper, text-paper or text-finetune: budgets and training tuned "
+        "for images, text embeddings, or texts (MiniLM fine-tuned on them; text projects only, encoder "
+        "minilm-tokens). Without one a project gets the library's defaults, which certified 0-19 % of hard "
         "grey images where mnist-paper certifies 50-62 %, and nothing on SST-2 where text-paper certifies "
         "26-30 % (BENCHMARKS.md)",
     )
@@ -197,6 +198,7 @@ class ProjectSettings(BaseModel):
         default=None,
         max_length=1024,
         description="text projects: what turns texts into features (tbal.encoders): minilm (default), "
+        "minilm-tokens (word pieces: the default and the only one for model minilm, MiniLM fine-tuned), "
         "hashing, hashing:<dim>, sentence-transformers:<model directory on the server>; feature projects: "
         "image-backbone:<file.pt2> (with image_shape) turns uploaded image files into features; fixed "
         "once the project has items",

@@ -18,7 +18,7 @@ from tbal.data import DataError, load_dataset
 from tbal.encoders import encoder_for_model, make_text_encoder, parse_encoder
 from tbal.errors import TBALInputError
 from tbal.minilm import MAX_TOKENS, PAD_ID, SCORE_CHUNK, tokenize
-from tbal.models import build_model
+from tbal.models import Classifier, build_model
 from tbal.predictions import predict
 from tbal.training.train import one_hot, train_classifier
 
@@ -32,7 +32,7 @@ def _texts_and_labels() -> tuple[list[str], np.ndarray]:
     return texts, np.array([1] * len(POSITIVE) + [0] * len(NEGATIVE))
 
 
-def _model(seed: int = 0, dropout: float = 0.1) -> torch.nn.Module:
+def _model(seed: int = 0, dropout: float = 0.1) -> Classifier:
     return build_model(ModelConfig(name="minilm", dropout=dropout), (MAX_TOKENS,), 2, seed=seed)
 
 

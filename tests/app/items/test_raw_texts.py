@@ -270,6 +270,8 @@ def test_minilm_fine_tuned_reads_word_pieces(api: Api, make_project: MakeProject
               "settings": {"model": "minilm"}},
     )  # fmt: skip
     assert features.status_code == 422 and features.json()["detail"]["field"] == "settings.model"
+    preset = make_project(**{**body, "settings": {"preset": "text-finetune"}})
+    assert preset["settings"]["encoder"] == "minilm-tokens" and preset["config"]["model"]["name"] == "minilm"
     pid = project["id"]
     away = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"model": "mlp"}})
     assert away.status_code == 422 and away.json()["detail"]["field"] == "settings.encoder"
