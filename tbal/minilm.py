@@ -56,19 +56,21 @@ def tokenize(texts: list[str]) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _tokenizer() -> Any:
-    from transformers import AutoTokenizer
-
     from tbal.encoders.sentence import minilm_directory
 
-    return AutoTokenizer.from_pretrained(str(minilm_directory()), local_files_only=True)
+    directory = minilm_directory()  # first: without the text extra, a ConfigError saying what to install
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
 
 
 def _encoder_config() -> Any:
-    from transformers import AutoConfig
-
     from tbal.encoders.sentence import minilm_directory
 
-    config = AutoConfig.from_pretrained(str(minilm_directory()), local_files_only=True)
+    directory = minilm_directory()  # first: without the text extra, a ConfigError saying what to install
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(directory), local_files_only=True)
     # the encoder's dropout would draw from torch's global generator: off (see the module's docstring)
     config.hidden_dropout_prob = 0.0
     config.attention_probs_dropout_prob = 0.0
