@@ -306,7 +306,7 @@ def _load(args: argparse.Namespace, model: ModelConfig | None = None) -> Any:
     ``model``: the classifier the data is for; its encoder (:func:`tbal.encoders.encoder_for_model`) is
     the default one, and an .npz's texts are encoded for it when it reads word pieces."""
     from tbal.data import load_dataset
-    from tbal.encoders import encoder_for_model
+    from tbal.encoders import TOKEN_ENCODER, encoder_for_model
     from tbal.raw_data import load_image_folder, load_text_dataset
 
     path = Path(args.data)
@@ -322,7 +322,7 @@ def _load(args: argparse.Namespace, model: ModelConfig | None = None) -> Any:
             encoder=encoder,
             cache_dir=args.cache_dir if args.cache_dir is not None else path.parent / ".tbal-cache",
         )
-    reads_texts = given is not None or (model is not None and model.name == "minilm")
+    reads_texts = given is not None or encoder == TOKEN_ENCODER  # the model reads word pieces
     return load_dataset(path, split=args.split, text_encoder=encoder if reads_texts else None)
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_TEXT_ENCODER",
     "ENCODER_NAMES",
     "MAX_TEXT_CHARS",
+    "TOKEN_ENCODER",
     "Encoder",
     "EncoderConfig",
     "HashingEncoder",
