@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +39,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   case "$name" in
     s9-* | s10-* | s11-* | s12-* | s13-* | s14-*) set -- "$@" --set thresholds.walk_start_share=0.3 ;;
     s8-*) set -- "$@" --set train.pseudo_label_share=0 --set thresholds.walk_start_share=0.3 ;;
-    s15-* | s16-* | s17-* | s18-* | s19-* | s20-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
+    s15-* | s16-* | s17-* | s18-* | s19-* | s20-* | s21-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
     *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
   esac
   # from the tenth to the fourteenth session mnist-paper drew 0.6 of N_v inside the stratum (0.9 since
@@ -51,7 +51,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   # until the sixteenth session mnist-paper trained LeNet-5 and widened its stratum to 2ε (ResNet-8 and 3ε
   # since): a case's own setting, given after, wins
   case "$name" in
-    s17-* | s18-* | s19-* | s20-*) ;;
+    s17-* | s18-* | s19-* | s20-* | s21-*) ;;
     *) case "$ds" in
          mnist | hard | harder | mixed) set -- --set model.name=lenet5 --set loop.stratum_error_factor=2 "$@" ;;
        esac ;;
@@ -65,7 +65,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
              mnist | hard | harder | mixed)
                set -- --set train.warm_start_epochs=20 --set train.warm_start_rounds=lean "$@" ;;
            esac ;;
-    s19-* | s20-*) ;;
+    s19-* | s20-* | s21-*) ;;
     *) case "$ds" in mnist | hard | harder | mixed) set -- --set train.warm_start_epochs=0 "$@" ;; esac ;;
   esac
   .venv/bin/tbal run "${data[@]}" --confidence "$conf" --bound valid --seeds "$seed" --threads 1 "$@" \
@@ -385,7 +385,11 @@ cases() {
       # the benchmark seeds (s20-tf-colp-*, s20-b-tf-colp-*)
       echo "s20-tf-colp-s10 sst2-ft colander 10 --bound paper"
       for s in 0 1 2 3 4; do echo "s20-b-tf-colp-s$s sst2-ft colander $s --bound paper"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper" >&2; exit 2 ;;
+    text-finetune-colander)  # Colander under the valid bound with text-finetune: tuning seed 10, then the
+      # benchmark seeds 0-4 (the issue's "SST-2, Colander" row; s21-*)
+      echo "s21-tf-col-s10 sst2-ft colander 10"
+      for s in 0 1 2 3 4; do echo "s21-b-tf-col-s$s sst2-ft colander $s"; done ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander" >&2; exit 2 ;;
   esac
 }
 

@@ -53,7 +53,7 @@ class ProjectSettings(BaseModel):
         "for images, text embeddings, or texts (MiniLM fine-tuned on them; text projects only, encoder "
         "minilm-tokens). Without one a project gets the library's defaults, which certified 0-19 % of hard "
         "grey images where mnist-paper certifies 50-62 %, and nothing on SST-2 where text-paper certifies "
-        "26-30 % (BENCHMARKS.md)",
+        "26-30 % and text-finetune 34-46 % (BENCHMARKS.md)",
     )
     epsilon: float | None = None
     delta: float | None = None
