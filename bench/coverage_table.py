@@ -1,7 +1,9 @@
 """Markdown table of the coverage benchmarks (bench/coverage.sh): one line per case, the runs of a case
-being the files ``<case>-s<seed>.json``; coverage and true error per seed and mean ± sd, in %.
+being the files ``<case>-s<seed>.json``; coverage and true error per seed and mean ± sd, in %. With
+``--detail``, one line per run instead: its last round's bound on D_th, the D_th points of each pooled
+family, the classifier's accuracy on the pool, and the run's wall time.
 
-Usage: .venv/bin/python bench/coverage_table.py bench/results/coverage/*.json [--epsilon 0.05]
+Usage: .venv/bin/python bench/coverage_table.py bench/results/coverage/*.json [--epsilon 0.05] [--detail]
 """
 
 from __future__ import annotations
@@ -44,15 +46,35 @@ def labeled_set_error(run: dict) -> float:
     return (run["true_error"] or 0.0) * auto / (auto + humans) if auto + humans else 0.0
 
 
+def detail(case: str, seed: int, run: dict) -> str:
+    """One run: the last round's pooled bound and D_th points, classifier accuracy on the pool, wall time."""
+    last = run["rounds"][-1] if run["rounds"] else {}
+    bound = last.get("pooled_error_bound")
+    accuracy = last.get("classifier_accuracy_pool")
+    points = " + ".join(str(n) for n in last.get("threshold_points") or [])
+    return (
+        f"| {case} | {seed} | {'–' if bound is None else f'{100 * bound:.2f}'} | {points or '–'} "
+        f"| {'–' if accuracy is None else f'{100 * accuracy:.1f}'} | {run['wall_time_s']:,.0f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("files", nargs="+", type=Path)
     parser.add_argument("--epsilon", type=float, default=0.05)
+    parser.add_argument("--detail", action="store_true", help="one line per run: bound, D_th, accuracy, time")
     args = parser.parse_args()
     cases: dict[str, list[tuple[int, dict]]] = defaultdict(list)
     for path in args.files:
         case, seed = case_of(path)
         cases[case].extend((seed, run) for run in json.loads(path.read_text())["runs"])
+    if args.detail:
+        print("| case | seed | bound on D_th % | D_th points | classifier accuracy on the pool % | run, s |")
+        print("|---|---|---|---|---|---|")
+        for case in sorted(cases):
+            for seed, run in sorted(cases[case], key=lambda pair: pair[0]):
+                print(detail(case, seed, run))
+        return
     print(
         "| case | seeds | coverage % per seed | coverage % | auto-label error % per seed | seeds > ε "
         "| labeled-set error % per seed |"

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from tbal.confidence import make_confidence
 from tbal.config import ConfidenceConfig, ModelConfig, TrainConfig, preset, with_overrides
 from tbal.data import prepare_inputs
+from tbal.metrics import label_knowing_coverage
 from tbal.models import build_model
 from tbal.networks import Classifier
 from tbal.predictions import Predictions, predict
@@ -56,14 +57,6 @@ SHIFTS = {
 N_CAL = 150
 
 
-def oracle_coverage(score: np.ndarray, correct: np.ndarray, error: float) -> float:
-    """The largest share of the points whose top-ranked part is at most ``error`` wrong (labels known)."""
-    order = np.argsort(-score, kind="stable")
-    running = np.cumsum(~correct[order]) / np.arange(1, order.size + 1)
-    within = np.flatnonzero(running <= error)
-    return 0.0 if within.size == 0 else (within.max() + 1) / order.size
-
-
 def aurc(score: np.ndarray, correct: np.ndarray) -> float:
     """Area under the risk-coverage curve: the mean error of the top-ranked part over every cut."""
     order = np.argsort(-score, kind="stable")
@@ -71,7 +64,7 @@ def aurc(score: np.ndarray, correct: np.ndarray) -> float:
 
 
 def show(case: str, seed: int, tag: str, score: np.ndarray, correct: np.ndarray) -> None:
-    oracles = " ".join(f"@{e} {100 * oracle_coverage(score, correct, e / 100):.1f}" for e in (2, 3, 5))
+    oracles = " ".join(f"@{e} {100 * label_knowing_coverage(score, correct, e / 100):.1f}" for e in (2, 3, 5))
     print(
         f"{case} seed {seed} {tag:22s} acc {100 * correct.mean():.1f} oracle {oracles} "
         f"aurc {100 * aurc(score, correct):.2f}",

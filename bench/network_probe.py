@@ -23,17 +23,10 @@ import torch
 
 from tbal.config import preset, with_overrides
 from tbal.data import prepare_inputs
+from tbal.metrics import label_knowing_coverage
 from tbal.models import build_model
 from tbal.predictions import predict
 from tbal.training.train import one_hot, train_classifier
-
-
-def label_knowing_coverage(probs: np.ndarray, y: np.ndarray, epsilon: float) -> float:
-    """The largest share of the points, most confident first, whose true error is ≤ ``epsilon``."""
-    order = np.argsort(-probs.max(axis=1))
-    wrong = np.cumsum(probs.argmax(axis=1)[order] != y[order])
-    passing = np.flatnonzero(wrong / np.arange(1, y.size + 1) <= epsilon)
-    return float(passing.max() + 1) / y.size if passing.size else 0.0
 
 
 def probe(data: Path, network: str, seeds: list[int], labels: int, changes: dict[str, str]) -> None:
@@ -50,10 +43,11 @@ def probe(data: Path, network: str, seeds: list[int], labels: int, changes: dict
         model = build_model(config.model, input_shape=X.shape[1:], num_classes=10, seed=seed)
         train_classifier(model, X[train], one_hot(y[train], 10), config.train, seed=seed)
         probs = torch.softmax(torch.as_tensor(predict(model, X[rest]).logits), dim=1).numpy()
+        score, correct = probs.max(axis=1), probs.argmax(axis=1) == y[rest]
         print(
-            f"{network} seed {seed}: accuracy {100 * np.mean(probs.argmax(axis=1) == y[rest]):.1f} %, "
-            f"label-knowing coverage at 5 % {100 * label_knowing_coverage(probs, y[rest], 0.05):.1f} %, "
-            f"at 2 % {100 * label_knowing_coverage(probs, y[rest], 0.02):.1f} % "
+            f"{network} seed {seed}: accuracy {100 * np.mean(correct):.1f} %, "
+            f"label-knowing coverage at 5 % {100 * label_knowing_coverage(score, correct, 0.05):.1f} %, "
+            f"at 2 % {100 * label_knowing_coverage(score, correct, 0.02):.1f} % "
             f"({time.perf_counter() - started:.0f} s)",
             flush=True,
         )

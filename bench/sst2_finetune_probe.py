@@ -21,16 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from tbal.metrics import label_knowing_coverage
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_minilm.npz"
 ARMS = ("emb-lr", "tfidf-lr", "ensemble", "minilm")
-
-
-def oracle_coverage(confidence: np.ndarray, correct: np.ndarray, epsilon: float) -> float:
-    """The largest share of the points, taken in order of confidence, whose error is ≤ epsilon."""
-    order = np.argsort(-confidence, kind="stable")
-    errors = np.cumsum(~correct[order]) / np.arange(1, len(order) + 1)
-    passing = np.flatnonzero(errors <= epsilon)
-    return float((passing[-1] + 1) / len(order)) if len(passing) else 0.0
 
 
 def linear_probabilities(texts: list[str], X: np.ndarray, y: np.ndarray, n_train: int) -> dict[str, Any]:
@@ -96,7 +90,7 @@ def main() -> None:
                 "seed": seed,
                 "arm": arm,
                 "accuracy": float(correct.mean()),
-                "oracle_coverage": oracle_coverage(p.max(axis=1), correct, args.epsilon),
+                "oracle_coverage": label_knowing_coverage(p.max(axis=1), correct, args.epsilon),
             }
             results.append(row)
             print(f"seed {seed} {arm:9s} accuracy {row['accuracy']:.3f} oracle {row['oracle_coverage']:.3f}")

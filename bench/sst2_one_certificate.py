@@ -30,6 +30,7 @@ import numpy as np
 
 from tbal import thresholds as th
 from tbal.config import ThresholdConfig, preset
+from tbal.metrics import label_knowing_coverage
 from tbal.models import build_model
 from tbal.predictions import predict
 from tbal.thresholds import estimate_thresholds
@@ -66,10 +67,7 @@ def certify(
 
 def oracle_coverage(probs_pool: np.ndarray, y_pool: np.ndarray, epsilon: float) -> float:
     """The largest share of the pool, most confident first, whose true error is ≤ ε (labels known)."""
-    order = np.argsort(-probs_pool.max(1))
-    wrong = probs_pool.argmax(1)[order] != y_pool[order]
-    ok = np.flatnonzero(np.cumsum(wrong) / np.arange(1, order.size + 1) <= epsilon)
-    return float((ok[-1] + 1) / order.size) if ok.size else 0.0
+    return label_knowing_coverage(probs_pool.max(1), probs_pool.argmax(1) == y_pool, epsilon)
 
 
 def walks(X: np.ndarray, y: np.ndarray, seed: int) -> None:

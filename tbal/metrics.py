@@ -44,6 +44,16 @@ def auto_labeling_error(auto_labels: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(auto_labels != truth))
 
 
+def label_knowing_coverage(score: np.ndarray, correct: np.ndarray, epsilon: float) -> float:
+    """The largest share of the points, taken by ``score`` from the highest (ties in the given order), whose
+    error is ≤ ``epsilon``: what a threshold on ``score`` chosen with the true labels could auto-label, the
+    ceiling of any certificate on this score (0.0 when not even the top point is right enough)."""
+    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="stable")
+    wrong = ~np.asarray(correct, dtype=bool)[order]
+    within = np.flatnonzero(np.cumsum(wrong) / np.arange(1, order.size + 1) <= epsilon)
+    return float(within[-1] + 1) / order.size if within.size else 0.0
+
+
 def reliability_diagram(
     confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

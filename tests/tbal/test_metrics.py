@@ -15,6 +15,7 @@ from tbal.metrics import (
     auto_labeling_error,
     coverage,
     expected_calibration_error,
+    label_knowing_coverage,
     negative_log_likelihood,
     reliability_diagram,
 )
@@ -133,3 +134,15 @@ def test_nll_clips_zero_probabilities_and_validates() -> None:
         negative_log_likelihood(probs, np.array([0.0, 1.0]))
     with pytest.raises(TBALInputError, match=r"probabilities in \[0, 1\]"):
         negative_log_likelihood(np.array([[-0.1, 1.1]]), np.array([0]))
+
+
+def test_label_knowing_coverage_is_the_largest_top_share_within_epsilon() -> None:
+    score = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    correct = np.array([1, 1, 1, 0, 1, 1, 1, 1, 0, 0], dtype=bool)
+    # top 3 clean; top 8 hold one mistake (12.5 %); top 10 three (30 %)
+    assert label_knowing_coverage(score, correct, 0.0) == 0.3
+    assert label_knowing_coverage(score, correct, 0.125) == 0.8
+    assert label_knowing_coverage(score, correct, 0.3) == 1.0
+    # the order is by score, not by position
+    assert label_knowing_coverage(score[::-1], correct[::-1], 0.0) == 0.3
+    assert label_knowing_coverage(score, ~correct, 0.0) == 0.0
