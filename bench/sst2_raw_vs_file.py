@@ -56,10 +56,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=512, help="the ingest job's first batch")
     parser.add_argument(
+        "--processes", type=int, default=None, help="the service's ingest_processes (default: its default)"
+    )
+    parser.add_argument(
         "--database-url", help="the service's database (default: SQLite in a temporary folder)"
     )
     parser.add_argument(
         "--work-dir", type=Path, help="where the .csv / .npz and the CSV's cached features go"
+    )
+    parser.add_argument(
+        "--service-settings",
+        choices=("text-paper", "default"),
+        default="text-paper",
+        help="the service arm's project: preset text-paper, or 'default': no preset named (a text project's "
+        "own default, tbal.config.preset_for_data)",
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -150,6 +160,12 @@ def _tbal_run(data: Path, flags: list[str], seed: int, work: Path) -> dict[str, 
     }
 
 
+def _service_settings(args: Any) -> dict[str, Any]:
+    """The service arm's project settings: ``text-paper`` named, or no preset (the data kind's default)."""
+    named = {"preset": "text-paper"} if args.service_settings == "text-paper" else {}
+    return {"encoder": args.encoder, **named}
+
+
 def _service_arm(
     texts: list[str], y: np.ndarray, classes: list[str], seeds: list[int], args: Any, work: Path
 ) -> Any:
@@ -161,15 +177,17 @@ def _service_arm(
             pid = api.project(
                 classes=classes,
                 data_kind="text",
-                settings={"encoder": args.encoder, "preset": "text-paper"},
+                settings=_service_settings(args),
                 seed=seed,
             )
+            created = api.http.get(f"{API}/projects/{pid}", headers=api.headers).json()
             ingest = api.upload_texts(pid, texts, y)
             rounds = api.drive(pid)
             stored = _round_metrics(api, pid)
             runs.append({
                 "seed": seed,
                 "encoder": args.encoder,
+                "settings": created["settings"],  # with the preset the project took
                 "ingest": ingest,
                 "coverage": rounds[-1]["coverage_total"] if rounds else None,
                 "true_error": rounds[-1]["true_error"] if rounds else None,

@@ -25,6 +25,7 @@ import numpy as np
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_minilm.npz"
 SETTINGS: dict[str, Any] = {
+    "preset": None,  # the library's defaults in all three projects (a text project's own is text-paper)
     "validation_size": 600,
     "seed_size": 150,
     "label_budget": 450,

@@ -753,6 +753,36 @@ _PRESETS: dict[str, typing.Callable[[], TBALConfig]] = {
     "text-finetune": _text_finetune,
 }
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
+DATA_KIND_PRESETS: dict[str, str] = {"text": "text-paper", "image": "mnist-paper"}
+"""The preset a project of each kind of data gets when it names none (:func:`preset_for_data`): the best
+valid configuration measured for such data (BENCHMARKS.md, issue 11). Without one the library's defaults
+certified nothing on SST-2 (``text-paper``: 26-30 %) and 0-19 % of hard grey images (``mnist-paper``:
+50-62 %). Feature vectors get the library's defaults: nothing is known of them."""
+
+
+def preset_for_data(data_kind: str, model: str | None = None) -> str | None:
+    """The preset for data of ``data_kind`` ("features", "image" or "text", as the service names them)
+    whose settings name none, or None for the library's defaults. A text project that asks for the
+    fine-tuned classifier (``model`` "minilm") gets ``text-finetune``, whose training is MiniLM's; otherwise
+    texts get ``text-paper`` (the frozen MiniLM embedding: seconds a round where fine-tuning takes minutes
+    on a CPU)."""
+    if data_kind == "text" and model == "minilm":
+        return "text-finetune"
+    return DATA_KIND_PRESETS.get(data_kind)
+
+
+def floor_for_budgets(base: LoopConfig, label_budget: int, validation_size: int) -> int:
+    """The validation floor of ``base`` (a preset's budgets) for other budgets N_t, N_v, as a changed
+    validation_size moves a preset's stratum (``targeted_validation`` as a share): the same share of N_v
+    kept, and the same share of N_t moved to fresh validation points. ``text-paper``'s 2,400 (N_v 1,600 and
+    800 of N_t's 2,000) is N_v + 0.4·N_t; without it a user's N_t of 300 under that preset would go whole to
+    the top-ups of a floor of 2,400, and no training label would be left after the seed."""
+    floor = base.validation_floor
+    if floor == 0:
+        return 0
+    kept = min(floor, base.validation_size) / base.validation_size
+    moved = max(0, floor - base.validation_size) / base.label_budget
+    return round(kept * validation_size + moved * label_budget)
 
 
 def preset(name: str) -> TBALConfig:

@@ -26,7 +26,9 @@ from tbal.config import (
     TBALConfig,
     config_from_dict,
     config_to_dict,
+    floor_for_budgets,
     preset,
+    preset_for_data,
     with_overrides,
 )
 
@@ -84,6 +86,36 @@ def base_config(settings: dict[str, Any]) -> dict[str, Any]:
     """What a project pins as its base when it takes ``settings["preset"]`` (at creation, or a PATCH of
     ``preset``): the preset's configuration, or the library's defaults without one, as a JSON-ready dict."""
     return config_to_dict(_preset_config(settings))
+
+
+def with_data_kind_preset(settings: dict[str, Any], data_kind: str) -> dict[str, Any]:
+    """The settings of a create body that names no preset (not even ``null``, which keeps the library's
+    defaults) with its data kind's (:func:`tbal.config.preset_for_data`): texts ``text-paper`` (or
+    ``text-finetune`` for model ``minilm``), images ``mnist-paper``; feature vectors none."""
+    name = preset_for_data(data_kind, settings.get("model"))
+    return settings if name is None else {"preset": name, **settings}
+
+
+BUDGETS_UNDER_FLOOR = ("label_budget", "validation_size")
+"""The budgets a preset's validation floor follows (:func:`with_floor_for_budgets`)."""
+
+
+def with_floor_for_budgets(
+    settings: dict[str, Any], base: dict[str, Any] | None, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """``settings`` after ``changes`` (a create body's settings, or a PATCH's) with the base's validation
+    floor moved to the budgets they set (:func:`tbal.config.floor_for_budgets`), unless they set the floor
+    too. Stored as ``validation_floor``, so that the project reads what it runs with and a later release
+    does not move it; dropped again when the budgets return to the base's."""
+    if "validation_floor" in changes or not any(name in changes for name in BUDGETS_UNDER_FLOOR):
+        return settings
+    base_loop = (_preset_config(settings) if base is None else _pinned(base)).loop
+    if base_loop.validation_floor == 0:
+        return settings
+    loop = build_config(settings, base=base).loop
+    floor = floor_for_budgets(base_loop, loop.label_budget, loop.validation_size)
+    others = {k: v for k, v in settings.items() if k != "validation_floor"}
+    return others if floor == base_loop.validation_floor else {**others, "validation_floor": floor}
 
 
 def project_config(project: Project) -> TBALConfig:

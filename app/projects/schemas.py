@@ -35,10 +35,14 @@ parses it to its field's type."""
 
 
 class ProjectSettings(BaseModel):
-    """A project's TBAL settings. Every field is optional: unset ones come from ``preset`` (or the library's
-    defaults) as it was when the project took it, pinned in the project: a new tbal release does not
-    change it; PATCH ``preset`` to take the new one. Values are checked by building the library's
-    configuration; a bad one is a 422 naming it.
+    """A project's TBAL settings. Every field is optional: unset ones come from ``preset`` as it was when
+    the project took it, pinned in the project: a new tbal release does not change it; PATCH ``preset`` to
+    take the new one. A project created without ``preset`` gets its data kind's (texts ``text-paper``, or
+    ``text-finetune`` with model ``minilm``; images ``mnist-paper``; feature vectors the library's
+    defaults); ``"preset": null`` asks for the library's defaults. A preset's validation floor follows the
+    ``label_budget`` and ``validation_size`` a project sets (stored as ``validation_floor``) unless it sets
+    the floor too. Values are checked by building the library's configuration; a bad one is a 422 naming
+    it.
 
     ``min_validation_labels``: the fewest human validation labels a round may start with (default: the
     fewest that split into non-empty D_cal and D_th, at least 2). ``pixel_scale`` (images): the divisor
@@ -51,9 +55,10 @@ class ProjectSettings(BaseModel):
         default=None,
         description="mnist-paper, cifar10-paper, text-paper or text-finetune: budgets and training tuned "
         "for images, text embeddings, or texts (MiniLM fine-tuned on them; text projects only, encoder "
-        "minilm-tokens). Without one a project gets the library's defaults, which certified 0-19 % of hard "
-        "grey images where mnist-paper certifies 50-62 %, and nothing on SST-2 where text-paper certifies "
-        "26-30 % and text-finetune 34-46 % (BENCHMARKS.md)",
+        "minilm-tokens). Omitted at creation: the data kind's, text-paper for texts (text-finetune with "
+        "model minilm), mnist-paper for images, none for feature vectors. null: the library's defaults, "
+        "which certified 0-19 % of hard grey images where mnist-paper certifies 50-62 %, and nothing on "
+        "SST-2 where text-paper certifies 26-30 % and text-finetune 34-46 % (BENCHMARKS.md)",
     )
     epsilon: float | None = None
     delta: float | None = None

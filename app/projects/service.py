@@ -17,7 +17,13 @@ from app.items import repository as items_repo
 from app.labels import repository as labels_repo
 from app.labels.queue_service import redraw_open_sets
 from app.projects import repository as projects_repo
-from app.projects.config import base_config, build_config, project_config
+from app.projects.config import (
+    base_config,
+    build_config,
+    project_config,
+    with_data_kind_preset,
+    with_floor_for_budgets,
+)
 from app.projects.schemas import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.rounds import auto_labels_repository as auto_repo
 from app.rounds import repository as rounds_repo
@@ -40,7 +46,10 @@ def create_project(session: Session, body: ProjectCreate) -> Project:
     if body.data_kind == "image" and len(body.input_shape) == 3 and body.input_shape[2] not in (1, 3, 4):
         raise Invalid("input_shape", f"images take 1, 3 or 4 channels (last), got {body.input_shape[2]}")
     settings = body.settings.model_dump(exclude_none=True)
+    if "preset" not in body.settings.model_fields_set:
+        settings = with_data_kind_preset(settings, body.data_kind)
     base = base_config(settings)
+    settings = with_floor_for_budgets(settings, base, settings)
     config = build_config(settings, base=base, data_kind=body.data_kind)
     settings = raw_items.with_model_encoder(body.data_kind, settings, config.model)
     input_shape = raw_items.check_project_settings(body.data_kind, settings, list(body.input_shape))
@@ -72,6 +81,8 @@ def update_settings(session: Session, project: Project, body: ProjectUpdate) -> 
     merged = {k: v for k, v in {**project.settings, **changes}.items() if v is not None}
     # the base moves only when asked: PATCH preset (even to the same name) pins this release's version
     base = base_config(merged) if "preset" in changes else project.base_config
+    # a new preset's floor follows the budgets the project keeps, as at creation
+    merged = with_floor_for_budgets(merged, base, merged if "preset" in changes else changes)
     config = build_config(merged, base=base, data_kind=project.data_kind)
     merged = raw_items.with_model_encoder(project.data_kind, merged, config.model)
     raw_items.check_settings_change(session, project, merged)

@@ -240,7 +240,9 @@ class TBALClient:
     ) -> Project:
         """A new project. ``input_shape``: [d] for feature vectors, [H, W] or [H, W, C] for uint8 images,
         nothing for text (the encoder's size; ``settings={"encoder": "minilm"}`` is the default);
-        ``settings``: ε, δ, model, budgets... (see the API's ProjectSettings; unset ones from defaults)."""
+        ``settings``: ε, δ, model, budgets... (see the API's ProjectSettings; unset ones from the preset,
+        which is the data kind's when ``settings`` names none: ``text-paper`` for texts, ``mnist-paper``
+        for images; ``{"preset": None}`` for the library's defaults)."""
         body = {
             "name": name,
             "classes": [str(c) for c in classes],

@@ -166,10 +166,12 @@ def api(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[
         yield Api(client=client, headers={"Authorization": f"Bearer {secret}"}, settings=settings)
 
 
-MECHANICS_SETTINGS: dict[str, Any] = {"delta_schedule": "uniform"}
+MECHANICS_SETTINGS: dict[str, Any] = {"delta_schedule": "uniform", "preset": None}
 """Settings every test project starts from: these tests check what a round writes, so every round must
 be able to auto-label; the service's default schedule (``final``) certifies only in the last planned
-round (tests/app/test_delta_schedule.py checks that default)."""
+round (tests/app/test_delta_schedule.py checks that default). ``preset`` null: the library's defaults,
+sized for these tests' small data, where a text or image project naming no preset would get its data
+kind's (tests/app/projects/test_data_kind_defaults.py checks those)."""
 
 
 MakeProject = Callable[..., dict[str, Any]]

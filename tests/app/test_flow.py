@@ -179,6 +179,7 @@ def test_image_project_round_in_process(api: Api) -> None:
             "data_kind": "image",
             "input_shape": [8, 8],
             "settings": {
+                "preset": None,  # the library's defaults (an image project's own: test_data_kind_defaults)
                 "validation_size": 150,
                 "seed_size": 100,
                 "label_budget": 120,

@@ -17,7 +17,9 @@ from tbal.config import (
     TrainConfig,
     config_from_dict,
     config_to_dict,
+    floor_for_budgets,
     preset,
+    preset_for_data,
     targeted_count,
     with_overrides,
 )
@@ -51,6 +53,28 @@ def test_a_presets_stratum_follows_a_changed_validation_size() -> None:
     assert with_overrides(preset("mnist-paper"), {"loop.validation_size": 2}).loop.targeted_count == 0
     one_round = with_overrides(preset("mnist-paper"), {"loop.label_budget": 200})
     assert one_round.loop.planned_rounds == 1 and one_round.loop.targeted_count == 0
+
+
+def test_each_kind_of_data_has_its_preset() -> None:
+    assert preset_for_data("text") == "text-paper"
+    assert preset_for_data("text", "minilm") == "text-finetune"
+    assert preset_for_data("text", "mlp") == "text-paper"
+    assert preset_for_data("image") == "mnist-paper"
+    assert preset_for_data("image", "cnn") == "mnist-paper"
+    assert preset_for_data("features") is None
+    assert all(preset_for_data(kind) in (*PRESET_NAMES, None) for kind in ("text", "image", "features"))
+
+
+def test_a_presets_floor_follows_the_budgets() -> None:
+    """text-paper's floor 2,400 over N_v 1,600 and N_t 2,000: N_v + 0.4·N_t for other budgets; a floor
+    below N_v keeps its share of N_v; no floor stays none."""
+    text = preset("text-paper").loop
+    assert floor_for_budgets(text, 2_000, 1_600) == 2_400
+    assert floor_for_budgets(text, 300, 500) == 620
+    assert floor_for_budgets(text, 2_000, 800) == 1_600
+    half = dataclasses.replace(text, validation_floor=800)
+    assert floor_for_budgets(half, 5_000, 400) == 200
+    assert floor_for_budgets(preset("mnist-paper").loop, 300, 100) == 0
 
 
 @pytest.mark.parametrize(

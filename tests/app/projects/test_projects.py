@@ -260,20 +260,22 @@ def test_training_options_are_project_settings(api: Api) -> None:
 def test_the_networks_training_values_are_project_settings(api: Api) -> None:
     """Unset, the six training values come from the network when a round builds it (null in the config);
     set, they are the project's, e.g. a LeNet-5 project that turns its default shifts and standardisation
-    off."""
+    off. ``preset`` null: the library's defaults (an image project naming none gets mnist-paper's)."""
     body: dict[str, Any] = {
         "name": "lenet",
         "classes": ["a", "b"],
         "data_kind": "image",
         "input_shape": [28, 28],
     }
-    unset = api.post("/api/v1/projects", json=body)
+    unset = api.post("/api/v1/projects", json={**body, "settings": {"preset": None}})
     assert unset.status_code == 201, unset.text
     assert {
         unset.json()["config"]["train"][f] for f in ("weight_decay", "standardize_inputs", "augment_shift")
     } == {None}
     chosen = {"weight_decay": 0.0005, "standardize_inputs": False, "augment_shift": 0}
-    created = api.post("/api/v1/projects", json={**body, "name": "lenet-raw", "settings": chosen})
+    created = api.post(
+        "/api/v1/projects", json={**body, "name": "lenet-raw", "settings": {"preset": None, **chosen}}
+    )
     assert created.status_code == 201, created.text
     train = created.json()["config"]["train"]
     assert {f: train[f] for f in chosen} == chosen

@@ -1,0 +1,115 @@
+"""A project whose settings name no preset gets its data kind's (tbal.config.preset_for_data): texts
+text-paper (text-finetune for the fine-tuned MiniLM), images mnist-paper, feature vectors the library's
+defaults; ``"preset": null`` keeps the library's defaults; a preset's validation floor follows the
+budgets a project sets (tbal.config.floor_for_budgets)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+from tbal.config import TBALConfig, config_to_dict, preset
+from tests.app.conftest import Api
+
+
+def as_json(config: TBALConfig) -> dict[str, Any]:
+    """A configuration as a project read returns it (tuples as lists)."""
+    return dict(json.loads(json.dumps(config_to_dict(config))))
+
+
+def create(api: Api, name: str, data_kind: str, classes: int = 2, **settings: Any) -> dict[str, Any]:
+    shape = {"features": [4], "image": [8, 8], "text": []}[data_kind]
+    body = {
+        "name": name,
+        "classes": [str(c) for c in range(classes)],
+        "data_kind": data_kind,
+        "input_shape": shape,
+    }
+    response = api.post("/api/v1/projects", json={**body, "settings": settings})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def test_each_data_kind_gets_its_preset_unless_it_names_one(api: Api) -> None:
+    text = create(api, "texts", "text", encoder="hashing:64")
+    assert text["settings"]["preset"] == "text-paper"
+    assert text["config"] == as_json(preset("text-paper"))
+    image = create(api, "images", "image")
+    assert image["settings"]["preset"] == "mnist-paper"
+    assert image["config"] == as_json(preset("mnist-paper"))
+    features = create(api, "vectors", "features")
+    assert "preset" not in features["settings"]
+    assert features["config"] == as_json(TBALConfig())
+    tuned = create(api, "tuned", "text", model="minilm")
+    assert tuned["settings"]["preset"] == "text-finetune"
+    assert tuned["settings"]["encoder"] == "minilm-tokens"
+    assert tuned["config"] == as_json(preset("text-finetune"))
+
+
+def test_a_null_preset_keeps_the_librarys_defaults(api: Api) -> None:
+    text = create(api, "plain-texts", "text", encoder="hashing:64", preset=None)
+    assert "preset" not in text["settings"]
+    assert text["config"] == as_json(TBALConfig())
+    named = create(api, "named", "image", preset="cifar10-paper")
+    assert named["config"] == as_json(preset("cifar10-paper"))
+
+
+def test_the_floor_follows_the_budgets_a_project_sets(api: Api) -> None:
+    """text-paper's floor is N_v + 0.4·N_t (2,400 on 1,600 + 2,000): with N_t 300 and N_v 500 it is 620, not
+    2,400, which would take every training label after the seed for top-ups."""
+    small = create(
+        api, "small", "text", encoder="hashing:64", label_budget=300, seed_size=100, validation_size=500
+    )
+    assert small["settings"]["validation_floor"] == 620
+    assert small["config"]["loop"]["validation_floor"] == 620
+    pid = small["id"]
+
+    def patch(**settings: Any) -> dict[str, Any]:
+        response = api.patch(f"/api/v1/projects/{pid}", json={"settings": settings})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    assert patch(label_budget=1000)["config"]["loop"]["validation_floor"] == 900
+    assert patch(label_budget=800, validation_floor=0)["config"]["loop"]["validation_floor"] == 0
+    back = patch(label_budget=2000, seed_size=400, validation_size=1600)
+    assert "validation_floor" not in back["settings"]
+    assert back["config"]["loop"]["validation_floor"] == 2400
+    mine = create(
+        api, "mine", "text", encoder="hashing:64", label_budget=300, seed_size=100, validation_floor=7
+    )
+    assert mine["config"]["loop"]["validation_floor"] == 7
+    images = create(api, "no-floor", "image", label_budget=300)
+    assert "validation_floor" not in images["settings"]  # mnist-paper has none to move
+
+
+def test_an_image_project_runs_a_round_on_its_default(api: Api) -> None:
+    """mnist-paper's ResNet-8 on 8×8 grey digits, its budgets cut to this test's size."""
+    digits = load_digits()
+    images, y = digits.images[:300].astype(np.uint8), digits.target[:300]
+    project = create(
+        api,
+        "digit-default",
+        "image",
+        classes=10,
+        validation_size=100,
+        seed_size=60,
+        label_budget=80,
+        batch_size=20,
+        epochs=2,
+    )
+    project_id = project["id"]
+    assert project["config"]["model"]["name"] == "resnet"
+    items = [
+        {"external_id": str(i), "image": images[i].tolist(), "ground_truth": int(y[i])} for i in range(300)
+    ]
+    assert api.post(f"/api/v1/projects/{project_id}/items", json={"items": items}).json()["inserted"] == 300
+    api.post(f"/api/v1/projects/{project_id}/simulate")
+    round_id = api.post(f"/api/v1/projects/{project_id}/rounds").json()["id"]
+    done = api.wait_round(round_id, timeout=300)
+    assert done["status"] == "succeeded", done["error"]
+    # 300 less the seed (60) and the initial validation draw (10: mnist-paper draws 0.9 of N_v later,
+    # inside the stratum)
+    assert done["metrics"]["pool_size"] == 230
