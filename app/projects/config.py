@@ -29,6 +29,7 @@ from tbal.config import (
     floor_for_budgets,
     preset,
     preset_for_data,
+    seed_for_budget,
     with_overrides,
 )
 
@@ -96,26 +97,38 @@ def with_data_kind_preset(settings: dict[str, Any], data_kind: str) -> dict[str,
     return settings if name is None else {"preset": name, **settings}
 
 
-BUDGETS_UNDER_FLOOR = ("label_budget", "validation_size")
-"""The budgets a preset's validation floor follows (:func:`with_floor_for_budgets`)."""
-
-
-def with_floor_for_budgets(
+def with_budgets_following(
     settings: dict[str, Any], base: dict[str, Any] | None, changes: dict[str, Any]
 ) -> dict[str, Any]:
-    """``settings`` after ``changes`` (a create body's settings, or a PATCH's) with the base's validation
-    floor moved to the budgets they set (:func:`tbal.config.floor_for_budgets`), unless they set the floor
-    too. Stored as ``validation_floor``, so that the project reads what it runs with and a later release
-    does not move it; dropped again when the budgets return to the base's."""
-    if "validation_floor" in changes or not any(name in changes for name in BUDGETS_UNDER_FLOOR):
+    """``settings`` after ``changes`` (a create body's settings, or a PATCH's) with a preset's seed and
+    validation floor moved to the ``label_budget`` and ``validation_size`` they set
+    (:func:`tbal.config.seed_for_budget`, :func:`tbal.config.floor_for_budgets`), unless they set those
+    too. Stored as ``seed_size`` / ``validation_floor``, so that the project reads what it runs with and a
+    later release does not move them; dropped again when they equal the base's. Projects without a preset
+    keep the library's counts."""
+    if not settings.get("preset") or not ("label_budget" in changes or "validation_size" in changes):
         return settings
     base_loop = (_preset_config(settings) if base is None else _pinned(base)).loop
-    if base_loop.validation_floor == 0:
-        return settings
-    loop = build_config(settings, base=base).loop
-    floor = floor_for_budgets(base_loop, loop.label_budget, loop.validation_size)
-    others = {k: v for k, v in settings.items() if k != "validation_floor"}
-    return others if floor == base_loop.validation_floor else {**others, "validation_floor": floor}
+    label_budget = settings.get("label_budget") or base_loop.label_budget
+    validation_size = settings.get("validation_size") or base_loop.validation_size
+    if not _counts(label_budget, validation_size):
+        return settings  # the library's check names the bad value (build_config)
+    if "seed_size" not in changes and "label_budget" in changes:
+        seed = seed_for_budget(base_loop, label_budget)
+        settings = _unless_base(settings, "seed_size", seed, base_loop.seed_size)
+    if "validation_floor" not in changes:
+        floor = floor_for_budgets(base_loop, label_budget, validation_size)
+        settings = _unless_base(settings, "validation_floor", floor, base_loop.validation_floor)
+    return settings
+
+
+def _counts(*values: Any) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+
+
+def _unless_base(settings: dict[str, Any], name: str, value: int, base_value: int) -> dict[str, Any]:
+    others = {k: v for k, v in settings.items() if k != name}
+    return others if value == base_value else {**others, name: value}
 
 
 def project_config(project: Project) -> TBALConfig:

@@ -39,10 +39,10 @@ class ProjectSettings(BaseModel):
     the project took it, pinned in the project: a new tbal release does not change it; PATCH ``preset`` to
     take the new one. A project created without ``preset`` gets its data kind's (texts ``text-paper``, or
     ``text-finetune`` with model ``minilm``; images ``mnist-paper``; feature vectors the library's
-    defaults); ``"preset": null`` asks for the library's defaults. A preset's validation floor follows the
-    ``label_budget`` and ``validation_size`` a project sets (stored as ``validation_floor``) unless it sets
-    the floor too. Values are checked by building the library's configuration; a bad one is a 422 naming
-    it.
+    defaults); ``"preset": null`` asks for the library's defaults. A preset's seed and validation floor
+    follow the ``label_budget`` and ``validation_size`` a project sets (stored as ``seed_size`` and
+    ``validation_floor``) unless it sets them too. Values are checked by building the library's
+    configuration; a bad one is a 422 naming it.
 
     ``min_validation_labels``: the fewest human validation labels a round may start with (default: the
     fewest that split into non-empty D_cal and D_th, at least 2). ``pixel_scale`` (images): the divisor

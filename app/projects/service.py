@@ -21,8 +21,8 @@ from app.projects.config import (
     base_config,
     build_config,
     project_config,
+    with_budgets_following,
     with_data_kind_preset,
-    with_floor_for_budgets,
 )
 from app.projects.schemas import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.rounds import auto_labels_repository as auto_repo
@@ -49,7 +49,7 @@ def create_project(session: Session, body: ProjectCreate) -> Project:
     if "preset" not in body.settings.model_fields_set:
         settings = with_data_kind_preset(settings, body.data_kind)
     base = base_config(settings)
-    settings = with_floor_for_budgets(settings, base, settings)
+    settings = with_budgets_following(settings, base, settings)
     config = build_config(settings, base=base, data_kind=body.data_kind)
     settings = raw_items.with_model_encoder(body.data_kind, settings, config.model)
     input_shape = raw_items.check_project_settings(body.data_kind, settings, list(body.input_shape))
@@ -81,8 +81,8 @@ def update_settings(session: Session, project: Project, body: ProjectUpdate) -> 
     merged = {k: v for k, v in {**project.settings, **changes}.items() if v is not None}
     # the base moves only when asked: PATCH preset (even to the same name) pins this release's version
     base = base_config(merged) if "preset" in changes else project.base_config
-    # a new preset's floor follows the budgets the project keeps, as at creation
-    merged = with_floor_for_budgets(merged, base, merged if "preset" in changes else changes)
+    # a new preset's seed and floor follow the budgets the project keeps, as at creation
+    merged = with_budgets_following(merged, base, merged if "preset" in changes else changes)
     config = build_config(merged, base=base, data_kind=project.data_kind)
     merged = raw_items.with_model_encoder(project.data_kind, merged, config.model)
     raw_items.check_settings_change(session, project, merged)

@@ -20,6 +20,7 @@ from tbal.config import (
     floor_for_budgets,
     preset,
     preset_for_data,
+    seed_for_budget,
     targeted_count,
     with_overrides,
 )
@@ -63,6 +64,13 @@ def test_each_kind_of_data_has_its_preset() -> None:
     assert preset_for_data("image", "cnn") == "mnist-paper"
     assert preset_for_data("features") is None
     assert all(preset_for_data(kind) in (*PRESET_NAMES, None) for kind in ("text", "image", "features"))
+
+
+def test_a_presets_seed_follows_the_label_budget() -> None:
+    assert seed_for_budget(preset("text-paper").loop, 2_000) == 400
+    assert seed_for_budget(preset("text-paper").loop, 300) == 60
+    assert seed_for_budget(preset("mnist-paper").loop, 300) == 120
+    assert seed_for_budget(preset("cifar10-paper").loop, 1) == 1
 
 
 def test_a_presets_floor_follows_the_budgets() -> None:

@@ -85,6 +85,33 @@ def test_the_floor_follows_the_budgets_a_project_sets(api: Api) -> None:
     assert "validation_floor" not in images["settings"]  # mnist-paper has none to move
 
 
+def test_a_presets_seed_follows_the_label_budget_a_project_sets(api: Api) -> None:
+    """text-paper's seed is a fifth of N_t (400 of 2,000), mnist-paper's two fifths (200 of 500): a text
+    project asking for N_t 300 gets a seed of 60, not a 422 on a seed of 400 it never set; a project
+    without a preset keeps the library's 200."""
+    text = create(api, "budget-texts", "text", encoder="hashing:64", label_budget=300)
+    assert text["config"]["loop"]["seed_size"] == 60 and text["settings"]["seed_size"] == 60
+    assert text["config"]["loop"]["validation_floor"] == 1_720  # N_v 1,600 + 0.4 · 300
+    assert create(api, "budget-images", "image", label_budget=300)["config"]["loop"]["seed_size"] == 120
+    mine = create(api, "my-seed", "text", encoder="hashing:64", label_budget=300, seed_size=30)
+    assert mine["config"]["loop"]["seed_size"] == 30
+    plain = create(api, "budget-plain", "features", label_budget=300)
+    assert plain["config"]["loop"]["seed_size"] == 200 and "seed_size" not in plain["settings"]
+    pid = text["id"]
+    grown = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"label_budget": 2_000}}).json()
+    assert grown["config"]["loop"]["seed_size"] == 400 and "seed_size" not in grown["settings"]
+    bad = api.post(
+        "/api/v1/projects",
+        json={
+            "name": "bad-budget",
+            "classes": ["a", "b"],
+            "data_kind": "text",
+            "settings": {"label_budget": -3},
+        },
+    )
+    assert bad.status_code == 422 and bad.json()["detail"]["field"] == "settings.label_budget"
+
+
 def test_an_image_project_runs_a_round_on_its_default(api: Api) -> None:
     """mnist-paper's ResNet-8 on 8×8 grey digits, its budgets cut to this test's size."""
     digits = load_digits()
