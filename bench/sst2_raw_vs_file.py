@@ -12,7 +12,10 @@ SST-2's training split), the ``text-paper`` preset, the same seeds.
 - ``file``: ``tbal run --data <those rows of X_train as a .npz> --preset text-paper`` (the embeddings stored
   in the file, float16, computed once elsewhere with all-MiniLM-L6-v2).
 
-``--arms`` picks some of them. Every training runs on one torch thread (``--threads 1`` and the service's
+``--arms`` picks some of them. ``--service-settings default`` creates the service's project without a
+preset (a text project's own default, ``text-paper`` since the twenty-second session of issue 11);
+``--file-preset none`` runs the command arms on the library's defaults (no ``--preset``).
+Every training runs on one torch thread (``--threads 1`` and the service's
 ``TBAL_TORCH_THREADS=1``): another thread count sums in another order. The command-line arms run in a
 thread of their own while the service is driven (both encode MiniLM at the same time on a 2-core machine;
 the times say so). The record holds, per arm and seed, coverage, true error and each round's thresholds
@@ -71,6 +74,12 @@ def main() -> None:
         help="the service arm's project: preset text-paper, or 'default': no preset named (a text project's "
         "own default, tbal.config.preset_for_data)",
     )
+    parser.add_argument(
+        "--file-preset",
+        choices=("text-paper", "none"),
+        default="text-paper",
+        help="the csv and file arms' preset ('none': the library's defaults, no --preset)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -90,7 +99,7 @@ def main() -> None:
         command_arms = [a for a in arms if a != "service"]
         commands = threading.Thread(
             target=_command_arms,
-            args=(command_arms, texts, X16, y, classes, seeds, args.encoder, work, record),
+            args=(command_arms, texts, X16, y, classes, seeds, args.encoder, work, record, args.file_preset),
         )
         commands.start()
         if "service" in arms:
@@ -114,17 +123,18 @@ def _command_arms(
     encoder: str,
     work: Path,
     record: dict[str, Any],
+    preset: str,
 ) -> None:
     """``tbal run`` on the CSV of the sentences, then on the file's rows (one seed a command)."""
     if "csv" in arms:
         data = _write_csv(work / "sst2.csv", texts, [classes[v] for v in y])
         flags = ["--text-column", "text", "--label-column", "label", "--encoder", encoder]
-        record["csv"] = [_tbal_run(data, flags, seed, work) for seed in seeds]
+        record["csv"] = [_tbal_run(data, flags, seed, work, preset) for seed in seeds]
         print(json.dumps({"csv": _brief(record["csv"])}), flush=True)
     if "file" in arms:
         data = work / "sst2.npz"
         np.savez(data, X=X16.astype(np.float32), y=y, class_names=np.array(classes))
-        record["file"] = [_tbal_run(data, [], seed, work) for seed in seeds]
+        record["file"] = [_tbal_run(data, [], seed, work, preset) for seed in seeds]
         print(json.dumps({"file": _brief(record["file"])}), flush=True)
 
 
@@ -136,9 +146,10 @@ def _write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
     return path
 
 
-def _tbal_run(data: Path, flags: list[str], seed: int, work: Path) -> dict[str, Any]:
+def _tbal_run(data: Path, flags: list[str], seed: int, work: Path, preset: str) -> dict[str, Any]:
     out = work / f"{data.name}-seed{seed}.json"
-    command = ["run", "--data", str(data), *flags, "--preset", "text-paper", "--seeds", str(seed)]
+    named = [] if preset == "none" else ["--preset", preset]
+    command = ["run", "--data", str(data), *flags, *named, "--seeds", str(seed)]
     start, load = time.perf_counter(), _load()
     subprocess.run(
         [sys.executable, "-m", "tbal.cli", *command, "--threads", "1", "--json", str(out), "--quiet"],
