@@ -39,7 +39,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   case "$name" in
     s9-* | s10-* | s11-* | s12-* | s13-* | s14-*) set -- "$@" --set thresholds.walk_start_share=0.3 ;;
     s8-*) set -- "$@" --set train.pseudo_label_share=0 --set thresholds.walk_start_share=0.3 ;;
-    s15-* | s16-* | s17-* | s18-* | s19-* | s20-* | s21-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
+    s15-* | s16-* | s17-* | s18-* | s19-* | s20-* | s21-* | s23-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
     *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
   esac
   # from the tenth to the fourteenth session mnist-paper drew 0.6 of N_v inside the stratum (0.9 since
@@ -51,7 +51,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   # until the sixteenth session mnist-paper trained LeNet-5 and widened its stratum to 2ε (ResNet-8 and 3ε
   # since): a case's own setting, given after, wins
   case "$name" in
-    s17-* | s18-* | s19-* | s20-* | s21-*) ;;
+    s17-* | s18-* | s19-* | s20-* | s21-* | s23-*) ;;
     *) case "$ds" in
          mnist | hard | harder | mixed) set -- --set model.name=lenet5 --set loop.stratum_error_factor=2 "$@" ;;
        esac ;;
@@ -65,7 +65,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
              mnist | hard | harder | mixed)
                set -- --set train.warm_start_epochs=20 --set train.warm_start_rounds=lean "$@" ;;
            esac ;;
-    s19-* | s20-* | s21-*) ;;
+    s19-* | s20-* | s21-* | s23-*) ;;
     *) case "$ds" in mnist | hard | harder | mixed) set -- --set train.warm_start_epochs=0 "$@" ;; esac ;;
   esac
   .venv/bin/tbal run "${data[@]}" --confidence "$conf" --bound valid --seeds "$seed" --threads 1 "$@" \
@@ -385,6 +385,29 @@ cases() {
       # the benchmark seeds (s20-tf-colp-*, s20-b-tf-colp-*)
       echo "s20-tf-colp-s10 sst2-ft colander 10 --bound paper"
       for s in 0 1 2 3 4; do echo "s20-b-tf-colp-s$s sst2-ft colander $s --bound paper"; done ;;
+    text-fewer)  # a hard case of the text default: SST-2 with a quarter of the labels (N_t 500, N_v 500; the
+      # seed and floor as a project's follow such budgets: 100 and 700), text-paper against text-finetune,
+      # tuning seeds 10-12 (s23-fw-*)
+      fewer="--set loop.label_budget=500 --set loop.seed_size=100 --set loop.validation_size=500 --set loop.validation_floor=700"
+      for s in 10 11 12 13 14; do
+        for ds in sst2 sst2-ft; do echo "s23-fw-$ds-s$s $ds softmax $s $fewer"; done
+      done ;;
+    text-fewer-steps)  # the same with MiniLM's fine-tuning taking at least 75 / 150 SGD steps (train.min_steps),
+      # tuning seeds 10-14 (s23-fw-ms*; stopped after seeds 10-12 / 10-11: not adopted)
+      fewer="--set loop.label_budget=500 --set loop.seed_size=100 --set loop.validation_size=500 --set loop.validation_floor=700"
+      for s in 10 11 12 13 14; do
+        for m in 75 150; do echo "s23-fw-ms$m-s$s sst2-ft softmax $s $fewer --set train.min_steps=$m"; done
+      done ;;
+    text-half)  # between the two: half the text presets' labels (N_t 1,000, N_v 800; seed and floor as a project's
+      # follow them: 200 and 1,200), text-paper against text-finetune, tuning seeds 10-14 (s23-hf-*)
+      half="--set loop.label_budget=1000 --set loop.seed_size=200 --set loop.validation_size=800 --set loop.validation_floor=1200"
+      for s in 10 11 12 13 14; do
+        for ds in sst2 sst2-ft; do echo "s23-hf-$ds-s$s $ds softmax $s $half"; done
+      done ;;
+    text-fewer-batch)  # text-finetune with the fewer labels and 100 labels a round (five rounds, as text-paper's
+      # 500 at 100 a round), tuning seeds 10-14 (s23-fw-b100-*)
+      fewer="--set loop.label_budget=500 --set loop.seed_size=100 --set loop.validation_size=500 --set loop.validation_floor=700"
+      for s in 10 11 12 13 14; do echo "s23-fw-b100-s$s sst2-ft softmax $s $fewer --set loop.batch_size=100"; done ;;
     text-finetune-colander)  # Colander under the valid bound with text-finetune: tuning seed 10, then the
       # benchmark seeds 0-4 (the issue's "SST-2, Colander" row; s21-*)
       echo "s21-tf-col-s10 sst2-ft colander 10"

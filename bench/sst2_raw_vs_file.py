@@ -15,6 +15,10 @@ SST-2's training split), the ``text-paper`` preset, the same seeds.
 ``--arms`` picks some of them. ``--service-settings default`` creates the service's project without a
 preset (a text project's own default, ``text-paper`` since the twenty-second session of issue 11);
 ``--file-preset none`` runs the command arms on the library's defaults (no ``--preset``).
+``--service-settings nothing`` names neither a preset nor an encoder: what a text project gets by default
+(``text-finetune``, MiniLM fine-tuned on word pieces, since the twenty-third session); the ``csv`` arm
+matches it with ``--file-preset text-finetune --encoder minilm-tokens`` (the ``file`` arm holds embeddings
+only and cannot run it).
 Every training runs on one torch thread (``--threads 1`` and the service's
 ``TBAL_TORCH_THREADS=1``): another thread count sums in another order. The command-line arms run in a
 thread of their own while the service is driven (both encode MiniLM at the same time on a 2-core machine;
@@ -69,14 +73,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--service-settings",
-        choices=("text-paper", "default"),
+        choices=("text-paper", "default", "nothing"),
         default="text-paper",
-        help="the service arm's project: preset text-paper, or 'default': no preset named (a text project's "
-        "own default, tbal.config.preset_for_data)",
+        help="the service arm's project: preset text-paper; 'default': no preset named, --encoder named "
+        "(text-paper since the twenty-third session); 'nothing': neither named (a text project's own "
+        "default, tbal.config.preset_for_data: text-finetune)",
     )
     parser.add_argument(
         "--file-preset",
-        choices=("text-paper", "none"),
+        choices=("text-paper", "text-finetune", "none"),
         default="text-paper",
         help="the csv and file arms' preset ('none': the library's defaults, no --preset)",
     )
@@ -172,7 +177,12 @@ def _tbal_run(data: Path, flags: list[str], seed: int, work: Path, preset: str) 
 
 
 def _service_settings(args: Any) -> dict[str, Any]:
-    """The service arm's project settings: ``text-paper`` named, or no preset (the data kind's default)."""
+    """The service arm's project settings: ``text-paper`` named with ``--encoder``; ``default``: that
+    encoder and no preset (what the twenty-second session measured: a project naming the frozen
+    embedding's encoder, which takes ``text-paper``); ``nothing``: neither (a text project's own default,
+    ``text-finetune`` since the twenty-third session)."""
+    if args.service_settings == "nothing":
+        return {}
     named = {"preset": "text-paper"} if args.service_settings == "text-paper" else {}
     return {"encoder": args.encoder, **named}
 

@@ -150,6 +150,10 @@ class TrainConfig:
     # The six fields left None take the values tuned for the network the run builds
     # (:func:`network_training`): LeNet-5 gets mnist-paper's training, the others the reference one.
     epochs: int | None = None  # 50; 100 for LeNet-5
+    # at least this many SGD steps: epochs are raised to reach them on a small training set
+    # (NetworkTraining.for_rows); 0 for every network (MiniLM fine-tuned on a quarter of text-finetune's
+    # labels was more accurate with 75 or 150 but certified less: BENCHMARKS.md, twenty-third session)
+    min_steps: int | None = None
     batch_size: int = 32
     lr: float | None = None  # 0.01; 0.05 for LeNet-5
     momentum: float = 0.9
@@ -230,7 +234,8 @@ class TrainConfig:
 @dataclass(frozen=True)
 class NetworkTraining:
     """The training values that depend on the network (the :class:`TrainConfig` fields left None take
-    them): epochs, learning rate, weight decay, input standardisation, image shifts, self-training share."""
+    them): epochs, learning rate, weight decay, input standardisation, image shifts, self-training share,
+    and the fewest SGD steps a training takes (``min_steps``, :meth:`for_rows`)."""
 
     epochs: int
     lr: float
@@ -238,6 +243,16 @@ class NetworkTraining:
     standardize_inputs: bool
     augment_shift: int
     pseudo_label_share: float
+    min_steps: int = 0
+
+    def for_rows(self, n_rows: int, batch_size: int) -> NetworkTraining:
+        """These values for a training on ``n_rows`` rows in batches of ``batch_size``: ``epochs`` raised
+        until the run takes at least ``min_steps`` SGD steps (⌈n / batch_size⌉ an epoch): a network tuned
+        as so many epochs over many labels takes a few dozen steps on a small training set. Off (0) for
+        every network: measured for MiniLM's fine-tuning, not adopted (``train.min_steps``)."""
+        steps_per_epoch = max(1, -(-n_rows // batch_size))
+        epochs = max(self.epochs, -(-self.min_steps // steps_per_epoch))
+        return self if epochs == self.epochs else dataclasses.replace(self, epochs=epochs)
 
 
 NETWORK_TRAINING_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(NetworkTraining))
@@ -282,6 +297,8 @@ def _check_network_training(train: TrainConfig) -> None:
     """The network-dependent fields that are set (None: by network) are in range."""
     if train.epochs is not None:
         _check_positive_int("train.epochs", train.epochs)
+    if train.min_steps is not None:
+        _check_count("train.min_steps", train.min_steps)
     if train.lr is not None:
         _check_range("train.lr", train.lr, 0.0, float("inf"), low_open=True)
     if train.weight_decay is not None:
@@ -753,22 +770,47 @@ _PRESETS: dict[str, typing.Callable[[], TBALConfig]] = {
     "text-finetune": _text_finetune,
 }
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
-DATA_KIND_PRESETS: dict[str, str] = {"text": "text-paper", "image": "mnist-paper"}
+DATA_KIND_PRESETS: dict[str, str] = {"text": "text-finetune", "image": "mnist-paper"}
 """The preset a project of each kind of data gets when it names none (:func:`preset_for_data`): the best
 valid configuration measured for such data (BENCHMARKS.md, issue 11). Without one the library's defaults
-certified nothing on SST-2 (``text-paper``: 26-30 %) and 0-19 % of hard grey images (``mnist-paper``:
-50-62 %). Feature vectors get the library's defaults: nothing is known of them."""
+certified nothing on SST-2 (``text-paper``: 26-30 %, ``text-finetune``: 34-46 %) and 0-19 % of hard grey
+images (``mnist-paper``: 50-62 %). Feature vectors get the library's defaults: nothing is known of them."""
+
+FROZEN_TEXT_PRESET = "text-paper"
+"""The text preset of a project that chose a classifier on frozen features (a ``model`` other than
+``minilm``, or an ``encoder`` other than ``minilm-tokens``: the MiniLM sentence embedding, hashing, a
+sentence-transformers directory, which the fine-tuned MiniLM cannot read) or too few training labels to
+fine-tune on (:data:`FINETUNE_LEAST_LABELS`)."""
+
+FINETUNE_LEAST_LABELS = 1_000
+"""The fewest training labels (N_t, ``label_budget``) for which texts get ``text-finetune`` by default.
+Measured on SST-2 tuning seeds 10-14, each preset with its seed and floor following the budgets as a
+project's do (BENCHMARKS.md, "Issue 11, twenty-third session"): with N_t 500 and N_v 500 ``text-paper``
+certified 12.3 % of the pool on average and ``text-finetune`` 5.8 % (nothing in two seeds and in three);
+with N_t 1,000 and N_v 800 21.6 and 21.0 %, where ``text-finetune`` certified 16.6-25.2 % in every seed and
+``text-paper`` nothing in one (its auto-labels 2.9-4.7 % wrong, fine-tuning's 1.6-2.8 %); with the
+presets' own 2,000 and 1,600 (seeds 10-12) 28.0 against 41.9 %."""
 
 
-def preset_for_data(data_kind: str, model: str | None = None) -> str | None:
+def preset_for_data(
+    data_kind: str, model: str | None = None, encoder: str | None = None, label_budget: int | None = None
+) -> str | None:
     """The preset for data of ``data_kind`` ("features", "image" or "text", as the service names them)
-    whose settings name none, or None for the library's defaults. A text project that asks for the
-    fine-tuned classifier (``model`` "minilm") gets ``text-finetune``, whose training is MiniLM's; otherwise
-    texts get ``text-paper`` (the frozen MiniLM embedding: seconds a round where fine-tuning takes minutes
-    on a CPU)."""
-    if data_kind == "text" and model == "minilm":
-        return "text-finetune"
-    return DATA_KIND_PRESETS.get(data_kind)
+    whose settings name none, or None for the library's defaults. Texts get ``text-finetune`` (MiniLM
+    fine-tuned on the round's labels, reading word pieces), unless the settings choose a classifier on
+    frozen features (another ``model``, or an ``encoder`` that gives features) or a ``label_budget`` below
+    :data:`FINETUNE_LEAST_LABELS`: then :data:`FROZEN_TEXT_PRESET`. Why fine-tuning by default, though it
+    costs minutes a round on a CPU where the frozen embedding's network costs seconds: on SST-2 it
+    certifies 41.7 % of the pool against 28.6 % (benchmark seeds 0-4, BENCHMARKS.md, "Issue 11, twentieth
+    session"), and the humans' labels a round waits for take longer than that."""
+    if data_kind != "text":
+        return DATA_KIND_PRESETS.get(data_kind)
+    frozen_model = model is not None and model != "minilm"
+    frozen_encoder = encoder is not None and encoder.split(":")[0] != "minilm-tokens"
+    few_labels = label_budget is not None and label_budget < FINETUNE_LEAST_LABELS
+    if frozen_model or frozen_encoder or few_labels:
+        return FROZEN_TEXT_PRESET
+    return DATA_KIND_PRESETS[data_kind]
 
 
 def seed_for_budget(base: LoopConfig, label_budget: int) -> int:

@@ -407,7 +407,7 @@ def train_duq(
     init_seed, shuffle_seed, sample_seed, _, shift_seed = (
         int(s) for s in np.random.SeedSequence(seed).generate_state(5)
     )
-    values = config.for_network(model.network, model.input_shape)
+    values = config.for_network(model.network, model.input_shape).for_rows(len(X), config.batch_size)
     init_parameters(model, init_seed)
     if values.standardize_inputs:
         set_input_statistics(model, X32)

@@ -91,9 +91,11 @@ def base_config(settings: dict[str, Any]) -> dict[str, Any]:
 
 def with_data_kind_preset(settings: dict[str, Any], data_kind: str) -> dict[str, Any]:
     """The settings of a create body that names no preset (not even ``null``, which keeps the library's
-    defaults) with its data kind's (:func:`tbal.config.preset_for_data`): texts ``text-paper`` (or
-    ``text-finetune`` for model ``minilm``), images ``mnist-paper``; feature vectors none."""
-    name = preset_for_data(data_kind, settings.get("model"))
+    defaults) with its data kind's (:func:`tbal.config.preset_for_data`): texts ``text-finetune`` (or
+    ``text-paper`` where the settings choose another model, a feature encoder or a ``label_budget`` too small
+    to fine-tune on), images ``mnist-paper``; feature vectors none."""
+    budget = _count_or_none(settings.get("label_budget"))
+    name = preset_for_data(data_kind, settings.get("model"), settings.get("encoder"), budget)
     return settings if name is None else {"preset": name, **settings}
 
 
@@ -120,6 +122,11 @@ def with_budgets_following(
         floor = floor_for_budgets(base_loop, label_budget, validation_size)
         settings = _unless_base(settings, "validation_floor", floor, base_loop.validation_floor)
     return settings
+
+
+def _count_or_none(value: Any) -> int | None:
+    """A count as given, or None where it is not one (the library's check then names it)."""
+    return value if _counts(value) else None
 
 
 def _counts(*values: Any) -> bool:

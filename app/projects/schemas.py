@@ -37,11 +37,12 @@ parses it to its field's type."""
 class ProjectSettings(BaseModel):
     """A project's TBAL settings. Every field is optional: unset ones come from ``preset`` as it was when
     the project took it, pinned in the project: a new tbal release does not change it; PATCH ``preset`` to
-    take the new one. A project created without ``preset`` gets its data kind's (texts ``text-paper``, or
-    ``text-finetune`` with model ``minilm``; images ``mnist-paper``; feature vectors the library's
-    defaults); ``"preset": null`` asks for the library's defaults. A preset's seed and validation floor
-    follow the ``label_budget`` and ``validation_size`` a project sets (stored as ``seed_size`` and
-    ``validation_floor``) unless it sets them too. Values are checked by building the library's
+    take the new one. A project created without ``preset`` gets its data kind's (texts ``text-finetune``,
+    or ``text-paper`` where the settings choose a feature encoder, another model or a ``label_budget``
+    under 1,000; images ``mnist-paper``; feature vectors the library's defaults); ``"preset": null`` asks
+    for the library's defaults. A preset's seed and validation floor follow the ``label_budget`` and
+    ``validation_size`` a project sets (stored as ``seed_size`` and ``validation_floor``) unless it sets
+    them too. Values are checked by building the library's
     configuration; a bad one is a 422 naming it.
 
     ``min_validation_labels``: the fewest human validation labels a round may start with (default: the
@@ -55,8 +56,9 @@ class ProjectSettings(BaseModel):
         default=None,
         description="mnist-paper, cifar10-paper, text-paper or text-finetune: budgets and training tuned "
         "for images, text embeddings, or texts (MiniLM fine-tuned on them; text projects only, encoder "
-        "minilm-tokens). Omitted at creation: the data kind's, text-paper for texts (text-finetune with "
-        "model minilm), mnist-paper for images, none for feature vectors. null: the library's defaults, "
+        "minilm-tokens). Omitted at creation: the data kind's, text-finetune for texts (text-paper with a "
+        "feature encoder such as minilm, another model or a label_budget under 1,000), mnist-paper for "
+        "images, none for feature vectors. null: the library's defaults, "
         "which certified 0-19 % of hard grey images where mnist-paper certifies 50-62 %, and nothing on "
         "SST-2 where text-paper certifies 26-30 % and text-finetune 34-46 % (BENCHMARKS.md)",
     )
@@ -202,8 +204,9 @@ class ProjectSettings(BaseModel):
     encoder: Annotated[str, StorableText] | None = Field(
         default=None,
         max_length=1024,
-        description="text projects: what turns texts into features (tbal.encoders): minilm (default), "
-        "minilm-tokens (word pieces: the default and the only one for model minilm, MiniLM fine-tuned), "
+        description="text projects: what turns texts into features (tbal.encoders): minilm (the frozen "
+        "sentence embedding: the default of a classifier other than minilm), minilm-tokens (word pieces: "
+        "the default and the only one for model minilm, MiniLM fine-tuned, as in text-finetune), "
         "hashing, hashing:<dim>, sentence-transformers:<model directory on the server>; feature projects: "
         "image-backbone:<file.pt2> (with image_shape) turns uploaded image files into features; fixed "
         "once the project has items",

@@ -239,10 +239,12 @@ class TBALClient:
         seed: int = 0,
     ) -> Project:
         """A new project. ``input_shape``: [d] for feature vectors, [H, W] or [H, W, C] for uint8 images,
-        nothing for text (the encoder's size; ``settings={"encoder": "minilm"}`` is the default);
-        ``settings``: ε, δ, model, budgets... (see the API's ProjectSettings; unset ones from the preset,
-        which is the data kind's when ``settings`` names none: ``text-paper`` for texts, ``mnist-paper``
-        for images; ``{"preset": None}`` for the library's defaults)."""
+        nothing for text (the encoder's size: word pieces for the default ``text-finetune``, 384 for
+        ``settings={"encoder": "minilm"}``, the frozen sentence embedding); ``settings``: ε, δ, model,
+        budgets... (see the API's ProjectSettings; unset ones from the preset, which is the data kind's
+        when ``settings`` names none: ``text-finetune`` for texts, ``text-paper`` where they choose a
+        feature encoder, another model or a label budget under 1,000; ``mnist-paper`` for images;
+        ``{"preset": None}`` for the library's defaults)."""
         body = {
             "name": name,
             "classes": [str(c) for c in classes],

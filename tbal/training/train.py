@@ -100,7 +100,7 @@ def train_classifier(
     X32, T = _check_training_inputs(model, X, targets)
     check_method(config.method)
     target_device = device if device is not None else resolve_device(config.device)
-    values = config.for_network(model.network, model.input_shape)
+    values = config.for_network(model.network, model.input_shape).for_rows(len(X), config.batch_size)
     run, objective = _set_up(model, X32, T, config, values, seed, target_device, reinitialize, validation)
     hooks: list[Callable[[Classifier, int], None]] = list(epoch_hooks)
     if isinstance(objective, EpochEndHook):

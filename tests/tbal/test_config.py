@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tbal.config import (
+    FINETUNE_LEAST_LABELS,
     LENET5_TRAINING,
     PRESET_NAMES,
     REFERENCE_TRAINING,
@@ -57,9 +58,16 @@ def test_a_presets_stratum_follows_a_changed_validation_size() -> None:
 
 
 def test_each_kind_of_data_has_its_preset() -> None:
-    assert preset_for_data("text") == "text-paper"
+    assert preset_for_data("text") == "text-finetune"
     assert preset_for_data("text", "minilm") == "text-finetune"
+    assert preset_for_data("text", encoder="minilm-tokens") == "text-finetune"
+    # a classifier on frozen features: the text preset for them
     assert preset_for_data("text", "mlp") == "text-paper"
+    assert preset_for_data("text", encoder="minilm") == "text-paper"
+    assert preset_for_data("text", encoder="hashing:64") == "text-paper"
+    # too few training labels to fine-tune on (FINETUNE_LEAST_LABELS)
+    assert preset_for_data("text", label_budget=FINETUNE_LEAST_LABELS - 1) == "text-paper"
+    assert preset_for_data("text", label_budget=FINETUNE_LEAST_LABELS) == "text-finetune"
     assert preset_for_data("image") == "mnist-paper"
     assert preset_for_data("image", "cnn") == "mnist-paper"
     assert preset_for_data("features") is None
@@ -121,6 +129,20 @@ def test_lenet5_without_a_preset_gets_mnist_papers_training() -> None:
         )
     mine = with_overrides(TBALConfig(), {"train.lr": "0.01", "train.augment_shift": "0"}).train
     assert mine.for_network("lenet5") == dataclasses.replace(LENET5_TRAINING, lr=0.01, augment_shift=0)
+
+
+def test_a_small_training_set_trains_for_more_epochs_up_to_min_steps() -> None:
+    """min_steps raises the epochs of a small training set (⌈n / batch⌉ steps an epoch) and leaves a large
+    one as it is; 0 (every network but MiniLM) never changes them; a negative count is refused."""
+    values = dataclasses.replace(REFERENCE_TRAINING, epochs=3, min_steps=100)
+    assert values.for_rows(1_200, 32) is values  # 38 steps an epoch: 114 ≥ 100
+    assert values.for_rows(300, 32).epochs == 10  # 10 steps an epoch
+    assert values.for_rows(100, 32).epochs == 25  # 4 steps an epoch
+    assert values.for_rows(0, 32).epochs == 100  # nothing to train on still counts one step an epoch
+    assert REFERENCE_TRAINING.for_rows(10, 32) is REFERENCE_TRAINING
+    assert TrainConfig(min_steps=40).for_network("mlp").min_steps == 40
+    with pytest.raises(ConfigError, match=r"train\.min_steps"):
+        TrainConfig(min_steps=-1)
 
 
 @pytest.mark.parametrize(("side", "shift"), [(8, 1), (14, 1), (21, 2), (28, 2), (32, 2)])
@@ -237,6 +259,7 @@ def test_train_method_params_are_exactly_the_methods_fields() -> None:
         "method",
         "targets",
         "epochs",
+        "min_steps",
         "batch_size",
         "lr",
         "momentum",

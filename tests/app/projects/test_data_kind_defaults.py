@@ -1,7 +1,7 @@
 """A project whose settings name no preset gets its data kind's (tbal.config.preset_for_data): texts
-text-paper (text-finetune for the fine-tuned MiniLM), images mnist-paper, feature vectors the library's
-defaults; ``"preset": null`` keeps the library's defaults; a preset's validation floor follows the
-budgets a project sets (tbal.config.floor_for_budgets)."""
+text-finetune (text-paper where they choose a classifier on frozen features), images mnist-paper, feature
+vectors the library's defaults; ``"preset": null`` keeps the library's defaults; a preset's validation
+floor follows the budgets a project sets (tbal.config.floor_for_budgets)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from sklearn.datasets import load_digits
 
-from tbal.config import TBALConfig, config_to_dict, preset
+from tbal.config import FINETUNE_LEAST_LABELS, TBALConfig, config_to_dict, preset
 from tests.app.conftest import Api
 
 
@@ -34,7 +34,7 @@ def create(api: Api, name: str, data_kind: str, classes: int = 2, **settings: An
 
 
 def test_each_data_kind_gets_its_preset_unless_it_names_one(api: Api) -> None:
-    text = create(api, "texts", "text", encoder="hashing:64")
+    text = create(api, "texts", "text", encoder="hashing:64")  # features: the frozen-feature preset
     assert text["settings"]["preset"] == "text-paper"
     assert text["config"] == as_json(preset("text-paper"))
     image = create(api, "images", "image")
@@ -47,6 +47,22 @@ def test_each_data_kind_gets_its_preset_unless_it_names_one(api: Api) -> None:
     assert tuned["settings"]["preset"] == "text-finetune"
     assert tuned["settings"]["encoder"] == "minilm-tokens"
     assert tuned["config"] == as_json(preset("text-finetune"))
+    plain = create(api, "plain", "text")
+    assert plain["settings"]["preset"] == "text-finetune"
+    assert plain["settings"]["encoder"] == "minilm-tokens"
+    assert plain["config"] == as_json(preset("text-finetune"))
+    embedded = create(api, "embedded", "text", encoder="minilm")
+    assert embedded["settings"]["preset"] == "text-paper"
+    assert embedded["config"] == as_json(preset("text-paper"))
+    few = create(api, "few-labels", "text", label_budget=FINETUNE_LEAST_LABELS - 1)
+    assert few["settings"]["preset"] == "text-paper"
+    assert few["config"]["model"]["name"] == "mlp"
+    enough = create(api, "enough-labels", "text", label_budget=FINETUNE_LEAST_LABELS)
+    assert enough["settings"]["preset"] == "text-finetune"
+    assert enough["config"]["loop"]["label_budget"] == FINETUNE_LEAST_LABELS
+    small_network = create(api, "small-network", "text", model="mlp")
+    assert small_network["settings"]["preset"] == "text-paper"
+    assert small_network["settings"].get("encoder", "minilm") == "minilm"
 
 
 def test_a_null_preset_keeps_the_librarys_defaults(api: Api) -> None:
