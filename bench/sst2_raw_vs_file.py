@@ -255,7 +255,8 @@ def _compare(record: dict[str, Any], X16: np.ndarray, work: Path) -> dict[str, A
     if cached:
         features["csv"] = np.load(cached[0])
     for a, b in (("service", "csv"), ("service", "file"), ("csv", "file")):
-        if a in features and b in features:
+        # word pieces (text-finetune's encoder) do not compare with the file's embeddings
+        if a in features and b in features and features[a].shape == features[b].shape:
             diff = np.abs(features[a] - features[b])
             out[f"features_{a}_vs_{b}"] = {
                 "max_abs_diff": float(diff.max()),

@@ -65,6 +65,24 @@ def test_each_data_kind_gets_its_preset_unless_it_names_one(api: Api) -> None:
     assert small_network["settings"].get("encoder", "minilm") == "minilm"
 
 
+def test_a_text_project_on_the_fine_tuned_default_can_move_to_frozen_features_before_its_items(
+    api: Api,
+) -> None:
+    """The default text project reads word pieces (text-finetune); text-paper's network cannot, so a PATCH
+    of the preset alone is a 422 on the encoder, and one with a feature encoder takes both (before any
+    item: the input shape becomes the encoder's)."""
+    project = create(api, "to-frozen", "text")
+    assert project["settings"]["encoder"] == "minilm-tokens"
+    url = f"/api/v1/projects/{project['id']}"
+    refused = api.patch(url, json={"settings": {"preset": "text-paper"}})
+    assert refused.status_code == 422, refused.text
+    assert "settings.encoder" in refused.text
+    moved = api.patch(url, json={"settings": {"preset": "text-paper", "encoder": "hashing:64"}})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["config"]["model"]["name"] == "mlp"
+    assert moved.json()["input_shape"] == [64]
+
+
 def test_a_null_preset_keeps_the_librarys_defaults(api: Api) -> None:
     text = create(api, "plain-texts", "text", encoder="hashing:64", preset=None)
     assert "preset" not in text["settings"]
