@@ -787,9 +787,9 @@ FINETUNE_LEAST_LABELS = 1_000
 Measured on SST-2 tuning seeds 10-14, each preset with its seed and floor following the budgets as a
 project's do (BENCHMARKS.md, "Issue 11, twenty-third session"): with N_t 500 and N_v 500 ``text-paper``
 certified 12.3 % of the pool on average and ``text-finetune`` 5.8 % (nothing in two seeds and in three);
-with N_t 1,000 and N_v 800 21.6 and 21.0 %, where ``text-finetune`` certified 16.6-25.2 % in every seed and
-``text-paper`` nothing in one (its auto-labels 2.9-4.7 % wrong, fine-tuning's 1.6-2.8 %); with the
-presets' own 2,000 and 1,600 (seeds 10-12) 28.0 against 41.9 %."""
+with N_t 1,000 and N_v 800 ``text-paper`` 21.6 % and ``text-finetune`` 21.0 %, the latter 16.6-25.2 % in
+every seed where ``text-paper`` certified nothing in one (auto-labels 1.6-2.8 % wrong against 2.9-4.7 %);
+with the presets' own 2,000 and 1,600 (seeds 10-12) 28.0 against 41.9 %."""
 
 
 def preset_for_data(
