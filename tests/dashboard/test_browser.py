@@ -185,9 +185,11 @@ def test_a_running_round_is_shown_live_and_its_end_picked_up(
     tb.simulate(project.id)
     first = tb.run_round(project.id, poll_s=0.1, timeout_s=300)
     tb.simulate(project.id)
-    # A round long enough to watch on this machine: about 8 s of training, scaled from the first round's.
+    # A round long enough to watch on this machine: about 8 s of training, scaled from the first round's,
+    # and at least 400 epochs: the first round's time holds one-off costs, and on an idle machine a scale
+    # from it alone gave 87 epochs, 1.5 s, too short for the page to see its progress move
     train_s = max(0.05, float((first.metrics or {})["timings"]["train"]))
-    epochs = int(min(5000, max(50, DASHBOARD_EPOCHS * TRAIN_SECONDS / train_s)))
+    epochs = int(min(5000, max(400, DASHBOARD_EPOCHS * TRAIN_SECONDS / train_s)))
     tb.update_settings(project.id, {"epochs": epochs})
 
     context, page, errors = open_page(
