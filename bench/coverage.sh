@@ -18,9 +18,10 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   if [ "$ds" = hard ]; then data=(--data "$HARD" --preset mnist-paper); fi
   # a harder one, never tuned on: bench/hard_mnist.py write --out "$HARDER" --strength 1.0
   if [ "$ds" = harder ]; then data=(--data "$HARDER" --preset mnist-paper); fi
-  # the same without a preset: the library's defaults, what a project or `tbal run` without one gets
-  if [ "$ds" = harder-bare ]; then data=(--data "$HARDER"); fi
-  if [ "$ds" = sst2-bare ]; then data=(--data "$DATA/sst2_minilm.npz" --pool-size 20000); fi
+  # the same with the library's defaults (--preset none), what a project or `tbal run` without a preset got
+  # before the data kind chose one (since the twenty-fourth session images get mnist-paper's)
+  if [ "$ds" = harder-bare ]; then data=(--data "$HARDER" --preset none); fi
+  if [ "$ds" = sst2-bare ]; then data=(--data "$DATA/sst2_minilm.npz" --preset none --pool-size 20000); fi
   # MiniLM fine-tuned on SST-2's sentences (the file's text_train_utf8, as word pieces)
   if [ "$ds" = sst2-ft ]; then data=(--data "$DATA/sst2_minilm.npz" --preset text-finetune --pool-size 20000); fi
   # classes of unequal difficulty (a few alike, the rest easy): bench/hard_mnist.py write --out "$MIXED"

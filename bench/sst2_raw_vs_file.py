@@ -14,7 +14,7 @@ SST-2's training split), the ``text-paper`` preset, the same seeds.
 
 ``--arms`` picks some of them. ``--service-settings default`` creates the service's project without a
 preset (a text project's own default, ``text-paper`` since the twenty-second session of issue 11);
-``--file-preset none`` runs the command arms on the library's defaults (no ``--preset``).
+``--file-preset none`` runs the command arms on the library's defaults (``--preset none``).
 ``--service-settings nothing`` names neither a preset nor an encoder: what a text project gets by default
 (``text-finetune``, MiniLM fine-tuned on word pieces, since the twenty-third session); the ``csv`` arm
 matches it with ``--file-preset text-finetune --encoder minilm-tokens`` (the ``file`` arm holds embeddings
@@ -83,7 +83,7 @@ def main() -> None:
         "--file-preset",
         choices=("text-paper", "text-finetune", "none"),
         default="text-paper",
-        help="the csv and file arms' preset ('none': the library's defaults, no --preset)",
+        help="the csv and file arms' preset ('none': the library's defaults)",
     )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -153,8 +153,7 @@ def _write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
 
 def _tbal_run(data: Path, flags: list[str], seed: int, work: Path, preset: str) -> dict[str, Any]:
     out = work / f"{data.name}-seed{seed}.json"
-    named = [] if preset == "none" else ["--preset", preset]
-    command = ["run", "--data", str(data), *flags, *named, "--seeds", str(seed)]
+    command = ["run", "--data", str(data), *flags, "--preset", preset, "--seeds", str(seed)]
     start, load = time.perf_counter(), _load()
     subprocess.run(
         [sys.executable, "-m", "tbal.cli", *command, "--threads", "1", "--json", str(out), "--quiet"],

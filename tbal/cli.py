@@ -34,16 +34,23 @@ from tbal.config import (
     TARGET_MODES,
     TRAIN_METHODS,
     ConfigError,
+    LoopConfig,
     ModelConfig,
     TBALConfig,
     config_to_dict,
+    floor_for_budgets,
     preset,
+    preset_for_data,
+    seed_for_budget,
     with_overrides,
 )
+from tbal.data import input_shape
 from tbal.environment import run_environment
 from tbal.errors import TBALInputError
 
 EXIT_BAD_INPUT = 2
+NO_PRESET = "none"
+"""``--preset none``: the library's defaults, where no preset is named and the data kind has one."""
 Handler = Callable[[argparse.Namespace], int]
 
 # Command-line flag -> dotted config field. Every value can also be set with --set FIELD=VALUE.
@@ -171,7 +178,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache-dir", type=Path, help="texts: keep the encoded features here, keyed by file hash and encoder"
     )
-    p.add_argument("--preset", choices=PRESET_NAMES, help="start from the papers' budgets")
+    p.add_argument(
+        "--preset",
+        choices=(*PRESET_NAMES, NO_PRESET),
+        help="start from a preset's budgets and settings; default: the data kind's, as a service project's "
+        "(texts text-finetune, or text-paper on frozen features or under 1,000 training labels; images "
+        "mnist-paper; feature vectors none); none: the library's defaults",
+    )
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument(
         "--threads",
@@ -217,8 +230,19 @@ def _add_plugins(commands: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TBALConfig:
-    """The preset (or defaults) with every flag and ``--set`` applied."""
-    config = preset(args.preset) if args.preset else TBALConfig()
+    """The preset (:func:`preset_name`; or the library's defaults) with every flag and ``--set`` applied,
+    and a preset's seed and validation floor following the budgets the flags set, as a service
+    project's do (:func:`_counts_following_budgets`)."""
+    overrides = _overrides(args)
+    name = preset_name(args, overrides)
+    if name is None:
+        return with_overrides(TBALConfig(), overrides)
+    config = preset(name)
+    return with_overrides(config, {**_counts_following_budgets(config.loop, overrides), **overrides})
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Dotted config fields the flags and ``--set`` name, with their values (``--set``'s as strings)."""
     overrides: dict[str, Any] = {
         field: getattr(args, flag) for flag, field in _FLAG_FIELDS.items() if getattr(args, flag) is not None
     }
@@ -227,7 +251,65 @@ def config_from_args(args: argparse.Namespace) -> TBALConfig:
             raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         overrides[key.strip()] = value.strip()
-    return with_overrides(config, overrides)
+    return overrides
+
+
+def preset_name(args: argparse.Namespace, overrides: dict[str, Any] | None = None) -> str | None:
+    """The preset a command runs from: ``--preset`` (``none``: the library's defaults), else the one a
+    service project of the same data gets (:func:`tbal.config.preset_for_data` on :func:`data_kind`, with
+    the model, encoder and N_t the flags name), so that ``tbal run`` on a CSV of texts certifies what a
+    text project does rather than the library's defaults (nothing on SST-2)."""
+    if args.preset is not None:
+        return None if args.preset == NO_PRESET else str(args.preset)
+    overrides = _overrides(args) if overrides is None else overrides
+    model = overrides.get("model.name")
+    label_budget = _count(overrides.get("loop.label_budget"))
+    return preset_for_data(data_kind(args), str(model) if model else None, args.encoder, label_budget)
+
+
+def data_kind(args: argparse.Namespace) -> str:
+    """What ``--data`` holds, as a service project names it: "image" (a folder of images, or an .npz whose
+    inputs have two axes, or three with 1, 3 or 4 channels), "text" (a text file, or an .npz whose texts
+    ``--encoder`` or the ``minilm`` model reads) or "features". An unreadable .npz is "features": loading
+    it names what is wrong."""
+    path = Path(args.data)
+    if path.is_dir():
+        return "image"
+    reads_texts = args.encoder is not None or _overrides(args).get("model.name") == "minilm"
+    if path.suffix.lower() in TEXT_SUFFIXES or reads_texts:
+        return "text"
+    try:
+        shape = input_shape(path, split=args.split)
+    except TBALInputError:
+        return "features"
+    is_image = len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4))
+    return "image" if is_image else "features"
+
+
+def _counts_following_budgets(base: LoopConfig, overrides: dict[str, Any]) -> dict[str, int]:
+    """A preset's seed and validation floor for the N_t / N_v the flags set (the preset's shares:
+    :func:`tbal.config.seed_for_budget`, :func:`tbal.config.floor_for_budgets`), unless they set those
+    too, as a service project's follow its ``label_budget`` and ``validation_size``. Without it
+    ``--preset text-paper --budget 300`` would be refused for the preset's seed of 400."""
+    label_budget = _count(overrides.get("loop.label_budget"))
+    validation_size = _count(overrides.get("loop.validation_size"))
+    if label_budget is None and validation_size is None:
+        return {}  # a bad count is left to the library's check, which names it
+    n_t = label_budget or base.label_budget
+    n_v = validation_size or base.validation_size
+    counts: dict[str, int] = {}
+    if label_budget is not None and "loop.seed_size" not in overrides:
+        counts["loop.seed_size"] = seed_for_budget(base, n_t)
+    if "loop.validation_floor" not in overrides:
+        counts["loop.validation_floor"] = floor_for_budgets(base, n_t, n_v)
+    return counts
+
+
+def _count(value: Any) -> int | None:
+    """A positive count given as a flag (int) or by ``--set`` (text), else None."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -246,11 +328,12 @@ def _run_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     seeds = parse_seeds(args.seeds)
     dataset = _load(args, config.model)
+    name = _announce_preset(args)
     on_round = None if args.quiet else (lambda seed, r: print(format_round_line(seed, r), flush=True))
     results = run_seeds(dataset, config, seeds, on_round=on_round)
     print(format_summary_table([(_label(config), results)], config.thresholds.epsilon))
     if args.json:
-        payload = {"data": str(args.data), "config": config_to_dict(config), "runs": results}
+        payload = {"data": str(args.data), "preset": name, "config": config_to_dict(config), "runs": results}
         _write_json(args.json, {**payload, "environment": run_environment()})
         print(f"wrote {args.json}")
     return 0
@@ -262,6 +345,7 @@ def _bench_command(args: argparse.Namespace) -> int:
     base = config_from_args(args)
     seeds = parse_seeds(args.seeds)
     dataset = _load(args, base.model)
+    name = _announce_preset(args)
     rows = []
     for method in _names(args.methods, TRAIN_METHODS, "--methods"):
         for confidence in _names(args.confidences, CONFIDENCE_NAMES, "--confidences"):
@@ -277,6 +361,7 @@ def _bench_command(args: argparse.Namespace) -> int:
                 if args.json:
                     payload = {
                         "data": str(args.data),
+                        "preset": name,
                         "config": config_to_dict(base),
                         "grid": dict(rows),
                         "environment": run_environment(),
@@ -284,6 +369,19 @@ def _bench_command(args: argparse.Namespace) -> int:
                     _write_json(args.json, payload)
     print(format_summary_table(rows, base.thresholds.epsilon))
     return 0
+
+
+def _announce_preset(args: argparse.Namespace) -> str | None:
+    """The preset the command runs from; said on stderr when the data chose it (no ``--preset``), since
+    the same command on another kind of data runs from another."""
+    name = preset_name(args)
+    if args.preset is None and name is not None:
+        print(
+            f"tbal: preset {name}, the default for {data_kind(args)} data (--preset none: the library's "
+            "defaults)",
+            file=sys.stderr,
+        )
+    return name
 
 
 def _set_threads(threads: int | None) -> None:

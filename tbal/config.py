@@ -771,7 +771,8 @@ _PRESETS: dict[str, typing.Callable[[], TBALConfig]] = {
 }
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
 DATA_KIND_PRESETS: dict[str, str] = {"text": "text-finetune", "image": "mnist-paper"}
-"""The preset a project of each kind of data gets when it names none (:func:`preset_for_data`): the best
+"""The preset a project of each kind of data gets when it names none, and ``tbal run`` without
+``--preset`` (:func:`preset_for_data`; ``tbal.cli.data_kind`` tells the kind of ``--data``): the best
 valid configuration measured for such data (BENCHMARKS.md, issue 11). Without one the library's defaults
 certified nothing on SST-2 (``text-paper``: 26-30 %, ``text-finetune``: 34-46 %) and 0-19 % of hard grey
 images (``mnist-paper``: 50-62 %). Feature vectors get the library's defaults: nothing is known of them."""

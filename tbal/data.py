@@ -210,6 +210,22 @@ def load_dataset(path: str | Path, *, split: str = "auto", text_encoder: str | N
         raise DataError(f"{file.name} (split {split!r}): {exc}") from exc
 
 
+def input_shape(path: str | Path, *, split: str = "auto") -> tuple[int, ...]:
+    """The shape of one input of a .npz's ``split`` (its X's shape less the first axis), read from the
+    array's header without decompressing the array (so that ``tbal run`` can tell images from feature
+    vectors before it loads them); raises DataError as :func:`load_dataset` does."""
+    file = Path(path)
+    with _open_npz(file, "keys X and y") as archive:
+        x_key, _y_key, _suffix = _split_keys(set(archive.files), split, file)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        with archive.zip.open(f"{x_key}.npy") as member:
+            reader = readers.get(np.lib.format.read_magic(member))
+            if reader is not None:
+                shape: tuple[int, ...] = reader(member)[0]
+                return tuple(shape[1:])
+        return tuple(_read(archive, x_key, file).shape[1:])  # a newer header format: read the array
+
+
 def load_inputs(path: str | Path) -> np.ndarray:
     """Prepared inputs (:func:`prepare_inputs`) of the key X of a .npz file that needs no labels, e.g. an
     out-of-distribution set; raises DataError naming what is wrong."""

@@ -63,7 +63,7 @@ FLAGS = [
     "--encoder", "hashing", "--validation-size", "300", "--set", "loop.validation_floor=280",
     "--seed-size", "50", "--budget", "200", "--batch", "50", "--model", "mlp", "--set", "model.hidden=64",
     "--epochs", "20", "--set", "train.lr=0.05", "--confidence", "softmax", "--epsilon", "0.3",
-    "--set", "thresholds.delta_schedule=uniform", "--device", "cpu",
+    "--set", "thresholds.delta_schedule=uniform", "--device", "cpu", "--preset", "none",
 ]  # fmt: skip
 """``tbal run`` flags meaning :data:`SETTINGS` (checked: both give one TBALConfig)."""
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tbal.cli import main
+from tbal.cli import build_parser, config_from_args, main, preset_name
+from tbal.config import ConfigError
 from tests.tbal.synthetic import write_npz
 
 FAST = [
@@ -40,6 +41,8 @@ def test_run_on_digits_two_rounds_writes_the_json_record(
             "run",
             "--data",
             str(shared_data / "sklearn_digits.npz"),
+            "--preset",
+            "none",  # the library's defaults (8×8 images would get mnist-paper's; see the tests below)
             *FAST,
             "--bound",
             "paper",
@@ -202,7 +205,10 @@ def test_run_on_a_text_csv_and_an_image_folder(tmp_path: Path, capsys: pytest.Ca
         [*argv, "--encoder", "hashing", *SMALL_RUN, "--json", str(tmp_path / "t.json")], capsys
     )
     assert code == 0, err
-    assert json.loads((tmp_path / "t.json").read_text())["runs"][0]["pool_size"] == 110
+    # no --preset: texts on frozen features (hashing) get text-paper, as a text project naming one would
+    assert "preset text-paper, the default for text data" in err
+    record = json.loads((tmp_path / "t.json").read_text())
+    assert record["preset"] == "text-paper" and record["runs"][0]["pool_size"] == 110
     assert any((tmp_path / ".tbal-cache").iterdir())  # the features are cached, keyed by hash and encoder
 
     for c in ("cats", "dogs"):
@@ -210,8 +216,80 @@ def test_run_on_a_text_csv_and_an_image_folder(tmp_path: Path, capsys: pytest.Ca
         for i in range(40):
             pixels = rng.integers(0, 255, (28, 28), dtype=np.uint8) // (2 if c == "cats" else 1)
             Image.fromarray(pixels).save(tmp_path / "imgs" / c / f"{i}.png")
-    code, _out, err = _run(["run", "--data", str(tmp_path / "imgs"), *SMALL_RUN], capsys)  # 28×28: LeNet-5
+    imgs = [
+        "run",
+        "--data",
+        str(tmp_path / "imgs"),
+        "--preset",
+        "none",
+    ]  # quick: mnist-paper's is tested below
+    code, _out, err = _run([*imgs, *SMALL_RUN], capsys)  # 28×28: LeNet-5
     assert code == 0, err
 
     code, _out, err = _run(["run", "--data", str(tmp_path / "missing.csv"), "--encoder", "hashing"], capsys)
     assert code == 2 and "missing.csv" in err
+
+
+def _preset_and_counts(argv: list[str]) -> tuple[str | None, str, int, int, int, int]:
+    args = build_parser().parse_args(["run", *argv])
+    config = config_from_args(args)
+    loop = config.loop
+    counts = (loop.label_budget, loop.seed_size, loop.validation_size, loop.validation_floor)
+    return (preset_name(args), config.model.name, *counts)
+
+
+def test_without_a_preset_the_data_chooses_one_as_a_service_project_does(tmp_path: Path) -> None:
+    """``tbal run`` naming no preset runs from the one a service project of the same data gets
+    (:func:`tbal.config.preset_for_data`): the library's defaults certified nothing on SST-2, where a text
+    project certifies 41.7 % (BENCHMARKS.md, "Issue 11, twenty-third session")."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 20)
+    grey = write_npz(tmp_path / "grey.npz", X=rng.integers(0, 255, (20, 28, 28), dtype=np.uint8), y=labels)
+    colour = write_npz(tmp_path / "colour.npz", X=np.zeros((20, 32, 32, 3), np.uint8), y=labels)
+    vectors = write_npz(tmp_path / "vectors.npz", X=np.zeros((20, 16), np.float32), y=labels)
+    odd = write_npz(tmp_path / "odd.npz", X=np.zeros((20, 4, 4, 7), np.float32), y=labels)
+    (tmp_path / "imgs").mkdir()
+
+    assert _preset_and_counts(["--data", "x.csv"]) == ("text-finetune", "minilm", 2000, 400, 1600, 2400)
+    named = ["run", "--data", "x.csv", "--preset", "text-finetune", "--encoder", "minilm-tokens"]
+    # the command whose SST-2 runs BENCHMARKS.md reports (twenty-third session)
+    assert config_from_args(build_parser().parse_args(["run", "--data", "x.csv"])) == config_from_args(
+        build_parser().parse_args(named)
+    )
+    assert _preset_and_counts(["--data", str(tmp_path / "imgs")])[:2] == ("mnist-paper", "resnet")
+    assert _preset_and_counts(["--data", str(grey)])[:2] == ("mnist-paper", "resnet")
+    assert _preset_and_counts(["--data", str(colour)])[0] == "mnist-paper"
+    for features in (vectors, odd, tmp_path / "missing.npz"):  # nothing known of them: library defaults
+        assert _preset_and_counts(["--data", str(features)])[0] is None
+    # an .npz whose texts the command reads is text data
+    assert _preset_and_counts(["--data", str(vectors), "--model", "minilm"])[0] == "text-finetune"
+    assert _preset_and_counts(["--data", str(vectors), "--encoder", "minilm"])[0] == "text-paper"
+    # frozen features, another model, or too few training labels to fine-tune on: text-paper
+    assert _preset_and_counts(["--data", "x.jsonl", "--encoder", "hashing"])[0] == "text-paper"
+    assert _preset_and_counts(["--data", "x.csv", "--model", "auto"])[:2] == ("text-paper", "auto")
+    assert _preset_and_counts(["--data", "x.csv", "--set", "loop.label_budget=999"])[0] == "text-paper"
+    assert _preset_and_counts(["--data", "x.csv", "--budget", "1000"])[0] == "text-finetune"
+    # --preset none: the library's defaults; a named preset is taken whatever the data
+    assert _preset_and_counts(["--data", "x.csv", "--preset", "none"]) == (None, "auto", 500, 200, 500, 0)
+    assert _preset_and_counts(["--data", str(grey), "--preset", "text-paper"])[:2] == ("text-paper", "mlp")
+
+
+def test_a_presets_seed_and_floor_follow_the_budgets_the_flags_set() -> None:
+    """As a service project's (README, "Defaults by data kind"): ``text-paper``'s seed is 20 % of N_t and
+    its floor N_v + 0.4·N_t, so N_t 300 and N_v 500 run with a seed of 60 and a floor of 620 instead of a
+    refusal of the preset's seed of 400; counts the flags set are kept; without a preset nothing moves."""
+    paper = ["--data", "x.csv", "--preset", "text-paper"]
+    assert _preset_and_counts([*paper, "--budget", "300", "--validation-size", "500"])[2:] == (
+        300,
+        60,
+        500,
+        620,
+    )
+    assert _preset_and_counts([*paper, "--set", "loop.validation_size=500"])[2:] == (2000, 400, 500, 1300)
+    assert _preset_and_counts([*paper, "--budget", "300", "--seed-size", "90"])[2:] == (300, 90, 1600, 1720)
+    floor = ["--set", "loop.validation_floor=0"]
+    assert _preset_and_counts([*paper, "--budget", "300", *floor])[2:] == (300, 60, 1600, 0)
+    plain = ["--data", "x.csv", "--preset", "none", "--budget", "300"]
+    assert _preset_and_counts(plain)[2:] == (300, 200, 500, 0)
+    with pytest.raises(ConfigError, match="label_budget"):  # a bad count is the library's to name
+        _preset_and_counts([*paper, "--set", "loop.label_budget=-5"])
