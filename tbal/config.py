@@ -777,6 +777,9 @@ valid configuration measured for such data (BENCHMARKS.md, issue 11). Without on
 certified nothing on SST-2 (``text-paper``: 26-30 %, ``text-finetune``: 34-46 %) and 0-19 % of hard grey
 images (``mnist-paper``: 50-62 %). Feature vectors get the library's defaults: nothing is known of them."""
 
+TOKEN_ENCODER = "minilm-tokens"
+"""The encoder whose word-piece ids the ``minilm`` model (MiniLM fine-tuned) reads (here rather than in
+:mod:`tbal.encoders`, which imports this module, so that :func:`preset_for_data` can name it)."""
 FROZEN_TEXT_PRESET = "text-paper"
 """The text preset of a project that chose a classifier on frozen features (a ``model`` other than
 ``minilm``, or an ``encoder`` other than ``minilm-tokens``: the MiniLM sentence embedding, hashing, a
@@ -807,7 +810,7 @@ def preset_for_data(
     if data_kind != "text":
         return DATA_KIND_PRESETS.get(data_kind)
     frozen_model = model is not None and model != "minilm"
-    frozen_encoder = encoder is not None and encoder.split(":")[0] != "minilm-tokens"
+    frozen_encoder = encoder is not None and encoder.split(":")[0] != TOKEN_ENCODER
     few_labels = label_budget is not None and label_budget < FINETUNE_LEAST_LABELS
     if frozen_model or frozen_encoder or few_labels:
         return FROZEN_TEXT_PRESET

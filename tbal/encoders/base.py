@@ -17,16 +17,14 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from tbal.config import ConfigError
+from tbal.config import TOKEN_ENCODER, ConfigError
 from tbal.errors import TBALInputError
 
-ENCODER_NAMES = ("minilm", "minilm-tokens", "hashing", "sentence-transformers", "image-backbone")
+ENCODER_NAMES = ("minilm", TOKEN_ENCODER, "hashing", "sentence-transformers", "image-backbone")
 """Valid encoder names (the part of a spec before ``:``)."""
-TEXT_ENCODERS = ("minilm", "minilm-tokens", "hashing", "sentence-transformers")
+TEXT_ENCODERS = ("minilm", TOKEN_ENCODER, "hashing", "sentence-transformers")
 IMAGE_ENCODERS = ("image-backbone",)
 DEFAULT_TEXT_ENCODER = "minilm"
-TOKEN_ENCODER = "minilm-tokens"
-"""The encoder whose word-piece ids the ``minilm`` model (MiniLM fine-tuned) reads."""
 HASHING_DEFAULT_DIM = 1024
 HASHING_DIM_RANGE = (16, 1 << 18)
 MAX_TEXT_CHARS = 20_000
