@@ -6,7 +6,9 @@ walk fails on an unlucky draw. This script takes certifying rounds captured by
 D_th again and again as the loop does (uniformly inside the stratum, as many points as the run had), and
 replays the certificate with each setting at the round's δ_k (softmax's family, the common cut). Per round
 and setting it prints the mean coverage of the pool over the draws, the share of draws that certify
-nothing, the share whose auto-labels are more than ε wrong (a valid setting keeps that near or below δ_k),
+nothing, the share whose auto-labels are more than ε wrong (a valid setting keeps that near or below δ_k;
+beside it, the share whose certified region is, counting its D_th points: the population error that a
+Clopper–Pearson bound on D_th speaks of, where the auto-labels are the rest of a finite pool),
 and what the setting certifies on the run's own D_th: with δ spent in the final round alone, the whole
 run with that setting, since no earlier round depends on the walk.
 
@@ -257,7 +259,7 @@ def replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str, 
 
 def _replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
-    coverage, wrong = np.zeros(draws), np.zeros(draws)
+    coverage, wrong, region_wrong = np.zeros(draws), np.zeros(draws), np.zeros(draws)
     config = variant.config
     size = round_.th_size(variant)
     for d in range(draws):
@@ -281,6 +283,9 @@ def _replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str,
             delta=round_.delta,
         )
         labeled = round_.scores >= result.thresholds[round_.predicted]
+        # the region's error with its validation points, the population error a Clopper-Pearson bound on
+        # D_th speaks of; the auto-labels (the rest) are what the user gets
+        region_wrong[d] = (~round_.correct[labeled]).mean() if labeled.any() else 0.0
         labeled[picked] = False  # validation points are not auto-labeled
         coverage[d] = labeled.sum() / round_.pool_size
         wrong[d] = (~round_.correct[labeled]).mean() if labeled.any() else 0.0
@@ -288,6 +293,7 @@ def _replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str,
         "coverage": float(coverage.mean()),
         "none": float((coverage == 0).mean()),
         "above_eps": float((wrong > config.epsilon).mean()),
+        "region_above_eps": float((region_wrong > config.epsilon).mean()),
     }
 
 
@@ -365,7 +371,8 @@ def main() -> None:
             r = replay(this, variant, args.draws, seed=0)  # the same draws for every setting
             totals[variant.name].append(r["coverage"])
             empties[variant.name].append(r["none"])
-            shares = f"none {100 * r['none']:.0f} %, > ε {100 * r['above_eps']:.1f} %"
+            region = f"the region with its D_th points {100 * r['region_above_eps']:.1f} %"
+            shares = f"none {100 * r['none']:.0f} %, > ε {100 * r['above_eps']:.1f} % ({region})"
             if variant.points or variant.targeted is not None or variant.stratum:
                 ran = "no own draw of this size"  # the run drew its D_th with its own k
             else:
