@@ -47,7 +47,7 @@ import numpy as np
 import tbal.thresholds as thresholds
 from tbal.config import TBALConfig, ThresholdConfig, config_from_dict, targeted_count, with_overrides
 from tbal.plan import stratum_cut
-from tbal.thresholds import estimate_thresholds
+from tbal.thresholds import PoolContext, estimate_thresholds
 
 SIMULATED = 40
 DEFAULT_VARIANTS = (
@@ -104,8 +104,10 @@ def own_draw(path: Path, variant: Variant) -> tuple[float, float]:
     k = int(max(z["th_y"].max(), z["pool_y"].max())) + 1
     correct = z["th_pred"] == z["th_y"]
     with weights_of(variant):
+        inside = z["pool_in_stratum"]
+        pool = PoolContext(z["pool_scores"][inside], z["pool_pred"][inside])  # for finite_pool
         result = estimate_thresholds(
-            z["th_scores"], z["th_pred"], correct, k, variant.config, delta=float(z["delta"])
+            z["th_scores"], z["th_pred"], correct, k, variant.config, delta=float(z["delta"]), pool=pool
         )
     labeled = (z["pool_scores"] >= result.thresholds[z["pool_pred"]]) & z["pool_in_stratum"]
     wrong = (z["pool_pred"] != z["pool_y"])[labeled]
@@ -274,6 +276,8 @@ def _replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str,
                 rng,
             )
             config = dataclasses.replace(variant.config, walk_start_share=share)
+        rest = np.ones(round_.scores.size, dtype=bool)
+        rest[picked] = False
         result = estimate_thresholds(
             round_.scores[picked],
             round_.predicted[picked],
@@ -281,6 +285,7 @@ def _replay(round_: Round, variant: Variant, draws: int, seed: int) -> dict[str,
             round_.num_classes,
             config,
             delta=round_.delta,
+            pool=PoolContext(round_.scores[rest], round_.predicted[rest]),  # for finite_pool
         )
         labeled = round_.scores >= result.thresholds[round_.predicted]
         # the region's error with its validation points, the population error a Clopper-Pearson bound on

@@ -407,6 +407,9 @@ class ThresholdConfig:
     better kept), ``common`` or ``rank`` alone at the whole δ; ``auto`` = ``common`` for confidence
     functions whose scores are comparable across classes (softmax, temperature scaling), else ``both``.
     Decided from the configuration, before any label is seen, so the choice costs no δ.
+    ``finite_pool``: certify the error of the auto-labels themselves, the rest of a finite pool of which
+    D_th is a uniform sample, rather than the population error of the region D_th is drawn from
+    (:mod:`tbal.thresholds`, "The auto-labels of a finite pool"); needs the pool's scores.
     """
 
     bound: BoundName = "valid"
@@ -438,8 +441,11 @@ class ThresholdConfig:
     walk_start_share: float = 0.35
     walk_step: float = 0.0
     pooled_families: FamiliesName = "auto"
+    finite_pool: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.finite_pool, bool):
+            raise ConfigError(f"thresholds.finite_pool must be true or false, got {self.finite_pool!r}")
         _check_range("thresholds.fallback_share", self.fallback_share, 0.0, 1.0, high_open=True)
         _check_positive_int("thresholds.fallback_checkpoints", self.fallback_checkpoints)
         _check_range("thresholds.walk_start_share", self.walk_start_share, 0.0, 1.0)

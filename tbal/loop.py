@@ -42,7 +42,13 @@ from tbal.plan import (
 )
 from tbal.predictions import Predictions, predict
 from tbal.query import select_queries
-from tbal.thresholds import DatasetContext, ThresholdResult, auto_label_mask, estimate_thresholds
+from tbal.thresholds import (
+    DatasetContext,
+    PoolContext,
+    ThresholdResult,
+    auto_label_mask,
+    estimate_thresholds,
+)
 from tbal.training.aum import AUMRecorder
 from tbal.training.self_training import pseudo_label_choice
 from tbal.training.train import one_hot, train_classifier
@@ -302,6 +308,7 @@ def _certify(
             dataset=_dataset_context(
                 inputs, config, pool_scores[in_stratum], pool_preds.predicted[in_stratum]
             ),
+            pool=PoolContext(pool_scores[in_stratum], pool_preds.predicted[in_stratum]),
         )
 
     with _timed(timings, "auto-label"):

@@ -72,6 +72,26 @@ equal-rank family only ever lost there: SST-2 and MNIST proxies, 16 tuning seeds
 For ``bound="paper"`` the pooled guarantee falls back to the per-class paper rule (the paper's rule is
 per class); ``delta_used`` is nan for ``paper``.
 
+The auto-labels of a finite pool (``finite_pool``)
+--------------------------------------------------
+The bounds above speak of the *population* error of a region: the chance that a point drawn as D_th was
+drawn, above the threshold, is wrong. What a user counts is the error of the auto-labels themselves, the
+pool points above it, of which D_th's points are not part. When D_th is a uniform sample of a finite set
+(the pool and D_th together, inside the stratum), the two differ: a D_th that happened to hold few
+mistakes leaves more of them to the rest. With N points in the region, n of them in D_th with m mistakes,
+M mistakes in all, the rest's error is r = (M − m)/(N − n), and r > ε exactly when M ≥ M* = m +
+⌊ε·(N − n)⌋ + 1. Given M, D_th's mistakes m are hypergeometric (n draws from N points, M of them wrong),
+and of the M ≥ M* the smallest makes a small m likeliest; so each candidate is tested by
+P(Hypergeometric(N, M*, n) ≤ m) ≤ δ' (N − n counted on the pool, label-free) instead of the
+Clopper–Pearson bound at ε, and the walk keeps its argument: a certified region whose rest is above ε
+passed a test whose null was true. The binomial bound treated D_th as drawn from an endless population;
+the hypergeometric one knows the population is the region's N points, which narrows it, while the
+rest's error is higher than the region's when D_th held few mistakes, which widens it. Replayed on
+SST-2's certifying rounds (BENCHMARKS.md, "Issue 11, twenty-fourth session"), the plain test's
+auto-labels went over ε in more of the validation draws than the round's δ_k, its regions with their
+D_th points in fewer: the difference is this one. It composes with the ``dataset`` guarantee (whose
+tolerance is itself one on the auto-labels).
+
 Validity caveat: the tests are exact for thresholds fixed in advance. Here candidates and the start of
 the walk are D_th scores (label-free but random); the guarantee then holds when the probability of a
 mistake does not increase with the score within a class (what a confidence function is for), which the
@@ -82,10 +102,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy.special import betainc, betaincinv
+from scipy.stats import hypergeom
 
 from tbal.config import ThresholdConfig
 from tbal.errors import TBALInputError
@@ -120,7 +143,21 @@ class ThresholdResult:
 
 
 @dataclass(frozen=True)
-class DatasetContext:
+class PoolContext:
+    """The pool the round would auto-label, label-free: pool_scores / pool_predicted (n_p,) its
+    confidence and ŷ. What ``finite_pool`` counts the rest of each candidate region on."""
+
+    pool_scores: np.ndarray
+    pool_predicted: np.ndarray
+
+    def pool_scores_by_class(self) -> list[np.ndarray]:
+        """The pool's scores per predicted class, each sorted increasing (K = max class + 1)."""
+        k = int(self.pool_predicted.max()) + 1 if self.pool_predicted.size else 0
+        return [np.sort(self.pool_scores[self.pool_predicted == c]) for c in range(k)]
+
+
+@dataclass(frozen=True)
+class DatasetContext(PoolContext):
     """What the ``dataset`` guarantee needs beyond D_th: the pool the round would auto-label and what
     is labeled already.
 
@@ -136,9 +173,7 @@ class DatasetContext:
     the whole labeled set, human labels taken as correct, in TBAL's loop.
     """
 
-    pool_scores: np.ndarray
-    pool_predicted: np.ndarray
-    human_labels: int
+    human_labels: int = 0
     auto_labels: int = 0
     mistakes_bound: float = 0.0
 
@@ -147,11 +182,6 @@ class DatasetContext:
         n = np.asarray(n_auto, dtype=np.float64)
         slack = epsilon * (self.human_labels + self.auto_labels) - self.mistakes_bound
         return np.where(n > 0, epsilon + slack / np.maximum(n, 1.0), epsilon)
-
-    def pool_scores_by_class(self) -> list[np.ndarray]:
-        """The pool's scores per predicted class, each sorted increasing (K = max class + 1)."""
-        k = int(self.pool_predicted.max()) + 1 if self.pool_predicted.size else 0
-        return [np.sort(self.pool_scores[self.pool_predicted == c]) for c in range(k)]
 
 
 def estimate_thresholds(
@@ -164,10 +194,13 @@ def estimate_thresholds(
     delta_divisor: int = 1,
     delta: float | None = None,
     dataset: DatasetContext | None = None,
+    pool: PoolContext | None = None,
 ) -> ThresholdResult:
     """Thresholds from D_th: ``scores`` (n,), ``predicted`` (n,) ŷ, ``correct`` (n,) bool 1[y = ŷ].
     ``delta``: the round's share δ_k of δ (:func:`tbal.plan.delta_share`; 0 certifies nothing); None
     = ``config.delta`` / ``delta_divisor`` (how many rounds δ is split over, 1 = this round alone).
+    ``dataset``: what the ``dataset`` guarantee needs; ``pool``: the pool that ``finite_pool`` counts on
+    (a ``dataset`` context serves as well).
 
     See the module docstring for the rules (paper / valid / hoeffding, per-class / pooled).
     """
@@ -190,7 +223,11 @@ def estimate_thresholds(
     if config.guarantee == "dataset" and config.bound != "paper" and dataset is None:
         raise TBALInputError("the dataset guarantee needs the pool's scores and the labels so far (dataset=)")
     context = dataset if config.guarantee == "dataset" and config.bound != "paper" else None
-    return _compute(s, yhat, ~ok, k, config, round_delta, context)
+    finite = config.finite_pool and config.bound != "paper"
+    rest = (pool if pool is not None else dataset) if finite else None
+    if finite and rest is None:
+        raise TBALInputError("finite_pool needs the pool's scores and predictions (pool=)")
+    return _compute(s, yhat, ~ok, k, config, round_delta, _Context(context, rest))
 
 
 def auto_label_mask(scores: np.ndarray, predicted: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -318,9 +355,69 @@ class _Candidates:
     n: np.ndarray
     errors: np.ndarray
     epsilon: np.ndarray | None = None  # (c,) per-candidate tolerance (``dataset`` guarantee), else ε
+    rest: np.ndarray | None = None  # (c,) pool points beside D_th's in each region (``finite_pool``)
 
     def tolerance(self, epsilon: float, lo: int, hi: int) -> np.ndarray | float:
         return epsilon if self.epsilon is None else self.epsilon[lo:hi]
+
+    def passes(self, bound: str, epsilon: float, delta: float, lo: int, hi: int) -> np.ndarray:
+        """(hi − lo,) whether candidates lo..hi pass at level δ: their regions' error (their rests' under
+        ``finite_pool``, :func:`_rest_passes`) is below the tolerance."""
+        eps = self.tolerance(epsilon, lo, hi)
+        if self.rest is None:
+            return _passes(bound, self.errors[lo:hi], self.n[lo:hi], eps, delta)
+        return _rest_passes(self.errors[lo:hi], self.n[lo:hi], self.rest[lo:hi], eps, delta)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a walk tests its candidates against beyond D_th: the ``dataset`` guarantee's context, and the
+    pool whose rest ``finite_pool`` certifies (None: not used)."""
+
+    dataset: DatasetContext | None = None
+    pool: PoolContext | None = None
+
+    def tested(
+        self, cand: _Candidates, epsilon: float, pool_counts: Callable[[PoolContext], np.ndarray]
+    ) -> _Candidates:
+        """``cand`` with each candidate's tolerance (the dataset guarantee's ε_eff for the pool points it
+        would auto-label, ``pool_counts``: (c,) of them), and those counts kept for :func:`_rest_passes`
+        under ``finite_pool``; ``cand`` as it is when neither applies."""
+        source = self.dataset if self.dataset is not None else self.pool
+        if source is None:
+            return cand
+        counts = pool_counts(source)
+        tolerance = np.full(counts.shape, epsilon)
+        if self.dataset is not None:
+            tolerance = self.dataset.tolerance(epsilon, counts)
+        rest = counts if self.pool is not None else None
+        return dataclasses.replace(cand, epsilon=tolerance, rest=rest)
+
+
+def _rest_passes(
+    errors: np.ndarray, n: np.ndarray, rest: np.ndarray, epsilon: float | np.ndarray, delta: float
+) -> np.ndarray:
+    """Whether each region's rest (``rest`` pool points beside its n D_th points, m = ``errors`` of them
+    wrong) is certified at most ε wrong at level δ, D_th being a uniform sample of the region's n + rest
+    points: the rest holds more than ε·rest mistakes only if the region holds M ≥ M* = m + ⌊ε·rest⌋ + 1,
+    and of all such M this one makes m or fewer mistakes in D_th likeliest, so the test is
+    P(Hypergeometric(n + rest, M*, n) ≤ m) ≤ δ (module docstring, "The auto-labels of a finite pool"). A
+    region with no pool point beside D_th's labels nothing and passes."""
+    m = np.asarray(errors, dtype=np.float64)
+    nn = np.asarray(n, dtype=np.float64)
+    r = np.asarray(rest, dtype=np.float64)
+    total = nn + r
+    least_wrong = m + np.floor(np.asarray(epsilon) * r) + 1.0  # M*: the fewest mistakes of a failing rest
+    possible = (r > 0) & (least_wrong <= total)
+    tail = np.zeros(np.broadcast(m, nn, r).shape)
+    if possible.any():
+        tail[possible] = hypergeom.cdf(
+            np.broadcast_to(m, tail.shape)[possible],
+            total[possible],
+            np.broadcast_to(least_wrong, tail.shape)[possible],
+            np.broadcast_to(nn, tail.shape)[possible],
+        )
+    return tail <= delta
 
 
 def _candidates(scores: np.ndarray, wrong: np.ndarray) -> _Candidates:
@@ -365,8 +462,7 @@ def _fixed_sequence(
     alpha = 0.0
     for i in range(int(tested[0]), cand.n.shape[0]):
         alpha = weights[i] + alpha  # α carried only while the walk passes (reset below on a failure)
-        eps = cand.tolerance(epsilon, i, i + 1)
-        if alpha > 0.0 and bool(_passes(bound, cand.errors[i : i + 1], cand.n[i : i + 1], eps, alpha)[0]):
+        if alpha > 0.0 and bool(cand.passes(bound, epsilon, alpha, i, i + 1)[0]):
             best = (i, alpha)
         else:
             alpha = 0.0
@@ -442,8 +538,7 @@ def _plain_sequence(
     i, chunk = start, _FIRST_CHUNK
     while i < cand.n.shape[0]:
         j = min(cand.n.shape[0], i + chunk)
-        eps = cand.tolerance(epsilon, i, j)
-        failed = np.flatnonzero(~_passes(bound, cand.errors[i:j], cand.n[i:j], eps, delta))
+        failed = np.flatnonzero(~cand.passes(bound, epsilon, delta, i, j))
         if failed.size:
             first_fail = i + int(failed[0])
             return (first_fail - 1, delta) if first_fail > start else None
@@ -485,7 +580,8 @@ def _on_grid(n: np.ndarray, start: int, step: float) -> np.ndarray:
 
 def _subset(cand: _Candidates, kept: np.ndarray) -> _Candidates:
     epsilon = None if cand.epsilon is None else cand.epsilon[kept]
-    return _Candidates(value=cand.value[kept], n=cand.n[kept], errors=cand.errors[kept], epsilon=epsilon)
+    rest = None if cand.rest is None else cand.rest[kept]
+    return _Candidates(cand.value[kept], cand.n[kept], cand.errors[kept], epsilon, rest)
 
 
 def _paper_search(cand: _Candidates, epsilon: float, c1: float, min_points: int) -> int | None:
@@ -502,7 +598,7 @@ def _compute(
     k: int,
     config: ThresholdConfig,
     round_delta: float,
-    dataset: DatasetContext | None,
+    context: _Context,
 ) -> ThresholdResult:
     thresholds = np.full(k, np.inf)
     per_class = config.bound == "paper" or config.guarantee == "per-class"
@@ -522,6 +618,7 @@ def _compute(
             if rows.size == 0:
                 continue
             cand = _candidates(scores[rows], wrong[rows])
+            cand = context.tested(cand, config.epsilon, partial(_class_pool_counts, c, cand.value))
             if config.bound == "paper":
                 idx = _paper_search(cand, config.epsilon, config.c1, config.min_points)
             else:
@@ -530,13 +627,12 @@ def _compute(
             if idx is not None:
                 thresholds[c] = cand.value[idx]
     else:
-        thresholds, passed_at, delta = _pooled_walks(scores, predicted, wrong, k, config, delta, dataset)
+        thresholds, passed_at, delta = _pooled_walks(scores, predicted, wrong, k, config, delta, context)
     result = _summarise(thresholds, scores, predicted, wrong, k, config, delta, per_class)
-    if dataset is None or not np.isfinite(passed_at):
+    if context.dataset is None or not np.isfinite(passed_at):
         return result
-    return dataclasses.replace(
-        result, auto_mistakes_bound=_mistakes_bound(result, thresholds, dataset, config, passed_at)
-    )
+    bound = _mistakes_bound(result, thresholds, context.dataset, config, passed_at)
+    return dataclasses.replace(result, auto_mistakes_bound=bound)
 
 
 def _pooled_walks(
@@ -546,7 +642,7 @@ def _pooled_walks(
     k: int,
     config: ThresholdConfig,
     delta: float,
-    dataset: DatasetContext | None,
+    context: _Context,
 ) -> tuple[np.ndarray, float, float]:
     """(thresholds, the level the kept walk passed at, the δ each walk was tested at) of the pooled
     families ``config.pooled_families`` names: one family at δ, or both at δ/2 each (Bonferroni), the
@@ -554,12 +650,12 @@ def _pooled_walks(
     confidence function, :func:`tbal.config.resolved_thresholds`) walks both."""
     families = config.pooled_families
     if families == "common":
-        return (*_common_cut(scores, predicted, wrong, k, config, delta, dataset), delta)
+        return (*_common_cut(scores, predicted, wrong, k, config, delta, context), delta)
     if families == "rank":
-        return (*_equal_rank_cut(scores, predicted, wrong, k, config, delta, dataset), delta)
+        return (*_equal_rank_cut(scores, predicted, wrong, k, config, delta, context), delta)
     delta /= 2
-    common = _common_cut(scores, predicted, wrong, k, config, delta, dataset)
-    ranked = _equal_rank_cut(scores, predicted, wrong, k, config, delta, dataset)
+    common = _common_cut(scores, predicted, wrong, k, config, delta, context)
+    ranked = _equal_rank_cut(scores, predicted, wrong, k, config, delta, context)
     covered = [int((scores >= t[predicted]).sum()) for t, _ in (common, ranked)]
     return (*(common if covered[0] >= covered[1] else ranked), delta)
 
@@ -586,7 +682,7 @@ def _common_cut(
     k: int,
     config: ThresholdConfig,
     delta: float,
-    dataset: DatasetContext | None = None,
+    context: _Context | None = None,
 ) -> tuple[np.ndarray, float]:
     """Pooled family 1: t[k](λ) = λ for every class with a D_th point at or above λ (+inf otherwise),
     λ walked down the distinct D_th scores. (K,) thresholds and the level the cut passed at (nan: none)."""
@@ -594,13 +690,12 @@ def _common_cut(
     if scores.size == 0:
         return thresholds, float("nan")
     cand = _candidates(scores, wrong)
-    if dataset is not None:
-        top = np.full(k, -np.inf)
-        np.maximum.at(top, predicted, scores)
-        present = cand.value[:, None] <= top[None, :]  # (c, K): class k is in the family member
-        cand = dataclasses.replace(
-            cand, epsilon=dataset.tolerance(config.epsilon, _pool_counts(dataset, cand.value, present))
-        )
+    top = np.full(k, -np.inf)
+    np.maximum.at(top, predicted, scores)
+    present = cand.value[:, None] <= top[None, :]  # (c, K): class k is in the family member
+    cand = (context or _Context()).tested(
+        cand, config.epsilon, partial(_pool_counts, cuts=cand.value, present=present)
+    )
     walk = _walk(cand, config, delta)
     if walk is None:
         return thresholds, float("nan")
@@ -616,7 +711,7 @@ def _equal_rank_cut(
     k: int,
     config: ThresholdConfig,
     delta: float,
-    dataset: DatasetContext | None = None,
+    context: _Context | None = None,
 ) -> tuple[np.ndarray, float]:
     """Pooled family 2: every class auto-labels the same top share of its D_th points. With
     r_i = #{j : ŷ_j = ŷ_i, s_j ≥ s_i} / #{j : ŷ_j = ŷ_i} (computed from the scores only), the cut ρ walks
@@ -635,10 +730,10 @@ def _equal_rank_cut(
             s_c = scores[rows]  # increasing
             share[rows] = (rows.size - np.searchsorted(s_c, s_c, side="left")) / rows.size
     cand = _candidates(-share, wrong)  # most confident = smallest share first
-    if dataset is not None:
+    context = context or _Context()
+    if context.dataset is not None or context.pool is not None:
         members = np.stack([_rank_member(-v, share, scores, predicted, k) for v in cand.value])  # (c, K)
-        counts = _pool_counts_at(dataset, members)
-        cand = dataclasses.replace(cand, epsilon=dataset.tolerance(config.epsilon, counts))
+        cand = context.tested(cand, config.epsilon, partial(_pool_counts_at, thresholds=members))
     walk = _walk(cand, config, delta)
     if walk is None:
         return thresholds, float("nan")
@@ -655,20 +750,28 @@ def _rank_member(
     return thresholds
 
 
-def _pool_counts(dataset: DatasetContext, cuts: np.ndarray, present: np.ndarray) -> np.ndarray:
+def _pool_counts(pool: PoolContext, cuts: np.ndarray, present: np.ndarray) -> np.ndarray:
     """(c,) pool points a common cut λ_c auto-labels: Σ_k present[c, k]·#{pool of class k: s ≥ λ_c}."""
     counts = np.zeros(cuts.shape[0])
-    for c, sorted_scores in enumerate(dataset.pool_scores_by_class()):
+    for c, sorted_scores in enumerate(pool.pool_scores_by_class()):
         counts += present[:, c] * (sorted_scores.size - np.searchsorted(sorted_scores, cuts, side="left"))
     return counts
 
 
-def _pool_counts_at(dataset: DatasetContext, thresholds: np.ndarray) -> np.ndarray:
+def _pool_counts_at(pool: PoolContext, thresholds: np.ndarray) -> np.ndarray:
     """(c,) pool points each row of ``thresholds`` (c, K) auto-labels."""
     counts = np.zeros(thresholds.shape[0])
-    for c, sorted_scores in enumerate(dataset.pool_scores_by_class()):
+    for c, sorted_scores in enumerate(pool.pool_scores_by_class()):
         counts += sorted_scores.size - np.searchsorted(sorted_scores, thresholds[:, c], side="left")
     return counts
+
+
+def _class_pool_counts(k: int, cuts: np.ndarray, pool: PoolContext) -> np.ndarray:
+    """(c,) pool points of predicted class ``k`` with a score at or above each cut (per-class walks)."""
+    by_class = pool.pool_scores_by_class()
+    if k >= len(by_class):
+        return np.zeros(cuts.shape[0])
+    return by_class[k].size - np.searchsorted(by_class[k], cuts, side="left").astype(np.float64)
 
 
 def _summarise(

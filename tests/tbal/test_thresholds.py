@@ -581,3 +581,95 @@ def test_pooled_families_auto_walks_the_common_cut_alone_for_comparable_scores()
     assert one.delta_used == pytest.approx(0.05) and two.delta_used == pytest.approx(0.025)
     covered = [int((s >= r.thresholds[yhat]).sum()) for r in (one, two)]
     assert covered[0] > 0 and one.pooled_error_bound <= 0.05
+
+
+# ---------------------------------------------------------------------------------------------------
+# finite_pool: the auto-labels of a finite pool, D_th a uniform sample of the pool and D_th together.
+
+
+def test_the_rest_test_is_exact_for_every_count_of_mistakes() -> None:
+    """Brute force over a small region (N = 100 points, n = 50 of them in D_th): for every number M of
+    mistakes in it, the chance that the test passes while the rest (the 50 points beside D_th's) is more
+    than ε wrong is at most δ, summed exactly over D_th's hypergeometric mistake counts."""
+    from scipy.stats import hypergeom
+
+    from tbal.thresholds import _rest_passes
+
+    total, n, eps, delta = 100, 50, 0.1, 0.05
+    rest = total - n
+    m = np.arange(n + 1)
+    passes = _rest_passes(m.astype(float), np.full(m.shape, n), np.full(m.shape, rest), eps, delta)
+    assert passes[:1].all() and not passes.all()  # it certifies a clean D_th, not every one
+    worst = 0.0
+    for mistakes in range(total + 1):
+        rest_wrong = (mistakes - m) / rest > eps
+        worst = max(worst, float(hypergeom.pmf(m, total, mistakes, n)[passes & rest_wrong].sum()))
+    assert 0.0 < worst <= delta, worst  # > 0: the test uses its level, it is not merely strict
+
+
+def finite_pool_rates(cfg: ThresholdConfig, total: int, n_th: int, draws: int, seed: int) -> tuple:
+    """One finite population of ``total`` points (the module's simulated scores); each draw takes D_th
+    uniformly from it and auto-labels the rest above the thresholds. (share of draws whose auto-labels are
+    more than ε wrong, mean share of the rest auto-labeled)."""
+    from tbal.thresholds import PoolContext
+
+    rng = np.random.default_rng(seed)
+    yhat, wrong, score = draw_population(rng, total)
+    bad, coverage = 0, 0.0
+    for _ in range(draws):
+        in_th = np.zeros(total, dtype=bool)
+        in_th[rng.choice(total, n_th, replace=False)] = True
+        pool = PoolContext(score[~in_th], yhat[~in_th])
+        r = estimate_thresholds(score[in_th], yhat[in_th], ~wrong[in_th], len(A_K), cfg, pool=pool)
+        auto = (score >= r.thresholds[yhat]) & ~in_th
+        bad += bool(auto.any() and wrong[auto].mean() > cfg.epsilon)
+        coverage += auto.sum() / (total - n_th)
+    return bad / draws, coverage / draws
+
+
+def test_finite_pool_holds_for_the_auto_labels_where_the_population_bound_does_not() -> None:
+    """D_th half of a finite population of 2,000: the Clopper–Pearson walk, valid for the population
+    error, leaves auto-labels more than ε wrong in more of the draws than δ (about 9 % at δ = 5 % with
+    3,000 points; a D_th with few mistakes leaves more to the rest); ``finite_pool`` stays within δ
+    (3-sigma margin over 400 draws, false-failure rate ≈ 0.1 %) and still certifies most of what the
+    other walk does."""
+    plain = ThresholdConfig(pooled_families="common", epsilon=0.05, delta=0.05)
+    finite = dataclasses.replace(plain, finite_pool=True)
+    draws = 400
+    margin = 3 * math.sqrt(0.05 * 0.95 / draws)
+    finite_rate, finite_coverage = finite_pool_rates(finite, 2000, 1000, draws, seed=7)
+    plain_rate, plain_coverage = finite_pool_rates(plain, 2000, 1000, draws, seed=7)
+    assert finite_rate <= 0.05 + margin, finite_rate
+    assert plain_rate > finite_rate, (plain_rate, finite_rate)
+    assert finite_coverage > 0.7 * plain_coverage > 0.1, (finite_coverage, plain_coverage)
+
+
+def test_finite_pool_needs_the_pool_and_covers_every_walk() -> None:
+    """Without the pool's scores the walk refuses (a dataset context serves as the pool); the per-class
+    walk, the equal-rank family and the dataset guarantee take the rest's test too."""
+    from tbal.thresholds import DatasetContext, PoolContext
+
+    rng = np.random.default_rng(3)
+    s = rng.random(3000)
+    yhat = rng.integers(0, 2, 3000)
+    ok = rng.random(3000) > 0.06 * (1 - s)
+    th, rest = slice(0, 1500), slice(1500, None)
+    pool = PoolContext(s[rest], yhat[rest])
+    with pytest.raises(TBALInputError, match="finite_pool"):
+        estimate_thresholds(s[th], yhat[th], ok[th], 2, ThresholdConfig(finite_pool=True))
+    for cfg in (
+        ThresholdConfig(pooled_families="common"),
+        ThresholdConfig(pooled_families="rank"),
+        ThresholdConfig(guarantee="per-class"),
+    ):
+        before = estimate_thresholds(s[th], yhat[th], ok[th], 2, cfg, pool=pool)
+        after = estimate_thresholds(
+            s[th], yhat[th], ok[th], 2, dataclasses.replace(cfg, finite_pool=True), pool=pool
+        )
+        assert np.isfinite(after.thresholds).any(), cfg
+        assert (after.thresholds >= before.thresholds).all(), cfg  # a stricter test: no lower threshold
+    dataset = DatasetContext(pool.pool_scores, pool.pool_predicted, human_labels=500)
+    both = ThresholdConfig(guarantee="dataset", finite_pool=True)
+    assert np.isfinite(
+        estimate_thresholds(s[th], yhat[th], ok[th], 2, both, dataset=dataset).thresholds
+    ).any()
