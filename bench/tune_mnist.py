@@ -27,6 +27,7 @@ of the config; ``loop.calibration_fraction`` and ``thresholds.*`` change the rou
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -165,7 +166,8 @@ def evaluate_round0(r0: Round0, config: TBALConfig, seed: int) -> dict[str, floa
         th_preds.predicted,
         th_preds.predicted == r0.y_val[th],
         k,
-        config.thresholds,
+        # the population bound these tuning runs measured (the presets' finite_pool needs the pool)
+        dataclasses.replace(config.thresholds, finite_pool=False),
         delta_divisor=config.loop.planned_rounds if config.thresholds.split_delta_over_rounds else 1,
     )
     s = conf.score(pool)

@@ -41,6 +41,7 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "delta_schedule": ("thresholds", "delta_schedule"),
     "fallback_share": ("thresholds", "fallback_share"),
     "walk_start_share": ("thresholds", "walk_start_share"),
+    "finite_pool": ("thresholds", "finite_pool"),
     "pseudo_label_share": ("train", "pseudo_label_share"),
     "model": ("model", "name"),
     "hidden": ("model", "hidden"),

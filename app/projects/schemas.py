@@ -85,6 +85,12 @@ class ProjectSettings(BaseModel):
         description="where a threshold walk starts: where the most mistakes could pass within the top "
         "share of the validation points (default 0.35; 0: where a pass is first possible)",
     )
+    finite_pool: bool | None = Field(
+        default=None,
+        description="certify the error of the auto-labels themselves, the rest of the project's finite pool "
+        "(an exact hypergeometric test), rather than the population error the Clopper–Pearson bound speaks "
+        "of (default: true in every preset, false in the library's defaults)",
+    )
     pseudo_label_share: float | None = Field(
         default=None,
         description="self-training in the rounds that may auto-label: the share of each predicted class's "

@@ -186,3 +186,26 @@ def test_a_pin_this_release_cannot_read_asks_for_a_preset_patch(
     patched = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"preset": "text-paper"}})
     assert patched.status_code == 200, patched.text
     assert _config(api, pid)["loop"] == config_to_dict(preset("text-paper").loop)
+
+
+def test_a_base_pinned_before_finite_pool_keeps_the_population_bound(
+    api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
+) -> None:
+    """``thresholds.finite_pool`` came in a later release, on in every preset: a project pinned before it
+    (its base has no such field) keeps the certificate it started with, a new one takes the preset's, and
+    a PATCH of the setting turns it on or off on the pinned base."""
+    pid = _text_project(make_project)
+    assert _config(api, pid)["thresholds"]["finite_pool"] is True  # the preset's
+    with session_factory() as session:
+        project = session.get(Project, pid)
+        assert project is not None and project.base_config is not None
+        older = {**project.base_config}
+        older["thresholds"] = {k: v for k, v in older["thresholds"].items() if k != "finite_pool"}
+        session.execute(update(Project).where(Project.id == pid).values(base_config=older))
+        session.commit()
+    assert _config(api, pid)["thresholds"]["finite_pool"] is False
+    patched = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"finite_pool": True}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["config"]["thresholds"]["finite_pool"] is True
+    bad = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"finite_pool": "sometimes"}})
+    assert bad.status_code == 422 and "finite_pool" in bad.text
