@@ -699,7 +699,7 @@ def _preset_thresholds() -> ThresholdConfig:
     the population error, so that a configuration pinned before the setting existed keeps it). Adopted in the
     twenty-fourth session: replayed on 1,500 validation draws of each of SST-2's certifying rounds
     (``text-finetune``, tuning seeds 10-13), the population bound's auto-labels went over ε in more draws
-    than the round's δ_k (4.6-5.2 % at 4.5 %), ``finite_pool``'s in 3.6 %, for 0.6-0.9 points of coverage
+    than the round's δ_k (4.6-5.2 % at 4.5 %), ``finite_pool``'s in 3.6-3.9 %, for 0.6-0.9 points of coverage
     (BENCHMARKS.md, "Issue 11, twenty-fourth session")."""
     return ThresholdConfig(finite_pool=True)
 
