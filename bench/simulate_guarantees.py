@@ -2,7 +2,8 @@
 simulations of tests/tbal/test_thresholds.py and tests/tbal/test_plan.py (the tests assert the bounds;
 this prints the rates and coverages they see). Takes a few minutes.
 
-Usage: .venv/bin/python bench/simulate_guarantees.py [NAME-SUBSTRING]  (e.g. "common cut": that walk only)
+Usage: .venv/bin/python bench/simulate_guarantees.py [NAME-SUBSTRING]  (e.g. "common cut": that walk only;
+"finite": the finite-population rows only, after the walks)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tbal.config import ThresholdConfig
 from tests.tbal.test_plan import _family_wise_failure_rate, _long_run_config
-from tests.tbal.test_thresholds import dataset_violation_rate, violation_rates
+from tests.tbal.test_thresholds import dataset_violation_rate, finite_pool_rates, violation_rates
 
 
 def first(**changes: Any) -> ThresholdConfig:
@@ -79,6 +80,17 @@ def main() -> None:
         pooled, per_class, coverage = violation_rates(config, n, seed=7)
         rates = f"pooled {100 * pooled:.1f} %, a class {100 * per_class:.1f} %"
         print(f"{name}: {rates}, coverage {100 * coverage:.1f} %")
+    if only is not None and "finite" not in only:
+        return
+    for total, n_th in ((8000, 1200), (4000, 2000), (3000, 1200)):
+        # a finite population, D_th a uniform sample of it: what the auto-labels (the rest) hold
+        for finite in (False, True):
+            config = later(pooled_families="common", finite_pool=finite)
+            rate, coverage = finite_pool_rates(config, total, n_th, 1000, seed=7)
+            label = (
+                f"finite population of {total}, D_th {n_th}, {'finite_pool' if finite else 'Clopper–Pearson'}"
+            )
+            print(f"{label}: auto-labels above ε {100 * rate:.1f} %, rest covered {100 * coverage:.1f} %")
     if only is not None:
         return
     for guarantee in ("dataset", "pooled"):

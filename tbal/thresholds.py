@@ -173,7 +173,7 @@ class DatasetContext(PoolContext):
     the whole labeled set, human labels taken as correct, in TBAL's loop.
     """
 
-    human_labels: int = 0
+    human_labels: int
     auto_labels: int = 0
     mistakes_bound: float = 0.0
 
@@ -361,8 +361,9 @@ class _Candidates:
         return epsilon if self.epsilon is None else self.epsilon[lo:hi]
 
     def passes(self, bound: str, epsilon: float, delta: float, lo: int, hi: int) -> np.ndarray:
-        """(hi − lo,) whether candidates lo..hi pass at level δ: their regions' error (their rests' under
-        ``finite_pool``, :func:`_rest_passes`) is below the tolerance."""
+        """(hi − lo,) whether candidates lo..hi pass at level δ: their regions' error is below the
+        tolerance by ``bound``, or under ``finite_pool`` their rests' by the exact test of
+        :func:`_rest_passes`, which then stands for either valid bound."""
         eps = self.tolerance(epsilon, lo, hi)
         if self.rest is None:
             return _passes(bound, self.errors[lo:hi], self.n[lo:hi], eps, delta)
