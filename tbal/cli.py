@@ -38,10 +38,9 @@ from tbal.config import (
     ModelConfig,
     TBALConfig,
     config_to_dict,
-    floor_for_budgets,
+    counts_for_budgets,
     preset,
     preset_for_data,
-    seed_for_budget,
     with_overrides,
 )
 from tbal.data import input_shape
@@ -288,21 +287,21 @@ def data_kind(args: argparse.Namespace) -> str:
 
 def _counts_following_budgets(base: LoopConfig, overrides: dict[str, Any]) -> dict[str, int]:
     """A preset's seed and validation floor for the N_t / N_v the flags set (the preset's shares:
-    :func:`tbal.config.seed_for_budget`, :func:`tbal.config.floor_for_budgets`), unless they set those
+    :func:`tbal.config.counts_for_budgets`), unless they set those
     too, as a service project's follow its ``label_budget`` and ``validation_size``. Without it
     ``--preset text-paper --budget 300`` would be refused for the preset's seed of 400."""
     label_budget = _count(overrides.get("loop.label_budget"))
     validation_size = _count(overrides.get("loop.validation_size"))
     if label_budget is None and validation_size is None:
         return {}  # a bad count is left to the library's check, which names it
-    n_t = label_budget or base.label_budget
-    n_v = validation_size or base.validation_size
-    counts: dict[str, int] = {}
-    if label_budget is not None and "loop.seed_size" not in overrides:
-        counts["loop.seed_size"] = seed_for_budget(base, n_t)
-    if "loop.validation_floor" not in overrides:
-        counts["loop.validation_floor"] = floor_for_budgets(base, n_t, n_v)
-    return counts
+    counts = counts_for_budgets(
+        base,
+        label_budget or base.label_budget,
+        validation_size or base.validation_size,
+        seed=label_budget is not None and "loop.seed_size" not in overrides,
+        floor="loop.validation_floor" not in overrides,
+    )
+    return {f"loop.{name}": value for name, value in counts.items()}
 
 
 def _count(value: Any) -> int | None:

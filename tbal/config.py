@@ -857,6 +857,21 @@ def floor_for_budgets(base: LoopConfig, label_budget: int, validation_size: int)
     return round(kept * validation_size + moved * label_budget)
 
 
+def counts_for_budgets(
+    base: LoopConfig, label_budget: int, validation_size: int, *, seed: bool, floor: bool
+) -> dict[str, int]:
+    """The loop counts of ``base`` (a preset's) that follow budgets N_t, N_v set by a user, by the
+    preset's shares: ``seed_size`` when ``seed`` (:func:`seed_for_budget`), ``validation_floor`` when
+    ``floor`` (:func:`floor_for_budgets`). The callers say which follow (those the user did not set too):
+    a service project's settings and ``tbal run``'s flags alike."""
+    counts: dict[str, int] = {}
+    if seed:
+        counts["seed_size"] = seed_for_budget(base, label_budget)
+    if floor:
+        counts["validation_floor"] = floor_for_budgets(base, label_budget, validation_size)
+    return counts
+
+
 def preset(name: str) -> TBALConfig:
     """The named preset; raises :class:`ConfigError` listing the valid names for an unknown one."""
     if name not in _PRESETS:

@@ -26,10 +26,9 @@ from tbal.config import (
     TBALConfig,
     config_from_dict,
     config_to_dict,
-    floor_for_budgets,
+    counts_for_budgets,
     preset,
     preset_for_data,
-    seed_for_budget,
     with_overrides,
 )
 
@@ -105,7 +104,7 @@ def with_budgets_following(
 ) -> dict[str, Any]:
     """``settings`` after ``changes`` (a create body's settings, or a PATCH's) with a preset's seed and
     validation floor moved to the ``label_budget`` and ``validation_size`` they set
-    (:func:`tbal.config.seed_for_budget`, :func:`tbal.config.floor_for_budgets`), unless they set those
+    (:func:`tbal.config.counts_for_budgets`), unless they set those
     too. Stored as ``seed_size`` / ``validation_floor``, so that the project reads what it runs with and a
     later release does not move them; dropped again when they equal the base's. Projects without a preset
     keep the library's counts."""
@@ -116,12 +115,12 @@ def with_budgets_following(
     validation_size = settings.get("validation_size") or base_loop.validation_size
     if not _counts(label_budget, validation_size):
         return settings  # the library's check names the bad value (build_config)
-    if "seed_size" not in changes and "label_budget" in changes:
-        seed = seed_for_budget(base_loop, label_budget)
-        settings = _unless_base(settings, "seed_size", seed, base_loop.seed_size)
-    if "validation_floor" not in changes:
-        floor = floor_for_budgets(base_loop, label_budget, validation_size)
-        settings = _unless_base(settings, "validation_floor", floor, base_loop.validation_floor)
+    follow_seed = "seed_size" not in changes and "label_budget" in changes
+    counts = counts_for_budgets(
+        base_loop, label_budget, validation_size, seed=follow_seed, floor="validation_floor" not in changes
+    )
+    for name, value in counts.items():
+        settings = _unless_base(settings, name, value, getattr(base_loop, name))
     return settings
 
 
