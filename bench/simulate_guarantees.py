@@ -82,7 +82,7 @@ def main() -> None:
         print(f"{name}: {rates}, coverage {100 * coverage:.1f} %")
     if only is not None and "finite" not in only:
         return
-    for total, n_th in ((8000, 1200), (4000, 2000), (3000, 1200)):
+    for total, n_th in ((8000, 1200), (4000, 2000), (3000, 1200), (1000, 300), (600, 200)):
         # a finite population, D_th a uniform sample of it: what the auto-labels (the rest) hold
         for finite in (False, True):
             config = later(pooled_families="common", finite_pool=finite)

@@ -127,7 +127,9 @@ class ThresholdResult:
         under the pooled guarantee, where ``pooled_error_bound`` is the certificate).
     n_points: (K,) int, D_th points of predicted class k with score ≥ t[k].
     pooled_estimated_error / pooled_error_bound: over all D_th points above their class's threshold
-        (nan when nothing passes).
+        (nan when nothing passes). Under ``finite_pool`` with a pool, ``error_bound`` and
+        ``pooled_error_bound`` bound the error of the pool points the thresholds auto-label (the rest),
+        which is what was certified; the estimate stays D_th's.
     delta_used: the δ each test was run at, after the splits across rounds and classes (per-class) or
         across the two pooled families (pooled: δ / (2·rounds)); nan for the paper rule, which has none.
     """
@@ -200,7 +202,8 @@ def estimate_thresholds(
     ``delta``: the round's share δ_k of δ (:func:`tbal.plan.delta_share`; 0 certifies nothing); None
     = ``config.delta`` / ``delta_divisor`` (how many rounds δ is split over, 1 = this round alone).
     ``dataset``: what the ``dataset`` guarantee needs; ``pool``: the pool that ``finite_pool`` counts on
-    (a ``dataset`` context serves as well).
+    (a ``dataset`` context serves as well); without either, the rest is the endless population and the
+    regions are tested by the plain bound (module docstring, "The auto-labels of a finite pool").
 
     See the module docstring for the rules (paper / valid / hoeffding, per-class / pooled).
     """
@@ -225,8 +228,6 @@ def estimate_thresholds(
     context = dataset if config.guarantee == "dataset" and config.bound != "paper" else None
     finite = config.finite_pool and config.bound != "paper"
     rest = (pool if pool is not None else dataset) if finite else None
-    if finite and rest is None:
-        raise TBALInputError("finite_pool needs the pool's scores and predictions (pool=)")
     return _compute(s, yhat, ~ok, k, config, round_delta, _Context(context, rest))
 
 
@@ -482,16 +483,67 @@ def _fallback_weights(
     """(c,) the fallback weights over the candidates (they sum to at most δ; see :func:`_fixed_sequence`)."""
     weights = np.zeros(cand.n.shape[0])
     main = (1.0 - share) * delta
-    start = int(np.searchsorted(cand.n, _start_points(cand, bound, epsilon, main, start_share)))
+    start = _start_index(cand, bound, epsilon, main, start_share)
     if start < weights.size:
         weights[start] += main
     extra = share * delta / checkpoints
     for j in range(1, checkpoints + 1):
-        need = _min_points_with_errors(bound, epsilon, extra, 2**j - 1, int(cand.n[-1]) if cand.n.size else 0)
-        at = int(np.searchsorted(cand.n, need)) if need is not None else weights.size
+        at = _first_could_pass(cand, bound, epsilon, extra, 2**j - 1)
         if at < weights.size:
             weights[at] += extra
     return weights
+
+
+def _start_index(cand: _Candidates, bound: str, epsilon: float, level: float, start_share: float) -> int:
+    """The candidate a walk at ``level`` starts at (:func:`_start_points`). Under ``finite_pool`` the
+    places come from the rest's own test (:func:`_start_on_rests`), which needs more clean points than
+    Clopper–Pearson where D_th is a large share of the region: a start placed by the binomial bound would
+    sit where only a luckier run than it allows can pass."""
+    if cand.rest is not None:
+        return _start_on_rests(cand, bound, epsilon, level, start_share)
+    return int(np.searchsorted(cand.n, _start_points(cand, bound, epsilon, level, start_share)))
+
+
+def _could_pass(cand: _Candidates, bound: str, epsilon: float, level: float, errors: int) -> np.ndarray:
+    """(c,) whether each candidate would pass at ``level`` with ``errors`` mistakes among its D_th points:
+    its own test on its counts (n, and the rest under ``finite_pool``), no label read. A region with no
+    pool point beside D_th's passes the rest's test whatever its labels, but labels nothing: no place to
+    start a walk."""
+    c = cand.n.shape[0]
+    hypothetical = dataclasses.replace(cand, errors=np.full(c, float(errors)))
+    labels_some = np.ones(c, dtype=bool) if cand.rest is None else cand.rest > 0
+    return (cand.n > errors) & labels_some & hypothetical.passes(bound, epsilon, level, 0, c)
+
+
+def _first_could_pass(cand: _Candidates, bound: str, epsilon: float, level: float, errors: int) -> int:
+    """The first candidate at which ``errors`` mistakes could pass at ``level`` (c where none): with the
+    rest's test, counted on the candidates themselves; else the fewest points of the binomial bound."""
+    if cand.rest is None:
+        n_max = int(cand.n[-1]) if cand.n.size else 0
+        need = _min_points_with_errors(bound, epsilon, level, errors, n_max)
+        return int(np.searchsorted(cand.n, need)) if need is not None else cand.n.shape[0]
+    hits = np.flatnonzero(_could_pass(cand, bound, epsilon, level, errors))
+    return int(hits[0]) if hits.size else cand.n.shape[0]
+
+
+def _start_on_rests(cand: _Candidates, bound: str, epsilon: float, level: float, start_share: float) -> int:
+    """:func:`_start_points` on the rest's test: the first candidate at which m mistakes could pass, for
+    the largest m that could pass at the last candidate within the top ``start_share`` of D_th (m = 0
+    where none does); counts only, so the walk keeps its level."""
+    first = _first_could_pass(cand, bound, epsilon, level, 0)
+    limit = int(start_share * (int(cand.n[-1]) if cand.n.size else 0))
+    within = int(np.searchsorted(cand.n, limit, side="right")) - 1  # the last candidate with n ≤ limit
+    if within <= first:
+        return first
+    if cand.rest is not None and cand.rest[within] <= 0:
+        return first
+    at_limit = _subset(cand, np.full(int(cand.n[within]), within))  # that candidate, once per m
+    mistakes = np.arange(at_limit.n.shape[0], dtype=np.float64)
+    passing = np.flatnonzero(
+        dataclasses.replace(at_limit, errors=mistakes).passes(bound, epsilon, level, 0, mistakes.size)
+    )
+    most = int(passing[-1]) if passing.size else 0  # passing is monotone in m
+    return first if most == 0 else _first_could_pass(cand, bound, epsilon, level, most)
 
 
 def _start_points(cand: _Candidates, bound: str, epsilon: float, level: float, start_share: float) -> int:
@@ -535,7 +587,7 @@ def _plain_sequence(
     """The plain fixed-sequence walk: from its start (:func:`_start_points`; with the tolerance ε, the
     smallest a candidate can have), down to the first failure; (the index of the last candidate that
     passed, δ), or None."""
-    start = int(np.searchsorted(cand.n, _start_points(cand, bound, epsilon, delta, start_share)))
+    start = _start_index(cand, bound, epsilon, delta, start_share)
     i, chunk = start, _FIRST_CHUNK
     while i < cand.n.shape[0]:
         j = min(cand.n.shape[0], i + chunk)
@@ -555,7 +607,9 @@ def _walk(cand: _Candidates, config: ThresholdConfig, delta: float) -> tuple[int
     if config.walk_step <= 0.0:
         return _fixed_sequence(cand, config.bound, config.epsilon, delta, fallback, share)
     level = (1.0 - config.fallback_share) * delta
-    kept = _on_grid(cand.n, _start_points(cand, config.bound, config.epsilon, level, share), config.walk_step)
+    start = _start_index(cand, config.bound, config.epsilon, level, share)
+    start_count = int(cand.n[start]) if start < cand.n.shape[0] else int(cand.n[-1]) + 1
+    kept = _on_grid(cand.n, start_count, config.walk_step)
     walk = _fixed_sequence(_subset(cand, kept), config.bound, config.epsilon, delta, fallback, share)
     return None if walk is None else (int(kept[walk[0]]), walk[1])
 
@@ -590,6 +644,26 @@ def _paper_search(cand: _Candidates, epsilon: float, c1: float, min_points: int)
     ok = (cand.n > min_points) & (_paper_bound(cand.errors / cand.n, c1) <= epsilon)
     hits = np.flatnonzero(ok)
     return int(hits[-1]) if hits.size else None
+
+
+def _rest_upper_bound(errors: float, n: float, rest: float, delta: float) -> float:
+    """Upper bound at level δ on the error of a region's rest (``rest`` pool points beside its n D_th
+    points, ``errors`` of them wrong): (M_U − m) / rest, M_U the most mistakes in the region that the test
+    of :func:`_rest_passes` does not reject (P(Hypergeometric(n + rest, M, n) ≤ m) > δ; the probability
+    falls with M, so bisection). ≤ ε exactly where that test passes; 0 for an empty rest."""
+    if rest <= 0:
+        return 0.0
+    m, drawn, total = round(errors), round(n), round(n + rest)
+    low, high = m, m + round(rest)  # low is never rejected (cdf = 1 at M = m); is high?
+    if hypergeom.cdf(m, total, high, drawn) > delta:
+        return 1.0
+    while high - low > 1:  # invariant: low not rejected, high rejected
+        mid = (low + high) // 2
+        if hypergeom.cdf(m, total, mid, drawn) > delta:
+            low = mid
+        else:
+            high = mid
+    return (low - m) / rest
 
 
 def _compute(
@@ -629,7 +703,7 @@ def _compute(
                 thresholds[c] = cand.value[idx]
     else:
         thresholds, passed_at, delta = _pooled_walks(scores, predicted, wrong, k, config, delta, context)
-    result = _summarise(thresholds, scores, predicted, wrong, k, config, delta, per_class)
+    result = _summarise(thresholds, scores, predicted, wrong, k, config, delta, per_class, context.pool)
     if context.dataset is None or not np.isfinite(passed_at):
         return result
     bound = _mistakes_bound(result, thresholds, context.dataset, config, passed_at)
@@ -784,7 +858,11 @@ def _summarise(
     config: ThresholdConfig,
     delta: float,
     per_class: bool,
+    rest_of: PoolContext | None = None,
 ) -> ThresholdResult:
+    """The result's estimates and bounds: Clopper–Pearson (or Hoeffding, or the paper's rule) on the D_th
+    points above the thresholds; under ``finite_pool`` (``rest_of``, the pool), the bound on the error of
+    the rest the thresholds auto-label (:func:`_rest_upper_bound`), the quantity that was certified."""
     above = scores >= thresholds[predicted]
     n_k = np.bincount(predicted[above], minlength=k).astype(np.int64)
     m_k = np.bincount(predicted[above], weights=wrong[above].astype(np.float64), minlength=k)
@@ -795,6 +873,10 @@ def _summarise(
     if per_class and has.any():
         if config.bound == "paper":
             err_bound[has] = _paper_bound(est[has], config.c1)
+        elif rest_of is not None:
+            for c in np.flatnonzero(has):
+                rest = float(_class_pool_counts(int(c), thresholds[c : c + 1], rest_of)[0])
+                err_bound[c] = _rest_upper_bound(m_k[c], n_k[c], rest, delta)
         else:
             err_bound[has] = _upper_bound(config.bound, m_k[has], n_k[has], delta)
     n_all = int(n_k.sum())
@@ -804,6 +886,9 @@ def _summarise(
         pooled_est = m_all / n_all
         if config.bound == "paper":
             pooled_bound = float(_paper_bound(np.array(pooled_est), config.c1))
+        elif rest_of is not None:
+            rest = float(_pool_counts_at(rest_of, thresholds[None, :])[0])
+            pooled_bound = _rest_upper_bound(m_all, n_all, rest, delta)
         else:
             pooled_bound = float(_upper_bound(config.bound, np.array(m_all), np.array(n_all), delta))
     return ThresholdResult(

@@ -89,7 +89,7 @@ class ProjectSettings(BaseModel):
         default=None,
         description="certify the error of the auto-labels themselves, the rest of the project's finite pool "
         "(an exact hypergeometric test), rather than the population error the Clopper–Pearson bound speaks "
-        "of (default: true in every preset, false in the library's defaults)",
+        "of (default: true; projects pinned before the setting existed keep false)",
     )
     pseudo_label_share: float | None = Field(
         default=None,

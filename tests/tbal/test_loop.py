@@ -185,6 +185,10 @@ def _stratum_inputs(confidence_learns: bool) -> tuple[RoundInput, TBALConfig]:
             "thresholds.split_delta_over_rounds": False,
             "confidence.name": "histogram" if confidence_learns else "softmax",
             "loop.calibration_fraction": 0.5,
+            # the population bound: histogram's 108 D_th points in the stratum certify its region's
+            # population but not, at δ/2 for each family, a rest of 228 pool points beside them (that is
+            # finite_pool's price where D_th is a third of the region; these tests are of the stratum)
+            "thresholds.finite_pool": False,
         }
     )
     n_val = 300

@@ -12,7 +12,7 @@ from scipy.stats import beta
 
 from tbal.config import BoundName, GuaranteeName, ThresholdConfig
 from tbal.errors import TBALInputError
-from tbal.thresholds import ThresholdResult, auto_label_mask, estimate_thresholds
+from tbal.thresholds import PoolContext, ThresholdResult, auto_label_mask, estimate_thresholds
 from tests.tbal.simulated_scores import A_K, B_K, draw_population, true_errors
 
 INF = math.inf
@@ -633,7 +633,7 @@ def test_finite_pool_holds_for_the_auto_labels_where_the_population_bound_does_n
     3,000 points; a D_th with few mistakes leaves more to the rest); ``finite_pool`` stays within δ
     (3-sigma margin over 400 draws, false-failure rate ≈ 0.1 %) and still certifies most of what the
     other walk does."""
-    plain = ThresholdConfig(pooled_families="common", epsilon=0.05, delta=0.05)
+    plain = ThresholdConfig(pooled_families="common", epsilon=0.05, delta=0.05, finite_pool=False)
     finite = dataclasses.replace(plain, finite_pool=True)
     draws = 400
     margin = 3 * math.sqrt(0.05 * 0.95 / draws)
@@ -644,23 +644,34 @@ def test_finite_pool_holds_for_the_auto_labels_where_the_population_bound_does_n
     assert finite_coverage > 0.7 * plain_coverage > 0.1, (finite_coverage, plain_coverage)
 
 
-def test_finite_pool_needs_the_pool_and_covers_every_walk() -> None:
-    """Without the pool's scores the walk refuses (a dataset context serves as the pool); the per-class
-    walk, the equal-rank family and the dataset guarantee take the rest's test too."""
-    from tbal.thresholds import DatasetContext, PoolContext
-
-    rng = np.random.default_rng(3)
+def _half_d_th_half_pool(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, slice, PoolContext]:
+    """3,000 points of two classes, mistakes likelier at low scores: (scores, ŷ, correct, D_th's rows,
+    the other half as the pool's context)."""
+    rng = np.random.default_rng(seed)
     s = rng.random(3000)
     yhat = rng.integers(0, 2, 3000)
     ok = rng.random(3000) > 0.06 * (1 - s)
-    th, rest = slice(0, 1500), slice(1500, None)
-    pool = PoolContext(s[rest], yhat[rest])
-    with pytest.raises(TBALInputError, match="finite_pool"):
-        estimate_thresholds(s[th], yhat[th], ok[th], 2, ThresholdConfig(finite_pool=True))
+    rest = slice(1500, None)
+    return s, yhat, ok, slice(0, 1500), PoolContext(s[rest], yhat[rest])
+
+
+def test_finite_pool_without_a_pool_is_the_plain_bound_and_covers_every_walk() -> None:
+    """Without the pool's scores the rest is the endless population, whose test is the plain bound's (a
+    dataset context serves as the pool); the per-class walk, the equal-rank family and the dataset
+    guarantee take the rest's test too, and it is the library's default."""
+    from tbal.thresholds import DatasetContext
+
+    s, yhat, ok, th, pool = _half_d_th_half_pool(seed=3)
+    assert ThresholdConfig().finite_pool
+    plain = ThresholdConfig(finite_pool=False)
+    without_pool = estimate_thresholds(s[th], yhat[th], ok[th], 2, ThresholdConfig())
+    np.testing.assert_array_equal(
+        without_pool.thresholds, estimate_thresholds(s[th], yhat[th], ok[th], 2, plain).thresholds
+    )
     for cfg in (
-        ThresholdConfig(pooled_families="common"),
-        ThresholdConfig(pooled_families="rank"),
-        ThresholdConfig(guarantee="per-class"),
+        ThresholdConfig(pooled_families="common", finite_pool=False),
+        ThresholdConfig(pooled_families="rank", finite_pool=False),
+        ThresholdConfig(guarantee="per-class", finite_pool=False),
     ):
         before = estimate_thresholds(s[th], yhat[th], ok[th], 2, cfg, pool=pool)
         after = estimate_thresholds(
@@ -673,3 +684,52 @@ def test_finite_pool_needs_the_pool_and_covers_every_walk() -> None:
     assert np.isfinite(
         estimate_thresholds(s[th], yhat[th], ok[th], 2, both, dataset=dataset).thresholds
     ).any()
+
+
+def test_under_finite_pool_the_reported_bound_is_the_rests_and_is_within_epsilon_where_certified() -> None:
+    """The bound a round reports is the one that certified: on the rest's error, ≤ ε exactly where the
+    rest's test passes (the walk's own test, at the same δ), and it agrees with the test's definition,
+    the most mistakes the test does not reject, by brute force."""
+    from scipy.stats import hypergeom
+
+    from tbal.thresholds import _rest_passes, _rest_upper_bound
+
+    for n, rest, delta in ((40, 60, 0.05), (300, 120, 0.01), (15, 400, 0.1)):
+        for m in range(0, 6):
+            bound = _rest_upper_bound(m, n, rest, delta)
+            most = max(M for M in range(m, m + rest + 1) if hypergeom.cdf(m, n + rest, M, n) > delta)
+            assert bound == pytest.approx((most - m) / rest)
+            for eps in (0.02, 0.05, 0.1):
+                passes = bool(_rest_passes(np.array([m]), np.array([n]), np.array([rest]), eps, delta)[0])
+                assert passes == (bound <= eps), (n, rest, m, eps)
+    s, yhat, ok, th, pool = _half_d_th_half_pool(seed=5)
+    for cfg in (ThresholdConfig(), ThresholdConfig(guarantee="per-class")):
+        r = estimate_thresholds(s[th], yhat[th], ok[th], 2, cfg, pool=pool)
+        bounds = (
+            r.error_bound[np.isfinite(r.thresholds)]
+            if cfg.guarantee == "per-class"
+            else [r.pooled_error_bound]
+        )
+        assert len(bounds) and all(0.0 <= b <= cfg.epsilon for b in bounds), (cfg.guarantee, bounds)
+
+
+def test_under_finite_pool_the_walk_starts_where_the_rests_test_can_pass() -> None:
+    """The walk's start and checkpoints are placed by the test the walk runs: with D_th a sixth of a small
+    region (60 validation points beside 300 pool points, all correct, ε 0.1), the binomial bound's first
+    possible place (33 clean points) is one where the rest's test cannot pass, and a walk started there
+    certified nothing; started where the rest's test can pass it certifies the whole region."""
+    from tbal.thresholds import PoolContext, _Candidates, _could_pass, _start_index
+
+    rng = np.random.default_rng(11)
+    s, pool_scores = rng.random(60), rng.random(300)
+    predicted = np.zeros(60, dtype=np.int64)
+    pool = PoolContext(pool_scores, np.zeros(300, dtype=np.int64))
+    cfg = ThresholdConfig(epsilon=0.1, delta=0.045)
+    result = estimate_thresholds(s, predicted, np.ones(60, dtype=bool), 1, cfg, pool=pool)
+    assert result.thresholds[0] == s.min() and result.pooled_error_bound <= 0.1
+    n = np.arange(1, 61, dtype=np.float64)
+    cand = _Candidates(np.sort(s)[::-1], n, np.zeros(60), rest=np.round(n * 5))
+    level = 0.7 * 0.045
+    start = _start_index(cand, "valid", 0.1, level, 0.35)
+    clean = _could_pass(cand, "valid", 0.1, level, 0)
+    assert clean[start] and not clean[:start].any() and cand.n[start] > 33

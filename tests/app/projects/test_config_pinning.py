@@ -191,11 +191,14 @@ def test_a_pin_this_release_cannot_read_asks_for_a_preset_patch(
 def test_a_base_pinned_before_finite_pool_keeps_the_population_bound(
     api: Api, make_project: MakeProject, session_factory: sessionmaker[Session]
 ) -> None:
-    """``thresholds.finite_pool`` came in a later release, on in every preset: a project pinned before it
-    (its base has no such field) keeps the certificate it started with, a new one takes the preset's, and
-    a PATCH of the setting turns it on or off on the pinned base."""
+    """``thresholds.finite_pool`` came in a later release, on in every preset and in the library's
+    defaults: a project pinned before it (its base has no such field) keeps the certificate it started
+    with, a new one takes today's, with a preset or without, and a PATCH of the setting turns it on or off
+    on the pinned base."""
     pid = _text_project(make_project)
     assert _config(api, pid)["thresholds"]["finite_pool"] is True  # the preset's
+    plain = int(make_project(settings={"preset": None})["id"])
+    assert _config(api, plain)["thresholds"]["finite_pool"] is True  # the library's defaults
     with session_factory() as session:
         project = session.get(Project, pid)
         assert project is not None and project.base_config is not None
