@@ -124,6 +124,25 @@ def with_budgets_following(
     return settings
 
 
+def without_followed_counts(settings: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
+    """A project's ``settings`` less the ``seed_size`` / ``validation_floor`` that only followed its preset's
+    shares (:func:`with_budgets_following` stored them equal to what the preset on ``base`` gives for the
+    project's budgets), so that a PATCH of ``preset`` lets the new preset's counts follow instead of
+    keeping the old one's. A count a user set to exactly that value goes too: it reads the same."""
+    if not settings.get("preset"):
+        return settings
+    try:
+        loop = (_preset_config(settings) if base is None else _pinned(base)).loop
+    except Invalid:  # a base this release cannot read (the PATCH of preset is how to leave it): keep all
+        return settings
+    label_budget = settings.get("label_budget") or loop.label_budget
+    validation_size = settings.get("validation_size") or loop.validation_size
+    if not _counts(label_budget, validation_size):
+        return settings
+    followed = counts_for_budgets(loop, label_budget, validation_size, seed=True, floor=True)
+    return {k: v for k, v in settings.items() if k not in followed or v != followed[k]}
+
+
 def _count_or_none(value: Any) -> int | None:
     """A count as given, or None where it is not one (the library's check then names it)."""
     return value if _counts(value) else None

@@ -23,6 +23,7 @@ from app.projects.config import (
     project_config,
     with_budgets_following,
     with_data_kind_preset,
+    without_followed_counts,
 )
 from app.projects.schemas import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.rounds import auto_labels_repository as auto_repo
@@ -78,7 +79,10 @@ def update_settings(session: Session, project: Project, body: ProjectUpdate) -> 
     if active is not None:
         raise Conflict("round", f"round {active.id} is {active.status}; change settings when it has finished")
     changes = body.settings.model_dump(exclude_unset=True)
-    merged = {k: v for k, v in {**project.settings, **changes}.items() if v is not None}
+    kept = project.settings
+    if "preset" in changes:  # the counts that followed the old preset follow the new one
+        kept = without_followed_counts(kept, project.base_config)
+    merged = {k: v for k, v in {**kept, **changes}.items() if v is not None}
     # the base moves only when asked: PATCH preset (even to the same name) pins this release's version
     base = base_config(merged) if "preset" in changes else project.base_config
     # a new preset's seed and floor follow the budgets the project keeps, as at creation

@@ -146,6 +146,22 @@ def test_a_presets_seed_follows_the_label_budget_a_project_sets(api: Api) -> Non
     assert bad.status_code == 422 and bad.json()["detail"]["field"] == "settings.label_budget"
 
 
+def test_a_new_preset_moves_the_counts_that_followed_the_old_one(api: Api) -> None:
+    """An image project with N_t 300 gets mnist-paper's seed share (120); a PATCH to text-paper gives it
+    text-paper's (60) and floor (N_v 1,600 + 0.4 · 300), where it kept mnist-paper's 120 before; a seed the
+    user set stays."""
+    images = create(api, "moving", "image", label_budget=300)
+    assert images["settings"]["seed_size"] == 120
+    moved = api.patch(f"/api/v1/projects/{images['id']}", json={"settings": {"preset": "text-paper"}})
+    assert moved.status_code == 200, moved.text
+    loop = moved.json()["config"]["loop"]
+    assert loop["seed_size"] == 60 and loop["validation_floor"] == 1_720
+    mine = create(api, "my-moving-seed", "image", label_budget=300, seed_size=90)
+    kept = api.patch(f"/api/v1/projects/{mine['id']}", json={"settings": {"preset": "text-paper"}})
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["config"]["loop"]["seed_size"] == 90
+
+
 def test_an_image_project_runs_a_round_on_its_default(api: Api) -> None:
     """mnist-paper's ResNet-8 on 8×8 grey digits, its budgets cut to this test's size."""
     digits = load_digits()
