@@ -232,9 +232,7 @@ def start_weights(starts: tuple[tuple[float, float], ...]) -> Any:
                 )
                 at = int(np.searchsorted(cand.n, need)) if need is not None else out.size
             else:
-                at = int(
-                    np.searchsorted(cand.n, thresholds._start_points(cand, bound, epsilon, w * delta, q))
-                )
+                at = thresholds._start_index(cand, bound, epsilon, w * delta, q)
             if at < out.size:
                 out[at] += w * delta
         return out

@@ -396,7 +396,7 @@ class ThresholdConfig:
     points (the fallback procedure, :func:`tbal.thresholds._fixed_sequence`): 0 = the plain fixed sequence,
     which stops at its first failure.
     ``walk_start_share`` f: a walk starts where the most mistakes could pass whose start still lies
-    within the top f of D_th (:func:`tbal.thresholds._start_points`; set by |D_th| alone, never by the
+    within the top f of D_th (:func:`tbal.thresholds._start_index`; set by |D_th| alone, never by the
     labels); 0 starts at the first place a pass is possible at all, where one mistake ends the walk
     (the default before the seventh session of issue 11).
     ``walk_step`` r: the walks test only the candidates where the number of D_th points above the

@@ -326,23 +326,6 @@ def _paper_bound(est: np.ndarray, c1: float) -> np.ndarray:
     return est + c1 * np.sqrt(est * (1.0 - est))
 
 
-def _min_points(bound: str, epsilon: float, delta: float) -> int:
-    """Smallest n for which U(0, n) ≤ ε: fewer points can never pass, whatever their labels."""
-    if bound == "valid":
-        guess = math.log(delta) / math.log1p(-epsilon)  # U(0, n) = 1 − δ^(1/n)
-    else:
-        guess = math.log(1.0 / delta) / (2.0 * epsilon**2)
-    if guess > 1e15:
-        return 2**62
-    n = max(1, math.ceil(guess))
-    zero = np.zeros(1)
-    while n > 1 and _upper_bound(bound, zero, np.array([n - 1]), delta)[0] <= epsilon:
-        n -= 1
-    while _upper_bound(bound, zero, np.array([n]), delta)[0] > epsilon:
-        n += 1
-    return n
-
-
 # ---------------------------------------------------------------------------------------------------
 # Search
 
@@ -443,7 +426,7 @@ def _fixed_sequence(
     ``fallback`` = (η, J): with η = 0 the plain fixed-sequence walk at level δ, which stops at its first
     failure. With η > 0 the *fallback procedure* (Wiens, "A fixed sequence Bonferroni procedure for testing
     multiple endpoints", Pharmaceutical Statistics 2003; Wiens & Dmitrienko 2005): the same order, the
-    start (:func:`_start_points`, ``start_share``) gets the weight (1 − η)·δ and J checkpoints get
+    start (:func:`_start_index`, ``start_share``) gets the weight (1 − η)·δ and J checkpoints get
     η·δ / J each (with a late start a checkpoint may come before it: any order of weights keeps the
     level); candidate i is
     tested at α_i = w_i + α_{i−1} if candidate i − 1 passed, else w_i. So one early failure (a few
@@ -494,16 +477,6 @@ def _fallback_weights(
     return weights
 
 
-def _start_index(cand: _Candidates, bound: str, epsilon: float, level: float, start_share: float) -> int:
-    """The candidate a walk at ``level`` starts at (:func:`_start_points`). Under ``finite_pool`` the
-    places come from the rest's own test (:func:`_start_on_rests`), which needs more clean points than
-    Clopper–Pearson where D_th is a large share of the region: a start placed by the binomial bound would
-    sit where only a luckier run than it allows can pass."""
-    if cand.rest is not None:
-        return _start_on_rests(cand, bound, epsilon, level, start_share)
-    return int(np.searchsorted(cand.n, _start_points(cand, bound, epsilon, level, start_share)))
-
-
 def _could_pass(cand: _Candidates, bound: str, epsilon: float, level: float, errors: int) -> np.ndarray:
     """(c,) whether each candidate would pass at ``level`` with ``errors`` mistakes among its D_th points:
     its own test on its counts (n, and the rest under ``finite_pool``), no label read. A region with no
@@ -526,50 +499,48 @@ def _first_could_pass(cand: _Candidates, bound: str, epsilon: float, level: floa
     return int(hits[0]) if hits.size else cand.n.shape[0]
 
 
-def _start_on_rests(cand: _Candidates, bound: str, epsilon: float, level: float, start_share: float) -> int:
-    """:func:`_start_points` on the rest's test: the first candidate at which m mistakes could pass, for
-    the largest m that could pass at the last candidate within the top ``start_share`` of D_th (m = 0
-    where none does); counts only, so the walk keeps its level."""
-    first = _first_could_pass(cand, bound, epsilon, level, 0)
-    limit = int(start_share * (int(cand.n[-1]) if cand.n.size else 0))
-    within = int(np.searchsorted(cand.n, limit, side="right")) - 1  # the last candidate with n ≤ limit
-    if within <= first:
-        return first
-    if cand.rest is not None and cand.rest[within] <= 0:
-        return first
-    at_limit = _subset(cand, np.full(int(cand.n[within]), within))  # that candidate, once per m
-    mistakes = np.arange(at_limit.n.shape[0], dtype=np.float64)
-    passing = np.flatnonzero(
-        dataclasses.replace(at_limit, errors=mistakes).passes(bound, epsilon, level, 0, mistakes.size)
-    )
-    most = int(passing[-1]) if passing.size else 0  # passing is monotone in m
-    return first if most == 0 else _first_could_pass(cand, bound, epsilon, level, most)
-
-
-def _start_points(cand: _Candidates, bound: str, epsilon: float, level: float, start_share: float) -> int:
-    """Where a walk at ``level`` starts: the fewest points with which m mistakes could pass, for the
-    largest m whose start lies within the top ``start_share`` of the candidates' points (m = 0, the first
-    place a pass is possible at all, when ``start_share`` is 0 or no m ≥ 1 fits).
+def _start_index(cand: _Candidates, bound: str, epsilon: float, level: float, start_share: float) -> int:
+    """The candidate a walk at ``level`` starts at: the first at which m mistakes could pass, for the
+    most mistakes m that could pass within the top ``start_share`` of D_th's points
+    (:func:`_most_mistakes_within`; m = 0, the first place a pass is possible at all, when
+    ``start_share`` is 0 or no m ≥ 1 fits).
 
     Why start later: with a low error among the most confident points, one mistake among the first 60–80
     D_th points (a chance of about a half on MNIST-like data) fails a walk that starts where only a
     perfect run can pass, and the fallback's checkpoints, at a tenth of δ each, rarely recover. A start
     that allows m mistakes survives them and loses only regions smaller than the start. The place
-    depends on |D_th| and the level alone, never on the labels, so the walk keeps its level.
+    depends on the counts alone (|D_th|, and under ``finite_pool`` the pool points above each candidate),
+    never on the labels, so the walk keeps its level. Under ``finite_pool`` the places come from the
+    rest's own test, which needs more clean points than Clopper–Pearson where D_th is a large share of
+    the region: a place set by the binomial bound would sit where no run with its m mistakes can pass.
     """
-    first = _min_points(bound, epsilon, level)
+    first = _first_could_pass(cand, bound, epsilon, level, 0)
+    most = _most_mistakes_within(cand, bound, epsilon, level, start_share)
+    # passing is monotone in m, so the place for `most` is at or after `first`, and within the share
+    return first if most == 0 else _first_could_pass(cand, bound, epsilon, level, most)
+
+
+def _most_mistakes_within(
+    cand: _Candidates, bound: str, epsilon: float, level: float, start_share: float
+) -> int:
+    """The most mistakes that could pass at the top ``start_share`` of D_th's points: on that many points
+    by the binomial bound (at the tolerance ε, the smallest a candidate can have), or under
+    ``finite_pool`` at the last candidate within it, on its rest (0 where it labels nothing)."""
     limit = int(start_share * (int(cand.n[-1]) if cand.n.size else 0))
-    if limit <= first:
-        return first
-    # passing is monotone: fewer mistakes or more points never fail where more mistakes pass, so the
-    # largest m that passes on `limit` points is the largest m whose fewest points fit within it
-    mistakes = np.arange(limit)
-    passing = np.flatnonzero(_passes(bound, mistakes.astype(float), np.full(limit, limit), epsilon, level))
-    most = int(passing[-1]) if passing.size else 0
-    if most == 0:
-        return first
-    need = _min_points_with_errors(bound, epsilon, level, most, limit)
-    return first if need is None else need
+    if cand.rest is None:
+        mistakes = np.arange(limit, dtype=np.float64)
+        passing = _passes(bound, mistakes, np.full(limit, limit), epsilon, level)
+    else:
+        within = int(np.searchsorted(cand.n, limit, side="right")) - 1  # the last candidate with n ≤ limit
+        if within < 0 or cand.rest[within] <= 0:
+            return 0
+        at_limit = _subset(cand, np.full(int(cand.n[within]), within))  # that candidate, once per m
+        mistakes = np.arange(at_limit.n.shape[0], dtype=np.float64)
+        passing = dataclasses.replace(at_limit, errors=mistakes).passes(
+            bound, epsilon, level, 0, mistakes.size
+        )
+    hits = np.flatnonzero(passing)
+    return int(hits[-1]) if hits.size else 0
 
 
 def _min_points_with_errors(bound: str, epsilon: float, delta: float, errors: int, n_max: int) -> int | None:
@@ -584,9 +555,8 @@ def _min_points_with_errors(bound: str, epsilon: float, delta: float, errors: in
 def _plain_sequence(
     cand: _Candidates, bound: str, epsilon: float, delta: float, start_share: float = 0.0
 ) -> tuple[int, float] | None:
-    """The plain fixed-sequence walk: from its start (:func:`_start_points`; with the tolerance ε, the
-    smallest a candidate can have), down to the first failure; (the index of the last candidate that
-    passed, δ), or None."""
+    """The plain fixed-sequence walk: from its start (:func:`_start_index`) down to the first failure;
+    (the index of the last candidate that passed, δ), or None."""
     start = _start_index(cand, bound, epsilon, delta, start_share)
     i, chunk = start, _FIRST_CHUNK
     while i < cand.n.shape[0]:

@@ -23,6 +23,7 @@ from tbal.config import (
     TRAIN_METHOD_PARAMS,
     ColanderConfig,
     ConfigError,
+    LoopConfig,
     TBALConfig,
     config_from_dict,
     config_to_dict,
@@ -110,11 +111,11 @@ def with_budgets_following(
     keep the library's counts."""
     if not settings.get("preset") or not ("label_budget" in changes or "validation_size" in changes):
         return settings
-    base_loop = (_preset_config(settings) if base is None else _pinned(base)).loop
-    label_budget = settings.get("label_budget") or base_loop.label_budget
-    validation_size = settings.get("validation_size") or base_loop.validation_size
-    if not _counts(label_budget, validation_size):
+    base_loop = _base_of(settings, base).loop
+    budgets = _budgets(settings, base_loop)
+    if budgets is None:
         return settings  # the library's check names the bad value (build_config)
+    label_budget, validation_size = budgets
     follow_seed = "seed_size" not in changes and "label_budget" in changes
     counts = counts_for_budgets(
         base_loop, label_budget, validation_size, seed=follow_seed, floor="validation_floor" not in changes
@@ -132,15 +133,27 @@ def without_followed_counts(settings: dict[str, Any], base: dict[str, Any] | Non
     if not settings.get("preset"):
         return settings
     try:
-        loop = (_preset_config(settings) if base is None else _pinned(base)).loop
+        loop = _base_of(settings, base).loop
     except Invalid:  # a base this release cannot read (the PATCH of preset is how to leave it): keep all
         return settings
+    budgets = _budgets(settings, loop)
+    if budgets is None:
+        return settings
+    followed = counts_for_budgets(loop, *budgets, seed=True, floor=True)
+    return {k: v for k, v in settings.items() if k not in followed or v != followed[k]}
+
+
+def _base_of(settings: dict[str, Any], base: dict[str, Any] | None) -> TBALConfig:
+    """A project's base: ``base`` as pinned, or (None) its preset as the library defines it now."""
+    return _preset_config(settings) if base is None else _pinned(base)
+
+
+def _budgets(settings: dict[str, Any], loop: LoopConfig) -> tuple[int, int] | None:
+    """(N_t, N_v) of ``settings`` on ``loop`` (the base's where they set none), or None where either is
+    not a count."""
     label_budget = settings.get("label_budget") or loop.label_budget
     validation_size = settings.get("validation_size") or loop.validation_size
-    if not _counts(label_budget, validation_size):
-        return settings
-    followed = counts_for_budgets(loop, label_budget, validation_size, seed=True, floor=True)
-    return {k: v for k, v in settings.items() if k not in followed or v != followed[k]}
+    return (label_budget, validation_size) if _counts(label_budget, validation_size) else None
 
 
 def _count_or_none(value: Any) -> int | None:
@@ -171,7 +184,7 @@ def build_config(
 
     Raises :class:`~app.errors.Invalid` with ``field="settings.<name>"`` for a value the library refuses.
     """
-    config = _preset_config(settings) if base is None else _pinned(base)
+    config = _base_of(settings, base)
     sections: dict[str, dict[str, Any]] = {}
     for name, value in settings.items():
         if value is None or name in SERVICE_ONLY or name in NESTED:
