@@ -41,6 +41,8 @@ cases() {
       # a small project: 3,000 sentences, 500 training and 500 validation labels (the seed and the floor
       # follow the budgets by the preset's shares)
       echo "sst2-3000-n500 $finite $seed --data $DATA/sst2_minilm.npz --preset text-paper --pool-size 3000 --budget 500 --validation-size 500"
+      # feature vectors with the library's defaults (what a features project without a preset runs)
+      echo "sst2-6000-bare $finite $seed --data $DATA/sst2_minilm.npz --preset none --pool-size 6000"
     done
   done
   for seed in $MNIST_SEEDS; do  # five to six minutes a run on one busy core
