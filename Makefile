@@ -31,8 +31,10 @@ lint: env
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
+# bench/ apart: its scripts import each other by file name (python bench/x.py puts bench/ on the path)
 typecheck: env
 	$(BIN)/mypy tbal client/tbal_client app worker examples tests
+	cd bench && $(abspath $(BIN))/mypy *.py
 
 # Two pytest processes (pytest-xdist), each test file whole in one of them (the Label Studio and browser
 # files start their servers once): about 0.6 times the serial time on two cores. The suite's services are

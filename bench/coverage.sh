@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +40,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   case "$name" in
     s9-* | s10-* | s11-* | s12-* | s13-* | s14-*) set -- "$@" --set thresholds.walk_start_share=0.3 ;;
     s8-*) set -- "$@" --set train.pseudo_label_share=0 --set thresholds.walk_start_share=0.3 ;;
-    s15-* | s16-* | s17-* | s18-* | s19-* | s20-* | s21-* | s23-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
+    s15-* | s16-* | s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
     *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
   esac
   # from the tenth to the fourteenth session mnist-paper drew 0.6 of N_v inside the stratum (0.9 since
@@ -52,7 +52,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   # until the sixteenth session mnist-paper trained LeNet-5 and widened its stratum to 2ε (ResNet-8 and 3ε
   # since): a case's own setting, given after, wins
   case "$name" in
-    s17-* | s18-* | s19-* | s20-* | s21-* | s23-*) ;;
+    s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-*) ;;
     *) case "$ds" in
          mnist | hard | harder | mixed) set -- --set model.name=lenet5 --set loop.stratum_error_factor=2 "$@" ;;
        esac ;;
@@ -66,8 +66,15 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
              mnist | hard | harder | mixed)
                set -- --set train.warm_start_epochs=20 --set train.warm_start_rounds=lean "$@" ;;
            esac ;;
-    s19-* | s20-* | s21-* | s23-*) ;;
+    s19-* | s20-* | s21-* | s23-* | s26-*) ;;
     *) case "$ds" in mnist | hard | harder | mixed) set -- --set train.warm_start_epochs=0 "$@" ;; esac ;;
+  esac
+  # until the twenty-fourth session every run bounded the population's error (Clopper–Pearson), and until the
+  # twenty-fifth a run without a preset did; since then the auto-labels' own (thresholds.finite_pool): a
+  # case's own setting, given after, wins
+  case "$name" in
+    s26-*) ;;
+    *) set -- --set thresholds.finite_pool=false "$@" ;;
   esac
   .venv/bin/tbal run "${data[@]}" --confidence "$conf" --bound valid --seeds "$seed" --threads 1 "$@" \
     --json "$OUT/$name.json" > "$OUT/$name.log" 2>&1
@@ -413,7 +420,16 @@ cases() {
       # benchmark seeds 0-4 (the issue's "SST-2, Colander" row; s21-*)
       echo "s21-tf-col-s10 sst2-ft colander 10"
       for s in 0 1 2 3 4; do echo "s21-b-tf-col-s$s sst2-ft colander $s"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander" >&2; exit 2 ;;
+    current26)  # the issue's table under the valid bound with today's defaults (the certificate on the
+      # auto-labels, its walk placed by its own test; twenty-sixth session; s26-b-*), benchmark seeds 0-4:
+      # the text-paper rows first (seconds a run), then MNIST softmax and Colander, then text-finetune Colander
+      for s in 0 1 2 3 4; do
+        echo "s26-b-t-sof-s$s sst2 softmax $s"; echo "s26-b-t-col-s$s sst2 colander $s"
+        echo "s26-b-t-data-s$s sst2 softmax $s --guarantee dataset"
+      done
+      for s in 0 1 2 3 4; do echo "s26-b-m-sof-s$s mnist softmax $s"; echo "s26-b-m-col-s$s mnist colander $s"; done
+      for s in 0 1 2 3 4; do echo "s26-b-tf-col-s$s sst2-ft colander $s"; done ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26" >&2; exit 2 ;;
   esac
 }
 

@@ -277,7 +277,7 @@ def _pct(values: list[float], q: float) -> float | None:
 
 
 def summarise(stats: Stats, duration: float) -> dict[str, Any]:
-    kinds = {}
+    kinds: dict[str, dict[str, float | None]] = {}
     for kind in KINDS:
         lat = stats.latencies[kind]
         kinds[kind] = {
@@ -288,7 +288,7 @@ def summarise(stats: Stats, duration: float) -> dict[str, Any]:
             "p99_ms": None if not lat else 1000 * (_pct(lat, 0.99) or 0.0),
             "max_ms": None if not lat else 1000 * max(lat),
         }
-    total = sum(k["requests"] for k in kinds.values())
+    total = sum(len(stats.latencies[kind]) for kind in KINDS)
     return {
         "kinds": kinds,
         "requests": total,

@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from tbal import thresholds as th
 from tbal.config import ThresholdConfig, preset
@@ -135,9 +136,9 @@ def families(X: np.ndarray, y: np.ndarray, seed: int) -> None:
         s_pool, yhat_pool = pp.max(1), pp.argmax(1)
         config = BEFORE
         cuts = {
-            "both at δ/2": th._pooled_walks(s_val, yhat_val, wrong_val, k, config, DELTA_K, None)[0],
-            "common at δ": th._common_cut(s_val, yhat_val, wrong_val, k, config, DELTA_K, None)[0],
-            "rank at δ": th._equal_rank_cut(s_val, yhat_val, wrong_val, k, config, DELTA_K, None)[0],
+            "both at δ/2": th._pooled_walks(s_val, yhat_val, wrong_val, k, config, DELTA_K, th._Context())[0],
+            "common at δ": th._common_cut(s_val, yhat_val, wrong_val, k, config, DELTA_K, th._Context())[0],
+            "rank at δ": th._equal_rank_cut(s_val, yhat_val, wrong_val, k, config, DELTA_K, th._Context())[0],
         }
         shown = "  ".join(f"{key} {100 * np.mean(s_pool >= t[yhat_pool]):5.1f} %" for key, t in cuts.items())
         print(f"seed {seed} {name:5s} coverage: {shown}")
@@ -179,7 +180,6 @@ def labels(X: np.ndarray, y: np.ndarray, seed: int) -> None:
     the oracle coverage at ε and the noise-free ceiling of one certificate on 2,400 validation points at
     δ_k (the text preset's N_v with its floor), on the same pool of 18,000. Shows whether the
     representation or the number of labels caps SST-2's coverage under the valid bound."""
-    from certificate_ceiling import noise_free_ceiling
 
     config = preset("text-paper")
     order = np.random.default_rng(seed).permutation(len(y))
@@ -189,14 +189,112 @@ def labels(X: np.ndarray, y: np.ndarray, seed: int) -> None:
         model = build_model(config.model, (X.shape[1],), 2)
         train_classifier(model, X[tr], one_hot(y[tr], 2), config.train, seed=seed)
         probs = predict(model, X[pool]).probs
-        wrong = (probs.argmax(1) != y[pool])[np.argsort(-probs.max(1))]
-        rate = np.cumsum(wrong) / np.arange(1, wrong.size + 1)
+        accuracy, oracle, ceiling = _ranking_figures(probs.max(1), probs.argmax(1) == y[pool])
         print(
-            f"seed {seed} {n:6d} labels: accuracy {100 * (1 - wrong.mean()):.1f} %, oracle coverage "
-            f"{100 * oracle_coverage(probs, y[pool], 0.05):.1f} %, noise-free ceiling (2,400 validation "
-            f"points) {100 * noise_free_ceiling(rate, 2400, DELTA_K):.1f} %",
+            f"seed {seed} {n:6d} labels: accuracy {accuracy:.1f} %, oracle coverage {oracle:.1f} %, "
+            f"noise-free ceiling (2,400 validation points) {ceiling:.1f} %",
             flush=True,
         )
+
+
+def _ranking_figures(score: np.ndarray, correct: np.ndarray) -> tuple[float, float, float]:
+    """(accuracy, oracle coverage at ε, noise-free ceiling of one certificate on 2,400 validation points
+    at δ_k), in %, of a pool ranked by ``score``."""
+    from certificate_ceiling import noise_free_ceiling
+
+    wrong = ~correct[np.argsort(-score, kind="stable")]
+    rate = np.cumsum(wrong) / np.arange(1, wrong.size + 1)
+    return (
+        100 * float(correct.mean()),
+        100 * label_knowing_coverage(score, correct, 0.05),
+        100 * noise_free_ceiling(rate, 2400, DELTA_K),
+    )
+
+
+def _neighbour_mean(X: np.ndarray, probs: np.ndarray, k: int) -> np.ndarray:
+    """Each point's probabilities averaged over its ``k`` nearest points (cosine, itself included): a
+    label-free smoothing of the scores over the pool's own geometry."""
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    out = np.empty_like(probs)
+    for start in range(0, len(X), 2000):
+        similarity = unit[start : start + 2000] @ unit.T
+        nearest = np.argpartition(-similarity, k, axis=1)[:, :k]
+        out[start : start + 2000] = probs[nearest].mean(axis=1)
+    return out
+
+
+def heads(X: np.ndarray, y: np.ndarray, seed: int) -> None:
+    """Classifiers and scores on the frozen embeddings at the text preset's certifying round (1,200 random
+    training labels, as with its floor): accuracy, oracle coverage at ε and the noise-free ceiling of one
+    certificate on 2,400 validation points, on one pool of 18,000. Which head or score ranks the pool best:
+    the text-paper MLP alone and averaged over 5 seeds, its probabilities averaged over each point's k
+    nearest pool points, logistic regressions, and the MLP's score recalibrated per predicted class
+    (isotonic) on the training labels' out-of-fold predictions, or on the pool's own labels (an oracle: what
+    any per-class recalibration could add)."""
+    from sklearn.linear_model import LogisticRegression
+
+    order = np.random.default_rng(seed).permutation(len(y))
+    pool, tr = order[:18_000], order[18_000:19_200]
+    members = [_text_mlp(X[tr], y[tr], seed * 100 + member) for member in range(5)]
+    first = predict(members[0], X[pool]).probs
+    variants = {"mlp": first, "mlp x5": np.mean([predict(m, X[pool]).probs for m in members], axis=0)}
+    for k in (5, 10, 20, 50):
+        variants[f"mlp, {k}-nn mean"] = _neighbour_mean(X[pool], first, k)
+    for c in (0.5, 2.0):
+        regression = LogisticRegression(C=c, max_iter=3000).fit(X[tr], y[tr])
+        variants[f"logreg C {c}"] = regression.predict_proba(X[pool])
+    oof = _out_of_fold(X[tr], y[tr], seed)
+    scores = {name: (p.max(1), p.argmax(1)) for name, p in variants.items()}
+    predicted = first.argmax(1)
+    scores["mlp, per-class iso (training OOF)"] = (
+        _per_class_isotonic(first, oof.max(1), oof.argmax(1) == y[tr], oof.argmax(1)),
+        predicted,
+    )
+    scores["mlp, per-class iso (pool's labels)"] = (
+        _per_class_isotonic(first, first.max(1), predicted == y[pool], predicted),
+        predicted,
+    )
+    for name, (score, guess) in scores.items():
+        accuracy, oracle, ceiling = _ranking_figures(score, guess == y[pool])
+        print(
+            f"seed {seed} {name:34s} accuracy {accuracy:.1f} %, oracle {oracle:.1f} %, "
+            f"ceiling {ceiling:.1f} %",
+            flush=True,
+        )
+
+
+def _text_mlp(X: np.ndarray, y: np.ndarray, seed: int) -> torch.nn.Module:
+    config = preset("text-paper")
+    model = build_model(config.model, (X.shape[1],), 2)
+    train_classifier(model, X, one_hot(y, 2), config.train, seed=seed)
+    return model
+
+
+def _out_of_fold(X: np.ndarray, y: np.ndarray, seed: int, folds: int = 5) -> np.ndarray:
+    """Each training row's probabilities from the text-paper MLP trained on the other folds."""
+    fold = np.random.default_rng(seed).permutation(len(y)) % folds
+    probs = np.empty((len(y), 2))
+    for f in range(folds):
+        model = _text_mlp(X[fold != f], y[fold != f], seed * 100 + 50 + f)
+        probs[fold == f] = predict(model, X[fold == f]).probs
+    return probs
+
+
+def _per_class_isotonic(
+    probs: np.ndarray, fit_score: np.ndarray, fit_correct: np.ndarray, fit_predicted: np.ndarray
+) -> np.ndarray:
+    """P(correct | predicted class, score) fitted per predicted class (isotonic) on the ``fit_*`` points
+    and read at ``probs``' top scores; ties broken by the raw score."""
+    from sklearn.isotonic import IsotonicRegression
+
+    score, predicted = probs.max(1), probs.argmax(1)
+    out = np.empty_like(score)
+    for c in np.unique(predicted):
+        fit = fit_predicted == c
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+        iso.fit(fit_score[fit], fit_correct[fit].astype(float))
+        out[predicted == c] = iso.predict(score[predicted == c]) + 1e-6 * score[predicted == c]
+    return out
 
 
 def steps(X: np.ndarray, y: np.ndarray, seed: int) -> None:
@@ -227,6 +325,7 @@ def _compare_walks(X: np.ndarray, y: np.ndarray, seed: int, variants: dict[str, 
 
 MODES = {
     "labels": labels,
+    "heads": heads,
     "steps": steps,
     "starts": starts,
     "walks": walks,

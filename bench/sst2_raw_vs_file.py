@@ -99,8 +99,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work_dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        record: dict[str, Any] = {"pool": args.pool, "seeds": seeds, "encoder": args.encoder}
-        record["load_before"] = _load()
+        record = Record(args.json, {"pool": args.pool, "seeds": seeds, "encoder": args.encoder})
+        record.set("load_before", _load())
         command_arms = [a for a in arms if a != "service"]
         commands = threading.Thread(
             target=_command_arms,
@@ -108,14 +108,37 @@ def main() -> None:
         )
         commands.start()
         if "service" in arms:
-            record["service"] = _service_arm(texts, y, classes, seeds, args, work)
+            _service_arm(texts, y, classes, seeds, args, work, record)
         commands.join()
-        record["load_after"] = _load()
-        record["comparison"] = _compare(record, X16, work)
-    print(json.dumps(record["comparison"], indent=1), flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1))
+        record.set("load_after", _load())
+        record.set("comparison", _compare(record.data, X16, work))
+    print(json.dumps(record.data["comparison"], indent=1), flush=True)
+
+
+class Record:
+    """The run's JSON record, written again after every run of every arm (a comparison of hours that is
+    stopped part-way keeps what it measured); the arms add to it from two threads."""
+
+    def __init__(self, path: Path | None, data: dict[str, Any]) -> None:
+        self.path, self.data, self._lock = path, data, threading.Lock()
+
+    def set(self, key: str, value: Any) -> None:
+        with self._lock:
+            self.data[key] = value
+            self._write()
+
+    def add(self, arm: str, run: dict[str, Any]) -> None:
+        with self._lock:
+            self.data.setdefault(arm, []).append(run)
+            self._write()
+
+    def _write(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".part")
+        partial.write_text(json.dumps(self.data, indent=1))
+        partial.replace(self.path)
 
 
 def _command_arms(
@@ -127,20 +150,22 @@ def _command_arms(
     seeds: list[int],
     encoder: str,
     work: Path,
-    record: dict[str, Any],
+    record: Record,
     preset: str,
 ) -> None:
     """``tbal run`` on the CSV of the sentences, then on the file's rows (one seed a command)."""
     if "csv" in arms:
         data = _write_csv(work / "sst2.csv", texts, [classes[v] for v in y])
         flags = ["--text-column", "text", "--label-column", "label", "--encoder", encoder]
-        record["csv"] = [_tbal_run(data, flags, seed, work, preset) for seed in seeds]
-        print(json.dumps({"csv": _brief(record["csv"])}), flush=True)
+        for seed in seeds:
+            record.add("csv", _tbal_run(data, flags, seed, work, preset))
+        print(json.dumps({"csv": _brief(record.data["csv"])}), flush=True)
     if "file" in arms:
         data = work / "sst2.npz"
         np.savez(data, X=X16.astype(np.float32), y=y, class_names=np.array(classes))
-        record["file"] = [_tbal_run(data, [], seed, work, preset) for seed in seeds]
-        print(json.dumps({"file": _brief(record["file"])}), flush=True)
+        for seed in seeds:
+            record.add("file", _tbal_run(data, [], seed, work, preset))
+        print(json.dumps({"file": _brief(record.data["file"])}), flush=True)
 
 
 def _write_csv(path: Path, texts: list[str], labels: list[str]) -> Path:
@@ -187,10 +212,15 @@ def _service_settings(args: Any) -> dict[str, Any]:
 
 
 def _service_arm(
-    texts: list[str], y: np.ndarray, classes: list[str], seeds: list[int], args: Any, work: Path
-) -> Any:
+    texts: list[str],
+    y: np.ndarray,
+    classes: list[str],
+    seeds: list[int],
+    args: Any,
+    work: Path,
+    record: Record,
+) -> None:
     """One text project a seed, in one service (the encoder loaded once; each project encodes its own)."""
-    runs = []
     with _service(args) as api:
         for seed in seeds:
             start, load = time.perf_counter(), _load()
@@ -204,7 +234,7 @@ def _service_arm(
             ingest = api.upload_texts(pid, texts, y)
             rounds = api.drive(pid)
             stored = _round_metrics(api, pid)
-            runs.append({
+            record.add("service", {
                 "seed": seed,
                 "encoder": args.encoder,
                 "settings": created["settings"],  # with the preset the project took
@@ -218,10 +248,9 @@ def _service_arm(
                 "seconds": round(time.perf_counter() - start, 1),
                 "load_before": load,
             })  # fmt: skip
-            print(json.dumps({"service": _brief(runs[-1:])}), flush=True)
+            print(json.dumps({"service": _brief(record.data["service"][-1:])}), flush=True)
             if seed == seeds[0]:
                 np.save(work / "service_features.npy", _features(api, pid))
-    return runs
 
 
 def _round_metrics(api: Service, pid: int) -> list[dict[str, Any]]:

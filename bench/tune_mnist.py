@@ -85,8 +85,9 @@ class Round0:
 
 def round0_predictions(dataset: Dataset, config: TBALConfig, seed: int, tag: str) -> Round0:
     """Train round 0 exactly as :func:`tbal.loop.run_tbal` does (cached on disk by config and seed)."""
-    from tbal.loop import _round_seed, _working_rows, human_targets
+    from tbal.loop import _working_rows, human_targets
     from tbal.models import build_model
+    from tbal.plan import draw_initial_sets, round_seed
     from tbal.predictions import predict
     from tbal.training.train import train_classifier
 
@@ -106,14 +107,9 @@ def round0_predictions(dataset: Dataset, config: TBALConfig, seed: int, tag: str
         return Round0(
             **{k: z[k] for k in z.files if k != "train_seconds"}, train_seconds=float(z["train_seconds"])
         )
-    loop = config.loop
-    rng = np.random.default_rng(seed)
-    rows = _working_rows(len(dataset), loop.pool_size, rng)
-    order = rng.permutation(rows)
-    validation = order[: loop.validation_size]
-    pool = order[loop.validation_size :]
-    train = pool[: loop.seed_size]
-    rest = pool[loop.seed_size :]
+    rows = _working_rows(len(dataset), config.loop.pool_size, seed)
+    validation, train = draw_initial_sets(rows, config, seed)
+    rest = np.setdiff1d(rows, np.concatenate([validation, train]))
     started = time.process_time()
     model = build_model(config.model, dataset.input_shape, dataset.num_classes)
     train_classifier(
@@ -121,7 +117,7 @@ def round0_predictions(dataset: Dataset, config: TBALConfig, seed: int, tag: str
         dataset.X[train],
         human_targets(dataset, train, config),
         config.train,
-        seed=_round_seed(seed, 0),
+        seed=round_seed(seed, 0),
     )
     seconds = time.process_time() - started
     v = predict(model, dataset.X[validation])
@@ -147,18 +143,18 @@ def evaluate_round0(r0: Round0, config: TBALConfig, seed: int) -> dict[str, floa
     """Fit the configured confidence function on D_cal (split as in :func:`tbal.loop.run_round`), set
     thresholds on D_th, and measure AUROC and the auto-labeling outcome on the pool."""
     from tbal.confidence import make_confidence
-    from tbal.loop import _round_seed, split_validation
+    from tbal.loop import split_validation
+    from tbal.plan import round_seed
     from tbal.predictions import Predictions
     from tbal.thresholds import auto_label_mask, estimate_thresholds
 
     k = r0.val_logits.shape[1]
-    round_seed = _round_seed(seed, 0)
-    rng = np.random.default_rng(round_seed)
-    cal, th = split_validation(len(r0.y_val), config.loop.calibration_fraction, rng)
+    seed_0 = round_seed(seed, 0)
+    cal, th = split_validation(len(r0.y_val), config.loop.calibration_fraction, np.random.default_rng(seed_0))
     val = Predictions(r0.val_logits, r0.val_features)
     pool = Predictions(r0.pool_logits, r0.pool_features)
     started = time.process_time()
-    conf = make_confidence(config.confidence, k).fit(val.subset(cal), r0.y_val[cal], seed=round_seed)
+    conf = make_confidence(config.confidence, k).fit(val.subset(cal), r0.y_val[cal], seed=seed_0)
     fit_seconds = time.process_time() - started
     th_preds = val.subset(th)
     result = estimate_thresholds(
