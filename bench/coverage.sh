@@ -433,5 +433,7 @@ cases() {
   esac
 }
 
-cases "${1:-}" | xargs -P "$JOBS" -L 1 bash -c 'run "$@"' _
+# ONLY=REGEX runs the case's lines that match it (e.g. ONLY=-tf-col- for one row); a run whose JSON is
+# there is skipped
+cases "${1:-}" | grep -E -- "${ONLY:-.}" | xargs -P "$JOBS" -L 1 bash -c 'run "$@"' _
 .venv/bin/python bench/coverage_table.py "$OUT"/*.json

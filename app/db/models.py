@@ -58,6 +58,10 @@ class Project(Base):
     or a PATCH of ``preset``), as ``tbal.config.config_to_dict`` writes it: ``settings`` apply on top of it,
     so a later tbal release does not change a running project. NULL in projects created before migration
     0008, which resolve their preset as the installed library defines it."""
+    followed: Mapped[list[str] | None] = mapped_column(JSON)
+    """The names of the ``settings`` the service chose rather than the user (``app.projects.config``,
+    ``FOLLOWING``): they follow what they followed when the user changes it. NULL in projects created
+    before migration 0011, whose followed counts are told by their values."""
     seed: Mapped[int] = mapped_column(IdType, default=0)
     sets_drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

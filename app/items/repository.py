@@ -252,6 +252,10 @@ def count_items(session: Session, project_id: int, role: str | None = None) -> i
     return int(session.scalar(stmt) or 0)
 
 
+def has_items(session: Session, project_id: int) -> bool:
+    return bool(session.scalar(select(exists().where(Item.project_id == project_id))))
+
+
 def count_labeled(session: Session, project_id: int, role: str) -> int:
     """Items of ``role`` that have a human label."""
     stmt = (

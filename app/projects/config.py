@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Collection
 from typing import Any
 
 from app.db.models import Project
@@ -79,6 +80,15 @@ SERVICE_ONLY = (
     "encoder",  # text projects and image backbones: checked by app.items.raw
     "image_shape",
 )
+FOLLOWING = ("preset", "seed_size", "validation_floor", "encoder")
+"""The settings the service may fill in for a user, stored so that a project reads what it runs with, and
+listed in ``projects.followed`` while the user has not set them: ``preset`` its data kind's
+(:func:`with_data_kind_preset`), ``seed_size`` / ``validation_floor`` the preset's shares of the budgets
+(:func:`with_budgets_following`), ``encoder`` the one its model reads
+(``app.items.raw.with_model_encoder``). A followed setting follows what it followed when the user changes
+that; one the user set stays."""
+PRESET_READS = ("model", "encoder", "label_budget")
+"""The settings the data kind's choice of a text preset reads (:func:`tbal.config.preset_for_data`)."""
 NESTED = ("colander", "method_params")
 """Settings holding a dict of one library section's fields, checked key by key by the library."""
 IMAGE_MODELS = ("lenet5", "cnn", "resnet")
@@ -101,35 +111,82 @@ def with_data_kind_preset(settings: dict[str, Any], data_kind: str) -> dict[str,
 
 
 def with_budgets_following(
-    settings: dict[str, Any], base: dict[str, Any] | None, changes: dict[str, Any]
+    settings: dict[str, Any],
+    base: dict[str, Any] | None,
+    changes: dict[str, Any],
+    user_set: Collection[str] = (),
 ) -> dict[str, Any]:
     """``settings`` after ``changes`` (a create body's settings, or a PATCH's) with a preset's seed and
     validation floor moved to the ``label_budget`` and ``validation_size`` they set
-    (:func:`tbal.config.counts_for_budgets`), unless they set those
-    too. Stored as ``seed_size`` / ``validation_floor``, so that the project reads what it runs with and a
-    later release does not move them; dropped again when they equal the base's. Projects without a preset
-    keep the library's counts."""
-    if not settings.get("preset") or not ("label_budget" in changes or "validation_size" in changes):
+    (:func:`tbal.config.counts_for_budgets`), unless they set those too or the user set them before
+    (``user_set``); a count they unset (null) follows again. Stored as ``seed_size`` /
+    ``validation_floor``, so that the project reads what it runs with and a later release does not move
+    them; dropped again when they equal the base's. Projects without a preset keep the library's counts."""
+    unset = {name for name in COUNTS if name in changes and changes[name] is None}
+    moved = "label_budget" in changes or "validation_size" in changes
+    if not settings.get("preset") or not (moved or unset):
         return settings
     base_loop = _base_of(settings, base).loop
     budgets = _budgets(settings, base_loop)
     if budgets is None:
         return settings  # the library's check names the bad value (build_config)
     label_budget, validation_size = budgets
-    follow_seed = "seed_size" not in changes and "label_budget" in changes
+    kept = {name for name, value in changes.items() if value is not None} | set(user_set)
+    follow_seed = "seed_size" not in kept and ("label_budget" in changes or "seed_size" in unset)
     counts = counts_for_budgets(
-        base_loop, label_budget, validation_size, seed=follow_seed, floor="validation_floor" not in changes
+        base_loop, label_budget, validation_size, seed=follow_seed, floor="validation_floor" not in kept
     )
     for name, value in counts.items():
         settings = _unless_base(settings, name, value, getattr(base_loop, name))
     return settings
 
 
-def without_followed_counts(settings: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
+def following_preset(
+    settings: dict[str, Any], changes: dict[str, Any], data_kind: str, followed: Collection[str] | None
+) -> str | None:
+    """The preset a project whose preset the service chose by its data kind (``"preset"`` in ``followed``)
+    moves to when ``changes`` (a PATCH's) touch what that choice reads (:data:`PRESET_READS`): a text
+    project that lowers its ``label_budget`` under 1,000 or names another model goes from ``text-finetune``
+    to ``text-paper``, as it would have been created. None where it stays."""
+    if followed is None or "preset" not in followed or "preset" in changes:
+        return None
+    if not any(name in changes for name in PRESET_READS):
+        return None
+    merged = {**settings, **changes}
+    encoder = None if "encoder" in followed and "encoder" not in changes else merged.get("encoder")
+    budget = _count_or_none(merged.get("label_budget"))
+    name = preset_for_data(data_kind, merged.get("model"), encoder, budget)
+    return name if name is not None and name != settings.get("preset") else None
+
+
+def followed_after(
+    before: dict[str, Any], after: dict[str, Any], changes: dict[str, Any], followed: Collection[str] | None
+) -> list[str] | None:
+    """The :data:`FOLLOWING` settings of ``after`` that the service chose: not set by the user in
+    ``changes`` (a create body's or a PATCH's; null unsets), and either followed before or filled in or
+    changed now (they differ from ``before``). None stays None: a project from before migration 0011."""
+    if followed is None:
+        return None
+    return [
+        name
+        for name in FOLLOWING
+        if name in after
+        and changes.get(name) is None
+        and (name in followed or after[name] != before.get(name))
+    ]
+
+
+def without_followed_counts(
+    settings: dict[str, Any], base: dict[str, Any] | None, followed: Collection[str] | None = None
+) -> dict[str, Any]:
     """A project's ``settings`` less the ``seed_size`` / ``validation_floor`` that only followed its preset's
-    shares (:func:`with_budgets_following` stored them equal to what the preset on ``base`` gives for the
-    project's budgets), so that a PATCH of ``preset`` lets the new preset's counts follow instead of
-    keeping the old one's. A count a user set to exactly that value goes too: it reads the same."""
+    shares, so that a PATCH of ``preset`` lets the new preset's counts follow instead of keeping the old
+    one's: those in ``followed``, or where that is not known (None: a project from before migration 0011)
+    those equal to what the preset on ``base`` gives for the project's budgets
+    (:func:`with_budgets_following` stored them so), which takes a count a user set to exactly that value
+    as following too."""
+    if followed is not None:
+        return {k: v for k, v in settings.items() if k not in COUNTS or k not in followed}
     if not settings.get("preset"):
         return settings
     try:
@@ -139,8 +196,12 @@ def without_followed_counts(settings: dict[str, Any], base: dict[str, Any] | Non
     budgets = _budgets(settings, loop)
     if budgets is None:
         return settings
-    followed = counts_for_budgets(loop, *budgets, seed=True, floor=True)
-    return {k: v for k, v in settings.items() if k not in followed or v != followed[k]}
+    shares = counts_for_budgets(loop, *budgets, seed=True, floor=True)
+    return {k: v for k, v in settings.items() if k not in shares or v != shares[k]}
+
+
+COUNTS = ("seed_size", "validation_floor")
+"""The loop counts that follow a preset's shares of the budgets."""
 
 
 def _base_of(settings: dict[str, Any], base: dict[str, Any] | None) -> TBALConfig:

@@ -288,6 +288,13 @@ class ProjectRead(BaseModel):
     input_shape: list[int]
     seed: int
     settings: dict[str, Any]
+    followed: list[str] | None = Field(
+        default=None,
+        description="the settings the service chose rather than the user (preset by the data kind, "
+        "seed_size and validation_floor by the budgets, encoder by the model): they follow what they "
+        "followed when it changes (a text project's preset while it has no item); null for projects "
+        "created before tbal knew",
+    )
     config: dict[str, Any] = Field(description="the effective library configuration of the settings")
     sets_drawn_at: datetime | None
     created_at: datetime

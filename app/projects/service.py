@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -20,6 +21,8 @@ from app.projects import repository as projects_repo
 from app.projects.config import (
     base_config,
     build_config,
+    followed_after,
+    following_preset,
     project_config,
     with_budgets_following,
     with_data_kind_preset,
@@ -46,7 +49,8 @@ def create_project(session: Session, body: ProjectCreate) -> Project:
         raise Invalid("input_shape", f"image projects take [H, W] or [H, W, C], got {body.input_shape}")
     if body.data_kind == "image" and len(body.input_shape) == 3 and body.input_shape[2] not in (1, 3, 4):
         raise Invalid("input_shape", f"images take 1, 3 or 4 channels (last), got {body.input_shape[2]}")
-    settings = body.settings.model_dump(exclude_none=True)
+    given = body.settings.model_dump(exclude_none=True)
+    settings = given
     if "preset" not in body.settings.model_fields_set:
         settings = with_data_kind_preset(settings, body.data_kind)
     base = base_config(settings)
@@ -54,6 +58,7 @@ def create_project(session: Session, body: ProjectCreate) -> Project:
     config = build_config(settings, base=base, data_kind=body.data_kind)
     settings = raw_items.with_model_encoder(body.data_kind, settings, config.model)
     input_shape = raw_items.check_project_settings(body.data_kind, settings, list(body.input_shape))
+    followed = followed_after({}, settings, given, followed=())
     if projects_repo.by_name(session, body.name) is not None:
         raise Conflict("name", f"a project named {body.name!r} exists")
     project = Project(
@@ -62,6 +67,7 @@ def create_project(session: Session, body: ProjectCreate) -> Project:
         data_kind=body.data_kind,
         input_shape=input_shape,
         settings=settings,
+        followed=followed,
         base_config=base,
         seed=body.seed,
     )
@@ -78,25 +84,49 @@ def update_settings(session: Session, project: Project, body: ProjectUpdate) -> 
     active = rounds_repo.active(session, project.id)
     if active is not None:
         raise Conflict("round", f"round {active.id} is {active.status}; change settings when it has finished")
-    changes = body.settings.model_dump(exclude_unset=True)
+    given = body.settings.model_dump(exclude_unset=True)
+    followed = _still_followed(project.followed, given)
+    changes = _with_following_preset(session, project, given, followed)
     kept = project.settings
-    if "preset" in changes:  # the counts that followed the old preset follow the new one
-        kept = without_followed_counts(kept, project.base_config)
+    if "preset" in changes:  # what followed the old preset follows the new one
+        kept = without_followed_counts(kept, project.base_config, followed)
+        kept = {k: v for k, v in kept.items() if k != "encoder" or k not in (followed or ())}
     merged = {k: v for k, v in {**kept, **changes}.items() if v is not None}
-    # the base moves only when asked: PATCH preset (even to the same name) pins this release's version
+    # the base moves only when asked (or followed): PATCH preset (even to the same name) pins this release's
     base = base_config(merged) if "preset" in changes else project.base_config
     # a new preset's seed and floor follow the budgets the project keeps, as at creation
-    merged = with_budgets_following(merged, base, merged if "preset" in changes else changes)
+    user_set = [k for k in project.settings if k not in given and followed is not None and k not in followed]
+    merged = with_budgets_following(merged, base, merged if "preset" in changes else changes, user_set)
     config = build_config(merged, base=base, data_kind=project.data_kind)
     merged = raw_items.with_model_encoder(project.data_kind, merged, config.model)
     raw_items.check_settings_change(session, project, merged)
     before = _set_sizes_before(project)
+    project.followed = followed_after(project.settings, merged, given, followed)
     project.settings = merged
     project.base_config = base
     if _set_sizes(config) != before:
         redraw_open_sets(session, project)  # the sets' sizes changed: redraw them while they are open
     session.commit()
     return project
+
+
+def _still_followed(followed: list[str] | None, given: dict[str, object]) -> list[str] | None:
+    """The project's followed settings less those the user sets now (None: not known, a project from
+    before migration 0011)."""
+    return None if followed is None else [name for name in followed if name not in given]
+
+
+def _with_following_preset(
+    session: Session, project: Project, given: dict[str, Any], followed: list[str] | None
+) -> dict[str, Any]:
+    """A PATCH's ``given`` settings, with the preset its data kind now gives where the service chose the
+    project's preset (:func:`app.projects.config.following_preset`), while the project has no item: its
+    items are encoded for its model by then (``text-finetune`` and ``text-paper`` read different encoders),
+    so the preset stays."""
+    moved = following_preset(project.settings, given, project.data_kind, followed)
+    if moved is None or items_repo.has_items(session, project.id):
+        return given
+    return {**given, "preset": moved}
 
 
 def _set_sizes(config: TBALConfig) -> tuple[int, int, int]:
@@ -156,6 +186,7 @@ def _fields(project: Project) -> dict[str, object]:
         "input_shape": project.input_shape,
         "seed": project.seed,
         "settings": project.settings,
+        "followed": project.followed,
         "sets_drawn_at": project.sets_drawn_at,
         "created_at": project.created_at,
         "updated_at": project.updated_at,

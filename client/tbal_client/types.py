@@ -78,7 +78,8 @@ class ProjectCounts:
 
 @dataclass(frozen=True)
 class Project:
-    """A project; ``config`` is the effective library configuration of its ``settings``; ``counts`` only
+    """A project; ``config`` is the effective library configuration of its ``settings``; ``followed`` the
+    settings the service chose for it (None from a service or project that does not say); ``counts`` only
     from :meth:`TBALClient.get_project`."""
 
     id: int
@@ -91,6 +92,7 @@ class Project:
     config: dict[str, Any]
     created_at: str
     counts: ProjectCounts | None = None
+    followed: list[str] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -103,7 +105,7 @@ class Project:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Project:
-        counts = data.get("counts")
+        counts, followed = data.get("counts"), data.get("followed")
         return cls(
             id=int(data["id"]),
             name=str(data["name"]),
@@ -115,6 +117,7 @@ class Project:
             config=dict(data.get("config") or {}),
             created_at=str(data["created_at"]),
             counts=ProjectCounts.from_json(counts) if counts else None,
+            followed=None if followed is None else [str(n) for n in followed],
             raw=dict(data),
         )
 

@@ -14,11 +14,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Item, Project
+from app.db.models import Project
 from app.errors import Conflict, Invalid
+from app.items import repository as items_repo
 from tbal.config import ConfigError, ModelConfig
 from tbal.encoders import (
     DEFAULT_TEXT_ENCODER,
@@ -198,7 +198,7 @@ def check_settings_change(session: Session, project: Project, merged: dict[str, 
     dim = _encoder_dim(project.data_kind, merged)
     if dim is None:
         return
-    if session.scalar(select(exists().where(Item.project_id == project.id))):
+    if items_repo.has_items(session, project.id):
         raise Conflict(
             "settings.encoder",
             f"the project's items were encoded by {old or DEFAULT_TEXT_ENCODER}; "

@@ -68,19 +68,24 @@ def test_each_data_kind_gets_its_preset_unless_it_names_one(api: Api) -> None:
 def test_a_text_project_on_the_fine_tuned_default_can_move_to_frozen_features_before_its_items(
     api: Api,
 ) -> None:
-    """The default text project reads word pieces (text-finetune); text-paper's network cannot, so a PATCH
-    of the preset alone is a 422 on the encoder, and one with a feature encoder takes both (before any
-    item: the input shape becomes the encoder's)."""
+    """The default text project reads word pieces (text-finetune), an encoder the service chose for its
+    model; a PATCH of the preset alone moves it to text-paper's (the frozen MiniLM embedding), one with a
+    feature encoder takes that (before any item: the input shape becomes the encoder's). A word-piece
+    encoder the user named is theirs: text-paper's network cannot read it, a 422 on the encoder."""
     project = create(api, "to-frozen", "text")
     assert project["settings"]["encoder"] == "minilm-tokens"
     url = f"/api/v1/projects/{project['id']}"
-    refused = api.patch(url, json={"settings": {"preset": "text-paper"}})
+    moved = api.patch(url, json={"settings": {"preset": "text-paper"}})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["config"]["model"]["name"] == "mlp" and moved.json()["input_shape"] == [384]
+    assert "encoder" not in moved.json()["settings"]
+    hashed = api.patch(url, json={"settings": {"preset": "text-paper", "encoder": "hashing:64"}})
+    assert hashed.status_code == 200, hashed.text
+    assert hashed.json()["input_shape"] == [64]
+    mine = create(api, "my-word-pieces", "text", encoder="minilm-tokens")
+    refused = api.patch(f"/api/v1/projects/{mine['id']}", json={"settings": {"preset": "text-paper"}})
     assert refused.status_code == 422, refused.text
     assert "settings.encoder" in refused.text
-    moved = api.patch(url, json={"settings": {"preset": "text-paper", "encoder": "hashing:64"}})
-    assert moved.status_code == 200, moved.text
-    assert moved.json()["config"]["model"]["name"] == "mlp"
-    assert moved.json()["input_shape"] == [64]
 
 
 def test_a_null_preset_keeps_the_librarys_defaults(api: Api) -> None:
@@ -108,6 +113,9 @@ def test_the_floor_follows_the_budgets_a_project_sets(api: Api) -> None:
 
     assert patch(label_budget=1000)["config"]["loop"]["validation_floor"] == 900
     assert patch(label_budget=800, validation_floor=0)["config"]["loop"]["validation_floor"] == 0
+    kept = patch(label_budget=1000)  # the user's floor stays
+    assert kept["settings"]["validation_floor"] == 0
+    assert patch(validation_floor=None)["config"]["loop"]["validation_floor"] == 900  # follows once unset
     back = patch(label_budget=2000, seed_size=400, validation_size=1600)
     assert "validation_floor" not in back["settings"]
     assert back["config"]["loop"]["validation_floor"] == 2400
