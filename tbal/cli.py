@@ -181,7 +181,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--preset",
         choices=(*PRESET_NAMES, NO_PRESET),
         help="start from a preset's budgets and settings; default: the data kind's, as a service project's "
-        "(texts text-finetune, or text-paper on frozen features or under 1,000 training labels; images "
+        "(texts text-finetune, or text-paper on frozen features or under 1,000 training labels unless "
+        "--model minilm; images "
         "mnist-paper; feature vectors none); none: the library's defaults",
     )
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")

@@ -816,7 +816,8 @@ def preset_for_data(
     whose settings name none, or None for the library's defaults. Texts get ``text-finetune`` (MiniLM
     fine-tuned on the round's labels, reading word pieces), unless the settings choose a classifier on
     frozen features (another ``model``, or an ``encoder`` that gives features) or a ``label_budget`` below
-    :data:`FINETUNE_LEAST_LABELS`: then :data:`FROZEN_TEXT_PRESET`. Why fine-tuning by default, though it
+    :data:`FINETUNE_LEAST_LABELS` without naming the fine-tuned model (``minilm``, or its word pieces):
+    then :data:`FROZEN_TEXT_PRESET`. Why fine-tuning by default, though it
     costs minutes a round on a CPU where the frozen embedding's network costs seconds: on SST-2 it
     certifies 41.7 % of the pool against 28.6 % (benchmark seeds 0-4, BENCHMARKS.md, "Issue 11, twentieth
     session"), and the humans' labels a round waits for take longer than that."""
@@ -824,10 +825,13 @@ def preset_for_data(
         return DATA_KIND_PRESETS.get(data_kind)
     frozen_model = model is not None and model != "minilm"
     frozen_encoder = encoder is not None and encoder.split(":")[0] != TOKEN_ENCODER
-    few_labels = label_budget is not None and label_budget < FINETUNE_LEAST_LABELS
-    if frozen_model or frozen_encoder or few_labels:
+    if frozen_model or frozen_encoder:
         return FROZEN_TEXT_PRESET
-    return DATA_KIND_PRESETS[data_kind]
+    # a named fine-tuned model (or its word pieces) keeps its own training whatever the budget: text-paper's
+    # is its MLP's (50 epochs at lr 0.01), not a pretrained encoder's
+    fine_tuning_named = model == "minilm" or encoder is not None
+    few_labels = label_budget is not None and label_budget < FINETUNE_LEAST_LABELS
+    return FROZEN_TEXT_PRESET if few_labels and not fine_tuning_named else DATA_KIND_PRESETS[data_kind]
 
 
 def seed_for_budget(base: LoopConfig, label_budget: int) -> int:

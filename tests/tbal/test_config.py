@@ -68,6 +68,9 @@ def test_each_kind_of_data_has_its_preset() -> None:
     # too few training labels to fine-tune on (FINETUNE_LEAST_LABELS)
     assert preset_for_data("text", label_budget=FINETUNE_LEAST_LABELS - 1) == "text-paper"
     assert preset_for_data("text", label_budget=FINETUNE_LEAST_LABELS) == "text-finetune"
+    # a small budget with the fine-tuned model named keeps its training (text-paper's is its MLP's)
+    assert preset_for_data("text", "minilm", label_budget=FINETUNE_LEAST_LABELS - 1) == "text-finetune"
+    assert preset_for_data("text", encoder="minilm-tokens", label_budget=300) == "text-finetune"
     assert preset_for_data("image") == "mnist-paper"
     assert preset_for_data("image", "cnn") == "mnist-paper"
     assert preset_for_data("features") is None

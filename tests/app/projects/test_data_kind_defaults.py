@@ -57,6 +57,9 @@ def test_each_data_kind_gets_its_preset_unless_it_names_one(api: Api) -> None:
     few = create(api, "few-labels", "text", label_budget=FINETUNE_LEAST_LABELS - 1)
     assert few["settings"]["preset"] == "text-paper"
     assert few["config"]["model"]["name"] == "mlp"
+    few_tuned = create(api, "few-tuned", "text", model="minilm", label_budget=FINETUNE_LEAST_LABELS - 1)
+    assert few_tuned["settings"]["preset"] == "text-finetune"  # MiniLM's own training, not the MLP's
+    assert few_tuned["config"]["train"]["epochs"] is None
     enough = create(api, "enough-labels", "text", label_budget=FINETUNE_LEAST_LABELS)
     assert enough["settings"]["preset"] == "text-finetune"
     assert enough["config"]["loop"]["label_budget"] == FINETUNE_LEAST_LABELS
