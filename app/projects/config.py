@@ -176,17 +176,17 @@ def followed_after(
     ]
 
 
-def without_followed_counts(
+def without_followed(
     settings: dict[str, Any], base: dict[str, Any] | None, followed: Collection[str] | None = None
 ) -> dict[str, Any]:
-    """A project's ``settings`` less the ``seed_size`` / ``validation_floor`` that only followed its preset's
-    shares, so that a PATCH of ``preset`` lets the new preset's counts follow instead of keeping the old
-    one's: those in ``followed``, or where that is not known (None: a project from before migration 0011)
-    those equal to what the preset on ``base`` gives for the project's budgets
+    """A project's ``settings`` less what only followed its preset, so that on a PATCH of ``preset`` the new
+    preset's follow instead: the ``seed_size`` / ``validation_floor`` of its shares and the ``encoder`` of
+    its model, those in ``followed``; where that is not known (None: a project from before migration 0011)
+    the counts equal to what the preset on ``base`` gives for the project's budgets
     (:func:`with_budgets_following` stored them so), which takes a count a user set to exactly that value
     as following too."""
     if followed is not None:
-        return {k: v for k, v in settings.items() if k not in COUNTS or k not in followed}
+        return {k: v for k, v in settings.items() if k == "preset" or k not in followed}
     if not settings.get("preset"):
         return settings
     try:

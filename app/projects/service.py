@@ -26,7 +26,7 @@ from app.projects.config import (
     project_config,
     with_budgets_following,
     with_data_kind_preset,
-    without_followed_counts,
+    without_followed,
 )
 from app.projects.schemas import ProjectCounts, ProjectCreate, ProjectDetail, ProjectRead, ProjectUpdate
 from app.rounds import auto_labels_repository as auto_repo
@@ -89,10 +89,9 @@ def update_settings(session: Session, project: Project, body: ProjectUpdate) -> 
     changes = _with_following_preset(session, project, given, followed)
     kept = project.settings
     if "preset" in changes:  # what followed the old preset follows the new one
-        kept = without_followed_counts(kept, project.base_config, followed)
-        kept = {k: v for k, v in kept.items() if k != "encoder" or k not in (followed or ())}
+        kept = without_followed(kept, project.base_config, followed)
     merged = {k: v for k, v in {**kept, **changes}.items() if v is not None}
-    # the base moves only when asked (or followed): PATCH preset (even to the same name) pins this release's
+    # the base moves only with the preset (PATCHed, even to the same name, or followed): this release's
     base = base_config(merged) if "preset" in changes else project.base_config
     # a new preset's seed and floor follow the budgets the project keeps, as at creation
     user_set = [k for k in project.settings if k not in given and followed is not None and k not in followed]
