@@ -87,6 +87,8 @@ listed in ``projects.followed`` while the user has not set them: ``preset`` its 
 (:func:`with_budgets_following`), ``encoder`` the one its model reads
 (``app.items.raw.with_model_encoder``). A followed setting follows what it followed when the user changes
 that; one the user set stays."""
+COUNTS = ("seed_size", "validation_floor")
+"""The loop counts that follow a preset's shares of the budgets."""
 PRESET_READS = ("model", "encoder", "label_budget")
 """The settings the data kind's choice of a text preset reads (:func:`tbal.config.preset_for_data`)."""
 NESTED = ("colander", "method_params")
@@ -198,10 +200,6 @@ def without_followed(
         return settings
     shares = counts_for_budgets(loop, *budgets, seed=True, floor=True)
     return {k: v for k, v in settings.items() if k not in shares or v != shares[k]}
-
-
-COUNTS = ("seed_size", "validation_floor")
-"""The loop counts that follow a preset's shares of the budgets."""
 
 
 def _base_of(settings: dict[str, Any], base: dict[str, Any] | None) -> TBALConfig:
