@@ -165,8 +165,9 @@ def followed_after(
     before: dict[str, Any], after: dict[str, Any], changes: dict[str, Any], followed: Collection[str] | None
 ) -> list[str] | None:
     """The :data:`FOLLOWING` settings of ``after`` that the service chose: not set by the user in
-    ``changes`` (a create body's or a PATCH's; null unsets), and either followed before or filled in or
-    changed now (they differ from ``before``). None stays None: a project from before migration 0011."""
+    ``changes`` (a create body's or a PATCH's), and either followed before, unset by ``changes`` (null) and
+    filled in again, or filled in or changed now (they differ from ``before``). None stays None: a project
+    from before migration 0011."""
     if followed is None:
         return None
     return [
@@ -174,7 +175,7 @@ def followed_after(
         for name in FOLLOWING
         if name in after
         and changes.get(name) is None
-        and (name in followed or after[name] != before.get(name))
+        and (name in followed or name in changes or after[name] != before.get(name))
     ]
 
 

@@ -50,6 +50,15 @@ def test_a_chosen_text_preset_follows_the_label_budget_and_the_model_before_the_
     assert small_network["config"]["train"]["epochs"] == 50
 
 
+def test_a_setting_set_to_null_follows_again(api: Api) -> None:
+    project = create(api, "unset-again", "text")
+    mine = patch(api, project, encoder="minilm-tokens", seed_size=300)
+    assert mine["followed"] == ["preset"]
+    again = patch(api, project, encoder=None, seed_size=None)
+    assert again["settings"]["encoder"] == "minilm-tokens" and "seed_size" not in again["settings"]
+    assert again["followed"] == ["preset", "encoder"]  # the seed is the base's again: nothing stored
+
+
 def test_a_preset_the_user_named_stays_when_the_budget_moves(api: Api) -> None:
     named = create(api, "named-texts", "text", preset="text-finetune")
     assert "preset" not in named["followed"]
