@@ -95,12 +95,10 @@ def walks(X: np.ndarray, y: np.ndarray, seed: int) -> None:
 
 def ensemble(X: np.ndarray, y: np.ndarray, seed: int) -> None:
     """The text-paper MLP, alone and averaged over 3 or 5 seeds, under the default walk."""
-    config = preset("text-paper")
     tr, va, po = split(seed, len(y))
     outputs = []
     for member in range(5):
-        model = build_model(config.model, (X.shape[1],), 2)
-        train_classifier(model, X[tr], one_hot(y[tr], 2), config.train, seed=seed * 100 + member)
+        model = _text_mlp(X[tr], y[tr], seed * 100 + member)
         outputs.append((predict(model, X[va]).probs, predict(model, X[po]).probs))
     for k in (1, 3, 5):
         pv = np.mean([o[0] for o in outputs[:k]], axis=0)
@@ -180,15 +178,11 @@ def labels(X: np.ndarray, y: np.ndarray, seed: int) -> None:
     the oracle coverage at ε and the noise-free ceiling of one certificate on 2,400 validation points at
     δ_k (the text preset's N_v with its floor), on the same pool of 18,000. Shows whether the
     representation or the number of labels caps SST-2's coverage under the valid bound."""
-
-    config = preset("text-paper")
     order = np.random.default_rng(seed).permutation(len(y))
     pool, rest = order[:18_000], order[18_000:]
     for n in (1200, 2000, 8000, 48_000):
         tr = rest[:n]
-        model = build_model(config.model, (X.shape[1],), 2)
-        train_classifier(model, X[tr], one_hot(y[tr], 2), config.train, seed=seed)
-        probs = predict(model, X[pool]).probs
+        probs = predict(_text_mlp(X[tr], y[tr], seed), X[pool]).probs
         accuracy, oracle, ceiling = _ranking_figures(probs.max(1), probs.argmax(1) == y[pool])
         print(
             f"seed {seed} {n:6d} labels: accuracy {accuracy:.1f} %, oracle coverage {oracle:.1f} %, "
@@ -264,6 +258,7 @@ def heads(X: np.ndarray, y: np.ndarray, seed: int) -> None:
 
 
 def _text_mlp(X: np.ndarray, y: np.ndarray, seed: int) -> torch.nn.Module:
+    """The text-paper preset's classifier trained on (X, y) with ``seed``."""
     config = preset("text-paper")
     model = build_model(config.model, (X.shape[1],), 2)
     train_classifier(model, X, one_hot(y, 2), config.train, seed=seed)

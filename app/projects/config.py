@@ -107,9 +107,15 @@ def with_data_kind_preset(settings: dict[str, Any], data_kind: str) -> dict[str,
     defaults) with its data kind's (:func:`tbal.config.preset_for_data`): texts ``text-finetune`` (or
     ``text-paper`` where the settings choose another model, a feature encoder or a ``label_budget`` too small
     to fine-tune on), images ``mnist-paper``; feature vectors none."""
-    budget = _count_or_none(settings.get("label_budget"))
-    name = preset_for_data(data_kind, settings.get("model"), settings.get("encoder"), budget)
+    name = _data_kind_preset(settings, data_kind, settings.get("encoder"))
     return settings if name is None else {"preset": name, **settings}
+
+
+def _data_kind_preset(settings: dict[str, Any], data_kind: str, encoder: str | None) -> str | None:
+    """:func:`tbal.config.preset_for_data` on the model and ``label_budget`` of ``settings`` and ``encoder``
+    (the user's: one the service chose does not choose the preset)."""
+    budget = _count_or_none(settings.get("label_budget"))
+    return preset_for_data(data_kind, settings.get("model"), encoder, budget)
 
 
 def with_budgets_following(
@@ -156,8 +162,7 @@ def following_preset(
         return None
     merged = {**settings, **changes}
     encoder = None if "encoder" in followed and "encoder" not in changes else merged.get("encoder")
-    budget = _count_or_none(merged.get("label_budget"))
-    name = preset_for_data(data_kind, merged.get("model"), encoder, budget)
+    name = _data_kind_preset(merged, data_kind, encoder)
     return name if name is not None and name != settings.get("preset") else None
 
 
