@@ -186,10 +186,11 @@ def test_a_running_round_is_shown_live_and_its_end_picked_up(
     first = tb.run_round(project.id, poll_s=0.1, timeout_s=300)
     tb.simulate(project.id)
     # A round long enough to watch on this machine: about 8 s of training, scaled from the first round's,
-    # and at least 400 epochs: the first round's time holds one-off costs, and on an idle machine a scale
-    # from it alone gave 87 epochs, 1.5 s, too short for the page to see its progress move
+    # and at least 3,000 epochs: the first round's time holds one-off costs, so the scale alone is too
+    # low on an idle machine (87 epochs, 1.5 s), and CI saw 400 epochs end in 1.6 s, under one poll of
+    # the page (2 s), so the page saw no progress move; 3,000 is about 10 s idle
     train_s = max(0.05, float((first.metrics or {})["timings"]["train"]))
-    epochs = int(min(5000, max(400, DASHBOARD_EPOCHS * TRAIN_SECONDS / train_s)))
+    epochs = int(min(6000, max(3000, DASHBOARD_EPOCHS * TRAIN_SECONDS / train_s)))
     tb.update_settings(project.id, {"epochs": epochs})
 
     context, page, errors = open_page(
