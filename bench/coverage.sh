@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-benchmark  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +27,12 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   # classes of unequal difficulty (a few alike, the rest easy): bench/hard_mnist.py write --out "$MIXED"
   # --strength 1.0 --class-factors 0.5,0.4,1.2,1.4,0.6,1.4,0.8,0.6,1.4,1.3
   if [ "$ds" = mixed ]; then data=(--data "$MIXED" --preset mnist-paper); fi
+  # feature vectors (an .npz whose inputs have one axis; what a features project gets): SST-2's embeddings
+  # and flat pixel rows written by bench/flat_vectors.py --out "$VECTORS" --harder "$HARDER"
+  if [ "$ds" = vec-sst2 ]; then data=(--data "$DATA/sst2_minilm.npz" --pool-size 10000); fi
+  # (the same scaled to a mean row norm of 1, as SST-2's embeddings are, for features-tune2: written by hand in
+  # the twenty-seventh session before the library's input scaling was chosen)
+  case "$ds" in vec-mnist* | vec-digits* | vec-harder*) data=(--data "$VECTORS/${ds#vec-}.npz") ;; esac
   test -s "$OUT/$name.json" && return 0
   # cases measured before walk_start_share 0.3 (seventh session) ran with the walk starting where a pass
   # is first possible, and those before the eighth session without self-training (mnist-paper's
@@ -40,7 +46,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   case "$name" in
     s9-* | s10-* | s11-* | s12-* | s13-* | s14-*) set -- "$@" --set thresholds.walk_start_share=0.3 ;;
     s8-*) set -- "$@" --set train.pseudo_label_share=0 --set thresholds.walk_start_share=0.3 ;;
-    s15-* | s16-* | s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
+    s15-* | s16-* | s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-* | s27-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
     *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
   esac
   # from the tenth to the fourteenth session mnist-paper drew 0.6 of N_v inside the stratum (0.9 since
@@ -52,7 +58,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   # until the sixteenth session mnist-paper trained LeNet-5 and widened its stratum to 2ε (ResNet-8 and 3ε
   # since): a case's own setting, given after, wins
   case "$name" in
-    s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-*) ;;
+    s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-* | s27-*) ;;
     *) case "$ds" in
          mnist | hard | harder | mixed) set -- --set model.name=lenet5 --set loop.stratum_error_factor=2 "$@" ;;
        esac ;;
@@ -66,14 +72,14 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
              mnist | hard | harder | mixed)
                set -- --set train.warm_start_epochs=20 --set train.warm_start_rounds=lean "$@" ;;
            esac ;;
-    s19-* | s20-* | s21-* | s23-* | s26-*) ;;
+    s19-* | s20-* | s21-* | s23-* | s26-* | s27-*) ;;
     *) case "$ds" in mnist | hard | harder | mixed) set -- --set train.warm_start_epochs=0 "$@" ;; esac ;;
   esac
   # until the twenty-fourth session every run bounded the population's error (Clopper–Pearson), and until the
   # twenty-fifth a run without a preset did; since then the auto-labels' own (thresholds.finite_pool): a
   # case's own setting, given after, wins
   case "$name" in
-    s26-*) ;;
+    s26-* | s27-*) ;;
     *) set -- --set thresholds.finite_pool=false "$@" ;;
   esac
   .venv/bin/tbal run "${data[@]}" --confidence "$conf" --bound valid --seeds "$seed" --threads 1 "$@" \
@@ -83,7 +89,8 @@ export -f run
 HARD="${HARD:-/tmp/hard_mnist.npz}"
 HARDER="${HARDER:-/tmp/harder_mnist.npz}"
 MIXED="${MIXED:-/tmp/mixed_mnist.npz}"
-export DATA OUT HARD HARDER MIXED
+VECTORS="${VECTORS:-/tmp/vectors}"
+export DATA OUT HARD HARDER MIXED VECTORS
 
 # Cases measured before this session's text-paper changes pin what they ran with, so that they rerun it:
 # margin-random queries and no validation floor (TEXT_BEFORE), the paper's Colander network (PAPER_G,
@@ -429,7 +436,51 @@ cases() {
       done
       for s in 0 1 2 3 4; do echo "s26-b-m-sof-s$s mnist softmax $s"; echo "s26-b-m-col-s$s mnist colander $s"; done
       for s in 0 1 2 3 4; do echo "s26-b-tf-col-s$s sst2-ft colander $s"; done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26" >&2; exit 2 ;;
+    features-tune)  # the defaults of feature vectors (twenty-seventh session), tuning seeds 10-12 on four
+      # kinds of vectors: the library's defaults (what a features project got), with standardised inputs,
+      # with random queries and text-paper's floor share too, with the 256-unit network too, text-paper
+      # itself at the library's budgets, and that with standardised inputs
+      local std="--set train.standardize_inputs=true" rq="--set query.strategy=random --set loop.validation_floor=700"
+      local net="--set model.hidden=256 --set model.activation=relu --set model.dropout=0.5 --set train.weight_decay=0.01"
+      for ds in vec-sst2 vec-mnist vec-digits vec-harder; do
+        for s in 10 11 12; do
+          echo "s27-f-${ds#vec-}-lib-s$s $ds softmax $s"
+          echo "s27-f-${ds#vec-}-std-s$s $ds softmax $s $std"
+          echo "s27-f-${ds#vec-}-stdrq-s$s $ds softmax $s $std $rq"
+          echo "s27-f-${ds#vec-}-stdrqnet-s$s $ds softmax $s $std $rq $net"
+          echo "s27-f-${ds#vec-}-tp-s$s $ds softmax $s --preset text-paper --budget 500 --validation-size 500"
+          echo "s27-f-${ds#vec-}-tpstd-s$s $ds softmax $s --preset text-paper --budget 500 --validation-size 500 $std"
+        done
+      done ;;
+    features-tune2)  # the same vectors scaled to a mean row norm of 1 (standardised inputs hurt SST-2's
+      # embeddings, which already are): the library's defaults, text-paper at its budgets, and text-paper's
+      # network, queries and floor at the library's seed and batch
+      local rq="--set query.strategy=random --set loop.validation_floor=700"
+      local net="--set model.hidden=256 --set model.activation=relu --set model.dropout=0.5 --set train.weight_decay=0.01"
+      for ds in vec-mnist-unit vec-digits-unit vec-harder-unit; do
+        for s in 10 11 12; do
+          echo "s27-f-${ds#vec-}-lib-s$s $ds softmax $s"
+          echo "s27-f-${ds#vec-}-tp-s$s $ds softmax $s --preset text-paper --budget 500 --validation-size 500"
+          echo "s27-f-${ds#vec-}-rqnet-s$s $ds softmax $s $rq $net"
+        done
+      done
+      for s in 10 11 12; do echo "s27-f-sst2-rqnet-s$s vec-sst2 softmax $s $rq $net"; done ;;
+    features-tune3)  # vectors with text-paper's seed and batch shares (100 of 500, 100 a round: 4 rounds
+      # instead of 15), which set text-paper apart from the same network at the library's on SST-2
+      for ds in vec-sst2 vec-mnist vec-digits; do
+        for s in 10 11 12; do
+          echo "s27-f-${ds#vec-}-b100-s$s $ds softmax $s --set train.standardize_inputs=true --seed-size 100 --batch 100"
+        done
+      done ;;
+    features-benchmark)  # the features default chosen on the tuning seeds (the library's defaults with
+      # standardised inputs: preset vectors) against the library's defaults, benchmark seeds 0-4
+      for s in 0 1 2 3 4; do
+        for ds in vec-mnist vec-digits vec-sst2 vec-harder; do
+          echo "s27-b-${ds#vec-}-vectors-s$s $ds softmax $s --set train.standardize_inputs=true"
+        done
+        for ds in vec-mnist vec-digits; do echo "s27-b-${ds#vec-}-lib-s$s $ds softmax $s --preset none"; done
+      done ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-benchmark" >&2; exit 2 ;;
   esac
 }
 

@@ -183,7 +183,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         help="start from a preset's budgets and settings; default: the data kind's, as a service project's "
         "(texts text-finetune, or text-paper on frozen features or under 1,000 training labels unless "
         "--model minilm; images "
-        "mnist-paper; feature vectors none); none: the library's defaults",
+        "mnist-paper; feature vectors vectors); none: the library's defaults",
     )
     p.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     p.add_argument(

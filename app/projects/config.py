@@ -106,7 +106,7 @@ def with_data_kind_preset(settings: dict[str, Any], data_kind: str) -> dict[str,
     """The settings of a create body that names no preset (not even ``null``, which keeps the library's
     defaults) with its data kind's (:func:`tbal.config.preset_for_data`): texts ``text-finetune`` (or
     ``text-paper`` where the settings choose another model, a feature encoder or a ``label_budget`` too small
-    to fine-tune on), images ``mnist-paper``; feature vectors none."""
+    to fine-tune on), images ``mnist-paper``; feature vectors ``vectors``."""
     name = _data_kind_preset(settings, data_kind, settings.get("encoder"))
     return settings if name is None else {"preset": name, **settings}
 

@@ -39,7 +39,7 @@ class ProjectSettings(BaseModel):
     the project took it, pinned in the project: a new tbal release does not change it; PATCH ``preset`` to
     take the new one. A project created without ``preset`` gets its data kind's (texts ``text-finetune``,
     or ``text-paper`` where the settings choose a feature encoder, another model or a ``label_budget``
-    under 1,000 without model ``minilm``; images ``mnist-paper``; feature vectors the library's defaults);
+    under 1,000 without model ``minilm``; images ``mnist-paper``; feature vectors ``vectors``);
     ``"preset": null`` asks for the library's defaults. A preset's seed and validation floor follow the
     ``label_budget`` and ``validation_size`` a project sets (stored as ``seed_size`` and
     ``validation_floor``) unless it sets them too; what the service chose follows (``followed``). Values
@@ -54,11 +54,12 @@ class ProjectSettings(BaseModel):
 
     preset: ShortName | None = Field(
         default=None,
-        description="mnist-paper, cifar10-paper, text-paper or text-finetune: budgets and training tuned "
-        "for images, text embeddings, or texts (MiniLM fine-tuned on them; text projects only, encoder "
-        "minilm-tokens). Omitted at creation: the data kind's, text-finetune for texts (text-paper with a "
+        description="mnist-paper, cifar10-paper, text-paper, text-finetune or vectors: budgets and training "
+        "tuned for images, text embeddings, texts (MiniLM fine-tuned on them; text projects only, encoder "
+        "minilm-tokens), or feature vectors of any kind (the library's defaults with standardised inputs). "
+        "Omitted at creation: the data kind's, text-finetune for texts (text-paper with a "
         "feature encoder such as minilm, another model or a label_budget under 1,000 without model "
-        "minilm), mnist-paper for images, none for feature vectors. null: the library's defaults, "
+        "minilm), mnist-paper for images, vectors for feature vectors. null: the library's defaults, "
         "which certified 0-19 % of hard grey images where mnist-paper certifies 50-62 %, and nothing on "
         "SST-2 where text-paper certifies 26-30 % and text-finetune 34-46 % (BENCHMARKS.md)",
     )

@@ -113,7 +113,8 @@ def test_bad_input_gives_one_line_and_exit_code_2(
         )
     code, _out, err = _run(["run", "--data", str(data), "--epochs", "1", *extra], capsys)
     assert code == 2
-    lines = err.strip().splitlines()
+    # the data kind's preset is named on a line of its own before the run (feature vectors: vectors)
+    lines = [line for line in err.strip().splitlines() if not line.startswith("tbal: preset ")]
     assert len(lines) == 1, err
     assert lines[0].startswith("tbal: error:") and needle.lower() in lines[0].lower(), lines[0]
     assert "Traceback" not in err
@@ -259,8 +260,8 @@ def test_without_a_preset_the_data_chooses_one_as_a_service_project_does(tmp_pat
     assert _preset_and_counts(["--data", str(tmp_path / "imgs")])[:2] == ("mnist-paper", "resnet")
     assert _preset_and_counts(["--data", str(grey)])[:2] == ("mnist-paper", "resnet")
     assert _preset_and_counts(["--data", str(colour)])[0] == "mnist-paper"
-    for features in (vectors, odd, tmp_path / "missing.npz"):  # nothing known of them: library defaults
-        assert _preset_and_counts(["--data", str(features)])[0] is None
+    for features in (vectors, odd, tmp_path / "missing.npz"):  # nothing else known of them
+        assert _preset_and_counts(["--data", str(features)])[0] == "vectors"
     # an .npz whose texts the command reads is text data
     assert _preset_and_counts(["--data", str(vectors), "--model", "minilm"])[0] == "text-finetune"
     assert _preset_and_counts(["--data", str(vectors), "--encoder", "minilm"])[0] == "text-paper"

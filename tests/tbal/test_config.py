@@ -73,7 +73,7 @@ def test_each_kind_of_data_has_its_preset() -> None:
     assert preset_for_data("text", encoder="minilm-tokens", label_budget=300) == "text-finetune"
     assert preset_for_data("image") == "mnist-paper"
     assert preset_for_data("image", "cnn") == "mnist-paper"
-    assert preset_for_data("features") is None
+    assert preset_for_data("features") == "vectors"
     assert all(preset_for_data(kind) in (*PRESET_NAMES, None) for kind in ("text", "image", "features"))
 
 

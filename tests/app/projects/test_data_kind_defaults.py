@@ -41,8 +41,12 @@ def test_each_data_kind_gets_its_preset_unless_it_names_one(api: Api) -> None:
     assert image["settings"]["preset"] == "mnist-paper"
     assert image["config"] == as_json(preset("mnist-paper"))
     features = create(api, "vectors", "features")
-    assert "preset" not in features["settings"]
-    assert features["config"] == as_json(TBALConfig())
+    assert features["settings"]["preset"] == "vectors"
+    assert features["config"] == as_json(preset("vectors"))
+    assert features["config"]["train"]["standardize_inputs"] is True
+    bare = create(api, "bare-vectors", "features", preset=None)  # null: the library's defaults
+    assert "preset" not in bare["settings"] or bare["settings"]["preset"] is None
+    assert bare["config"] == as_json(TBALConfig())
     tuned = create(api, "tuned", "text", model="minilm")
     assert tuned["settings"]["preset"] == "text-finetune"
     assert tuned["settings"]["encoder"] == "minilm-tokens"
@@ -140,8 +144,11 @@ def test_a_presets_seed_follows_the_label_budget_a_project_sets(api: Api) -> Non
     assert create(api, "budget-images", "image", label_budget=300)["config"]["loop"]["seed_size"] == 120
     mine = create(api, "my-seed", "text", encoder="hashing:64", label_budget=300, seed_size=30)
     assert mine["config"]["loop"]["seed_size"] == 30
-    plain = create(api, "budget-plain", "features", label_budget=300)
+    # no preset: nothing follows
+    plain = create(api, "budget-plain", "features", label_budget=300, preset=None)
     assert plain["config"]["loop"]["seed_size"] == 200 and "seed_size" not in plain["settings"]
+    vectors = create(api, "budget-vectors", "features", label_budget=300)  # vectors' seed: 40 % of N_t
+    assert vectors["config"]["loop"]["seed_size"] == 120 and vectors["settings"]["seed_size"] == 120
     pid = text["id"]
     grown = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"label_budget": 2_000}}).json()
     assert grown["config"]["loop"]["seed_size"] == 400 and "seed_size" not in grown["settings"]

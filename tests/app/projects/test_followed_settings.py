@@ -28,7 +28,8 @@ def test_a_project_says_which_settings_the_service_chose(api: Api) -> None:
     assert small["followed"] == ["preset", "validation_floor"]  # the seed and the encoder are the user's
     named = create(api, "named-preset", "image", preset="mnist-paper", label_budget=300)
     assert named["followed"] == ["seed_size"]
-    assert create(api, "chosen-nothing", "features")["followed"] == []
+    assert create(api, "chosen-vectors", "features")["followed"] == ["preset"]
+    assert create(api, "chosen-nothing", "features", preset=None)["followed"] == []
 
 
 def test_a_chosen_text_preset_follows_the_label_budget_and_the_model_before_the_items(api: Api) -> None:

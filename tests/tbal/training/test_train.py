@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -89,6 +90,25 @@ def test_cosine_schedule() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- training
+
+
+def test_the_vectors_preset_trains_the_same_whatever_unit_the_vectors_come_in() -> None:
+    # feature vectors' default (preset vectors) standardises the inputs: the same blobs in units 1000
+    # times larger train the same classifier; without it the MLP's training sees other numbers
+    from tbal.config import preset
+
+    X, y = _blobs(400)
+    vectors = dataclasses.replace(preset("vectors").train, epochs=10, device="cpu")
+    plain = dataclasses.replace(vectors, standardize_inputs=False)
+
+    def logits(config: TrainConfig, scale: float) -> np.ndarray:
+        model = train_classifier(
+            _mlp(10, 3), X[:200] * scale, one_hot(y[:200], 3), config, seed=3, device=CPU
+        )
+        return predict(model, X[200:] * scale).logits
+
+    np.testing.assert_allclose(logits(vectors, 1.0), logits(vectors, 1000.0), rtol=1e-3, atol=1e-3)
+    assert np.abs(logits(plain, 1.0) - logits(plain, 1000.0)).max() > 1.0
 
 
 def test_mlp_learns_gaussian_blobs() -> None:
