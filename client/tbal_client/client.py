@@ -244,7 +244,7 @@ class TBALClient:
         budgets... (see the API's ProjectSettings; unset ones from the preset, which is the data kind's
         when ``settings`` names none: ``text-finetune`` for texts, ``text-paper`` where they choose a
         feature encoder, another model or a label budget under 1,000; ``mnist-paper`` for images;
-        ``{"preset": None}`` for the library's defaults)."""
+        ``vectors`` for feature vectors; ``{"preset": None}`` for the library's defaults)."""
         body = {
             "name": name,
             "classes": [str(c) for c in classes],
