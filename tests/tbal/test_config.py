@@ -164,6 +164,9 @@ def test_the_presets_training_does_not_depend_on_the_default() -> None:
     assert mnist.train.for_network("resnet") == NetworkTraining(100, 0.05, 1e-2, True, 2, 0.9)
     assert preset("text-paper").train.for_network("mlp") == NetworkTraining(50, 0.01, 1e-2, False, 0, 0.0)
     assert preset("cifar10-paper").train.for_network("cnn") == NetworkTraining(50, 0.01, 1e-3, False, 0, 0.0)
+    # MiniLM named under text-paper fine-tunes for its own epochs at its own learning rate, not the MLP's 50
+    # at 0.01 (text-paper's weight decay stays: the user named the preset)
+    assert preset("text-paper").train.for_network("minilm") == NetworkTraining(3, 0.005, 1e-2, False, 0, 0.0)
 
 
 def test_unset_training_values_survive_a_round_trip_through_a_dict() -> None:

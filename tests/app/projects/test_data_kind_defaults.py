@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from sklearn.datasets import load_digits
 
-from tbal.config import FINETUNE_LEAST_LABELS, TBALConfig, config_to_dict, preset
+from tbal.config import FINETUNE_LEAST_LABELS, TBALConfig, config_from_dict, config_to_dict, preset
 from tests.app.conftest import Api
 
 
@@ -93,6 +93,16 @@ def test_a_text_project_on_the_fine_tuned_default_can_move_to_frozen_features_be
     refused = api.patch(f"/api/v1/projects/{mine['id']}", json={"settings": {"preset": "text-paper"}})
     assert refused.status_code == 422, refused.text
     assert "settings.encoder" in refused.text
+
+
+def test_minilm_named_under_text_paper_fine_tunes_with_its_own_epochs(api: Api) -> None:
+    # text-paper leaves epochs and lr to the network: its MLP's 50 at 0.01, MiniLM's 3 at 0.005 (it was
+    # 50 epochs of fine-tuning at the MLP's learning rate)
+    named = create(api, "paper-minilm", "text", preset="text-paper", model="minilm")
+    train = config_from_dict(named["config"]).train
+    assert (train.epochs, train.lr) == (None, None)
+    assert (train.for_network("minilm").epochs, train.for_network("minilm").lr) == (3, 0.005)
+    assert (train.for_network("mlp").epochs, train.for_network("mlp").lr) == (50, 0.01)
 
 
 def test_a_null_preset_keeps_the_librarys_defaults(api: Api) -> None:
