@@ -1,7 +1,7 @@
 """A project whose settings name no preset gets its data kind's (tbal.config.preset_for_data): texts
 text-finetune (text-paper where they choose a classifier on frozen features), images mnist-paper, feature
-vectors the library's defaults; ``"preset": null`` keeps the library's defaults; a preset's validation
-floor follows the budgets a project sets (tbal.config.floor_for_budgets)."""
+vectors vectors (the library's defaults with standardised inputs); ``"preset": null`` keeps the library's
+defaults; a preset's validation floor follows the budgets a project sets (tbal.config.floor_for_budgets)."""
 
 from __future__ import annotations
 
