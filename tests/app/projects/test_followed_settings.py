@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.models import Project
-from tbal.config import FINETUNE_LEAST_LABELS
+from tbal.config import FINETUNE_LEAST_LABELS, config_from_dict
 from tests.app.conftest import Api
 from tests.app.projects.test_data_kind_defaults import create
 
@@ -48,7 +48,12 @@ def test_a_chosen_text_preset_follows_the_label_budget_and_the_model_before_the_
     small_network = patch(api, project, model="mlp")
     assert small_network["settings"]["preset"] == "text-paper"
     assert small_network["config"]["model"]["hidden"] == [256]  # text-paper's network, not the library's
-    assert small_network["config"]["train"]["epochs"] == 50
+    # text-paper's training: weight decay 1e-2, and its MLP's own 50 epochs at lr 0.01
+    train = config_from_dict(small_network["config"]).train
+    assert train.weight_decay == 1e-2 and (train.for_network("mlp").epochs, train.for_network("mlp").lr) == (
+        50,
+        0.01,
+    )
 
 
 def test_a_setting_set_to_null_follows_again(api: Api) -> None:
