@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|current27-harder|features-benchmark  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -478,6 +478,12 @@ cases() {
       for ds in vec-mnist-col vec-digits-col vec-sst2-col vec-harder-col; do
         for s in 10 11 12; do echo "s27-f-${ds#vec-}-lib-s$s $ds softmax $s --preset none"; done
       done ;;
+    features-sst2-budgets)  # SST-2's embeddings as vectors at text-paper's budgets (N_t 2,000, N_v 1,600, pool
+      # 20,000), tuning seeds 10-12: the features default and the library's, beside text-paper's 26-30 %
+      for s in 10 11 12; do
+        echo "s27-f-sst2big-vectors-s$s vec-sst2 softmax $s --pool-size 20000 --budget 2000 --validation-size 1600"
+        echo "s27-f-sst2big-lib-s$s vec-sst2 softmax $s --pool-size 20000 --budget 2000 --validation-size 1600 --preset none"
+      done ;;
     current27-harder)  # the held-out stand-in (harder images, mnist-paper) on its fresh seeds 20-24 with
       # today's defaults (the certificate on the auto-labels; last run in the nineteenth session, s19 records
       # bench/results/warm-s19/harder-fresh-all20-*)
@@ -490,7 +496,7 @@ cases() {
         done
         for ds in vec-mnist vec-digits; do echo "s27-b-${ds#vec-}-lib-s$s $ds softmax $s --preset none"; done
       done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|current27-harder|features-benchmark" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark" >&2; exit 2 ;;
   esac
 }
 
