@@ -30,8 +30,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   # feature vectors (an .npz whose inputs have one axis; what a features project gets): SST-2's embeddings
   # and flat pixel rows written by bench/flat_vectors.py --out "$VECTORS" --harder "$HARDER"
   if [ "$ds" = vec-sst2 ]; then data=(--data "$DATA/sst2_minilm.npz" --pool-size 10000); fi
-  # (the same scaled to a mean row norm of 1, as SST-2's embeddings are, for features-tune2: written by hand in
-  # the twenty-seventh session before the library's input scaling was chosen)
+  # (and its variants: <name>-unit rows scaled to a mean norm of 1, <name>-col every column standardised)
   case "$ds" in vec-mnist* | vec-digits* | vec-harder* | vec-sst2-*) data=(--data "$VECTORS/${ds#vec-}.npz") ;; esac
   test -s "$OUT/$name.json" && return 0
   # cases measured before walk_start_share 0.3 (seventh session) ran with the walk starting where a pass
@@ -439,15 +438,16 @@ cases() {
     features-tune)  # the defaults of feature vectors (twenty-seventh session), tuning seeds 10-12 on four
       # kinds of vectors: the library's defaults (what a features project got), with standardised inputs,
       # with random queries and text-paper's floor share too, with the 256-unit network too, text-paper
-      # itself at the library's budgets, and that with standardised inputs
+      # itself at the library's budgets, and that with standardised inputs (run before the vectors preset
+      # existed: --preset none is what a vector file got then)
       local std="--set train.standardize_inputs=true" rq="--set query.strategy=random --set loop.validation_floor=700"
       local net="--set model.hidden=256 --set model.activation=relu --set model.dropout=0.5 --set train.weight_decay=0.01"
       for ds in vec-sst2 vec-mnist vec-digits vec-harder; do
         for s in 10 11 12; do
-          echo "s27-f-${ds#vec-}-lib-s$s $ds softmax $s"
-          echo "s27-f-${ds#vec-}-std-s$s $ds softmax $s $std"
-          echo "s27-f-${ds#vec-}-stdrq-s$s $ds softmax $s $std $rq"
-          echo "s27-f-${ds#vec-}-stdrqnet-s$s $ds softmax $s $std $rq $net"
+          echo "s27-f-${ds#vec-}-lib-s$s $ds softmax $s --preset none"
+          echo "s27-f-${ds#vec-}-std-s$s $ds softmax $s --preset none $std"
+          echo "s27-f-${ds#vec-}-stdrq-s$s $ds softmax $s --preset none $std $rq"
+          echo "s27-f-${ds#vec-}-stdrqnet-s$s $ds softmax $s --preset none $std $rq $net"
           echo "s27-f-${ds#vec-}-tp-s$s $ds softmax $s --preset text-paper --budget 500 --validation-size 500"
           echo "s27-f-${ds#vec-}-tpstd-s$s $ds softmax $s --preset text-paper --budget 500 --validation-size 500 $std"
         done
@@ -459,21 +459,21 @@ cases() {
       local net="--set model.hidden=256 --set model.activation=relu --set model.dropout=0.5 --set train.weight_decay=0.01"
       for ds in vec-mnist-unit vec-digits-unit vec-harder-unit; do
         for s in 10 11 12; do
-          echo "s27-f-${ds#vec-}-lib-s$s $ds softmax $s"
+          echo "s27-f-${ds#vec-}-lib-s$s $ds softmax $s --preset none"
           echo "s27-f-${ds#vec-}-tp-s$s $ds softmax $s --preset text-paper --budget 500 --validation-size 500"
-          echo "s27-f-${ds#vec-}-rqnet-s$s $ds softmax $s $rq $net"
+          echo "s27-f-${ds#vec-}-rqnet-s$s $ds softmax $s --preset none $rq $net"
         done
       done
-      for s in 10 11 12; do echo "s27-f-sst2-rqnet-s$s vec-sst2 softmax $s $rq $net"; done ;;
+      for s in 10 11 12; do echo "s27-f-sst2-rqnet-s$s vec-sst2 softmax $s --preset none $rq $net"; done ;;
     features-tune3)  # vectors with text-paper's seed and batch shares (100 of 500, 100 a round: 4 rounds
       # instead of 15), which set text-paper apart from the same network at the library's on SST-2
       for ds in vec-sst2 vec-mnist vec-digits; do
         for s in 10 11 12; do
-          echo "s27-f-${ds#vec-}-b100-s$s $ds softmax $s --set train.standardize_inputs=true --seed-size 100 --batch 100"
+          echo "s27-f-${ds#vec-}-b100-s$s $ds softmax $s --preset none --set train.standardize_inputs=true --seed-size 100 --batch 100"
         done
       done ;;
     features-tune4)  # every column standardised on its own (mean and sd over the whole file, labels unused;
-      # written by hand in the twenty-seventh session, SST-2's first 10,000 embeddings as sst2-col), with the
+      # bench/flat_vectors.py writes them, SST-2's first 10,000 embeddings as sst2-col), with the
       # library's defaults: what a per-column standardisation (tabular data) would do on these vectors
       for ds in vec-mnist-col vec-digits-col vec-sst2-col vec-harder-col; do
         for s in 10 11 12; do echo "s27-f-${ds#vec-}-lib-s$s $ds softmax $s --preset none"; done
@@ -481,7 +481,7 @@ cases() {
     features-sst2-budgets)  # SST-2's embeddings as vectors at text-paper's budgets (N_t 2,000, N_v 1,600, pool
       # 20,000), tuning seeds 10-12: the features default and the library's, beside text-paper's 26-30 %
       for s in 10 11 12; do
-        echo "s27-f-sst2big-vectors-s$s vec-sst2 softmax $s --pool-size 20000 --budget 2000 --validation-size 1600"
+        echo "s27-f-sst2big-vectors-s$s vec-sst2 softmax $s --pool-size 20000 --budget 2000 --validation-size 1600 --preset vectors"
         echo "s27-f-sst2big-lib-s$s vec-sst2 softmax $s --pool-size 20000 --budget 2000 --validation-size 1600 --preset none"
       done ;;
     current27-harder)  # the held-out stand-in (harder images, mnist-paper) on its fresh seeds 20-24 with
@@ -489,10 +489,11 @@ cases() {
       # bench/results/warm-s19/harder-fresh-all20-*)
       for s in 20 21 22 23 24; do echo "s27-b-hr-sof-s$s harder softmax $s"; done ;;
     features-benchmark)  # the features default chosen on the tuning seeds (the library's defaults with
-      # standardised inputs: preset vectors) against the library's defaults, benchmark seeds 0-4
+      # standardised inputs: preset vectors; run as --preset none --set train.standardize_inputs=true before
+      # the preset existed, the same configuration) against the library's defaults, benchmark seeds 0-4
       for s in 0 1 2 3 4; do
         for ds in vec-mnist vec-digits vec-sst2 vec-harder; do
-          echo "s27-b-${ds#vec-}-vectors-s$s $ds softmax $s --set train.standardize_inputs=true"
+          echo "s27-b-${ds#vec-}-vectors-s$s $ds softmax $s --preset vectors"
         done
         for ds in vec-mnist vec-digits; do echo "s27-b-${ds#vec-}-lib-s$s $ds softmax $s --preset none"; done
       done ;;

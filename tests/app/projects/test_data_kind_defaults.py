@@ -45,7 +45,7 @@ def test_each_data_kind_gets_its_preset_unless_it_names_one(api: Api) -> None:
     assert features["config"] == as_json(preset("vectors"))
     assert features["config"]["train"]["standardize_inputs"] is True
     bare = create(api, "bare-vectors", "features", preset=None)  # null: the library's defaults
-    assert "preset" not in bare["settings"] or bare["settings"]["preset"] is None
+    assert "preset" not in bare["settings"] and bare["followed"] == []
     assert bare["config"] == as_json(TBALConfig())
     tuned = create(api, "tuned", "text", model="minilm")
     assert tuned["settings"]["preset"] == "text-finetune"

@@ -50,10 +50,8 @@ def test_a_chosen_text_preset_follows_the_label_budget_and_the_model_before_the_
     assert small_network["config"]["model"]["hidden"] == [256]  # text-paper's network, not the library's
     # text-paper's training: weight decay 1e-2, and its MLP's own 50 epochs at lr 0.01
     train = config_from_dict(small_network["config"]).train
-    assert train.weight_decay == 1e-2 and (train.for_network("mlp").epochs, train.for_network("mlp").lr) == (
-        50,
-        0.01,
-    )
+    assert train.weight_decay == 1e-2
+    assert (train.for_network("mlp").epochs, train.for_network("mlp").lr) == (50, 0.01)
 
 
 def test_a_setting_set_to_null_follows_again(api: Api) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tbal.config import TRAIN_METHODS, ConfigError, ModelConfig, TrainConfig
+from tbal.config import TRAIN_METHODS, ConfigError, ModelConfig, TrainConfig, preset
 from tbal.data import load_dataset
 from tbal.errors import TBALInputError
 from tbal.models import Classifier, build_model
@@ -95,8 +95,6 @@ def test_cosine_schedule() -> None:
 def test_the_vectors_preset_trains_the_same_whatever_unit_the_vectors_come_in() -> None:
     # feature vectors' default (preset vectors) standardises the inputs: the same blobs in units 1000
     # times larger train the same classifier; without it the MLP's training sees other numbers
-    from tbal.config import preset
-
     X, y = _blobs(400)
     vectors = dataclasses.replace(preset("vectors").train, epochs=10, device="cpu")
     plain = dataclasses.replace(vectors, standardize_inputs=False)
