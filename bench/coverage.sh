@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|outside-tune  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,9 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   if [ "$ds" = vec-sst2 ]; then data=(--data "$DATA/sst2_minilm.npz" --pool-size 10000); fi
   # (and its variants: <name>-unit rows scaled to a mean norm of 1, <name>-col every column standardised)
   case "$ds" in vec-mnist* | vec-digits* | vec-harder* | vec-sst2-*) data=(--data "$VECTORS/${ds#vec-}.npz") ;; esac
+  # SST-2's file as a user gives it to `tbal run`: the whole train split (67,349 sentences) as the pool, the
+  # preset named by the case (since the twenty-eighth session the file's texts make it text data)
+  if [ "$ds" = sst2-file ]; then data=(--data "$DATA/sst2_minilm.npz"); fi
   test -s "$OUT/$name.json" && return 0
   # cases measured before walk_start_share 0.3 (seventh session) ran with the walk starting where a pass
   # is first possible, and those before the eighth session without self-training (mnist-paper's
@@ -45,7 +48,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   case "$name" in
     s9-* | s10-* | s11-* | s12-* | s13-* | s14-*) set -- "$@" --set thresholds.walk_start_share=0.3 ;;
     s8-*) set -- "$@" --set train.pseudo_label_share=0 --set thresholds.walk_start_share=0.3 ;;
-    s15-* | s16-* | s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-* | s27-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
+    s15-* | s16-* | s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-* | s27-* | s28-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
     *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
   esac
   # from the tenth to the fourteenth session mnist-paper drew 0.6 of N_v inside the stratum (0.9 since
@@ -57,7 +60,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   # until the sixteenth session mnist-paper trained LeNet-5 and widened its stratum to 2ε (ResNet-8 and 3ε
   # since): a case's own setting, given after, wins
   case "$name" in
-    s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-* | s27-*) ;;
+    s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-* | s27-* | s28-*) ;;
     *) case "$ds" in
          mnist | hard | harder | mixed) set -- --set model.name=lenet5 --set loop.stratum_error_factor=2 "$@" ;;
        esac ;;
@@ -71,14 +74,14 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
              mnist | hard | harder | mixed)
                set -- --set train.warm_start_epochs=20 --set train.warm_start_rounds=lean "$@" ;;
            esac ;;
-    s19-* | s20-* | s21-* | s23-* | s26-* | s27-*) ;;
+    s19-* | s20-* | s21-* | s23-* | s26-* | s27-* | s28-*) ;;
     *) case "$ds" in mnist | hard | harder | mixed) set -- --set train.warm_start_epochs=0 "$@" ;; esac ;;
   esac
   # until the twenty-fourth session every run bounded the population's error (Clopper–Pearson), and until the
   # twenty-fifth a run without a preset did; since then the auto-labels' own (thresholds.finite_pool): a
   # case's own setting, given after, wins
   case "$name" in
-    s26-* | s27-*) ;;
+    s26-* | s27-* | s28-*) ;;
     *) set -- --set thresholds.finite_pool=false "$@" ;;
   esac
   .venv/bin/tbal run "${data[@]}" --confidence "$conf" --bound valid --seeds "$seed" --threads 1 "$@" \
@@ -497,7 +500,20 @@ cases() {
         done
         for ds in vec-mnist vec-digits; do echo "s27-b-${ds#vec-}-lib-s$s $ds softmax $s --preset none"; done
       done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark" >&2; exit 2 ;;
+    sst2-file)  # SST-2's file with no flag but the seed, tuning seeds 10-11: what `tbal run` picked for it
+      # before the twenty-eighth session (vectors: the file's X, the library's budgets) and since (its texts:
+      # text-finetune, the file's texts fine-tuned on)
+      for s in 10 11; do
+        echo "s28-file-vectors-s$s sst2-file softmax $s --preset vectors"
+        echo "s28-file-tf-s$s sst2-file softmax $s --preset text-finetune"
+      done ;;
+    outside-tune)  # the certifying rounds also train on the validation points outside the stratum
+      # (loop.train_outside_stratum), text-finetune on SST-2, tuning seeds 10-12, without and with
+      for s in 10 11 12; do
+        echo "s28-tf-inside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=false"
+        echo "s28-tf-outside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=true"
+      done ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|outside-tune" >&2; exit 2 ;;
   esac
 }
 

@@ -17,10 +17,13 @@ drawn inside the stratum (the top ``--stratum-share`` of the pool left) by the r
 one, and the rounds after it certify inside the stratum only.
 
 With ``--soft-pseudo-labels`` the
-pseudo-labels are the first classifier's softmax rows (``train.pseudo_label_targets`` soft).
+pseudo-labels are the first classifier's softmax rows (``train.pseudo_label_targets`` soft). With
+``--train-outside`` the rounds that may auto-label inside the stratum also train on the validation points
+outside it (``loop.train_outside_stratum``).
 
 Usage: .venv/bin/python bench/simulate_self_training.py --runs 1000 [--extra 3] [--no-self-training]
-       [--targeted K --stratum-share Q --stratum-error-factor C] [--soft-pseudo-labels] [--show N]
+       [--targeted K --stratum-share Q --stratum-error-factor C] [--soft-pseudo-labels] [--train-outside]
+       [--show N]
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def config(
     stratum_share: float = 0.5,
     error_factor: float = 0.0,
     pseudo_targets: str = "hard",
+    train_outside: bool = False,
 ) -> TBALConfig:
     return with_overrides(
         TBALConfig(),
@@ -74,6 +78,7 @@ def config(
             "loop.targeted_validation": targeted,
             "loop.stratum_share": stratum_share,
             "loop.stratum_error_factor": error_factor,
+            "loop.train_outside_stratum": train_outside,
         },
     )
 
@@ -126,6 +131,11 @@ def main() -> None:
     parser.add_argument(
         "--soft-pseudo-labels", action="store_true", help="train.pseudo_label_targets soft (the softmax rows)"
     )
+    parser.add_argument(
+        "--train-outside",
+        action="store_true",
+        help="loop.train_outside_stratum: train on the validation points outside the stratum too",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     dataset = problem()
@@ -136,6 +146,7 @@ def main() -> None:
         args.stratum_share,
         args.stratum_error_factor,
         pseudo_targets,
+        args.train_outside,
     )
     failures, coverages, started = 0, [], time.monotonic()
     for seed in range(args.first_seed, args.first_seed + args.runs):
@@ -152,7 +163,8 @@ def main() -> None:
     margin = 3 * np.sqrt(DELTA * (1 - DELTA) / args.runs)
     print(
         f"self-training {self_training}, targeted {args.targeted} "
-        f"(stratum share {args.stratum_share}, error factor {args.stratum_error_factor}), "
+        f"(stratum share {args.stratum_share}, error factor {args.stratum_error_factor}"
+        f"{', training on the validation points outside it' if args.train_outside else ''}), "
         f"{cfg.loop.planned_rounds} "
         f"planned rounds + {args.extra}: {failures} of {args.runs} runs had a round above ε "
         f"({100 * rate:.1f} %, δ = {DELTA}, 3-sigma margin {100 * margin:.1f} points); mean coverage "

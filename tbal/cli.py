@@ -43,7 +43,7 @@ from tbal.config import (
     preset_for_data,
     with_overrides,
 )
-from tbal.data import input_shape
+from tbal.data import holds_texts, input_shape
 from tbal.environment import run_environment
 from tbal.errors import TBALInputError
 
@@ -269,9 +269,14 @@ def preset_name(args: argparse.Namespace, overrides: dict[str, Any] | None = Non
 
 def data_kind(args: argparse.Namespace) -> str:
     """What ``--data`` holds, as a service project names it: "image" (a folder of images, or an .npz whose
-    inputs have two axes, or three with 1, 3 or 4 channels), "text" (a text file, or an .npz whose texts
-    ``--encoder`` or the ``minilm`` model reads) or "features". An unreadable .npz is "features": loading
-    it names what is wrong."""
+    inputs have two axes, or three with 1, 3 or 4 channels), "text" (a text file, an .npz whose texts
+    ``--encoder`` or the ``minilm`` model reads, or an .npz of feature vectors that holds the split's texts
+    too, as ``sst2_minilm.npz`` does) or "features". An unreadable .npz is "features": loading it names
+    what is wrong.
+
+    Vectors beside their texts are text data because the texts certify more: on SST-2's file (its X the
+    sentences' MiniLM embeddings) the features default certified nothing, and ``text-finetune``, which
+    fine-tunes on the texts, 40.4 % (BENCHMARKS.md, "Issue 11, twenty-eighth session")."""
     path = Path(args.data)
     if path.is_dir():
         return "image"
@@ -280,10 +285,12 @@ def data_kind(args: argparse.Namespace) -> str:
         return "text"
     try:
         shape = input_shape(path, split=args.split)
+        is_image = len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4))
+        if is_image:
+            return "image"
+        return "text" if len(shape) == 1 and holds_texts(path, split=args.split) else "features"
     except TBALInputError:
         return "features"
-    is_image = len(shape) == 2 or (len(shape) == 3 and shape[2] in (1, 3, 4))
-    return "image" if is_image else "features"
 
 
 def _counts_following_budgets(base: LoopConfig, overrides: dict[str, Any]) -> dict[str, int]:

@@ -515,8 +515,18 @@ class LoopConfig:
     # stratum_share: a fixed share caps a certificate that the last round's better classifier can push
     # past it (BENCHMARKS.md, "The stratum in the loop").
     stratum_error_factor: float = 2.0
+    # The rounds that may auto-label inside a stratum also train on the validation points outside it,
+    # which no test there reads (D_th is the validation points inside the stratum). Valid because the
+    # stratum is fixed without labels and its inside points stay a uniform sample of it, apart from
+    # everything the classifier saw; a label-fitted confidence function (its D_cal is drawn from those
+    # points) keeps them out of training.
+    train_outside_stratum: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.train_outside_stratum, bool):
+            raise ConfigError(
+                f"loop.train_outside_stratum must be true or false, got {self.train_outside_stratum!r}"
+            )
         _check_positive_int("loop.label_budget", self.label_budget)
         _check_positive_int("loop.seed_size", self.seed_size)
         _check_positive_int("loop.batch_size", self.batch_size)

@@ -226,6 +226,15 @@ def input_shape(path: str | Path, *, split: str = "auto") -> tuple[int, ...]:
         return tuple(_read(archive, x_key, file).shape[1:])  # a newer header format: read the array
 
 
+def holds_texts(path: str | Path, *, split: str = "auto") -> bool:
+    """Whether a .npz holds the texts of ``split`` (``text_<split>_utf8``, or ``text_utf8`` beside X / y)
+    that :func:`load_dataset` can encode instead of X; raises DataError as it does."""
+    file = Path(path)
+    with _open_npz(file, "keys X and y") as archive:
+        _x_key, _y_key, suffix = _split_keys(set(archive.files), split, file)
+        return f"text{suffix}_utf8" in archive.files
+
+
 def load_inputs(path: str | Path) -> np.ndarray:
     """Prepared inputs (:func:`prepare_inputs`) of the key X of a .npz file that needs no labels, e.g. an
     out-of-distribution set; raises DataError naming what is wrong."""

@@ -25,7 +25,14 @@ import numpy as np
 import torch
 
 from tbal.confidence import ConfidenceFunction, make_confidence
-from tbal.config import COMPARABLE_SCORES, TBALConfig, TrainConfig, resolved_thresholds, targeted_count
+from tbal.config import (
+    COMPARABLE_SCORES,
+    LABEL_FREE_SCORES,
+    TBALConfig,
+    TrainConfig,
+    resolved_thresholds,
+    targeted_count,
+)
 from tbal.data import Dataset
 from tbal.errors import TBALInputError
 from tbal.evaluation import EvaluationReport, evaluate_predictions
@@ -179,7 +186,10 @@ def run_round(
         may_label = may_auto_label(plan, config)
         self_train = may_label and _self_trains(config, network_name(config.model, inputs.X_train.shape[1:]))
         warm = inputs.warm_start if warm_start_applies(config, may_label, inputs.warm_start) else None
-        trained = _train(inputs, config, seed, device, report, self_train=self_train, warm=warm)
+        outside = _validation_outside_stratum(inputs, config, may_label)
+        trained = _train(
+            inputs, config, seed, device, report, self_train=self_train, warm=warm, also_validation=outside
+        )
     model, pool_preds = trained.model, trained.pool_preds
 
     cert = _certify(inputs, config, plan, trained, rng, timings, report)
@@ -330,6 +340,40 @@ def _certify(
     )
 
 
+def _validation_outside_stratum(inputs: RoundInput, config: TBALConfig, may_label: bool) -> np.ndarray:
+    """The validation rows a round also trains on (``loop.train_outside_stratum``): in a round that may
+    auto-label inside a stratum, those outside it, which no test of the round reads. Valid: the stratum
+    was fixed by an earlier round's classifier, without labels, and the validation points inside it (the
+    round's D_th) stay a uniform sample of it, apart from all the classifier is trained on. None for a
+    confidence function fitted on labels, whose D_cal is drawn from the uniform validation points."""
+    stratum = inputs.stratum
+    if not (config.loop.train_outside_stratum and may_label and stratum is not None):
+        return np.empty(0, dtype=np.int64)
+    if config.confidence.name not in LABEL_FREE_SCORES:
+        return np.empty(0, dtype=np.int64)
+    return np.flatnonzero(~stratum.validation)
+
+
+def _with_validation_rows(inputs: RoundInput, rows: np.ndarray, config: TBALConfig) -> RoundInput:
+    """``inputs`` whose training labels are followed by the validation ``rows`` (none: ``inputs``)."""
+    if rows.size == 0:
+        return inputs
+    return dataclasses.replace(
+        inputs,
+        X_train=np.concatenate([inputs.X_train, inputs.X_val[rows]]),
+        targets_train=np.concatenate([inputs.targets_train, _validation_targets(inputs, rows, config)]),
+    )
+
+
+def _validation_targets(inputs: RoundInput, rows: np.ndarray, config: TBALConfig) -> np.ndarray:
+    """Training targets of validation ``rows``, as the humans' training labels are given
+    (:func:`human_targets`): their distributions for soft / sampled targets where the humans gave them,
+    else one-hot rows of their labels."""
+    if config.train.targets != "hard" and inputs.human_val is not None:
+        return inputs.human_val[rows].astype(inputs.targets_train.dtype)
+    return one_hot(inputs.y_val[rows], inputs.num_classes).astype(inputs.targets_train.dtype)
+
+
 @dataclass
 class _Trained:
     """The train stage's results: the classifier, its outputs on the validation set and the pool, its
@@ -352,11 +396,16 @@ def _train(
     *,
     self_train: bool = False,
     warm: Classifier | None = None,
+    also_validation: np.ndarray | None = None,
 ) -> _Trained:
-    """Train a fresh classifier on the human training labels, or continue ``warm`` on them for
-    ``train.warm_start_epochs`` epochs (:mod:`tbal.training.warm_start`); with ``self_train``, a second one
-    on its pseudo-labels beside them (:func:`_self_trained`); then predict the validation set and pool."""
+    """Train a fresh classifier on the human training labels (and the validation rows ``also_validation``,
+    :func:`_validation_outside_stratum`), or continue ``warm`` on them for ``train.warm_start_epochs``
+    epochs (:mod:`tbal.training.warm_start`); with ``self_train``, a second one on its pseudo-labels
+    beside them (:func:`_self_trained`); then predict the validation set and pool. The evaluation report
+    and the AUM of the human training labels leave the validation rows trained on out."""
     report("train", 0.0)
+    extra = also_validation if also_validation is not None else np.empty(0, dtype=np.int64)
+    fit = _with_validation_rows(inputs, extra, config)
     model = build_model(config.model, tuple(inputs.X_train.shape[1:]), inputs.num_classes)
     recorder = _aum_recorder(inputs) if inputs.record_aum else None
     fraction = 0.5 if self_train else 1.0
@@ -369,8 +418,8 @@ def _train(
         continued = dataclasses.replace(config.train, epochs=config.train.warm_start_epochs)
         train_classifier(
             model,
-            inputs.X_train,
-            inputs.targets_train,
+            fit.X_train,
+            fit.targets_train,
             continued,
             seed=seed,
             device=device,
@@ -383,8 +432,8 @@ def _train(
         # straight to train_classifier
         train_uncertainty_model(
             model,
-            inputs.X_train,
-            inputs.targets_train,
+            fit.X_train,
+            fit.targets_train,
             config.train,
             config.model,
             seed=seed,
@@ -395,14 +444,18 @@ def _train(
     # the human labels' AUM and predicted classes are the first classifier's, which saw only them
     train_predicted = predict(model, inputs.X_train, device=device).predicted if recorder else None
     if self_train:
-        model = _self_trained(model, inputs, config, seed, device, lambda f: report("train", 0.5 + f / 2))
+        model = _self_trained(model, fit, config, seed, device, lambda f: report("train", 0.5 + f / 2))
     val_preds = predict(model, inputs.X_val, device=device)
+    unseen = np.ones(len(inputs.y_val), dtype=bool)
+    unseen[extra] = False
+    human_unseen = inputs.human_val[unseen] if inputs.human_val is not None else None
     return _Trained(
         model=model,
         val_preds=val_preds,
         pool_preds=predict(model, inputs.X_pool, device=device),
-        # the classifier's report card: a few numpy sums on val_preds, timed with the training
-        evaluation=evaluate_predictions(val_preds, inputs.y_val, human=inputs.human_val),
+        # the classifier's report card (on the validation points it was not trained on): a few numpy sums
+        # on val_preds, timed with the training
+        evaluation=evaluate_predictions(val_preds.subset(unseen), inputs.y_val[unseen], human=human_unseen),
         train_aum=recorder.aum if recorder is not None else None,
         train_predicted=train_predicted,
     )

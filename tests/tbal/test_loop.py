@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tbal.config import TBALConfig, with_overrides
+from tbal import loop as loop_module
+from tbal.config import ConfigError, LoopConfig, TBALConfig, with_overrides
 from tbal.data import make_dataset
 from tbal.errors import TBALInputError
 from tbal.loop import RoundInput, Stratum, run_round, run_tbal
@@ -230,6 +231,44 @@ def test_a_round_under_a_stratum_certifies_and_auto_labels_inside_it(confidence_
     # D_cal holds ν of the whole validation set (0.5 of 300), all of them uniform points
     assert out.cal_index.size == (150 if confidence_learns else 0)
     assert out.stratum_cut is None and out.targeted_index.size == 0  # this round fixes none
+
+
+@pytest.mark.parametrize(("confidence_learns", "setting"), [(False, True), (False, False), (True, True)])
+def test_a_certifying_round_may_train_on_the_validation_points_outside_its_stratum(
+    confidence_learns: bool, setting: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``loop.train_outside_stratum``: the round trains on its 100 training labels and the validation
+    points outside the stratum (no test of the round reads them), never on D_th's; not with a confidence
+    function fitted on labels (its D_cal is drawn from those points) nor with the setting off. Its report
+    card is on the validation points it did not train on."""
+    inputs, config = _stratum_inputs(confidence_learns)
+    config = with_overrides(config, {"loop.train_outside_stratum": setting})
+    stratum = inputs.stratum
+    assert stratum is not None
+    seen: list[np.ndarray] = []
+    real = loop_module.train_uncertainty_model
+
+    def spy(model: object, X: np.ndarray, targets: np.ndarray, *args: object, **kwargs: object) -> object:
+        seen.append(X)
+        return real(model, X, targets, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop_module, "train_uncertainty_model", spy)
+    out = run_round(inputs, config, seed=3)
+    outside = np.flatnonzero(~stratum.validation)
+    trains_outside = setting and not confidence_learns
+    expected = np.concatenate([inputs.X_train, inputs.X_val[outside]]) if trains_outside else inputs.X_train
+    assert len(seen) == 1 and np.array_equal(seen[0], expected)
+    assert outside.size > 100 and np.intersect1d(out.th_index, outside).size == 0
+    assert out.evaluation is not None
+    unseen = stratum.validation.sum() if trains_outside else stratum.validation.size
+    assert out.evaluation.n == unseen
+
+
+def test_training_outside_the_stratum_is_a_yes_or_no() -> None:
+    with pytest.raises(ConfigError, match="train_outside_stratum must be true or false"):
+        LoopConfig(train_outside_stratum=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"'loop\.train_outside_stratum': expected bool"):
+        _config(**{"loop.train_outside_stratum": "maybe"})
 
 
 @pytest.mark.parametrize("confidence", ["softmax", "histogram"])
