@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|outside-tune  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|outside-tune|current28  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,6 +83,13 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   case "$name" in
     s26-* | s27-* | s28-*) ;;
     *) set -- --set thresholds.finite_pool=false "$@" ;;
+  esac
+  # until the twenty-eighth session no round trained on the validation points outside the stratum; since
+  # then text-paper's and text-finetune's certifying rounds do (loop.train_outside_stratum): a case's own
+  # setting, given after, wins
+  case "$name" in
+    s28-*) ;;
+    *) set -- --set loop.train_outside_stratum=false "$@" ;;
   esac
   .venv/bin/tbal run "${data[@]}" --confidence "$conf" --bound valid --seeds "$seed" --threads 1 "$@" \
     --json "$OUT/$name.json" > "$OUT/$name.log" 2>&1
@@ -500,20 +507,23 @@ cases() {
         done
         for ds in vec-mnist vec-digits; do echo "s27-b-${ds#vec-}-lib-s$s $ds softmax $s --preset none"; done
       done ;;
-    sst2-file)  # SST-2's file with no flag but the seed, tuning seeds 10-11: what `tbal run` picked for it
-      # before the twenty-eighth session (vectors: the file's X, the library's budgets) and since (its texts:
-      # text-finetune, the file's texts fine-tuned on)
-      for s in 10 11; do
-        echo "s28-file-vectors-s$s sst2-file softmax $s --preset vectors"
-        echo "s28-file-tf-s$s sst2-file softmax $s --preset text-finetune"
-      done ;;
+    sst2-file)  # SST-2's file with no flag but the seed: what `tbal run` picked for it before the
+      # twenty-eighth session (vectors: the file's X, the library's budgets; tuning seeds 10-11) and since (its
+      # texts: text-finetune, the file's texts fine-tuned on; tuning seed 10, 36 minutes on one thread)
+      echo "s28-file-vectors-s10 sst2-file softmax 10 --preset vectors"
+      echo "s28-file-vectors-s11 sst2-file softmax 11 --preset vectors"
+      echo "s28-file-tf-s10 sst2-file softmax 10 --preset text-finetune" ;;
     outside-tune)  # the certifying rounds also train on the validation points outside the stratum
       # (loop.train_outside_stratum), text-finetune on SST-2, tuning seeds 10-12, without and with
       for s in 10 11 12; do
         echo "s28-tf-inside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=false"
         echo "s28-tf-outside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=true"
       done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|outside-tune" >&2; exit 2 ;;
+    current28)  # the text rows with the certifying rounds trained on the validation points outside the
+      # stratum (text-paper's and text-finetune's default since the twenty-eighth session), benchmark seeds 0-4
+      for s in 0 1 2 3 4; do echo "s28-b-t-sof-s$s sst2 softmax $s"; done
+      for s in 0 1 2 3 4; do echo "s28-b-tf-sof-s$s sst2-ft softmax $s"; done ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|outside-tune|current28" >&2; exit 2 ;;
   esac
 }
 

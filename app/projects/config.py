@@ -70,6 +70,7 @@ SETTING_PATHS: dict[str, tuple[str, str]] = {
     "targeted_validation": ("loop", "targeted_validation"),
     "stratum_share": ("loop", "stratum_share"),
     "stratum_error_factor": ("loop", "stratum_error_factor"),
+    "train_outside_stratum": ("loop", "train_outside_stratum"),
 }
 SERVICE_ONLY = (
     "preset",

@@ -190,6 +190,12 @@ class ProjectSettings(BaseModel):
         "1 - p (the classifier's own expected error, no label used) stays at most c·epsilon (default 2, "
         "mnist-paper 3); 0 keeps stratum_share",
     )
+    train_outside_stratum: bool | None = Field(
+        default=None,
+        description="the rounds that certify inside a stratum also train their classifier on the validation "
+        "items outside it, which none of their tests reads (with softmax; a confidence function fitted on "
+        "labels draws its calibration set from those items). Default false",
+    )
     colander: dict[ShortName, Annotated[float, Field(allow_inf_nan=False, le=1e6)]] | None = None
     method_params: dict[ShortName, MethodParam] | None = Field(
         default=None,

@@ -156,16 +156,26 @@ def test_targeted_items_are_no_top_ups(session_factory: sessionmaker[Session]) -
 
 def test_the_stratum_settings_reach_the_library(api: Api, make_project: MakeProject) -> None:
     body = make_project(
-        settings={"targeted_validation": 30, "stratum_share": 0.3, "stratum_error_factor": 2.0}
+        settings={
+            "targeted_validation": 30,
+            "stratum_share": 0.3,
+            "stratum_error_factor": 2.0,
+            "train_outside_stratum": True,
+        }
     )
     loop = body["config"]["loop"]
-    assert (loop["targeted_validation"], loop["stratum_share"], loop["stratum_error_factor"]) == (
-        30,
-        0.3,
-        2.0,
-    )
+    assert (
+        loop["targeted_validation"],
+        loop["stratum_share"],
+        loop["stratum_error_factor"],
+        loop["train_outside_stratum"],
+    ) == (30, 0.3, 2.0, True)
     changed = api.patch(f"/api/v1/projects/{body['id']}", json={"settings": {"stratum_share": 0.0}})
     assert changed.status_code == 422 and changed.json()["detail"]["field"] == "settings.stratum_share"
+    off = api.patch(f"/api/v1/projects/{body['id']}", json={"settings": {"train_outside_stratum": False}})
+    assert off.status_code == 200 and off.json()["config"]["loop"]["train_outside_stratum"] is False
+    bad = api.patch(f"/api/v1/projects/{body['id']}", json={"settings": {"train_outside_stratum": "often"}})
+    assert bad.status_code == 422 and "train_outside_stratum" in bad.text
 
 
 def test_a_presets_stratum_is_a_share_that_follows_validation_size(make_project: MakeProject) -> None:
