@@ -441,7 +441,7 @@ def _train(
             progress=progress,
             epoch_hooks=hooks,
         )
-    # the human labels' AUM and predicted classes are the first classifier's, which saw only them
+    # the human labels' AUM and predicted classes are the first classifier's, which saw no pseudo-label
     train_predicted = predict(model, inputs.X_train, device=device).predicted if recorder else None
     if self_train:
         model = _self_trained(model, fit, config, seed, device, lambda f: report("train", 0.5 + f / 2))
