@@ -367,11 +367,10 @@ def _with_validation_rows(inputs: RoundInput, rows: np.ndarray, config: TBALConf
 
 def _validation_targets(inputs: RoundInput, rows: np.ndarray, config: TBALConfig) -> np.ndarray:
     """Training targets of validation ``rows``, as the humans' training labels are given
-    (:func:`human_targets`): their distributions for soft / sampled targets where the humans gave them,
-    else one-hot rows of their labels."""
-    if config.train.targets != "hard" and inputs.human_val is not None:
-        return inputs.human_val[rows].astype(inputs.targets_train.dtype)
-    return one_hot(inputs.y_val[rows], inputs.num_classes).astype(inputs.targets_train.dtype)
+    (:func:`training_targets`)."""
+    human = inputs.human_val[rows] if inputs.human_val is not None else None
+    targets = training_targets(inputs.y_val[rows], human, inputs.num_classes, config)
+    return targets.astype(inputs.targets_train.dtype)
 
 
 @dataclass
@@ -974,11 +973,19 @@ class _RunTotals:
 
 
 def human_targets(dataset: Dataset, rows: np.ndarray, config: TBALConfig) -> np.ndarray:
-    """Target distributions the simulated humans give for ``rows``: one-hot of ``y`` for hard targets;
-    the human label distributions ``soft`` for soft / sampled targets when the data set has them."""
-    if config.train.targets != "hard" and dataset.soft is not None:
-        return dataset.soft[rows].astype(np.float32)
-    return one_hot(dataset.y[rows], dataset.num_classes)
+    """Target distributions the simulated humans give for ``rows`` (:func:`training_targets`)."""
+    soft = dataset.soft[rows] if dataset.soft is not None else None
+    return training_targets(dataset.y[rows], soft, dataset.num_classes, config)
+
+
+def training_targets(
+    labels: np.ndarray, distributions: np.ndarray | None, num_classes: int, config: TBALConfig
+) -> np.ndarray:
+    """Training targets of labeled points: the humans' label ``distributions`` for soft / sampled targets
+    when they gave them, else one-hot rows of ``labels``."""
+    if config.train.targets != "hard" and distributions is not None:
+        return distributions.astype(np.float32)
+    return one_hot(labels, num_classes)
 
 
 def _working_rows(n: int, pool_size: int | None, seed: int) -> np.ndarray:
