@@ -153,6 +153,8 @@ class RoundOutput:
     th_index: np.ndarray  # validation rows used as D_th
     th_scores: np.ndarray  # (|D_th|,) confidence of D_th points (for the reliability diagram)
     th_predicted: np.ndarray  # (|D_th|,) ŷ of D_th points
+    # validation rows the classifier also trained on (loop.train_outside_stratum; none read by a test)
+    trained_validation_index: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     evaluation: EvaluationReport | None = None  # the classifier on the whole validation set (10-bin ECE)
     train_aum: np.ndarray | None = None  # (n_t,) AUM of each training label (RoundInput.record_aum)
     train_predicted: np.ndarray | None = None  # (n_t,) the trained classifier's class for each, with AUM
@@ -217,6 +219,7 @@ def run_round(
         th_index=cert.th_index,
         th_scores=cert.th_scores,
         th_predicted=cert.th_predicted,
+        trained_validation_index=outside,
         evaluation=trained.evaluation,
         train_aum=trained.train_aum,
         train_predicted=trained.train_predicted,
@@ -691,6 +694,8 @@ class RoundRecord:
 
     round: int
     human_training_labels: int  # labels this round's classifier was trained on (seed included)
+    # validation labels it also trained on (loop.train_outside_stratum: those outside the stratum)
+    validation_labels_trained: int
     human_validation_labels: int  # N_v drawn at the start, plus top-ups before this round
     validation_added: int  # validation top-ups this round drew from the pool for the next (validation_floor)
     humans_used: int  # training + validation labels paid for so far
@@ -1030,6 +1035,7 @@ def _round_record(
     return RoundRecord(
         round=round_index,
         human_training_labels=n_train,
+        validation_labels_trained=int(out.trained_validation_index.size),
         human_validation_labels=n_validation,
         validation_added=validation_added,
         humans_used=n_train + n_validation,

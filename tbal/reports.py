@@ -141,6 +141,8 @@ class RoundReport:
     validation_left: int | None = None
     validation_queued: int | None = None
     auto_mistakes_bound: float | None = None  # dataset guarantee: certified bound on this round's mistakes
+    # validation labels the classifier also trained on (loop.train_outside_stratum); absent in older reports
+    validation_labels_trained: int | None = None
     encoder: str | None = None  # text projects: the encoder spec that made the features (key absent else)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
 

@@ -65,6 +65,7 @@ def build_report(
         validation_labels=int(loaded.val_ids.size),
         validation_removed=counts.removed,
         training_labels=int(loaded.train_ids.size),
+        validation_labels_trained=int(output.trained_validation_index.size),
         human_labels=labels_repo.count_human_labels(session, loaded.project_id),
         queries=counts.queried,
         thresholds=_class_reports(loaded, output),

@@ -59,6 +59,7 @@ def test_run_on_digits_two_rounds_writes_the_json_record(
     rounds = record["runs"][0]["rounds"]
     assert len(rounds) == 2
     assert rounds[0]["human_training_labels"] == 200 and rounds[1]["human_training_labels"] == 300
+    assert [r["validation_labels_trained"] for r in rounds] == [0, 0]  # no stratum, none trained on
     assert rounds[-1]["auto_labeled_total"] > 0  # digits are easy: the paper bound auto-labels a lot
     assert set(rounds[0]["timings"]) == {"train", "calibrate", "thresholds", "auto-label", "query"}
     assert record["config"]["thresholds"]["bound"] == "paper"

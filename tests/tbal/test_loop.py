@@ -262,6 +262,7 @@ def test_a_certifying_round_may_train_on_the_validation_points_outside_its_strat
     assert out.evaluation is not None
     unseen = stratum.validation.sum() if trains_outside else stratum.validation.size
     assert out.evaluation.n == unseen
+    assert out.trained_validation_index.tolist() == (outside.tolist() if trains_outside else [])
 
 
 def test_training_outside_the_stratum_is_a_yes_or_no() -> None:

@@ -24,8 +24,14 @@ from tests.app.conftest import Api, MakeProject, RecordingDispatcher, blobs, rea
 
 TARGETED = 20
 # FAST's budgets (seed 40, label_budget 60, batch 10) plan 3 rounds: round 1 fixes the stratum, round 2
-# (the last planned one, which the ``final`` schedule lets certify) auto-labels inside it.
-STRATUM_SETTINGS: dict[str, Any] = {"targeted_validation": TARGETED, "delta_schedule": "final"}
+# (the last planned one, which the ``final`` schedule lets certify) auto-labels inside it, its classifier
+# trained on the validation items outside it too.
+STRATUM_SETTINGS: dict[str, Any] = {
+    "targeted_validation": TARGETED,
+    "delta_schedule": "final",
+    "train_outside_stratum": True,
+    "stratum_error_factor": 0.01,  # the easy blobs' stratum stays near half of the pool
+}
 
 
 def _validation_queries(factory: sessionmaker[Session], round_id: int) -> dict[int, str]:
@@ -118,7 +124,11 @@ def test_the_stratum_round_queues_targeted_items_paid_from_the_validation_size(
     assert not (stratum.targeted & ~stratum.validation).any()
 
     execute_round(last_id, session_factory, settings)
-    assert api.wait_round(last_id)["status"] == "succeeded"
+    last = api.wait_round(last_id)
+    assert last["status"] == "succeeded"
+    outside = int((~stratum.validation).sum())
+    assert outside > 0 and last["metrics"]["validation_labels_trained"] == outside
+    assert done["metrics"]["validation_labels_trained"] == 0, "a round that cannot auto-label trains on none"
     with session_factory() as session:
         auto = set(session.scalars(select(AutoLabel.item_id).where(AutoLabel.round_id == last_id)))
     assert auto and auto <= members, "the round after the stratum's auto-labels inside it only"
