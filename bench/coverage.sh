@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2|text-mlp-tune  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -520,6 +520,14 @@ cases() {
         echo "s28-tf-inside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=false"
         echo "s28-tf-outside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=true"
       done ;;
+    text-mlp-tune)  # text-paper's classifier (chosen on 2,000 random labels, fifth session) now that the
+      # certifying round trains on some 2,000 labels, a third of them from the less confident half; tuning seeds
+      for s in 10 11 12 13 14 15 16 17 18 19 25 26 27 28 29; do
+        echo "s29-tm-wd003-s$s sst2 softmax $s --set train.weight_decay=0.003"
+        echo "s29-tm-wd03-s$s sst2 softmax $s --set train.weight_decay=0.03"
+        echo "s29-tm-h512-s$s sst2 softmax $s --set model.hidden=512"
+        echo "s29-tm-do03-s$s sst2 softmax $s --set model.dropout=0.3"
+      done ;;
     outside-tune2)  # the same on four more tuning seeds (twenty-ninth session): the choice rested on three
       for s in 13 14 15 16; do
         echo "s28-tf-inside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=false"
@@ -547,7 +555,7 @@ cases() {
         echo "s29-ts-ss03-s$s sst2 softmax $s --set loop.stratum_share=0.3"
         echo "s29-ts-ss035k07-s$s sst2 softmax $s --set loop.stratum_share=0.35 --set loop.targeted_validation=0.7"
       done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2|text-mlp-tune" >&2; exit 2 ;;
   esac
 }
 
