@@ -89,6 +89,12 @@ class SummaryRound(BaseModel):
     human_labels: int | None = None
     training_labels: int | None = None
     validation_labels: int | None = None
+    validation_labels_trained: int | None = Field(
+        default=None,
+        description=(
+            "validation labels the classifier also trained on (train_outside_stratum); null in older reports"
+        ),
+    )
     validation_removed: int | None = None
     estimated_error: float | None = None
     error_bound: float | None = None

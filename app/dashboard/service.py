@@ -227,6 +227,7 @@ def _round_figures(report: RoundReport | None) -> dict[str, Any]:
         "human_labels": report.human_labels,
         "training_labels": report.training_labels,
         "validation_labels": report.validation_labels,
+        "validation_labels_trained": report.validation_labels_trained,
         "validation_removed": report.validation_removed,
         "estimated_error": estimated,
         "error_bound": bound,

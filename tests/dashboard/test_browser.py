@@ -101,6 +101,11 @@ def test_the_project_page_shows_the_apis_numbers(
             assert row.locator("[data-testid=round-coverage]").inner_text() == _pct1(
                 metrics["coverage_total"]
             )
+            trained = metrics.get("validation_labels_trained")  # "+N": validation labels trained on too
+            trained_text = f"{metrics['training_labels']:,}" + (f" (+{trained:,})" if trained else "")
+            assert row.locator("[data-testid=round-humans]").inner_text() == (
+                f"{trained_text} / {metrics['validation_labels']:,}"
+            )
         assert sum((r.metrics or {})["auto_labeled"] for r in rounds) == len(auto)
 
         # Per class: the latest round's thresholds, validation points left counted here by class.

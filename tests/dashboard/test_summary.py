@@ -58,6 +58,7 @@ def _metrics(k: int, auto: list[int], reliability: bool) -> dict[str, Any]:
         "human_labels": 18,
         "training_labels": 6,
         "validation_labels": 12,
+        "validation_labels_trained": 3,
         "validation_removed": 2,
         "queries": 0,
         "thresholds": [
@@ -217,6 +218,7 @@ def test_the_summary_equals_brute_force_counts(
         "pooled",
     )
     assert first["true_error"] == 0.25 and first["coverage"] == pytest.approx(9 / 40)
+    assert (first["training_labels"], first["validation_labels_trained"]) == (6, 3)
     assert s["active_round"]["index"] == 1 and s["active_round"]["stage"] == "train"
     assert s["active_round"]["progress"] == pytest.approx(0.37)
     assert s["reliability"]["bins"] == [

@@ -654,6 +654,15 @@
     return "Rounds marked (held) auto-label nothing by design: with the " + (last.delta_schedule || "final") + " δ schedule the whole certificate goes to the last round the label budget allows" + planned + ", which labels more than many small ones. To stop early, lower label_budget to what was spent and run one more round.";
   }
 
+  // "training / validation" labels of a round; "+N" when its classifier also trained on N validation
+  // labels outside the stratum (train_outside_stratum), which no test of the round read
+  function humansCell(r) {
+    if (r.training_labels === null || r.training_labels === undefined) return h("td", { class: "num", text: "–" });
+    const extra = r.validation_labels_trained ? " (+" + int(r.validation_labels_trained) + ")" : "";
+    const title = extra ? "the classifier also trained on " + int(r.validation_labels_trained) + " validation labels outside the stratum" : null;
+    return h("td", { class: "num", "data-testid": "round-humans", title: title, text: int(r.training_labels) + extra + " / " + int(r.validation_labels) });
+  }
+
   function roundsCard(s) {
     const rows = s.rounds
       .slice()
@@ -666,7 +675,7 @@
           h("td", {}, statusBadge(r.status, r)),
           h("td", { class: "muted", text: ago(r.started_at || r.created_at) }),
           h("td", { class: "num", text: seconds(r.duration_s) }),
-          h("td", { class: "num", text: r.training_labels === null ? "–" : int(r.training_labels) + " / " + int(r.validation_labels) }),
+          humansCell(r),
           h("td", { class: "num" }, value("round-auto-labeled", int(r.auto_labeled), r.auto_labeled), heldNote(r)),
           h("td", { class: "num" }, value("round-coverage", pct1(r.coverage_total), r.coverage_total)),
           h("td", { class: "num", text: pct(r.estimated_error, 2) }),
