@@ -113,6 +113,14 @@ REFERENCE_TRAINING="$REFERENCE_TRAINING --set train.standardize_inputs=false --s
 REFERENCE_TRAINING="$REFERENCE_TRAINING --set train.pseudo_label_share=0"
 export REFERENCE_TRAINING
 
+# text-finetune on SST-2 without and with the training outside the stratum, for each seed given
+outside_pairs() {
+  for s in "$@"; do
+    echo "s28-tf-inside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=false"
+    echo "s28-tf-outside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=true"
+  done
+}
+
 cases() {
   case "$1" in
     benchmark)  # the defaults users get, seeds 0-4
@@ -516,10 +524,7 @@ cases() {
       echo "s28-file-tf-s10 sst2-file softmax 10 --preset text-finetune --set loop.train_outside_stratum=false" ;;
     outside-tune)  # the certifying rounds also train on the validation points outside the stratum
       # (loop.train_outside_stratum), text-finetune on SST-2, tuning seeds 10-12, without and with
-      for s in 10 11 12; do
-        echo "s28-tf-inside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=false"
-        echo "s28-tf-outside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=true"
-      done ;;
+      outside_pairs 10 11 12 ;;
     text-mlp-tune)  # text-paper's classifier (chosen on 2,000 random labels, fifth session) now that the
       # certifying round trains on some 2,000 labels, a third of them from the less confident half; tuning seeds
       for s in 10 11 12 13 14 15 16 17 18 19 25 26 27 28 29; do
@@ -534,10 +539,7 @@ cases() {
       for s in 0 1 2 3 4; do echo "s29-b-t-data-s$s sst2 softmax $s --guarantee dataset"; done
       for s in 0 1 2 3 4; do echo "s29-b-tf-data-s$s sst2-ft softmax $s --guarantee dataset"; done ;;
     outside-tune2)  # the same on four more tuning seeds (twenty-ninth session): the choice rested on three
-      for s in 13 14 15 16; do
-        echo "s28-tf-inside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=false"
-        echo "s28-tf-outside-s$s sst2-ft softmax $s --set loop.train_outside_stratum=true"
-      done ;;
+      outside_pairs 13 14 15 16 ;;
     current28)  # the text rows with the certifying rounds trained on the validation points outside the
       # stratum (text-paper's and text-finetune's default since the twenty-eighth session), benchmark seeds 0-4
       for s in 0 1 2 3 4; do echo "s28-b-t-sof-s$s sst2 softmax $s"; done
