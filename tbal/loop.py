@@ -48,7 +48,7 @@ from tbal.plan import (
     stratum_cut,
 )
 from tbal.predictions import Predictions, predict
-from tbal.query import select_queries
+from tbal.query import MODEL_FREE_QUERIES, random_queries, select_queries
 from tbal.thresholds import (
     DatasetContext,
     PoolContext,
@@ -143,8 +143,9 @@ class RoundOutput:
     confidence: ConfidenceFunction
     thresholds: ThresholdResult
     plan: RoundPlan  # the plan the round ran under (δ_k, seed, query budget)
-    pool_predicted: np.ndarray  # (n_p,) ŷ
-    pool_scores: np.ndarray  # (n_p,) confidence of ŷ
+    # (n_p,) ŷ and its confidence; None where the round read nothing of the pool (_reads_pool)
+    pool_predicted: np.ndarray | None
+    pool_scores: np.ndarray | None
     auto_mask: np.ndarray  # (n_p,) bool: auto-labeled this round
     val_removed: np.ndarray  # (n_v,) bool: validation points inside the auto-labeled region
     query_index: np.ndarray  # (q,) pool rows to send to humans next as training queries, best first
@@ -164,6 +165,20 @@ class RoundOutput:
     stratum_cut: float | None = None  # the classifier's probability of its class at and above which: in it
     pool_in_stratum: np.ndarray | None = None  # (n_p,) bool
     val_in_stratum: np.ndarray | None = None  # (n_v,) bool
+
+    @property
+    def auto_predicted(self) -> np.ndarray:
+        """(a,) ŷ of the pool points auto-labeled this round (none where the pool was not scored)."""
+        return _auto_subset(self.pool_predicted, self.auto_mask, np.int64)
+
+    @property
+    def auto_scores(self) -> np.ndarray:
+        """(a,) their confidence."""
+        return _auto_subset(self.pool_scores, self.auto_mask, np.float64)
+
+
+def _auto_subset(values: np.ndarray | None, auto_mask: np.ndarray, dtype: type) -> np.ndarray:
+    return np.empty(0, dtype=dtype) if values is None else np.asarray(values)[auto_mask]
 
 
 def run_round(
@@ -190,7 +205,15 @@ def run_round(
         warm = inputs.warm_start if warm_start_applies(config, may_label, inputs.warm_start) else None
         outside = _validation_outside_stratum(inputs, config, may_label)
         trained = _train(
-            inputs, config, seed, device, report, self_train=self_train, warm=warm, also_validation=outside
+            inputs,
+            config,
+            seed,
+            device,
+            report,
+            self_train=self_train,
+            warm=warm,
+            also_validation=outside,
+            score_pool=_reads_pool(inputs, config, plan, may_label),
         )
     model, pool_preds = trained.model, trained.pool_preds
 
@@ -209,7 +232,7 @@ def run_round(
         confidence=cert.confidence,
         thresholds=cert.thresholds,
         plan=plan,
-        pool_predicted=pool_preds.predicted,
+        pool_predicted=pool_preds.predicted if pool_preds is not None else None,
         pool_scores=cert.pool_scores,
         auto_mask=cert.auto_mask,
         val_removed=cert.val_removed,
@@ -228,6 +251,20 @@ def run_round(
         stratum_cut=fixed.cut,
         pool_in_stratum=fixed.pool,
         val_in_stratum=fixed.validation,
+    )
+
+
+def _reads_pool(inputs: RoundInput, config: TBALConfig, plan: RoundPlan, may_label: bool) -> bool:
+    """Whether the round needs its classifier's outputs on the pool: to auto-label (or self-train), to fix
+    the stratum, to rank the queries, or inside a stratum. A round that needs none of them (the text
+    presets' rounds before the stratum: δ_k = 0 and random queries) trains its classifier for its report,
+    the service's model and warm starts, and leaves the pool unscored: scoring the pool with fine-tuned
+    MiniLM took most of such a round's time (BENCHMARKS.md, "Issue 11, thirtieth session")."""
+    return (
+        may_label
+        or plan.targeted > 0
+        or inputs.stratum is not None
+        or config.query.strategy not in MODEL_FREE_QUERIES
     )
 
 
@@ -257,6 +294,7 @@ def _fix_stratum(
     validation labels that later rounds' D_th reuse inside it."""
     if plan.targeted == 0:
         return _FixedStratum(np.empty(0, dtype=np.int64))
+    assert trained.pool_preds is not None  # a round that fixes the stratum scores its pool (_reads_pool)
     pool_rank = trained.pool_preds.probs.max(axis=1)
     left = ~auto_mask
     left[query_index] = False
@@ -276,7 +314,7 @@ class _Certified:
     th_index: np.ndarray
     th_scores: np.ndarray
     th_predicted: np.ndarray
-    pool_scores: np.ndarray
+    pool_scores: np.ndarray | None
     thresholds: ThresholdResult
     auto_mask: np.ndarray
     val_removed: np.ndarray
@@ -309,8 +347,14 @@ def _certify(
             th_index = th_index[stratum.validation[th_index]]
         th_preds = val_preds.subset(th_index)
         th_scores = confidence.score(th_preds)
-        pool_scores = confidence.score(pool_preds)
-        in_stratum = stratum.pool if stratum is not None else np.ones(pool_scores.size, dtype=bool)
+        pool_scores = confidence.score(pool_preds) if pool_preds is not None else None
+        # the pool the certificate may label: its points in the stratum; none where the round did not
+        # score it (δ_k = 0: the test reads no pool)
+        in_stratum = stratum.pool if stratum is not None else np.ones(len(inputs.X_pool), dtype=bool)
+        rest_scores = pool_scores[in_stratum] if pool_scores is not None else np.empty(0)
+        rest_predicted = (
+            pool_preds.predicted[in_stratum] if pool_preds is not None else np.empty(0, dtype=np.int64)
+        )
         thresholds = estimate_thresholds(
             th_scores,
             th_preds.predicted,
@@ -318,15 +362,15 @@ def _certify(
             inputs.num_classes,
             resolved_thresholds(config),
             delta=plan.delta,
-            dataset=_dataset_context(
-                inputs, config, pool_scores[in_stratum], pool_preds.predicted[in_stratum]
-            ),
-            pool=PoolContext(pool_scores[in_stratum], pool_preds.predicted[in_stratum]),
+            dataset=_dataset_context(inputs, config, rest_scores, rest_predicted),
+            pool=PoolContext(rest_scores, rest_predicted),
         )
 
     with _timed(timings, "auto-label"):
         report("auto-label", 0.0)
-        auto_mask = auto_label_mask(pool_scores, pool_preds.predicted, thresholds.thresholds) & in_stratum
+        auto_mask = np.zeros(len(inputs.X_pool), dtype=bool)
+        if pool_preds is not None and pool_scores is not None:
+            auto_mask = auto_label_mask(pool_scores, pool_preds.predicted, thresholds.thresholds) & in_stratum
         val_removed = auto_label_mask(confidence.score(val_preds), val_preds.predicted, thresholds.thresholds)
         if stratum is not None:
             val_removed &= stratum.validation
@@ -383,7 +427,7 @@ class _Trained:
 
     model: Classifier
     val_preds: Predictions
-    pool_preds: Predictions
+    pool_preds: Predictions | None  # None: the round did not score the pool (_reads_pool)
     evaluation: EvaluationReport
     train_aum: np.ndarray | None
     train_predicted: np.ndarray | None
@@ -399,12 +443,14 @@ def _train(
     self_train: bool = False,
     warm: Classifier | None = None,
     also_validation: np.ndarray | None = None,
+    score_pool: bool = True,
 ) -> _Trained:
     """Train a fresh classifier on the human training labels (and the validation rows ``also_validation``,
     :func:`_validation_outside_stratum`), or continue ``warm`` on them for ``train.warm_start_epochs``
     epochs (:mod:`tbal.training.warm_start`); with ``self_train``, a second one on its pseudo-labels
-    beside them (:func:`_self_trained`); then predict the validation set and pool. The evaluation report
-    and the AUM of the human training labels leave the validation rows trained on out."""
+    beside them (:func:`_self_trained`); then predict the validation set and, with ``score_pool``, the
+    pool. The evaluation report and the AUM of the human training labels leave the validation rows
+    trained on out."""
     report("train", 0.0)
     extra = also_validation if also_validation is not None else np.empty(0, dtype=np.int64)
     fit = _with_validation_rows(inputs, extra, config)
@@ -454,7 +500,7 @@ def _train(
     return _Trained(
         model=model,
         val_preds=val_preds,
-        pool_preds=predict(model, inputs.X_pool, device=device),
+        pool_preds=predict(model, inputs.X_pool, device=device) if score_pool else None,
         # the classifier's report card (on the validation points it was not trained on): a few numpy sums
         # on val_preds, timed with the training
         evaluation=evaluate_predictions(val_preds.subset(unseen), inputs.y_val[unseen], human=human_unseen),
@@ -577,19 +623,23 @@ def _queries(
     inputs: RoundInput,
     plan: RoundPlan,
     strategy: str,
-    pool_preds: Predictions,
+    pool_preds: Predictions | None,
     auto_mask: np.ndarray,
     val_removed: np.ndarray,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training queries (pool rows, best first) and validation top-ups (pool rows, sorted): the plan's
-    budget split once the validation points left after the removals are known (:mod:`tbal.plan`)."""
+    budget split once the validation points left after the removals are known (:mod:`tbal.plan`).
+    ``pool_preds`` None: the pool was not scored, and the strategy reads nothing of the classifier's."""
     candidates = np.flatnonzero(~auto_mask)
     left = int(val_removed.size - val_removed.sum()) + inputs.validation_pending
     split = plan.split_queries(left, int(candidates.size))
     query_index = np.empty(0, dtype=np.int64)
     if split.training > 0:
-        picked = select_queries(strategy, pool_preds.probs[candidates], split.training, rng)
+        if pool_preds is None:
+            picked = random_queries(int(candidates.size), split.training, rng)
+        else:
+            picked = select_queries(strategy, pool_preds.probs[candidates], split.training, rng)
         query_index = candidates[picked].astype(np.int64)
     rest = np.setdiff1d(candidates, query_index)
     return query_index, draw_top_up(rest, split.top_up, plan)
@@ -716,6 +766,9 @@ class RoundRecord:
     true_error_round: float | None  # None when nothing was auto-labeled
     true_error_total: float | None
     classifier_accuracy_pool: float | None  # accuracy on the pool points still unlabeled before this round
+    # how many of them it counts: all, or a uniform sample of ACCURACY_SAMPLE where the round did not score
+    # its pool (δ_k = 0, no stratum to fix, random queries: tbal.loop._reads_pool)
+    classifier_accuracy_points: int
     timings: dict[str, float]
 
     def to_dict(self) -> dict[str, object]:
@@ -886,10 +939,10 @@ def _simulated_round(
     queried = pool_rows[out.query_index]
     top_up = pool_rows[out.top_up_index]
     targeted = sets.fix_stratum(out, pool_rows, sets.validation)
-    accuracy = float(np.mean(out.pool_predicted == dataset.y[pool_rows])) if pool_rows.size else None
+    accuracy = _pool_accuracy(out, inputs.X_pool, dataset.y[pool_rows], config, seed=plan.seed)
     sets.pool[newly] = sets.pool[queried] = sets.pool[top_up] = sets.pool[targeted] = False
     n_validation = run.validation_labels(config)
-    run.add(newly, out.pool_predicted[out.auto_mask], out, int(top_up.size), int(targeted.size))
+    run.add(newly, out.auto_predicted, out, int(top_up.size), int(targeted.size))
     n_train = int(sets.train.size)
     sets.validation = np.sort(np.concatenate([sets.validation[~out.val_removed], top_up, targeted]))
     sets.train = np.sort(np.concatenate([sets.train, queried]))
@@ -901,7 +954,7 @@ def _simulated_round(
         int(queried.size),
         int(top_up.size + targeted.size),
     )
-    record = _round_record(round_index, out, dataset, newly, run, pool_size, accuracy, *counts)
+    record = _round_record(round_index, out, dataset, newly, run, pool_size, *accuracy, *counts)
     return record, queried, np.sort(np.concatenate([top_up, targeted]))
 
 
@@ -1022,6 +1075,7 @@ def _round_record(
     run: _RunTotals,
     pool_size: int,
     accuracy: float | None,
+    accuracy_points: int,
     n_train: int,
     n_validation: int,
     pool_remaining: int,
@@ -1053,11 +1107,37 @@ def _round_record(
         pooled_error_bound=_float_or_none(th.pooled_error_bound),
         delta_used=_float_or_none(th.delta_used),
         delta_round=out.plan.delta,
-        true_error_round=_error_or_none(out.pool_predicted[out.auto_mask], dataset.y[newly]),
+        true_error_round=_error_or_none(out.auto_predicted, dataset.y[newly]),
         true_error_total=_error_or_none(all_labels, dataset.y[all_index]),
         classifier_accuracy_pool=accuracy,
+        classifier_accuracy_points=accuracy_points,
         timings={k: round(v, 4) for k, v in out.timings.items()},
     )
+
+
+def _pool_accuracy(
+    out: RoundOutput, X_pool: np.ndarray, truth: np.ndarray, config: TBALConfig, *, seed: int
+) -> tuple[float | None, int]:
+    """The round's classifier on its pool against the data's labels, and on how many points: all of them,
+    or, where the round did not score its pool (:func:`_reads_pool`), a uniform sample of
+    ``ACCURACY_SAMPLE`` (a stream of its own, so the run's draws are those of a round that scored it):
+    a diagnostic of the simulation, which the round itself does not need."""
+    if not truth.size:
+        return None, 0
+    if out.pool_predicted is not None:
+        return float(np.mean(out.pool_predicted == truth)), int(truth.size)
+    rows = np.arange(truth.size)
+    if truth.size > ACCURACY_SAMPLE:
+        rng = np.random.default_rng([seed, _ACCURACY_SAMPLE_STREAM])
+        rows = np.sort(rng.choice(truth.size, size=ACCURACY_SAMPLE, replace=False))
+    predicted = predict(out.model, X_pool[rows], device=resolve_device(config.train.device)).predicted
+    return float(np.mean(predicted == truth[rows])), int(rows.size)
+
+
+ACCURACY_SAMPLE = 1_000
+"""How many pool points :func:`run_tbal` scores for a round's accuracy where the round did not score its
+pool (standard error ≤ 1.6 points)."""
+_ACCURACY_SAMPLE_STREAM = 0x9002
 
 
 def _error_or_none(labels: np.ndarray, truth: np.ndarray) -> float | None:

@@ -56,11 +56,22 @@ def select_queries(strategy: str, probs: np.ndarray, batch: int, rng: np.random.
     return _select(strategy, p, int(batch), rng)
 
 
+MODEL_FREE_QUERIES: tuple[str, ...] = ("random",)
+"""The strategies that read nothing of the classifier's: a round that queries with one of them and
+neither certifies nor fixes a stratum need not score its pool (:func:`tbal.loop.run_round`)."""
+
+
+def random_queries(n: int, batch: int, rng: np.random.Generator) -> np.ndarray:
+    """``random`` without probabilities: min(batch, n) distinct rows of n, the draw that
+    :func:`select_queries` makes for it from the same generator."""
+    return rng.permutation(n)[: min(batch, n)].astype(np.int64)
+
+
 def _select(strategy: str, p: np.ndarray, batch: int, rng: np.random.Generator) -> np.ndarray:
     n = p.shape[0]
     m = min(batch, n)
     if strategy == "random":
-        return rng.permutation(n)[:m].astype(np.int64)
+        return random_queries(n, batch, rng)
     if strategy == "margin":
         return _lowest(_margin(p), m)
     if strategy == "margin-random":

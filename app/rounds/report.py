@@ -104,8 +104,7 @@ def build_report(
 
 def _class_reports(loaded: LoadedRound, output: RoundOutput) -> list[ClassReport]:
     th = output.thresholds
-    auto = np.asarray(output.auto_mask, dtype=bool)
-    per_class_auto = np.bincount(np.asarray(output.pool_predicted)[auto], minlength=len(loaded.classes))
+    per_class_auto = np.bincount(output.auto_predicted, minlength=len(loaded.classes))
     return [
         ClassReport(
             class_name=name,

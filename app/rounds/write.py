@@ -90,8 +90,8 @@ def _write_decisions(
         loaded.project_id,
         round_id,
         loaded.pool_ids[auto],
-        np.asarray(output.pool_predicted)[auto],
-        np.asarray(output.pool_scores)[auto],
+        output.auto_predicted,
+        output.auto_scores,
         now,
     )
     removed_ids = loaded.val_ids[np.asarray(output.val_removed, dtype=bool)]

@@ -307,3 +307,88 @@ def test_the_round_that_fixes_the_stratum_draws_inside_it(confidence: str) -> No
     assert np.array_equal(
         out.val_in_stratum, predict(out.model, inputs.X_val).probs.max(1) >= out.stratum_cut
     )
+
+
+def _idle_plan(**fields: object) -> RoundPlan:
+    """A round that certifies nothing (δ_k = 0) and fixes no stratum, with 20 queries and a floor of 320
+    (so it also draws 20 validation top-ups from the pool)."""
+    base: dict[str, object] = {
+        "round_index": 0,
+        "seed": 5,
+        "delta": 0.0,
+        "query_budget": 40,
+        "validation_floor": 320,
+    }
+    return RoundPlan(**{**base, **fields})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("guarantee", ["pooled", "dataset"])
+def test_a_round_that_reads_nothing_of_its_pool_leaves_it_unscored(
+    guarantee: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """δ_k = 0, no stratum to fix and random queries: the round's decisions (queries, top-ups, thresholds,
+    removals, its report card) are those of the same round that scores its pool, which it does not."""
+    config = _config(
+        **{"thresholds.bound": "valid", "query.strategy": "random", "thresholds.guarantee": guarantee}
+    )
+    unscored = run_round(_blob_round(plan=_idle_plan()), config)
+    monkeypatch.setattr(loop_module, "_reads_pool", lambda *args: True)
+    scored = run_round(_blob_round(plan=_idle_plan()), config)
+    assert unscored.pool_predicted is None and unscored.pool_scores is None
+    assert scored.pool_predicted is not None and scored.pool_predicted.size == 500
+    assert np.array_equal(unscored.query_index, scored.query_index) and unscored.query_index.size == 20
+    assert np.array_equal(unscored.top_up_index, scored.top_up_index) and unscored.top_up_index.size == 20
+    assert not unscored.auto_mask.any() and unscored.auto_mask.size == 500
+    assert unscored.auto_predicted.size == 0 and unscored.auto_scores.size == 0
+    assert np.array_equal(unscored.val_removed, scored.val_removed)
+    assert np.array_equal(unscored.th_scores, scored.th_scores)
+    for name in ("thresholds", "estimated_error", "error_bound", "n_points"):
+        np.testing.assert_array_equal(getattr(unscored.thresholds, name), getattr(scored.thresholds, name))
+    assert unscored.evaluation == scored.evaluation
+
+
+@pytest.mark.parametrize(
+    ("change", "plan_fields"),
+    [
+        ({"query.strategy": "margin-random"}, {}),  # the queries read the classifier
+        ({}, {"delta": 0.01}),  # the round may certify
+        ({}, {"targeted": 30, "validation_reserved": 30, "stratum_share": 0.5}),  # it fixes the stratum
+    ],
+)
+def test_a_round_that_needs_its_pool_scores_it(
+    change: dict[str, object], plan_fields: dict[str, object]
+) -> None:
+    config = _config(**{"thresholds.bound": "valid", "query.strategy": "random", **change})
+    out = run_round(_blob_round(plan=_idle_plan(**plan_fields)), config)
+    assert out.pool_predicted is not None and out.pool_scores is not None and out.pool_scores.size == 500
+
+
+def test_a_run_is_the_same_whether_its_idle_rounds_score_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run_tbal`` under the ``final`` schedule with random queries: the rounds before the one that fixes
+    the stratum certify nothing and score no pool; their records count the classifier's accuracy on a uniform sample of the
+    pool (all of it under ``ACCURACY_SAMPLE``), and the run's auto-labels are those of a run whose every
+    round scores its pool."""
+    X, y = blobs_8d(n=1600)
+    config = _config(**{"thresholds.bound": "valid", "query.strategy": "random"})
+    monkeypatch.setattr(loop_module, "ACCURACY_SAMPLE", 400)
+    lean = run_tbal(make_dataset(X, y), config, seed=2)
+    rounds = lean.rounds
+    assert [r.delta_round > 0 for r in rounds] == [False, False, False, True]
+    # rounds 0 and 1 are idle: a sample of 400 of the pool; round 2 fixes the stratum (the library's
+    # default) and round 3 certifies: each scores the whole pool it has
+    assert [r.classifier_accuracy_points for r in rounds] == [
+        400,
+        400,
+        *(r.pool_remaining for r in rounds[1:3]),
+    ]
+    monkeypatch.setattr(loop_module, "_reads_pool", lambda *args: True)
+    full = run_tbal(make_dataset(X, y), config, seed=2)
+    assert lean.coverage > 0.3, "the run should auto-label, or the comparison says nothing"
+    assert np.array_equal(lean.auto_labeled_index, full.auto_labeled_index)
+    assert np.array_equal(lean.auto_labels, full.auto_labels)
+    assert [r.queried for r in lean.rounds] == [r.queried for r in full.rounds]
+    assert [r.thresholds for r in lean.rounds] == [r.thresholds for r in full.rounds]
+    # the sample's accuracy estimates the whole pool's (standard error ≤ 2.5 points at 400)
+    for sampled, whole in zip(rounds[:2], full.rounds[:2], strict=True):
+        assert whole.classifier_accuracy_points > 1000
+        assert sampled.classifier_accuracy_pool == pytest.approx(whole.classifier_accuracy_pool, abs=0.08)

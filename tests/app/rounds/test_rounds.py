@@ -161,7 +161,7 @@ def test_an_auto_label_never_overwrites_a_human_label(
     auto_ids = loaded.pool_ids[output.auto_mask]
     assert auto_ids.size > 2
     target = int(auto_ids[0])
-    predicted = int(output.pool_predicted[output.auto_mask][0])
+    predicted = int(output.auto_predicted[0])
     human = (predicted + 1) % 3
     # A human labels the item while the round runs (after its arrays were loaded).
     response = api.post(
@@ -398,3 +398,34 @@ def test_the_round_row_says_write_while_its_results_are_written(
     monkeypatch.setattr(rounds_run, "write_results", spy)
     api.run_round(pid)
     assert seen == ["write"]
+
+
+def test_a_round_that_reads_nothing_of_its_pool_still_serves_a_model(
+    api: Api, make_project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random queries under the ``final`` schedule: round 0 certifies nothing and fixes no stratum, so the
+    library leaves its pool unscored (:func:`tbal.loop.run_round`). The round still queues its queries,
+    reports its classifier on the validation set, and saves the model that /predict serves."""
+    from tbal import loop
+
+    reads: list[bool] = []
+    real = loop._reads_pool
+
+    def spy(*args: Any) -> bool:
+        reads.append(real(*args))
+        return reads[-1]
+
+    monkeypatch.setattr(loop, "_reads_pool", spy)
+    pid = ready_project(api, make_project, epsilon=0.01, delta_schedule="final", query_strategy="random")
+    done = api.run_round(pid)
+    assert reads == [False]
+    metrics = done["metrics"]
+    assert metrics["delta_round"] == 0 and metrics["auto_labeled"] == 0 and metrics["queries"] == 10
+    assert [c["auto_labeled"] for c in metrics["thresholds"]] == [0, 0, 0]
+    assert metrics["evaluation"]["accuracy"] > 0.5
+    X, _ = blobs(3, seed=9)
+    answer = api.post(
+        f"/api/v1/projects/{pid}/predict", json={"items": [{"features": x.tolist()} for x in X]}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["round_id"] == done["id"] and len(answer.json()["predictions"]) == 3
