@@ -15,8 +15,11 @@ D_th points and of its pool, with their true labels. Then, per seed:
 - **certified**: what the defaults certified in the run;
 - **D_th mistakes** among its 50 / 100 / 150 / 200 most confident points (an unlucky draw there stops
   every start of the walk);
-- **replayed** on the same round: what each pooled family (``thresholds.pooled_families``: both at
-  δ_k / 2, the common cut or the equal rank alone at δ_k) certifies, to compare them on real rounds.
+- **replayed** on the same round under the run's own thresholds settings (the auto-labels' certificate
+  over the rest of the pool, its walk): what each pooled family (``thresholds.pooled_families``: both at
+  δ_k / 2, the common cut or the equal rank alone at δ_k) certifies, to compare them on real rounds; the
+  run's own family replayed is what the run certified (a check of the replay). Rounds captured before
+  the settings were saved replay under the defaults' settings.
 
 Usage: .venv/bin/python bench/certificate_ceiling.py --seeds 10,11,12,13 [--out DIR] [--set FIELD=VALUE ...]
        [--data FILE --preset NAME --pool-size N|all --confidence NAME]
@@ -25,7 +28,9 @@ Usage: .venv/bin/python bench/certificate_ceiling.py --seeds 10,11,12,13 [--out 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,8 +40,8 @@ from scipy.special import betaincinv
 
 import tbal.loop as loop
 from tbal.cli import main as tbal_main
-from tbal.config import ThresholdConfig
-from tbal.thresholds import estimate_thresholds
+from tbal.config import ThresholdConfig, resolved_thresholds
+from tbal.thresholds import PoolContext, estimate_thresholds
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2_minilm.npz"
 EPSILON = 0.05
@@ -79,6 +84,7 @@ def capture(seed: int, out: Path, run_args: list[str]) -> Path:
                 delta=out_.plan.delta,
                 # the pool points the certificate may label (all of them without a stratum)
                 pool_in_stratum=inputs.stratum.pool if inputs.stratum is not None else np.ones(size, bool),
+                thresholds_config=json.dumps(dataclasses.asdict(resolved_thresholds(config))),
                 **_final_pool_ranks(stratum_round, pool_truth["rows"]),
             )
         return out_
@@ -125,6 +131,7 @@ def ceiling(path: Path) -> dict[str, float]:
     best = noise_free_ceiling(rate, n_th, delta, stratum)
     auto = z["auto"] if "auto" in z.files else np.array([np.nan])
     replayed = {f"replay {family}": replay(z, family) for family in ("both", "common", "rank")}
+    replayed["replay run"] = replay(z)
     return {
         **replayed,
         "oracle": (oracle[-1] + 1) / wrong.size if oracle.size else 0.0,
@@ -143,17 +150,16 @@ def top_mistakes(path: Path, sizes: tuple[int, ...] = (50, 100, 150, 200)) -> st
     return " / ".join(f"{int(wrong[:n].sum())} in {n}" for n in sizes)
 
 
-def replays(path: Path, confidence: str, option: str, values: str) -> str:
+def replays(path: Path, option: str, values: str) -> str:
     """``option`` (walk_step or walk_start_share) at each of the comma-separated ``values``, replayed on
-    the saved round with the run's family (the common cut for softmax and temperature, else both)."""
+    the saved round under the run's settings otherwise (its family included)."""
     z = np.load(path)
-    family = "common" if confidence in ("softmax", "temperature") else "both"
 
     def one(value: float) -> float:
-        return replay(z, family, step=value) if option == "walk_step" else replay(z, family, start=value)
+        return replay(z, step=value) if option == "walk_step" else replay(z, start=value)
 
     shown = [f"{v}: {100 * one(float(v)):.1f} %" for v in values.split(",")]
-    return f"({family}) " + ", ".join(shown)
+    return f"({run_thresholds(z).pooled_families}) " + ", ".join(shown)
 
 
 def noise_free_ceiling(rate: np.ndarray, n_th: int, delta: float, stratum: float = 1.0) -> float:
@@ -171,23 +177,45 @@ def noise_free_ceiling(rate: np.ndarray, n_th: int, delta: float, stratum: float
     return best
 
 
+def run_thresholds(z: Any) -> ThresholdConfig:
+    """The run's thresholds settings as the round used them; the defaults' for a round captured before
+    they were saved."""
+    if "thresholds_config" not in z.files:
+        return ThresholdConfig()
+    return ThresholdConfig(**json.loads(str(z["thresholds_config"])))
+
+
 def replay(
-    z: Any, family: str, share: float = 0.3, restarts: int = 3, step: float = 0.0, start: float = 0.0
+    z: Any,
+    family: str | None = None,
+    share: float | None = None,
+    restarts: int | None = None,
+    step: float | None = None,
+    start: float | None = None,
 ) -> float:
     """The share of the round's pool that ``family`` (with the fallback walk's ``share`` η over
-    ``restarts`` J, testing the candidates ``walk_step`` = ``step`` keeps) certifies on the round's D_th
-    at its δ_k."""
+    ``restarts`` J, testing the candidates ``walk_step`` = ``step`` keeps, starting by
+    ``walk_start_share`` = ``start``) certifies on the round's D_th at its δ_k, each left None as the run
+    had it. The pooled guarantee on the auto-labels (a dataset-guarantee run's would need its labeled
+    counts); with ``finite_pool``, over the pool points the round could label."""
+    run = run_thresholds(z)
+    given = {
+        "pooled_families": family,
+        "fallback_share": share,
+        "fallback_checkpoints": restarts,
+        "walk_step": step,
+        "walk_start_share": start,
+    }
+    changes: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    config = dataclasses.replace(run, guarantee="pooled", **changes)
     k = int(max(z["th_y"].max(), z["pool_y"].max())) + 1
     correct = z["th_pred"] == z["th_y"]
-    config = ThresholdConfig(
-        pooled_families=family,  # type: ignore[arg-type]
-        fallback_share=share,
-        fallback_checkpoints=restarts,
-        walk_step=step,
-        walk_start_share=start,
+    inside = z["pool_in_stratum"].astype(bool)
+    pool = PoolContext(z["pool_scores"][inside], z["pool_pred"][inside])
+    result = estimate_thresholds(
+        z["th_scores"], z["th_pred"], correct, k, config, delta=float(z["delta"]), pool=pool
     )
-    result = estimate_thresholds(z["th_scores"], z["th_pred"], correct, k, config, delta=float(z["delta"]))
-    return float(np.mean(z["pool_scores"] >= result.thresholds[z["pool_pred"]]))
+    return float(np.mean((z["pool_scores"] >= result.thresholds[z["pool_pred"]]) & inside))
 
 
 def main() -> None:
@@ -224,12 +252,13 @@ def main() -> None:
             f"seed {seed}: oracle {pct['oracle']:.1f} %, noise-free ceiling {pct['ceiling']:.1f} %, "
             f"certified {pct['certified']:.1f} %; true error of the top 30 % {pct['error_at_30']:.2f} %, "
             f"top 35 % {pct['error_at_35']:.2f} %; replayed: both {pct['replay both']:.1f} %, common "
-            f"{pct['replay common']:.1f} %, rank {pct['replay rank']:.1f} %; D_th mistakes among its most "
+            f"{pct['replay common']:.1f} %, rank {pct['replay rank']:.1f} %, the run's "
+            f"{pct['replay run']:.1f} %; D_th mistakes among its most "
             f"confident: {top_mistakes(path)}"
         )
         for option, values in (("walk_step", args.steps), ("walk_start_share", args.starts)):
             if values:
-                shown = replays(path, args.confidence, option, values)
+                shown = replays(path, option, values)
                 print(f"seed {seed} {option} replays: {shown}", flush=True)
         if args.restarts:
             z = np.load(path)
