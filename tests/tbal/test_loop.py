@@ -365,9 +365,9 @@ def test_a_round_that_needs_its_pool_scores_it(
 
 def test_a_run_is_the_same_whether_its_idle_rounds_score_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     """``run_tbal`` under the ``final`` schedule with random queries: the rounds before the one that fixes
-    the stratum certify nothing and score no pool; their records count the classifier's accuracy on a uniform sample of the
-    pool (all of it under ``ACCURACY_SAMPLE``), and the run's auto-labels are those of a run whose every
-    round scores its pool."""
+    the stratum certify nothing and score no pool; their records count the classifier's accuracy on a
+    uniform sample of ``ACCURACY_SAMPLE`` pool points, and the run's auto-labels are those of a run whose
+    every round scores its pool."""
     X, y = blobs_8d(n=1600)
     config = _config(**{"thresholds.bound": "valid", "query.strategy": "random"})
     monkeypatch.setattr(loop_module, "ACCURACY_SAMPLE", 400)
