@@ -54,7 +54,7 @@ def capture(seed: int, out: Path, run_args: list[str]) -> Path:
     pool_truth: dict[str, np.ndarray] = {}
     stratum_round: dict[str, np.ndarray] = {}
     saved_delta = [0.0]
-    make_input, run_round = loop._oracle_round_input, loop.run_round
+    make_input, run_round, rows_read = loop._oracle_round_input, loop.run_round, loop._pool_rows_read
 
     def recording_input(dataset: Any, *args: Any, **kwargs: Any) -> Any:
         round_input = make_input(dataset, *args, **kwargs)
@@ -89,12 +89,18 @@ def capture(seed: int, out: Path, run_args: list[str]) -> Path:
             )
         return out_
 
+    def every_row(inputs: loop.RoundInput, *args: Any) -> np.ndarray:
+        # the oracle ranks the whole pool: every round scores all of it (the decisions are the same)
+        return np.arange(len(inputs.X_pool))
+
     loop._oracle_round_input, loop.run_round = recording_input, recording_round  # type: ignore[assignment]
+    loop._pool_rows_read = every_row  # type: ignore[assignment]
     try:
         record = ["--json", str(out / f"run-s{seed}.json")]  # the run's own record, beside its round
         tbal_main(["run", *run_args, "--seeds", str(seed), "--threads", "1", "--quiet", *record])
     finally:
         loop._oracle_round_input, loop.run_round = make_input, run_round  # type: ignore[assignment]
+        loop._pool_rows_read = rows_read  # type: ignore[assignment]
     return path
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|sst2-file30|tf-batch-tune|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2|text-mlp-tune|current29  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|sst2-file30|sst2-file31|text-seeds-tune|tf-batch-tune|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2|text-mlp-tune|current29  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,7 +48,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   case "$name" in
     s9-* | s10-* | s11-* | s12-* | s13-* | s14-*) set -- "$@" --set thresholds.walk_start_share=0.3 ;;
     s8-*) set -- "$@" --set train.pseudo_label_share=0 --set thresholds.walk_start_share=0.3 ;;
-    s15-* | s16-* | s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-* | s27-* | s28-* | s29-* | s30-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
+    s15-* | s16-* | s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-* | s27-* | s28-* | s29-* | s30-* | s31-*) ;;  # the defaults as they are (before the fifteenth session this fell to the line below)
     *) set -- "$@" --set thresholds.walk_start_share=0 --set train.pseudo_label_share=0 ;;
   esac
   # from the tenth to the fourteenth session mnist-paper drew 0.6 of N_v inside the stratum (0.9 since
@@ -60,7 +60,7 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
   # until the sixteenth session mnist-paper trained LeNet-5 and widened its stratum to 2ε (ResNet-8 and 3ε
   # since): a case's own setting, given after, wins
   case "$name" in
-    s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-* | s27-* | s28-* | s29-* | s30-*) ;;
+    s17-* | s18-* | s19-* | s20-* | s21-* | s23-* | s26-* | s27-* | s28-* | s29-* | s30-* | s31-*) ;;
     *) case "$ds" in
          mnist | hard | harder | mixed) set -- --set model.name=lenet5 --set loop.stratum_error_factor=2 "$@" ;;
        esac ;;
@@ -74,21 +74,21 @@ run() {  # NAME DATASET CONFIDENCE SEED [tbal run options...]
              mnist | hard | harder | mixed)
                set -- --set train.warm_start_epochs=20 --set train.warm_start_rounds=lean "$@" ;;
            esac ;;
-    s19-* | s20-* | s21-* | s23-* | s26-* | s27-* | s28-* | s29-* | s30-*) ;;
+    s19-* | s20-* | s21-* | s23-* | s26-* | s27-* | s28-* | s29-* | s30-* | s31-*) ;;
     *) case "$ds" in mnist | hard | harder | mixed) set -- --set train.warm_start_epochs=0 "$@" ;; esac ;;
   esac
   # until the twenty-fourth session every run bounded the population's error (Clopper–Pearson), and until the
   # twenty-fifth a run without a preset did; since then the auto-labels' own (thresholds.finite_pool): a
   # case's own setting, given after, wins
   case "$name" in
-    s26-* | s27-* | s28-* | s29-* | s30-*) ;;
+    s26-* | s27-* | s28-* | s29-* | s30-* | s31-*) ;;
     *) set -- --set thresholds.finite_pool=false "$@" ;;
   esac
   # until the twenty-eighth session no round trained on the validation points outside the stratum; since
   # then text-paper's and text-finetune's certifying rounds do (loop.train_outside_stratum): a case's own
   # setting, given after, wins
   case "$name" in
-    s28-* | s29-* | s30-*) ;;
+    s28-* | s29-* | s30-* | s31-*) ;;
     *) set -- --set loop.train_outside_stratum=false "$@" ;;
   esac
   .venv/bin/tbal run "${data[@]}" --confidence "$conf" --bound valid --seeds "$seed" --threads 1 "$@" \
@@ -525,6 +525,17 @@ cases() {
     sst2-file30)  # the same file with no flag but the seed under the thirtieth session's code (its first
       # rounds leave the pool unscored): text-finetune as users get it, tuning seed 10, for the time a run
       echo "s30-file-s10 sst2-file softmax 10" ;;
+    sst2-file31)  # the same under the thirty-first session's code (the certifying round inside the stratum
+      # scores the stratum's points only): tuning seed 10, for the time a run
+      echo "s31-file-s10 sst2-file softmax 10" ;;
+    text-seeds-tune)  # text-paper's runs take some 15 s since the thirtieth session: the twenty-ninth session's
+      # best variants (15 seeds, each within the noise) again on 50 tuning seeds, paired; seeds 10-59
+      for s in $(seq 10 59); do
+        echo "s31-tt-base-s$s sst2 softmax $s"
+        echo "s31-tt-h512-s$s sst2 softmax $s --set model.hidden=512"
+        echo "s31-tt-k07-s$s sst2 softmax $s --set loop.targeted_validation=0.7"
+        echo "s31-tt-h512k07-s$s sst2 softmax $s --set model.hidden=512 --set loop.targeted_validation=0.7"
+      done ;;
     tf-batch-tune)  # text-finetune's 400 labels a round were chosen when every round scored the pool; with
       # the idle rounds cheap (thirtieth session), 200 a round: the stratum drawn by a classifier of 1,800
       # labels instead of 1,600; tuning seeds 10-16 (400 a round: s28-tf-outside-s1[0-6])
@@ -569,7 +580,7 @@ cases() {
         echo "s29-ts-ss03-s$s sst2 softmax $s --set loop.stratum_share=0.3"
         echo "s29-ts-ss035k07-s$s sst2 softmax $s --set loop.stratum_share=0.35 --set loop.targeted_validation=0.7"
       done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|sst2-file30|tf-batch-tune|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2|text-mlp-tune|current29" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|sst2-file30|sst2-file31|text-seeds-tune|tf-batch-tune|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2|text-mlp-tune|current29" >&2; exit 2 ;;
   esac
 }
 

@@ -143,7 +143,9 @@ class RoundOutput:
     confidence: ConfidenceFunction
     thresholds: ThresholdResult
     plan: RoundPlan  # the plan the round ran under (δ_k, seed, query budget)
-    # (n_p,) ŷ and its confidence; None where the round read nothing of the pool (_reads_pool)
+    # (n_p,) ŷ and its confidence; None where the round read nothing of the pool; inside a stratum with
+    # queries that read no score, only the stratum's points are scored: -1 and NaN elsewhere
+    # (_pool_rows_read, :attr:`pool_scored`)
     pool_predicted: np.ndarray | None
     pool_scores: np.ndarray | None
     auto_mask: np.ndarray  # (n_p,) bool: auto-labeled this round
@@ -165,6 +167,13 @@ class RoundOutput:
     stratum_cut: float | None = None  # the classifier's probability of its class at and above which: in it
     pool_in_stratum: np.ndarray | None = None  # (n_p,) bool
     val_in_stratum: np.ndarray | None = None  # (n_v,) bool
+
+    @property
+    def pool_scored(self) -> np.ndarray:
+        """(n_p,) bool: the pool points the round scored (:func:`_pool_rows_read`)."""
+        if self.pool_predicted is None:
+            return np.zeros(self.auto_mask.size, dtype=bool)
+        return np.asarray(self.pool_predicted) >= 0
 
     @property
     def auto_predicted(self) -> np.ndarray:
@@ -213,9 +222,11 @@ def run_round(
             self_train=self_train,
             warm=warm,
             also_validation=outside,
-            score_pool=_reads_pool(inputs, config, plan, may_label),
+            pool_rows=_pool_rows_read(inputs, config, plan, may_label),
         )
-    model, pool_preds = trained.model, trained.pool_preds
+    model, pool_preds, pool_rows = trained.model, trained.pool_preds, trained.pool_rows
+    pool_predicted = pool_preds.predicted if pool_preds is not None else None
+    n_pool = len(inputs.X_pool)
 
     cert = _certify(inputs, config, plan, trained, rng, timings, report)
 
@@ -232,8 +243,8 @@ def run_round(
         confidence=cert.confidence,
         thresholds=cert.thresholds,
         plan=plan,
-        pool_predicted=pool_preds.predicted if pool_preds is not None else None,
-        pool_scores=cert.pool_scores,
+        pool_predicted=_on_pool(pool_predicted, pool_rows, n_pool, -1),
+        pool_scores=_on_pool(cert.pool_scores, pool_rows, n_pool, np.nan),
         auto_mask=cert.auto_mask,
         val_removed=cert.val_removed,
         query_index=query_index,
@@ -254,18 +265,30 @@ def run_round(
     )
 
 
-def _reads_pool(inputs: RoundInput, config: TBALConfig, plan: RoundPlan, may_label: bool) -> bool:
-    """Whether the round needs its classifier's outputs on the pool: to auto-label (or self-train), to fix
-    the stratum, to rank the queries, or inside a stratum. A round that needs none of them (the text
-    presets' rounds before the stratum: δ_k = 0 and random queries) trains its classifier for its report,
-    the service's model and warm starts, and leaves the pool unscored: scoring the pool with fine-tuned
-    MiniLM took most of such a round's time (BENCHMARKS.md, "Issue 11, thirtieth session")."""
-    return (
-        may_label
-        or plan.targeted > 0
-        or inputs.stratum is not None
-        or config.query.strategy not in MODEL_FREE_QUERIES
-    )
+def _pool_rows_read(inputs: RoundInput, config: TBALConfig, plan: RoundPlan, may_label: bool) -> np.ndarray:
+    """The pool rows whose classifier outputs the round needs (sorted). All of them to fix the stratum or
+    to rank the queries; inside a stratum with queries that read no score, the stratum's points only
+    (nothing outside it can be auto-labeled or enters a test); all of them to auto-label (or self-train)
+    without a stratum; none otherwise. A round that needs none (the text presets' rounds before the
+    stratum: δ_k = 0 and random queries) trains its classifier for its report, the service's model and
+    warm starts, and leaves the pool unscored: scoring the pool with fine-tuned MiniLM took most of such a
+    round's time (BENCHMARKS.md, "Issue 11, thirtieth session"); the certifying round under a stratum of
+    half the pool scores half of it ("thirty-first session")."""
+    every = np.arange(len(inputs.X_pool), dtype=np.int64)
+    if plan.targeted > 0 or config.query.strategy not in MODEL_FREE_QUERIES:
+        return every
+    if inputs.stratum is not None:
+        return np.flatnonzero(inputs.stratum.pool).astype(np.int64)
+    return every if may_label else np.empty(0, dtype=np.int64)
+
+
+def _on_pool(values: np.ndarray | None, rows: np.ndarray, n_pool: int, missing: float) -> np.ndarray | None:
+    """``values`` of the pool ``rows`` spread over the pool's n_pool points, ``missing`` elsewhere."""
+    if values is None or rows.size == n_pool:
+        return values
+    spread = np.full(n_pool, missing, dtype=values.dtype)
+    spread[rows] = values
+    return spread
 
 
 @dataclass
@@ -294,7 +317,8 @@ def _fix_stratum(
     validation labels that later rounds' D_th reuse inside it."""
     if plan.targeted == 0:
         return _FixedStratum(np.empty(0, dtype=np.int64))
-    assert trained.pool_preds is not None  # a round that fixes the stratum scores its pool (_reads_pool)
+    # a round that fixes the stratum scores its whole pool (_pool_rows_read)
+    assert trained.pool_preds is not None and trained.pool_rows.size == auto_mask.size
     pool_rank = trained.pool_preds.probs.max(axis=1)
     left = ~auto_mask
     left[query_index] = False
@@ -314,7 +338,7 @@ class _Certified:
     th_index: np.ndarray
     th_scores: np.ndarray
     th_predicted: np.ndarray
-    pool_scores: np.ndarray | None
+    pool_scores: np.ndarray | None  # (|pool_rows|,) as _Trained.pool_preds
     thresholds: ThresholdResult
     auto_mask: np.ndarray
     val_removed: np.ndarray
@@ -332,7 +356,7 @@ def _certify(
     """Fit the confidence function on D_cal, certify thresholds on D_th at the plan's δ_k, and mark the
     pool points auto-labeled and the validation points inside the auto-labeled region; with a stratum,
     D_th and the auto-labels are the stratum's points only."""
-    val_preds, pool_preds = trained.val_preds, trained.pool_preds
+    val_preds, pool_preds, rows = trained.val_preds, trained.pool_preds, trained.pool_rows
     stratum = inputs.stratum
     with _timed(timings, "calibrate"):
         report("calibrate", 0.0)
@@ -348,9 +372,9 @@ def _certify(
         th_preds = val_preds.subset(th_index)
         th_scores = confidence.score(th_preds)
         pool_scores = confidence.score(pool_preds) if pool_preds is not None else None
-        # the pool the certificate may label: its points in the stratum; none where the round did not
-        # score it (δ_k = 0: the test reads no pool)
-        in_stratum = stratum.pool if stratum is not None else np.ones(len(inputs.X_pool), dtype=bool)
+        # the pool the certificate may label: its points in the stratum (every one scored); none where
+        # the round did not score it (δ_k = 0: the test reads no pool)
+        in_stratum = stratum.pool[rows] if stratum is not None else np.ones(rows.size, dtype=bool)
         rest_scores = pool_scores[in_stratum] if pool_scores is not None else np.empty(0)
         rest_predicted = (
             pool_preds.predicted[in_stratum] if pool_preds is not None else np.empty(0, dtype=np.int64)
@@ -370,7 +394,8 @@ def _certify(
         report("auto-label", 0.0)
         auto_mask = np.zeros(len(inputs.X_pool), dtype=bool)
         if pool_preds is not None and pool_scores is not None:
-            auto_mask = auto_label_mask(pool_scores, pool_preds.predicted, thresholds.thresholds) & in_stratum
+            labeled = auto_label_mask(pool_scores, pool_preds.predicted, thresholds.thresholds)
+            auto_mask[rows] = labeled & in_stratum
         val_removed = auto_label_mask(confidence.score(val_preds), val_preds.predicted, thresholds.thresholds)
         if stratum is not None:
             val_removed &= stratum.validation
@@ -427,7 +452,8 @@ class _Trained:
 
     model: Classifier
     val_preds: Predictions
-    pool_preds: Predictions | None  # None: the round did not score the pool (_reads_pool)
+    pool_preds: Predictions | None  # on pool_rows; None where they are none
+    pool_rows: np.ndarray  # the pool rows scored, sorted (_pool_rows_read)
     evaluation: EvaluationReport
     train_aum: np.ndarray | None
     train_predicted: np.ndarray | None
@@ -443,13 +469,13 @@ def _train(
     self_train: bool = False,
     warm: Classifier | None = None,
     also_validation: np.ndarray | None = None,
-    score_pool: bool = True,
+    pool_rows: np.ndarray | None = None,
 ) -> _Trained:
     """Train a fresh classifier on the human training labels (and the validation rows ``also_validation``,
     :func:`_validation_outside_stratum`), or continue ``warm`` on them for ``train.warm_start_epochs``
     epochs (:mod:`tbal.training.warm_start`); with ``self_train``, a second one on its pseudo-labels
-    beside them (:func:`_self_trained`); then predict the validation set and, with ``score_pool``, the
-    pool. The evaluation report and the AUM of the human training labels leave the validation rows
+    beside them (:func:`_self_trained`); then predict the validation set and the ``pool_rows`` (None:
+    the whole pool). The evaluation report and the AUM of the human training labels leave the validation rows
     trained on out."""
     report("train", 0.0)
     extra = also_validation if also_validation is not None else np.empty(0, dtype=np.int64)
@@ -497,16 +523,27 @@ def _train(
     unseen = np.ones(len(inputs.y_val), dtype=bool)
     unseen[extra] = False
     human_unseen = inputs.human_val[unseen] if inputs.human_val is not None else None
+    rows = np.arange(len(inputs.X_pool), dtype=np.int64) if pool_rows is None else pool_rows
     return _Trained(
         model=model,
         val_preds=val_preds,
-        pool_preds=predict(model, inputs.X_pool, device=device) if score_pool else None,
+        pool_preds=_predict_rows(model, inputs.X_pool, rows, device),
+        pool_rows=rows,
         # the classifier's report card (on the validation points it was not trained on): a few numpy sums
         # on val_preds, timed with the training
         evaluation=evaluate_predictions(val_preds.subset(unseen), inputs.y_val[unseen], human=human_unseen),
         train_aum=recorder.aum if recorder is not None else None,
         train_predicted=train_predicted,
     )
+
+
+def _predict_rows(
+    model: Classifier, X: np.ndarray, rows: np.ndarray, device: torch.device
+) -> Predictions | None:
+    """The classifier's outputs on ``X[rows]`` (no copy where the rows are all of X); None for no rows."""
+    if rows.size == 0:
+        return None
+    return predict(model, X if rows.size == len(X) else X[rows], device=device)
 
 
 def _self_trains(config: TBALConfig, network: str) -> bool:
@@ -630,15 +667,17 @@ def _queries(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training queries (pool rows, best first) and validation top-ups (pool rows, sorted): the plan's
     budget split once the validation points left after the removals are known (:mod:`tbal.plan`).
-    ``pool_preds`` None: the pool was not scored, and the strategy reads nothing of the classifier's."""
+    ``pool_preds``: the whole pool's, for a strategy that reads them (the others get None or a part of
+    it, :func:`_pool_rows_read`)."""
     candidates = np.flatnonzero(~auto_mask)
     left = int(val_removed.size - val_removed.sum()) + inputs.validation_pending
     split = plan.split_queries(left, int(candidates.size))
     query_index = np.empty(0, dtype=np.int64)
     if split.training > 0:
-        if pool_preds is None:
+        if strategy in MODEL_FREE_QUERIES:
             picked = random_queries(int(candidates.size), split.training, rng)
         else:
+            assert pool_preds is not None and len(pool_preds) == auto_mask.size
             picked = select_queries(strategy, pool_preds.probs[candidates], split.training, rng)
         query_index = candidates[picked].astype(np.int64)
     rest = np.setdiff1d(candidates, query_index)
@@ -766,8 +805,8 @@ class RoundRecord:
     true_error_round: float | None  # None when nothing was auto-labeled
     true_error_total: float | None
     classifier_accuracy_pool: float | None  # accuracy on the pool points still unlabeled before this round
-    # how many of them it counts: all, or a uniform sample of ACCURACY_SAMPLE where the round did not score
-    # its pool (δ_k = 0, no stratum to fix, random queries: tbal.loop._reads_pool)
+    # how many of them it counts: all, or a uniform sample of ACCURACY_SAMPLE where the round scored a part
+    # of its pool or none of it (tbal.loop._pool_rows_read)
     classifier_accuracy_points: int
     timings: dict[str, float]
 
@@ -1119,12 +1158,12 @@ def _pool_accuracy(
     out: RoundOutput, X_pool: np.ndarray, truth: np.ndarray, config: TBALConfig, *, seed: int
 ) -> tuple[float | None, int]:
     """The round's classifier on its pool against the data's labels, and on how many points: all of them,
-    or, where the round did not score its pool (:func:`_reads_pool`), a uniform sample of
-    ``ACCURACY_SAMPLE`` (a stream of its own, so the run's draws are those of a round that scored it):
-    a diagnostic of the simulation, which the round itself does not need."""
+    or, where the round scored a part of its pool or none of it (:func:`_pool_rows_read`), a uniform
+    sample of ``ACCURACY_SAMPLE`` (a stream of its own, so the run's draws are those of a round that
+    scored it): a diagnostic of the simulation, which the round itself does not need."""
     if not truth.size:
         return None, 0
-    if out.pool_predicted is not None:
+    if out.pool_scored.all():
         return float(np.mean(out.pool_predicted == truth)), int(truth.size)
     rows = np.arange(truth.size)
     if truth.size > ACCURACY_SAMPLE:
@@ -1136,7 +1175,7 @@ def _pool_accuracy(
 
 ACCURACY_SAMPLE = 1_000
 """How many pool points :func:`run_tbal` scores for a round's accuracy where the round did not score its
-pool (standard error ≤ 1.6 points)."""
+whole pool (standard error ≤ 1.6 points)."""
 _ACCURACY_SAMPLE_STREAM = 0x9002
 
 

@@ -309,6 +309,11 @@ def test_the_round_that_fixes_the_stratum_draws_inside_it(confidence: str) -> No
     )
 
 
+def _every_pool_row(inputs: RoundInput, *args: object) -> np.ndarray:
+    """A stand-in for ``tbal.loop._pool_rows_read`` that makes every round score its whole pool."""
+    return np.arange(len(inputs.X_pool))
+
+
 def _idle_plan(**fields: object) -> RoundPlan:
     """A round that certifies nothing (δ_k = 0) and fixes no stratum, with 20 queries and a floor of 320
     (so it also draws 20 validation top-ups from the pool)."""
@@ -332,7 +337,7 @@ def test_a_round_that_reads_nothing_of_its_pool_leaves_it_unscored(
         **{"thresholds.bound": "valid", "query.strategy": "random", "thresholds.guarantee": guarantee}
     )
     unscored = run_round(_blob_round(plan=_idle_plan()), config)
-    monkeypatch.setattr(loop_module, "_reads_pool", lambda *args: True)
+    monkeypatch.setattr(loop_module, "_pool_rows_read", _every_pool_row)
     scored = run_round(_blob_round(plan=_idle_plan()), config)
     assert unscored.pool_predicted is None and unscored.pool_scores is None
     assert scored.pool_predicted is not None and scored.pool_predicted.size == 500
@@ -375,13 +380,10 @@ def test_a_run_is_the_same_whether_its_idle_rounds_score_the_pool(monkeypatch: p
     rounds = lean.rounds
     assert [r.delta_round > 0 for r in rounds] == [False, False, False, True]
     # rounds 0 and 1 are idle: a sample of 400 of the pool; round 2 fixes the stratum (the library's
-    # default) and round 3 certifies: each scores the whole pool it has
-    assert [r.classifier_accuracy_points for r in rounds] == [
-        400,
-        400,
-        *(r.pool_remaining for r in rounds[1:3]),
-    ]
-    monkeypatch.setattr(loop_module, "_reads_pool", lambda *args: True)
+    # default) and scores the whole pool it has; round 3 certifies inside the stratum and scores its
+    # points only: a sample again
+    assert [r.classifier_accuracy_points for r in rounds] == [400, 400, rounds[1].pool_remaining, 400]
+    monkeypatch.setattr(loop_module, "_pool_rows_read", _every_pool_row)
     full = run_tbal(make_dataset(X, y), config, seed=2)
     assert lean.coverage > 0.3, "the run should auto-label, or the comparison says nothing"
     assert np.array_equal(lean.auto_labeled_index, full.auto_labeled_index)
@@ -392,3 +394,39 @@ def test_a_run_is_the_same_whether_its_idle_rounds_score_the_pool(monkeypatch: p
     for sampled, whole in zip(rounds[:2], full.rounds[:2], strict=True):
         assert whole.classifier_accuracy_points > 1000
         assert sampled.classifier_accuracy_pool == pytest.approx(whole.classifier_accuracy_pool, abs=0.08)
+
+
+@pytest.mark.parametrize("guarantee", ["pooled", "dataset"])
+@pytest.mark.parametrize("strategy", ["random", "margin-random"])
+def test_a_round_under_a_stratum_scores_the_stratum_only_where_its_queries_read_no_score(
+    guarantee: str, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside a stratum nothing outside it is auto-labeled or tested, so with random queries the round
+    scores the stratum's pool points only (-1 / NaN elsewhere) and decides as the same round scoring its
+    whole pool; queries ranked by the classifier still need every point's score."""
+    inputs, config = _stratum_inputs(confidence_learns=False)
+    config = with_overrides(
+        config,
+        {"query.strategy": strategy, "thresholds.guarantee": guarantee, "thresholds.finite_pool": True},
+    )
+    stratum = inputs.stratum
+    assert stratum is not None
+    lean = run_round(inputs, config, seed=3)
+    monkeypatch.setattr(loop_module, "_pool_rows_read", _every_pool_row)
+    whole = run_round(inputs, config, seed=3)
+    assert lean.pool_predicted is not None and lean.pool_scores is not None
+    assert whole.pool_scores is not None
+    expected_scored = stratum.pool if strategy == "random" else np.ones_like(stratum.pool)
+    assert np.array_equal(lean.pool_scored, expected_scored) and whole.pool_scored.all()
+    assert (lean.pool_predicted[~lean.pool_scored] == -1).all()
+    assert np.isnan(lean.pool_scores[~lean.pool_scored]).all()
+    assert lean.auto_mask.sum() > 50, "easy blobs: the round should auto-label, or the check says nothing"
+    assert np.array_equal(lean.auto_mask, whole.auto_mask)
+    assert np.array_equal(lean.auto_predicted, whole.auto_predicted)
+    assert np.array_equal(lean.auto_scores, whole.auto_scores)
+    assert np.array_equal(lean.pool_scores[lean.pool_scored], whole.pool_scores[lean.pool_scored])
+    assert np.array_equal(lean.query_index, whole.query_index) and lean.query_index.size == 10
+    assert np.array_equal(lean.top_up_index, whole.top_up_index)
+    assert np.array_equal(lean.val_removed, whole.val_removed)
+    for name in ("thresholds", "estimated_error", "error_bound", "n_points"):
+        np.testing.assert_array_equal(getattr(lean.thresholds, name), getattr(whole.thresholds, name))

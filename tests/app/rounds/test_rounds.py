@@ -408,17 +408,18 @@ def test_a_round_that_reads_nothing_of_its_pool_still_serves_a_model(
     reports its classifier on the validation set, and saves the model that /predict serves."""
     from tbal import loop
 
-    reads: list[bool] = []
-    real = loop._reads_pool
+    reads: list[int] = []
+    real = loop._pool_rows_read
 
-    def spy(*args: Any) -> bool:
-        reads.append(real(*args))
-        return reads[-1]
+    def spy(*args: Any) -> np.ndarray:
+        rows = real(*args)
+        reads.append(int(rows.size))
+        return rows
 
-    monkeypatch.setattr(loop, "_reads_pool", spy)
+    monkeypatch.setattr(loop, "_pool_rows_read", spy)
     pid = ready_project(api, make_project, epsilon=0.01, delta_schedule="final", query_strategy="random")
     done = api.run_round(pid)
-    assert reads == [False]
+    assert reads == [0]
     metrics = done["metrics"]
     assert metrics["delta_round"] == 0 and metrics["auto_labeled"] == 0 and metrics["queries"] == 10
     assert [c["auto_labeled"] for c in metrics["thresholds"]] == [0, 0, 0]
