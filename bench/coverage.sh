@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The coverage-under-the-valid-bound benchmarks of BENCHMARKS.md ("Coverage under the valid bound").
 # Each case writes bench/results/coverage/<name>.json (every round's record) and a log; two runs at a time.
-# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|sst2-file30|sst2-file31|text-seeds-tune|text-seeds-tune2|text-method-tune|tf-batch-tune|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2|text-mlp-tune|current29  (from the repository root,
+# Usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|sst2-file30|sst2-file31|text-seeds-tune|text-seeds-tune2|text-method-tune|text-fewer-seeds|text-fewer-seeds2|tf-batch-tune|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2|text-mlp-tune|current29  (from the repository root,
 # after `make env`). Tuning cases use seeds 10+ only; benchmark cases seeds 0-4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -541,6 +541,22 @@ cases() {
         echo "s31-tt-base-s$s sst2 softmax $s"
         echo "s31-tt-h512-s$s sst2 softmax $s --set model.hidden=512"
       done ;;
+    text-fewer-seeds)  # text-paper with a quarter of the labels (N_t 500, N_v 500, seed 100, floor 700: what a
+      # project with a label_budget under 1,000 gets), on 30 tuning seeds now that a run takes seconds: how
+      # often it certifies nothing, and whether the stratum (drawing 250 of N_v late) or a larger floor helps
+      local fewer="--set loop.label_budget=500 --set loop.seed_size=100 --set loop.validation_size=500 --set loop.validation_floor=700"
+      for s in $(seq 10 39); do
+        echo "s31-fw-base-s$s sst2 softmax $s $fewer"
+        echo "s31-fw-nostratum-s$s sst2 softmax $s $fewer --set loop.targeted_validation=0"
+        echo "s31-fw-f800-s$s sst2 softmax $s $fewer --set loop.validation_floor=800"
+        echo "s31-fw-f600-s$s sst2 softmax $s $fewer --set loop.validation_floor=600"
+      done ;;
+    text-fewer-seeds2)  # the stratum helped most there: more of N_v drawn inside it (0.7, 0.9 of 500); same seeds
+      local fewer="--set loop.label_budget=500 --set loop.seed_size=100 --set loop.validation_size=500 --set loop.validation_floor=700"
+      for s in $(seq 10 39); do
+        echo "s31-fw-k07-s$s sst2 softmax $s $fewer --set loop.targeted_validation=0.7"
+        echo "s31-fw-k09-s$s sst2 softmax $s $fewer --set loop.targeted_validation=0.9"
+      done ;;
     text-method-tune)  # training methods made for ranking right above wrong (selective classification), never
       # run for coverage: squentropy (Hui et al. 2023) and fmfp (SAM, Zhu et al. 2022); tuning seeds 10-39
       for s in $(seq 10 39); do
@@ -591,7 +607,7 @@ cases() {
         echo "s29-ts-ss03-s$s sst2 softmax $s --set loop.stratum_share=0.3"
         echo "s29-ts-ss035k07-s$s sst2 softmax $s --set loop.stratum_share=0.35 --set loop.targeted_validation=0.7"
       done ;;
-    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|sst2-file30|sst2-file31|text-seeds-tune|text-seeds-tune2|text-method-tune|tf-batch-tune|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2|text-mlp-tune|current29" >&2; exit 2 ;;
+    *) echo "usage: bash bench/coverage.sh benchmark|ablation|paper|tuning|text-classifier|hard|current|text-colander|text-query|text-query-dataset|text-floor|current6|current7|text-colander-benchmark|current8|current9|current10|stratum|stratum-harder|stratum-auto|stratum-text|stratum-mnist|current11|text-self-training|text-stratum-tune|text-stratum-tune2|text-stratum-tune3|current12|current12-mnist|current12-harder|harder-colander|text-colander-nu|stratum-k|bare-stratum|bare-training|bare-stratum-text|mixed-families|mixed-colander|mixed-fresh|bare-image-training|bare-default|bare-text-model|soft-pseudo|hard-query|current15-dataset|current16|current16-harder|current17-harder|current17-tune|current17-harder-colander|current17|current18-tune|current18|current18-harder|current19-tune|current19|current19-more|current19-colander-fresh|text-warm|text-finetune-tune|current20|text-finetune-dataset|text-finetune-colander-paper|text-finetune-colander|current26|features-tune|features-tune2|features-tune3|features-tune4|features-sst2-budgets|current27-harder|features-benchmark|sst2-file|sst2-file30|sst2-file31|text-seeds-tune|text-seeds-tune2|text-method-tune|text-fewer-seeds|text-fewer-seeds2|tf-batch-tune|outside-tune|current28|text-split-tune|text-split-tune2|outside-tune2|text-mlp-tune|current29" >&2; exit 2 ;;
   esac
 }
 
