@@ -105,6 +105,9 @@ export DATA OUT HARD HARDER MIXED VECTORS
 # margin-random queries and no validation floor (TEXT_BEFORE), the paper's Colander network (PAPER_G,
 # the library's Colander defaults until then), or random queries without the floor (NO_FLOOR).
 TEXT_BEFORE="--set query.strategy=margin-random --set loop.validation_floor=0"
+# SST-2 with a quarter of the labels (N_t 500, N_v 500; the seed and floor as a project's follow such
+# budgets: 100 and 700)
+TEXT_FEWER="--set loop.label_budget=500 --set loop.seed_size=100 --set loop.validation_size=500 --set loop.validation_floor=700"
 PAPER_G="--set confidence.colander.weight_decay=0.01 --set confidence.colander.epochs=500"
 PAPER_G="$PAPER_G --set confidence.colander.standardize=false --set confidence.colander.logit_skip=0"
 NO_FLOOR="--set loop.validation_floor=0"
@@ -420,15 +423,13 @@ cases() {
     text-fewer)  # a hard case of the text default: SST-2 with a quarter of the labels (N_t 500, N_v 500; the
       # seed and floor as a project's follow such budgets: 100 and 700), text-paper against text-finetune,
       # tuning seeds 10-12 (s23-fw-*)
-      fewer="--set loop.label_budget=500 --set loop.seed_size=100 --set loop.validation_size=500 --set loop.validation_floor=700"
       for s in 10 11 12 13 14; do
-        for ds in sst2 sst2-ft; do echo "s23-fw-$ds-s$s $ds softmax $s $fewer"; done
+        for ds in sst2 sst2-ft; do echo "s23-fw-$ds-s$s $ds softmax $s $TEXT_FEWER"; done
       done ;;
     text-fewer-steps)  # the same with MiniLM's fine-tuning taking at least 75 / 150 SGD steps (train.min_steps),
       # tuning seeds 10-14 (s23-fw-ms*; stopped after seeds 10-12 / 10-11: not adopted)
-      fewer="--set loop.label_budget=500 --set loop.seed_size=100 --set loop.validation_size=500 --set loop.validation_floor=700"
       for s in 10 11 12 13 14; do
-        for m in 75 150; do echo "s23-fw-ms$m-s$s sst2-ft softmax $s $fewer --set train.min_steps=$m"; done
+        for m in 75 150; do echo "s23-fw-ms$m-s$s sst2-ft softmax $s $TEXT_FEWER --set train.min_steps=$m"; done
       done ;;
     text-half)  # between the two: half the text presets' labels (N_t 1,000, N_v 800; seed and floor as a project's
       # follow them: 200 and 1,200), text-paper against text-finetune, tuning seeds 10-14 (s23-hf-*)
@@ -438,8 +439,7 @@ cases() {
       done ;;
     text-fewer-batch)  # text-finetune with the fewer labels and 100 labels a round (five rounds, as text-paper's
       # 500 at 100 a round), tuning seeds 10-14 (s23-fw-b100-*)
-      fewer="--set loop.label_budget=500 --set loop.seed_size=100 --set loop.validation_size=500 --set loop.validation_floor=700"
-      for s in 10 11 12 13 14; do echo "s23-fw-b100-s$s sst2-ft softmax $s $fewer --set loop.batch_size=100"; done ;;
+      for s in 10 11 12 13 14; do echo "s23-fw-b100-s$s sst2-ft softmax $s $TEXT_FEWER --set loop.batch_size=100"; done ;;
     text-finetune-colander)  # Colander under the valid bound with text-finetune: tuning seed 10, then the
       # benchmark seeds 0-4 (the issue's "SST-2, Colander" row; s21-*)
       echo "s21-tf-col-s10 sst2-ft colander 10"
@@ -528,7 +528,7 @@ cases() {
     sst2-file31)  # the same under the thirty-first session's code (the certifying round inside the stratum
       # scores the stratum's points only): tuning seed 10, for the time a run
       echo "s31-file-s10 sst2-file softmax 10" ;;
-    text-seeds-tune)  # text-paper's runs take some 15 s since the thirtieth session: the twenty-ninth session's
+    text-seeds-tune)  # text-paper's runs take some 15 s on one thread: the twenty-ninth session's
       # best variants (15 seeds, each within the noise) again on 50 tuning seeds, paired; seeds 10-59
       for s in $(seq 10 59); do
         echo "s31-tt-base-s$s sst2 softmax $s"
@@ -544,18 +544,16 @@ cases() {
     text-fewer-seeds)  # text-paper with a quarter of the labels (N_t 500, N_v 500, seed 100, floor 700: what a
       # project with a label_budget under 1,000 gets), on 30 tuning seeds now that a run takes seconds: how
       # often it certifies nothing, and whether the stratum (drawing 250 of N_v late) or a larger floor helps
-      local fewer="--set loop.label_budget=500 --set loop.seed_size=100 --set loop.validation_size=500 --set loop.validation_floor=700"
       for s in $(seq 10 39); do
-        echo "s31-fw-base-s$s sst2 softmax $s $fewer"
-        echo "s31-fw-nostratum-s$s sst2 softmax $s $fewer --set loop.targeted_validation=0"
-        echo "s31-fw-f800-s$s sst2 softmax $s $fewer --set loop.validation_floor=800"
-        echo "s31-fw-f600-s$s sst2 softmax $s $fewer --set loop.validation_floor=600"
+        echo "s31-fw-base-s$s sst2 softmax $s $TEXT_FEWER"
+        echo "s31-fw-nostratum-s$s sst2 softmax $s $TEXT_FEWER --set loop.targeted_validation=0"
+        echo "s31-fw-f800-s$s sst2 softmax $s $TEXT_FEWER --set loop.validation_floor=800"
+        echo "s31-fw-f600-s$s sst2 softmax $s $TEXT_FEWER --set loop.validation_floor=600"
       done ;;
     text-fewer-seeds2)  # the stratum helped most there: more of N_v drawn inside it (0.7, 0.9 of 500); same seeds
-      local fewer="--set loop.label_budget=500 --set loop.seed_size=100 --set loop.validation_size=500 --set loop.validation_floor=700"
       for s in $(seq 10 39); do
-        echo "s31-fw-k07-s$s sst2 softmax $s $fewer --set loop.targeted_validation=0.7"
-        echo "s31-fw-k09-s$s sst2 softmax $s $fewer --set loop.targeted_validation=0.9"
+        echo "s31-fw-k07-s$s sst2 softmax $s $TEXT_FEWER --set loop.targeted_validation=0.7"
+        echo "s31-fw-k09-s$s sst2 softmax $s $TEXT_FEWER --set loop.targeted_validation=0.9"
       done ;;
     text-method-tune)  # training methods made for ranking right above wrong (selective classification), never
       # run for coverage: squentropy (Hui et al. 2023) and fmfp (SAM, Zhu et al. 2022); tuning seeds 10-39
