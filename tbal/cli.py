@@ -46,6 +46,7 @@ from tbal.config import (
 from tbal.data import holds_texts, input_shape
 from tbal.environment import run_environment
 from tbal.errors import TBALInputError
+from tbal.plan import CertificateNeeds, certificate_needs
 
 EXIT_BAD_INPUT = 2
 NO_PRESET = "none"
@@ -336,11 +337,13 @@ def _run_command(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     dataset = _load(args, config.model)
     name = _announce_preset(args)
+    needs = _warn_of_certificate_needs(config, dataset.num_classes)
     on_round = None if args.quiet else (lambda seed, r: print(format_round_line(seed, r), flush=True))
     results = run_seeds(dataset, config, seeds, on_round=on_round)
     print(format_summary_table([(_label(config), results)], config.thresholds.epsilon))
     if args.json:
         payload = {"data": str(args.data), "preset": name, "config": config_to_dict(config), "runs": results}
+        payload["certificate_needs"] = needs.to_dict() if needs is not None else None
         _write_json(args.json, {**payload, "environment": run_environment()})
         print(f"wrote {args.json}")
     return 0
@@ -389,6 +392,15 @@ def _announce_preset(args: argparse.Namespace) -> str | None:
             file=sys.stderr,
         )
     return name
+
+
+def _warn_of_certificate_needs(config: TBALConfig, num_classes: int) -> CertificateNeeds | None:
+    """Say on stderr, before the run, where the settings leave no validation points for a certificate
+    (:func:`tbal.plan.certificate_needs`): such a run trains for minutes and auto-labels nothing."""
+    needs = certificate_needs(config, num_classes)
+    for warning in needs.warnings() if needs is not None else []:
+        print(f"tbal: warning: {warning}", file=sys.stderr)
+    return needs
 
 
 def _set_threads(threads: int | None) -> None:

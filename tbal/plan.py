@@ -62,8 +62,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tbal.config import TBALConfig, targeted_count
+from tbal.config import LABEL_FREE_SCORES, TBALConfig, resolved_thresholds, targeted_count
 from tbal.errors import TBALInputError
+from tbal.thresholds import fewest_clean_points
 
 TOP_UP_STREAM = 0x70B07
 """Second word of the validation top-up draw's seed (the first is the round's seed): a stream of its own,
@@ -286,3 +287,110 @@ def uniform_sample(ids: np.ndarray, k: int, seed: int, stream: int) -> np.ndarra
         return np.empty(0, dtype=np.int64)
     rng = np.random.default_rng([seed, stream])
     return np.sort(rng.choice(ids, size=k, replace=False)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class CertificateNeeds:
+    """What a run's certificate on the auto-labels needs before its test can pass anywhere, from the
+    configuration alone (:func:`certificate_needs`): a project whose validation points cannot meet it
+    auto-labels nothing, whatever its classifier, and is told so before its first round.
+
+    delta_round: δ_k of the round that certifies with the largest share of δ (the last planned round under
+    the ``final`` schedule, every planned round under ``uniform``).
+    level: the level the walk's first candidate is tested at: δ_k, divided by K under the ``per-class``
+    guarantee and by 2 where both pooled families are walked, times 1 − ``thresholds.fallback_share``.
+    clean_points: the fewest D_th points, every one right, a region needs for that test to pass (with the
+    exact binomial bound n ≥ ln(level) / ln(1 − ε); Hoeffding's n ≥ ln(1 / level) / (2ε²)); under
+    ``per-class``, each class's region of its own points. (Under ``finite_pool`` only a region that labels
+    one or two pool points passes with fewer.)
+    per_class: the ``per-class`` guarantee (a certificate per class).
+    num_classes: K.
+    validation_points: the D_th points the certifying round holds at most: the validation set (N_v, or the
+    floor where the label budget pays for the top-ups), less D_cal for a confidence function fitted on
+    labels. Inside a stratum only its points are tested, so fewer still.
+    """
+
+    delta_round: float
+    level: float
+    clean_points: int
+    per_class: bool
+    num_classes: int
+    validation_points: int
+
+    @property
+    def can_certify(self) -> bool:
+        """Whether the validation points can hold a certificate at all (not whether they will)."""
+        return self.validation_points >= self.clean_points
+
+    @property
+    def every_class_can(self) -> bool:
+        """Whether a class of average size can hold its own certificate (always, but for ``per-class``)."""
+        return not self.per_class or self.validation_points >= self.num_classes * self.clean_points
+
+    def to_dict(self) -> dict[str, float | int | bool]:
+        return {
+            "delta_round": self.delta_round,
+            "level": self.level,
+            "clean_points": self.clean_points,
+            "per_class": self.per_class,
+            "validation_points": self.validation_points,
+            "can_certify": self.can_certify,
+            "every_class_can": self.every_class_can,
+        }
+
+    def warnings(self) -> list[str]:
+        """What the user should hear before the run: nothing can be auto-labeled, or (per class) only the
+        classes that hold far more than their share of the validation points."""
+        region = "a class's region" if self.per_class else "the region it labels"
+        need = (
+            f"a certificate at δ_k = {self.delta_round:.4g} needs at least {self.clean_points} validation "
+            f"points (D_th) with no mistake in {region}"
+        )
+        if not self.can_certify:
+            return [
+                f"no round can auto-label anything: {need}, and the round that certifies has at most "
+                f"{self.validation_points}; raise validation_size (or validation_floor), epsilon or delta"
+            ]
+        if not self.every_class_can:
+            return [
+                f"under the per-class guarantee {need}, and the round that certifies has at most "
+                f"{self.validation_points} for {self.num_classes} classes: only a class holding "
+                f"{self.clean_points} of them can be auto-labeled; the pooled guarantee (the default) "
+                "certifies every class's auto-labels together and needs them once"
+            ]
+        return []
+
+
+def certificate_needs(config: TBALConfig, num_classes: int) -> CertificateNeeds | None:
+    """The :class:`CertificateNeeds` of ``config`` for ``num_classes`` classes, or None where the rule
+    has no such minimum: the papers' rule (not a bound) and the ``dataset`` guarantee (its tolerance is
+    on the human and auto-labels together, so the auto-labels' own may be above ε)."""
+    th = resolved_thresholds(config)
+    if th.bound == "paper" or th.guarantee == "dataset":
+        return None
+    if num_classes < 1:
+        raise TBALInputError(f"expected num_classes ≥ 1, got {num_classes}")
+    horizon = config.loop.planned_rounds
+    delta_round = max(delta_share(k, config) for k in (0, horizon - 1))
+    per_class = th.guarantee == "per-class"
+    level = delta_round / (num_classes if per_class else 1)
+    level /= 2 if th.pooled_families == "both" and not per_class else 1
+    level *= 1.0 - th.fallback_share
+    return CertificateNeeds(
+        delta_round=delta_round,
+        level=level,
+        clean_points=fewest_clean_points(th.bound, th.epsilon, level),
+        per_class=per_class,
+        num_classes=num_classes,
+        validation_points=_most_threshold_points(config),
+    )
+
+
+def _most_threshold_points(config: TBALConfig) -> int:
+    """The D_th points the certifying round holds at most (see :class:`CertificateNeeds`)."""
+    loop = config.loop
+    top_ups = min(max(0, loop.validation_floor - loop.validation_size), loop.label_budget - loop.seed_size)
+    validation = loop.validation_size + top_ups
+    if config.confidence.name in LABEL_FREE_SCORES:
+        return validation
+    return validation - round(loop.calibration_fraction * validation)

@@ -321,6 +321,28 @@ def _passes(
     return _upper_bound(bound, errors, n, delta) <= epsilon
 
 
+def fewest_clean_points(bound: str, epsilon: float, level: float) -> int:
+    """The fewest points, none of them a mistake, with which the test of ``bound`` ("valid": exact
+    binomial, n ≥ ln(level) / ln(1 − ε); "hoeffding": n ≥ ln(1 / level) / (2ε²)) passes at ``level``:
+    no region with fewer D_th points can be certified, whatever its labels. The finite-pool test of the
+    auto-labels needs about as many where the region's pool points far outnumber its D_th points."""
+    if bound not in ("valid", "hoeffding"):
+        raise TBALInputError(f"expected bound valid or hoeffding, got {bound!r}")
+    if not (0.0 < epsilon < 1.0 and 0.0 < level < 1.0):
+        raise TBALInputError(f"expected epsilon and level in (0, 1), got {epsilon!r} and {level!r}")
+    if bound == "valid":
+        guess = math.log(level) / math.log1p(-epsilon)
+    else:
+        guess = math.log(1.0 / level) / (2.0 * epsilon**2)
+    n = max(1, math.ceil(guess))
+    # the closed forms can be off by one in floating point: settle n on the test itself
+    while not _passes(bound, np.zeros(1), np.full(1, n), epsilon, level)[0]:
+        n += 1
+    while n > 1 and _passes(bound, np.zeros(1), np.full(1, n - 1), epsilon, level)[0]:
+        n -= 1
+    return n
+
+
 def _paper_bound(est: np.ndarray, c1: float) -> np.ndarray:
     """ê + C₁·sqrt(ê(1−ê)) (Vishwakarma et al. 2023, 2024; not a confidence bound)."""
     return est + c1 * np.sqrt(est * (1.0 - est))

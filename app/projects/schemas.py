@@ -285,6 +285,26 @@ class ProjectUpdate(BaseModel):
     settings: ProjectSettings
 
 
+class CertificateRead(BaseModel):
+    """What the settings' certificate on the auto-labels needs (tbal.plan.certificate_needs): known before
+    any label, so that a project whose validation points cannot hold one hears it before its first round
+    instead of finding every round empty."""
+
+    delta_round: float = Field(description="δ_k of the round that certifies with the largest share of δ")
+    clean_points: int = Field(
+        description="the fewest validation points (D_th), none of them wrong, a region needs to be "
+        "certified (each class's own under the per-class guarantee)"
+    )
+    validation_points: int = Field(description="the D_th points the round that certifies holds at most")
+    can_certify: bool = Field(
+        description="validation_points ≥ clean_points: a certificate is possible at all"
+    )
+    every_class_can: bool = Field(
+        description="false only under the per-class guarantee when a class of average size cannot hold one"
+    )
+    warnings: list[str]
+
+
 class ProjectRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -303,6 +323,12 @@ class ProjectRead(BaseModel):
         "created before tbal knew",
     )
     config: dict[str, Any] = Field(description="the effective library configuration of the settings")
+    certificate: CertificateRead | None = Field(
+        default=None,
+        description="what the settings' certificate needs before it can auto-label anything (null under "
+        "the papers' rule and the dataset guarantee, which have no such minimum); warnings say when the "
+        "validation points cannot hold it",
+    )
     sets_drawn_at: datetime | None
     created_at: datetime
     updated_at: datetime

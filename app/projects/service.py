@@ -33,6 +33,7 @@ from app.rounds import auto_labels_repository as auto_repo
 from app.rounds import repository as rounds_repo
 from app.rounds.service import budget_used
 from tbal.config import TBALConfig, config_to_dict, targeted_count
+from tbal.plan import certificate_needs
 
 
 def get_project(session: Session, project_id: int) -> Project:
@@ -154,7 +155,7 @@ def delete_project(session: Session, project: Project, artifacts_dir: Path) -> N
 
 
 def read(project: Project) -> ProjectRead:
-    return ProjectRead.model_validate({**_fields(project), "config": config_to_dict(project_config(project))})
+    return ProjectRead.model_validate({**_fields(project), **_configured(project, project_config(project))})
 
 
 def read_detail(session: Session, project: Project) -> ProjectDetail:
@@ -172,8 +173,15 @@ def read_detail(session: Session, project: Project) -> ProjectDetail:
         rounds=rounds_repo.count_all(session, project.id),
     )
     return ProjectDetail.model_validate(
-        {**_fields(project), "config": config_to_dict(config), "counts": counts}
+        {**_fields(project), **_configured(project, config), "counts": counts}
     )
+
+
+def _configured(project: Project, config: TBALConfig) -> dict[str, object]:
+    """The effective configuration and what its certificate needs (:func:`tbal.plan.certificate_needs`)."""
+    needs = certificate_needs(config, len(project.classes))
+    certificate = None if needs is None else {**needs.to_dict(), "warnings": needs.warnings()}
+    return {"config": config_to_dict(config), "certificate": certificate}
 
 
 def _fields(project: Project) -> dict[str, object]:

@@ -42,7 +42,7 @@ from tbal_client.files import (
     write_csv,
     write_jsonl,
 )
-from tbal_client.types import APIError, Round, TBALClientError
+from tbal_client.types import APIError, Project, Round, TBALClientError
 
 EXIT_OK = 0
 EXIT_SERVICE = 1
@@ -335,6 +335,12 @@ def _note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _warn(project: Project) -> None:
+    """The service's warnings on a project's settings (its certificate's needs), on stderr."""
+    for warning in project.warnings:
+        _note(f"warning: {warning}")
+
+
 def _emit(args: argparse.Namespace, short: str, payload: Any) -> None:
     print(json.dumps(payload, indent=1, default=str) if args.json else short, flush=True)
 
@@ -372,6 +378,7 @@ def _project_create(args: argparse.Namespace) -> int:
         f"project {project.id} ({project.name}): {len(project.classes)} classes, {project.data_kind} "
         f"{project.input_shape}, ε = {project.epsilon}, label budget {project.label_budget}"
     )
+    _warn(project)
     _emit(args, str(project.id), project.raw)
     return EXIT_OK
 
@@ -405,6 +412,7 @@ def _project_set(args: argparse.Namespace) -> int:
         raise CommandError("give at least one --set NAME=VALUE")
     with _client(args) as tb:
         project = tb.update_settings(args.project_id, settings)
+    _warn(project)
     _emit(args, json.dumps(project.settings), project.raw)
     return EXIT_OK
 

@@ -79,8 +79,9 @@ class ProjectCounts:
 @dataclass(frozen=True)
 class Project:
     """A project; ``config`` is the effective library configuration of its ``settings``; ``followed`` the
-    settings the service chose for it (None from a service or project that does not say); ``counts`` only
-    from :meth:`TBALClient.get_project`."""
+    settings the service chose for it (None from a service or project that does not say); ``certificate``
+    what its certificate needs (None under the papers' rule or the dataset guarantee, or from a service
+    that does not say); ``counts`` only from :meth:`TBALClient.get_project`."""
 
     id: int
     name: str
@@ -93,7 +94,14 @@ class Project:
     created_at: str
     counts: ProjectCounts | None = None
     followed: list[str] | None = None
+    certificate: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the service says of the settings' certificate (e.g. too few validation points to hold
+        one); empty where it says nothing."""
+        return [str(w) for w in (self.certificate or {}).get("warnings", [])]
 
     @property
     def epsilon(self) -> float:
@@ -105,7 +113,7 @@ class Project:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Project:
-        counts, followed = data.get("counts"), data.get("followed")
+        counts, followed, certificate = data.get("counts"), data.get("followed"), data.get("certificate")
         return cls(
             id=int(data["id"]),
             name=str(data["name"]),
@@ -118,6 +126,7 @@ class Project:
             created_at=str(data["created_at"]),
             counts=ProjectCounts.from_json(counts) if counts else None,
             followed=None if followed is None else [str(n) for n in followed],
+            certificate=dict(certificate) if certificate else None,
             raw=dict(data),
         )
 

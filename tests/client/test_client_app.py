@@ -124,8 +124,14 @@ def test_a_project_driven_through_the_client(tb: TBALClient, tmp_path: Path) -> 
 
 def test_settings_changes_and_deletion(tb: TBALClient) -> None:
     project = tb.create_project("p", classes=["a", "b"], data_kind="features", input_shape=[2])
+    assert project.warnings == [] and project.certificate is not None and project.certificate["can_certify"]
     changed = tb.update_settings(project.id, {"epsilon": 0.2})
     assert changed.epsilon == 0.2 and changed.settings["epsilon"] == 0.2
+    # too few validation points for any certificate: the service says so, the client reads it
+    few = tb.update_settings(project.id, {"validation_size": 10})
+    assert few.certificate is not None and few.certificate["can_certify"] is False
+    assert len(few.warnings) == 1 and "no round can auto-label anything" in few.warnings[0]
+    changed = tb.update_settings(project.id, {"validation_size": 500})
     assert [p.name for p in tb.list_projects()] == ["p"] and tb.find_project("p") == changed
     with pytest.raises(APIError) as info:
         tb.update_settings(project.id, {"epsilon": 2.0})

@@ -70,6 +70,36 @@ def test_run_on_digits_two_rounds_writes_the_json_record(
     )
 
 
+def test_a_run_whose_validation_points_cannot_certify_is_told_before_it_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fewer validation points than a certificate needs (tbal.plan.certificate_needs): a warning on stderr
+    before the first round, and the record says why nothing was auto-labeled; none under the papers' rule."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "blobs.npz"
+    write_npz(data, X=rng.normal(size=(200, 4)).astype(np.float32), y=rng.integers(0, 2, size=200))
+    small = ["run", "--data", str(data), "--epochs", "1", "--budget", "40", "--seed-size", "40"]
+    out_json = tmp_path / "run.json"
+    code, _out, err = _run([*small, "--validation-size", "40", "--json", str(out_json)], capsys)
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("tbal: warning: ")]
+    assert (
+        len(warnings) == 1
+        and "no round can auto-label anything" in warnings[0]
+        and "at most 40" in warnings[0]
+    )
+    record = json.loads(out_json.read_text())
+    assert record["certificate_needs"]["can_certify"] is False
+    # one round: δ_k 0.045 (a tenth of δ kept for rounds past the plan), 0.3 of it to the fallback
+    assert record["certificate_needs"]["clean_points"] == 68
+    assert record["runs"][0]["coverage"] == 0.0
+
+    code, _out, err = _run([*small, "--validation-size", "100"], capsys)
+    assert code == 0 and "tbal: warning:" not in err, err
+    code, _out, err = _run([*small, "--validation-size", "40", "--bound", "paper"], capsys)
+    assert code == 0 and "tbal: warning:" not in err, err
+
+
 @pytest.fixture()
 def good_arrays() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
@@ -116,7 +146,9 @@ def test_bad_input_gives_one_line_and_exit_code_2(
     code, _out, err = _run(["run", "--data", str(data), "--epochs", "1", *extra], capsys)
     assert code == 2
     # the data kind's preset is named on a line of its own before the run (feature vectors: vectors)
-    lines = [line for line in err.strip().splitlines() if not line.startswith("tbal: preset ")]
+    lines = [
+        line for line in err.strip().splitlines() if not line.startswith(("tbal: preset ", "tbal: warning: "))
+    ]
     assert len(lines) == 1, err
     assert lines[0].startswith("tbal: error:") and needle.lower() in lines[0].lower(), lines[0]
     assert "Traceback" not in err

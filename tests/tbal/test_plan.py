@@ -10,7 +10,15 @@ import pytest
 
 from tbal.config import TBALConfig, preset, targeted_count, with_overrides
 from tbal.errors import TBALInputError
-from tbal.plan import RoundPlan, RunState, delta_share, draw_initial_sets, plan_round, round_seed
+from tbal.plan import (
+    RoundPlan,
+    RunState,
+    certificate_needs,
+    delta_share,
+    draw_initial_sets,
+    plan_round,
+    round_seed,
+)
 
 
 @pytest.mark.parametrize("schedule", ["uniform", "final"])
@@ -469,3 +477,108 @@ def test_the_stratum_cut_keeps_the_share_or_widens_to_the_expected_error() -> No
     assert stratum_cut(probs, 0.3, error=0.1) == 0.8  # widened to 5 points
     assert stratum_cut(probs, 0.6, error=0.1) == 0.7  # the share (6 points) is wider already
     assert stratum_cut(probs, 0.1, error=0.001) == 0.99  # never below one point
+
+
+def test_fewest_clean_points_is_where_a_perfect_region_first_passes() -> None:
+    from tbal.thresholds import _passes, fewest_clean_points
+
+    for bound, epsilon, level in [("valid", 0.05, 0.05), ("valid", 0.05, 0.0315), ("hoeffding", 0.1, 0.02)]:
+        n = fewest_clean_points(bound, epsilon, level)
+        assert _passes(bound, np.zeros(1), np.full(1, n), epsilon, level)[0]
+        assert not _passes(bound, np.zeros(1), np.full(1, n - 1), epsilon, level)[0]
+    assert fewest_clean_points("valid", 0.05, 0.05) == math.ceil(math.log(0.05) / math.log(0.95))  # 59
+    with pytest.raises(TBALInputError, match="bound"):
+        fewest_clean_points("paper", 0.05, 0.05)
+
+
+def _certifies_clean_points(config: TBALConfig, points_a_class: int, num_classes: int, classes: int) -> bool:
+    """Whether the run's certifying test passes on D_th points that are all right, ``points_a_class`` in
+    each of the first ``classes`` classes, with a pool far larger beside them (the thresholds as the loop
+    calls them)."""
+    from tbal.config import resolved_thresholds
+    from tbal.thresholds import PoolContext, estimate_thresholds
+
+    needs = certificate_needs(config, num_classes)
+    assert needs is not None
+    predicted = np.arange(points_a_class * classes) % classes
+    # the rest of a region far larger than D_th: the finite-pool test needs as many as the binomial one
+    n_pool = 2_000_000
+    pool = PoolContext(
+        pool_scores=np.linspace(1.0, 0.5, n_pool), pool_predicted=np.arange(n_pool) % num_classes
+    )
+    result = estimate_thresholds(
+        np.linspace(1.0, 0.5, predicted.size), predicted, np.ones(predicted.size, dtype=bool), num_classes,
+        resolved_thresholds(config), delta=needs.delta_round, pool=pool,
+    )  # fmt: skip
+    return bool(np.isfinite(result.thresholds).any())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "num_classes"),
+    [
+        ({}, 10),
+        ({"thresholds.guarantee": "per-class"}, 10),
+        ({"confidence.name": "colander"}, 10),
+        ({"thresholds.delta_schedule": "uniform"}, 2),
+        ({"thresholds.epsilon": 0.02, "thresholds.delta": 0.01, "thresholds.fallback_share": 0.0}, 3),
+    ],
+)
+def test_certificate_needs_is_what_the_certifying_test_needs(
+    overrides: dict[str, object], num_classes: int
+) -> None:
+    """The test passes on clean_points clean D_th points (in one class) and fails on one fewer in every
+    class: the figure users are told is the test's own, not an estimate."""
+    config = with_overrides(preset("mnist-paper"), overrides)
+    needs = certificate_needs(config, num_classes)
+    assert needs is not None
+    assert _certifies_clean_points(config, needs.clean_points, num_classes, classes=1)
+    fewer = needs.clean_points - 1
+    if needs.per_class:  # one fewer in every class
+        assert not _certifies_clean_points(config, fewer, num_classes, classes=num_classes)
+    else:  # one fewer in all, in one class or spread over every class
+        assert not _certifies_clean_points(config, fewer, num_classes, classes=1)
+        assert not _certifies_clean_points(config, fewer // num_classes, num_classes, classes=num_classes)
+
+
+def test_certificate_needs_counts_the_validation_points_the_certifying_round_holds() -> None:
+    mnist = certificate_needs(preset("mnist-paper"), 10)
+    assert mnist is not None and mnist.validation_points == 500
+    assert mnist.can_certify and mnist.every_class_can and mnist.warnings() == []
+    assert mnist.clean_points == 68  # δ_k 0.045, 0.3 of it to the fallback
+    # text-paper's floor of 2,400 is paid by its label budget; a floor the budget cannot pay is capped
+    assert certificate_needs(preset("text-paper"), 2).validation_points == 2_400  # type: ignore[union-attr]
+    capped = with_overrides(preset("text-paper"), {"loop.validation_floor": 10_000})
+    assert certificate_needs(capped, 2).validation_points == 1_600 + 2_000 - 400  # type: ignore[union-attr]
+    # a confidence function fitted on labels leaves D_th the rest of D_cal, and walks both families at δ/2
+    colander = with_overrides(preset("mnist-paper"), {"confidence.name": "colander"})
+    fitted = certificate_needs(colander, 10)
+    assert fitted is not None
+    assert fitted.validation_points == 500 - round(colander.loop.calibration_fraction * 500)
+    assert fitted.level == pytest.approx(mnist.level / 2)
+
+
+def test_too_few_validation_points_are_said_before_the_run() -> None:
+    tiny = certificate_needs(with_overrides(preset("mnist-paper"), {"loop.validation_size": 60}), 10)
+    assert tiny is not None and not tiny.can_certify
+    (message,) = tiny.warnings()
+    assert (
+        "no round can auto-label anything" in message and "at least 68" in message and "at most 60" in message
+    )
+    # per class: each class its own clean points, at δ_k / K; MNIST's budgets hold them for no class of
+    # average size
+    per_class = certificate_needs(
+        with_overrides(preset("mnist-paper"), {"thresholds.guarantee": "per-class"}), 10
+    )
+    assert per_class is not None and per_class.can_certify and not per_class.every_class_can
+    (message,) = per_class.warnings()
+    assert "only a class holding 113" in message
+
+
+def test_the_papers_rule_and_the_dataset_guarantee_have_no_such_minimum() -> None:
+    assert certificate_needs(with_overrides(preset("mnist-paper"), {"thresholds.bound": "paper"}), 10) is None
+    assert (
+        certificate_needs(with_overrides(preset("text-paper"), {"thresholds.guarantee": "dataset"}), 2)
+        is None
+    )
+    with pytest.raises(TBALInputError, match="num_classes"):
+        certificate_needs(preset("mnist-paper"), 0)

@@ -132,6 +132,40 @@ def test_project_crud(api: Api) -> None:
     assert missing.json()["detail"] == {"field": "project_id", "reason": f"no project {pid}"}
 
 
+def test_a_project_says_what_its_certificate_needs(api: Api) -> None:
+    """A project whose validation points cannot hold a certificate hears it when it is created, before any
+    label; it still may start (the user can raise validation_size later), and a PATCH says it again."""
+    body: dict[str, Any] = {
+        "name": "few-validation",
+        "classes": ["a", "b", "c"],
+        "data_kind": "features",
+        "input_shape": [4],
+        "settings": {"validation_size": 40},
+    }
+    created = api.post("/api/v1/projects", json=body)
+    assert created.status_code == 201, created.text
+    certificate = created.json()["certificate"]
+    assert certificate["can_certify"] is False and certificate["validation_points"] == 40
+    assert (
+        certificate["clean_points"] == 68
+    )  # vectors: δ_k 0.045 to the last planned round, 0.3 to the fallback
+    (warning,) = certificate["warnings"]
+    assert "no round can auto-label anything" in warning and "validation_size" in warning
+    pid = created.json()["id"]
+
+    detail = api.get(f"/api/v1/projects/{pid}").json()
+    assert detail["certificate"] == certificate
+    raised = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"validation_size": 300}}).json()
+    assert raised["certificate"]["can_certify"] is True and raised["certificate"]["warnings"] == []
+    per_class = api.patch(
+        f"/api/v1/projects/{pid}", json={"settings": {"guarantee": "per-class", "validation_size": 200}}
+    ).json()
+    assert per_class["certificate"]["every_class_can"] is False
+    assert "per-class" in per_class["certificate"]["warnings"][0]
+    paper = api.patch(f"/api/v1/projects/{pid}", json={"settings": {"bound": "paper"}}).json()
+    assert paper["certificate"] is None
+
+
 @pytest.mark.parametrize(
     ("project_settings", "field"),
     [
