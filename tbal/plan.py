@@ -386,6 +386,12 @@ def certificate_needs(config: TBALConfig, num_classes: int) -> CertificateNeeds 
     )
 
 
+def certificate_warnings(config: TBALConfig, num_classes: int) -> list[str]:
+    """:meth:`CertificateNeeds.warnings` of ``config``, none where the rule has no minimum."""
+    needs = certificate_needs(config, num_classes)
+    return [] if needs is None else needs.warnings()
+
+
 def _most_threshold_points(config: TBALConfig) -> int:
     """The D_th points the certifying round holds at most (see :class:`CertificateNeeds`)."""
     loop = config.loop

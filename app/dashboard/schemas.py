@@ -26,6 +26,11 @@ class SummaryProject(BaseModel):
     label_budget: int
     validation_size: int
     batch_size: int
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what the settings' certificate cannot do, said before any round (too few validation "
+        "points to certify anything; tbal.plan.certificate_needs)",
+    )
 
 
 class SummaryCounts(BaseModel):

@@ -32,6 +32,7 @@ from app.labels import repository as labels_repo
 from app.projects import keys_repository as keys_repo
 from app.projects.config import project_config
 from tbal.config import TBALConfig
+from tbal.plan import certificate_warnings
 from tbal.reports import ClassReport, RoundReport, RoundReportError
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ def _summary_project(project: Project, config: TBALConfig) -> SummaryProject:
         label_budget=config.loop.label_budget,
         validation_size=config.loop.validation_size,
         batch_size=config.loop.batch_size,
+        warnings=certificate_warnings(config, len(project.classes)),
     )
 
 

@@ -293,3 +293,30 @@ def test_rounds_held_by_the_final_schedule_are_explained(browser: Any, live_serv
         assert errors.messages == []
     finally:
         context.close()
+
+
+def test_settings_that_cannot_certify_are_shown_above_the_figures(
+    browser: Any, live_service: LiveService
+) -> None:
+    """A project with fewer validation points than any certificate needs shows why before its first
+    round; one with enough shows no such card."""
+    tb: TBALClient = live_service.client
+    few = tb.create_project(
+        "digits-few-validation", classes=["a", "b"], data_kind="features", input_shape=[2],
+        settings={"validation_size": 30},
+    )  # fmt: skip
+    enough = tb.create_project("digits-enough", classes=["a", "b"], data_kind="features", input_shape=[2])
+    for project, shown in ((few, 1), (enough, 0)):
+        context, page, errors = open_page(
+            browser, f"{live_service.base_url}/dashboard?project={project.id}#key={live_service.key}"
+        )
+        try:
+            wait_ready(page)
+            warnings = page.locator("[data-testid=certificate-warning]")
+            assert warnings.count() == shown
+            if shown:
+                assert "no round can auto-label anything" in warnings.first.inner_text()
+                assert "at most 30" in warnings.first.inner_text()
+            assert errors.messages == []
+        finally:
+            context.close()

@@ -315,6 +315,19 @@ def test_a_round_records_the_reliability_of_its_confidence_function_on_d_th(
     assert [b["count"] for b in shown["bins"]] == diagram["counts"] and shown["round_index"] == 0
 
 
+def test_the_summary_says_when_the_settings_cannot_certify_anything(api: Api) -> None:
+    """Before any round: a project whose validation points cannot hold a certificate carries the warning
+    the project's answer carries (the page shows it above the figures); one that can carries none."""
+    body: dict[str, Any] = {"classes": ["a", "b"], "data_kind": "features", "input_shape": [2]}
+    few = api.post(f"{API}/projects", json={**body, "name": "few", "settings": {"validation_size": 20}})
+    enough = api.post(f"{API}/projects", json={**body, "name": "enough"})
+    assert few.status_code == enough.status_code == 201, few.text + enough.text
+    summary = api.get(f"{API}/projects/{few.json()['id']}/summary").json()
+    assert summary["project"]["warnings"] == few.json()["certificate"]["warnings"]
+    assert len(summary["project"]["warnings"]) == 1 and "at most 20" in summary["project"]["warnings"][0]
+    assert api.get(f"{API}/projects/{enough.json()['id']}/summary").json()["project"]["warnings"] == []
+
+
 def test_the_page_and_its_files(api: Api) -> None:
     page = api.client.get("/dashboard")  # no key: the page holds no data
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")

@@ -249,6 +249,7 @@
       "div",
       { class: "project" },
       header(s),
+      warningsCard(s),
       kpis(s),
       h("section", { class: "card active-card", id: "active" }),
       h("div", { class: "grid two" }, coverageCard(s), errorCard(s)),
@@ -395,6 +396,17 @@
         h("span", {}, value("open-validation", int(c.open_validation), c.open_validation), " validation · ", value("open-training", int(c.open_training), c.open_training), " training")
       ),
       tile("rounds", value("rounds", int(s.rounds_total), s.rounds_total), last ? "last done " + ago(last.finished_at) : "none finished yet")
+    );
+  }
+
+  // What the settings cannot do, said before any round: a project whose validation points cannot hold a
+  // certificate would otherwise show rounds of 0 % coverage with nothing to say why.
+  function warningsCard(s) {
+    const warnings = s.project.warnings || [];
+    if (!warnings.length) return null;
+    return h("section", { class: "card warnings-card", "data-testid": "certificate-warnings" },
+      h("h2", { text: "Settings" }),
+      ...warnings.map((w) => h("p", { class: "bad", "data-testid": "certificate-warning", text: w }))
     );
   }
 
