@@ -62,6 +62,12 @@ def test_a_whole_project_from_the_shell(server: tuple[Server, str], tmp_path: Pa
     pid = done.stdout.strip()
     assert pid.isdigit() and "10 classes, features [64]" in done.stderr
     assert "warning:" not in done.stderr  # 300 validation points hold a certificate
+    few = tbal(["project", "set", pid, "--set", "validation_size=10"], env, tmp_path)
+    assert few.returncode == EXIT_OK and "warning: no round can auto-label anything" in few.stderr, few.stderr
+    back = tbal(
+        ["project", "set", pid, f"--set=validation_size={FAST_SETTINGS['validation_size']}"], env, tmp_path
+    )
+    assert back.returncode == EXIT_OK and "warning:" not in back.stderr, back.stderr
     env["TBAL_PROJECT"] = pid
 
     done = tbal(["items", "upload", "--data", "digits.npz", "--chunk-rows", "700"], env, tmp_path)
