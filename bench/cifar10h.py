@@ -51,7 +51,11 @@ def main() -> None:
     args = _parse()
     torch.set_num_threads(args.threads)
     if args.summarize:  # re-print the table of finished runs from one or more JSON files
-        _summary([r for path in args.json.split(",") for r in json.loads(Path(path).read_text())["runs"]])
+        finished = [r for path in args.json.split(",") for r in json.loads(Path(path).read_text())["runs"]]
+        if args.tbal:
+            _tbal_summary(finished)
+        else:
+            _summary(finished)
         return
     if args.tbal:
         _tbal(args)
@@ -177,6 +181,30 @@ def _tbal(args: argparse.Namespace) -> None:
                 )
 
 
+def _tbal_summary(records: list[dict[str, Any]]) -> None:
+    """The ``--tbal`` runs as BENCHMARKS.md tables them: per bound, targets and confidence function, the
+    coverage and the true error against CIFAR-10 per seed (%), and the classifier's accuracy on the pool in
+    the first and the last round (range over the seeds)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["bound"], r["targets"], r["confidence"]), []).append(r)
+    print("| bound | targets / confidence | coverage %, per seed | true error % | accuracy, first → last |")
+    print("|---|---|---|---|---|")
+    for (bound, targets, confidence), runs in groups.items():
+        runs.sort(key=lambda r: r["seed"])
+        coverage = " / ".join(f"{100 * r['coverage']:.2f}" for r in runs)
+        errors = " / ".join(
+            "–" if r["true_error_vs_cifar10"] is None else f"{100 * r['true_error_vs_cifar10']:.1f}"
+            for r in runs
+        )
+        first = [r["rounds"][0]["classifier_accuracy_pool"] for r in runs]
+        last = [r["rounds"][-1]["classifier_accuracy_pool"] for r in runs]
+        accuracy = (
+            f"{100 * min(first):.1f}–{100 * max(first):.1f} → {100 * min(last):.1f}–{100 * max(last):.1f}"
+        )
+        print(f"| {bound} | {targets} / {confidence} | {coverage} | {errors} | {accuracy} |")
+
+
 def _error(labels: np.ndarray, truth: np.ndarray) -> float | None:
     return float(np.mean(labels != truth)) if labels.size else None
 
@@ -282,7 +310,11 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--tbal-seed-size", type=int, default=1000)
     p.add_argument("--tbal-batch", type=int, default=500)
     p.add_argument("--tbal-validation", type=int, default=2000)
-    p.add_argument("--summarize", action="store_true", help="print the table of --json (comma-separated)")
+    p.add_argument(
+        "--summarize",
+        action="store_true",
+        help="print the table of --json (comma-separated; with --tbal, its runs')",
+    )
     p.add_argument("--json", required=True)
     return p.parse_args()
 

@@ -334,12 +334,10 @@ def fewest_clean_points(bound: str, epsilon: float, level: float) -> int:
         guess = math.log(level) / math.log1p(-epsilon)
     else:
         guess = math.log(1.0 / level) / (2.0 * epsilon**2)
-    n = max(1, math.ceil(guess))
-    # the closed forms can be off by one in floating point: settle n on the test itself
-    while not _passes(bound, np.zeros(1), np.full(1, n), epsilon, level)[0]:
-        n += 1
-    while n > 1 and _passes(bound, np.zeros(1), np.full(1, n - 1), epsilon, level)[0]:
-        n -= 1
+    # the closed form bounds the search; the walks' own search settles n on the test (floating point can
+    # put the closed form one off)
+    n = _min_points_with_errors(bound, epsilon, level, 0, math.ceil(guess) + 1)
+    assert n is not None  # the test passes at the closed form's n, rounded up, plus one
     return n
 
 
